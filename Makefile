@@ -1,0 +1,45 @@
+# cpf — build the C core for one Lua (LUA=lua5.4 | lua5.3 | lua5.1 | luajit), run tests, benchmarks.
+LUA ?= lua5.4
+ifeq ($(LUA),luajit)
+LUA_INCDIR ?= /usr/include/luajit-2.1
+else
+LUA_INCDIR ?= /usr/include/$(LUA)
+endif
+CSV_INCDIR ?= /usr/include
+CSV_LIBDIR ?= /usr/lib
+BUILD_DIR ?= build/$(LUA)
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS ?= -std=c99 -pedantic -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LIBFLAG ?= -shared
+# Only luaopen_cpf_core is visible; liblua is never linked into the module.
+MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+                -I$(LUA_INCDIR) -I$(CSV_INCDIR)
+MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv
+
+SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c
+HEADERS = csrc/cpf.h csrc/compat.h
+MODULE = $(BUILD_DIR)/cpf/core.so
+
+.PHONY: all test test-lua test-all bench check-all demo clean
+
+all: $(MODULE)
+
+$(MODULE): $(SOURCES) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
+
+# The suite under Lua 5.4 and LuaJIT; scripts/test.sh prints the combined count.
+test:
+	$(MAKE) LUA=lua5.4
+	$(MAKE) LUA=luajit
+	bash scripts/run-busted.sh
+
+bench: all
+	bash bench/run.sh
+
+demo: all
+	./bin/cpf demo
+
+clean:
+	rm -rf build

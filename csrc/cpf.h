@@ -1,0 +1,153 @@
+/* cpf.h — the engine's private API: column store, dictionaries, number parsing, loader.
+ * Plain C99, no Lua: the bindings in core.c are the only file that includes Lua headers. */
+#ifndef CPF_H
+#define CPF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+  CPF_TYPE_STRING,  /* dictionary-encoded text: one code per row */
+  CPF_TYPE_INTEGER, /* int64, stored narrowed to the smallest width that holds the data */
+  CPF_TYPE_NUMBER,  /* double */
+  CPF_TYPE_DECIMAL, /* fixed point: value * 10^scale as int64, exact sums of money */
+  CPF_TYPE_MONTH,   /* year*12 + month-1 */
+  CPF_TYPE_DATE,    /* days since 1970-01-01 */
+  CPF_TYPE_AUTO     /* loader only: infer from the values once the file is read */
+} cpf_type;
+
+const char *cpf_type_name(cpf_type type);
+int cpf_type_from_name(const char *name, cpf_type *type); /* 0 when known */
+
+/* Errors travel as values; the bindings turn them into nil, message. */
+typedef struct {
+  int failed;
+  char message[600];
+} cpf_error;
+
+void cpf_error_set(cpf_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+
+/* ---- dictionary.c: distinct values of a string column ---- */
+typedef struct {
+  char *bytes;          /* all values, back to back (each followed by a NUL) */
+  size_t bytes_len, bytes_cap;
+  uint64_t *offsets;    /* start of value i in bytes; offsets[count] = bytes_len */
+  uint32_t count, cap;
+  uint32_t *slots;      /* open addressing: code + 1, 0 = free; NULL once frozen */
+  uint32_t *hashes;     /* hash of each value, to grow the table without rehashing */
+  uint32_t slot_mask;
+} cpf_dictionary;
+
+int dictionary_init(cpf_dictionary *dict);
+void dictionary_free(cpf_dictionary *dict);
+/* Code of the value, added if new; UINT32_MAX when out of memory. */
+uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len);
+const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *len);
+/* Drop the hash table once no value will be added (it is only needed while loading). */
+void dictionary_freeze(cpf_dictionary *dict);
+size_t dictionary_memory(const cpf_dictionary *dict);
+
+/* ---- numparse.c: exact, locale-independent parsing ---- */
+typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
+
+/* decimal_mark: '.', ',' or 0 for either */
+num_status parse_integer(const char *s, size_t len, char decimal_mark, int64_t *out);
+/* *scale is the wanted scale; on NUM_FRACTION *needed is the scale the value needs. */
+num_status parse_decimal(const char *s, size_t len, char decimal_mark, int scale, int64_t *out, int *needed);
+num_status parse_number(const char *s, size_t len, char decimal_mark, double *out);
+num_status parse_month(const char *s, size_t len, int64_t *out);
+num_status parse_date(const char *s, size_t len, int64_t *out);
+/* Formatting for display: buffers of at least 16 bytes. */
+void format_month(int64_t month, char *buf);
+void format_date(int64_t days, char *buf);
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+
+/* ---- column.c: one column of the store ---- */
+typedef struct {
+  char *name;           /* canonical name */
+  char *label;          /* header as written in the file */
+  cpf_type type;
+  int width;            /* bytes per value in data: 1, 2, 4 or 8 */
+  int scale;            /* decimal: digits after the point */
+  size_t rows;
+  void *data;           /* rows * width bytes; see column_integer_at / column_code_at */
+  uint8_t *valid;       /* bit i set when row i has a value; NULL when none is missing */
+  size_t missing;
+  int64_t min, max;     /* integer-like types: range of the values present */
+  cpf_dictionary dict;  /* string columns */
+  /* while loading */
+  size_t cap;
+  char decimal_mark;
+  int has_last;         /* string columns: the previous row's value, to skip the hash */
+  uint32_t last_code;
+} cpf_column;
+
+int column_init(cpf_column *col, const char *name, const char *label, cpf_type type,
+                char decimal_mark, size_t expected_rows);
+void column_free(cpf_column *col);
+/* Append one field; on bad data writes "expected ..., got ..." into msg and returns -1. */
+int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t msgsize);
+/* Finish loading: infer AUTO types, narrow widths, drop the builder's slack. */
+int column_finish(cpf_column *col, char *msg, size_t msgsize);
+size_t column_memory(const cpf_column *col);
+
+static inline int column_is_valid(const cpf_column *col, size_t row) {
+  return col->valid == NULL || (col->valid[row >> 3] >> (row & 7)) & 1;
+}
+static inline int64_t column_integer_at(const cpf_column *col, size_t row) {
+  switch (col->width) {
+  case 1: return ((const int8_t *)col->data)[row];
+  case 2: return ((const int16_t *)col->data)[row];
+  case 4: return ((const int32_t *)col->data)[row];
+  default: return ((const int64_t *)col->data)[row];
+  }
+}
+static inline uint32_t column_code_at(const cpf_column *col, size_t row) {
+  switch (col->width) {
+  case 1: return ((const uint8_t *)col->data)[row];
+  case 2: return ((const uint16_t *)col->data)[row];
+  default: return ((const uint32_t *)col->data)[row];
+  }
+}
+static inline double column_number_at(const cpf_column *col, size_t row) {
+  return ((const double *)col->data)[row];
+}
+
+/* ---- the dataset ---- */
+typedef struct {
+  size_t rows;
+  size_t ncols;
+  cpf_column *cols;
+} cpf_dataset;
+
+void dataset_free(cpf_dataset *ds);
+size_t dataset_memory(const cpf_dataset *ds);
+int dataset_find_column(const cpf_dataset *ds, const char *name); /* index or -1 */
+
+/* ---- loader.c ---- */
+typedef struct {
+  char sep;               /* 0: detect from the header */
+  char decimal_mark;      /* '.', ',' or 0: either, unless sep is ',' */
+  /* Called every few MB; a non-zero return stops the load (message in err). */
+  int (*progress)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows, cpf_error *err);
+  void *progress_ud;
+} cpf_load_options;
+
+typedef struct {
+  const char *name;
+  const char *label;
+  cpf_type type;
+} cpf_column_spec;
+
+/* The header's fields (malloc'd array of malloc'd strings) and the separator found. */
+int loader_read_header(const char *path, char sep, char ***labels, size_t *count,
+                       char *sep_found, int *has_bom, cpf_error *err);
+void loader_free_header(char **labels, size_t count);
+cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
+                         const cpf_column_spec *specs, size_t ncols, cpf_error *err);
+
+#endif

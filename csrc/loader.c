@@ -1,0 +1,346 @@
+/* loader.c — reads a delimited file through libcsv straight into column builders.
+ * libcsv calls back per field; the callbacks only append to C arrays and record the first
+ * error (they cannot raise), and the parse stops at the next block boundary. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csv.h>
+
+#include "cpf.h"
+
+#define PARSE_BLOCK (1u << 20)
+#define PROGRESS_EVERY (16u << 20)
+
+/* ---- the file's bytes: mapped when possible, read otherwise (pipes, /dev/stdin) ---- */
+typedef struct {
+  const char *bytes;
+  size_t size;
+  int mapped;
+} file_bytes;
+
+static int file_open_bytes(const char *path, file_bytes *fb, cpf_error *err) {
+  struct stat st;
+  int fd = open(path, O_RDONLY);
+  memset(fb, 0, sizeof *fb);
+  if (fd < 0) {
+    cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    cpf_error_set(err, "%s: cannot read: is a directory", path);
+    close(fd);
+    return -1;
+  }
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) {
+      fb->bytes = p;
+      fb->size = (size_t)st.st_size;
+      fb->mapped = 1;
+      close(fd);
+      return 0;
+    }
+  }
+  { /* not mappable: read it all */
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+      ssize_t n;
+      if (!buf) { cpf_error_set(err, "%s: out of memory", path); close(fd); return -1; }
+      if (len == cap) {
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) { free(buf); buf = NULL; continue; }
+        buf = bigger;
+        cap *= 2;
+      }
+      n = read(fd, buf + len, cap - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        cpf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+        free(buf);
+        close(fd);
+        return -1;
+      }
+      if (n == 0) break;
+      len += (size_t)n;
+    }
+    close(fd);
+    fb->bytes = buf;
+    fb->size = len;
+  }
+  return 0;
+}
+
+static void file_close_bytes(file_bytes *fb) {
+  if (fb->mapped) munmap((void *)fb->bytes, fb->size);
+  else free((void *)fb->bytes);
+  memset(fb, 0, sizeof *fb);
+}
+
+static size_t bom_length(const file_bytes *fb) {
+  return fb->size >= 3 && memcmp(fb->bytes, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
+static int only_blank(const char *p, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t') return 0;
+  return 1;
+}
+
+/* The separator is the candidate seen most often in the header line, outside quotes. */
+static char detect_separator(const char *p, size_t n) {
+  static const char candidates[] = ";,\t|";
+  size_t counts[4] = {0, 0, 0, 0}, i;
+  int quoted = 0, k, best = -1;
+  for (i = 0; i < n; i++) {
+    char c = p[i];
+    if (c == '"') quoted = !quoted;
+    else if (!quoted && (c == '\n' || c == '\r')) break;
+    else if (!quoted)
+      for (k = 0; k < 4; k++)
+        if (c == candidates[k]) counts[k]++;
+  }
+  for (k = 0; k < 4; k++)
+    if (counts[k] > 0 && (best < 0 || counts[k] > counts[best])) best = k;
+  return best < 0 ? 0 : candidates[best];
+}
+
+/* ---- parsing ---- */
+typedef struct {
+  const char *path;
+  cpf_column *cols;
+  size_t ncols;
+  size_t field;      /* index of the next field in the current record */
+  size_t record;     /* records completed, the header included */
+  char **header;     /* when only reading the header */
+  size_t header_count, header_cap;
+  cpf_error *err;
+} parse_state;
+
+static void header_field(parse_state *st, const char *s, size_t len) {
+  char *copy;
+  if (st->header_count == st->header_cap) {
+    size_t cap = st->header_cap ? st->header_cap * 2 : 64;
+    char **h = realloc(st->header, cap * sizeof *h);
+    if (!h) { cpf_error_set(st->err, "%s: out of memory", st->path); return; }
+    st->header = h;
+    st->header_cap = cap;
+  }
+  copy = malloc(len + 1);
+  if (!copy) { cpf_error_set(st->err, "%s: out of memory", st->path); return; }
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  st->header[st->header_count++] = copy;
+}
+
+static void on_field(void *s, size_t len, void *data) {
+  parse_state *st = data;
+  char msg[300];
+  if (st->err->failed) return;
+  if (st->record == 0) {
+    if (st->header) header_field(st, s, len);
+  } else if (st->header) {
+    return; /* reading the header only: the rest of the block is not ours */
+  } else if (st->field >= st->ncols) {
+    cpf_error_set(st->err, "%s:%zu:%zu: too many fields (the header has %zu)", st->path,
+                  st->record + 1, st->field + 1, st->ncols);
+  } else if (column_append(&st->cols[st->field], s, len, msg, sizeof msg) != 0) {
+    cpf_error_set(st->err, "%s:%zu:%zu: %s: %s", st->path, st->record + 1, st->field + 1,
+                  st->cols[st->field].name, msg);
+  }
+  st->field++;
+}
+
+static void on_record(int c, void *data) {
+  parse_state *st = data;
+  (void)c;
+  if (st->err->failed || (st->header && st->record > 0)) return;
+  if (st->record == 0 && st->header == NULL && st->field != st->ncols) {
+    cpf_error_set(st->err, "%s:1: the header has %zu fields, %zu were expected", st->path,
+                  st->field, st->ncols);
+  } else if (st->record > 0 && st->field < st->ncols) {
+    cpf_error_set(st->err, "%s:%zu: too few fields: %zu (the header has %zu)", st->path,
+                  st->record + 1, st->field, st->ncols);
+  }
+  st->record++;
+  st->field = 0;
+}
+
+static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_error *err) {
+  /* strict: a stray quote is an error, not a guess; STRICT_FINI: an unclosed quote at the end
+   * of the file too. APPEND_NULL lets number parsing look one byte past a field safely. */
+  if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+    cpf_error_set(err, "%s: out of memory", path);
+    return -1;
+  }
+  csv_set_delim(p, (unsigned char)sep);
+  return 0;
+}
+
+static void parser_error(struct csv_parser *p, parse_state *st) {
+  if (csv_error(p) == CSV_EPARSE)
+    cpf_error_set(st->err, "%s:%zu:%zu: malformed quoted field (a '\"' inside a field that is not "
+                  "quoted, or text after a closing quote)", st->path, st->record + 1, st->field + 1);
+  else
+    cpf_error_set(st->err, "%s: %s", st->path, csv_strerror(csv_error(p)));
+}
+
+static int parser_finish(struct csv_parser *p, parse_state *st) {
+  if (!st->err->failed && csv_fini(p, on_field, on_record, st) != 0 && !st->err->failed) {
+    if (csv_error(p) == CSV_EPARSE)
+      cpf_error_set(st->err, "%s:%zu:%zu: unterminated quoted field: the file ends inside quotes",
+                    st->path, st->record + 1, st->field + 1);
+    else
+      parser_error(p, st);
+  }
+  csv_free(p);
+  return st->err->failed ? -1 : 0;
+}
+
+/* Opens the file, checks it is not empty, finds the separator. */
+static int open_text(const char *path, char sep, file_bytes *fb, size_t *start, char *sep_found,
+                     cpf_error *err) {
+  if (file_open_bytes(path, fb, err) != 0) return -1;
+  *start = bom_length(fb);
+  if (only_blank(fb->bytes + *start, fb->size - *start)) {
+    cpf_error_set(err, "%s: empty file: no header line", path);
+    file_close_bytes(fb);
+    return -1;
+  }
+  *sep_found = sep ? sep : detect_separator(fb->bytes + *start, fb->size - *start);
+  if (*sep_found == 0) {
+    cpf_error_set(err, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
+                  "(give one with opts.sep)", path);
+    file_close_bytes(fb);
+    return -1;
+  }
+  return 0;
+}
+
+int loader_read_header(const char *path, char sep, char ***labels, size_t *count, char *sep_found,
+                       int *has_bom, cpf_error *err) {
+  file_bytes fb;
+  size_t start, pos;
+  struct csv_parser p;
+  parse_state st;
+  if (open_text(path, sep, &fb, &start, sep_found, err) != 0) return -1;
+  *has_bom = start > 0;
+  memset(&st, 0, sizeof st);
+  st.path = path;
+  st.err = err;
+  st.header = malloc(sizeof *st.header);
+  st.header_cap = 1;
+  if (!st.header || parser_start(&p, *sep_found, path, err) != 0) {
+    free(st.header);
+    file_close_bytes(&fb);
+    return -1;
+  }
+  for (pos = start; pos < fb.size && st.record == 0 && !err->failed; pos += 4096) {
+    size_t n = fb.size - pos < 4096 ? fb.size - pos : 4096;
+    if (csv_parse(&p, fb.bytes + pos, n, on_field, on_record, &st) != n) parser_error(&p, &st);
+  }
+  if (st.record == 0) parser_finish(&p, &st); /* a header without a line break */
+  else csv_free(&p);
+  file_close_bytes(&fb);
+  if (err->failed) {
+    loader_free_header(st.header, st.header_count);
+    return -1;
+  }
+  *labels = st.header;
+  *count = st.header_count;
+  return 0;
+}
+
+void loader_free_header(char **labels, size_t count) {
+  size_t i;
+  if (!labels) return;
+  for (i = 0; i < count; i++) free(labels[i]);
+  free(labels);
+}
+
+/* Rows expected from the length of the first lines: sizes the builders once, not by doubling. */
+static size_t estimate_rows(const char *p, size_t n) {
+  size_t sample = n < (1u << 20) ? n : (1u << 20), lines = 0, i;
+  for (i = 0; i < sample; i++) lines += p[i] == '\n';
+  if (lines < 2) return 64;
+  return (size_t)((double)n / ((double)sample / (double)lines) * 1.02) + 64;
+}
+
+cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
+                         const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
+  file_bytes fb;
+  size_t start, pos, next_progress, i, expected, total;
+  char sep, mark;
+  struct csv_parser p;
+  parse_state st;
+  cpf_dataset *ds = calloc(1, sizeof *ds);
+  if (!ds || !(ds->cols = calloc(ncols ? ncols : 1, sizeof *ds->cols))) {
+    free(ds);
+    cpf_error_set(err, "%s: out of memory", path);
+    return NULL;
+  }
+  if (open_text(path, opts->sep, &fb, &start, &sep, err) != 0) {
+    dataset_free(ds);
+    return NULL;
+  }
+  /* a decimal comma is only possible when the comma is not the separator */
+  mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
+  expected = estimate_rows(fb.bytes + start, fb.size - start);
+  for (i = 0; i < ncols; i++) {
+    if (column_init(&ds->cols[i], specs[i].name, specs[i].label, specs[i].type, mark, expected) != 0) {
+      cpf_error_set(err, "%s: out of memory", path);
+      break;
+    }
+    ds->ncols = i + 1;
+  }
+  memset(&st, 0, sizeof st);
+  st.path = path;
+  st.cols = ds->cols;
+  st.ncols = ncols;
+  st.err = err;
+  if (err->failed || parser_start(&p, sep, path, err) != 0) goto fail;
+  next_progress = PROGRESS_EVERY;
+  for (pos = start; pos < fb.size && !err->failed; pos += PARSE_BLOCK) {
+    size_t n = fb.size - pos < PARSE_BLOCK ? fb.size - pos : PARSE_BLOCK;
+    if (csv_parse(&p, fb.bytes + pos, n, on_field, on_record, &st) != n && !err->failed)
+      parser_error(&p, &st);
+    if (opts->progress && pos + n >= next_progress && !err->failed) {
+      next_progress += PROGRESS_EVERY;
+      if (opts->progress(opts->progress_ud, pos + n, fb.size, st.record ? st.record - 1 : 0, err))
+        break;
+    }
+  }
+  if (err->failed) {
+    csv_free(&p);
+    goto fail;
+  }
+  if (parser_finish(&p, &st) != 0) goto fail;
+  if (st.record == 0) {
+    cpf_error_set(err, "%s: empty file: no header line", path);
+    goto fail;
+  }
+  total = fb.size;
+  file_close_bytes(&fb);
+  ds->rows = st.record - 1;
+  for (i = 0; i < ncols; i++) {
+    char msg[300];
+    if (column_finish(&ds->cols[i], msg, sizeof msg) != 0) {
+      cpf_error_set(err, "%s: %s", path, msg);
+      dataset_free(ds);
+      return NULL;
+    }
+  }
+  if (opts->progress) opts->progress(opts->progress_ud, total, total, ds->rows, err);
+  return ds;
+fail:
+  file_close_bytes(&fb);
+  dataset_free(ds);
+  return NULL;
+}

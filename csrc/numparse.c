@@ -1,0 +1,208 @@
+/* numparse.c — exact, locale-independent parsing of the numbers, months and dates of a CSV.
+ * Never strtod on the fast path: a French locale would read "1.5" as 1. */
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpf.h"
+
+static int is_mark(char c, char mark) {
+  return mark ? c == mark : (c == '.' || c == ',');
+}
+
+num_status parse_integer(const char *s, size_t len, char decimal_mark, int64_t *out) {
+  const char *end = s + len;
+  int negative = 0;
+  uint64_t v = 0;
+  const uint64_t limit = (uint64_t)INT64_MAX;
+  if (s < end && (*s == '-' || *s == '+')) negative = (*s++ == '-');
+  if (s == end || (unsigned)(*s - '0') > 9) return NUM_BAD;
+  while (s < end && (unsigned)(*s - '0') <= 9) {
+    unsigned d = (unsigned)(*s++ - '0');
+    if (v > (limit + negative - d) / 10) return NUM_RANGE;
+    v = v * 10 + d;
+  }
+  if (s < end && is_mark(*s, decimal_mark)) {
+    /* "12.0" is still the integer 12; "12.5" is not an integer */
+    int nonzero = 0;
+    s++;
+    while (s < end && (unsigned)(*s - '0') <= 9) nonzero |= (*s++ != '0');
+    if (s != end) return NUM_BAD;
+    if (nonzero) return NUM_FRACTION;
+  }
+  if (s != end) return NUM_BAD;
+  *out = negative ? (int64_t)(0 - v) : (int64_t)v;
+  return NUM_OK;
+}
+
+static const int64_t pow10_i64[19] = {
+  1LL, 10LL, 100LL, 1000LL, 10000LL, 100000LL, 1000000LL, 10000000LL, 100000000LL,
+  1000000000LL, 10000000000LL, 100000000000LL, 1000000000000LL, 10000000000000LL,
+  100000000000000LL, 1000000000000000LL, 10000000000000000LL, 100000000000000000LL,
+  1000000000000000000LL};
+
+num_status parse_decimal(const char *s, size_t len, char decimal_mark, int scale,
+                         int64_t *out, int *needed) {
+  const char *end = s + len, *frac, *frac_end;
+  int negative = 0, digits = 0, frac_digits;
+  int64_t v = 0, f = 0;
+  if (s < end && (*s == '-' || *s == '+')) negative = (*s++ == '-');
+  while (s < end && (unsigned)(*s - '0') <= 9) {
+    int d = *s++ - '0';
+    if (v > (INT64_MAX - d) / 10) return NUM_RANGE;
+    v = v * 10 + d;
+    digits++;
+  }
+  frac = frac_end = s;
+  if (s < end && is_mark(*s, decimal_mark)) {
+    frac = ++s;
+    while (s < end && (unsigned)(*s - '0') <= 9) s++;
+    frac_end = s;
+    digits += (int)(frac_end - frac);
+  }
+  if (s != end || digits == 0) return NUM_BAD;
+  while (frac_end > frac && frac_end[-1] == '0') frac_end--; /* 1.50 needs one decimal */
+  frac_digits = (int)(frac_end - frac);
+  if (frac_digits > scale) {
+    *needed = frac_digits;
+    return NUM_FRACTION;
+  }
+  for (; frac < frac_end; frac++) f = f * 10 + (*frac - '0');
+  f *= pow10_i64[scale - frac_digits];
+  if (v > (INT64_MAX - f) / pow10_i64[scale]) return NUM_RANGE;
+  v = v * pow10_i64[scale] + f;
+  *out = negative ? -v : v;
+  return NUM_OK;
+}
+
+static const double pow10_exact[23] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A syntactically valid literal that the fast path cannot round exactly: let the C library
+ * do it, after writing the decimal mark the current locale expects (as lua-cjson does). */
+static num_status parse_number_slow(const char *s, size_t len, char mark_found, double *out) {
+  char buf[128], *endp;
+  const char *point = localeconv()->decimal_point;
+  size_t i;
+  if (len >= sizeof buf) return NUM_BAD;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  for (i = 0; i < len; i++)
+    if (buf[i] == mark_found && point && point[0] && !point[1]) buf[i] = point[0];
+  *out = strtod(buf, &endp);
+  return *endp == '\0' ? NUM_OK : NUM_BAD;
+}
+
+num_status parse_number(const char *s, size_t len, char decimal_mark, double *out) {
+  const char *start = s, *end = s + len;
+  int negative = 0, digits = 0, significant = 0, exp10 = 0;
+  char mark_found = 0;
+  uint64_t m = 0;
+  if (s < end && (*s == '-' || *s == '+')) negative = (*s++ == '-');
+  for (; s < end && (unsigned)(*s - '0') <= 9; s++, digits++) {
+    if (m == 0 && *s == '0') continue;
+    if (significant < 19) { m = m * 10 + (uint64_t)(*s - '0'); significant++; }
+    else exp10++;
+  }
+  if (s < end && is_mark(*s, decimal_mark)) {
+    mark_found = *s++;
+    for (; s < end && (unsigned)(*s - '0') <= 9; s++, digits++) {
+      if (m == 0 && *s == '0') { exp10--; continue; }
+      if (significant < 19) { m = m * 10 + (uint64_t)(*s - '0'); significant++; exp10--; }
+    }
+  }
+  if (digits == 0) return NUM_BAD;
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    int eneg = 0, e = 0, edigits = 0;
+    s++;
+    if (s < end && (*s == '-' || *s == '+')) eneg = (*s++ == '-');
+    for (; s < end && (unsigned)(*s - '0') <= 9; s++, edigits++)
+      if (e < 100000) e = e * 10 + (*s - '0');
+    if (edigits == 0) return NUM_BAD;
+    exp10 += eneg ? -e : e;
+  }
+  if (s != end) return NUM_BAD;
+  if (m == 0) { *out = negative ? -0.0 : 0.0; return NUM_OK; }
+  if (m <= (1ull << 53) && exp10 >= -22 && exp10 <= 22) {
+    /* both operands exact, so one IEEE operation rounds correctly */
+    double v = (double)m;
+    v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+    *out = negative ? -v : v;
+    return NUM_OK;
+  }
+  return parse_number_slow(start, len, mark_found, out);
+}
+
+static int two_digits(const char *s) {
+  if ((unsigned)(s[0] - '0') > 9 || (unsigned)(s[1] - '0') > 9) return -1;
+  return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+static int read_year_month(const char *s, int64_t *year, int *month) {
+  int hi = two_digits(s), lo = two_digits(s + 2);
+  if (hi < 0 || lo < 0 || s[4] != '-') return -1;
+  *year = hi * 100 + lo;
+  *month = two_digits(s + 5);
+  return *month >= 1 && *month <= 12 ? 0 : -1;
+}
+
+static int days_in_month(int64_t y, int m) {
+  static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return days[m - 1] + (m == 2 && leap);
+}
+
+num_status parse_month(const char *s, size_t len, int64_t *out) {
+  int64_t year;
+  int month;
+  if (len != 7 && len != 10) return NUM_BAD;
+  if (read_year_month(s, &year, &month) != 0) return NUM_BAD;
+  if (len == 10) { /* YYYY-MM-DD: the export writes the first day of the month */
+    int day = two_digits(s + 8);
+    if (s[7] != '-' || day < 1 || day > days_in_month(year, month)) return NUM_BAD;
+  }
+  *out = year * 12 + (month - 1);
+  return NUM_OK;
+}
+
+num_status parse_date(const char *s, size_t len, int64_t *out) {
+  int64_t year;
+  int month, day;
+  if (len != 10 || read_year_month(s, &year, &month) != 0 || s[7] != '-') return NUM_BAD;
+  day = two_digits(s + 8);
+  if (day < 1 || day > days_in_month(year, month)) return NUM_BAD;
+  *out = days_from_civil(year, (unsigned)month, (unsigned)day);
+  return NUM_OK;
+}
+
+/* Howard Hinnant's days_from_civil / civil_from_days: proleptic Gregorian, no tables. */
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  int64_t era, yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = y - era * 400;
+  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+void format_date(int64_t days, char *buf) {
+  int64_t z = days + 719468, era, doe, yoe, y, doy, mp, d, m;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = yoe + era * 400;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  sprintf(buf, "%04lld-%02lld-%02lld", (long long)y, (long long)m, (long long)d);
+}
+
+void format_month(int64_t month, char *buf) {
+  int64_t y = month >= 0 ? month / 12 : -((-month + 11) / 12);
+  sprintf(buf, "%04lld-%02lld", (long long)y, (long long)(month - y * 12 + 1));
+}

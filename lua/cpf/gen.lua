@@ -1,0 +1,862 @@
+-- cpf.gen: writes synthetic, seeded CSV files shaped like the CPF "formations
+-- engagées" export (37 columns, Opendatasoft conventions), for tests and benchmarks.
+--
+-- Output is byte-identical for a given seed under Lua 5.1, 5.3, 5.4 and LuaJIT:
+-- the generator has its own PRNG and uses only exactly rounded double
+-- arithmetic (+ - * / % floor sqrt), never math.random, log, exp or pow, whose
+-- results differ between Lua versions or libm builds. Integers stay far below
+-- 2^53, so 5.4 integers and 5.1 doubles hold the same values; numbers only reach
+-- the output through string.format("%d"), never through tostring or `..`.
+
+local M = {}
+
+local floor, sqrt = math.floor, math.sqrt
+local format, concat, gsub, find = string.format, table.concat, string.gsub, string.find
+local tonumber, type = tonumber, type
+
+M.columns = {
+  "date_chargement", "date validation", "statut_dossier", "type_referentiel",
+  "code_rs", "code_rncp", "domaine_formation_nsf", "formacode_principal",
+  "libelle_formacode_principal", "modalite_presence", "region_lieu_formation",
+  "departement_lieu_formation", "nb_dossiers", "nb_titulaires", "prix_moyen",
+  "nb_dossiers_a_duree_connue", "duree_moyenne", "montant_engage",
+  "part_france_competences", "nb_dossiers_finances_par_titulaires",
+  "part_titulaires", "nb_dossiers_finances_par_etat", "part_etat",
+  "nb_dossiers_finances_par_pole_emploi", "part_pole_emploi",
+  "nb_dossiers_finances_par_regions", "part_regions",
+  "nb_dossiers_finances_par_opco", "part_opco",
+  "nb_dossiers_finances_par_entreprises", "part_entreprises",
+  "nb_dossiers_finances_par_cec", "part_cec",
+  "Code Officiel Département", "Nom Officiel Département",
+  "Code Officiel Région", "Nom Officiel Région",
+}
+
+-- API field names: the labels with the five spellings that differ replaced.
+M.fields = {}
+do
+  local api = {
+    ["date validation"] = "date_validation",
+    ["Code Officiel Département"] = "code_officiel_departement",
+    ["Nom Officiel Département"] = "nom_officiel_departement",
+    ["Code Officiel Région"] = "code_officiel_region",
+    ["Nom Officiel Région"] = "nom_officiel_region",
+  }
+  for i, label in ipairs(M.columns) do M.fields[i] = api[label] or label end
+end
+
+M.statuses = {
+  "Validé", "Entrée en formation", "Sortie de formation",
+  "Clos - Réalisation Totale", "Clos - Réalisation Partielle",
+  "Clos - Non Réalisé annulé titulaire", "Clos - Non Réalisé annulé OF",
+  "Dossier annulé gestionnaire", "Rejeté",
+}
+
+M.modes = { "En présentiel", "À distance", "Mixte" }
+
+---------------------------------------------------------------------------
+-- PRNG: L'Ecuyer's combined multiplicative LCG (CACM 1988), period ~2.3e18.
+-- Every product is below 2^47, so doubles compute it exactly, and so do 5.4
+-- integers; `%` on such doubles is exact too.
+---------------------------------------------------------------------------
+local MOD1, MUL1 = 2147483563, 40014
+local MOD2, MUL2 = 2147483399, 40692
+local INV_MOD1 = 1 / MOD1
+
+-- Returns a function yielding uniform doubles in the open interval (0, 1).
+-- Seeds should be integers below 2^50 in magnitude (beyond that doubles and
+-- 5.4 integers stop agreeing).
+local function new_rng(seed)
+  seed = floor(tonumber(seed) or 0)
+  local s1 = seed % (MOD1 - 1) + 1
+  local s2 = (s1 * 7 + 12345) % (MOD2 - 1) + 1
+  local function rand()
+    s1 = MUL1 * s1 % MOD1
+    s2 = MUL2 * s2 % MOD2
+    local z = s1 - s2
+    if z < 1 then z = z + (MOD1 - 1) end
+    return z * INV_MOD1
+  end
+  for _ = 1, 8 do rand() end
+  return rand
+end
+M.new_rng = new_rng
+
+-- Weighted choice: cumulative weights, then a binary search for u * total.
+local function cumulate(weights)
+  local cum, total = {}, 0
+  for i = 1, #weights do
+    total = total + weights[i]
+    cum[i] = total
+  end
+  return { cum = cum, n = #weights, total = total }
+end
+
+local function pick(s, u)
+  local x, cum = u * s.total, s.cum
+  local lo, hi = 1, s.n
+  while lo < hi do
+    local mid = floor((lo + hi) / 2)
+    if cum[mid] > x then hi = mid else lo = mid + 1 end
+  end
+  return lo
+end
+
+local function probabilities(weights)
+  local total, p = 0, {}
+  for i = 1, #weights do total = total + weights[i] end
+  for i = 1, #weights do p[i] = weights[i] / total end
+  return p
+end
+
+-- Opendatasoft quoting: only fields holding ; " CR or LF are quoted.
+local function csv_field(s)
+  if find(s, '[;"\r\n]') then
+    return '"' .. gsub(s, '"', '""') .. '"'
+  end
+  return s
+end
+
+---------------------------------------------------------------------------
+-- Reference data
+---------------------------------------------------------------------------
+
+-- INSEE region codes and official names.
+local REGIONS = {
+  ["01"] = "Guadeloupe", ["02"] = "Martinique", ["03"] = "Guyane",
+  ["04"] = "La Réunion", ["06"] = "Mayotte", ["11"] = "Île-de-France",
+  ["24"] = "Centre-Val de Loire", ["27"] = "Bourgogne-Franche-Comté",
+  ["28"] = "Normandie", ["32"] = "Hauts-de-France", ["44"] = "Grand Est",
+  ["52"] = "Pays de la Loire", ["53"] = "Bretagne",
+  ["75"] = "Nouvelle-Aquitaine", ["76"] = "Occitanie",
+  ["84"] = "Auvergne-Rhône-Alpes", ["93"] = "Provence-Alpes-Côte d'Azur",
+  ["94"] = "Corse",
+}
+
+-- Department code, official name, region code, weight (population in
+-- thousands; Paris and the big metropolitan areas weighted up because
+-- training bodies concentrate there).
+local DEPARTMENTS = {
+  { "01", "Ain", "84", 657 }, { "02", "Aisne", "32", 529 },
+  { "03", "Allier", "84", 335 }, { "04", "Alpes-de-Haute-Provence", "93", 165 },
+  { "05", "Hautes-Alpes", "93", 141 }, { "06", "Alpes-Maritimes", "93", 1098 },
+  { "07", "Ardèche", "84", 329 }, { "08", "Ardennes", "44", 270 },
+  { "09", "Ariège", "76", 155 }, { "10", "Aube", "44", 310 },
+  { "11", "Aude", "76", 375 }, { "12", "Aveyron", "76", 280 },
+  { "13", "Bouches-du-Rhône", "93", 2450 }, { "14", "Calvados", "28", 694 },
+  { "15", "Cantal", "84", 144 }, { "16", "Charente", "75", 352 },
+  { "17", "Charente-Maritime", "75", 655 }, { "18", "Cher", "24", 300 },
+  { "19", "Corrèze", "75", 240 }, { "2A", "Corse-du-Sud", "94", 160 },
+  { "2B", "Haute-Corse", "94", 182 }, { "21", "Côte-d'Or", "27", 534 },
+  { "22", "Côtes-d'Armor", "53", 600 }, { "23", "Creuse", "75", 116 },
+  { "24", "Dordogne", "75", 413 }, { "25", "Doubs", "27", 543 },
+  { "26", "Drôme", "84", 516 }, { "27", "Eure", "28", 599 },
+  { "28", "Eure-et-Loir", "24", 431 }, { "29", "Finistère", "53", 915 },
+  { "30", "Gard", "76", 748 }, { "31", "Haute-Garonne", "76", 1680 },
+  { "32", "Gers", "76", 191 }, { "33", "Gironde", "75", 1950 },
+  { "34", "Hérault", "76", 1300 }, { "35", "Ille-et-Vilaine", "53", 1180 },
+  { "36", "Indre", "24", 219 }, { "37", "Indre-et-Loire", "24", 610 },
+  { "38", "Isère", "84", 1271 }, { "39", "Jura", "27", 259 },
+  { "40", "Landes", "75", 413 }, { "41", "Loir-et-Cher", "24", 329 },
+  { "42", "Loire", "84", 765 }, { "43", "Haute-Loire", "84", 227 },
+  { "44", "Loire-Atlantique", "52", 1570 }, { "45", "Loiret", "24", 680 },
+  { "46", "Lot", "76", 174 }, { "47", "Lot-et-Garonne", "75", 331 },
+  { "48", "Lozère", "76", 76 }, { "49", "Maine-et-Loire", "52", 818 },
+  { "50", "Manche", "28", 496 }, { "51", "Marne", "44", 567 },
+  { "52", "Haute-Marne", "44", 172 }, { "53", "Mayenne", "52", 307 },
+  { "54", "Meurthe-et-Moselle", "44", 733 }, { "55", "Meuse", "44", 184 },
+  { "56", "Morbihan", "53", 759 }, { "57", "Moselle", "44", 1046 },
+  { "58", "Nièvre", "27", 204 }, { "59", "Nord", "32", 3130 },
+  { "60", "Oise", "32", 829 }, { "61", "Orne", "28", 279 },
+  { "62", "Pas-de-Calais", "32", 1466 }, { "63", "Puy-de-Dôme", "84", 662 },
+  { "64", "Pyrénées-Atlantiques", "75", 687 }, { "65", "Hautes-Pyrénées", "76", 230 },
+  { "66", "Pyrénées-Orientales", "76", 479 }, { "67", "Bas-Rhin", "44", 1250 },
+  { "68", "Haut-Rhin", "44", 767 }, { "69", "Rhône", "84", 2260 },
+  { "70", "Haute-Saône", "27", 235 }, { "71", "Saône-et-Loire", "27", 551 },
+  { "72", "Sarthe", "52", 566 }, { "73", "Savoie", "84", 436 },
+  { "74", "Haute-Savoie", "84", 826 }, { "75", "Paris", "11", 4300 },
+  { "76", "Seine-Maritime", "28", 1255 }, { "77", "Seine-et-Marne", "11", 1421 },
+  { "78", "Yvelines", "11", 1448 }, { "79", "Deux-Sèvres", "75", 374 },
+  { "80", "Somme", "32", 570 }, { "81", "Tarn", "76", 389 },
+  { "82", "Tarn-et-Garonne", "76", 260 }, { "83", "Var", "93", 1076 },
+  { "84", "Vaucluse", "93", 561 }, { "85", "Vendée", "52", 685 },
+  { "86", "Vienne", "75", 438 }, { "87", "Haute-Vienne", "75", 372 },
+  { "88", "Vosges", "44", 364 }, { "89", "Yonne", "27", 335 },
+  { "90", "Territoire de Belfort", "27", 141 }, { "91", "Essonne", "11", 1301 },
+  { "92", "Hauts-de-Seine", "11", 1950 }, { "93", "Seine-Saint-Denis", "11", 1644 },
+  { "94", "Val-de-Marne", "11", 1407 }, { "95", "Val-d'Oise", "11", 1249 },
+  { "971", "Guadeloupe", "01", 384 }, { "972", "Martinique", "02", 361 },
+  { "973", "Guyane", "03", 286 }, { "974", "La Réunion", "04", 868 },
+  { "976", "Mayotte", "06", 300 },
+}
+
+-- NSF domains: code and label, weight (share of certifications), and the
+-- attendance profile of their courses (P in person, D distance, B both).
+local NSF = {
+  { "100", "Formations générales", 0.6, "B" },
+  { "110", "Spécialités pluriscientifiques", 0.3, "B" },
+  { "111", "Physique-chimie", 0.2, "B" },
+  { "112", "Chimie-biologie, biochimie", 0.2, "B" },
+  { "113", "Sciences naturelles (biologie-géologie)", 0.2, "B" },
+  { "114", "Mathématiques", 0.4, "D" },
+  { "115", "Physique", 0.1, "B" },
+  { "116", "Chimie", 0.2, "B" },
+  { "117", "Sciences de la terre", 0.1, "B" },
+  { "118", "Sciences de la vie", 0.2, "B" },
+  { "120", "Spécialités pluridisciplinaires, sciences humaines et droit", 0.3, "B" },
+  { "121", "Géographie", 0.1, "B" },
+  { "122", "Economie", 0.3, "D" },
+  { "123", "Sciences sociales (y compris démographie, anthropologie)", 0.2, "B" },
+  { "124", "Psychologie", 1.5, "B" },
+  { "125", "Linguistique", 0.3, "D" },
+  { "126", "Histoire", 0.1, "B" },
+  { "127", "Philosophie, éthique et théologie", 0.1, "B" },
+  { "128", "Droit, sciences politiques", 1.5, "D" },
+  { "130", "Spécialités littéraires et artistiques plurivalentes", 0.3, "B" },
+  { "131", "Français, littérature et civilisation française", 0.8, "D" },
+  { "132", "Arts plastiques", 0.4, "P" },
+  { "133", "Musique, arts du spectacle", 0.8, "P" },
+  { "134", "Autres disciplines artistiques et spécialités artistiques plurivalentes", 1.5, "B" },
+  { "135", "Langues et civilisations anciennes", 0.1, "D" },
+  { "136", "Langues vivantes, civilisations étrangères et régionales", 7, "D" },
+  { "200", "Technologies industrielles fondamentales (génie industriel, procédés de transformation, spécialités à dominante fonctionnelle)", 0.8, "P" },
+  { "201", "Technologies de commandes des transformations industrielles (automatismes et robotique industriels, informatique industrielle)", 0.8, "P" },
+  { "210", "Spécialités plurivalentes de l'agronomie et de l'agriculture", 0.4, "P" },
+  { "211", "Productions végétales, cultures spécialisées (horticulture, viticulture, arboriculture fruitière...)", 0.8, "P" },
+  { "212", "Productions animales, élevage spécialisé, aquaculture, soins aux animaux, y compris vétérinaire", 1.5, "P" },
+  { "213", "Forêts, espaces naturels, faune sauvage, pêche", 0.3, "P" },
+  { "214", "Aménagement paysager (parcs, jardins, espaces verts, terrains de sport)", 0.6, "P" },
+  { "220", "Spécialités pluritechnologiques des transformations", 0.2, "P" },
+  { "221", "Agro-alimentaire, alimentation, cuisine", 4, "P" },
+  { "222", "Transformations chimiques et apparentées (y compris industrie pharmaceutique)", 0.3, "P" },
+  { "223", "Métallurgie (y compris sidérurgie, fonderie, non ferreux...)", 0.2, "P" },
+  { "224", "Matériaux de construction, verre, céramique", 0.2, "P" },
+  { "225", "Plasturgie, matériaux composites", 0.2, "P" },
+  { "226", "Papier, carton", 0.1, "P" },
+  { "227", "Energie, génie climatique (y compris énergie nucléaire, thermique, hydraulique ; utilités : froid, climatisation, chauffage)", 2, "P" },
+  { "230", "Spécialités pluritechnologiques génie civil, construction, bois", 0.6, "P" },
+  { "231", "Mines et carrières, génie civil, topographie", 0.4, "P" },
+  { "232", "Bâtiment : construction et couverture", 2, "P" },
+  { "233", "Bâtiment : finitions", 3, "P" },
+  { "234", "Travail du bois et de l'ameublement", 0.8, "P" },
+  { "240", "Spécialités pluritechnologiques matériaux souples", 0.1, "P" },
+  { "241", "Textile", 0.2, "P" },
+  { "242", "Habillement (y compris mode, couture)", 0.6, "P" },
+  { "243", "Cuirs et peaux", 0.1, "P" },
+  { "250", "Spécialités pluritechnologiques mécanique-électricité (y compris maintenance mécano-électrique)", 1, "P" },
+  { "251", "Mécanique générale et de précision, usinage", 0.5, "P" },
+  { "252", "Moteurs et mécanique auto", 1.5, "P" },
+  { "253", "Mécanique aéronautique et spatiale", 0.4, "P" },
+  { "254", "Structures métalliques (y compris soudure, carrosserie, coque bateau, cellule avion)", 0.6, "P" },
+  { "255", "Electricite, électronique (non compris automatismes, productique)", 2, "P" },
+  { "300", "Spécialités plurivalentes des services", 0.4, "B" },
+  { "310", "Spécialités plurivalentes des échanges et de la gestion (y compris administration générale des entreprises et des collectivités)", 6, "D" },
+  { "311", "Transport, manutention, magasinage", 5, "P" },
+  { "312", "Commerce, vente", 6, "D" },
+  { "313", "Finances, banque, assurances, immobilier", 3, "D" },
+  { "314", "Comptabilité, gestion", 5, "D" },
+  { "315", "Ressources humaines, gestion du personnel, gestion de l'emploi", 3, "D" },
+  { "320", "Spécialités plurivalentes de la communication", 0.6, "D" },
+  { "321", "Journalisme, communication (y compris communication graphique et publicité)", 3, "D" },
+  { "322", "Techniques de l'imprimerie et de l'édition", 0.4, "B" },
+  { "323", "Techniques de l'image et du son, métiers connexes du spectacle", 2, "B" },
+  { "324", "Secrétariat, bureautique", 4, "D" },
+  { "325", "Documentation, bibliothèques, administration des données", 0.6, "D" },
+  { "326", "Informatique, traitement de l'information, réseaux de transmission", 10, "D" },
+  { "330", "Spécialités plurivalentes sanitaires et sociales", 1, "B" },
+  { "331", "Santé", 6, "P" },
+  { "332", "Travail social", 3, "P" },
+  { "333", "Enseignement, formation", 3, "B" },
+  { "334", "Accueil, hôtellerie, tourisme", 2, "P" },
+  { "335", "Animation culturelle, sportive et de loisirs", 2, "P" },
+  { "336", "Coiffure, esthétique et autres spécialités des services aux personnes", 4, "P" },
+  { "341", "Aménagement du territoire, urbanisme", 0.3, "B" },
+  { "342", "Protection et développement du patrimoine", 0.2, "B" },
+  { "343", "Nettoyage, assainissement, protection de l'environnement", 1.5, "P" },
+  { "344", "Sécurité des biens et des personnes, police, surveillance (y compris hygiène et sécurité)", 5, "P" },
+  { "345", "Application des droits et statut des personnes", 0.3, "B" },
+  { "346", "Spécialités militaires", 0.1, "P" },
+  { "410", "Spécialités concernant plusieurs capacités", 0.6, "B" },
+  { "411", "Pratiques sportives (y compris : arts martiaux)", 2, "P" },
+  { "412", "Développement des capacités mentales et apprentissages de base", 0.8, "B" },
+  { "413", "Développement des capacités comportementales et relationnelles", 3, "D" },
+  { "414", "Développement des capacités individuelles d'organisation", 1.5, "D" },
+  { "415", "Développement des capacités d'orientation, d'insertion ou de réinsertion sociales et professionnelles", 2, "B" },
+  { "421", "Jeux et activités spécifiques de loisirs", 0.3, "P" },
+  { "422", "Economie et activités domestiques", 0.3, "P" },
+  { "423", "Vie familiale, vie sociale et autres formations au développement personnel", 1, "B" },
+}
+
+-- Formacode-like labels for the busiest domains; the others derive labels
+-- from their NSF label.
+local TERMS = {
+  ["326"] = { "développement web", "programmation Python", "administration réseau", "cybersécurité",
+    "base de données", "développement informatique", "système d'information", "intelligence artificielle",
+    "cloud computing", "maintenance informatique", "data science", "analyse de données",
+    "conception site web", "langage Java", "DevOps", "développement application mobile" },
+  ["324"] = { "bureautique", "tableur", "traitement de texte", "secrétariat", "assistanat direction",
+    "logiciel présentation", "secrétariat médical", "outils collaboratifs" },
+  ["136"] = { "anglais", "anglais professionnel", "espagnol", "allemand", "italien",
+    "français langue étrangère", "chinois", "portugais", "arabe", "japonais",
+    "langue des signes française", "russe", "néerlandais", "coréen" },
+  ["312"] = { "vente", "négociation commerciale", "commerce électronique", "marketing digital",
+    "relation client", "commerce international", "prospection commerciale", "merchandising" },
+  ["314"] = { "comptabilité", "gestion paie", "contrôle de gestion", "gestion financière",
+    "comptabilité informatisée", "fiscalité", "gestion administrative" },
+  ["315"] = { "gestion ressources humaines", "recrutement", "droit du travail", "gestion formation" },
+  ["310"] = { "management", "gestion entreprise", "gestion de projet", "management équipe",
+    "entrepreneuriat", "stratégie entreprise", "management qualité" },
+  ["311"] = { "conduite chariot élévateur", "transport routier marchandises", "logistique",
+    "magasinage", "conduite engin chantier", "transport de personnes", "transport public particulier personnes" },
+  ["331"] = { "aide-soignant", "soins infirmiers", "auxiliaire de puériculture", "préparation pharmacie",
+    "massage bien-être", "naturopathie", "sophrologie", "gestes d'urgence", "ambulancier" },
+  ["332"] = { "accompagnement éducatif et social", "aide à domicile", "médiation sociale",
+    "intervention sociale", "éducation spécialisée" },
+  ["333"] = { "formation de formateurs", "ingénierie de formation", "pédagogie",
+    "accompagnement professionnel", "tutorat" },
+  ["334"] = { "hôtellerie", "accueil", "service restauration", "tourisme", "réception hôtelière" },
+  ["336"] = { "esthétique", "coiffure", "prothésie ongulaire", "maquillage", "soins esthétiques",
+    "barbier", "stylisme ongulaire" },
+  ["344"] = { "sécurité incendie", "agent de sécurité", "prévention des risques",
+    "sauvetage secourisme travail", "habilitation électrique", "surveillance", "sûreté aéroportuaire" },
+  ["221"] = { "cuisine", "pâtisserie", "boulangerie", "boucherie", "hygiène alimentaire",
+    "restauration collective", "traiteur", "chocolaterie" },
+  ["232"] = { "maçonnerie", "couverture", "charpente", "construction bois", "travaux publics" },
+  ["233"] = { "peinture bâtiment", "plâtrerie", "carrelage", "plomberie", "électricité bâtiment",
+    "menuiserie aluminium", "isolation thermique" },
+  ["227"] = { "génie climatique", "installation thermique", "froid climatisation",
+    "énergie renouvelable", "photovoltaïque", "pompe à chaleur" },
+  ["255"] = { "électricité", "électronique", "électrotechnique", "domotique", "fibre optique" },
+  ["252"] = { "mécanique automobile", "maintenance véhicule", "diagnostic automobile", "véhicule électrique" },
+  ["321"] = { "communication", "graphisme", "communication digitale", "réseaux sociaux",
+    "rédaction web", "animation communauté web", "publicité" },
+  ["323"] = { "photographie", "montage vidéo", "audiovisuel", "infographie 3D", "motion design" },
+  ["413"] = { "communication interpersonnelle", "gestion du stress", "prise de parole en public",
+    "intelligence émotionnelle", "leadership" },
+  ["415"] = { "orientation professionnelle", "insertion professionnelle", "projet professionnel" },
+  ["411"] = { "éducation sportive", "coaching sportif", "remise en forme", "yoga" },
+  ["313"] = { "immobilier", "assurance", "banque", "transaction immobilière", "gestion de patrimoine", "crédit" },
+  ["335"] = { "animation socioculturelle", "animation sportive", "animation de loisirs" },
+  ["343"] = { "propreté", "hygiène des locaux", "gestion des déchets", "environnement" },
+  ["212"] = { "soins aux animaux", "toilettage canin", "élevage", "éducation canine" },
+  ["211"] = { "horticulture", "viticulture", "maraîchage", "agriculture biologique" },
+  ["214"] = { "paysagisme", "entretien espaces verts" },
+  ["234"] = { "ébénisterie", "menuiserie", "agencement" },
+  ["242"] = { "couture", "stylisme", "retouche" },
+  ["128"] = { "droit", "droit des affaires", "juridique", "protection des données personnelles" },
+  ["124"] = { "psychologie", "psychopédagogie", "hypnose" },
+  ["134"] = { "arts appliqués", "décoration intérieure", "design", "valorisation immobilière" },
+  ["133"] = { "musique", "musique assistée par ordinateur", "théâtre" },
+  ["322"] = { "édition", "imprimerie", "publication assistée par ordinateur" },
+  ["325"] = { "documentation", "gestion électronique documents", "archivage" },
+}
+
+local QUALIFIERS = {
+  " - initiation", " - perfectionnement", " niveau 1", " niveau 2", " avancé",
+  " appliqué", " professionnel", " - remise à niveau", " - approfondissement",
+  " - fondamentaux", " - spécialisation", " - outils numériques",
+  " - réglementation", " - méthodes et outils", " - pratique", " en milieu professionnel",
+}
+
+local LONG_PHRASES = {
+  ", dans le cadre d'une reconversion professionnelle",
+  " : acquisition des compétences fondamentales et mise en pratique en situation professionnelle",
+  ", préparation à la certification et accompagnement personnalisé",
+  " (parcours modulaire adapté aux besoins de l'entreprise)",
+  ", conduite de projet et évaluation des acquis en fin de parcours",
+  " pour les publics en recherche d'emploi ou en évolution de carrière",
+}
+
+local QUOTED_NAMES = { "TOEIC", "Voltaire", "Agile", "Lean", "PIX", "TOSA", "Scrum", "BIM", "Linguaskill", "Bright" }
+
+-- Legal exceptions to the certification lists: no RS/RNCP code, empty
+-- type_referentiel. Fields: formacode, label, NSF code, weight, price range
+-- in euros, duration range in hours.
+local EXCEPTIONS = {
+  { "31812", "permis B", "311", 50, 1200, 1900, 20, 35 },
+  { "15061", "bilan compétences", "415", 25, 1400, 2600, 20, 24 },
+  { "32047", "création entreprise", "310", 10, 300, 1500, 14, 70 },
+  { "44591", "validation acquis expérience", "415", 6, 1200, 3000, 10, 24 },
+  { "31816", "permis C", "311", 4, 2500, 4000, 105, 140 },
+  { "31817", "permis CE", "311", 2, 2500, 3500, 105, 140 },
+  { "31819", "permis D", "311", 2, 3500, 5500, 140, 175 },
+  { "31811", "permis A", "311", 1, 900, 1600, 20, 30 },
+}
+
+-- Status weights by age of the validation month: recent files have not
+-- been closed yet.
+local STATUS_WEIGHTS = {
+  { 25, 30, 2, 8, 2, 10, 8, 5, 10 },             -- last 3 months
+  { 6, 22, 4, 30, 6, 11, 8, 4, 9 },              -- 3 to 11 months old
+  { 0.5, 3, 2, 50, 9, 14, 10, 5, 6.5 },          -- a year or more
+}
+
+-- Attendance weights by domain profile (in person, distance, mixed).
+local MODE_WEIGHTS = { P = { 74, 14, 12 }, D = { 12, 80, 8 }, B = { 42, 46, 12 } }
+-- Place of training left empty: mostly distance courses.
+local MISSING_PLACE = { 0.002, 0.022, 0.008 }
+
+local SEASON = { 1.15, 1.05, 1.1, 1.0, 0.95, 0.95, 0.8, 0.6, 1.15, 1.15, 1.05, 0.75 }
+
+-- Share of rows per certification kind: RNCP, RS, legal exception.
+local KIND_SHARE = { 0.55, 0.35, 0.10 }
+local N_RNCP, N_RS = 2300, 1700
+
+-- Funders after France compétences, in column order; probability that a
+-- row has co-funded files and the range of the share they take.
+local FUNDERS = {
+  { 0.10, 0.05, 0.60 },   -- titulaires (before the 2024 flat participation)
+  { 0.005, 0.20, 0.90 },  -- etat
+  { 0.04, 0.30, 0.95 },   -- pole_emploi
+  { 0.02, 0.20, 0.90 },   -- regions
+  { 0.03, 0.20, 0.90 },   -- opco
+  { 0.03, 0.20, 0.90 },   -- entreprises
+  { 0.003, 0.10, 0.50 },  -- cec
+}
+
+-- Expected number of hits of a (certification, month, status, mode, place)
+-- cell in a full 2-million-row export; busier cells aggregate more files.
+local CELL_SCALE = 2000000 * 0.5
+
+---------------------------------------------------------------------------
+-- Catalogue: certifications, formacodes, labels. Depends only on its own
+-- seed, so files generated with different seeds share codes and labels.
+---------------------------------------------------------------------------
+local CATALOGUE_SEED = 20260504
+local catalogues = {}
+
+local function shuffle(t, rand)
+  for i = #t, 2, -1 do
+    local j = floor(rand() * i) + 1
+    t[i], t[j] = t[j], t[i]
+  end
+end
+
+local function unique_code(rand, used, lo, hi, width)
+  while true do
+    local v = lo + floor(rand() * (hi - lo + 1))
+    local s = format("%0" .. width .. "d", v)
+    if not used[s] then
+      used[s] = true
+      return s
+    end
+  end
+end
+
+local function derived_terms(label)
+  local t = label:match("^([^,(:;]+)") or label
+  t = t:gsub("%s+$", "")
+  -- NSF labels start with an ASCII capital
+  return { t:sub(1, 1):lower() .. t:sub(2) }
+end
+
+local function build_catalogue(cseed)
+  local rand = new_rng(cseed)
+  local domains, domain_by_code = {}, {}
+  for i, d in ipairs(NSF) do
+    local dom = {
+      code = d[1], text = d[1] .. " - " .. d[2], weight = d[3], profile = d[4],
+      terms = TERMS[d[1]] or derived_terms(d[2]), formacodes = {},
+    }
+    domains[i], domain_by_code[d[1]] = dom, dom
+  end
+
+  -- Formacodes: five digits, a few with a leading zero; ~1500 in all.
+  local used_fc = {}
+  for _, e in ipairs(EXCEPTIONS) do used_fc[e[1]] = true end
+  local wsum = 0
+  for _, dom in ipairs(domains) do wsum = wsum + dom.weight end
+  local formacodes = {}
+  for _, dom in ipairs(domains) do
+    local n = 3 + floor(dom.weight / wsum * 1300)
+    local nt = #dom.terms
+    for j = 1, n do
+      local code
+      if rand() < 0.03 then
+        code = unique_code(rand, used_fc, 1000, 9999, 5)
+      else
+        code = unique_code(rand, used_fc, 11000, 46999, 5)
+      end
+      local round = floor((j - 1) / nt)
+      local label = dom.terms[(j - 1) % nt + 1]
+      if round > 0 then
+        label = label .. QUALIFIERS[(j * 7 + round) % #QUALIFIERS + 1]
+        if round > #QUALIFIERS then label = label .. format(" %d", round) end
+      end
+      if rand() < 0.05 then
+        local k = floor(rand() * #LONG_PHRASES)
+        for step = 0, 3 do
+          local phrase = LONG_PHRASES[(k + step * 2) % #LONG_PHRASES + 1]
+          if #label + #phrase > 180 then break end
+          label = label .. phrase
+        end
+      end
+      local fc = { code = code, label = label, domain = dom, p = 0 }
+      dom.formacodes[j] = fc
+      formacodes[#formacodes + 1] = fc
+    end
+  end
+
+  local dom_pick = {}
+  for i, dom in ipairs(domains) do dom_pick[i] = dom.weight end
+  dom_pick = cumulate(dom_pick)
+
+  -- Certifications: per kind, ranked by a Zipf-like popularity 1/(rank+3).
+  local certs = {}
+  local used_code = {}
+  local function add_kind(kind, n)
+    local list = {}
+    for r = 1, n do
+      local dom = domains[pick(dom_pick, rand())]
+      local nfc = #dom.formacodes
+      -- first formacodes of a domain are the common ones
+      local j = floor(nfc * rand() * rand()) + 1
+      local code, price, hours
+      if kind == 1 then
+        if rand() < 0.85 then
+          code = unique_code(rand, used_code, 30000, 39999, 1)
+        else
+          code = unique_code(rand, used_code, 1000, 29999, 1)
+        end
+        local u = rand()
+        price = 1000 + floor(14000 * u * u / 50) * 50
+        hours = 70 + floor(1130 * rand() * rand())
+      else
+        code = unique_code(rand, used_code, 1000, 7299, 1)
+        local u = rand()
+        price = 100 + floor(2900 * u * u / 10) * 10
+        hours = 7 + floor(113 * rand() * rand())
+      end
+      if rand() < 0.3 then price = price - 10 end     -- 1490 rather than 1500
+      list[r] = {
+        kind = kind, code = code, domain = dom, fc = dom.formacodes[j],
+        price = price * 100, hours10 = hours * 10,
+      }
+    end
+    shuffle(list, rand)
+    local w, z = {}, 0
+    for r = 1, n do
+      w[r] = 1 / (r + 3)
+      z = z + w[r]
+    end
+    for r = 1, n do
+      list[r].p = KIND_SHARE[kind] * w[r] / z
+      certs[#certs + 1] = list[r]
+    end
+  end
+  add_kind(1, N_RNCP)
+  add_kind(2, N_RS)
+
+  local wex = 0
+  for _, e in ipairs(EXCEPTIONS) do wex = wex + e[4] end
+  for _, e in ipairs(EXCEPTIONS) do
+    local dom = domain_by_code[e[3]]
+    local fc = { code = e[1], label = e[2], domain = dom, p = 0, fixed = true }
+    local u = rand()
+    certs[#certs + 1] = {
+      kind = 3, code = "", domain = dom, fc = fc,
+      price = (e[5] + floor((e[6] - e[5]) * u / 10) * 10) * 100,
+      hours10 = (e[7] + floor((e[8] - e[7]) * rand())) * 10,
+      p = KIND_SHARE[3] * e[4] / wex,
+    }
+  end
+
+  -- Label oddities, targeted at a share of rows rather than of formacodes:
+  -- line breaks in ~1 row in 2000, empty labels in ~3 %, quotes and
+  -- semicolons in a few %.
+  for _, c in ipairs(certs) do c.fc.p = c.fc.p + c.p end
+  local order = {}
+  for i, fc in ipairs(formacodes) do order[i] = fc end
+  shuffle(order, rand)
+  local function mark(target, apply)
+    local acc = 0
+    for _, fc in ipairs(order) do
+      if not fc.odd and fc.p > 0 and acc + fc.p <= target then
+        fc.odd = true
+        acc = acc + fc.p
+        apply(fc)
+      end
+      if acc >= target * 0.95 then break end
+    end
+  end
+  mark(0.0005, function(fc) fc.label = fc.label .. "\n" .. "module complémentaire" end)
+  mark(0.03, function(fc) fc.label = "" end)
+  mark(0.012, function(fc)
+    fc.label = fc.label .. ' "' .. QUOTED_NAMES[floor(rand() * #QUOTED_NAMES) + 1] .. '"'
+  end)
+  mark(0.02, function(fc)
+    local terms = fc.domain.terms
+    fc.label = fc.label .. " ; " .. terms[floor(rand() * #terms) + 1]
+  end)
+
+  -- Columns 4-9, joined, with the separator after them.
+  local KIND_TEXT = { "RNCP", "RS", "" }
+  local weights = {}
+  for i, c in ipairs(certs) do
+    local rs = c.kind == 2 and c.code or "-1"
+    local rncp = c.kind == 1 and c.code or "-1"
+    c.segment = concat({ KIND_TEXT[c.kind], rs, rncp, csv_field(c.domain.text), c.fc.code,
+      csv_field(c.fc.label) }, ";") .. ";"
+    c.profile = c.kind == 3 and (c.fc.code:sub(1, 3) == "318" and "P" or "B") or c.domain.profile
+    weights[i] = c.p
+  end
+  return { certs = certs, pick = cumulate(weights) }
+end
+
+local function catalogue(cseed)
+  local cat = catalogues[cseed]
+  if not cat then
+    cat = build_catalogue(cseed)
+    catalogues[cseed] = cat
+  end
+  return cat
+end
+
+---------------------------------------------------------------------------
+-- Writer
+---------------------------------------------------------------------------
+
+local function money(c)
+  return format("%d.%02d", floor(c / 100), c % 100)
+end
+
+local function money_or_zero(c)
+  if c == 0 then return "0" end
+  return format("%d.%02d", floor(c / 100), c % 100)
+end
+
+-- Months from 2020-01 to the month before the extraction date.
+local function months_before(extraction)
+  local y, m = extraction:match("^(%d%d%d%d)%-(%d%d)%-%d%d$")
+  if not y then return nil end
+  local last = tonumber(y) * 12 + tonumber(m) - 2   -- year*12 + month0, minus one
+  local first = 2020 * 12
+  if last < first then return nil end
+  local list = {}
+  for k = first, last do
+    local yy = floor(k / 12)
+    list[#list + 1] = { year = yy, month = k - yy * 12 + 1 }
+  end
+  return list
+end
+
+--- Writes `rows` synthetic data rows (plus the header) to `path`.
+-- opts: seed (integer, default 1), header ("labels" | "fields"), bom
+-- (default true), crlf (default false), extraction_date ("YYYY-MM-DD",
+-- default "2026-05-04"), unique (default true: no two rows share
+-- certification, month, status, mode and place, as in the real export;
+-- costs ~40 bytes of memory per row), progress(rows_done, rows_total),
+-- catalogue_seed (certifications and labels; default shared by all seeds).
+-- `path` may also be an open file handle, which is left open.
+-- Returns true, or nil and a message when the file cannot be written.
+function M.write(path, rows, opts)
+  opts = opts or {}
+  if type(rows) ~= "number" or rows < 0 or rows ~= floor(rows) then
+    error("bad argument #2 to 'write' (non-negative integer expected)", 2)
+  end
+  local header = opts.header or "labels"
+  if header ~= "labels" and header ~= "fields" then
+    error("bad argument #3 to 'write' (header must be \"labels\" or \"fields\")", 2)
+  end
+  local extraction = opts.extraction_date or "2026-05-04"
+  local month_list = type(extraction) == "string" and months_before(extraction)
+  if not month_list then
+    error("bad argument #3 to 'write' (extraction_date must be YYYY-MM-DD after 2020-01)", 2)
+  end
+  local progress = opts.progress
+  local eol = opts.crlf and "\r\n" or "\n"
+  local unique = opts.unique ~= false
+
+  local cat = catalogue(opts.catalogue_seed or CATALOGUE_SEED)
+  local certs, cert_pick = cat.certs, cat.pick
+  local rand = new_rng(opts.seed or 1)
+
+  -- Per-month prefixes (columns 1-2), weights and status table.
+  local nmonths = #month_list
+  local prefix_short, prefix_day, month_w, month_p, month_bucket, month_reform = {}, {}, {}, {}, {}, {}
+  for i, mo in ipairs(month_list) do
+    prefix_short[i] = format("%s;%04d-%02d;", extraction, mo.year, mo.month)
+    prefix_day[i] = format("%s;%04d-%02d-01;", extraction, mo.year, mo.month)
+    month_w[i] = (30 + i) * SEASON[mo.month]
+    local age = nmonths - i
+    month_bucket[i] = age < 3 and 1 or (age < 12 and 2 or 3)
+    -- flat holder participation from May 2024 (102.23 EUR from 2025)
+    local ym = mo.year * 100 + mo.month
+    month_reform[i] = ym >= 202405 and (mo.year >= 2025 and 10223 or 10000) or 0
+  end
+  local month_pick = cumulate(month_w)
+  month_p = probabilities(month_w)
+
+  local status_str, status_pick, status_p = {}, {}, {}
+  for i, s in ipairs(M.statuses) do status_str[i] = s .. ";" end
+  for b, w in ipairs(STATUS_WEIGHTS) do
+    status_pick[b] = cumulate(w)
+    status_p[b] = probabilities(w)
+  end
+
+  local mode_str, mode_pick, mode_p = {}, {}, {}
+  for i, s in ipairs(M.modes) do mode_str[i] = s .. ";" end
+  for prof, w in pairs(MODE_WEIGHTS) do
+    mode_pick[prof] = cumulate(w)
+    mode_p[prof] = probabilities(w)
+  end
+
+  -- Geography: index 0 is "place missing" (all six fields empty).
+  local ndep = #DEPARTMENTS
+  local geo_before, geo_after, dep_w = { [0] = ";;" }, { [0] = ";;;;" .. eol }, {}
+  for i, d in ipairs(DEPARTMENTS) do
+    local region = REGIONS[d[3]]
+    geo_before[i] = csv_field(region) .. ";" .. csv_field(d[2]) .. ";"
+    geo_after[i] = ";" .. d[1] .. ";" .. csv_field(d[2]) .. ";" .. d[3] .. ";" .. csv_field(region) .. eol
+    dep_w[i] = d[4]
+  end
+  local dep_pick = cumulate(dep_w)
+  local dep_p = probabilities(dep_w)
+
+  local f, owned
+  if type(path) == "string" then
+    local err
+    f, err = io.open(path, "wb")
+    if not f then return nil, err end
+    owned = true
+  else
+    f = path
+  end
+  local function fail(err)
+    if owned then f:close() end
+    return nil, err or "write failed"
+  end
+
+  local names = header == "fields" and M.fields or M.columns
+  local ok, err = f:write((opts.bom == false and "" or "\239\187\191") .. concat(names, ";") .. eol)
+  if not ok then return fail(err) end
+
+  local seen = unique and {} or nil
+  local NFUND = #FUNDERS
+  local fund_n, fund_amt = {}, {}
+  local duree_cache = {}
+  local fast_tail = "%d;%d;%d.%02d;%d;%s;%d.%02d;%d.%02d" .. string.rep(";0", 14)
+  local slow_tail = "%d;%d;%s;%d;%s;%s;%s" .. string.rep(";%d;%s", 7)
+
+  local buf, n = {}, 0
+  local FLUSH = 4096
+  for row = 1, rows do
+    -- Draw a cell; redraw when it already has its row.
+    local ci, c, mi, si, bucket, md, di, key
+    local tries = 0
+    repeat
+      ci = pick(cert_pick, rand())
+      c = certs[ci]
+      mi = pick(month_pick, rand())
+      bucket = month_bucket[mi]
+      si = pick(status_pick[bucket], rand())
+      md = pick(mode_pick[c.profile], rand())
+      if rand() < MISSING_PLACE[md] then di = 0 else di = pick(dep_pick, rand()) end
+      key = (((ci * nmonths + mi) * 9 + si) * 3 + md) * 128 + di
+      tries = tries + 1
+    until not seen or not seen[key] or tries >= 64
+    if seen then seen[key] = true end
+
+    -- Files: heavy-tailed, scaled by how busy the cell is.
+    local pplace = di == 0 and MISSING_PLACE[md] or (1 - MISSING_PLACE[md]) * dep_p[di]
+    local lambda = c.p * month_p[mi] * status_p[bucket][si] * mode_p[c.profile][md] * pplace * CELL_SCALE
+    local u = rand()
+    local t
+    if rand() < 0.75 then t = 1 / sqrt(u) else t = 1 / u end
+    if t > 5000 then t = 5000 end
+    local nb = floor(t * (1 + lambda))
+    if nb < 1 then nb = 1 end
+    if nb > 200000 then nb = 200000 end
+
+    local ntit = nb
+    if nb > 1 then ntit = nb - floor(nb * rand() * 0.08) end
+
+    -- Duration, in tenths of an hour.
+    local nknown, dstr
+    if rand() < 0.05 then
+      nknown, dstr = 0, ""
+    else
+      nknown = nb
+      if nb > 1 and rand() < 0.1 then nknown = nb - floor(rand() * nb) end
+      local d10 = floor(c.hours10 * (0.85 + 0.3 * rand()))
+      if nknown == 1 or rand() < 0.4 then d10 = floor(d10 / 10) * 10 end
+      if d10 < 10 then d10 = 10 end
+      dstr = duree_cache[d10]
+      if not dstr then
+        local h = floor(d10 / 10)
+        if d10 == h * 10 then dstr = format("%d", h) else dstr = format("%d.%d", h, d10 - h * 10) end
+        duree_cache[d10] = dstr
+      end
+    end
+
+    -- Amounts in integer cents.
+    local mt = nb * c.price
+    if rand() < 0.4 then mt = mt + floor((rand() - 0.5) * 0.2 * mt) end
+    if mt < nb then mt = nb end
+    local pm = floor((2 * mt + nb) / (2 * nb))
+
+    local rest = mt
+    local cofunded = false
+    for j = 1, NFUND do
+      local fj = FUNDERS[j]
+      local prob = fj[1]
+      local flat = 0
+      if j == 1 then
+        flat = month_reform[mi]
+        if flat > 0 then prob = 0.22 end
+      end
+      local k, a = 0, 0
+      if rest > 1 and rand() < prob then
+        k = nb
+        if nb > 1 and rand() < 0.3 then k = 1 + floor(rand() * nb) end
+        if flat > 0 then
+          a = k * flat
+          if rand() < 0.2 then a = a + floor(rest * k / nb * 0.2 * rand()) end
+          if a > rest * 0.9 then a = floor(rest * 0.9) end
+        else
+          a = floor(rest * k / nb * (fj[2] + (fj[3] - fj[2]) * rand()))
+        end
+        if a < 1 then k, a = 0, 0 end
+        rest = rest - a
+        if k > 0 then cofunded = true end
+      end
+      fund_n[j], fund_amt[j] = k, a
+    end
+
+    local numeric
+    if cofunded then
+      numeric = format(slow_tail, nb, ntit, money(pm), nknown, dstr, money(mt), money_or_zero(rest),
+        fund_n[1], money_or_zero(fund_amt[1]), fund_n[2], money_or_zero(fund_amt[2]),
+        fund_n[3], money_or_zero(fund_amt[3]), fund_n[4], money_or_zero(fund_amt[4]),
+        fund_n[5], money_or_zero(fund_amt[5]), fund_n[6], money_or_zero(fund_amt[6]),
+        fund_n[7], money_or_zero(fund_amt[7]))
+    else
+      local pe, me = floor(pm / 100), floor(mt / 100)
+      numeric = format(fast_tail, nb, ntit, pe, pm - pe * 100, nknown, dstr, me, mt - me * 100,
+        me, mt - me * 100)
+    end
+
+    buf[n + 1] = rand() < 0.1 and prefix_day[mi] or prefix_short[mi]
+    buf[n + 2] = status_str[si]
+    buf[n + 3] = c.segment
+    buf[n + 4] = mode_str[md]
+    buf[n + 5] = geo_before[di]
+    buf[n + 6] = numeric
+    buf[n + 7] = geo_after[di]
+    n = n + 7
+
+    if row % FLUSH == 0 or row == rows then
+      ok, err = f:write(concat(buf, "", 1, n))
+      if not ok then return fail(err) end
+      n = 0
+      if progress then progress(row, rows) end
+    end
+  end
+
+  if owned then
+    ok, err = f:close()
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,151 @@
+-- cpf.schema — what cpf knows about the CPF "formations engagées" export: canonical column
+-- names, the header spellings that map to them, their types, statuses and funders.
+local schema = {}
+
+-- Canonical name and storage type of every known column, in the order of the May 2026 export.
+-- Money is `decimal` (exact cents); codes are `string` so that "01", "2A" and "-1" survive.
+schema.columns = {
+  { name = "date_chargement", type = "date" },
+  { name = "date_validation", type = "month" },
+  { name = "statut_dossier", type = "string" },
+  { name = "type_referentiel", type = "string" },
+  { name = "code_rs", type = "string" },
+  { name = "code_rncp", type = "string" },
+  { name = "domaine_formation_nsf", type = "string" },
+  { name = "formacode_principal", type = "string" },
+  { name = "libelle_formacode_principal", type = "string" },
+  { name = "modalite_presence", type = "string" },
+  { name = "region_lieu_formation", type = "string" },
+  { name = "departement_lieu_formation", type = "string" },
+  { name = "nb_dossiers", type = "integer" },
+  { name = "nb_titulaires", type = "integer" },
+  { name = "prix_moyen", type = "decimal" },
+  { name = "nb_dossiers_a_duree_connue", type = "integer" },
+  { name = "duree_moyenne", type = "number" },
+  { name = "montant_engage", type = "decimal" },
+  { name = "part_france_competences", type = "decimal" },
+  { name = "nb_dossiers_finances_par_titulaires", type = "integer" },
+  { name = "part_titulaires", type = "decimal" },
+  { name = "nb_dossiers_finances_par_etat", type = "integer" },
+  { name = "part_etat", type = "decimal" },
+  { name = "nb_dossiers_finances_par_pole_emploi", type = "integer" },
+  { name = "part_pole_emploi", type = "decimal" },
+  { name = "nb_dossiers_finances_par_regions", type = "integer" },
+  { name = "part_regions", type = "decimal" },
+  { name = "nb_dossiers_finances_par_opco", type = "integer" },
+  { name = "part_opco", type = "decimal" },
+  { name = "nb_dossiers_finances_par_entreprises", type = "integer" },
+  { name = "part_entreprises", type = "decimal" },
+  { name = "nb_dossiers_finances_par_cec", type = "integer" },
+  { name = "part_cec", type = "decimal" },
+  { name = "code_officiel_departement", type = "string" },
+  { name = "nom_officiel_departement", type = "string" },
+  { name = "code_officiel_region", type = "string" },
+  { name = "nom_officiel_region", type = "string" },
+  -- columns that some extractions have and others do not
+  { name = "annee_validation", type = "integer", optional = true },
+  { name = "intitule_certification", type = "string", optional = true },
+}
+
+-- Other spellings seen across versions (after normalisation) → canonical name.
+schema.aliases = {
+  code_inventaire = "code_rs",
+  annee_de_validation = "annee_validation",
+  nb_dossiers_finances_par_titulaire = "nb_dossiers_finances_par_titulaires",
+  part_titulaire = "part_titulaires",
+  nb_dossiers_finances_par_region = "nb_dossiers_finances_par_regions",
+  part_region = "part_regions",
+  nb_dossiers_finances_par_entreprise = "nb_dossiers_finances_par_entreprises",
+  part_entreprise = "part_entreprises",
+  part_france_competence = "part_france_competences",
+}
+
+schema.by_name = {}
+for _, c in ipairs(schema.columns) do schema.by_name[c.name] = c end
+
+-- UTF-8 accented letters (lower and upper case) of French headers → plain ASCII.
+local accents = {
+  ["à"] = "a", ["â"] = "a", ["ä"] = "a", ["á"] = "a", ["ç"] = "c", ["é"] = "e", ["è"] = "e",
+  ["ê"] = "e", ["ë"] = "e", ["î"] = "i", ["ï"] = "i", ["í"] = "i", ["ô"] = "o", ["ö"] = "o",
+  ["ó"] = "o", ["ù"] = "u", ["û"] = "u", ["ü"] = "u", ["ú"] = "u", ["ÿ"] = "y", ["œ"] = "oe",
+  ["æ"] = "ae", ["À"] = "a", ["Â"] = "a", ["Ä"] = "a", ["Á"] = "a", ["Ç"] = "c", ["É"] = "e",
+  ["È"] = "e", ["Ê"] = "e", ["Ë"] = "e", ["Î"] = "i", ["Ï"] = "i", ["Í"] = "i", ["Ô"] = "o",
+  ["Ö"] = "o", ["Ó"] = "o", ["Ù"] = "u", ["Û"] = "u", ["Ü"] = "u", ["Ú"] = "u", ["Ÿ"] = "y",
+  ["Œ"] = "oe", ["Æ"] = "ae",
+}
+
+--- Normalised header: BOM removed, lowercase, accents stripped, runs of spaces, dots, hyphens
+--- and apostrophes turned into one "_". "Code Officiel Département" → "code_officiel_departement".
+function schema.normalize(header)
+  local s = header:gsub("^\239\187\191", "")
+  s = s:gsub("[\195\197][\128-\191]", accents):lower()
+  s = s:gsub("[%s%.%-'/]+", "_"):gsub("[^%w_]", ""):gsub("__+", "_"):gsub("^_", ""):gsub("_$", "")
+  return s
+end
+
+--- The column of the CPF schema a header names, or nil for an unknown column.
+function schema.lookup(header)
+  local n = schema.normalize(header)
+  return schema.by_name[schema.aliases[n] or n]
+end
+
+local valid_types = { string = true, integer = true, number = true, decimal = true,
+                      month = true, date = true, auto = true }
+
+--- Column specs for the loader: canonical name, label as written, storage type.
+--- `types` (optional) forces the type of columns by canonical name.
+function schema.resolve(labels, types)
+  local specs, seen = {}, {}
+  for i, label in ipairs(labels) do
+    local known = schema.lookup(label)
+    local name = known and known.name or schema.normalize(label)
+    if name == "" then name = "column_" .. i end
+    if seen[name] then
+      if known then
+        return nil, ("columns %d and %d are both '%s' (headers %q and %q)")
+          :format(seen[name], i, name, labels[seen[name]], label)
+      end
+      local k = 2
+      while seen[name .. "_" .. k] do k = k + 1 end
+      name = name .. "_" .. k
+    end
+    seen[name] = i
+    specs[i] = { name = name, label = label:gsub("^\239\187\191", ""),
+                 type = known and known.type or "auto" }
+  end
+  for name, t in pairs(types or {}) do
+    if not seen[name] then return nil, ("opts.types: no column named '%s'"):format(name) end
+    if not valid_types[t] then
+      return nil, ("opts.types.%s: unknown type '%s' (string, integer, number, decimal, month, date or auto)")
+        :format(name, tostring(t))
+    end
+    specs[seen[name]].type = t
+  end
+  return specs
+end
+
+-- The 9 values of statut_dossier and the families analysts group them into.
+schema.statuses = {
+  "Validé", "Entrée en formation", "Sortie de formation",
+  "Clos - Réalisation Totale", "Clos - Réalisation Partielle",
+  "Clos - Non Réalisé annulé titulaire", "Clos - Non Réalisé annulé OF",
+  "Dossier annulé gestionnaire", "Rejeté",
+}
+
+schema.families = {
+  ["Validé"] = "validated",
+  ["Entrée en formation"] = "in_training",
+  ["Sortie de formation"] = "left_training",
+  ["Clos - Réalisation Totale"] = "completed",
+  ["Clos - Réalisation Partielle"] = "completed",
+  ["Clos - Non Réalisé annulé titulaire"] = "cancelled",
+  ["Clos - Non Réalisé annulé OF"] = "cancelled",
+  ["Dossier annulé gestionnaire"] = "cancelled",
+  ["Rejeté"] = "cancelled",
+}
+
+-- Who pays: France compétences (the CPF itself) and the co-funders, by column suffix.
+schema.funders = { "france_competences", "titulaires", "etat", "pole_emploi", "regions",
+                   "opco", "entreprises", "cec" }
+
+return schema
