@@ -10,6 +10,7 @@
 
 #define DATASET_META "cpf.dataset"
 #define SCRATCH_META "cpf.scratch"
+#define SOURCE_META "cpf.source"
 
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */
@@ -311,25 +312,54 @@ static char sep_option(lua_State *L, int opts, const char *field) {
   return c;
 }
 
-static int read_header(lua_State *L) {
+/* ---- sources: a file opened once, read by header() then load() ---- */
+static cpf_source *check_source(lua_State *L, int idx) {
+  cpf_source *src = luaL_checkudata(L, idx, SOURCE_META);
+  if (src->bytes == NULL) luaL_error(L, "source is closed");
+  return src;
+}
+
+static int source_close_l(lua_State *L) {
+  source_close(luaL_checkudata(L, 1, SOURCE_META));
+  return 0;
+}
+
+/* core.open(path) -> source | nil, message */
+static int open_source(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  char sep = 0, sep_found = 0;
-  char **labels = NULL;
-  size_t count = 0, i;
-  int has_bom = 0;
+  cpf_source *src = lua_newuserdata(L, sizeof *src);
   cpf_error err;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    sep = sep_option(L, 2, "sep");
-  }
+  memset(src, 0, sizeof *src);
+  luaL_getmetatable(L, SOURCE_META);
+  lua_setmetatable(L, -2);
   memset(&err, 0, sizeof err);
-  if (loader_read_header(path, sep, &labels, &count, &sep_found, &has_bom, &err) != 0) {
+  if (source_open(src, path, &err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err.message);
     return 2;
   }
-  /* copy into Lua, then free: lua_pushstring could raise, so check the stack first */
-  if (!lua_checkstack(L, 4)) { loader_free_header(labels, count); return luaL_error(L, "stack overflow"); }
+  return 1;
+}
+
+/* source:header([sep]) -> labels, separator | nil, message */
+static int source_header(lua_State *L) {
+  cpf_source *src = check_source(L, 1);
+  const char *sep_arg = luaL_optstring(L, 2, "");
+  char sep_found = 0;
+  char **labels = NULL;
+  size_t count = 0, i;
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (loader_read_header(src, sep_arg[0], &labels, &count, &sep_found, &err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.message);
+    return 2;
+  }
+  /* copy into Lua, then free: a Lua allocation error would leak them, so make room first */
+  if (!lua_checkstack(L, 4)) {
+    loader_free_header(labels, count);
+    return luaL_error(L, "stack overflow");
+  }
   lua_createtable(L, (int)count, 0);
   for (i = 0; i < count; i++) {
     lua_pushstring(L, labels[i]);
@@ -337,8 +367,7 @@ static int read_header(lua_State *L) {
   }
   loader_free_header(labels, count);
   lua_pushlstring(L, &sep_found, 1);
-  lua_pushboolean(L, has_bom);
-  return 3;
+  return 2;
 }
 
 typedef struct {
@@ -365,9 +394,9 @@ static int call_progress(void *ud, size_t done, size_t total, size_t rows, cpf_e
   return stop;
 }
 
-/* load_csv(path, columns, opts): columns = { {name=, label=, type=}, ... } in file order */
-static int load_csv(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+/* source:load(columns, opts): columns = { {name=, label=, type=}, ... } in file order */
+static int source_load(lua_State *L) {
+  cpf_source *src = check_source(L, 1);
   size_t ncols, i;
   cpf_column_spec *specs;
   cpf_load_options opts;
@@ -413,7 +442,7 @@ static int load_csv(lua_State *L) {
   luaL_getmetatable(L, DATASET_META);
   lua_setmetatable(L, -2);
   memset(&err, 0, sizeof err);
-  box->ds = loader_load(path, &opts, specs, ncols, &err);
+  box->ds = loader_load(src, &opts, specs, ncols, &err);
   if (box->ds == NULL) {
     lua_pushnil(L);
     lua_pushstring(L, err.message[0] ? err.message : "load failed");
@@ -432,9 +461,11 @@ static int stderr_is_tty(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg source_methods[] = {
+  {"header", source_header}, {"load", source_load}, {"close", source_close_l}, {NULL, NULL}};
+
 static const luaL_Reg module_functions[] = {
-  {"read_header", read_header}, {"load_csv", load_csv}, {"stderr_is_tty", stderr_is_tty},
-  {NULL, NULL}};
+  {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {NULL, NULL}};
 
 #if defined(__GNUC__)
 #define CPF_EXPORT __attribute__((visibility("default")))
@@ -448,6 +479,14 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   luaL_newmetatable(L, SCRATCH_META);
   lua_pushcfunction(L, scratch_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, SOURCE_META);
+  lua_pushcfunction(L, source_close_l);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  compat_setfuncs(L, source_methods);
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
   luaL_newmetatable(L, DATASET_META);

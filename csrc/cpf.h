@@ -143,11 +143,23 @@ typedef struct {
   cpf_type type;
 } cpf_column_spec;
 
+/* A file's bytes, read once: mapped when it is a regular file, read otherwise (pipes). */
+typedef struct {
+  char *path;
+  const char *bytes;
+  size_t size;
+  size_t start;   /* after the BOM */
+  int mapped;
+} cpf_source;
+
+int source_open(cpf_source *src, const char *path, cpf_error *err);
+void source_close(cpf_source *src);
+
 /* The header's fields (malloc'd array of malloc'd strings) and the separator found. */
-int loader_read_header(const char *path, char sep, char ***labels, size_t *count,
-                       char *sep_found, int *has_bom, cpf_error *err);
+int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *count,
+                       char *sep_found, cpf_error *err);
 void loader_free_header(char **labels, size_t count);
-cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
+cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
 
 #endif

@@ -18,16 +18,9 @@
 #define PROGRESS_EVERY (16u << 20)
 
 /* ---- the file's bytes: mapped when possible, read otherwise (pipes, /dev/stdin) ---- */
-typedef struct {
-  const char *bytes;
-  size_t size;
-  int mapped;
-} file_bytes;
-
-static int file_open_bytes(const char *path, file_bytes *fb, cpf_error *err) {
+static int file_open_bytes(const char *path, cpf_source *fb, cpf_error *err) {
   struct stat st;
   int fd = open(path, O_RDONLY);
-  memset(fb, 0, sizeof *fb);
   if (fd < 0) {
     cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
     return -1;
@@ -77,14 +70,17 @@ static int file_open_bytes(const char *path, file_bytes *fb, cpf_error *err) {
   return 0;
 }
 
-static void file_close_bytes(file_bytes *fb) {
-  if (fb->mapped) munmap((void *)fb->bytes, fb->size);
-  else free((void *)fb->bytes);
-  memset(fb, 0, sizeof *fb);
+void source_close(cpf_source *src) {
+  if (src->bytes) {
+    if (src->mapped) munmap((void *)src->bytes, src->size);
+    else free((void *)src->bytes);
+  }
+  free(src->path);
+  memset(src, 0, sizeof *src);
 }
 
-static size_t bom_length(const file_bytes *fb) {
-  return fb->size >= 3 && memcmp(fb->bytes, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+static size_t bom_length(const cpf_source *src) {
+  return src->size >= 3 && memcmp(src->bytes, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
 
 static int only_blank(const char *p, size_t n) {
@@ -204,51 +200,54 @@ static int parser_finish(struct csv_parser *p, parse_state *st) {
   return st->err->failed ? -1 : 0;
 }
 
-/* Opens the file, checks it is not empty, finds the separator. */
-static int open_text(const char *path, char sep, file_bytes *fb, size_t *start, char *sep_found,
-                     cpf_error *err) {
-  if (file_open_bytes(path, fb, err) != 0) return -1;
-  *start = bom_length(fb);
-  if (only_blank(fb->bytes + *start, fb->size - *start)) {
+/* Reads or maps the file once, skips the BOM, checks it is not empty. */
+int source_open(cpf_source *src, const char *path, cpf_error *err) {
+  size_t n = strlen(path) + 1;
+  memset(src, 0, sizeof *src);
+  src->path = malloc(n);
+  if (!src->path) { cpf_error_set(err, "%s: out of memory", path); return -1; }
+  memcpy(src->path, path, n);
+  if (file_open_bytes(path, src, err) != 0) { source_close(src); return -1; }
+  src->start = bom_length(src);
+  if (only_blank(src->bytes + src->start, src->size - src->start)) {
     cpf_error_set(err, "%s: empty file: no header line", path);
-    file_close_bytes(fb);
-    return -1;
-  }
-  *sep_found = sep ? sep : detect_separator(fb->bytes + *start, fb->size - *start);
-  if (*sep_found == 0) {
-    cpf_error_set(err, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
-                  "(give one with opts.sep)", path);
-    file_close_bytes(fb);
+    source_close(src);
     return -1;
   }
   return 0;
 }
 
-int loader_read_header(const char *path, char sep, char ***labels, size_t *count, char *sep_found,
-                       int *has_bom, cpf_error *err) {
-  file_bytes fb;
-  size_t start, pos;
+static char source_separator(const cpf_source *src, char sep, cpf_error *err) {
+  char found = sep ? sep : detect_separator(src->bytes + src->start, src->size - src->start);
+  if (found == 0)
+    cpf_error_set(err, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
+                  "(give one with opts.sep)", src->path);
+  return found;
+}
+
+int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *count,
+                       char *sep_found, cpf_error *err) {
+  size_t pos;
   struct csv_parser p;
   parse_state st;
-  if (open_text(path, sep, &fb, &start, sep_found, err) != 0) return -1;
-  *has_bom = start > 0;
+  if ((*sep_found = source_separator(src, sep, err)) == 0) return -1;
   memset(&st, 0, sizeof st);
-  st.path = path;
+  st.path = src->path;
   st.err = err;
   st.header = malloc(sizeof *st.header);
   st.header_cap = 1;
-  if (!st.header || parser_start(&p, *sep_found, path, err) != 0) {
+  if (!st.header || parser_start(&p, *sep_found, src->path, err) != 0) {
     free(st.header);
-    file_close_bytes(&fb);
     return -1;
   }
-  for (pos = start; pos < fb.size && st.record == 0 && !err->failed; pos += 4096) {
-    size_t n = fb.size - pos < 4096 ? fb.size - pos : 4096;
-    if (csv_parse(&p, fb.bytes + pos, n, on_field, on_record, &st) != n) parser_error(&p, &st);
+  for (pos = src->start; pos < src->size && st.record == 0 && !err->failed; pos += 4096) {
+    size_t n = src->size - pos < 4096 ? src->size - pos : 4096;
+    /* errors past the header belong to the full load, which reports them with their row */
+    if (csv_parse(&p, src->bytes + pos, n, on_field, on_record, &st) != n && st.record == 0)
+      parser_error(&p, &st);
   }
   if (st.record == 0) parser_finish(&p, &st); /* a header without a line break */
   else csv_free(&p);
-  file_close_bytes(&fb);
   if (err->failed) {
     loader_free_header(st.header, st.header_count);
     return -1;
@@ -273,10 +272,10 @@ static size_t estimate_rows(const char *p, size_t n) {
   return (size_t)((double)n / ((double)sample / (double)lines) * 1.02) + 64;
 }
 
-cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
+cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
-  file_bytes fb;
-  size_t start, pos, next_progress, i, expected, total;
+  const char *path = src->path;
+  size_t pos, next_progress, i, expected;
   char sep, mark;
   struct csv_parser p;
   parse_state st;
@@ -286,13 +285,13 @@ cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
     cpf_error_set(err, "%s: out of memory", path);
     return NULL;
   }
-  if (open_text(path, opts->sep, &fb, &start, &sep, err) != 0) {
+  if ((sep = source_separator(src, opts->sep, err)) == 0) {
     dataset_free(ds);
     return NULL;
   }
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
-  expected = estimate_rows(fb.bytes + start, fb.size - start);
+  expected = estimate_rows(src->bytes + src->start, src->size - src->start);
   for (i = 0; i < ncols; i++) {
     if (column_init(&ds->cols[i], specs[i].name, specs[i].label, specs[i].type, mark, expected) != 0) {
       cpf_error_set(err, "%s: out of memory", path);
@@ -307,13 +306,13 @@ cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
   st.err = err;
   if (err->failed || parser_start(&p, sep, path, err) != 0) goto fail;
   next_progress = PROGRESS_EVERY;
-  for (pos = start; pos < fb.size && !err->failed; pos += PARSE_BLOCK) {
-    size_t n = fb.size - pos < PARSE_BLOCK ? fb.size - pos : PARSE_BLOCK;
-    if (csv_parse(&p, fb.bytes + pos, n, on_field, on_record, &st) != n && !err->failed)
+  for (pos = src->start; pos < src->size && !err->failed; pos += PARSE_BLOCK) {
+    size_t n = src->size - pos < PARSE_BLOCK ? src->size - pos : PARSE_BLOCK;
+    if (csv_parse(&p, src->bytes + pos, n, on_field, on_record, &st) != n && !err->failed)
       parser_error(&p, &st);
     if (opts->progress && pos + n >= next_progress && !err->failed) {
       next_progress += PROGRESS_EVERY;
-      if (opts->progress(opts->progress_ud, pos + n, fb.size, st.record ? st.record - 1 : 0, err))
+      if (opts->progress(opts->progress_ud, pos + n, src->size, st.record ? st.record - 1 : 0, err))
         break;
     }
   }
@@ -326,8 +325,6 @@ cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
     cpf_error_set(err, "%s: empty file: no header line", path);
     goto fail;
   }
-  total = fb.size;
-  file_close_bytes(&fb);
   ds->rows = st.record - 1;
   for (i = 0; i < ncols; i++) {
     char msg[300];
@@ -337,10 +334,12 @@ cpf_dataset *loader_load(const char *path, const cpf_load_options *opts,
       return NULL;
     }
   }
-  if (opts->progress) opts->progress(opts->progress_ud, total, total, ds->rows, err);
+  if (opts->progress && opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err)) {
+    dataset_free(ds);
+    return NULL;
+  }
   return ds;
 fail:
-  file_close_bytes(&fb);
   dataset_free(ds);
   return NULL;
 }

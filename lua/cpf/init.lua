@@ -74,11 +74,17 @@ function cpf.load(path, opts)
   if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
     error("load: option 'decimal' must be \".\" or \",\"", 2)
   end
-  local labels, sep = core.read_header(path, { sep = opts.sep })
-  if not labels then return nil, sep end
-  local specs, err = schema.resolve(labels, opts.types)
-  if not specs then return nil, path .. ":1: " .. err end
-  return core.load_csv(path, specs, { sep = sep, decimal = opts.decimal, progress = progress })
+  local source, err = core.open(path)
+  if not source then return nil, err end
+  local labels, sep = source:header(opts.sep)
+  if not labels then source:close() return nil, sep end
+  local specs
+  specs, err = schema.resolve(labels, opts.types)
+  if not specs then source:close() return nil, path .. ":1: " .. err end
+  local ds
+  ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress })
+  source:close() -- unmap now rather than at the next collection
+  return ds, err
 end
 
 --- Column description by name: {name, label, type, missing, bytes}, or nil.

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cpf needs that are missing: `demo` for building and running,
+# `test` adds LuaJIT, busted, LuaRocks, the other Lua headers and the fr_FR.UTF-8 locale.
+set -euo pipefail
+what=${1:-test}
+packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev)
+if [ "$what" = test ]; then
+  packages+=(luajit libluajit-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua-busted
+             luarocks locales)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The locale test loads numbers under LC_ALL=fr_FR.UTF-8, where strtod reads "1,5".
+if [ "$what" = test ] && ! locale -a 2>/dev/null | grep -qi '^fr_FR\.utf-\?8$'; then
+  if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo sed -i 's/^# *fr_FR.UTF-8 UTF-8/fr_FR.UTF-8 UTF-8/' /etc/locale.gen
+  grep -q '^fr_FR.UTF-8 UTF-8' /etc/locale.gen || echo 'fr_FR.UTF-8 UTF-8' | $sudo tee -a /etc/locale.gen >/dev/null
+  $sudo locale-gen >/dev/null
+fi

@@ -1,0 +1,43 @@
+-- The module builds for this Lua, exports one symbol and leaves the globals alone.
+local h = require "spec.helpers"
+
+describe("cpf.core build", function()
+  it("loads and reports its version", function()
+    local cpf = require "cpf"
+    assert.are.equal("0.1.0", cpf._VERSION)
+    assert.are.equal("function", type(require("cpf.core").open))
+  end)
+
+  it("exports only luaopen_cpf_core from the shared object", function()
+    local out, _, code = h.run("nm -D --defined-only build/" .. h.lua_name .. "/cpf/core.so")
+    assert.are.equal(0, code)
+    local exported = {}
+    for kind, name in out:gmatch("%x+ (%u) ([%w_]+)") do
+      if kind == "T" or kind == "D" or kind == "B" then exported[#exported + 1] = name end
+    end
+    assert.are.same({ "luaopen_cpf_core" }, exported)
+  end)
+
+  it("does not link liblua into the module", function()
+    local out = h.run("ldd build/" .. h.lua_name .. "/cpf/core.so")
+    assert.is_nil(out:find("liblua"))
+    assert.is_truthy(out:find("libcsv"))
+  end)
+
+  it("sets no global variable", function()
+    local before = {}
+    for k in pairs(_G) do before[k] = true end
+    package.loaded["cpf"], package.loaded["cpf.core"], package.loaded["cpf.schema"] = nil, nil, nil
+    require "cpf"
+    for k in pairs(_G) do assert.is_true(before[k], "new global " .. tostring(k)) end
+  end)
+
+  it("builds from the same sources against Lua 5.1, 5.3, 5.4 and LuaJIT headers", function()
+    for _, lua in ipairs { "lua5.1", "lua5.3", "lua5.4", "luajit" } do
+      local dir = h.tmpname("-build")
+      local _, err, code = h.run(("make -s LUA=%s BUILD_DIR=%s CFLAGS='-O0 -Werror'"):format(lua, dir))
+      assert.are.equal(0, code, lua .. ": " .. err)
+      os.execute("rm -rf " .. dir)
+    end
+  end)
+end)
