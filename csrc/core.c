@@ -3,6 +3,7 @@
  * engine come back as values and leave as nil, message. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -284,7 +285,7 @@ static int dataset_distinct(lua_State *L) {
       /* reuse the value formatting of one row holding this value */
       cpf_column one = *col;
       int64_t v = entries[i].key;
-      one.valid = NULL;
+      one.missing_bits = NULL;
       one.data = &v;
       one.width = 8;
       push_value(L, &one, 0);
@@ -456,6 +457,14 @@ static const luaL_Reg dataset_methods[] = {
   {"get", dataset_get},         {"row", dataset_row},             {"rows", dataset_rows},
   {"distinct", dataset_distinct}, {"memory", dataset_memory_l},   {NULL, NULL}};
 
+/* Monotonic wall-clock seconds, for progress and benchmarks (os.clock is CPU time). */
+static int monotonic_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 static int stderr_is_tty(lua_State *L) {
   lua_pushboolean(L, isatty(2));
   return 1;
@@ -465,7 +474,7 @@ static const luaL_Reg source_methods[] = {
   {"header", source_header}, {"load", source_load}, {"close", source_close_l}, {NULL, NULL}};
 
 static const luaL_Reg module_functions[] = {
-  {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {NULL, NULL}};
+  {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {"clock", monotonic_clock}, {NULL, NULL}};
 
 #if defined(__GNUC__)
 #define CPF_EXPORT __attribute__((visibility("default")))

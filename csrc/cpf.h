@@ -37,8 +37,7 @@ typedef struct {
   size_t bytes_len, bytes_cap;
   uint64_t *offsets;    /* start of value i in bytes; offsets[count] = bytes_len */
   uint32_t count, cap;
-  uint32_t *slots;      /* open addressing: code + 1, 0 = free; NULL once frozen */
-  uint32_t *hashes;     /* hash of each value, to grow the table without rehashing */
+  uint64_t *slots;      /* open addressing: hash << 32 | code + 1, 0 = free; NULL once frozen */
   uint32_t slot_mask;
 } cpf_dictionary;
 
@@ -75,15 +74,14 @@ typedef struct {
   int scale;            /* decimal: digits after the point */
   size_t rows;
   void *data;           /* rows * width bytes; see column_integer_at / column_code_at */
-  uint8_t *valid;       /* bit i set when row i has a value; NULL when none is missing */
+  uint8_t *missing_bits; /* bit i set when row i has no value; NULL when none is missing.
+                          * Missing values are rare: loading only writes a bit for them. */
   size_t missing;
   int64_t min, max;     /* integer-like types: range of the values present */
   cpf_dictionary dict;  /* string columns */
   /* while loading */
   size_t cap;
   char decimal_mark;
-  int has_last;         /* string columns: the previous row's value, to skip the hash */
-  uint32_t last_code;
 } cpf_column;
 
 int column_init(cpf_column *col, const char *name, const char *label, cpf_type type,
@@ -96,7 +94,7 @@ int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);
 
 static inline int column_is_valid(const cpf_column *col, size_t row) {
-  return col->valid == NULL || (col->valid[row >> 3] >> (row & 7)) & 1;
+  return col->missing_bits == NULL || !((col->missing_bits[row >> 3] >> (row & 7)) & 1);
 }
 static inline int64_t column_integer_at(const cpf_column *col, size_t row) {
   switch (col->width) {

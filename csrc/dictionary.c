@@ -5,38 +5,58 @@
 
 #include "cpf.h"
 
-/* Multiply-xorshift over 8-byte words: CPF values are short, and most of the time is the
- * memory access, not the mixing. Only used in memory, so byte order does not matter. */
+/* Equal bytes; short values without a call to memcmp. */
+static int same_bytes(const char *a, const char *b, size_t len) {
+  if (len >= 8) {
+    size_t i;
+    for (i = 0; i + 8 <= len; i += 8)
+      if (memcmp(a + i, b + i, 8) != 0) return 0; /* fixed size: compiled to one load */
+    return memcmp(a + len - 8, b + len - 8, 8) == 0;
+  }
+  while (len-- > 0)
+    if (*a++ != *b++) return 0;
+  return 1;
+}
+
+static uint64_t load64(const char *s) {
+  uint64_t w;
+  memcpy(&w, s, 8);
+  return w;
+}
+
+/* Hash of the length, the first 16 and the last 16 bytes: CPF values that share both ends and
+ * the length are rare, and a collision only costs a comparison. Bounded work per field matters
+ * more than mixing every byte of a 100-character title. Only used in memory: byte order is
+ * irrelevant. */
 static uint32_t hash_bytes(const char *s, size_t len) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)len;
-  while (len >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-    s += 8;
-    len -= 8;
+  uint64_t a, b, h;
+  if (len >= 16) {
+    a = load64(s) ^ (load64(s + 8) * 0x9E3779B97F4A7C15ull);
+    b = load64(s + len - 8) ^ (load64(s + len - 16) * 0xc4ceb9fe1a85ec53ull);
+  } else if (len >= 8) {
+    a = load64(s);
+    b = load64(s + len - 8);
+  } else {
+    size_t i;
+    a = 0; /* a byte loop: memcpy with a variable length is a library call */
+    for (i = 0; i < len; i++) a |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    b = a >> 7;
   }
-  if (len > 0) {
-    uint64_t w = 0;
-    memcpy(&w, s, len);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-  }
-  h *= 0x9E3779B97F4A7C15ull;
-  return (uint32_t)(h >> 32);
+  h = (a ^ (uint64_t)len * 0xff51afd7ed558ccdull) * 0x9E3779B97F4A7C15ull;
+  h ^= (b + (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 32;
+  return (uint32_t)h;
 }
 
 int dictionary_init(cpf_dictionary *dict) {
   memset(dict, 0, sizeof *dict);
   dict->cap = 64;
   dict->offsets = malloc((dict->cap + 1) * sizeof *dict->offsets);
-  dict->hashes = malloc(dict->cap * sizeof *dict->hashes);
   dict->slot_mask = 127;
   dict->slots = calloc(dict->slot_mask + 1, sizeof *dict->slots);
   dict->bytes_cap = 1024;
   dict->bytes = malloc(dict->bytes_cap);
-  if (!dict->offsets || !dict->hashes || !dict->slots || !dict->bytes) {
+  if (!dict->offsets || !dict->slots || !dict->bytes) {
     dictionary_free(dict);
     return -1;
   }
@@ -48,19 +68,26 @@ void dictionary_free(cpf_dictionary *dict) {
   free(dict->bytes);
   free(dict->offsets);
   free(dict->slots);
-  free(dict->hashes);
   memset(dict, 0, sizeof *dict);
 }
 
+/* A slot holds the value's hash in its high half and code + 1 in its low half (0 = free):
+ * most probes are settled without touching the value's bytes. */
+#define SLOT(hash, code) (((uint64_t)(hash) << 32) | ((uint64_t)(code) + 1))
+#define SLOT_HASH(slot) ((uint32_t)((slot) >> 32))
+#define SLOT_CODE(slot) ((uint32_t)(slot) - 1)
+
 static int grow_slots(cpf_dictionary *dict) {
-  uint32_t new_mask = dict->slot_mask * 2 + 1;
-  uint32_t *slots = calloc((size_t)new_mask + 1, sizeof *slots);
-  uint32_t code;
+  uint32_t new_mask = dict->slot_mask * 2 + 1, i;
+  uint64_t *slots = calloc((size_t)new_mask + 1, sizeof *slots);
   if (!slots) return -1;
-  for (code = 0; code < dict->count; code++) {
-    uint32_t i = dict->hashes[code] & new_mask;
-    while (slots[i] != 0) i = (i + 1) & new_mask;
-    slots[i] = code + 1;
+  for (i = 0; i <= dict->slot_mask; i++) {
+    uint64_t slot = dict->slots[i];
+    uint32_t j;
+    if (slot == 0) continue;
+    j = SLOT_HASH(slot) & new_mask;
+    while (slots[j] != 0) j = (j + 1) & new_mask;
+    slots[j] = slot;
   }
   free(dict->slots);
   dict->slots = slots;
@@ -68,18 +95,14 @@ static int grow_slots(cpf_dictionary *dict) {
   return 0;
 }
 
-static uint32_t add_value(cpf_dictionary *dict, const char *s, size_t len, uint32_t h) {
+static uint32_t add_value(cpf_dictionary *dict, const char *s, size_t len) {
   uint32_t code = dict->count;
   if (code == UINT32_MAX - 1) return UINT32_MAX;
   if (code == dict->cap) {
     uint32_t cap = dict->cap * 2;
     uint64_t *offsets = realloc(dict->offsets, ((size_t)cap + 1) * sizeof *offsets);
-    uint32_t *hashes;
     if (!offsets) return UINT32_MAX;
     dict->offsets = offsets;
-    hashes = realloc(dict->hashes, (size_t)cap * sizeof *hashes);
-    if (!hashes) return UINT32_MAX;
-    dict->hashes = hashes;
     dict->cap = cap;
   }
   if (dict->bytes_len + len + 1 > dict->bytes_cap) {
@@ -94,7 +117,6 @@ static uint32_t add_value(cpf_dictionary *dict, const char *s, size_t len, uint3
   memcpy(dict->bytes + dict->bytes_len, s, len);
   dict->bytes[dict->bytes_len + len] = '\0';
   dict->bytes_len += len + 1;
-  dict->hashes[code] = h;
   dict->count = code + 1;
   dict->offsets[code + 1] = dict->bytes_len;
   return code;
@@ -105,18 +127,20 @@ uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len) {
   uint32_t i = h & dict->slot_mask;
   uint32_t code;
   for (;;) {
-    uint32_t slot = dict->slots[i];
+    uint64_t slot = dict->slots[i];
     if (slot == 0) break;
-    code = slot - 1;
-    if (dict->hashes[code] == h) {
-      size_t vlen = (size_t)(dict->offsets[code + 1] - dict->offsets[code] - 1);
-      if (vlen == len && memcmp(dict->bytes + dict->offsets[code], s, len) == 0) return code;
+    if (SLOT_HASH(slot) == h) {
+      const char *v;
+      code = SLOT_CODE(slot);
+      v = dict->bytes + dict->offsets[code];
+      if ((size_t)(dict->offsets[code + 1] - dict->offsets[code] - 1) == len && same_bytes(v, s, len))
+        return code;
     }
     i = (i + 1) & dict->slot_mask;
   }
-  code = add_value(dict, s, len, h);
+  code = add_value(dict, s, len);
   if (code == UINT32_MAX) return code;
-  dict->slots[i] = code + 1;
+  dict->slots[i] = SLOT(h, code);
   /* keep the table at most half full: probes stay short */
   if ((size_t)dict->count * 2 > (size_t)dict->slot_mask + 1 && grow_slots(dict) != 0)
     return UINT32_MAX;
@@ -130,9 +154,7 @@ const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *
 
 void dictionary_freeze(cpf_dictionary *dict) {
   free(dict->slots);
-  free(dict->hashes);
   dict->slots = NULL;
-  dict->hashes = NULL;
   if (dict->bytes_len > 0 && dict->bytes_cap > dict->bytes_len) {
     char *bytes = realloc(dict->bytes, dict->bytes_len);
     if (bytes) { dict->bytes = bytes; dict->bytes_cap = dict->bytes_len; }
@@ -142,6 +164,5 @@ void dictionary_freeze(cpf_dictionary *dict) {
 size_t dictionary_memory(const cpf_dictionary *dict) {
   size_t n = dict->bytes_cap + ((size_t)dict->cap + 1) * sizeof *dict->offsets;
   if (dict->slots) n += ((size_t)dict->slot_mask + 1) * sizeof *dict->slots;
-  if (dict->hashes) n += (size_t)dict->cap * sizeof *dict->hashes;
   return n;
 }

@@ -171,8 +171,8 @@ static void on_record(int c, void *data) {
 
 static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_error *err) {
   /* strict: a stray quote is an error, not a guess; STRICT_FINI: an unclosed quote at the end
-   * of the file too. APPEND_NULL lets number parsing look one byte past a field safely. */
-  if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+   * of the file too. Fields are used with their length, so no NUL is appended. */
+  if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI) != 0) {
     cpf_error_set(err, "%s: out of memory", path);
     return -1;
   }

@@ -34,7 +34,8 @@ cpf.human_bytes = human_bytes
 
 -- A progress line on stderr, rewritten in place: bytes read, rows/s, percent.
 local function stderr_progress(path)
-  local clock, start = os.clock, os.clock()
+  local clock = core.clock
+  local start = clock()
   local shown = false
   return function(done, total, rows)
     local elapsed = clock() - start

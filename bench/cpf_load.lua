@@ -1,0 +1,28 @@
+-- cpf_load.lua: the cpf side of the load benchmark. Loads FILE once and prints one JSON line
+-- {"tool":"cpf_load","lua":L,"seconds":S,"rows":R,"memory_bytes":M,"csv_bytes":C,"rss_kb":K,"maxrss_kb":H}
+-- seconds is the wall time of cpf.load alone; rss_kb is the resident size after the load.
+-- Usage (from the repository root): lua5.4 bench/cpf_load.lua FILE
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
+  .. package.cpath
+local cpf = require "cpf"
+local clock = require("cpf.core").clock
+
+local path = assert(arg[1], "usage: bench/cpf_load.lua FILE")
+local t0 = clock()
+local ds = assert(cpf.load(path))
+local seconds = clock() - t0
+
+local function status(field)
+  for line in io.lines("/proc/self/status") do
+    local v = line:match("^" .. field .. ":%s*(%d+)")
+    if v then return tonumber(v) end
+  end
+end
+
+local f = assert(io.open(path, "rb"))
+local size = f:seek("end")
+f:close()
+print(('{"tool":"cpf_load","lua":"%s","seconds":%.4f,"rows":%d,"memory_bytes":%d,"csv_bytes":%d,'
+  .. '"rss_kb":%d,"maxrss_kb":%d}'):format(jit and "luajit" or _VERSION, seconds, #ds, ds:memory(),
+  size, status("VmRSS"), status("VmHWM")))
