@@ -15,9 +15,9 @@ LIBFLAG ?= -shared
 # Only luaopen_cpf_core is visible; liblua is never linked into the module.
 MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
-MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv
+MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm
 
-SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c
+SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c
 HEADERS = csrc/cpf.h csrc/compat.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 

@@ -388,6 +388,8 @@ void dataset_free(cpf_dataset *ds) {
   if (!ds) return;
   for (i = 0; i < ds->ncols; i++) column_free(&ds->cols[i]);
   free(ds->cols);
+  free(ds->scratch_gid);
+  free(ds->scratch_codes);
   free(ds);
 }
 
@@ -402,4 +404,113 @@ int dataset_find_column(const cpf_dataset *ds, const char *name) {
   for (i = 0; i < ds->ncols; i++)
     if (strcmp(ds->cols[i].name, name) == 0) return (int)i;
   return -1;
+}
+
+/* ---- concatenation of datasets with the same columns (several monthly extractions) ---- */
+
+static int append_from(cpf_column *out, const cpf_column *in, size_t rows, const uint32_t *remap) {
+  static const int64_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                    100000000, 1000000000};
+  size_t i;
+  for (i = 0; i < rows; i++) {
+    size_t row;
+    if (out->rows == out->cap && column_grow(out) != 0) return -1;
+    row = out->rows++;
+    if (!column_is_valid(in, i)) {
+      out->missing_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
+      out->missing++;
+      if (out->type == CPF_TYPE_NUMBER) ((double *)out->data)[row] = 0;
+      else if (out->type == CPF_TYPE_STRING) { if (store_code(out, row, 0) != 0) return -1; }
+      else if (store_integer(out, row, 0) != 0) return -1;
+      continue;
+    }
+    switch (out->type) {
+    case CPF_TYPE_STRING:
+      if (store_code(out, row, remap[column_code_at(in, i)]) != 0) return -1;
+      break;
+    case CPF_TYPE_NUMBER: ((double *)out->data)[row] = column_number_at(in, i); break;
+    default:
+      if (store_integer(out, row, column_integer_at(in, i) * pow10[out->scale - in->scale]) != 0) return -1;
+      break;
+    }
+  }
+  return 0;
+}
+
+cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char *const *sources,
+                            cpf_error *err) {
+  cpf_dataset *ds;
+  size_t total = 0, p, j;
+  uint32_t *remap = NULL;
+  char msg[64];
+  if (nparts == 0) { cpf_error_set(err, "no dataset to concatenate"); return NULL; }
+  for (p = 0; p < nparts; p++) {
+    total += parts[p]->rows;
+    if (parts[p]->ncols != parts[0]->ncols) {
+      cpf_error_set(err, "%s has %zu columns, %s has %zu", sources[0], parts[0]->ncols, sources[p],
+                    parts[p]->ncols);
+      return NULL;
+    }
+    for (j = 0; j < parts[0]->ncols; j++) {
+      const cpf_column *a = &parts[0]->cols[j], *b = &parts[p]->cols[j];
+      if (strcmp(a->name, b->name) != 0) {
+        cpf_error_set(err, "column %zu is '%s' in %s but '%s' in %s", j + 1, a->name, sources[0],
+                      b->name, sources[p]);
+        return NULL;
+      }
+      if (a->type != b->type) {
+        cpf_error_set(err, "column '%s' is %s in %s but %s in %s", a->name, cpf_type_name(a->type),
+                      sources[0], cpf_type_name(b->type), sources[p]);
+        return NULL;
+      }
+    }
+  }
+  ds = calloc(1, sizeof *ds);
+  if (!ds || !(ds->cols = calloc(parts[0]->ncols + 1, sizeof *ds->cols))) goto oom;
+  for (j = 0; j <= parts[0]->ncols; j++) {
+    int is_source = j == parts[0]->ncols;
+    const cpf_column *first = is_source ? NULL : &parts[0]->cols[j];
+    cpf_column *out = &ds->cols[j];
+    if (column_init(out, is_source ? "source" : first->name, is_source ? "source" : first->label,
+                    is_source ? CPF_TYPE_STRING : first->type, '.', total) != 0) goto oom;
+    ds->ncols = j + 1;
+    if (is_source) {
+      for (p = 0; p < nparts; p++) {
+        size_t i;
+        uint32_t code = dictionary_intern(&out->dict, sources[p], strlen(sources[p]));
+        if (code == UINT32_MAX) goto oom;
+        for (i = 0; i < parts[p]->rows; i++) {
+          if (out->rows == out->cap && column_grow(out) != 0) goto oom;
+          if (store_code(out, out->rows++, code) != 0) goto oom;
+        }
+      }
+    } else {
+      for (p = 0; p < nparts; p++) /* the largest scale keeps every value exact */
+        if (parts[p]->cols[j].scale > out->scale) out->scale = parts[p]->cols[j].scale;
+      for (p = 0; p < nparts; p++) {
+        const cpf_column *in = &parts[p]->cols[j];
+        if (in->type == CPF_TYPE_STRING) {
+          uint32_t c;
+          free(remap);
+          remap = malloc(((size_t)in->dict.count + 1) * sizeof *remap);
+          if (!remap) goto oom;
+          for (c = 0; c < in->dict.count; c++) {
+            size_t len;
+            const char *s = dictionary_value(&in->dict, c, &len);
+            if ((remap[c] = dictionary_intern(&out->dict, s, len)) == UINT32_MAX) goto oom;
+          }
+        }
+        if (append_from(out, in, parts[p]->rows, remap) != 0) goto oom;
+      }
+    }
+    if (column_finish(out, msg, sizeof msg) != 0) goto oom;
+  }
+  free(remap);
+  ds->rows = total;
+  return ds;
+oom:
+  free(remap);
+  dataset_free(ds);
+  cpf_error_set(err, "out of memory");
+  return NULL;
 }

@@ -120,11 +120,17 @@ typedef struct {
   size_t rows;
   size_t ncols;
   cpf_column *cols;
+  /* Row-sized work arrays of the last query, kept for the next one: fresh pages for every
+   * query cost more page faults than the query's own work. */
+  uint32_t *scratch_gid, *scratch_codes;
 } cpf_dataset;
 
 void dataset_free(cpf_dataset *ds);
 size_t dataset_memory(const cpf_dataset *ds);
 int dataset_find_column(const cpf_dataset *ds, const char *name); /* index or -1 */
+/* One dataset with the rows of each part in order, plus a "source" column naming the part. */
+cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char *const *sources,
+                            cpf_error *err);
 
 /* ---- loader.c ---- */
 typedef struct {
@@ -161,3 +167,77 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
 
 #endif
+
+/* ---- query.c: selections, grouping keys and aggregates over a dataset ---- */
+#define QUERY_NO_GROUP UINT32_MAX /* gid of a row the selection dropped */
+
+typedef enum { KEY_COLUMN, KEY_YEAR, KEY_MONTH, KEY_REMAP, KEY_BUCKET } key_kind;
+
+/* A grouping key: maps each row to a code in [0, cardinality); the last code is "no value". */
+typedef struct {
+  key_kind kind;
+  int column;
+  const int32_t *remap;    /* KEY_REMAP: output code per dictionary code, -1 = no value */
+  uint32_t remap_outputs;  /* KEY_REMAP: number of distinct output codes */
+  const double *bounds;    /* KEY_BUCKET: sorted bucket bounds */
+  size_t nbounds;
+  /* set by key_compute */
+  uint32_t cardinality;
+  int64_t base;            /* KEY_YEAR / KEY_MONTH / small integer columns: value of code 0 */
+  int by_value;            /* KEY_COLUMN on a non-string column: values interned below */
+  cpf_dictionary values;   /* ... as 8-byte strings (int64 or double bits) */
+} query_key;
+
+int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_error *err);
+void key_free(query_key *key);
+
+typedef enum { COND_MASK, COND_RANGE, COND_NULL, COND_ROWS, COND_NOT, COND_AND, COND_OR } cond_kind;
+
+typedef struct query_cond {
+  cond_kind kind;
+  query_key key;              /* COND_MASK: keep rows whose key code has mask[code] != 0 */
+  const uint8_t *mask;
+  size_t mask_len;
+  int column;                 /* COND_RANGE, COND_NULL */
+  double lo, hi;              /* COND_RANGE bounds, in the column's units (euros, not cents) */
+  int has_lo, has_hi, lo_open, hi_open;
+  int negate;                 /* COND_NULL: 0 = is missing, 1 = has a value */
+  const uint8_t *rows;        /* COND_ROWS: one byte per row */
+  struct query_cond *children; /* COND_NOT (1), COND_AND, COND_OR */
+  size_t nchildren;
+} query_cond;
+
+/* out[i] = 1 for the rows the condition keeps. */
+int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_error *err);
+
+typedef enum {
+  AGG_COUNT, AGG_COUNT_VALUES, AGG_SUM, AGG_MEAN, AGG_MIN, AGG_MAX, AGG_RATIO, AGG_WMEAN,
+  AGG_DISTINCT, AGG_QUANTILE
+} agg_kind;
+
+typedef enum { OUT_INTEGER, OUT_NUMBER, OUT_SCALED, OUT_MONTH, OUT_DATE } out_kind;
+
+typedef struct {
+  agg_kind kind;
+  int column, column2;        /* column2: denominator of AGG_RATIO, weight of AGG_WMEAN */
+  double q;                   /* AGG_QUANTILE */
+  query_cond *filter;         /* only rows it keeps count for this aggregate; may be NULL */
+  /* results, one per group */
+  out_kind out;
+  int scale;                  /* OUT_SCALED: value = integer / 10^scale */
+  int64_t *integers;
+  double *numbers;
+  uint8_t *present;           /* 0: no value (nil) */
+} query_agg;
+
+typedef struct {
+  size_t ngroups;
+  uint32_t **key_codes;       /* per key, the code of each group */
+  int64_t *rows;              /* rows selected in each group */
+  uint32_t *slot_group;       /* per slot of ds->scratch_gid: group number + 1, 0 = none */
+  size_t nslots;
+} query_result;
+
+int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
+              query_agg *aggs, size_t naggs, query_result *res, cpf_error *err);
+void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs);

@@ -2,6 +2,8 @@
 -- The C core (cpf.core) loads and stores the columns; this layer adds the CPF knowledge.
 local core = require "cpf.core"
 local schema = require "cpf.schema"
+local query = require "cpf.query"
+local result = require "cpf.result"
 
 local cpf = {
   _VERSION = "0.1.0",
@@ -53,6 +55,7 @@ end
 --- types ({column = type} overrides), progress (function(bytes_done, bytes_total, rows), or
 --- true for a progress line on stderr). Returns the dataset, or nil and "path:row:col: message".
 function cpf.load(path, opts)
+  if type(path) == "table" then return cpf.load_many(path, opts) end
   if type(path) ~= "string" then
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
@@ -86,6 +89,144 @@ function cpf.load(path, opts)
   ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress })
   source:close() -- unmap now rather than at the next collection
   return ds, err
+end
+
+-- Conditions, keys, aggregates and measures (see cpf.query).
+for _, name in ipairs { "eq", "gt", "ge", "lt", "le", "between", "one_of", "prefix", "match",
+                        "is_null", "not_null", "not_", "any", "year", "month", "bucket", "key",
+                        "family", "count", "sum", "mean", "min", "max", "distinct", "median",
+                        "quantile", "ratio", "wmean", "share", "filtered", "combine", "reduce" } do
+  cpf[name] = query[name]
+end
+cpf.measures = query.measures
+cpf.result = result.new
+
+--- A new query on the dataset (plans are immutable: each call returns a new query).
+function Dataset:query() return query.new(self) end
+function Dataset:where(...) return query.new(self):where(...) end
+function Dataset:group_by(...) return query.new(self):group_by(...) end
+function Dataset:agg(spec) return query.new(self):agg(spec) end
+--- One-row result of aggregates over the whole dataset: ds:run{dossiers = cpf.sum "nb_dossiers"}
+function Dataset:run(spec) return query.new(self):agg(spec):run() end
+
+--- Funder split in long form: one row per funder (and per group of the query, if any) with
+--- montant (Σ part), part (share of Σ montant_engage) and dossiers (files co-funded; nil for
+--- France compétences, which the export does not count separately).
+function Dataset:funders(q)
+  q = q or query.new(self)
+  if getmetatable(q) ~= query.Query then error("bad argument #1 to 'funders' (query expected)", 2) end
+  local spec = { { "montant_total", query.sum "montant_engage" } }
+  for _, f in ipairs(schema.funders) do
+    spec[#spec + 1] = { "part_" .. f, query.sum("part_" .. f) }
+    if f ~= "france_competences" then
+      spec[#spec + 1] = { "dossiers_" .. f, query.sum("nb_dossiers_finances_par_" .. f) }
+    end
+  end
+  local wide = q:agg(spec):run()
+  local key_names = {}
+  for _, c in ipairs(wide:columns()) do
+    if c == "montant_total" then break end
+    key_names[#key_names + 1] = c
+  end
+  local rows = {}
+  for _, r in ipairs(wide) do
+    for _, f in ipairs(schema.funders) do
+      local row = {}
+      for _, k in ipairs(key_names) do row[k] = r[k] end
+      row.financeur = f
+      row.montant = r["part_" .. f]
+      row.part = (row.montant and r.montant_total and r.montant_total ~= 0) and row.montant / r.montant_total or nil
+      row.dossiers = r["dossiers_" .. f]
+      rows[#rows + 1] = row
+    end
+  end
+  local columns = {}
+  for i, k in ipairs(key_names) do columns[i] = k end
+  for _, c in ipairs { "financeur", "montant", "part", "dossiers" } do columns[#columns + 1] = c end
+  return result.new(columns, rows)
+end
+
+--- Several extractions with the same columns as one dataset, with a "source" column holding
+--- each row's file path. Returns the dataset, or nil and the first error.
+function cpf.load_many(paths, opts)
+  if #paths == 0 then error("bad argument #1 to 'load' (list of paths is empty)", 3) end
+  local parts = {}
+  local function close_all() for _, d in ipairs(parts) do d:close() end end
+  for i, p in ipairs(paths) do
+    if type(p) ~= "string" then
+      close_all()
+      error(("bad argument #1 to 'load' (path %d is a %s)"):format(i, type(p)), 3)
+    end
+    local ds, err = cpf.load(p, opts)
+    if not ds then close_all() return nil, err end
+    if ds:column("source") then
+      close_all()
+      ds:close()
+      return nil, p .. ":1: has a column named 'source', which cpf.load adds for several files"
+    end
+    parts[i] = ds
+  end
+  local ds, err = core.concat(parts, paths)
+  close_all()
+  return ds, err
+end
+
+--- What changed between two extractions: per key, each measure's old and new value and the
+--- difference new - old (a group missing on one side counts as 0 there; both missing: nil).
+function cpf.compare(old, new, keys, measures)
+  if type(keys) == "string" then keys = { keys } end
+  if type(keys) ~= "table" then error("bad argument #3 to 'compare' (key or list of keys expected)", 2) end
+  if type(measures) == "string" then measures = { measures } end
+  if type(measures) ~= "table" then error("bad argument #4 to 'compare' (measures expected)", 2) end
+  local unpack = table.unpack or unpack
+  local a = old:group_by(unpack(keys)):agg(measures):run()
+  local b = new:group_by(unpack(keys)):agg(measures):run()
+  -- the result has the key columns first, then the measures
+  local key_names, measure_names = {}, {}
+  for i, c in ipairs(a:columns()) do
+    if i <= #keys then key_names[#key_names + 1] = c else measure_names[#measure_names + 1] = c end
+  end
+  local function key_of(r)
+    local t = {}
+    for i, k in ipairs(key_names) do t[i] = tostring(r[k]) .. "\0" .. type(r[k]) end
+    return table.concat(t, "\1")
+  end
+  local rows, index = {}, {}
+  local function row_for(r)
+    local k = key_of(r)
+    local row = index[k]
+    if not row then
+      row = {}
+      for _, name in ipairs(key_names) do row[name] = r[name] end
+      index[k] = row
+      rows[#rows + 1] = row
+    end
+    return row
+  end
+  for _, r in ipairs(a) do
+    local row = row_for(r)
+    for _, m in ipairs(measure_names) do row[m .. "_old"] = r[m] end
+  end
+  for _, r in ipairs(b) do
+    local row = row_for(r)
+    for _, m in ipairs(measure_names) do row[m .. "_new"] = r[m] end
+  end
+  local out_columns = {}
+  for _, k in ipairs(key_names) do out_columns[#out_columns + 1] = k end
+  for _, m in ipairs(measure_names) do
+    for _, suffix in ipairs { "_old", "_new", "_diff" } do out_columns[#out_columns + 1] = m .. suffix end
+    for _, row in ipairs(rows) do
+      local o, n = row[m .. "_old"], row[m .. "_new"]
+      if o ~= nil or n ~= nil then row[m .. "_diff"] = (n or 0) - (o or 0) end
+    end
+  end
+  table.sort(rows, function(x, y)
+    for _, k in ipairs(key_names) do
+      if x[k] ~= y[k] then return result.compare_values(x[k], y[k]) end
+    end
+    return false
+  end)
+  return result.new(out_columns, rows)
 end
 
 --- Column description by name: {name, label, type, missing, bytes}, or nil.

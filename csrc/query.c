@@ -1,0 +1,787 @@
+/* query.c — runs a query plan over the column store: conditions to a row selection, grouping
+ * keys to one group id per row, then one tight pass per aggregate. No Lua, no per-row malloc. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpf.h"
+
+#define DENSE_LIMIT (1u << 20) /* key combinations addressed directly; beyond, hashed */
+
+static const double pow10_table[19] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+                                       1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+
+static int is_missing(const cpf_column *col, size_t i) {
+  return col->missing_bits && ((col->missing_bits[i >> 3] >> (i & 7)) & 1);
+}
+
+static int is_integer_like(const cpf_column *col) {
+  return col->type == CPF_TYPE_INTEGER || col->type == CPF_TYPE_DECIMAL ||
+         col->type == CPF_TYPE_MONTH || col->type == CPF_TYPE_DATE;
+}
+
+/* A value in the column's units: euros for a decimal column, not cents. */
+static double value_as_double(const cpf_column *col, size_t i) {
+  if (col->type == CPF_TYPE_NUMBER) return column_number_at(col, i);
+  if (col->type == CPF_TYPE_DECIMAL) return (double)column_integer_at(col, i) / pow10_table[col->scale];
+  return (double)column_integer_at(col, i);
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* Year and month index (year*12 + month-1) of a day count, without tables. */
+static int64_t month_of_days(int64_t days) {
+  char buf[32];
+  int64_t m;
+  format_date(days, buf);
+  parse_month(buf, 7, &m);
+  return m;
+}
+
+static void *alloc_rows(size_t n, size_t size, cpf_error *err) {
+  void *p = malloc((n ? n : 1) * size);
+  if (!p) cpf_error_set(err, "out of memory");
+  return p;
+}
+
+/* ---- keys ---- */
+
+/* Give the rows without a value the "no value" code: a walk over the bitmap's set bytes only,
+ * so the per-row loops above stay branch-free. */
+static void mark_missing(const cpf_column *col, uint32_t *codes, uint32_t nil, size_t n) {
+  size_t byte, bit;
+  if (!col->missing_bits) return;
+  for (byte = 0; byte * 8 < n; byte++) {
+    uint8_t b = col->missing_bits[byte];
+    for (bit = 0; b != 0; bit++, b >>= 1)
+      if (b & 1) codes[byte * 8 + bit] = nil;
+  }
+}
+
+void key_free(query_key *key) {
+  if (key->by_value) dictionary_free(&key->values);
+  key->by_value = 0;
+}
+
+static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key *key,
+                        uint32_t *codes, cpf_error *err) {
+  size_t i;
+  if (dictionary_init(&key->values) != 0) { cpf_error_set(err, "out of memory"); return -1; }
+  key->by_value = 1;
+  for (i = 0; i < ds->rows; i++) {
+    union { int64_t i; double d; } v;
+    if (is_missing(col, i)) { codes[i] = UINT32_MAX; continue; }
+    if (col->type == CPF_TYPE_NUMBER) {
+      v.d = column_number_at(col, i);
+      if (v.d == 0) v.d = 0; /* -0.0 groups with 0.0 */
+    } else {
+      v.i = column_integer_at(col, i);
+    }
+    codes[i] = dictionary_intern(&key->values, (const char *)&v, sizeof v);
+    if (codes[i] == UINT32_MAX) { cpf_error_set(err, "out of memory"); return -1; }
+  }
+  key->cardinality = key->values.count + 1;
+  for (i = 0; i < ds->rows; i++)
+    if (codes[i] == UINT32_MAX) codes[i] = key->values.count;
+  return 0;
+}
+
+int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_error *err) {
+  const cpf_column *col = &ds->cols[key->column];
+  size_t i, n = ds->rows;
+  key->by_value = 0;
+  switch (key->kind) {
+  case KEY_COLUMN:
+    if (col->type == CPF_TYPE_STRING) {
+      uint32_t nil = col->dict.count;
+      key->cardinality = nil + 1;
+      if (col->width == 1) { /* the common case, kept a plain copy */
+        const uint8_t *v = col->data;
+        for (i = 0; i < n; i++) codes[i] = v[i];
+        mark_missing(col, codes, nil, n);
+      } else {
+        for (i = 0; i < n; i++) codes[i] = is_missing(col, i) ? nil : column_code_at(col, i);
+      }
+      return 0;
+    }
+    if (is_integer_like(col) && col->max - col->min < (1 << 16)) {
+      uint32_t nil = (uint32_t)(col->max - col->min + 1);
+      key->base = col->min;
+      key->cardinality = nil + 1;
+      for (i = 0; i < n; i++)
+        codes[i] = is_missing(col, i) ? nil : (uint32_t)(column_integer_at(col, i) - col->min);
+      return 0;
+    }
+    return key_by_value(ds, col, key, codes, err);
+  case KEY_YEAR:
+  case KEY_MONTH: {
+    int64_t lo, hi;
+    uint32_t nil;
+    int yearly = key->kind == KEY_YEAR;
+    if (col->type != CPF_TYPE_MONTH && col->type != CPF_TYPE_DATE) {
+      cpf_error_set(err, "%s() needs a month or date column, '%s' is %s", yearly ? "year" : "month",
+                    col->name, cpf_type_name(col->type));
+      return -1;
+    }
+    lo = col->type == CPF_TYPE_DATE ? month_of_days(col->min) : col->min;
+    hi = col->type == CPF_TYPE_DATE ? month_of_days(col->max) : col->max;
+    if (yearly) { lo = floor_div(lo, 12); hi = floor_div(hi, 12); }
+    key->base = lo;
+    nil = (uint32_t)(hi - lo + 1);
+    key->cardinality = nil + 1;
+    if (col->type == CPF_TYPE_MONTH && col->width == 2 && lo >= 0) {
+      const int16_t *v = col->data; /* months since year 0 fit 16 bits until year 2730 */
+      for (i = 0; i < n; i++) codes[i] = (uint32_t)((yearly ? v[i] / 12 : v[i]) - lo);
+      mark_missing(col, codes, nil, n);
+      return 0;
+    }
+    for (i = 0; i < n; i++) {
+      int64_t m;
+      if (is_missing(col, i)) { codes[i] = nil; continue; }
+      m = column_integer_at(col, i);
+      if (col->type == CPF_TYPE_DATE) m = month_of_days(m);
+      codes[i] = (uint32_t)((yearly ? floor_div(m, 12) : m) - lo);
+    }
+    return 0;
+  }
+  case KEY_REMAP: {
+    uint32_t nil = key->remap_outputs;
+    key->cardinality = nil + 1;
+    for (i = 0; i < n; i++) {
+      int32_t c;
+      if (is_missing(col, i)) { codes[i] = nil; continue; }
+      c = key->remap[column_code_at(col, i)];
+      codes[i] = c < 0 ? nil : (uint32_t)c;
+    }
+    return 0;
+  }
+  case KEY_BUCKET: {
+    uint32_t nil = (uint32_t)key->nbounds + 1;
+    key->cardinality = nil + 1;
+    for (i = 0; i < n; i++) {
+      double v;
+      size_t lo = 0, hi = key->nbounds;
+      if (is_missing(col, i)) { codes[i] = nil; continue; }
+      v = value_as_double(col, i);
+      while (lo < hi) { /* number of bounds <= v */
+        size_t mid = (lo + hi) / 2;
+        if (key->bounds[mid] <= v) lo = mid + 1; else hi = mid;
+      }
+      codes[i] = (uint32_t)lo;
+    }
+    return 0;
+  }
+  }
+  return -1;
+}
+
+/* ---- conditions ---- */
+
+/* Integer thresholds equivalent to a bound on value/p: exact, because v/p is the double nearest
+ * the decimal value, which is also what the bound literal was rounded to. */
+static int64_t lower_threshold(double lo, double p, int open) {
+  double c;
+  if (lo * p < -9e18) return INT64_MIN;
+  if (lo * p > 9e18) return INT64_MAX;
+  c = open ? floor(lo * p) + 1 : ceil(lo * p);
+  while (open ? (c - 1) / p > lo : (c - 1) / p >= lo) c--;
+  while (open ? c / p <= lo : c / p < lo) c++;
+  return (int64_t)c;
+}
+
+static int64_t upper_threshold(double hi, double p, int open) {
+  double c;
+  if (hi * p > 9e18) return INT64_MAX;
+  if (hi * p < -9e18) return INT64_MIN;
+  c = open ? ceil(hi * p) - 1 : floor(hi * p);
+  while (open ? (c + 1) / p < hi : (c + 1) / p <= hi) c++;
+  while (open ? c / p >= hi : c / p > hi) c--;
+  return (int64_t)c;
+}
+
+static int range_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t *out) {
+  const cpf_column *col = &ds->cols[cond->column];
+  size_t i, n = ds->rows;
+  if (col->type == CPF_TYPE_NUMBER) {
+    for (i = 0; i < n; i++) {
+      double v = column_number_at(col, i);
+      int keep = !is_missing(col, i);
+      if (keep && cond->has_lo) keep = cond->lo_open ? v > cond->lo : v >= cond->lo;
+      if (keep && cond->has_hi) keep = cond->hi_open ? v < cond->hi : v <= cond->hi;
+      out[i] = (uint8_t)keep;
+    }
+  } else {
+    double p = col->type == CPF_TYPE_DECIMAL ? pow10_table[col->scale] : 1;
+    int64_t lo = cond->has_lo ? lower_threshold(cond->lo, p, cond->lo_open) : INT64_MIN;
+    int64_t hi = cond->has_hi ? upper_threshold(cond->hi, p, cond->hi_open) : INT64_MAX;
+    for (i = 0; i < n; i++) {
+      int64_t v = column_integer_at(col, i);
+      out[i] = (uint8_t)(v >= lo && v <= hi && !is_missing(col, i));
+    }
+  }
+  return 0;
+}
+
+int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_error *err) {
+  size_t i, k, n = ds->rows;
+  switch (cond->kind) {
+  case COND_MASK: {
+    uint32_t *codes = alloc_rows(n, sizeof *codes, err);
+    int rc;
+    if (!codes) return -1;
+    rc = key_compute(ds, &cond->key, codes, err);
+    if (rc == 0 && cond->mask_len < cond->key.cardinality) {
+      cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
+                    (unsigned)cond->key.cardinality);
+      rc = -1;
+    }
+    if (rc == 0)
+      for (i = 0; i < n; i++) out[i] = cond->mask[codes[i]];
+    key_free(&cond->key);
+    free(codes);
+    return rc;
+  }
+  case COND_RANGE: return range_evaluate(ds, cond, out);
+  case COND_NULL: {
+    const cpf_column *col = &ds->cols[cond->column];
+    for (i = 0; i < n; i++) out[i] = (uint8_t)(is_missing(col, i) != cond->negate);
+    return 0;
+  }
+  case COND_ROWS: memcpy(out, cond->rows, n); return 0;
+  case COND_NOT:
+    if (cond_evaluate(ds, &cond->children[0], out, err) != 0) return -1;
+    for (i = 0; i < n; i++) out[i] = !out[i];
+    return 0;
+  case COND_AND:
+  case COND_OR: {
+    uint8_t *tmp;
+    memset(out, cond->kind == COND_AND, n);
+    if (cond->nchildren == 0) return 0;
+    if (cond_evaluate(ds, &cond->children[0], out, err) != 0) return -1;
+    if (cond->nchildren == 1) return 0;
+    if (!(tmp = alloc_rows(n, 1, err))) return -1;
+    for (k = 1; k < cond->nchildren; k++) {
+      if (cond_evaluate(ds, &cond->children[k], tmp, err) != 0) { free(tmp); return -1; }
+      if (cond->kind == COND_AND) for (i = 0; i < n; i++) out[i] &= tmp[i];
+      else for (i = 0; i < n; i++) out[i] |= tmp[i];
+    }
+    free(tmp);
+    return 0;
+  }
+  }
+  return -1;
+}
+
+/* ---- group ids: keys combined two at a time, directly while the product is small, through a
+ * hash of (group so far, key code) pairs beyond. Each step keeps what is needed to decode. ---- */
+typedef struct {
+  int hashed;
+  uint32_t radix;     /* direct: id = previous * radix + code */
+  uint32_t *previous; /* hashed: per new id, the previous id and the key code */
+  uint32_t *code;
+  uint32_t count;     /* ids after this step */
+} combine_step;
+
+static int combine_hashed(uint32_t *gid, const uint32_t *codes, size_t n, combine_step *step,
+                          cpf_error *err) {
+  size_t cap = 1024, i;
+  uint64_t *slots, mask;
+  uint32_t count = 0;
+  while (cap < 4 * (size_t)1024 && cap < 2 * n) cap *= 2;
+  slots = calloc(cap, sizeof *slots);
+  step->previous = malloc(64 * sizeof *step->previous);
+  step->code = malloc(64 * sizeof *step->code);
+  if (!slots || !step->previous || !step->code) goto oom;
+  mask = cap - 1;
+  for (i = 0; i < n; i++) {
+    uint64_t pair, h, j;
+    if (gid[i] == QUERY_NO_GROUP) continue;
+    pair = ((uint64_t)gid[i] << 32) | codes[i];
+    h = pair * 0x9E3779B97F4A7C15ull;
+    for (j = (h >> 32) & mask;; j = (j + 1) & mask) {
+      uint64_t s = slots[j];
+      if (s == 0) { /* new pair: slot holds id + 1 in the low half, pair is re-read from arrays */
+        if ((count & (count - 1)) == 0 && count >= 64) {
+          uint32_t *p = realloc(step->previous, (size_t)count * 2 * sizeof *p);
+          uint32_t *c = p ? realloc(step->code, (size_t)count * 2 * sizeof *c) : NULL;
+          if (p) step->previous = p;
+          if (!c) goto oom;
+          step->code = c;
+        }
+        step->previous[count] = gid[i];
+        step->code[count] = codes[i];
+        slots[j] = ++count;
+        if ((size_t)count * 2 > cap) { /* grow: rehash every id */
+          size_t newcap = cap * 2, id;
+          uint64_t *bigger = calloc(newcap, sizeof *bigger);
+          if (!bigger) goto oom;
+          for (id = 0; id < count; id++) {
+            uint64_t pp = ((uint64_t)step->previous[id] << 32) | step->code[id], jj;
+            for (jj = ((pp * 0x9E3779B97F4A7C15ull) >> 32) & (newcap - 1); bigger[jj];
+                 jj = (jj + 1) & (newcap - 1)) {}
+            bigger[jj] = id + 1;
+          }
+          free(slots);
+          slots = bigger;
+          cap = newcap;
+          mask = cap - 1;
+        }
+        gid[i] = count - 1;
+        break;
+      }
+      if (step->previous[s - 1] == gid[i] && step->code[s - 1] == codes[i]) {
+        gid[i] = (uint32_t)(s - 1);
+        break;
+      }
+    }
+  }
+  free(slots);
+  step->hashed = 1;
+  step->count = count;
+  return 0;
+oom:
+  free(slots);
+  cpf_error_set(err, "out of memory");
+  return -1;
+}
+
+/* ---- aggregates ---- */
+/* Σ of an integer-like column per slot, and the count of values summed. The loop is written
+ * once per storage width so that the compiler sees a plain array walk. */
+#define SUM_LOOP(T)                                                                           \
+  {                                                                                           \
+    const T *v = (const T *)col->data;                                                        \
+    if (!keep && !mb) {                                                                       \
+      for (i = 0; i < n; i++) {                                                               \
+        uint32_t g = gid[i];                                                                  \
+        if (g != QUERY_NO_GROUP) { sum[g] += v[i]; count[g]++; }                              \
+      }                                                                                       \
+    } else {                                                                                  \
+      for (i = 0; i < n; i++) {                                                               \
+        uint32_t g = gid[i];                                                                  \
+        if (g == QUERY_NO_GROUP || (keep && !keep[i]) || (mb && ((mb[i >> 3] >> (i & 7)) & 1))) \
+          continue;                                                                           \
+        sum[g] += v[i];                                                                       \
+        count[g]++;                                                                           \
+      }                                                                                       \
+    }                                                                                         \
+  }
+
+static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
+                         int64_t *sum, int64_t *count, size_t n) {
+  const uint8_t *mb = col->missing_bits;
+  size_t i;
+  switch (col->width) {
+  case 1: SUM_LOOP(int8_t) break;
+  case 2: SUM_LOOP(int16_t) break;
+  case 4: SUM_LOOP(int32_t) break;
+  default: SUM_LOOP(int64_t) break;
+  }
+}
+
+static void sum_numbers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
+                        double *sum, int64_t *count, size_t n) {
+  const uint8_t *mb = col->missing_bits;
+  size_t i;
+  SUM_LOOP(double)
+}
+
+/* Rows kept by the aggregate's filter where every given column has a value; NULL when that
+ * is all rows (no filter, nothing missing), so that the fast loops run. */
+static uint8_t *rows_with_values(const cpf_dataset *ds, const uint8_t *keep, const cpf_column *a,
+                                 const cpf_column *b, cpf_error *err) {
+  size_t i, n = ds->rows;
+  uint8_t *out;
+  if (!(a && a->missing_bits) && !(b && b->missing_bits)) return NULL;
+  if (!(out = alloc_rows(n, 1, err))) return NULL;
+  for (i = 0; i < n; i++)
+    out[i] = (uint8_t)((!keep || keep[i]) && !(a && is_missing(a, i)) && !(b && is_missing(b, i)));
+  return out;
+}
+
+typedef struct {
+  int64_t *isum, *isum2, *count;
+  double *dsum, *dsum2;
+  uint8_t *seen;
+} accumulators;
+
+static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
+  memset(acc, 0, sizeof *acc);
+  acc->isum = calloc(nslots, sizeof *acc->isum);
+  acc->isum2 = calloc(nslots, sizeof *acc->isum2);
+  acc->count = calloc(nslots, sizeof *acc->count);
+  acc->dsum = calloc(nslots, sizeof *acc->dsum);
+  acc->dsum2 = calloc(nslots, sizeof *acc->dsum2);
+  acc->seen = calloc(nslots, 1);
+  if (!acc->isum || !acc->isum2 || !acc->count || !acc->dsum || !acc->dsum2 || !acc->seen) {
+    cpf_error_set(err, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static void agg_release(accumulators *acc) {
+  free(acc->isum); free(acc->isum2); free(acc->count);
+  free(acc->dsum); free(acc->dsum2); free(acc->seen);
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default). */
+static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
+                        query_agg *agg, size_t nslots, cpf_error *err) {
+  const cpf_column *col = &ds->cols[agg->column];
+  size_t n = ds->rows, i, g;
+  size_t *start = calloc(nslots + 1, sizeof *start), *fill;
+  double *values;
+  if (!start) { cpf_error_set(err, "out of memory"); return -1; }
+  for (i = 0; i < n; i++)
+    if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
+  for (g = 0; g < nslots; g++) start[g + 1] += start[g];
+  values = malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
+  fill = malloc((nslots ? nslots : 1) * sizeof *fill);
+  if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, "out of memory"); return -1; }
+  memcpy(fill, start, nslots * sizeof *fill);
+  for (i = 0; i < n; i++)
+    if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i))
+      values[fill[gid[i]]++] = value_as_double(col, i);
+  for (g = 0; g < nslots; g++) {
+    size_t m = start[g + 1] - start[g];
+    double *v = values + start[g], h, lo;
+    if (m == 0) continue;
+    qsort(v, m, sizeof *v, compare_doubles);
+    h = (double)(m - 1) * agg->q;
+    lo = floor(h);
+    agg->numbers[g] = v[(size_t)lo] + (h - lo) * ((size_t)lo + 1 < m ? v[(size_t)lo + 1] - v[(size_t)lo] : 0);
+    agg->present[g] = 1;
+  }
+  free(start);
+  free(values);
+  free(fill);
+  return 0;
+}
+
+/* Distinct values per slot: a hash set of (slot, value) pairs; each new pair counts once. */
+static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
+                        query_agg *agg, size_t nslots, cpf_error *err) {
+  const cpf_column *col = &ds->cols[agg->column];
+  size_t n = ds->rows, i, cap = 1024, used = 0;
+  uint64_t (*set)[2] = NULL;
+  for (i = 0; i < n; i++) if (gid[i] != QUERY_NO_GROUP) used++;
+  while (cap < used * 2) cap *= 2;
+  set = calloc(cap, sizeof *set);
+  if (!set) { cpf_error_set(err, "out of memory"); return -1; }
+  for (i = 0; i < n; i++) {
+    uint64_t v, h, j;
+    if (gid[i] == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
+    if (col->type == CPF_TYPE_STRING) v = column_code_at(col, i);
+    else if (col->type == CPF_TYPE_NUMBER) {
+      double d = column_number_at(col, i);
+      if (d == 0) d = 0;
+      memcpy(&v, &d, sizeof v);
+    } else v = (uint64_t)column_integer_at(col, i);
+    h = (v * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)gid[i] * 0xc4ceb9fe1a85ec53ull);
+    for (j = (h >> 20) & (cap - 1);; j = (j + 1) & (cap - 1)) {
+      if (set[j][0] == 0) { /* slot + 1 in [0], so that 0 means free */
+        set[j][0] = (uint64_t)gid[i] + 1;
+        set[j][1] = v;
+        agg->integers[gid[i]]++;
+        agg->present[gid[i]] = 1;
+        break;
+      }
+      if (set[j][0] == (uint64_t)gid[i] + 1 && set[j][1] == v) break;
+    }
+  }
+  free(set);
+  (void)nslots;
+  return 0;
+}
+
+static out_kind value_kind(const cpf_column *col) {
+  switch (col->type) {
+  case CPF_TYPE_NUMBER: return OUT_NUMBER;
+  case CPF_TYPE_DECIMAL: return OUT_SCALED;
+  case CPF_TYPE_MONTH: return OUT_MONTH;
+  case CPF_TYPE_DATE: return OUT_DATE;
+  default: return OUT_INTEGER;
+  }
+}
+
+static int check_numeric(const cpf_column *col, const char *what, cpf_error *err) {
+  if (col->type == CPF_TYPE_STRING) {
+    cpf_error_set(err, "%s needs a numeric column, '%s' is a string column", what, col->name);
+    return -1;
+  }
+  return 0;
+}
+
+static const char *const agg_names[] = {"count", "count", "sum", "mean", "min", "max", "ratio",
+                                        "wmean", "distinct", "quantile"};
+
+static int agg_run(const cpf_dataset *ds, const uint32_t *gid, query_agg *agg, size_t nslots,
+                   cpf_error *err) {
+  size_t n = ds->rows, i, g;
+  const cpf_column *a = agg->column >= 0 ? &ds->cols[agg->column] : NULL;
+  const cpf_column *b = agg->column2 >= 0 ? &ds->cols[agg->column2] : NULL;
+  uint8_t *keep = NULL;
+  accumulators acc;
+  int rc = -1;
+  agg->integers = calloc(nslots ? nslots : 1, sizeof *agg->integers);
+  agg->numbers = calloc(nslots ? nslots : 1, sizeof *agg->numbers);
+  agg->present = calloc(nslots ? nslots : 1, 1);
+  if (!agg->integers || !agg->numbers || !agg->present) { cpf_error_set(err, "out of memory"); return -1; }
+  if (agg->kind != AGG_COUNT && agg->kind != AGG_COUNT_VALUES && agg->kind != AGG_DISTINCT &&
+      check_numeric(a, agg_names[agg->kind], err) != 0)
+    return -1;
+  if ((agg->kind == AGG_RATIO || agg->kind == AGG_WMEAN) && check_numeric(b, agg_names[agg->kind], err) != 0)
+    return -1;
+  if (agg->filter) {
+    if (!(keep = alloc_rows(n, 1, err))) return -1;
+    if (cond_evaluate(ds, agg->filter, keep, err) != 0) { free(keep); return -1; }
+  }
+  agg->out = OUT_INTEGER;
+  agg->scale = 0;
+  if (agg->kind == AGG_QUANTILE) {
+    agg->out = OUT_NUMBER;
+    rc = agg_quantile(ds, gid, keep, agg, nslots, err);
+    free(keep);
+    return rc;
+  }
+  if (agg->kind == AGG_DISTINCT) {
+    rc = agg_distinct(ds, gid, keep, agg, nslots, err);
+    for (g = 0; g < nslots; g++) agg->present[g] = 1; /* a group with no value has 0 distinct */
+    free(keep);
+    return rc;
+  }
+  if (agg_prepare(&acc, nslots ? nslots : 1, err) != 0) goto done;
+  switch (agg->kind) {
+  case AGG_COUNT:
+    for (i = 0; i < n; i++)
+      if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i])) acc.count[gid[i]]++;
+    break;
+  case AGG_COUNT_VALUES:
+    for (i = 0; i < n; i++)
+      if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(a, i)) acc.count[gid[i]]++;
+    break;
+  case AGG_SUM:
+  case AGG_MEAN:
+    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, keep, acc.dsum, acc.count, n);
+    else sum_integers(a, gid, keep, acc.isum, acc.count, n);
+    break;
+  case AGG_RATIO: {
+    /* both sums over the rows where both values exist */
+    uint8_t *both = rows_with_values(ds, keep, a, b, err);
+    const uint8_t *rows = both ? both : keep;
+    if (err->failed) goto done;
+    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, rows, acc.dsum, acc.count, n);
+    else sum_integers(a, gid, rows, acc.isum, acc.count, n);
+    {
+      int64_t *count2 = calloc(nslots ? nslots : 1, sizeof *count2);
+      if (!count2) { free(both); cpf_error_set(err, "out of memory"); goto done; }
+      if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n);
+      else sum_integers(b, gid, rows, acc.isum2, count2, n);
+      free(count2);
+    }
+    free(both);
+    break;
+  }
+  default:
+    for (i = 0; i < n; i++) {
+      uint32_t s = gid[i];
+      if (s == QUERY_NO_GROUP || (keep && !keep[i])) continue;
+      switch (agg->kind) {
+      case AGG_MIN:
+      case AGG_MAX: {
+        int lower = agg->kind == AGG_MIN;
+        if (is_missing(a, i)) break;
+        if (a->type == CPF_TYPE_NUMBER) {
+          double v = column_number_at(a, i);
+          if (!acc.seen[s] || (lower ? v < acc.dsum[s] : v > acc.dsum[s])) acc.dsum[s] = v;
+        } else {
+          int64_t v = column_integer_at(a, i);
+          if (!acc.seen[s] || (lower ? v < acc.isum[s] : v > acc.isum[s])) acc.isum[s] = v;
+        }
+        acc.seen[s] = 1;
+        break;
+      }
+      case AGG_WMEAN: {
+        double w;
+        if (is_missing(a, i) || is_missing(b, i)) break;
+        w = value_as_double(b, i);
+        acc.dsum[s] += value_as_double(a, i) * w;
+        acc.dsum2[s] += w;
+        acc.count[s]++;
+        break;
+      }
+      default: break;
+      }
+    }
+    break;
+  }
+  for (g = 0; g < nslots; g++) {
+    double pa = a && a->type == CPF_TYPE_DECIMAL ? pow10_table[a->scale] : 1;
+    double pb = b && b->type == CPF_TYPE_DECIMAL ? pow10_table[b->scale] : 1;
+    switch (agg->kind) {
+    case AGG_COUNT:
+    case AGG_COUNT_VALUES:
+      agg->integers[g] = acc.count[g];
+      agg->present[g] = 1;
+      break;
+    case AGG_SUM:
+      agg->present[g] = acc.count[g] > 0;
+      if (a->type == CPF_TYPE_NUMBER) { agg->out = OUT_NUMBER; agg->numbers[g] = acc.dsum[g]; }
+      else {
+        agg->out = a->type == CPF_TYPE_DECIMAL ? OUT_SCALED : OUT_INTEGER;
+        agg->scale = a->type == CPF_TYPE_DECIMAL ? a->scale : 0;
+        agg->integers[g] = acc.isum[g];
+      }
+      break;
+    case AGG_MEAN:
+      agg->out = OUT_NUMBER;
+      agg->present[g] = acc.count[g] > 0;
+      if (acc.count[g] > 0)
+        agg->numbers[g] = (a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)acc.isum[g] / pa) / (double)acc.count[g];
+      break;
+    case AGG_MIN:
+    case AGG_MAX:
+      agg->out = value_kind(a);
+      agg->scale = a->type == CPF_TYPE_DECIMAL ? a->scale : 0;
+      agg->present[g] = acc.seen[g];
+      agg->integers[g] = acc.isum[g];
+      agg->numbers[g] = acc.dsum[g];
+      break;
+    case AGG_RATIO: {
+      double num = a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)acc.isum[g] / pa;
+      double den = b->type == CPF_TYPE_NUMBER ? acc.dsum2[g] : (double)acc.isum2[g] / pb;
+      agg->out = OUT_NUMBER;
+      agg->present[g] = acc.count[g] > 0 && den != 0; /* no inf, no NaN: nil */
+      if (agg->present[g]) agg->numbers[g] = num / den;
+      break;
+    }
+    case AGG_WMEAN:
+      agg->out = OUT_NUMBER;
+      agg->present[g] = acc.count[g] > 0 && acc.dsum2[g] != 0;
+      if (agg->present[g]) agg->numbers[g] = acc.dsum[g] / acc.dsum2[g];
+      break;
+    default: break;
+    }
+  }
+  rc = 0;
+done:
+  agg_release(&acc);
+  free(keep);
+  return rc;
+}
+
+/* ---- the query ---- */
+
+int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
+              query_agg *aggs, size_t naggs, query_result *res, cpf_error *err) {
+  size_t n = ds->rows, i, k, g, nslots = 1;
+  uint32_t *gid = NULL, *codes = NULL;
+  uint8_t *sel = NULL;
+  combine_step *steps = NULL;
+  int64_t *slot_rows = NULL;
+  int rc = -1;
+  memset(res, 0, sizeof *res);
+  if (!ds->scratch_gid) ds->scratch_gid = alloc_rows(n, sizeof *gid, err);
+  if (!(gid = ds->scratch_gid)) goto done;
+  if (where) {
+    if (!(sel = alloc_rows(n, 1, err))) goto done;
+    if (cond_evaluate(ds, where, sel, err) != 0) goto done;
+  }
+  for (i = 0; i < n; i++) gid[i] = sel && !sel[i] ? QUERY_NO_GROUP : 0;
+  steps = calloc(nkeys ? nkeys : 1, sizeof *steps);
+  if (nkeys && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
+  if (nkeys && !(codes = ds->scratch_codes)) goto done;
+  if (!steps) { cpf_error_set(err, "out of memory"); goto done; }
+  for (k = 0; k < nkeys; k++) {
+    uint32_t card;
+    if (key_compute(ds, &keys[k], codes, err) != 0) goto done;
+    card = keys[k].cardinality;
+    if ((uint64_t)nslots * card <= DENSE_LIMIT) {
+      steps[k].radix = card;
+      for (i = 0; i < n; i++)
+        if (gid[i] != QUERY_NO_GROUP) gid[i] = gid[i] * card + codes[i];
+      nslots *= card;
+      steps[k].count = (uint32_t)nslots;
+    } else {
+      if (combine_hashed(gid, codes, n, &steps[k], err) != 0) goto done;
+      nslots = steps[k].count;
+    }
+  }
+  slot_rows = calloc(nslots ? nslots : 1, sizeof *slot_rows);
+  if (!slot_rows) { cpf_error_set(err, "out of memory"); goto done; }
+  for (i = 0; i < n; i++)
+    if (gid[i] != QUERY_NO_GROUP) slot_rows[gid[i]]++;
+  for (k = 0; k < naggs; k++)
+    if (agg_run(ds, gid, &aggs[k], nslots, err) != 0) goto done;
+  /* keep the slots that have rows (a query without keys always has its one group) */
+  for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
+  res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
+  res->key_codes = calloc(nkeys ? nkeys : 1, sizeof *res->key_codes);
+  if (!res->rows || !res->key_codes) { cpf_error_set(err, "out of memory"); goto done; }
+  for (k = 0; k < nkeys; k++)
+    if (!(res->key_codes[k] = alloc_rows(res->ngroups, sizeof(uint32_t), err))) goto done;
+  res->nslots = nslots;
+  if (!(res->slot_group = calloc(nslots ? nslots : 1, sizeof *res->slot_group))) {
+    cpf_error_set(err, "out of memory");
+    goto done;
+  }
+  {
+    size_t j = 0;
+    for (g = 0; g < nslots; g++) {
+      uint32_t id = (uint32_t)g;
+      if (slot_rows[g] == 0 && nkeys > 0) continue;
+      res->slot_group[g] = (uint32_t)j + 1;
+      res->rows[j] = slot_rows[g];
+      for (k = nkeys; k-- > 0;) { /* decode the key codes, last key first */
+        if (steps[k].hashed) {
+          res->key_codes[k][j] = steps[k].code[id];
+          id = steps[k].previous[id];
+        } else {
+          res->key_codes[k][j] = id % steps[k].radix;
+          id /= steps[k].radix;
+        }
+      }
+      for (k = 0; k < naggs; k++) { /* compact the aggregates in place: j <= g */
+        aggs[k].integers[j] = aggs[k].integers[g];
+        aggs[k].numbers[j] = aggs[k].numbers[g];
+        aggs[k].present[j] = aggs[k].present[g];
+      }
+      j++;
+    }
+  }
+  rc = 0;
+done:
+  if (steps)
+    for (k = 0; k < nkeys; k++) { free(steps[k].previous); free(steps[k].code); }
+  free(steps);
+  free(sel);
+  free(slot_rows);
+  return rc;
+}
+
+void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs) {
+  size_t k;
+  if (res->key_codes)
+    for (k = 0; k < nkeys; k++) free(res->key_codes[k]);
+  free(res->key_codes);
+  free(res->rows);
+  free(res->slot_group);
+  for (k = 0; k < naggs; k++) {
+    free(aggs[k].integers);
+    free(aggs[k].numbers);
+    free(aggs[k].present);
+    aggs[k].integers = NULL;
+    aggs[k].numbers = NULL;
+    aggs[k].present = NULL;
+  }
+  memset(res, 0, sizeof *res);
+}

@@ -1,0 +1,764 @@
+-- cpf.query — conditions, grouping keys, aggregates and the immutable query plan. A query
+-- compiles to plain tables that cpf.core runs in one C call; Lua functions given by the user
+-- are called once per distinct value, never per row (except the documented row predicate).
+local core = require "cpf.core"
+local schema = require "cpf.schema"
+local result = require "cpf.result"
+
+local q = {}
+
+-- ---------------------------------------------------------------- constructors
+
+local Cond = { __name = "cpf.condition" }
+local Key = { __name = "cpf.key" }
+local Agg = { __name = "cpf.aggregate" }
+
+local function cond(t) return setmetatable(t, Cond) end
+local function is_cond(v) return getmetatable(v) == Cond end
+local function is_key(v) return getmetatable(v) == Key end
+local function is_agg(v) return getmetatable(v) == Agg end
+q.is_cond, q.is_key, q.is_agg = is_cond, is_key, is_agg
+
+local function need_value(fname, v)
+  if v == nil then error(("bad argument #1 to '%s' (value expected)"):format(fname), 3) end
+end
+
+function q.eq(v) need_value("eq", v) return cond { op = "eq", value = v } end
+function q.gt(v) need_value("gt", v) return cond { op = "range", lo = v, lo_open = true } end
+function q.ge(v) need_value("ge", v) return cond { op = "range", lo = v } end
+function q.lt(v) need_value("lt", v) return cond { op = "range", hi = v, hi_open = true } end
+function q.le(v) need_value("le", v) return cond { op = "range", hi = v } end
+function q.between(lo, hi)
+  if lo == nil or hi == nil then error("bad argument to 'between' (two bounds expected)", 2) end
+  return cond { op = "range", lo = lo, hi = hi }
+end
+function q.one_of(list)
+  if type(list) ~= "table" then error("bad argument #1 to 'one_of' (table expected)", 2) end
+  return cond { op = "set", values = list }
+end
+function q.prefix(p)
+  if type(p) ~= "string" then error("bad argument #1 to 'prefix' (string expected)", 2) end
+  return cond { op = "prefix", value = p }
+end
+function q.match(pattern)
+  if type(pattern) ~= "string" then error("bad argument #1 to 'match' (string expected)", 2) end
+  return cond { op = "match", value = pattern }
+end
+function q.is_null() return cond { op = "null" } end
+function q.not_null() return cond { op = "not", cond = cond { op = "null" } } end
+function q.not_(c)
+  return cond { op = "not", cond = q.as_cond(c) }
+end
+function q.any(list)
+  if type(list) ~= "table" then error("bad argument #1 to 'any' (table of conditions expected)", 2) end
+  local conds = {}
+  for i, c in ipairs(list) do conds[i] = q.as_cond(c) end
+  return cond { op = "or", conds = conds }
+end
+
+--- A plain value means equality, a list means "one of", a function is a predicate.
+function q.as_cond(v)
+  if is_cond(v) then return v end
+  if type(v) == "function" then return cond { op = "fn", fn = v } end
+  if type(v) == "table" and not is_key(v) and not is_agg(v) then return q.one_of(v) end
+  if v == nil then error("condition expected, got nil", 3) end
+  return q.eq(v)
+end
+
+local FAMILIES = { validated = true, in_training = true, left_training = true, completed = true,
+                   cancelled = true }
+q.family_order = { "validated", "in_training", "left_training", "completed", "cancelled" }
+
+local function key(t) return setmetatable(t, Key) end
+
+function q.year(column) return key { kind = "year", column = column, name = "annee" } end
+function q.month(column) return key { kind = "month", column = column, name = "mois" } end
+function q.bucket(column, bounds)
+  if type(bounds) ~= "table" or #bounds == 0 then error("bad argument #2 to 'bucket' (list of bounds expected)", 2) end
+  for i = 2, #bounds do
+    if not (bounds[i] > bounds[i - 1]) then error("bucket: bounds must increase", 2) end
+  end
+  return key { kind = "bucket", column = column, bounds = bounds, name = schema.normalize(column) .. "_tranche" }
+end
+function q.key(column, fn, name)
+  if type(fn) ~= "function" then error("bad argument #2 to 'key' (function expected)", 2) end
+  return key { kind = "fn", column = column, fn = fn, name = name or (schema.normalize(column) .. "_cle") }
+end
+
+--- cpf.family "statut_dossier" is a grouping key; cpf.family "cancelled" is a condition.
+function q.family(arg)
+  if FAMILIES[arg] then
+    return cond { op = "fn", fn = function(v) return schema.families[v] == arg end,
+                  label = "family " .. arg, column_hint = "statut_dossier" }
+  end
+  return key { kind = "fn", column = arg or "statut_dossier", fn = function(v) return schema.families[v] end,
+               name = "famille", order = q.family_order }
+end
+
+--- Renames a key or an aggregate in the result: cpf.year("date validation"):as("year")
+function Key:as(name) local t = {} for k, v in pairs(self) do t[k] = v end t.name = name return key(t) end
+Key.__index = Key
+
+local function agg(t) return setmetatable(t, Agg) end
+
+function q.count(column) return agg { kind = column and "count_values" or "count", column = column } end
+function q.sum(column) return agg { kind = "sum", column = column } end
+function q.mean(column) return agg { kind = "mean", column = column } end
+function q.min(column) return agg { kind = "min", column = column } end
+function q.max(column) return agg { kind = "max", column = column } end
+function q.distinct(column) return agg { kind = "distinct", column = column } end
+function q.median(column) return agg { kind = "quantile", column = column, q = 0.5 } end
+function q.quantile(column, p)
+  if type(p) ~= "number" or p < 0 or p > 1 then error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2) end
+  return agg { kind = "quantile", column = column, q = p }
+end
+function q.ratio(a, b) return agg { kind = "ratio", column = a, column2 = b } end
+function q.wmean(x, w) return agg { kind = "wmean", column = x, column2 = w } end
+--- A measure as a fraction of its total over all groups.
+function q.share(inner)
+  if type(inner) == "string" then inner = q.sum(inner) end
+  if not is_agg(inner) then error("bad argument #1 to 'share' (aggregate expected)", 2) end
+  return agg { kind = "share", inner = inner }
+end
+--- An aggregate counted only over the rows a condition keeps: cpf.where(cpf.sum "x", {col = v})
+function q.filtered(inner, where)
+  if not is_agg(inner) then error("bad argument #1 to 'filtered' (aggregate expected)", 2) end
+  local t = {}
+  for k, v in pairs(inner) do t[k] = v end
+  t.where = where
+  return agg(t)
+end
+--- Several aggregates combined per group by a Lua function (called once per group).
+function q.combine(parts, fn)
+  return agg { kind = "combine", parts = parts, fn = fn }
+end
+--- Custom reducer, the slow path: {column =, init =, step =, final =, merge =}.
+function q.reduce(spec)
+  if type(spec) ~= "table" or type(spec.step) ~= "function" then
+    error("bad argument #1 to 'reduce' ({column =, init =, step =, final =} expected)", 2)
+  end
+  return agg { kind = "reduce", column = spec.column, spec = spec }
+end
+
+-- ---------------------------------------------------------------- CPF measures
+
+local NOT_ADDITIVE = "nb_titulaires is not additive across rows: one holder can appear in several "
+  .. "rows (several statuses, months or places), so its sum over-counts people; report it per row "
+  .. "or use cpf.max \"nb_titulaires\" if you know what it means"
+
+q.measures = {
+  dossiers = q.sum "nb_dossiers",
+  montant = q.sum "montant_engage",
+  prix_moyen = q.ratio("montant_engage", "nb_dossiers"),
+  duree_moyenne = q.wmean("duree_moyenne", "nb_dossiers_a_duree_connue"),
+  lignes = q.count(),
+  taux_annulation = q.combine({ q.filtered(q.sum "nb_dossiers", { statut_dossier = q.family "cancelled" }),
+                                q.sum "nb_dossiers" },
+                              function(c, all) if all and all ~= 0 then return (c or 0) / all end end),
+}
+for _, f in ipairs(schema.funders) do
+  q.measures["part_" .. f] = q.sum("part_" .. f)
+  q.measures["share_" .. f] = q.ratio("part_" .. f, "montant_engage")
+  if f ~= "france_competences" then
+    q.measures["dossiers_" .. f] = q.sum("nb_dossiers_finances_par_" .. f)
+  end
+end
+
+local function measure(name)
+  if name == "titulaires" or name == "nb_titulaires" then error(NOT_ADDITIVE, 4) end
+  local m = q.measures[name]
+  if not m then error(("unknown measure '%s'"):format(tostring(name)), 4) end
+  return m
+end
+q.measure = measure
+
+-- ---------------------------------------------------------------- resolving names
+
+local VIRTUAL = {
+  annee = function() return q.year "date_validation" end,
+  mois = function() return q.month "date_validation" end,
+  famille = function() return q.family "statut_dossier" end,
+}
+
+-- name -> {index, name, type} for a dataset, by canonical name and by normalised label
+local function column_map(ds)
+  local map = {}
+  for i, c in ipairs(ds:columns()) do
+    local info = { index = i, name = c.name, type = c.type, label = c.label }
+    map[c.name] = info
+    map[schema.normalize(c.label)] = map[schema.normalize(c.label)] or info
+  end
+  return map
+end
+
+local function resolve_column(ctx, name, what)
+  if type(name) ~= "string" then error(("%s: column name expected, got %s"):format(what, type(name)), 0) end
+  local info = ctx.columns[name] or ctx.columns[schema.normalize(name)]
+  if not info then
+    local alias = schema.aliases[schema.normalize(name)]
+    info = alias and ctx.columns[alias]
+  end
+  if not info then error(("%s: unknown column '%s'"):format(what, name), 0) end
+  return info
+end
+
+-- A key object, or a column name (virtual names annee/mois/famille included), as a key.
+local function as_key(ctx, k)
+  if is_key(k) then return k end
+  if type(k) == "string" and VIRTUAL[k] and not ctx.columns[k] then return VIRTUAL[k]() end
+  if type(k) == "string" then
+    local info = resolve_column(ctx, k, "group_by")
+    return key { kind = "column", column = info.name, name = info.name }
+  end
+  error(("group_by: column name or key expected, got %s"):format(type(k)), 0)
+end
+
+-- ---------------------------------------------------------------- dates in Lua (for bounds)
+
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function days_in_month(y, m)
+  local d = ({ 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 })[m]
+  if m == 2 and ((y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0) then d = 29 end
+  return d
+end
+
+-- The [first, last] interval a bound value covers in a month or date column's units.
+local function temporal_interval(info, v, what)
+  local y, m, d
+  if type(v) == "number" and v == math.floor(v) then
+    y = v
+  elseif type(v) == "string" then
+    y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    if not y then y, m = v:match("^(%d%d%d%d)%-(%d%d)$") end
+    if not y then y = v:match("^(%d%d%d%d)$") end
+    y, m, d = tonumber(y), tonumber(m), tonumber(d)
+    if m and (m < 1 or m > 12) then y = nil end
+    if d and (d < 1 or d > days_in_month(y, m)) then y = nil end
+  end
+  if not y then
+    error(("%s: expected a year, \"YYYY-MM\" or \"YYYY-MM-DD\" for %s column '%s', got %s")
+      :format(what, info.type, info.name, type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
+  end
+  if info.type == "month" then
+    if d and d ~= 1 then
+      error(("%s: '%s' holds months; %q is not the first day of a month"):format(what, info.name, v), 0)
+    end
+    if m then return y * 12 + m - 1, y * 12 + m - 1 end
+    return y * 12, y * 12 + 11
+  end
+  if d then local x = days_from_civil(y, m, d) return x, x end
+  if m then return days_from_civil(y, m, 1), days_from_civil(y, m, days_in_month(y, m)) end
+  return days_from_civil(y, 1, 1), days_from_civil(y, 12, 31)
+end
+
+-- ---------------------------------------------------------------- compiling conditions
+
+-- Whether value v passes condition c (used per distinct value, in Lua).
+local function test(c, v, what)
+  local op = c.op
+  if op == "eq" then return v == c.value end
+  if op == "set" then
+    for _, x in ipairs(c.values) do if v == x then return true end end
+    return false
+  end
+  if op == "null" then return v == nil end
+  if op == "not" then return not test(c.cond, v, what) end
+  if op == "or" then
+    for _, x in ipairs(c.conds) do if test(x, v, what) then return true end end
+    return false
+  end
+  if v == nil then return false end -- like SQL: a missing value passes no test but is_null
+  if op == "fn" then return c.fn(v) and true or false end
+  if op == "prefix" then
+    if type(v) ~= "string" then error(("%s: prefix needs string values, got %s"):format(what, type(v)), 0) end
+    return v:sub(1, #c.value) == c.value
+  end
+  if op == "match" then
+    if type(v) ~= "string" then error(("%s: match needs string values, got %s"):format(what, type(v)), 0) end
+    return v:match(c.value) ~= nil
+  end
+  if op == "range" then
+    for _, b in ipairs { c.lo, c.hi } do
+      if b ~= nil and type(b) ~= type(v) then
+        error(("%s: cannot compare %s values with %s %s"):format(what, type(v), type(b), tostring(b)), 0)
+      end
+    end
+    if c.lo ~= nil and (c.lo_open and not (v > c.lo) or not c.lo_open and not (v >= c.lo)) then return false end
+    if c.hi ~= nil and (c.hi_open and not (v < c.hi) or not c.hi_open and not (v <= c.hi)) then return false end
+    return true
+  end
+  error("unknown condition " .. tostring(op), 0)
+end
+q.test = test
+
+local compile_key -- forward
+
+-- A condition evaluated once per distinct value of a key: a byte mask over the key's codes.
+local function mask_cond(ctx, ckey, values, count, c, what)
+  local bytes = {}
+  for code = 1, count do bytes[code] = test(c, values[code], what) and "\1" or "\0" end
+  bytes[count + 1] = test(c, nil, what) and "\1" or "\0" -- the "no value" code
+  return { op = "mask", key = ckey, mask = table.concat(bytes) }
+end
+
+local function check_number(v, info, what)
+  if type(v) ~= "number" then
+    error(("%s: '%s' is %s %s column, expected a number, got %s %s")
+      :format(what, info.name, info.type == "integer" and "an" or "a", info.type, type(v), type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
+  end
+end
+
+-- Condition on one plain column, compiled to the cheapest C form.
+local function column_cond(ctx, info, c, what)
+  local op = c.op
+  if op == "not" then return { op = "not", conds = { column_cond(ctx, info, c.cond, what) } } end
+  if op == "or" then
+    local conds = {}
+    for i, x in ipairs(c.conds) do conds[i] = column_cond(ctx, info, x, what) end
+    return { op = "or", conds = conds }
+  end
+  if op == "null" then return { op = "null", column = info.index } end
+  if info.type == "string" then
+    local ckey = { kind = "column", column = info.index }
+    local values = ctx.ds:dictionary(info.index)
+    return mask_cond(ctx, ckey, values, #values, c, what)
+  end
+  if op == "fn" then -- once per distinct value of a numeric column
+    local ckey = { kind = "column", column = info.index }
+    local values, count = core.key_values(ctx.ds, ckey)
+    return mask_cond(ctx, ckey, values, count, c, what)
+  end
+  if op == "prefix" or op == "match" then
+    error(("%s: %s needs a string column, '%s' is %s"):format(what, op, info.name, info.type), 0)
+  end
+  if info.type == "month" or info.type == "date" then
+    if op == "eq" then
+      local lo, hi = temporal_interval(info, c.value, what)
+      return { op = "range", column = info.index, lo = lo, hi = hi }
+    end
+    if op == "set" then
+      local conds = {}
+      for i, v in ipairs(c.values) do conds[i] = column_cond(ctx, info, q.eq(v), what) end
+      return { op = "or", conds = conds }
+    end
+    if op == "range" then
+      local t = { op = "range", column = info.index }
+      if c.lo ~= nil then
+        local first, last = temporal_interval(info, c.lo, what)
+        if c.lo_open then t.lo, t.lo_open = last, true else t.lo = first end
+      end
+      if c.hi ~= nil then
+        local first, last = temporal_interval(info, c.hi, what)
+        if c.hi_open then t.hi, t.hi_open = first, true else t.hi = last end
+      end
+      return t
+    end
+  end
+  if op == "eq" then
+    check_number(c.value, info, what)
+    return { op = "range", column = info.index, lo = c.value, hi = c.value }
+  end
+  if op == "set" then
+    local conds = {}
+    for i, v in ipairs(c.values) do
+      check_number(v, info, what)
+      conds[i] = { op = "range", column = info.index, lo = v, hi = v }
+    end
+    return { op = "or", conds = conds }
+  end
+  if op == "range" then
+    if c.lo ~= nil then check_number(c.lo, info, what) end
+    if c.hi ~= nil then check_number(c.hi, info, what) end
+    return { op = "range", column = info.index, lo = c.lo, hi = c.hi, lo_open = c.lo_open, hi_open = c.hi_open }
+  end
+  error(("%s: unsupported condition '%s'"):format(what, tostring(op)), 0)
+end
+
+-- target: column name, virtual name or key; value: plain value, list, condition or function
+local function compile_cond(ctx, target, value, what)
+  local c = q.as_cond(value)
+  if c.column_hint and target == nil then target = c.column_hint end
+  if type(target) == "string" and not (VIRTUAL[target] and not ctx.columns[target]) then
+    local info = resolve_column(ctx, target, what)
+    return column_cond(ctx, info, c, what .. " " .. info.name)
+  end
+  local k = as_key(ctx, target)
+  local ckey, labels = compile_key(ctx, k)
+  local values, count = labels, labels and #labels
+  if not labels then values, count = core.key_values(ctx.ds, ckey) end
+  return mask_cond(ctx, ckey, values, count, c, what .. " " .. k.name)
+end
+
+-- Row predicate, the documented slow path: one Lua call per row.
+local function rows_cond(ctx, fn)
+  local ds, bytes = ctx.ds, {}
+  for i = 1, #ds do bytes[i] = fn(ds:row(i)) and "\1" or "\0" end
+  return { op = "rows", mask = table.concat(bytes) }
+end
+
+local function compile_where(ctx, where)
+  local conds = {}
+  for _, w in ipairs(where) do
+    if w.fn then
+      conds[#conds + 1] = rows_cond(ctx, w.fn)
+    elseif w.target ~= nil or w.value ~= nil then
+      conds[#conds + 1] = compile_cond(ctx, w.target, w.value, "where")
+    else
+      local names = {}
+      for name in pairs(w.map) do names[#names + 1] = name end
+      table.sort(names) -- a stable plan whatever the table order
+      for _, name in ipairs(names) do
+        conds[#conds + 1] = compile_cond(ctx, name, w.map[name], "where")
+      end
+    end
+  end
+  if #conds == 0 then return nil end
+  return { op = "and", conds = conds }
+end
+q.compile_where = compile_where
+
+-- ---------------------------------------------------------------- compiling keys
+
+-- Returns the C key and, for keys whose values Lua computes, the label of each code.
+function compile_key(ctx, k)
+  local info = resolve_column(ctx, k.column, "group_by")
+  if k.kind == "column" then return { kind = "column", column = info.index } end
+  if k.kind == "year" or k.kind == "month" then return { kind = k.kind, column = info.index } end
+  if k.kind == "bucket" then
+    if info.type == "string" then error(("bucket: '%s' is a string column"):format(info.name), 0) end
+    local labels, b = {}, k.bounds
+    labels[1] = "< " .. tostring(b[1])
+    for i = 1, #b - 1 do labels[i + 1] = ("[%s, %s)"):format(tostring(b[i]), tostring(b[i + 1])) end
+    labels[#b + 1] = ">= " .. tostring(b[#b])
+    return { kind = "bucket", column = info.index, bounds = b }, labels
+  end
+  if k.kind == "fn" then
+    if info.type ~= "string" then
+      error(("cpf.key: '%s' is a %s column; a key function needs a string column (use cpf.bucket or cpf.year for numbers and months)")
+        :format(info.name, info.type), 0)
+    end
+    local values = ctx.ds:dictionary(info.index)
+    local remap, labels, code_of = {}, {}, {}
+    for i, v in ipairs(values) do
+      local out = k.fn(v)
+      if out == nil then
+        remap[i] = -1
+      else
+        if code_of[out] == nil then labels[#labels + 1] = out; code_of[out] = #labels - 1 end
+        remap[i] = code_of[out]
+      end
+    end
+    return { kind = "remap", column = info.index, remap = remap, outputs = #labels }, labels
+  end
+  error("unknown key kind " .. tostring(k.kind), 0)
+end
+
+-- ---------------------------------------------------------------- compiling aggregates
+
+local function as_agg(name, a)
+  if type(a) == "string" then return measure(a) end
+  if not is_agg(a) then error(("agg: '%s' must be an aggregate or a measure name, got %s"):format(tostring(name), type(a)), 3) end
+  return a
+end
+
+-- Adds the C aggregates an aggregate needs to `list`; returns how to read its value back.
+local function compile_agg(ctx, a, list, name)
+  local what = "aggregate " .. name
+  if a.kind == "share" then
+    return { share = compile_agg(ctx, a.inner, list, name) }
+  end
+  if a.kind == "combine" then
+    local parts = {}
+    for i, p in ipairs(a.parts) do parts[i] = compile_agg(ctx, p, list, name) end
+    return { combine = parts, fn = a.fn }
+  end
+  if a.kind == "reduce" then
+    return { reduce = a.spec, column = resolve_column(ctx, a.spec.column, what).name }
+  end
+  local t = { kind = a.kind, q = a.q }
+  if a.column ~= nil then
+    local info = resolve_column(ctx, a.column, what)
+    if info.name == "nb_titulaires" and a.kind == "sum" then error(NOT_ADDITIVE, 0) end
+    if info.type == "string" and a.kind ~= "count_values" and a.kind ~= "distinct" then
+      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
+    end
+    t.column = info.index
+  end
+  if a.column2 ~= nil then
+    local info = resolve_column(ctx, a.column2, what)
+    if info.type == "string" then
+      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
+    end
+    t.column2 = info.index
+  end
+  if a.where then t.filter = compile_where(ctx, { { map = a.where } }) end
+  list[#list + 1] = t
+  return { index = #list }
+end
+
+-- ---------------------------------------------------------------- the query object
+
+local Query = {}
+Query.__index = Query
+q.Query = Query
+
+function q.new(ds)
+  return setmetatable({ ds = ds, where_list = {}, key_list = {}, agg_list = {}, order = {} }, Query)
+end
+
+local function copy(self)
+  local t = {}
+  for k, v in pairs(self) do
+    if type(v) == "table" and k ~= "ds" then
+      local c = {}
+      for i, x in pairs(v) do c[i] = x end
+      t[k] = c
+    else
+      t[k] = v
+    end
+  end
+  return setmetatable(t, Query)
+end
+
+--- where{col = value, ...} | where(column_or_key, value) | where(function(row) ... end)
+function Query:where(target, value)
+  local n = copy(self)
+  if type(target) == "function" and value == nil then
+    n.where_list[#n.where_list + 1] = { fn = target }
+  elseif type(target) == "table" and not is_key(target) and value == nil then
+    n.where_list[#n.where_list + 1] = { map = target }
+  elseif target ~= nil and value ~= nil then
+    n.where_list[#n.where_list + 1] = { target = target, value = value }
+  else
+    error("bad arguments to 'where' ({column = value}, (column, value) or a row function expected)", 2)
+  end
+  return n
+end
+
+function Query:group_by(...)
+  local n = copy(self)
+  for i = 1, select("#", ...) do
+    local k = select(i, ...)
+    if not (type(k) == "string" or is_key(k)) then
+      error(("bad argument #%d to 'group_by' (column name or key expected, got %s)"):format(i, type(k)), 2)
+    end
+    n.key_list[#n.key_list + 1] = k
+  end
+  return n
+end
+
+--- agg{name = aggregate | "measure", ...} (ordered by name), agg{"measure", ...},
+--- agg{{"name", aggregate}, ...} (in order); several calls append.
+function Query:agg(spec)
+  if type(spec) ~= "table" then error("bad argument #1 to 'agg' (table expected)", 2) end
+  local n = copy(self)
+  local named = {}
+  for k, v in pairs(spec) do
+    if type(k) == "string" then named[#named + 1] = k end
+  end
+  table.sort(named)
+  for _, v in ipairs(spec) do
+    if type(v) == "string" then
+      n.agg_list[#n.agg_list + 1] = { name = v, agg = as_agg(v, v) }
+    elseif type(v) == "table" and type(v[1]) == "string" then
+      n.agg_list[#n.agg_list + 1] = { name = v[1], agg = as_agg(v[1], v[2]) }
+    else
+      error("agg: list entries must be measure names or {name, aggregate} pairs", 2)
+    end
+  end
+  for _, k in ipairs(named) do n.agg_list[#n.agg_list + 1] = { name = k, agg = as_agg(k, spec[k]) } end
+  return n
+end
+
+function Query:order_by(...)
+  local n = copy(self)
+  n.order = { ... }
+  return n
+end
+
+function Query:limit(count)
+  if type(count) ~= "number" or count < 0 or count ~= math.floor(count) then
+    error("bad argument #1 to 'limit' (whole number expected)", 2)
+  end
+  local n = copy(self)
+  n.max_rows = count
+  return n
+end
+
+local function describe(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if is_key(v) then return ("%s(%s)"):format(v.kind == "fn" and "key" or v.kind, tostring(v.column)) end
+  if is_cond(v) then
+    if v.op == "eq" then return describe(v.value) end
+    if v.op == "range" then
+      return ("%s%s, %s%s"):format(v.lo_open and "(" or "[", v.lo == nil and "-inf" or describe(v.lo),
+        v.hi == nil and "+inf" or describe(v.hi), v.hi_open and ")" or "]")
+    end
+    if v.op == "set" then local t = {} for i, x in ipairs(v.values) do t[i] = describe(x) end return "one of {" .. table.concat(t, ", ") .. "}" end
+    if v.op == "not" then return "not " .. describe(v.cond) end
+    if v.op == "or" then local t = {} for i, x in ipairs(v.conds) do t[i] = describe(x) end return "any{" .. table.concat(t, ", ") .. "}" end
+    if v.op == "fn" then return v.label or "function" end
+    if v.op == "null" then return "null" end
+    return v.op .. " " .. describe(v.value)
+  end
+  if is_agg(v) then
+    if v.kind == "share" then return "share(" .. describe(v.inner) .. ")" end
+    if v.kind == "combine" then return "combine(...)" end
+    local args = {}
+    if v.column then args[#args + 1] = v.column end
+    if v.column2 then args[#args + 1] = v.column2 end
+    if v.q and v.q ~= 0.5 then args[#args + 1] = tostring(v.q) end
+    return v.kind .. "(" .. table.concat(args, ", ") .. ")" .. (v.where and " filtered" or "")
+  end
+  if type(v) == "table" then
+    local t = {}
+    for i, x in ipairs(v) do t[i] = describe(x) end
+    return "{" .. table.concat(t, ", ") .. "}"
+  end
+  return tostring(v)
+end
+
+function Query:__tostring()
+  local lines = { "cpf query" }
+  for _, w in ipairs(self.where_list) do
+    if w.fn then lines[#lines + 1] = "  where row function (slow path)"
+    elseif w.map then
+      local names = {}
+      for k in pairs(w.map) do names[#names + 1] = k end
+      table.sort(names)
+      for _, k in ipairs(names) do lines[#lines + 1] = ("  where %s = %s"):format(k, describe(w.map[k])) end
+    else
+      lines[#lines + 1] = ("  where %s = %s"):format(describe(w.target), describe(w.value))
+    end
+  end
+  if #self.key_list > 0 then
+    local t = {}
+    for i, k in ipairs(self.key_list) do t[i] = type(k) == "string" and k or describe(k) end
+    lines[#lines + 1] = "  group by " .. table.concat(t, ", ")
+  end
+  for _, a in ipairs(self.agg_list) do lines[#lines + 1] = ("  %s = %s"):format(a.name, describe(a.agg)) end
+  if #self.order > 0 then lines[#lines + 1] = "  order by " .. table.concat(self.order, ", ") end
+  if self.max_rows then lines[#lines + 1] = "  limit " .. self.max_rows end
+  return table.concat(lines, "\n")
+end
+
+-- Custom reducers: the slow path, one Lua call per selected row.
+local function run_reducers(ctx, reducers, raw, rows_by_group)
+  local ds = ctx.ds
+  for _, r in ipairs(reducers) do
+    local spec, accs = r.spec, {}
+    for g = 1, raw.groups do accs[g] = spec.init and spec.init() or nil end
+    local gids = raw.row_groups
+    for i = 1, #ds do
+      local g = gids[i]
+      if g and g > 0 then accs[g] = spec.step(accs[g], ds:get(i, r.column)) end
+    end
+    for g = 1, raw.groups do
+      rows_by_group[g][r.name] = spec.final and spec.final(accs[g]) or accs[g]
+    end
+  end
+end
+
+local function read_value(raw, how, g)
+  if how.index then return raw.aggs[how.index][g] end
+  if how.combine then
+    local args = {}
+    for i, p in ipairs(how.combine) do args[i] = read_value(raw, p, g) end
+    return how.fn((table.unpack or unpack)(args, 1, #how.combine))
+  end
+end
+
+--- Runs the query: one C call. q:run{...} is q:agg{...}:run().
+function Query:run(spec)
+  if spec ~= nil then return self:agg(spec):run() end
+  local ds = self.ds
+  local ctx = { ds = ds, columns = column_map(ds) }
+  local ok, out = pcall(function()
+    local plan = { where = compile_where(ctx, self.where_list), keys = {}, aggs = {} }
+    local names, labels, seen, keys = {}, {}, {}, {}
+    for i, k in ipairs(self.key_list) do
+      local kk = as_key(ctx, k)
+      keys[i] = kk
+      local ckey, lab = compile_key(ctx, kk)
+      plan.keys[i] = ckey
+      labels[i] = lab
+      names[i] = kk.name
+      if seen[kk.name] then error(("duplicate result column '%s'"):format(kk.name), 0) end
+      seen[kk.name] = true
+    end
+    local reads, reducers = {}, {}
+    for i, a in ipairs(self.agg_list) do
+      if seen[a.name] then error(("duplicate result column '%s'"):format(a.name), 0) end
+      seen[a.name] = true
+      reads[i] = compile_agg(ctx, a.agg, plan.aggs, a.name)
+      if reads[i].reduce then
+        reducers[#reducers + 1] = { name = a.name, spec = reads[i].reduce, column = reads[i].column }
+        plan.row_groups = true
+      end
+    end
+    return { plan = plan, names = names, labels = labels, reads = reads, reducers = reducers, keys = keys }
+  end)
+  if not ok then error(out, 0) end
+  local raw = core.query(ds, out.plan)
+  local rows = {}
+  for g = 1, raw.groups do
+    local row = {}
+    for k, name in ipairs(out.names) do
+      local v = raw.keys[k][g]
+      if out.labels[k] and v ~= nil then v = out.labels[k][v + 1] end
+      row[name] = v
+    end
+    rows[g] = row
+  end
+  local columns = {}
+  for i, n in ipairs(out.names) do columns[i] = n end
+  for i, a in ipairs(self.agg_list) do
+    columns[#columns + 1] = a.name
+    local how = out.reads[i]
+    if how.share then
+      local total = 0
+      for g = 1, raw.groups do total = total + (read_value(raw, how.share, g) or 0) end
+      for g = 1, raw.groups do
+        local v = read_value(raw, how.share, g)
+        rows[g][a.name] = (v ~= nil and total ~= 0) and v / total or nil
+      end
+    elseif not how.reduce then
+      for g = 1, raw.groups do rows[g][a.name] = read_value(raw, how, g) end
+    end
+  end
+  if #out.reducers > 0 then run_reducers(ctx, out.reducers, raw, rows) end
+  -- default order: by the keys, in their natural order (family keys in their own order)
+  local res = result.new(columns, rows)
+  if #out.names > 0 then
+    local rank = {}
+    for k, key_spec in ipairs(out.keys) do
+      local order = key_spec.order or (key_spec.kind == "bucket" and out.labels[k])
+      if order then -- families and buckets keep their own order
+        rank[k] = {}
+        for i, v in ipairs(order) do rank[k][v] = i end
+      end
+    end
+    table.sort(rows, function(a, b)
+      for k, name in ipairs(out.names) do
+        local x, y = a[name], b[name]
+        if rank[k] then x, y = rank[k][x] or math.huge, rank[k][y] or math.huge end
+        if x ~= y then return result.compare_values(x, y) end
+      end
+      return false
+    end)
+  end
+  if #self.order > 0 then res = res:sorted((table.unpack or unpack)(self.order)) end
+  if self.max_rows then res = res:head(self.max_rows) end
+  return res
+end
+
+return q

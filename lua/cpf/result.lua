@@ -1,0 +1,175 @@
+-- cpf.result — the small table a query returns: rows in the array part (so #res works on
+-- every Lua, LuaJIT included), column names in order, and helpers to read and reshape it.
+local Result = {}
+Result.__index = Result
+
+local COLUMNS = setmetatable({}, { __mode = "k" }) -- result -> column names, kept out of the rows
+
+local result = {}
+
+--- A result from column names and row tables (name -> value).
+function result.new(columns, rows)
+  local self = setmetatable(rows or {}, Result)
+  COLUMNS[self] = columns
+  return self
+end
+
+function result.is_result(v)
+  return getmetatable(v) == Result
+end
+
+--- Column names, in order (a copy).
+function Result:columns()
+  local t = {}
+  for i, c in ipairs(COLUMNS[self]) do t[i] = c end
+  return t
+end
+
+local function has_column(self, name)
+  for _, c in ipairs(COLUMNS[self]) do if c == name then return true end end
+  return false
+end
+
+--- Value of column `name` in row i (1-based); nil when missing. Errors name what is wrong.
+function Result:get(i, name)
+  if type(i) ~= "number" or i ~= math.floor(i) then
+    error(("bad argument #1 to 'get' (row number expected, got %s)"):format(type(i)), 2)
+  end
+  if i < 1 or i > #self then
+    error(("row %d is out of range (the result has %d rows)"):format(i, #self), 2)
+  end
+  if not has_column(self, name) then error(("unknown column '%s'"):format(tostring(name)), 2) end
+  return self[i][name]
+end
+
+--- for i, row in res:rows() do ... end
+function Result:rows()
+  return ipairs(self)
+end
+
+local function compare_values(a, b)
+  if a == nil then return false end -- nil last
+  if b == nil then return true end
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  return a < b
+end
+result.compare_values = compare_values
+
+--- Sorted copy: each spec is a column name, "-name" for descending; nil values last.
+function Result:sorted(...)
+  local specs = { ... }
+  local keys = {}
+  for i, s in ipairs(specs) do
+    if type(s) ~= "string" then error(("bad argument #%d to 'order_by' (column name expected)"):format(i), 2) end
+    local desc = s:sub(1, 1) == "-"
+    local name = desc and s:sub(2) or s
+    if not has_column(self, name) then error(("order_by: unknown column '%s'"):format(name), 2) end
+    keys[i] = { name = name, desc = desc }
+  end
+  local rows = {}
+  for i, r in ipairs(self) do rows[i] = { r, i } end
+  table.sort(rows, function(x, y)
+    for _, k in ipairs(keys) do
+      local a, b = x[1][k.name], y[1][k.name]
+      if a ~= b then
+        if a == nil then return false end
+        if b == nil then return true end
+        if k.desc then return compare_values(b, a) end
+        return compare_values(a, b)
+      end
+    end
+    return x[2] < y[2] -- stable
+  end)
+  local out = {}
+  for i, pair in ipairs(rows) do out[i] = pair[1] end
+  return result.new(self:columns(), out)
+end
+
+--- The first n rows.
+function Result:head(n)
+  local out = {}
+  for i = 1, math.min(n, #self) do out[i] = self[i] end
+  return result.new(self:columns(), out)
+end
+
+--- Crosstab: one row per value of row_key, one column per value of column_key, cells = measure.
+--- Missing cells are nil. Column values are sorted; their names are tostring(value).
+function Result:pivot(row_key, column_key, measure)
+  for _, name in ipairs { row_key, column_key, measure } do
+    if not has_column(self, name) then error(("pivot: unknown column '%s'"):format(tostring(name)), 2) end
+  end
+  local col_values, seen_col, by_row, row_order = {}, {}, {}, {}
+  for _, r in ipairs(self) do
+    local cv, rv = r[column_key], r[row_key]
+    if cv == nil then cv = "(missing)" end
+    local rk = rv == nil and "\0nil" or rv
+    if not seen_col[cv] then seen_col[cv] = true; col_values[#col_values + 1] = cv end
+    local row = by_row[rk]
+    if not row then
+      row = { [row_key] = rv }
+      by_row[rk] = row
+      row_order[#row_order + 1] = row
+    end
+    if row[tostring(cv)] ~= nil then
+      error(("pivot: several rows for %s = %s and %s = %s; group by these two keys only")
+        :format(row_key, tostring(rv), column_key, tostring(cv)), 2)
+    end
+    row[tostring(cv)] = r[measure]
+  end
+  table.sort(col_values, compare_values)
+  local columns = { row_key }
+  for i, cv in ipairs(col_values) do columns[i + 1] = tostring(cv) end
+  table.sort(row_order, function(a, b) return compare_values(a[row_key], b[row_key]) end)
+  return result.new(columns, row_order)
+end
+
+local function cell_text(v)
+  if v == nil then return "" end
+  if type(v) == "number" then
+    if math.type and math.type(v) == "integer" then return tostring(v) end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
+    return ("%.6g"):format(v) == tostring(v) and tostring(v) or ("%.2f"):format(v)
+  end
+  return tostring(v)
+end
+result.cell_text = cell_text
+
+-- Display width of UTF-8 text: continuation bytes do not take a column.
+local function width(s)
+  local _, cont = s:gsub("[\128-\191]", "")
+  return #s - cont
+end
+result.display_width = width
+
+--- A plain aligned text table (numbers right-aligned).
+function Result:__tostring()
+  local cols = COLUMNS[self]
+  local widths, cells = {}, {}
+  for j, c in ipairs(cols) do widths[j] = width(c) end
+  for i, r in ipairs(self) do
+    cells[i] = {}
+    for j, c in ipairs(cols) do
+      local t = cell_text(r[c])
+      cells[i][j] = t
+      if width(t) > widths[j] then widths[j] = width(t) end
+    end
+  end
+  local function line(values, numeric)
+    local parts = {}
+    for j, v in ipairs(values) do
+      local pad = (" "):rep(widths[j] - width(v))
+      parts[j] = numeric and numeric[j] and pad .. v or v .. pad
+    end
+    return (table.concat(parts, "  "):gsub("%s+$", ""))
+  end
+  local out = { line(cols) }
+  for i, r in ipairs(self) do
+    local numeric = {}
+    for j, c in ipairs(cols) do numeric[j] = type(r[c]) == "number" end
+    out[#out + 1] = line(cells[i], numeric)
+  end
+  return table.concat(out, "\n")
+end
+
+return result
