@@ -21,7 +21,7 @@ SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numpars
 HEADERS = csrc/cpf.h csrc/compat.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test test-lua test-all bench check-all demo clean
+.PHONY: all test bench demo clean
 
 all: $(MODULE)
 

@@ -812,7 +812,8 @@ static int call_progress(void *ud, size_t done, size_t total, size_t rows, cpf_e
   lua_pushnumber(L, (lua_Number)total);
   lua_pushnumber(L, (lua_Number)rows);
   if (lua_pcall(L, 3, 1, 0) != 0) {
-    cpf_error_set(err, "progress callback failed: %s", lua_tostring(L, -1));
+    const char *msg = lua_tostring(L, -1);
+    cpf_error_set(err, "progress callback failed: %s", msg ? msg : "(error object is not a string)");
     stop = 1;
   } else if (lua_toboolean(L, -1) == 0 && !lua_isnil(L, -1)) {
     cpf_error_set(err, "load cancelled by the progress callback");

@@ -28,7 +28,6 @@ typedef struct {
 void cpf_error_set(cpf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
   __attribute__((format(printf, 2, 3)))
-#endif
   ;
 
 /* ---- dictionary.c: distinct values of a string column ---- */
@@ -241,3 +240,5 @@ typedef struct {
 int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
               query_agg *aggs, size_t naggs, query_result *res, cpf_error *err);
 void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs);
+
+#endif

@@ -100,7 +100,7 @@ function cli.demo(args)
   if opts.help then io.stdout:write(HELP.demo) return 0 end
   local rows = opts.rows and whole_number(opts.rows) or 200000
   if not rows then return usage_error("--rows must be a whole number", "demo") end
-  local dir = pos[1] or os.tmpname():match("^(.*)/") or "."
+  local dir = pos[1] or os.getenv("TMPDIR") or "/tmp"
   local path = dir .. "/cpf-demo.csv"
   io.stderr:write(("cpf: generating %d rows into %s\n"):format(rows, path))
   local ok, err = require("cpf.gen").write(path, rows, { seed = 2026 })

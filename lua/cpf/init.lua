@@ -237,9 +237,16 @@ function Dataset:column(name)
   return nil
 end
 
+-- One line, at most 16 characters, cut between UTF-8 characters.
 local function preview_cell(v)
-  local s = v == nil and "" or tostring(v)
-  if #s > 16 then s = s:sub(1, 15) .. "…" end
+  local s = (v == nil and "" or tostring(v)):gsub("[\r\n]+", " ")
+  local chars = 0
+  for i = 1, #s do
+    if s:byte(i) < 128 or s:byte(i) >= 192 then
+      chars = chars + 1
+      if chars == 16 then return s:sub(1, i - 1) .. "…" end
+    end
+  end
   return s
 end
 
@@ -257,7 +264,7 @@ function dataset_mt.__tostring(ds)
     for j = 1, shown do cells[j] = preview_cell(ds:get(i, j)) end
     lines[#lines + 1] = "  " .. table.concat(cells, " | ")
   end
-  if #ds > 3 then lines[#lines + 1] = ("  … %d more rows"):format(#ds - 3) end
+  if #ds > 3 then lines[#lines + 1] = ("  … %d more row%s"):format(#ds - 3, #ds == 4 and "" or "s") end
   return table.concat(lines, "\n")
 end
 

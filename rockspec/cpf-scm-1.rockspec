@@ -1,0 +1,61 @@
+-- cpf-scm-1.rockspec — builds the cpf module (Lua layer + the cpf.core C module) with LuaRocks'
+-- builtin type; spec/08-rockspec_spec.lua checks that every lua/cpf/*.lua and csrc/*.c is listed.
+rockspec_format = "3.0"
+package = "cpf"
+version = "scm-1"
+
+source = {
+  -- `luarocks make` builds the checkout it is run from and never fetches this.
+  url = "git+file:///path/to/cpf",
+}
+
+description = {
+  summary = "Fast analysis of the French CPF \"formations engagées\" open dataset",
+  detailed = [[
+A Lua module with a C core: loads the CPF CSV export (BOM, quoted line breaks, both header
+spellings) into a compact, dictionary-encoded column store outside the Lua heap.
+]],
+  labels = { "csv", "dataset", "opendata", "france" },
+}
+
+dependencies = {
+  "lua >= 5.1",
+}
+
+external_dependencies = {
+  CSV = {
+    header = "csv.h",
+    library = "csv",
+  },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["cpf"] = "lua/cpf/init.lua",
+    ["cpf.schema"] = "lua/cpf/schema.lua",
+    ["cpf.gen"] = "lua/cpf/gen.lua",
+    ["cpf.cli"] = "lua/cpf/cli.lua",
+    ["cpf.query"] = "lua/cpf/query.lua",
+    ["cpf.result"] = "lua/cpf/result.lua",
+    ["cpf.core"] = {
+      sources = {
+        "csrc/core.c",
+        "csrc/loader.c",
+        "csrc/column.c",
+        "csrc/dictionary.c",
+        "csrc/numparse.c",
+        "csrc/query.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(CSV_INCDIR)" },
+      libdirs = { "$(CSV_LIBDIR)" },
+      libraries = { "csv", "m" },
+    },
+  },
+  install = {
+    bin = {
+      cpf = "bin/cpf",
+    },
+  },
+}
