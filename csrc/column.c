@@ -390,6 +390,7 @@ void dataset_free(cpf_dataset *ds) {
   free(ds->cols);
   free(ds->scratch_gid);
   free(ds->scratch_codes);
+  free(ds->scratch_selection);
   free(ds);
 }
 

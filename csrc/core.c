@@ -662,7 +662,7 @@ static int query_execute(lua_State *L) {
     const uint32_t *gid = ds->scratch_gid;
     lua_createtable(L, (int)ds->rows, 0);
     for (j = 0; j < ds->rows; j++) {
-      lua_pushinteger(L, gid[j] == QUERY_NO_GROUP ? 0 : (lua_Integer)qs->res.slot_group[gid[j]]);
+      lua_pushinteger(L, (lua_Integer)qs->res.slot_group[gid[j]]); /* dropped rows' slot: 0 */
       lua_rawseti(L, -2, (int)j + 1);
     }
     lua_setfield(L, -3, "row_groups");

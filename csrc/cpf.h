@@ -122,6 +122,7 @@ typedef struct {
   /* Row-sized work arrays of the last query, kept for the next one: fresh pages for every
    * query cost more page faults than the query's own work. */
   uint32_t *scratch_gid, *scratch_codes;
+  uint8_t *scratch_selection;
 } cpf_dataset;
 
 void dataset_free(cpf_dataset *ds);

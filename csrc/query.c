@@ -229,9 +229,32 @@ int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_err
   size_t i, k, n = ds->rows;
   switch (cond->kind) {
   case COND_MASK: {
-    uint32_t *codes = alloc_rows(n, sizeof *codes, err);
+    uint32_t *codes;
     int rc;
-    if (!codes) return -1;
+    const cpf_column *col = &ds->cols[cond->key.column];
+    if (cond->key.kind == KEY_COLUMN && col->type == CPF_TYPE_STRING && col->width <= 2) {
+      /* the usual case: read the dictionary codes straight into the mask, no code array */
+      size_t byte, bit;
+      uint32_t nil = col->dict.count;
+      if (cond->mask_len <= nil) {
+        cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
+                      (unsigned)nil + 1);
+        return -1;
+      }
+      if (col->width == 1) {
+        const uint8_t *v = col->data;
+        for (i = 0; i < n; i++) out[i] = cond->mask[v[i]];
+      } else {
+        const uint16_t *v = col->data;
+        for (i = 0; i < n; i++) out[i] = cond->mask[v[i]];
+      }
+      if (col->missing_bits)
+        for (byte = 0; byte * 8 < n; byte++)
+          for (bit = 0; bit < 8 && byte * 8 + bit < n; bit++)
+            if ((col->missing_bits[byte] >> bit) & 1) out[byte * 8 + bit] = cond->mask[nil];
+      return 0;
+    }
+    if (!(codes = alloc_rows(n, sizeof *codes, err))) return -1;
     rc = key_compute(ds, &cond->key, codes, err);
     if (rc == 0 && cond->mask_len < cond->key.cardinality) {
       cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
@@ -350,19 +373,20 @@ oom:
 
 /* ---- aggregates ---- */
 /* Σ of an integer-like column per slot, and the count of values summed. The loop is written
- * once per storage width so that the compiler sees a plain array walk. */
+ * once per storage width so that the compiler sees a plain array walk. Every gid is a valid
+ * slot here: unselected rows have their own slot (see query_run). */
 #define SUM_LOOP(T)                                                                           \
   {                                                                                           \
     const T *v = (const T *)col->data;                                                        \
     if (!keep && !mb) {                                                                       \
       for (i = 0; i < n; i++) {                                                               \
-        uint32_t g = gid[i];                                                                  \
-        if (g != QUERY_NO_GROUP) { sum[g] += v[i]; count[g]++; }                              \
+        sum[gid[i]] += v[i];                                                                  \
+        count[gid[i]]++;                                                                      \
       }                                                                                       \
     } else {                                                                                  \
       for (i = 0; i < n; i++) {                                                               \
         uint32_t g = gid[i];                                                                  \
-        if (g == QUERY_NO_GROUP || (keep && !keep[i]) || (mb && ((mb[i >> 3] >> (i & 7)) & 1))) \
+        if ((keep && !keep[i]) || (mb && ((mb[i >> 3] >> (i & 7)) & 1)))                      \
           continue;                                                                           \
         sum[g] += v[i];                                                                       \
         count[g]++;                                                                           \
@@ -693,7 +717,8 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   if (!ds->scratch_gid) ds->scratch_gid = alloc_rows(n, sizeof *gid, err);
   if (!(gid = ds->scratch_gid)) goto done;
   if (where) {
-    if (!(sel = alloc_rows(n, 1, err))) goto done;
+    if (!ds->scratch_selection) ds->scratch_selection = alloc_rows(n, 1, err);
+    if (!(sel = ds->scratch_selection)) goto done;
     if (cond_evaluate(ds, where, sel, err) != 0) goto done;
   }
   for (i = 0; i < n; i++) gid[i] = sel && !sel[i] ? QUERY_NO_GROUP : 0;
@@ -707,8 +732,8 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     card = keys[k].cardinality;
     if ((uint64_t)nslots * card <= DENSE_LIMIT) {
       steps[k].radix = card;
-      for (i = 0; i < n; i++)
-        if (gid[i] != QUERY_NO_GROUP) gid[i] = gid[i] * card + codes[i];
+      for (i = 0; i < n; i++) /* a select, not a branch: the selection is unpredictable */
+        gid[i] = gid[i] == QUERY_NO_GROUP ? QUERY_NO_GROUP : gid[i] * card + codes[i];
       nslots *= card;
       steps[k].count = (uint32_t)nslots;
     } else {
@@ -716,12 +741,14 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       nslots = steps[k].count;
     }
   }
-  slot_rows = calloc(nslots ? nslots : 1, sizeof *slot_rows);
+  /* Rows the selection dropped go to one more slot, never reported: the aggregate loops then
+   * run without a branch on the selection. */
+  for (i = 0; i < n; i++) gid[i] = gid[i] == QUERY_NO_GROUP ? (uint32_t)nslots : gid[i];
+  slot_rows = calloc(nslots + 1, sizeof *slot_rows);
   if (!slot_rows) { cpf_error_set(err, "out of memory"); goto done; }
-  for (i = 0; i < n; i++)
-    if (gid[i] != QUERY_NO_GROUP) slot_rows[gid[i]]++;
+  for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   for (k = 0; k < naggs; k++)
-    if (agg_run(ds, gid, &aggs[k], nslots, err) != 0) goto done;
+    if (agg_run(ds, gid, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
   res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
@@ -730,7 +757,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   for (k = 0; k < nkeys; k++)
     if (!(res->key_codes[k] = alloc_rows(res->ngroups, sizeof(uint32_t), err))) goto done;
   res->nslots = nslots;
-  if (!(res->slot_group = calloc(nslots ? nslots : 1, sizeof *res->slot_group))) {
+  if (!(res->slot_group = calloc(nslots + 1, sizeof *res->slot_group))) {
     cpf_error_set(err, "out of memory");
     goto done;
   }
@@ -763,7 +790,6 @@ done:
   if (steps)
     for (k = 0; k < nkeys; k++) { free(steps[k].previous); free(steps[k].code); }
   free(steps);
-  free(sel);
   free(slot_rows);
   return rc;
 }
