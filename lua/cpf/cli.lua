@@ -109,15 +109,21 @@ function cli.demo(args)
   local ds, lerr = cpf.load(path, { progress = require("cpf.core").stderr_is_tty() or nil })
   if not ds then return fail(lerr) end
   local out = io.stdout
-  out:write(tostring(ds), "\n\n")
-  for _, column in ipairs { "statut_dossier", "region_lieu_formation", "modalite_presence" } do
-    out:write(("rows by %s:\n"):format(column))
-    for i, e in ipairs(ds:distinct(column)) do
-      if i > 10 then break end
-      out:write(("  %-40s %9d\n"):format(e.value == nil and "(missing)" or e.value, e.count))
-    end
-    out:write("\n")
+  local function section(title, res)
+    out:write(title, "\n", tostring(res), "\n\n")
   end
+  out:write(tostring(ds), "\n\n")
+  section("Files, amount, average price and duration, cancellation rate by year",
+    ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run())
+  local last_year = ds:run { last = cpf.max "date_validation" }[1].last
+  last_year = tonumber(last_year and last_year:sub(1, 4))
+  if last_year then
+    section(("Top 10 regions by amount in %d"):format(last_year),
+      ds:where { annee = last_year }:group_by("region_lieu_formation")
+        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run())
+  end
+  section("Files by status family", ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run())
+  section("Who pays", ds:funders())
   ds:close()
   return 0
 end
