@@ -99,10 +99,18 @@ describe("bin/cpf", function()
     local out, err, code = cpf_run("demo --rows 2000 " .. h.shell_quote(dir))
     assert.are.equal(0, code, err)
     assert.is_truthy(out:find("^cpf dataset: 2000 rows × 37 columns, "))
-    assert.is_truthy(out:find("rows by statut_dossier:", 1, true))
-    assert.is_truthy(out:find("rows by region_lieu_formation:", 1, true))
+    for _, title in ipairs { "Files, amount, average price and duration, cancellation rate by year",
+                             "Top 10 regions by amount in ", "Files by status family", "Who pays" } do
+      assert.is_truthy(out:find(title, 1, true), title)
+    end
     local ds = assert(cpf.load(dir .. "/cpf-demo.csv"))
     assert.are.equal(2000, #ds)
+    -- the yearly table adds up to the files of the whole file
+    local yearly = out:match("by year\n[^\n]*\n(.-)\n\n")
+    local sum, files = 0, 0
+    for line in yearly:gmatch("[^\n]+") do sum = sum + tonumber(line:match("^%s*%d+%s+(%d+)")) end
+    for i = 1, #ds do files = files + ds:get(i, "nb_dossiers") end
+    assert.are.equal(files, sum)
     ds:close()
   end)
 end)
