@@ -487,16 +487,6 @@ static void push_int_like(lua_State *L, out_kind out, int scale, int64_t v) {
   }
 }
 
-static out_kind column_out_kind(const cpf_column *col) {
-  switch (col->type) {
-  case CPF_TYPE_DECIMAL: return OUT_SCALED;
-  case CPF_TYPE_MONTH: return OUT_MONTH;
-  case CPF_TYPE_DATE: return OUT_DATE;
-  case CPF_TYPE_NUMBER: return OUT_NUMBER;
-  default: return OUT_INTEGER;
-  }
-}
-
 /* The value a key code stands for; nil for the "no value" code and for remap/bucket keys,
  * whose labels the Lua side knows. */
 static void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {

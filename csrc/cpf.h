@@ -217,6 +217,9 @@ typedef enum {
 
 typedef enum { OUT_INTEGER, OUT_NUMBER, OUT_SCALED, OUT_MONTH, OUT_DATE } out_kind;
 
+/* How a column's stored values read back: the output kind of min, max and key values. */
+out_kind column_out_kind(const cpf_column *col);
+
 typedef struct {
   agg_kind kind;
   int column, column2;        /* column2: denominator of AGG_RATIO, weight of AGG_WMEAN */

@@ -527,7 +527,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   return 0;
 }
 
-static out_kind value_kind(const cpf_column *col) {
+out_kind column_out_kind(const cpf_column *col) {
   switch (col->type) {
   case CPF_TYPE_NUMBER: return OUT_NUMBER;
   case CPF_TYPE_DECIMAL: return OUT_SCALED;
@@ -674,7 +674,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, query_agg *agg, s
       break;
     case AGG_MIN:
     case AGG_MAX:
-      agg->out = value_kind(a);
+      agg->out = column_out_kind(a);
       agg->scale = a->type == CPF_TYPE_DECIMAL ? a->scale : 0;
       agg->present[g] = acc.seen[g];
       agg->integers[g] = acc.isum[g];
