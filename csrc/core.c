@@ -354,6 +354,7 @@ static void parse_key(lua_State *L, int t, const cpf_dataset *ds, query_key *key
   lua_pop(L, 1);
   key->column = plan_column(L, t, "column", ds);
   if (key->column < 0) luaL_error(L, "query plan: key without a column");
+  key->force_by_value = plan_flag(L, t, "by_value");
   if (key->kind == KEY_REMAP) {
     const cpf_column *col = &ds->cols[key->column];
     int32_t *remap;
@@ -532,7 +533,8 @@ static int query_key_values(lua_State *L) {
   memset(&err, 0, sizeof err);
   if (key_compute(ds, key, codes, &err) != 0) {
     key_free(key);
-    return luaL_error(L, "%s", err.message);
+    lua_pushstring(L, err.message);
+    return lua_error(L);
   }
   lua_createtable(L, (int)key->cardinality, 0);
   for (c = 0; c + 1 < key->cardinality; c++) {
@@ -613,8 +615,10 @@ static int query_execute(lua_State *L) {
   }
   lua_pop(L, 1);
   memset(&err, 0, sizeof err);
-  if (query_run(ds, where, qs->keys, qs->nkeys, qs->aggs, qs->naggs, &qs->res, &err) != 0)
-    return luaL_error(L, "%s", err.message);
+  if (query_run(ds, where, qs->keys, qs->nkeys, qs->aggs, qs->naggs, &qs->res, &err) != 0) {
+    lua_pushstring(L, err.message); /* no position: the message names the problem itself */
+    return lua_error(L);
+  }
   lua_createtable(L, 0, 4);
   compat_pushint64(L, (int64_t)qs->res.ngroups);
   lua_setfield(L, -2, "groups");

@@ -181,6 +181,7 @@ typedef struct {
   uint32_t remap_outputs;  /* KEY_REMAP: number of distinct output codes */
   const double *bounds;    /* KEY_BUCKET: sorted bucket bounds */
   size_t nbounds;
+  int force_by_value;      /* KEY_COLUMN: code the values present, never a dense range */
   /* set by key_compute */
   uint32_t cardinality;
   int64_t base;            /* KEY_YEAR / KEY_MONTH / small integer columns: value of code 0 */

@@ -107,7 +107,7 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
       }
       return 0;
     }
-    if (is_integer_like(col) && col->max - col->min < (1 << 16)) {
+    if (is_integer_like(col) && col->max - col->min < (1 << 16) && !key->force_by_value) {
       uint32_t nil = (uint32_t)(col->max - col->min + 1);
       key->base = col->min;
       key->cardinality = nil + 1;

@@ -122,7 +122,10 @@ function Dataset:funders(q)
       spec[#spec + 1] = { "dossiers_" .. f, query.sum("nb_dossiers_finances_par_" .. f) }
     end
   end
-  local wide = q:agg(spec):run()
+  -- the query's keys and conditions only: its own aggregates, order and limit do not apply
+  local base = q:agg {}
+  base.agg_list, base.order, base.max_rows = {}, {}, nil
+  local wide = base:agg(spec):run()
   local key_names = {}
   for _, c in ipairs(wide:columns()) do
     if c == "montant_total" then break end
@@ -220,12 +223,7 @@ function cpf.compare(old, new, keys, measures)
       if o ~= nil or n ~= nil then row[m .. "_diff"] = (n or 0) - (o or 0) end
     end
   end
-  table.sort(rows, function(x, y)
-    for _, k in ipairs(key_names) do
-      if x[k] ~= y[k] then return result.compare_values(x[k], y[k]) end
-    end
-    return false
-  end)
+  -- rows stay in the groups' own order (families, buckets): the old side's, then new keys
   return result.new(out_columns, rows)
 end
 

@@ -165,9 +165,9 @@ for _, f in ipairs(schema.funders) do
 end
 
 local function measure(name)
-  if name == "titulaires" or name == "nb_titulaires" then error(NOT_ADDITIVE, 4) end
+  if name == "titulaires" or name == "nb_titulaires" then error(NOT_ADDITIVE, 0) end
   local m = q.measures[name]
-  if not m then error(("unknown measure '%s'"):format(tostring(name)), 4) end
+  if not m then error(("unknown measure '%s'"):format(tostring(name)), 0) end
   return m
 end
 q.measure = measure
@@ -265,6 +265,14 @@ end
 -- Whether value v passes condition c (used per distinct value, in Lua).
 local function test(c, v, what)
   local op = c.op
+  if (op == "eq" or op == "set") and v ~= nil then
+    for _, x in ipairs(op == "eq" and { c.value } or c.values) do
+      if type(x) ~= type(v) then
+        error(("%s: cannot compare %s values with %s %s"):format(what, type(v), type(x),
+          type(x) == "string" and ("%q"):format(x) or tostring(x)), 0)
+      end
+    end
+  end
   if op == "eq" then return v == c.value end
   if op == "set" then
     for _, x in ipairs(c.values) do if v == x then return true end end
@@ -311,6 +319,7 @@ local function mask_cond(ctx, ckey, values, count, c, what)
 end
 
 local function check_number(v, info, what)
+  if v ~= v then error(("%s: NaN is not a value of '%s'"):format(what, info.name), 0) end
   if type(v) ~= "number" then
     error(("%s: '%s' is %s %s column, expected a number, got %s %s")
       :format(what, info.name, info.type == "integer" and "an" or "a", info.type, type(v), type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
@@ -332,8 +341,8 @@ local function column_cond(ctx, info, c, what)
     local values = ctx.ds:dictionary(info.index)
     return mask_cond(ctx, ckey, values, #values, c, what)
   end
-  if op == "fn" then -- once per distinct value of a numeric column
-    local ckey = { kind = "column", column = info.index }
+  if op == "fn" then -- once per distinct value of a numeric column, values present only
+    local ckey = { kind = "column", column = info.index, by_value = true }
     local values, count = core.key_values(ctx.ds, ckey)
     return mask_cond(ctx, ckey, values, count, c, what)
   end
@@ -490,6 +499,11 @@ local function compile_agg(ctx, a, list, name)
     if info.name == "nb_titulaires" and a.kind == "sum" then error(NOT_ADDITIVE, 0) end
     if info.type == "string" and a.kind ~= "count_values" and a.kind ~= "distinct" then
       error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
+    end
+    if (info.type == "month" or info.type == "date") and a.kind ~= "count_values"
+       and a.kind ~= "distinct" and a.kind ~= "min" and a.kind ~= "max" then
+      error(("%s: %s needs a numeric column, '%s' is a %s column (min and max work)")
+        :format(what, a.kind, info.name, info.type), 0)
     end
     t.column = info.index
   end
@@ -663,7 +677,8 @@ local function run_reducers(ctx, reducers, raw, rows_by_group)
       if g and g > 0 then accs[g] = spec.step(accs[g], ds:get(i, r.column)) end
     end
     for g = 1, raw.groups do
-      rows_by_group[g][r.name] = spec.final and spec.final(accs[g]) or accs[g]
+      if spec.final then rows_by_group[g][r.name] = spec.final(accs[g])
+      else rows_by_group[g][r.name] = accs[g] end
     end
   end
 end
@@ -756,7 +771,11 @@ function Query:run(spec)
       return false
     end)
   end
-  if #self.order > 0 then res = res:sorted((table.unpack or unpack)(self.order)) end
+  if #self.order > 0 then
+    local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
+    if not ok2 then error((tostring(sorted):gsub("^[^:]*:%d+: ", "")), 0) end
+    res = sorted
+  end
   if self.max_rows then res = res:head(self.max_rows) end
   return res
 end
