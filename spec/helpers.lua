@@ -65,4 +65,72 @@ function helpers.cpf_command(args)
   return helpers.interpreter .. " bin/cpf " .. args
 end
 
+-- ---- an independent CSV reader for the specs that check cpf against the file's text:
+-- BOM, ';', quotes with "" and line breaks, LF or CRLF ----
+
+-- Calls on_record(fields, number) for every record, the header being record 1; blank lines (a
+-- record of one empty field) are skipped. Fails loudly on anything it does not expect.
+function helpers.read_csv(text, on_record)
+  local find, sub, byte = string.find, string.sub, string.byte
+  local pos, n = 1, #text
+  if sub(text, 1, 3) == "\239\187\191" then pos = 4 end
+  local record, nfields, count = {}, 0, 0
+  while pos <= n do
+    local field
+    if byte(text, pos) == 34 then -- '"': a quoted field, where "" stands for one quote
+      local parts, i = {}, pos + 1
+      while true do
+        local q = find(text, '"', i, true)
+        if not q then error("unterminated quoted field at byte " .. pos) end
+        parts[#parts + 1] = sub(text, i, q - 1)
+        if byte(text, q + 1) == 34 then
+          parts[#parts + 1] = '"'
+          i = q + 2
+        else
+          pos = q + 1
+          break
+        end
+      end
+      field = table.concat(parts)
+    else
+      local stop = find(text, "[;\r\n]", pos) or n + 1
+      field = sub(text, pos, stop - 1)
+      if find(field, '"', 1, true) then error("stray quote at byte " .. pos) end
+      pos = stop
+    end
+    nfields = nfields + 1
+    record[nfields] = field
+    local c = byte(text, pos)
+    local ended = false
+    if c == 59 then -- ';'
+      pos = pos + 1
+    elseif c == 13 then -- CR only as part of CRLF
+      if byte(text, pos + 1) ~= 10 then error("lone CR at byte " .. pos) end
+      pos, ended = pos + 2, true
+    elseif c == 10 then
+      pos, ended = pos + 1, true
+    elseif c == nil then
+      ended = true
+    else
+      error("text after a closing quote at byte " .. pos)
+    end
+    if ended then
+      if not (nfields == 1 and record[1] == "") then
+        count = count + 1
+        on_record(record, count)
+      end
+      record, nfields = {}, 0
+    end
+  end
+  return count
+end
+
+-- "1234.50" → 123450, "0" → 0, "12.5" → 1250: integer cents from the text, no float involved.
+function helpers.cents_of_text(s)
+  local units, frac = s:match("^(%d+)%.(%d%d?)$")
+  if not units then units, frac = s:match("^(%d+)$"), "" end
+  assert(units, "not an amount: " .. s)
+  return tonumber(units) * 100 + tonumber((frac .. "00"):sub(1, 2))
+end
+
 return helpers
