@@ -63,6 +63,7 @@ num_status parse_date(const char *s, size_t len, int64_t *out);
 void format_month(int64_t month, char *buf);
 void format_date(int64_t days, char *buf);
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+void civil_from_days(int64_t days, int64_t *year, int *month, int *day);
 
 /* ---- column.c: one column of the store ---- */
 typedef struct {

@@ -188,18 +188,25 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + doe - 719468;
 }
 
-void format_date(int64_t days, char *buf) {
-  int64_t z = days + 719468, era, doe, yoe, y, doy, mp, d, m;
+void civil_from_days(int64_t days, int64_t *year, int *month, int *day) {
+  int64_t z = days + 719468, era, doe, yoe, y, doy, mp, m;
   era = (z >= 0 ? z : z - 146096) / 146097;
   doe = z - era * 146097;
   yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
   y = yoe + era * 400;
   doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
   mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
   m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  sprintf(buf, "%04lld-%02lld-%02lld", (long long)y, (long long)m, (long long)d);
+  *day = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *month = (int)m;
+  *year = y + (m <= 2);
+}
+
+void format_date(int64_t days, char *buf) {
+  int64_t y;
+  int m, d;
+  civil_from_days(days, &y, &m, &d);
+  sprintf(buf, "%04lld-%02d-%02d", (long long)y, m, d);
 }
 
 void format_month(int64_t month, char *buf) {

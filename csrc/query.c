@@ -32,13 +32,12 @@ static int64_t floor_div(int64_t a, int64_t b) {
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Year and month index (year*12 + month-1) of a day count, without tables. */
+/* Month index (year*12 + month-1) of a day count. */
 static int64_t month_of_days(int64_t days) {
-  char buf[32];
-  int64_t m;
-  format_date(days, buf);
-  parse_month(buf, 7, &m);
-  return m;
+  int64_t y;
+  int m, d;
+  civil_from_days(days, &y, &m, &d);
+  return y * 12 + m - 1;
 }
 
 static void *alloc_rows(size_t n, size_t size, cpf_error *err) {

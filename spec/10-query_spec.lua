@@ -1425,3 +1425,14 @@ describe("queries on a 7-row hand-computed fixture", function()
     assert.is_nil(res[3].s, "the group without region")
   end)
 end)
+
+describe("keys on a date column", function()
+  it("groups days by month and by year", function()
+    local ds = assert(cpf.load(h.fixture "codes_and_inference.csv")) -- jour: 2023-01-15, 2023-02-28, 2024-02-29
+    local by_month = ds:group_by(cpf.month "jour"):run { "lignes" }
+    assert.are.same({ { mois = "2023-01", lignes = 1 }, { mois = "2023-02", lignes = 1 },
+                      { mois = "2024-02", lignes = 1 } }, { by_month[1], by_month[2], by_month[3] })
+    local by_year = ds:group_by(cpf.year "jour"):run { "lignes" }
+    assert.are.same({ { annee = 2023, lignes = 2 }, { annee = 2024, lignes = 1 } }, { by_year[1], by_year[2] })
+  end)
+end)

@@ -42,7 +42,8 @@ local function fail(msg)
   return 1
 end
 
--- Splits args into positionals and --options; `flags` lists options taking no value.
+-- Splits args into positionals and --options; `known` maps each option to "flag" (no value)
+-- or "value".
 local function parse(args, first, known, command)
   local pos, opts = {}, {}
   local i = first

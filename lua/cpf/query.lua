@@ -170,7 +170,6 @@ local function measure(name)
   if not m then error(("unknown measure '%s'"):format(tostring(name)), 0) end
   return m
 end
-q.measure = measure
 
 -- ---------------------------------------------------------------- resolving names
 
@@ -306,7 +305,6 @@ local function test(c, v, what)
   end
   error("unknown condition " .. tostring(op), 0)
 end
-q.test = test
 
 local compile_key -- forward
 
@@ -433,7 +431,6 @@ local function compile_where(ctx, where)
   if #conds == 0 then return nil end
   return { op = "and", conds = conds }
 end
-q.compile_where = compile_where
 
 -- ---------------------------------------------------------------- compiling keys
 

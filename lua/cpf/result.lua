@@ -14,10 +14,6 @@ function result.new(columns, rows)
   return self
 end
 
-function result.is_result(v)
-  return getmetatable(v) == Result
-end
-
 --- Column names, in order (a copy).
 function Result:columns()
   local t = {}
