@@ -832,6 +832,7 @@ static int source_load(lua_State *L) {
   memset(&opts, 0, sizeof opts);
   opts.sep = sep_option(L, 3, "sep");
   opts.decimal_mark = sep_option(L, 3, "decimal");
+  opts.libcsv_only = plan_flag(L, 3, "libcsv_only");
   if (opts.decimal_mark && opts.decimal_mark != '.' && opts.decimal_mark != ',')
     return luaL_error(L, "option 'decimal' must be \".\" or \",\"");
   lua_getfield(L, 3, "progress"); /* stays at index 4 */

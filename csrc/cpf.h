@@ -137,6 +137,7 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
 typedef struct {
   char sep;               /* 0: detect from the header */
   char decimal_mark;      /* '.', ',' or 0: either, unless sep is ',' */
+  int libcsv_only;        /* every line through libcsv, none through the quote-free path */
   /* Called every few MB; a non-zero return stops the load (message in err). */
   int (*progress)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows, cpf_error *err);
   void *progress_ud;

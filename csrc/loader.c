@@ -14,7 +14,6 @@
 
 #include "cpf.h"
 
-#define PARSE_BLOCK (1u << 20)
 #define PROGRESS_EVERY (16u << 20)
 
 /* ---- the file's bytes: mapped when possible, read otherwise (pipes, /dev/stdin) ---- */
@@ -200,6 +199,59 @@ static int parser_finish(struct csv_parser *p, parse_state *st) {
   return st->err->failed ? -1 : 0;
 }
 
+
+/* ---- the quote-free fast path ----
+ * Most lines of the export hold no '"'. Such a line is split here, straight from the mapping,
+ * with libcsv's field semantics: spaces and tabs (unless the tab is the separator) are trimmed
+ * around unquoted fields, a blank line is no record. A line with a quote or a stray CR goes to
+ * libcsv, the parser of record, and so do the following lines while a quoted field stays open
+ * (an odd number of quotes since the record began). libcsv is only ever fed whole lines, so a
+ * record it finishes ends where the fast path takes over again. */
+
+static int is_blank_char(char c, char sep) {
+  return (c == ' ' || c == '\t') && c != sep;
+}
+
+/* A line without '"' and without CR (but the one of its CRLF ending), as the fast path needs. */
+static int line_is_plain(const char *line, size_t len) {
+  const char *cr;
+  if (memchr(line, '"', len)) return 0;
+  cr = memchr(line, '\r', len);
+  /* the CR of a CRLF, or a last CR at the end of the file, ends the record as in libcsv */
+  return cr == NULL || cr == line + len - 1 || (cr == line + len - 2 && line[len - 1] == '\n');
+}
+
+static void split_plain_line(parse_state *st, const char *line, size_t len, char sep) {
+  const char *end = line + len, *f = line;
+  while (end > line && (end[-1] == '\n' || end[-1] == '\r')) end--;
+  {
+    const char *c = line;
+    while (c < end && is_blank_char(*c, sep)) c++;
+    if (c == end) return; /* a blank line is no record, as in libcsv */
+  }
+  for (;;) {
+    const char *d = memchr(f, sep, (size_t)(end - f));
+    const char *fb = f, *fe = d ? d : end;
+    while (fb < fe && is_blank_char(*fb, sep)) fb++;
+    while (fe > fb && is_blank_char(fe[-1], sep)) fe--;
+    on_field((void *)(uintptr_t)fb, (size_t)(fe - fb), st);
+    if (!d) break;
+    f = d + 1;
+  }
+  on_record('\n', st);
+}
+
+static size_t count_quotes(const char *s, size_t len) {
+  size_t n = 0;
+  const char *q;
+  while ((q = memchr(s, '"', len)) != NULL) {
+    n++;
+    len -= (size_t)(q - s) + 1;
+    s = q + 1;
+  }
+  return n;
+}
+
 /* Reads or maps the file once, skips the BOM, checks it is not empty. */
 int source_open(cpf_source *src, const char *path, cpf_error *err) {
   size_t n = strlen(path) + 1;
@@ -306,14 +358,25 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   st.err = err;
   if (err->failed || parser_start(&p, sep, path, err) != 0) goto fail;
   next_progress = PROGRESS_EVERY;
-  for (pos = src->start; pos < src->size && !err->failed; pos += PARSE_BLOCK) {
-    size_t n = src->size - pos < PARSE_BLOCK ? src->size - pos : PARSE_BLOCK;
-    if (csv_parse(&p, src->bytes + pos, n, on_field, on_record, &st) != n && !err->failed)
-      parser_error(&p, &st);
-    if (opts->progress && pos + n >= next_progress && !err->failed) {
-      next_progress += PROGRESS_EVERY;
-      if (opts->progress(opts->progress_ud, pos + n, src->size, st.record ? st.record - 1 : 0, err))
-        break;
+  {
+    int in_quotes = 0; /* libcsv holds an open quoted field */
+    for (pos = src->start; pos < src->size && !err->failed;) {
+      const char *line = src->bytes + pos;
+      const char *nl = memchr(line, '\n', src->size - pos);
+      size_t len = nl ? (size_t)(nl - line) + 1 : src->size - pos;
+      if (!in_quotes && !opts->libcsv_only && line_is_plain(line, len)) {
+        split_plain_line(&st, line, len, sep);
+      } else {
+        if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !err->failed)
+          parser_error(&p, &st);
+        in_quotes ^= (int)(count_quotes(line, len) & 1);
+      }
+      pos += len;
+      if (opts->progress && pos >= next_progress && !err->failed) {
+        next_progress += PROGRESS_EVERY;
+        if (opts->progress(opts->progress_ud, pos, src->size, st.record ? st.record - 1 : 0, err))
+          break;
+      }
     }
   }
   if (err->failed) {

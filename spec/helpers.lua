@@ -55,6 +55,15 @@ function helpers.run(command)
   return out, helpers.read_file(err_file), tonumber(helpers.read_file(code_file))
 end
 
+-- Two row tables with the same keys and equal values (NaN equal to NaN).
+function helpers.same_row(a, b)
+  for k, v in pairs(a) do
+    if b[k] ~= v and not (v ~= v and b[k] ~= b[k]) then return false end
+  end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
 -- Quotes a string for the shell.
 function helpers.shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"

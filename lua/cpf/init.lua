@@ -13,7 +13,7 @@ local cpf = {
 local dataset_mt = core.dataset_metatable
 local Dataset = dataset_mt.__index -- methods written in C, completed below
 
-local load_options = { sep = true, decimal = true, types = true, progress = true }
+local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true }
 
 local function check_options(opts, allowed, fname)
   if opts == nil then return {} end
@@ -78,6 +78,9 @@ function cpf.load(path, opts)
   if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
     error("load: option 'decimal' must be \".\" or \",\"", 2)
   end
+  if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
+    error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
+  end
   local source, err = core.open(path)
   if not source then return nil, err end
   local labels, sep = source:header(opts.sep)
@@ -86,7 +89,8 @@ function cpf.load(path, opts)
   specs, err = schema.resolve(labels, opts.types)
   if not specs then source:close() return nil, path .. ":1: " .. err end
   local ds
-  ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress })
+  ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
+                                 libcsv_only = opts.parser == "libcsv" })
   source:close() -- unmap now rather than at the next collection
   return ds, err
 end

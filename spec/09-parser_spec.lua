@@ -1,0 +1,116 @@
+-- The quote-free fast path against libcsv: the same files loaded both ways (opts.parser =
+-- "libcsv" sends every line through libcsv) must give identical datasets, or the same error.
+local h = require "spec.helpers"
+local cpf = require "cpf"
+local gen = require "cpf.gen"
+
+local function same_load(path, opts)
+  local a, err_a = cpf.load(path, opts)
+  local forced = { parser = "libcsv" }
+  for k, v in pairs(opts or {}) do forced[k] = v end
+  local b, err_b = cpf.load(path, forced)
+  assert.are.equal(err_b, err_a)
+  if not a then return nil, err_a end
+  assert.are.same(b:columns(), a:columns())
+  assert.are.equal(#b, #a)
+  for i = 1, #a do
+    local ra, rb = a:row(i), b:row(i)
+    if not h.same_row(ra, rb) then
+      assert.are.same(rb, ra, ("row %d of %s"):format(i, path))
+    end
+  end
+  return a
+end
+
+-- Small deterministic generator (an LCG in doubles: same sequence on every Lua).
+local function rng(seed)
+  local state = seed
+  return function(n)
+    state = (state * 48271) % 2147483647
+    return state % n + 1
+  end
+end
+
+local PIECES = { "", "a", " b ", "\tc\t", '"q"', '"x;y"', '"line\nbreak"', '""', "12", "1.5", "-3",
+                 "  ", '"a""b"', "Validé", '" padded "', "x y", '"crlf\r\ninside"', "07" }
+
+-- A random CSV of `cols` columns: random fields, LF or CRLF, blank and whitespace-only lines.
+local function random_csv(seed, cols, rows)
+  local r = rng(seed)
+  local crlf = r(2) == 1
+  local eol = crlf and "\r\n" or "\n"
+  local out, header = {}, {}
+  for c = 1, cols do header[c] = "c" .. c end
+  out[1] = table.concat(header, ";") .. eol
+  for _ = 1, rows do
+    local k = r(20)
+    if k == 1 then
+      out[#out + 1] = eol
+    elseif k == 2 then
+      out[#out + 1] = "  \t " .. eol
+    else
+      local fields = {}
+      for c = 1, cols do fields[c] = PIECES[r(#PIECES)] end
+      out[#out + 1] = table.concat(fields, ";") .. eol
+    end
+  end
+  if r(3) == 1 then out[#out] = out[#out]:gsub("[\r\n]+$", "") end -- no final line break
+  return table.concat(out)
+end
+
+describe("quote-free fast path", function()
+  after_each(h.cleanup)
+
+  it("gives the same dataset as libcsv on generated CPF files", function()
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 20000, { seed = 5 }))
+    local ds = same_load(path)
+    assert.are.equal(20000, #ds)
+    local crlf = h.tmpname(".csv")
+    assert(gen.write(crlf, 3000, { seed = 6, crlf = true, bom = false, header = "fields" }))
+    assert.are.equal(3000, #same_load(crlf))
+  end)
+
+  it("gives the same dataset as libcsv on 200 random small files", function()
+    for seed = 1, 200 do
+      local text = random_csv(seed, 1 + seed % 5, 1 + seed % 17)
+      local path = h.write_file(text)
+      local ok, err = pcall(same_load, path, { sep = ";" })
+      assert(ok, ("seed %d: %s\n%q"):format(seed, tostring(err), text))
+    end
+  end)
+
+  it("trims spaces and tabs around unquoted fields as libcsv does, not inside quotes", function()
+    local ds = same_load(h.write_file('a;b;c\n  x \t; " y ";\tz\n'))
+    assert.are.same({ a = "x", b = " y ", c = "z" }, ds:row(1))
+  end)
+
+  it("keeps a tab inside fields of a tab-separated file as the separator", function()
+    local ds = same_load(h.write_file("a\tb\n x \t y \n"), { sep = "\t" })
+    assert.are.same({ a = "x", b = "y" }, ds:row(1))
+  end)
+
+  it("ends a record at a lone CR, as libcsv does", function()
+    local ds = same_load(h.write_file("a;b\n1;2\r3;4\n"))
+    assert.are.equal(2, #ds)
+    assert.are.same({ a = 3, b = 4 }, ds:row(2))
+  end)
+
+  it("reports the same errors", function()
+    for _, text in ipairs {
+      "a;b\n1;2\n3\n4;5\n",                 -- too few fields
+      "a;b\n1;2;3\n",                       -- too many
+      'a;b\n1;"open\n2;3\n',                -- unterminated quote at the end
+      'a;b\nx y"z;1\n',                     -- stray quote
+      "nb_dossiers;b\n1;x\ndeux;y\n",      -- not a number
+    } do
+      local _, err = same_load(h.write_file(text))
+      assert.is_string(err)
+    end
+  end)
+
+  it("refuses an unknown parser", function()
+    assert.has_error(function() cpf.load("x.csv", { parser = "fast" }) end,
+      "load: option 'parser' must be \"auto\" or \"libcsv\"")
+  end)
+end)
