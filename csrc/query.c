@@ -177,6 +177,32 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
   return -1;
 }
 
+/* Year or month of a 16-bit month column with no missing value: the key's codes can be folded
+ * into the group ids in the same pass that computes them. Sets the cardinality and base. */
+static int key_is_fusable(const cpf_dataset *ds, query_key *key) {
+  const cpf_column *col = &ds->cols[key->column];
+  int64_t lo, hi;
+  if ((key->kind != KEY_YEAR && key->kind != KEY_MONTH) || col->type != CPF_TYPE_MONTH ||
+      col->width != 2 || col->missing_bits || col->min < 0)
+    return 0;
+  lo = key->kind == KEY_YEAR ? col->min / 12 : col->min;
+  hi = key->kind == KEY_YEAR ? col->max / 12 : col->max;
+  key->by_value = 0;
+  key->base = lo;
+  key->cardinality = (uint32_t)(hi - lo + 2); /* the last code, "no value", stays unused */
+  return 1;
+}
+
+static void key_fuse(const cpf_dataset *ds, const query_key *key, uint32_t *gid) {
+  const int16_t *v = ds->cols[key->column].data;
+  uint32_t card = key->cardinality, lo = (uint32_t)key->base;
+  size_t i, n = ds->rows;
+  if (key->kind == KEY_YEAR)
+    for (i = 0; i < n; i++) gid[i] = gid[i] * card + ((uint32_t)v[i] / 12 - lo);
+  else
+    for (i = 0; i < n; i++) gid[i] = gid[i] * card + ((uint32_t)v[i] - lo);
+}
+
 /* ---- conditions ---- */
 
 /* Integer thresholds equivalent to a bound on value/p: exact, because v/p is the double nearest
@@ -377,11 +403,9 @@ oom:
 #define SUM_LOOP(T)                                                                           \
   {                                                                                           \
     const T *v = (const T *)col->data;                                                        \
-    if (!keep && !mb) {                                                                       \
-      for (i = 0; i < n; i++) {                                                               \
-        sum[gid[i]] += v[i];                                                                  \
-        count[gid[i]]++;                                                                      \
-      }                                                                                       \
+    if (!keep && !mb) { /* every row counts: the counts are the group sizes */              \
+      for (i = 0; i < n; i++) sum[gid[i]] += v[i];                                            \
+      memcpy(count, slot_rows, nslots * sizeof *count);                                       \
     } else {                                                                                  \
       for (i = 0; i < n; i++) {                                                               \
         uint32_t g = gid[i];                                                                  \
@@ -394,7 +418,8 @@ oom:
   }
 
 static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
-                         int64_t *sum, int64_t *count, size_t n) {
+                         int64_t *sum, int64_t *count, size_t n, const int64_t *slot_rows,
+                         size_t nslots) {
   const uint8_t *mb = col->missing_bits;
   size_t i;
   switch (col->width) {
@@ -406,7 +431,8 @@ static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8
 }
 
 static void sum_numbers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
-                        double *sum, int64_t *count, size_t n) {
+                        double *sum, int64_t *count, size_t n, const int64_t *slot_rows,
+                        size_t nslots) {
   const uint8_t *mb = col->missing_bits;
   size_t i;
   SUM_LOOP(double)
@@ -547,7 +573,8 @@ static int check_numeric(const cpf_column *col, const char *what, cpf_error *err
 static const char *const agg_names[] = {"count", "count", "sum", "mean", "min", "max", "ratio",
                                         "wmean", "distinct", "quantile"};
 
-static int agg_run(const cpf_dataset *ds, const uint32_t *gid, query_agg *agg, size_t nslots,
+static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *slot_rows,
+                   query_agg *agg, size_t nslots,
                    cpf_error *err) {
   size_t n = ds->rows, i, g;
   const cpf_column *a = agg->column >= 0 ? &ds->cols[agg->column] : NULL;
@@ -594,21 +621,21 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, query_agg *agg, s
     break;
   case AGG_SUM:
   case AGG_MEAN:
-    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, keep, acc.dsum, acc.count, n);
-    else sum_integers(a, gid, keep, acc.isum, acc.count, n);
+    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, keep, acc.dsum, acc.count, n, slot_rows, nslots);
+    else sum_integers(a, gid, keep, acc.isum, acc.count, n, slot_rows, nslots);
     break;
   case AGG_RATIO: {
     /* both sums over the rows where both values exist */
     uint8_t *both = rows_with_values(ds, keep, a, b, err);
     const uint8_t *rows = both ? both : keep;
     if (err->failed) goto done;
-    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, rows, acc.dsum, acc.count, n);
-    else sum_integers(a, gid, rows, acc.isum, acc.count, n);
+    if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, rows, acc.dsum, acc.count, n, slot_rows, nslots);
+    else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
     {
       int64_t *count2 = calloc(nslots ? nslots : 1, sizeof *count2);
       if (!count2) { free(both); cpf_error_set(err, "out of memory"); goto done; }
-      if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n);
-      else sum_integers(b, gid, rows, acc.isum2, count2, n);
+      if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n, slot_rows, nslots);
+      else sum_integers(b, gid, rows, acc.isum2, count2, n, slot_rows, nslots);
       free(count2);
     }
     free(both);
@@ -711,7 +738,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   uint8_t *sel = NULL;
   combine_step *steps = NULL;
   int64_t *slot_rows = NULL;
-  int rc = -1;
+  int rc = -1, applied = 0; /* applied: dropped rows already hold QUERY_NO_GROUP */
   memset(res, 0, sizeof *res);
   if (!ds->scratch_gid) ds->scratch_gid = alloc_rows(n, sizeof *gid, err);
   if (!(gid = ds->scratch_gid)) goto done;
@@ -720,34 +747,72 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     if (!(sel = ds->scratch_selection)) goto done;
     if (cond_evaluate(ds, where, sel, err) != 0) goto done;
   }
-  for (i = 0; i < n; i++) gid[i] = sel && !sel[i] ? QUERY_NO_GROUP : 0;
+  /* Keys combine without looking at the selection (plain arithmetic, no branch); it is applied
+   * once at the end, or just before a hashed step, which must not count dropped rows. */
   steps = calloc(nkeys ? nkeys : 1, sizeof *steps);
-  if (nkeys && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
-  if (nkeys && !(codes = ds->scratch_codes)) goto done;
+  if (nkeys > 1 && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
+  if (nkeys > 1 && !(codes = ds->scratch_codes)) goto done;
   if (!steps) { cpf_error_set(err, "out of memory"); goto done; }
+  if (nkeys == 0) memset(gid, 0, n * sizeof *gid);
   for (k = 0; k < nkeys; k++) {
     uint32_t card;
-    if (key_compute(ds, &keys[k], codes, err) != 0) goto done;
-    card = keys[k].cardinality;
-    if ((uint64_t)nslots * card <= DENSE_LIMIT) {
+    if (k == 0) { /* the first key's codes are the group ids */
+      if (key_compute(ds, &keys[0], gid, err) != 0) goto done;
+      card = keys[0].cardinality;
+      steps[0].radix = card;
+      steps[0].count = card;
+      nslots = card;
+      if (nslots <= DENSE_LIMIT) continue;
+      /* a first key beyond the dense limit: renumber its codes through the hashed step */
+      if (!ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
+      if (!(codes = ds->scratch_codes)) goto done;
+      memcpy(codes, gid, n * sizeof *gid);
+      memset(gid, 0, n * sizeof *gid);
+    } else if (!applied && key_is_fusable(ds, &keys[k]) &&
+               (uint64_t)nslots * keys[k].cardinality <= DENSE_LIMIT) {
+      card = keys[k].cardinality;
+      key_fuse(ds, &keys[k], gid);
+      steps[k].radix = card;
+      nslots *= card;
+      steps[k].count = (uint32_t)nslots;
+      continue;
+    } else {
+      if (key_compute(ds, &keys[k], codes, err) != 0) goto done;
+      card = keys[k].cardinality;
+    }
+    if (k > 0 && (uint64_t)nslots * card <= DENSE_LIMIT && !applied) {
+      steps[k].radix = card;
+      for (i = 0; i < n; i++) gid[i] = gid[i] * card + codes[i];
+      nslots *= card;
+      steps[k].count = (uint32_t)nslots;
+    } else if (k > 0 && (uint64_t)nslots * card <= DENSE_LIMIT) {
       steps[k].radix = card;
       for (i = 0; i < n; i++) /* a select, not a branch: the selection is unpredictable */
         gid[i] = gid[i] == QUERY_NO_GROUP ? QUERY_NO_GROUP : gid[i] * card + codes[i];
       nslots *= card;
       steps[k].count = (uint32_t)nslots;
     } else {
+      if (k == 0) steps[0].radix = 1; /* decoded through the hashed step only */
+      if (sel && !applied) {
+        for (i = 0; i < n; i++) gid[i] = sel[i] ? gid[i] : QUERY_NO_GROUP;
+        applied = 1;
+      }
       if (combine_hashed(gid, codes, n, &steps[k], err) != 0) goto done;
       nslots = steps[k].count;
     }
   }
   /* Rows the selection dropped go to one more slot, never reported: the aggregate loops then
    * run without a branch on the selection. */
-  for (i = 0; i < n; i++) gid[i] = gid[i] == QUERY_NO_GROUP ? (uint32_t)nslots : gid[i];
+  if (applied) {
+    for (i = 0; i < n; i++) gid[i] = gid[i] == QUERY_NO_GROUP ? (uint32_t)nslots : gid[i];
+  } else if (sel) {
+    for (i = 0; i < n; i++) gid[i] = sel[i] ? gid[i] : (uint32_t)nslots;
+  }
   slot_rows = calloc(nslots + 1, sizeof *slot_rows);
   if (!slot_rows) { cpf_error_set(err, "out of memory"); goto done; }
   for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   for (k = 0; k < naggs; k++)
-    if (agg_run(ds, gid, &aggs[k], nslots + 1, err) != 0) goto done;
+    if (agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
   res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);

@@ -183,7 +183,7 @@ local VIRTUAL = {
 local function column_map(ds)
   local map = {}
   for i, c in ipairs(ds:columns()) do
-    local info = { index = i, name = c.name, type = c.type, label = c.label }
+    local info = { index = i, name = c.name, type = c.type, label = c.label, missing = c.missing }
     map[c.name] = info
     map[schema.normalize(c.label)] = map[schema.normalize(c.label)] or info
   end
@@ -511,7 +511,23 @@ local function compile_agg(ctx, a, list, name)
     end
     t.column2 = info.index
   end
-  if a.where then t.filter = compile_where(ctx, { { map = a.where } }) end
+  if a.where then
+    t.filter = compile_where(ctx, { { map = a.where } })
+  else
+    -- the same aggregate asked twice (a measure and its parts) is computed once
+    for i, other in ipairs(list) do
+      if not other.filter and other.kind == t.kind and other.column == t.column
+         and other.column2 == t.column2 and other.q == t.q then
+        return { index = i }
+      end
+    end
+  end
+  if t.kind == "ratio" and not t.filter and ctx.by_index[t.column].missing == 0
+     and ctx.by_index[t.column2].missing == 0 then
+    -- no value missing: Σa / Σb from the two sums, which other aggregates often need too
+    return { combine = { compile_agg(ctx, q.sum(a.column), list, name), compile_agg(ctx, q.sum(a.column2), list, name) },
+             fn = function(x, y) if x ~= nil and y ~= nil and y ~= 0 then return x / y end end }
+  end
   list[#list + 1] = t
   return { index = #list }
 end
@@ -693,7 +709,8 @@ end
 function Query:run(spec)
   if spec ~= nil then return self:agg(spec):run() end
   local ds = self.ds
-  local ctx = { ds = ds, columns = column_map(ds) }
+  local ctx = { ds = ds, columns = column_map(ds), by_index = {} }
+  for _, info in pairs(ctx.columns) do ctx.by_index[info.index] = info end
   local ok, out = pcall(function()
     local plan = { where = compile_where(ctx, self.where_list), keys = {}, aggs = {} }
     local names, labels, seen, keys = {}, {}, {}, {}
