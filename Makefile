@@ -13,9 +13,9 @@ CFLAGS ?= -O2 -g
 WARNINGS ?= -std=c99 -pedantic -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 LIBFLAG ?= -shared
 # Only luaopen_cpf_core is visible; liblua is never linked into the module.
-MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibility=hidden \
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
-MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm
+MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c
 HEADERS = csrc/cpf.h csrc/compat.h

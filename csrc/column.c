@@ -421,12 +421,15 @@ static int append_from(cpf_column *out, const cpf_column *in, size_t rows, const
       out->missing_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
       out->missing++;
       if (out->type == CPF_TYPE_NUMBER) ((double *)out->data)[row] = 0;
-      else if (out->type == CPF_TYPE_STRING) { if (store_code(out, row, 0) != 0) return -1; }
+      else if (out->type == CPF_TYPE_STRING || out->type == CPF_TYPE_AUTO) {
+        if (store_code(out, row, 0) != 0) return -1;
+      }
       else if (store_integer(out, row, 0) != 0) return -1;
       continue;
     }
     switch (out->type) {
     case CPF_TYPE_STRING:
+    case CPF_TYPE_AUTO:
       if (store_code(out, row, remap[column_code_at(in, i)]) != 0) return -1;
       break;
     case CPF_TYPE_NUMBER: ((double *)out->data)[row] = column_number_at(in, i); break;
@@ -514,4 +517,55 @@ oom:
   dataset_free(ds);
   cpf_error_set(err, "out of memory");
   return NULL;
+}
+
+/* ---- merging the builders of a file's chunks (parallel load) ---- */
+
+/* Appends the rows of `in`, the same column's builder for the next chunk of the file, then frees
+ * it. Types reconcile the way one builder reading both chunks would have: the larger decimal
+ * scale, doubles when either side needed them, one dictionary in first-appearance order. */
+int column_absorb(cpf_column *out, cpf_column *in) {
+  uint32_t *remap = NULL;
+  int rc = -1;
+  if (out->type == CPF_TYPE_DECIMAL && in->type == CPF_TYPE_DECIMAL && in->scale != out->scale &&
+      decimal_rescale(in->scale > out->scale ? out : in, in->scale > out->scale ? in->scale : out->scale) != 0)
+    goto done; /* a rescale that would overflow turns that side into doubles: reconciled below */
+  if (out->type == CPF_TYPE_NUMBER && in->type == CPF_TYPE_DECIMAL && decimal_rescale(in, 99) != 0)
+    goto done;
+  if (out->type == CPF_TYPE_DECIMAL && in->type == CPF_TYPE_NUMBER && decimal_rescale(out, 99) != 0)
+    goto done;
+  if (out->type == CPF_TYPE_STRING || out->type == CPF_TYPE_AUTO) {
+    uint32_t c;
+    remap = malloc(((size_t)in->dict.count + 1) * sizeof *remap);
+    if (!remap) goto done;
+    for (c = 0; c < in->dict.count; c++) {
+      size_t len;
+      const char *v = dictionary_value(&in->dict, c, &len);
+      if ((remap[c] = dictionary_intern(&out->dict, v, len)) == UINT32_MAX) goto done;
+    }
+  }
+  while (out->cap < out->rows + in->rows)
+    if (column_grow(out) != 0) goto done;
+  if (!remap && out->type == in->type && out->scale == in->scale) {
+    /* the common case: same representation, copy the values as they are */
+    size_t i;
+    if (in->width > out->width && widen(out, in->width) != 0) goto done;
+    if (in->width == out->width) {
+      memcpy((char *)out->data + out->rows * (size_t)out->width, in->data,
+             in->rows * (size_t)in->width);
+      if (in->missing)
+        for (i = 0; i < in->rows; i++)
+          if (!column_is_valid(in, i))
+            out->missing_bits[(out->rows + i) >> 3] |= (uint8_t)(1u << ((out->rows + i) & 7));
+      out->rows += in->rows;
+      out->missing += in->missing;
+      rc = 0;
+      goto done;
+    }
+  }
+  rc = append_from(out, in, in->rows, remap);
+done:
+  free(remap);
+  column_free(in);
+  return rc;
 }

@@ -833,6 +833,13 @@ static int source_load(lua_State *L) {
   opts.sep = sep_option(L, 3, "sep");
   opts.decimal_mark = sep_option(L, 3, "decimal");
   opts.libcsv_only = plan_flag(L, 3, "libcsv_only");
+  lua_getfield(L, 3, "threads");
+  if (!lua_isnil(L, -1)) {
+    int64_t t = (int64_t)luaL_checknumber(L, -1);
+    if (t < 1 || t > 64) return luaL_error(L, "option 'threads' must be a whole number from 1 to 64");
+    opts.threads = (size_t)t;
+  }
+  lua_pop(L, 1);
   if (opts.decimal_mark && opts.decimal_mark != '.' && opts.decimal_mark != ',')
     return luaL_error(L, "option 'decimal' must be \".\" or \",\"");
   lua_getfield(L, 3, "progress"); /* stays at index 4 */

@@ -92,6 +92,8 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
 /* Finish loading: infer AUTO types, narrow widths, drop the builder's slack. */
 int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);
+/* Parallel load: append the next chunk's builder of the same column (freed), before finishing. */
+int column_absorb(cpf_column *out, cpf_column *in);
 
 static inline int column_is_valid(const cpf_column *col, size_t row) {
   return col->missing_bits == NULL || !((col->missing_bits[row >> 3] >> (row & 7)) & 1);
@@ -138,6 +140,7 @@ typedef struct {
   char sep;               /* 0: detect from the header */
   char decimal_mark;      /* '.', ',' or 0: either, unless sep is ',' */
   int libcsv_only;        /* every line through libcsv, none through the quote-free path */
+  size_t threads;         /* 0: one per core */
   /* Called every few MB; a non-zero return stops the load (message in err). */
   int (*progress)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows, cpf_error *err);
   void *progress_ud;

@@ -3,6 +3,7 @@
  * error (they cannot raise), and the parse stops at the next block boundary. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,85 +325,248 @@ static size_t estimate_rows(const char *p, size_t n) {
   return (size_t)((double)n / ((double)sample / (double)lines) * 1.02) + 64;
 }
 
+/* Where the data starts: after the header record (blank lines before it skipped, as libcsv
+ * does; a CR, LF or CRLF outside quotes ends it). */
+static size_t data_start(const cpf_source *src) {
+  const char *b = src->bytes;
+  size_t i = src->start, n = src->size;
+  int quoted = 0;
+  while (i < n && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ' || b[i] == '\t')) i++;
+  for (; i < n; i++) {
+    if (b[i] == '"') quoted = !quoted;
+    else if (!quoted && (b[i] == '\n' || b[i] == '\r'))
+      return i + 1 + (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
+  }
+  return n;
+}
+
+/* The first record boundary at or after `target`: just after a '\n' outside quotes, the parity
+ * of quotes being counted from `from`, itself a record boundary. */
+static size_t next_boundary(const cpf_source *src, size_t from, size_t target) {
+  const char *b = src->bytes;
+  size_t i = from, n = src->size;
+  int quoted = (int)(count_quotes(b + from, target - from) & 1);
+  for (i = target; i < n; i++) {
+    if (b[i] == '"') quoted = !quoted;
+    else if (b[i] == '\n' && !quoted) return i + 1;
+  }
+  return n;
+}
+
+/* ---- one chunk of whole records, parsed into its own column builders ---- */
+typedef struct {
+  pthread_mutex_t lock;
+  size_t *done;      /* bytes parsed, per chunk */
+  size_t nchunks;
+  int stop;          /* set when a chunk fails or the load is cancelled */
+} load_shared;
+
+typedef struct {
+  const cpf_source *src;
+  const cpf_load_options *opts;
+  size_t begin, end;
+  char sep;
+  cpf_column *cols;
+  size_t ncols;
+  size_t records;    /* data records parsed */
+  size_t index;
+  load_shared *shared;
+  cpf_error err;
+} chunk_job;
+
+/* Every PROGRESS_EVERY bytes: publish this chunk's position; the first chunk, which runs on the
+ * calling thread, reports the total to the Lua callback. Returns non-zero to stop. */
+static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
+  load_shared *sh = job->shared;
+  size_t total = 0, k;
+  int stop;
+  pthread_mutex_lock(&sh->lock);
+  sh->done[job->index] = pos - job->begin;
+  for (k = 0; k < sh->nchunks; k++) total += sh->done[k];
+  stop = sh->stop;
+  pthread_mutex_unlock(&sh->lock);
+  if (stop) return 1;
+  if (job->index == 0 && job->opts->progress) {
+    /* rows: this chunk's count scaled to the share of bytes read, the others' not being known */
+    size_t rows = pos > job->begin ? (size_t)((double)records * (double)total / (double)(pos - job->begin)) : 0;
+    if (job->opts->progress(job->opts->progress_ud, job->src->start + total, job->src->size, rows,
+                            &job->err)) {
+      pthread_mutex_lock(&sh->lock);
+      sh->stop = 1;
+      pthread_mutex_unlock(&sh->lock);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void chunk_parse(chunk_job *job) {
+  const cpf_source *src = job->src;
+  size_t pos, next_check = job->begin + PROGRESS_EVERY;
+  struct csv_parser p;
+  parse_state st;
+  int in_quotes = 0; /* libcsv holds an open quoted field */
+  memset(&st, 0, sizeof st);
+  st.path = src->path;
+  st.cols = job->cols;
+  st.ncols = job->ncols;
+  st.err = &job->err;
+  st.record = 1; /* the header is record 1 */
+  if (parser_start(&p, job->sep, src->path, &job->err) != 0) return;
+  for (pos = job->begin; pos < job->end && !job->err.failed;) {
+    const char *line = src->bytes + pos;
+    const char *nl = memchr(line, '\n', job->end - pos);
+    size_t len = nl ? (size_t)(nl - line) + 1 : job->end - pos;
+    if (!in_quotes && !job->opts->libcsv_only && line_is_plain(line, len)) {
+      split_plain_line(&st, line, len, job->sep);
+    } else {
+      if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.failed)
+        parser_error(&p, &st);
+      in_quotes ^= (int)(count_quotes(line, len) & 1);
+    }
+    pos += len;
+    if (pos >= next_check && !job->err.failed) {
+      next_check += PROGRESS_EVERY;
+      if (chunk_checkpoint(job, pos, st.record - 1)) {
+        if (!job->err.failed) cpf_error_set(&job->err, "%s: load stopped", src->path);
+        break;
+      }
+    }
+  }
+  if (job->err.failed) csv_free(&p);
+  else parser_finish(&p, &st);
+  job->records = st.record - 1;
+  if (job->err.failed) {
+    pthread_mutex_lock(&job->shared->lock);
+    job->shared->stop = 1;
+    pthread_mutex_unlock(&job->shared->lock);
+  }
+}
+
+static void *chunk_thread(void *arg) {
+  chunk_parse(arg);
+  return NULL;
+}
+
+static size_t default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
+}
+
+static void free_columns(cpf_column *cols, size_t ncols) {
+  size_t j;
+  if (!cols) return;
+  for (j = 0; j < ncols; j++) column_free(&cols[j]);
+  free(cols);
+}
+
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   const char *path = src->path;
-  size_t pos, next_progress, i, expected;
+  size_t begin, nchunks, k, j, expected, rows = 0;
   char sep, mark;
-  struct csv_parser p;
-  parse_state st;
-  cpf_dataset *ds = calloc(1, sizeof *ds);
-  if (!ds || !(ds->cols = calloc(ncols ? ncols : 1, sizeof *ds->cols))) {
-    free(ds);
-    cpf_error_set(err, "%s: out of memory", path);
-    return NULL;
-  }
-  if ((sep = source_separator(src, opts->sep, err)) == 0) {
-    dataset_free(ds);
-    return NULL;
-  }
+  chunk_job *jobs = NULL;
+  pthread_t *threads = NULL;
+  size_t *done = NULL, started = 0;
+  load_shared shared;
+  cpf_dataset *ds = NULL;
+  int failed = 0;
+  if ((sep = source_separator(src, opts->sep, err)) == 0) return NULL;
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
-  expected = estimate_rows(src->bytes + src->start, src->size - src->start);
-  for (i = 0; i < ncols; i++) {
-    if (column_init(&ds->cols[i], specs[i].name, specs[i].label, specs[i].type, mark, expected) != 0) {
-      cpf_error_set(err, "%s: out of memory", path);
-      break;
-    }
-    ds->ncols = i + 1;
-  }
-  memset(&st, 0, sizeof st);
-  st.path = path;
-  st.cols = ds->cols;
-  st.ncols = ncols;
-  st.err = err;
-  if (err->failed || parser_start(&p, sep, path, err) != 0) goto fail;
-  next_progress = PROGRESS_EVERY;
+  begin = data_start(src);
+  /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
+   * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
   {
-    int in_quotes = 0; /* libcsv holds an open quoted field */
-    for (pos = src->start; pos < src->size && !err->failed;) {
-      const char *line = src->bytes + pos;
-      const char *nl = memchr(line, '\n', src->size - pos);
-      size_t len = nl ? (size_t)(nl - line) + 1 : src->size - pos;
-      if (!in_quotes && !opts->libcsv_only && line_is_plain(line, len)) {
-        split_plain_line(&st, line, len, sep);
-      } else {
-        if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !err->failed)
-          parser_error(&p, &st);
-        in_quotes ^= (int)(count_quotes(line, len) & 1);
+    size_t min_chunk = opts->threads ? (64u << 10) : (4u << 20);
+    nchunks = opts->threads ? opts->threads : default_threads();
+    if (nchunks > 1 && (src->size - begin) / nchunks < min_chunk)
+      nchunks = (src->size - begin) / min_chunk + 1;
+  }
+  expected = estimate_rows(src->bytes + begin, src->size - begin) / nchunks + 64;
+  jobs = calloc(nchunks, sizeof *jobs);
+  threads = calloc(nchunks, sizeof *threads);
+  done = calloc(nchunks, sizeof *done);
+  if (!jobs || !threads || !done) { cpf_error_set(err, "%s: out of memory", path); goto out; }
+  memset(&shared, 0, sizeof shared);
+  pthread_mutex_init(&shared.lock, NULL);
+  shared.done = done;
+  shared.nchunks = nchunks;
+  for (k = 0; k < nchunks; k++) {
+    chunk_job *job = &jobs[k];
+    job->src = src;
+    job->opts = opts;
+    job->sep = sep;
+    job->ncols = ncols;
+    job->index = k;
+    job->shared = &shared;
+    job->begin = k == 0 ? begin : jobs[k - 1].end;
+    job->end = k + 1 == nchunks ? src->size
+             : next_boundary(src, job->begin, begin + (src->size - begin) / nchunks * (k + 1));
+    if (job->end < job->begin) job->end = job->begin;
+    job->cols = calloc(ncols ? ncols : 1, sizeof *job->cols);
+    if (!job->cols) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+    for (j = 0; j < ncols; j++)
+      if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
+        cpf_error_set(err, "%s: out of memory", path);
+        goto out_threads;
       }
-      pos += len;
-      if (opts->progress && pos >= next_progress && !err->failed) {
-        next_progress += PROGRESS_EVERY;
-        if (opts->progress(opts->progress_ud, pos, src->size, st.record ? st.record - 1 : 0, err))
-          break;
-      }
+  }
+  for (k = 1; k < nchunks; k++, started++)
+    if (pthread_create(&threads[k], NULL, chunk_thread, &jobs[k]) != 0) break;
+  chunk_parse(&jobs[0]);
+  for (k = 1; k <= started; k++) pthread_join(threads[k], NULL);
+  for (k = started + 1; k < nchunks; k++) chunk_parse(&jobs[k]); /* no thread could start */
+  for (k = 0; k < nchunks; k++) {
+    rows += jobs[k].records;
+    if (jobs[k].err.failed && !failed) {
+      failed = 1;
+      if (nchunks == 1 || strstr(jobs[k].err.message, "cancelled") ||
+          strstr(jobs[k].err.message, "progress callback"))
+        *err = jobs[k].err;
     }
   }
-  if (err->failed) {
-    csv_free(&p);
-    goto fail;
+  if (failed && !err->failed) {
+    /* Report what one parser reading the whole file reports: the first error, with its row
+     * counted from the start. Error paths are rare; a second, serial read is acceptable. */
+    cpf_load_options serial = *opts;
+    serial.threads = 1;
+    for (k = 0; k < nchunks; k++) free_columns(jobs[k].cols, ncols), jobs[k].cols = NULL;
+    ds = loader_load(src, &serial, specs, ncols, err);
+    goto out_threads;
   }
-  if (parser_finish(&p, &st) != 0) goto fail;
-  if (st.record == 0) {
-    cpf_error_set(err, "%s: empty file: no header line", path);
-    goto fail;
-  }
-  ds->rows = st.record - 1;
-  for (i = 0; i < ncols; i++) {
+  if (failed) goto out_threads;
+  /* one dataset: chunk 0's builders take the other chunks' rows, in file order */
+  ds = calloc(1, sizeof *ds);
+  if (!ds) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+  ds->cols = jobs[0].cols;
+  ds->ncols = ncols;
+  jobs[0].cols = NULL;
+  for (j = 0; j < ncols; j++) {
     char msg[300];
-    if (column_finish(&ds->cols[i], msg, sizeof msg) != 0) {
+    for (k = 1; k < nchunks; k++)
+      if (column_absorb(&ds->cols[j], &jobs[k].cols[j]) != 0) {
+        cpf_error_set(err, "%s: out of memory", path);
+        break;
+      }
+    if (!err->failed && column_finish(&ds->cols[j], msg, sizeof msg) != 0)
       cpf_error_set(err, "%s: %s", path, msg);
-      dataset_free(ds);
-      return NULL;
-    }
+    if (err->failed) break;
   }
-  if (opts->progress && opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err)) {
-    dataset_free(ds);
-    return NULL;
+  ds->rows = rows;
+  if (!err->failed && opts->progress) /* a cancel here sets err too */
+    opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err);
+  if (err->failed) { dataset_free(ds); ds = NULL; }
+out_threads:
+  pthread_mutex_destroy(&shared.lock);
+  for (k = 0; k < nchunks; k++) {
+    if (!jobs[k].cols) continue;
+    /* absorbed columns are already freed (zeroed): column_free is idempotent on them */
+    free_columns(jobs[k].cols, ncols);
   }
+out:
+  free(jobs);
+  free(threads);
+  free(done);
   return ds;
-fail:
-  dataset_free(ds);
-  return NULL;
 }

@@ -50,7 +50,7 @@ build = {
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CSV_INCDIR)" },
       libdirs = { "$(CSV_LIBDIR)" },
-      libraries = { "csv", "m" },
+      libraries = { "csv", "m", "pthread" },
     },
   },
   install = {

@@ -13,7 +13,8 @@ local cpf = {
 local dataset_mt = core.dataset_metatable
 local Dataset = dataset_mt.__index -- methods written in C, completed below
 
-local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true }
+local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true,
+                       threads = true }
 
 local function check_options(opts, allowed, fname)
   if opts == nil then return {} end
@@ -78,6 +79,10 @@ function cpf.load(path, opts)
   if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
     error("load: option 'decimal' must be \".\" or \",\"", 2)
   end
+  local threads = opts.threads
+  if threads ~= nil and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
+    error("load: option 'threads' must be a whole number from 1 to 64", 2)
+  end
   if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
     error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
   end
@@ -90,7 +95,7 @@ function cpf.load(path, opts)
   if not specs then source:close() return nil, path .. ":1: " .. err end
   local ds
   ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
-                                 libcsv_only = opts.parser == "libcsv" })
+                                 libcsv_only = opts.parser == "libcsv", threads = threads })
   source:close() -- unmap now rather than at the next collection
   return ds, err
 end
