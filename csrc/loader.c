@@ -448,6 +448,34 @@ static void *chunk_thread(void *arg) {
   return NULL;
 }
 
+/* Merging: one thread takes columns first, first + nchunks, ... */
+typedef struct {
+  cpf_column *cols;
+  chunk_job *jobs;
+  size_t nchunks, ncols, first;
+  const char *path;
+  cpf_error err;
+} merge_job;
+
+static void merge_columns(merge_job *m) {
+  size_t j, k;
+  for (j = m->first; j < m->ncols && !m->err.failed; j += m->nchunks) {
+    char msg[300];
+    for (k = 1; k < m->nchunks; k++)
+      if (column_absorb(&m->cols[j], &m->jobs[k].cols[j]) != 0) {
+        cpf_error_set(&m->err, "%s: out of memory", m->path);
+        break;
+      }
+    if (!m->err.failed && column_finish(&m->cols[j], msg, sizeof msg) != 0)
+      cpf_error_set(&m->err, "%s: %s", m->path, msg);
+  }
+}
+
+static void *merge_thread(void *arg) {
+  merge_columns(arg);
+  return NULL;
+}
+
 static size_t default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
@@ -542,16 +570,28 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   ds->cols = jobs[0].cols;
   ds->ncols = ncols;
   jobs[0].cols = NULL;
-  for (j = 0; j < ncols; j++) {
-    char msg[300];
-    for (k = 1; k < nchunks; k++)
-      if (column_absorb(&ds->cols[j], &jobs[k].cols[j]) != 0) {
-        cpf_error_set(err, "%s: out of memory", path);
-        break;
-      }
-    if (!err->failed && column_finish(&ds->cols[j], msg, sizeof msg) != 0)
-      cpf_error_set(err, "%s: %s", path, msg);
-    if (err->failed) break;
+  {
+    /* columns are independent: merge and finish them on the same threads, column j on thread
+     * j mod nchunks */
+    merge_job *merges = calloc(nchunks, sizeof *merges);
+    size_t merge_started = 0;
+    if (!merges) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+    for (k = 0; k < nchunks; k++) {
+      merges[k].cols = ds->cols;
+      merges[k].jobs = jobs;
+      merges[k].nchunks = nchunks;
+      merges[k].ncols = ncols;
+      merges[k].first = k;
+      merges[k].path = path;
+    }
+    for (k = 1; k < nchunks && k < ncols; k++, merge_started++)
+      if (pthread_create(&threads[k], NULL, merge_thread, &merges[k]) != 0) break;
+    merge_columns(&merges[0]);
+    for (k = 1; k <= merge_started; k++) pthread_join(threads[k], NULL);
+    for (k = merge_started + 1; k < nchunks && k < ncols; k++) merge_columns(&merges[k]);
+    for (k = 0; k < nchunks && !err->failed; k++)
+      if (merges[k].err.failed) *err = merges[k].err;
+    free(merges);
   }
   ds->rows = rows;
   if (!err->failed && opts->progress) /* a cancel here sets err too */
