@@ -17,11 +17,11 @@ MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibilit
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
 MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
-SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c
+SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c
 HEADERS = csrc/cpf.h csrc/compat.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test bench demo clean
+.PHONY: all test bench demo clean check-asan check-all
 
 all: $(MODULE)
 
@@ -43,3 +43,16 @@ demo: all
 
 clean:
 	rm -rf build
+
+# The specs on a build with AddressSanitizer and UBSan (the interpreter is not instrumented, so
+# the runtimes are preloaded); any report fails the run.
+SANITIZE = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANITIZER_LIBS ?= $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
+check-asan:
+	$(MAKE) LUA=lua5.4 BUILD_DIR=build/asan CFLAGS="$(SANITIZE)" LIBFLAG="-shared -fsanitize=address,undefined"
+	ASAN_OPTIONS=detect_leaks=1 CPF_BUILD_DIR=build/asan LD_PRELOAD="$(SANITIZER_LIBS)" \
+	  lua5.4 /usr/bin/busted --exclude-tags=no_asan
+
+# Everything slow: the suite, the sanitizer run and a quick benchmark.
+check-all: test check-asan
+	bash bench/run.sh --quick

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpf.h"
 
@@ -63,6 +64,7 @@ fail:
 }
 
 void column_free(cpf_column *col) {
+  if (col->mapped) { memset(col, 0, sizeof *col); return; }
   free(col->name);
   free(col->label);
   free(col->data);
@@ -391,6 +393,7 @@ void dataset_free(cpf_dataset *ds) {
   free(ds->scratch_gid);
   free(ds->scratch_codes);
   free(ds->scratch_selection);
+  if (ds->mapping) munmap(ds->mapping, ds->mapping_size);
   free(ds);
 }
 

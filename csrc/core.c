@@ -1,9 +1,11 @@
 /* core.c — the Lua bindings of the engine: module cpf.core and the dataset userdata.
  * The only C file that includes Lua headers; arguments are checked here, errors from the
  * engine come back as values and leave as nil, message. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -684,6 +686,70 @@ static int dataset_dictionary(lua_State *L) {
   return 1;
 }
 
+/* ---- snapshots ---- */
+
+/* ds:save(path [, tag]) -> true | nil, message */
+static int dataset_save(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  size_t tag_len = 0;
+  const char *tag = luaL_optlstring(L, 3, "", &tag_len);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (snapshot_save(ds, path, tag, tag_len, &err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.message);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ds:is_snapshot() -> true when the dataset is a mapped snapshot */
+static int dataset_is_snapshot(lua_State *L) {
+  lua_pushboolean(L, check_dataset(L, 1)->mapping != NULL);
+  return 1;
+}
+
+/* core.open_snapshot(path, verify) -> dataset, tag | nil, message */
+static int open_snapshot(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int verify = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  dataset_box *box = lua_newuserdata(L, sizeof *box);
+  cpf_error err;
+  box->ds = NULL;
+  luaL_getmetatable(L, DATASET_META);
+  lua_setmetatable(L, -2);
+  memset(&err, 0, sizeof err);
+  box->ds = snapshot_open(path, verify, &err);
+  if (!box->ds) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.message);
+    return 2;
+  }
+  lua_pushlstring(L, box->ds->tag, box->ds->tag_len);
+  return 2;
+}
+
+/* core.file_signature(path) -> "size:mtime" | nil, message: what a cached snapshot records of
+ * the CSV it was made from */
+static int file_signature(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  {
+    char buf[96];
+    snprintf(buf, sizeof buf, "size=%lld;mtime=%lld.%09ld", (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+    lua_pushstring(L, buf);
+  }
+  return 1;
+}
+
 /* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
 static int concat_datasets(lua_State *L) {
   size_t n, i;
@@ -886,6 +952,7 @@ static const luaL_Reg dataset_methods[] = {
   {"close", dataset_close},     {"is_closed", dataset_is_closed}, {"columns", dataset_columns},
   {"get", dataset_get},         {"row", dataset_row},             {"rows", dataset_rows},
   {"distinct", dataset_distinct}, {"memory", dataset_memory_l},   {"dictionary", dataset_dictionary},
+  {"save", dataset_save}, {"is_snapshot", dataset_is_snapshot},
   {NULL, NULL}};
 
 /* Monotonic wall-clock seconds, for progress and benchmarks (os.clock is CPU time). */
@@ -906,7 +973,8 @@ static const luaL_Reg source_methods[] = {
 
 static const luaL_Reg module_functions[] = {
   {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {"clock", monotonic_clock},
-  {"query", query_execute}, {"key_values", query_key_values}, {"concat", concat_datasets}, {NULL, NULL}};
+  {"query", query_execute}, {"key_values", query_key_values}, {"concat", concat_datasets},
+  {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {NULL, NULL}};
 
 #if defined(__GNUC__)
 #define CPF_EXPORT __attribute__((visibility("default")))

@@ -82,6 +82,7 @@ typedef struct {
   /* while loading */
   size_t cap;
   char decimal_mark;
+  int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
 } cpf_column;
 
 int column_init(cpf_column *col, const char *name, const char *label, cpf_type type,
@@ -126,6 +127,11 @@ typedef struct {
    * query cost more page faults than the query's own work. */
   uint32_t *scratch_gid, *scratch_codes;
   uint8_t *scratch_selection;
+  /* opened from a snapshot: the file's mapping, which the columns point into */
+  void *mapping;
+  size_t mapping_size;
+  const char *tag;      /* the snapshot's tag (what it was made from), in the mapping */
+  size_t tag_len;
 } cpf_dataset;
 
 void dataset_free(cpf_dataset *ds);
@@ -172,6 +178,14 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
 
 #endif
+
+/* ---- snapshot.c: the dataset as a binary file, reopened by mmap ---- */
+/* Writes the dataset (atomically: a temporary file renamed); `tag` is stored as given. */
+int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,
+                  cpf_error *err);
+/* Maps a snapshot read-only; every offset and length is checked before use, and with `verify`
+ * the checksums of all data too. */
+cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err);
 
 /* ---- query.c: selections, grouping keys and aggregates over a dataset ---- */
 #define QUERY_NO_GROUP UINT32_MAX /* gid of a row the selection dropped */

@@ -155,13 +155,19 @@ const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *
 void dictionary_freeze(cpf_dictionary *dict) {
   free(dict->slots);
   dict->slots = NULL;
-  if (dict->bytes_len > 0 && dict->bytes_cap > dict->bytes_len) {
-    char *bytes = realloc(dict->bytes, dict->bytes_len);
+  if (dict->cap > dict->count) { /* no value will be added: no spare offsets either */
+    uint64_t *offsets = realloc(dict->offsets, ((size_t)dict->count + 1) * sizeof *offsets);
+    if (offsets) { dict->offsets = offsets; dict->cap = dict->count; }
+  }
+  if (dict->bytes_cap > dict->bytes_len) {
+    char *bytes = realloc(dict->bytes, dict->bytes_len ? dict->bytes_len : 1);
     if (bytes) { dict->bytes = bytes; dict->bytes_cap = dict->bytes_len; }
   }
 }
 
+/* Frozen (loaded, or mapped from a snapshot): what the values take, the same either way. */
 size_t dictionary_memory(const cpf_dictionary *dict) {
+  if (!dict->slots) return dict->bytes_len + ((size_t)dict->count + 1) * sizeof *dict->offsets;
   size_t n = dict->bytes_cap + ((size_t)dict->cap + 1) * sizeof *dict->offsets;
   if (dict->slots) n += ((size_t)dict->slot_mask + 1) * sizeof *dict->slots;
   return n;

@@ -46,6 +46,7 @@ build = {
         "csrc/dictionary.c",
         "csrc/numparse.c",
         "csrc/query.c",
+        "csrc/snapshot.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CSV_INCDIR)" },

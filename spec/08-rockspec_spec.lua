@@ -85,7 +85,7 @@ describe("rockspec/cpf-scm-1.rockspec", function()
   end)
 
   if _VERSION == "Lua 5.4" and not jit then
-    it("installs with luarocks make into a tree the module then loads from", function()
+    it("installs with luarocks make into a tree the module then loads from #no_asan", function()
       local tmp = h.tmpname("-rock")
       local src, tree = tmp .. "/src", tmp .. "/tree"
       local q = h.shell_quote

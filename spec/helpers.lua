@@ -8,7 +8,8 @@ helpers.root = os.getenv("PWD") or "."
 
 if not package.path:find("lua/?/init.lua", 1, true) then
   package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-  package.cpath = "build/" .. helpers.lua_name .. "/?.so;" .. package.cpath
+  -- CPF_BUILD_DIR: another build of the module (make check-asan runs the specs on one)
+  package.cpath = (os.getenv("CPF_BUILD_DIR") or ("build/" .. helpers.lua_name)) .. "/?.so;" .. package.cpath
 end
 
 function helpers.fixture(name)

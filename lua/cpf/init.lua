@@ -14,7 +14,7 @@ local dataset_mt = core.dataset_metatable
 local Dataset = dataset_mt.__index -- methods written in C, completed below
 
 local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true,
-                       threads = true }
+                       threads = true, cache = true }
 
 local function check_options(opts, allowed, fname)
   if opts == nil then return {} end
@@ -86,6 +86,7 @@ function cpf.load(path, opts)
   if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
     error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
   end
+  if opts.cache then return cpf.load_cached(path, opts) end
   local source, err = core.open(path)
   if not source then return nil, err end
   local labels, sep = source:header(opts.sep)
@@ -156,6 +157,47 @@ function Dataset:funders(q)
   for i, k in ipairs(key_names) do columns[i] = k end
   for _, c in ipairs { "financeur", "montant", "part", "dossiers" } do columns[#columns + 1] = c end
   return result.new(columns, rows)
+end
+
+--- Open a snapshot written by ds:save: the file is mapped read-only and its columns are used in
+--- place. opts.verify (default true) checks the checksums of all the data.
+function cpf.open(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
+  end
+  opts = check_options(opts, { verify = true }, "open")
+  local ds, err = core.open_snapshot(path, opts.verify ~= false)
+  return ds, ds == nil and err or nil
+end
+
+-- What a cached snapshot must have been made from: the CSV's size and modification time and
+-- the options that change what is loaded.
+local function cache_tag(path, opts)
+  local signature, err = core.file_signature(path)
+  if not signature then return nil, err end
+  local types = {}
+  for k, v in pairs(opts.types or {}) do types[#types + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(types)
+  return ("cpf %s;%s;sep=%s;decimal=%s;parser=%s;types=%s"):format(cpf._VERSION, signature,
+    tostring(opts.sep), tostring(opts.decimal), tostring(opts.parser), table.concat(types, ","))
+end
+
+--- cpf.load(csv, {cache = true}): reuse the snapshot csv .. ".cpfsnap" while the CSV (size,
+--- modification time) and the load options are unchanged; otherwise load the CSV and write the
+--- snapshot for next time (a snapshot that cannot be written is skipped: the load still works).
+function cpf.load_cached(path, opts)
+  local tag, err = cache_tag(path, opts)
+  if not tag then return nil, err end
+  local snap = path .. ".cpfsnap"
+  local ds, found = core.open_snapshot(snap, true)
+  if ds and found == tag then return ds end
+  if ds then ds:close() end
+  local plain = {}
+  for k, v in pairs(opts) do if k ~= "cache" then plain[k] = v end end
+  ds, err = cpf.load(path, plain)
+  if not ds then return nil, err end
+  ds:save(snap, tag)
+  return ds
 end
 
 --- Several extractions with the same columns as one dataset, with a "source" column holding

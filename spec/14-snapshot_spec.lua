@@ -1,0 +1,157 @@
+-- Snapshots: ds:save writes the column store as one file, cpf.open maps it back and uses the
+-- columns in place. Same dataset, same query results; damaged files give nil, message.
+local h = require "spec.helpers"
+local cpf = require "cpf"
+local gen = require "cpf.gen"
+
+local function same_dataset(a, b)
+  assert.are.same(a:columns(), b:columns())
+  assert.are.equal(#a, #b)
+  for _, c in ipairs(a:columns()) do
+    if c.type == "string" then assert.are.same(a:dictionary(c.name), b:dictionary(c.name)) end
+  end
+  for i = 1, #a do
+    if not h.same_row(a:row(i), b:row(i)) then assert.are.same(a:row(i), b:row(i), "row " .. i) end
+  end
+end
+
+local function bytes_of(path) return h.read_file(path) end
+local function write_bytes(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+describe("snapshots", function()
+  local csv, ds, snap
+  setup(function()
+    csv = h.tmpname(".csv")
+    assert(gen.write(csv, 20000, { seed = 21 }))
+    ds = assert(cpf.load(csv))
+    snap = h.tmpname(".cpfsnap")
+    assert.is_true(ds:save(snap))
+  end)
+  teardown(h.cleanup)
+
+  it("reopen as the same dataset, mapped", function()
+    local s = assert(cpf.open(snap))
+    assert.is_true(s:is_snapshot())
+    assert.is_false(ds:is_snapshot())
+    same_dataset(ds, s)
+    local q = function(d)
+      return d:where { annee = cpf.ge(2023) }:group_by("region_lieu_formation", "famille")
+              :agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run()
+    end
+    assert.are.same(q(ds), q(s))
+    s:close()
+    s:close()
+  end)
+
+  it("keep every column type, missing values, scales and empty datasets", function()
+    for _, name in ipairs { "codes_and_inference.csv", "missing_values.csv", "extra_decimals.csv",
+                            "exponent_amount.csv", "header_only.csv", "labels_bom_lf.csv" } do
+      local d = assert(cpf.load(h.fixture(name)))
+      local p = h.tmpname(".cpfsnap")
+      assert.is_true(d:save(p))
+      same_dataset(d, assert(cpf.open(p)))
+    end
+  end)
+
+  it("can be saved again from a mapped dataset", function()
+    local s = assert(cpf.open(snap))
+    local again = h.tmpname(".cpfsnap")
+    assert.is_true(s:save(again))
+    assert.are.equal(bytes_of(snap), bytes_of(again))
+  end)
+
+  it("refuse what is not a snapshot, with the reason", function()
+    local _, err = cpf.open("spec/fixtures/no-such.cpfsnap")
+    assert.are.equal("spec/fixtures/no-such.cpfsnap: cannot open: No such file or directory", err)
+    _, err = cpf.open(csv)
+    assert.are.equal(csv .. ": not a snapshot (no CPFSNAP header)", err)
+    local tiny = h.write_file("CPF", ".cpfsnap")
+    _, err = cpf.open(tiny)
+    assert.are.equal(tiny .. ": not a snapshot: too short (3 bytes)", err)
+  end)
+
+  it("refuse a truncated or extended file", function()
+    local bytes = bytes_of(snap)
+    local cut = h.tmpname(".cpfsnap")
+    write_bytes(cut, bytes:sub(1, #bytes - 100))
+    assert.are.equal(cut .. ": truncated", select(2, cpf.open(cut)))
+    write_bytes(cut, bytes .. "x")
+    assert.are.equal(cut .. ": trailing bytes after the end", select(2, cpf.open(cut)))
+  end)
+
+  it("detect damaged data through the checksums", function()
+    local bytes = bytes_of(snap)
+    local bad = h.tmpname(".cpfsnap")
+    -- a byte in the middle of the column data
+    local at = math.floor(#bytes / 2)
+    write_bytes(bad, bytes:sub(1, at - 1) .. string.char((bytes:byte(at) + 1) % 256) .. bytes:sub(at + 1))
+    local none, err = cpf.open(bad)
+    assert.is_nil(none)
+    assert.is_truthy(err:match(": column %d+: checksum mismatch: the data is damaged$"), err)
+    -- verify = false skips the checksums but not the checks that keep reading safe: the file
+    -- opens and can be queried, or a value outside its column's recorded range is refused
+    local d, e = cpf.open(bad, { verify = false })
+    if d then
+      assert.are.equal(#ds, #d)
+      d:group_by("region_lieu_formation", "annee"):run { "dossiers" }
+    else
+      assert.is_truthy(e:match(": column %d+: a value outside the recorded range: the data is damaged$"), e)
+    end
+  end)
+
+  it("never crash on random damage, whatever is changed", function()
+    local bytes = bytes_of(snap)
+    local state = 12345
+    local function r(n) state = (state * 48271) % 2147483647 return state % n + 1 end
+    local bad = h.tmpname(".cpfsnap")
+    local opened = 0
+    for _ = 1, 150 do
+      local at = r(#bytes)
+      local len = r(8)
+      local junk = {}
+      for k = 1, len do junk[k] = string.char(r(256) - 1) end
+      local damaged = bytes:sub(1, at - 1) .. table.concat(junk) .. bytes:sub(at + len)
+      if r(10) == 1 then damaged = damaged:sub(1, r(#damaged)) end
+      write_bytes(bad, damaged)
+      for _, verify in ipairs { true, false } do
+        local d, err = cpf.open(bad, { verify = verify })
+        if d then
+          opened = opened + 1
+          for i = 1, #d, 997 do d:row(i) end
+          d:group_by("statut_dossier", "annee"):run { "dossiers", "montant" }
+          d:close()
+        else
+          assert.is_string(err)
+        end
+      end
+    end
+    assert.is_true(opened > 0) -- some damage (in padding) leaves a valid file
+  end)
+
+  it("serve as a cache next to the CSV while it is unchanged", function()
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 4 }))
+    local first = assert(cpf.load(path, { cache = true }))
+    assert.is_false(first:is_snapshot())
+    local second = assert(cpf.load(path, { cache = true }))
+    assert.is_true(second:is_snapshot())
+    same_dataset(first, second)
+    -- other load options: not the same snapshot
+    local typed = assert(cpf.load(path, { cache = true, types = { code_rs = "auto" } }))
+    assert.is_false(typed:is_snapshot())
+    -- the CSV changes: loaded again
+    assert(gen.write(path, 2000, { seed = 5 }))
+    local changed = assert(cpf.load(path, { cache = true }))
+    assert.are.equal(2000, #changed)
+    os.remove(path .. ".cpfsnap")
+  end)
+
+  it("refuse bad arguments", function()
+    assert.has_error(function() cpf.open() end, "bad argument #1 to 'open' (string expected, got nil)")
+    assert.has_error(function() cpf.open("x", { check = true }) end, "open: unknown option 'check'")
+  end)
+end)
