@@ -928,6 +928,7 @@ static int source_load(lua_State *L) {
     specs[i].name = lua_tostring(L, -3);
     specs[i].label = lua_tostring(L, -2);
     type_name = lua_tostring(L, -1);
+    specs[i].skip = plan_flag(L, -4, "skip");
     if (!specs[i].name || !specs[i].label || !type_name)
       return luaL_error(L, "column %d: name, label and type must be strings", (int)i + 1);
     if (cpf_type_from_name(type_name, &specs[i].type) != 0)

@@ -83,6 +83,7 @@ typedef struct {
   size_t cap;
   char decimal_mark;
   int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
+  int skipped;          /* loading: a column not asked for, whose fields are passed over */
 } cpf_column;
 
 int column_init(cpf_column *col, const char *name, const char *label, cpf_type type,
@@ -156,6 +157,7 @@ typedef struct {
   const char *name;
   const char *label;
   cpf_type type;
+  int skip;               /* not loaded (opts.columns): its fields are passed over */
 } cpf_column_spec;
 
 /* A file's bytes, read once: mapped when it is a regular file, read otherwise (pipes). */

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <csv.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "cpf.h"
 
@@ -147,6 +150,8 @@ static void on_field(void *s, size_t len, void *data) {
   } else if (st->field >= st->ncols) {
     cpf_error_set(st->err, "%s:%zu:%zu: too many fields (the header has %zu)", st->path,
                   st->record + 1, st->field + 1, st->ncols);
+  } else if (st->cols[st->field].skipped) {
+    /* not asked for: passed over */
   } else if (column_append(&st->cols[st->field], s, len, msg, sizeof msg) != 0) {
     cpf_error_set(st->err, "%s:%zu:%zu: %s: %s", st->path, st->record + 1, st->field + 1,
                   st->cols[st->field].name, msg);
@@ -213,31 +218,79 @@ static int is_blank_char(char c, char sep) {
   return (c == ' ' || c == '\t') && c != sep;
 }
 
-/* A line without '"' and without CR (but the one of its CRLF ending), as the fast path needs. */
-static int line_is_plain(const char *line, size_t len) {
-  const char *cr;
-  if (memchr(line, '"', len)) return 0;
-  cr = memchr(line, '\r', len);
-  /* the CR of a CRLF, or a last CR at the end of the file, ends the record as in libcsv */
-  return cr == NULL || cr == line + len - 1 || (cr == line + len - 2 && line[len - 1] == '\n');
+/* One pass over a line: the positions of its separators, and where its content ends. With SSE2
+ * (every x86-64) 16 bytes are compared at once with the separator, '"', CR and LF, and the
+ * separators are read off a bit mask; elsewhere a byte loop does the same.
+ * Returns the bytes the line takes (its line break included), or 0 when the line has a quote or
+ * a CR that is not part of its ending, or too many fields: libcsv must read it. */
+#define MAX_PLAIN_FIELDS 1024
+
+static size_t scan_plain_line(const char *p, const char *end, char sep, uint32_t *seps,
+                              size_t *nseps, size_t *content) {
+  size_t i = 0, n = (size_t)(end - p), k = 0;
+  if (n > UINT32_MAX) n = UINT32_MAX; /* positions are 32-bit; such a line goes to libcsv */
+#ifdef __SSE2__
+  {
+    const __m128i vs = _mm_set1_epi8(sep), vq = _mm_set1_epi8('"'), vcr = _mm_set1_epi8('\r'),
+                  vlf = _mm_set1_epi8('\n');
+    for (; i + 16 <= n; i += 16) {
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+      unsigned ms = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vs));
+      unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(x, vq), _mm_cmpeq_epi8(x, vcr)), _mm_cmpeq_epi8(x, vlf)));
+      if (stop) ms &= (1u << __builtin_ctz(stop)) - 1; /* only the separators before the stop */
+      while (ms) {
+        if (k == MAX_PLAIN_FIELDS) return 0;
+        seps[k++] = (uint32_t)(i + (size_t)__builtin_ctz(ms));
+        ms &= ms - 1;
+      }
+      if (stop) { i += (size_t)__builtin_ctz(stop); goto stop_byte; }
+    }
+  }
+#endif
+  for (; i < n; i++) {
+    if (p[i] == sep) {
+      if (k == MAX_PLAIN_FIELDS) return 0;
+      seps[k++] = (uint32_t)i;
+    } else if (p[i] == '"' || p[i] == '\r' || p[i] == '\n') {
+      goto stop_byte;
+    }
+  }
+  *nseps = k; /* the last line, without a line break */
+  *content = n;
+  return n;
+stop_byte:
+  if (p[i] == '\n') {
+    *nseps = k; *content = i;
+    return i + 1;
+  }
+  if (p[i] == '\r' && (i + 1 == n || p[i + 1] == '\n')) {
+    *nseps = k; *content = i; /* CRLF, or a CR ending the file: the record ends, as in libcsv */
+    return i + 1 + (i + 1 < n);
+  }
+  return 0; /* a quote, or a CR inside the line */
 }
 
-static void split_plain_line(parse_state *st, const char *line, size_t len, char sep) {
-  const char *end = line + len, *f = line;
-  while (end > line && (end[-1] == '\n' || end[-1] == '\r')) end--;
-  {
-    const char *c = line;
-    while (c < end && is_blank_char(*c, sep)) c++;
-    if (c == end) return; /* a blank line is no record, as in libcsv */
+/* Hands the fields of a scanned line to on_field, trimmed of spaces and tabs like libcsv's
+ * unquoted fields; a blank line is no record. */
+static void emit_plain_line(parse_state *st, const char *line, const uint32_t *seps, size_t nseps,
+                            size_t content, char sep) {
+  size_t k;
+  if (nseps == 0) {
+    size_t i = 0;
+    while (i < content && is_blank_char(line[i], sep)) i++;
+    if (i == content) return;
   }
-  for (;;) {
-    const char *d = memchr(f, sep, (size_t)(end - f));
-    const char *fb = f, *fe = d ? d : end;
+  for (k = 0; k <= nseps; k++) {
+    const char *fb = line + (k == 0 ? 0 : seps[k - 1] + 1);
+    const char *fe = line + (k < nseps ? seps[k] : content);
+    if (st->field < st->ncols && st->cols[st->field].skipped && !st->err->failed) {
+      st->field++; /* not asked for: no need to trim it */
+      continue;
+    }
     while (fb < fe && is_blank_char(*fb, sep)) fb++;
     while (fe > fb && is_blank_char(fe[-1], sep)) fe--;
     on_field((void *)(uintptr_t)fb, (size_t)(fe - fb), st);
-    if (!d) break;
-    f = d + 1;
   }
   on_record('\n', st);
 }
@@ -406,6 +459,7 @@ static void chunk_parse(chunk_job *job) {
   struct csv_parser p;
   parse_state st;
   int in_quotes = 0; /* libcsv holds an open quoted field */
+  uint32_t seps[MAX_PLAIN_FIELDS];
   memset(&st, 0, sizeof st);
   st.path = src->path;
   st.cols = job->cols;
@@ -415,11 +469,14 @@ static void chunk_parse(chunk_job *job) {
   if (parser_start(&p, job->sep, src->path, &job->err) != 0) return;
   for (pos = job->begin; pos < job->end && !job->err.failed;) {
     const char *line = src->bytes + pos;
-    const char *nl = memchr(line, '\n', job->end - pos);
-    size_t len = nl ? (size_t)(nl - line) + 1 : job->end - pos;
-    if (!in_quotes && !job->opts->libcsv_only && line_is_plain(line, len)) {
-      split_plain_line(&st, line, len, job->sep);
+    size_t len = 0, nseps, content;
+    if (!in_quotes && !job->opts->libcsv_only)
+      len = scan_plain_line(line, src->bytes + job->end, job->sep, seps, &nseps, &content);
+    if (len > 0) {
+      emit_plain_line(&st, line, seps, nseps, content, job->sep);
     } else {
+      const char *nl = memchr(line, '\n', job->end - pos);
+      len = nl ? (size_t)(nl - line) + 1 : job->end - pos;
       if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.failed)
         parser_error(&p, &st);
       in_quotes ^= (int)(count_quotes(line, len) & 1);
@@ -461,6 +518,7 @@ static void merge_columns(merge_job *m) {
   size_t j, k;
   for (j = m->first; j < m->ncols && !m->err.failed; j += m->nchunks) {
     char msg[300];
+    if (m->cols[j].skipped) continue;
     for (k = 1; k < m->nchunks; k++)
       if (column_absorb(&m->cols[j], &m->jobs[k].cols[j]) != 0) {
         cpf_error_set(&m->err, "%s: out of memory", m->path);
@@ -535,7 +593,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     job->cols = calloc(ncols ? ncols : 1, sizeof *job->cols);
     if (!job->cols) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
     for (j = 0; j < ncols; j++)
-      if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
+      if (specs[j].skip) {
+        job->cols[j].skipped = 1;
+      } else if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
         cpf_error_set(err, "%s: out of memory", path);
         goto out_threads;
       }
@@ -594,6 +654,12 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     free(merges);
   }
   ds->rows = rows;
+  { /* keep the columns asked for, in file order */
+    size_t kept = 0;
+    for (j = 0; j < ncols; j++)
+      if (!ds->cols[j].skipped) ds->cols[kept++] = ds->cols[j];
+    ds->ncols = kept;
+  }
   if (!err->failed && opts->progress) /* a cancel here sets err too */
     opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err);
   if (err->failed) { dataset_free(ds); ds = NULL; }

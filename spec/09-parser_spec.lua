@@ -96,6 +96,47 @@ describe("quote-free fast path", function()
     assert.are.same({ a = 3, b = 4 }, ds:row(2))
   end)
 
+  it("handles long lines, wide rows and stops found far into a line", function()
+    local wide = {}
+    for c = 1, 1500 do wide[c] = "c" .. c end -- more fields than the scanner keeps: libcsv reads it
+    local row = {}
+    for c = 1, 1500 do row[c] = tostring(c) end
+    local long = ("x"):rep(40)
+    local text = table.concat(wide, ";") .. "\n" .. table.concat(row, ";") .. "\n"
+    assert.are.equal(1, #same_load(h.write_file(text)))
+    text = "a;b;c\n" .. long .. ";" .. long .. ";" .. long .. "\r\n"     -- CRLF after 16-byte blocks
+      .. long .. ";" .. long .. '"q";' .. long .. "\n"                   -- a stray quote late in a line
+    local _, err = same_load(h.write_file(text))
+    assert.is_string(err)
+    text = "a;b\n" .. long .. "\r" .. long .. ";1\n" .. long .. ";2\n"   -- a lone CR far into a line
+    local _, err2 = same_load(h.write_file(text))
+    assert.is_truthy(err2:find(":2: too few fields: 1 (the header has 2)", 1, true), err2)
+    text = "a;b\n" .. long .. ";" .. long .. "\n" .. long .. ";" .. long   -- no final line break
+    assert.are.equal(2, #same_load(h.write_file(text)))
+  end)
+
+  it("loads only the columns asked for, with the same values", function()
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 5000, { seed = 9 }))
+    local full = assert(cpf.load(path))
+    local wanted = { "montant_engage", "date validation", "Code Officiel Département", "statut_dossier" }
+    for _, threads in ipairs { 1, 3 } do
+      local part = assert(cpf.load(path, { columns = wanted, threads = threads }))
+      local names = {}
+      for _, c in ipairs(part:columns()) do names[#names + 1] = c.name end
+      assert.are.same({ "date_validation", "statut_dossier", "montant_engage", "code_officiel_departement" }, names)
+      for i = 1, #full, 7 do
+        for _, n in ipairs(names) do assert.are.equal(full:get(i, n), part:get(i, n)) end
+      end
+      assert.is_true(part:memory() < full:memory() / 4)
+    end
+    local none, err = cpf.load(path, { columns = { "montant_engage", "nope" } })
+    assert.is_nil(none)
+    assert.are.equal(path .. ":1: opts.columns: no column named 'nope'", err)
+    assert.has_error(function() cpf.load(path, { columns = {} }) end,
+      "load: option 'columns' must be a non-empty list of column names")
+  end)
+
   it("reports the same errors", function()
     for _, text in ipairs {
       "a;b\n1;2\n3\n4;5\n",                 -- too few fields

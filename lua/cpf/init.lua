@@ -14,7 +14,7 @@ local dataset_mt = core.dataset_metatable
 local Dataset = dataset_mt.__index -- methods written in C, completed below
 
 local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true,
-                       threads = true, cache = true }
+                       threads = true, cache = true, columns = true }
 
 local function check_options(opts, allowed, fname)
   if opts == nil then return {} end
@@ -61,6 +61,9 @@ function cpf.load(path, opts)
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
   opts = check_options(opts, load_options, "load")
+  if opts.columns ~= nil and (type(opts.columns) ~= "table" or #opts.columns == 0) then
+    error("load: option 'columns' must be a non-empty list of column names", 2)
+  end
   if opts.types ~= nil and type(opts.types) ~= "table" then
     error("load: option 'types' must be a table {column = type}", 2)
   end
@@ -93,6 +96,7 @@ function cpf.load(path, opts)
   if not labels then source:close() return nil, sep end
   local specs
   specs, err = schema.resolve(labels, opts.types)
+  if specs and opts.columns then specs, err = schema.select(specs, opts.columns) end
   if not specs then source:close() return nil, path .. ":1: " .. err end
   local ds
   ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,

@@ -124,6 +124,24 @@ function schema.resolve(labels, types)
   return specs
 end
 
+--- Marks the specs of the columns not named in `wanted` (canonical names or headers as
+--- written) to be passed over by the loader.
+function schema.select(specs, wanted)
+  local keep = {}
+  for _, name in ipairs(wanted) do
+    local n = type(name) == "string" and schema.normalize(name)
+    local found = false
+    for i, spec in ipairs(specs) do
+      if spec.name == name or spec.name == n or spec.name == schema.aliases[n] or spec.label == name then
+        keep[i], found = true, true
+      end
+    end
+    if not found then return nil, ("opts.columns: no column named '%s'"):format(tostring(name)) end
+  end
+  for i, spec in ipairs(specs) do spec.skip = not keep[i] end
+  return specs
+end
+
 -- The 9 values of statut_dossier and the families analysts group them into.
 schema.statuses = {
   "Validé", "Entrée en formation", "Sortie de formation",
