@@ -38,6 +38,12 @@ build = {
     ["cpf.cli"] = "lua/cpf/cli.lua",
     ["cpf.query"] = "lua/cpf/query.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
+    ["cpf.format"] = "lua/cpf/format.lua",
+    ["cpf.format.common"] = "lua/cpf/format/common.lua",
+    ["cpf.format.delimited"] = "lua/cpf/format/delimited.lua",
+    ["cpf.format.json"] = "lua/cpf/format/json.lua",
+    ["cpf.format.text"] = "lua/cpf/format/text.lua",
+    ["cpf.format.html"] = "lua/cpf/format/html.lua",
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",

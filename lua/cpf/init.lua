@@ -321,4 +321,9 @@ function dataset_mt.__tostring(ds)
   return table.concat(lines, "\n")
 end
 
+-- Output formats (cpf.format): res:write / res:format, custom formats, terminal bars.
+local format = require "cpf.format"
+cpf.formats = { register = format.register, names = format.names, number_text = format.number_text }
+cpf.bar = format.bar
+
 return cpf

@@ -131,41 +131,26 @@ local function cell_text(v)
 end
 result.cell_text = cell_text
 
--- Display width of UTF-8 text: continuation bytes do not take a column.
-local function width(s)
-  local _, cont = s:gsub("[\128-\191]", "")
-  return #s - cont
-end
-result.display_width = width
+-- Display width of UTF-8 text in a terminal (accents one column, East Asian wide two).
+result.display_width = function(s) return require("cpf.format.common").display_width(s) end
 
---- A plain aligned text table (numbers right-aligned).
+--- res:write(target, format [, opts]): the result in a format (see cpf.format) to a path,
+--- written to a temporary file renamed over it, or to a file handle. true, or nil and
+--- "path: message" on an I/O failure; a bad target, format name or option raises.
+function Result:write(target, format_name, opts)
+  local ok, err = require("cpf.format").write(self, target, format_name, opts, 3)
+  return ok, err
+end
+
+--- res:format(format [, opts]): the result in a format, as a string.
+function Result:format(format_name, opts)
+  local text = require("cpf.format").to_string(self, format_name, opts, 3)
+  return text
+end
+
+--- tostring(res), print(res): the "table" format (aligned text, numbers right-aligned).
 function Result:__tostring()
-  local cols = COLUMNS[self]
-  local widths, cells = {}, {}
-  for j, c in ipairs(cols) do widths[j] = width(c) end
-  for i, r in ipairs(self) do
-    cells[i] = {}
-    for j, c in ipairs(cols) do
-      local t = cell_text(r[c])
-      cells[i][j] = t
-      if width(t) > widths[j] then widths[j] = width(t) end
-    end
-  end
-  local function line(values, numeric)
-    local parts = {}
-    for j, v in ipairs(values) do
-      local pad = (" "):rep(widths[j] - width(v))
-      parts[j] = numeric and numeric[j] and pad .. v or v .. pad
-    end
-    return (table.concat(parts, "  "):gsub("%s+$", ""))
-  end
-  local out = { line(cols) }
-  for i, r in ipairs(self) do
-    local numeric = {}
-    for j, c in ipairs(cols) do numeric[j] = type(r[c]) == "number" end
-    out[#out + 1] = line(cells[i], numeric)
-  end
-  return table.concat(out, "\n")
+  return (require("cpf.format").to_string(self, "table", nil, 3):gsub("\n$", ""))
 end
 
 return result

@@ -1,0 +1,219 @@
+-- cpf.format — how a result leaves the program: the registry of output formats (built in and
+-- custom), res:format to a string, res:write to a path (atomically) or a file handle.
+local common = require "cpf.format.common"
+
+local format = {}
+
+local concat = table.concat
+
+-- Built-in formats, loaded on first use, in the order messages list them. A preset is a
+-- format with other defaults (the caller's options still win).
+local BUILTIN_ORDER = { "csv", "csv-fr", "tsv", "json", "jsonl", "markdown", "table", "html", "svg" }
+local BUILTIN = {
+  csv = { module = "cpf.format.delimited", name = "csv" },
+  ["csv-fr"] = { module = "cpf.format.delimited", name = "csv",
+                 defaults = { sep = ";", bom = true, decimal = "," } },
+  tsv = { module = "cpf.format.delimited", name = "tsv" },
+  json = { module = "cpf.format.json", name = "json" },
+  jsonl = { module = "cpf.format.json", name = "jsonl" },
+  markdown = { module = "cpf.format.text", name = "markdown" },
+  table = { module = "cpf.format.text", name = "table" },
+  html = { module = "cpf.format.html", name = "html" },
+  svg = { module = "cpf.format.html", name = "svg" },
+}
+local custom, custom_order = {}, {}
+
+--- Names of every format: the built-in ones, then the custom ones in registration order.
+function format.names()
+  local t = {}
+  for i, name in ipairs(BUILTIN_ORDER) do t[i] = name end
+  for _, name in ipairs(custom_order) do t[#t + 1] = name end
+  return t
+end
+
+--- Adds a format: fn(result, out, opts) writes with out:write(...). A built-in name raises;
+--- registering a custom name again replaces it.
+function format.register(name, fn)
+  if type(name) ~= "string" or not name:find("^%w[%w_%.%-]*$") then
+    error(("bad argument #1 to 'register' (format name expected: letters, digits, '_', '.', '-'; got %s)")
+      :format(type(name) == "string" and ("%q"):format(name) or type(name)), 2)
+  end
+  if type(fn) ~= "function" then
+    error(("bad argument #2 to 'register' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  if BUILTIN[name] then
+    error(("format '%s' is built in and cannot be replaced; register yours under another name"):format(name), 2)
+  end
+  if not custom[name] then custom_order[#custom_order + 1] = name end
+  custom[name] = fn
+end
+
+-- The writer and the options for a format name; raises (at `level`) on a bad name or option.
+local function resolve(res, name, opts, fname, opts_arg, level)
+  level = level + 1
+  if type(name) ~= "string" then
+    error(("bad argument #%d to '%s' (format name expected, got %s)"):format(opts_arg - 1, fname, type(name)), level)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(opts_arg, fname, type(opts)), level)
+  end
+  local builtin = BUILTIN[name]
+  if not builtin then
+    local fn = custom[name]
+    if not fn then
+      error(("unknown format '%s' (%s)"):format(name, concat(format.names(), ", ")), level)
+    end
+    return fn, opts or {}
+  end
+  local spec = require(builtin.module)[builtin.name]
+  local merged = {}
+  for k, v in pairs(builtin.defaults or {}) do merged[k] = v end
+  for k, v in pairs(opts or {}) do
+    local check = spec.options[k]
+    if not check then error(("%s: unknown option '%s'"):format(name, tostring(k)), level) end
+    local err = check(v, res)
+    if err then error(("%s: option '%s' %s"):format(name, k, err), level) end
+    merged[k] = v
+  end
+  local err = spec.check and spec.check(merged, res)
+  if err then error(name .. ": " .. err, level) end
+  return spec.write, merged
+end
+
+-- ---- out: what a format writes to ----
+
+local Out = {}
+Out.__index = Out
+
+local FLUSH_PIECES = 4096
+
+--- out:write(...): strings, and numbers (written as common.number_text does). Returns out.
+function Out:write(...)
+  local parts, n = self.parts, self.n
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "number" then
+      v = common.number_text(v) or tostring(v)
+    elseif type(v) ~= "string" then
+      error(("bad argument #%d to 'write' (string expected, got %s)"):format(i, type(v)), 2)
+    end
+    n = n + 1
+    parts[n] = v
+  end
+  self.n = n
+  if self.target and n >= FLUSH_PIECES then self:flush() end
+  return self
+end
+
+-- Sends the pieces to the target; the first failure is kept in self.err.
+function Out:flush()
+  if self.n > 0 and not self.err then
+    local ok, err = self.target:write(concat(self.parts, "", 1, self.n))
+    if ok == nil and err ~= nil then self.err = err end
+  end
+  self.parts, self.n = {}, 0
+end
+
+local function new_out(target)
+  return setmetatable({ parts = {}, n = 0, target = target }, Out)
+end
+
+--- The result in a format, as a string. Raises on a bad format name or option.
+function format.to_string(res, name, opts, level)
+  local fn, merged = resolve(res, name, opts, "format", 2, level or 1)
+  local out = new_out(nil)
+  fn(res, out, merged)
+  return concat(out.parts, "", 1, out.n)
+end
+
+-- A name beside the target, in the same directory so that the rename stays atomic.
+local function temp_path(path)
+  local id = tostring({}):match("(%x+)$") or "0"
+  for k = 1, 100 do
+    local tmp = ("%s.%s-%d.tmp"):format(path, id, k)
+    local f = io.open(tmp, "rb")
+    if not f then return tmp end
+    f:close()
+  end
+  return path .. ".tmp"
+end
+
+-- I/O messages name the temporary file: name the target instead.
+local function path_error(err, tmp, path)
+  err = tostring(err)
+  if err:sub(1, #tmp) == tmp then return path .. err:sub(#tmp + 1) end
+  return path .. ": " .. err
+end
+
+local function write_path(res, path, fn, opts)
+  local tmp = temp_path(path)
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, path_error(err, tmp, path) end
+  local out = new_out(f)
+  local ok, failure = pcall(fn, res, out, opts)
+  if ok then out:flush() end
+  local closed, close_err = f:close()
+  if not ok then
+    os.remove(tmp)
+    error(failure, 0) -- the format's own error, as it raised it
+  end
+  err = out.err or (not closed and close_err) or nil
+  if err then
+    os.remove(tmp)
+    return nil, path_error(err, tmp, path)
+  end
+  local renamed, rename_err = os.rename(tmp, path)
+  if not renamed then
+    os.remove(tmp)
+    return nil, path_error(rename_err, tmp, path)
+  end
+  return true
+end
+
+--- Writes the result in a format to a path (a temporary file renamed over it, so readers never
+--- see half a file) or to a file handle (or any object with :write). true, or nil and a
+--- message ("out.csv: Permission denied") on an I/O failure; bad arguments raise.
+function format.write(res, target, name, opts, level)
+  level = (level or 1) + 1
+  local kind = io.type(target)
+  if kind == "closed file" then error("bad argument #1 to 'write' (file is closed)", level - 1) end
+  if type(target) ~= "string" and kind ~= "file"
+     and not (type(target) == "table" and type(target.write) == "function") then
+    error(("bad argument #1 to 'write' (path or file handle expected, got %s)"):format(type(target)), level - 1)
+  end
+  local fn, merged = resolve(res, name, opts, "write", 3, level - 1)
+  if type(target) == "string" then
+    local ok, err = write_path(res, target, fn, merged)
+    return ok, err
+  end
+  local out = new_out(target)
+  fn(res, out, merged)
+  out:flush()
+  if not out.err and kind == "file" then
+    local ok, err = target:flush()
+    if not ok then out.err = err end
+  end
+  if out.err then return nil, "cannot write: " .. tostring(out.err) end
+  return true
+end
+
+--- cpf.bar(value, max [, opts]): a bar of value/max × opts.width (20) terminal columns in
+--- Unicode blocks, or '#' when opts.ascii (default: NO_COLOR set or a locale that is not UTF-8).
+function format.bar(value, max, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #3 to 'bar' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  opts = opts or {}
+  local width = opts.width or 20
+  if type(width) ~= "number" or width < 1 or width ~= math.floor(width) then
+    error("bar: option 'width' must be a whole number >= 1", 2)
+  end
+  local ascii = opts.ascii
+  if ascii == nil then ascii = not common.unicode_terminal() end
+  return common.bar(value, max, width, ascii)
+end
+
+format.number_text = common.number_text
+format.display_width = common.display_width
+
+return format

@@ -1,0 +1,294 @@
+-- cpf.format.common — what every output format shares: numbers written the same under every C
+-- locale and Lua, valid UTF-8, display width for terminals, and per-column display rules.
+local common = {}
+
+local floor, huge = math.floor, math.huge
+local math_type = math.type
+local concat = table.concat
+
+local function is_finite(v)
+  return v == v and v ~= huge and v ~= -huge
+end
+common.is_finite = is_finite
+
+-- string.format writes the C locale's decimal point (a "," under fr_FR on PUC Lua): put "."
+-- back. Only the decimal point can be outside letters, digits and signs in a printf number.
+local function c_point(s)
+  if s:find("[^%w%-%+%.]") then s = s:gsub("[^%w%-%+]+", ".") end
+  return s
+end
+
+--- string.format of one number, with "." as the decimal point whatever the C locale.
+local function c_format(fmt, v)
+  return c_point(fmt:format(v))
+end
+common.c_format = c_format
+
+local G_FORMATS = {}
+for n = 1, 17 do G_FORMATS[n] = "%." .. n .. "g" end
+
+--- Text of a finite number that reads back as the same number, "." as the decimal point:
+--- integers (5.3/5.4) and whole floats up to 2^53 as integers, other floats with the fewest
+--- significant digits (1 to 17) that round-trip. nil for NaN and ±inf.
+function common.number_text(v)
+  if not is_finite(v) then return nil end
+  if v == 0 then return "0" end -- -0.0 too
+  if math_type and math_type(v) == "integer" then return ("%d"):format(v) end
+  if v == floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return ("%.0f"):format(v) end
+  for n = 1, 17 do
+    -- tonumber reads the locale's own mark, so the round trip is checked before the fix-up
+    local s = G_FORMATS[n]:format(v)
+    if tonumber(s) == v then return c_point(s) end
+  end
+  return c_format("%.17g", v)
+end
+
+-- ---- UTF-8 ----
+
+-- Code point and byte length of the UTF-8 sequence at i, or nil when it is not valid there
+-- (stray continuation byte, overlong form, surrogate, above U+10FFFF, cut sequence).
+local function decode(s, i)
+  local c = s:byte(i)
+  if c < 0x80 then return c, 1 end
+  local len, cp
+  if c >= 0xC2 and c <= 0xDF then len, cp = 2, c - 0xC0
+  elseif c >= 0xE0 and c <= 0xEF then len, cp = 3, c - 0xE0
+  elseif c >= 0xF0 and c <= 0xF4 then len, cp = 4, c - 0xF0
+  else return nil end
+  for k = 1, len - 1 do
+    local b = s:byte(i + k)
+    if not b or b < 0x80 or b > 0xBF then return nil end
+    cp = cp * 64 + (b - 0x80)
+  end
+  if (len == 3 and (cp < 0x800 or (cp >= 0xD800 and cp <= 0xDFFF)))
+     or (len == 4 and (cp < 0x10000 or cp > 0x10FFFF)) then
+    return nil
+  end
+  return cp, len
+end
+common.decode = decode
+
+local REPLACEMENT = "\239\191\189" -- U+FFFD
+
+--- s with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
+function common.valid_utf8(s)
+  if not s:find("[\128-\255]") then return s end
+  local out, i, n, start = {}, 1, #s, 1
+  while i <= n do
+    local _, len = decode(s, i)
+    if len then
+      i = i + len
+    else
+      out[#out + 1] = s:sub(start, i - 1)
+      out[#out + 1] = REPLACEMENT
+      i = i + 1
+      start = i
+    end
+  end
+  out[#out + 1] = s:sub(start)
+  return concat(out)
+end
+
+-- Columns a code point takes in a terminal: 0 for combining marks and zero-width characters,
+-- 2 for the East Asian wide and fullwidth blocks (CJK, Hangul, fullwidth forms, most emoji).
+local ZERO = { { 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05BD }, { 0x1AB0, 0x1AFF },
+               { 0x1DC0, 0x1DFF }, { 0x200B, 0x200F }, { 0x20D0, 0x20FF }, { 0xFE00, 0xFE0F },
+               { 0xFE20, 0xFE2F } }
+local WIDE = { { 0x1100, 0x115F }, { 0x2E80, 0x303E }, { 0x3041, 0x33FF }, { 0x3400, 0x4DBF },
+               { 0x4E00, 0x9FFF }, { 0xA000, 0xA4CF }, { 0xAC00, 0xD7A3 }, { 0xF900, 0xFAFF },
+               { 0xFE30, 0xFE4F }, { 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F },
+               { 0x1F900, 0x1F9FF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD } }
+
+local function in_ranges(cp, ranges)
+  for _, r in ipairs(ranges) do
+    if cp < r[1] then return false end
+    if cp <= r[2] then return true end
+  end
+  return false
+end
+
+local function codepoint_width(cp)
+  if cp < 0x300 then return 1 end
+  if in_ranges(cp, ZERO) then return 0 end
+  if in_ranges(cp, WIDE) then return 2 end
+  return 1
+end
+
+--- Terminal columns taken by UTF-8 text; an invalid byte counts as one column.
+function common.display_width(s)
+  if not s:find("[\128-\255]") then return #s end
+  local w, i, n = 0, 1, #s
+  while i <= n do
+    local cp, len = decode(s, i)
+    if cp then w, i = w + codepoint_width(cp), i + len else w, i = w + 1, i + 1 end
+  end
+  return w
+end
+
+--- s cut to at most max columns, ending with "…" when cut (never inside a character).
+function common.truncate(s, max)
+  if common.display_width(s) <= max then return s end
+  local w, i, n = 0, 1, #s
+  while i <= n do
+    local cp, len = decode(s, i)
+    local cw = cp and codepoint_width(cp) or 1
+    len = len or 1
+    if w + cw > max - 1 then break end
+    w, i = w + cw, i + len
+  end
+  return s:sub(1, i - 1) .. "…"
+end
+
+-- ---- columns and display numbers (table, markdown, html) ----
+
+--- Per column: numeric (at least one number and nothing but numbers besides nil), and the
+--- decimals its numbers are shown with: opts.decimals, or 0 when every number is whole, else
+--- 2 when the largest magnitude is at least 1, else 4 (shares and rates).
+function common.column_info(res, columns, opts)
+  local info = {}
+  for j, name in ipairs(columns) do
+    local numbers, others, whole, largest = 0, 0, true, 0
+    for _, row in ipairs(res) do
+      local v = row[name]
+      if type(v) == "number" then
+        numbers = numbers + 1
+        if is_finite(v) then
+          if v ~= floor(v) then whole = false end
+          if math.abs(v) > largest then largest = math.abs(v) end
+        end
+      elseif v ~= nil then
+        others = others + 1
+      end
+    end
+    local decimals = 0
+    if not whole then decimals = opts.decimals or (largest >= 1 and 2 or 4) end
+    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals }
+  end
+  return info
+end
+
+local function group_thousands(digits, sep)
+  local head = #digits % 3
+  local parts = {}
+  if head > 0 then parts[1] = digits:sub(1, head) end
+  for k = head + 1, #digits, 3 do parts[#parts + 1] = digits:sub(k, k + 2) end
+  return concat(parts, sep)
+end
+
+--- A number for reading: `decimals` fixed decimals (0: rounded to a whole number), integer
+--- digits grouped with opts.thousands, opts.decimal as the mark. nil for NaN and ±inf.
+function common.display_number(v, decimals, opts)
+  if not is_finite(v) then return nil end
+  local s
+  if math_type and math_type(v) == "integer" then
+    s = ("%d"):format(v)
+    if decimals > 0 then s = s .. "." .. ("0"):rep(decimals) end
+  elseif math.abs(v) >= 1e15 and v ~= floor(v) or math.abs(v) >= 1e21 then
+    s = common.number_text(v) -- fixed decimals would write digits the double does not hold
+  else
+    s = c_format("%." .. decimals .. "f", v)
+  end
+  if s:find("^%-[0.]+$") then s = s:sub(2) end -- no "-0.00"
+  local sign, int, frac = s:match("^(%-?)(%d+)(.*)$")
+  if opts.thousands and opts.thousands ~= "" then int = group_thousands(int, opts.thousands) end
+  if frac ~= "" and opts.decimal and opts.decimal ~= "." then frac = opts.decimal .. frac:sub(2) end
+  return sign .. int .. frac
+end
+
+--- Text of any value for the display formats: numbers by display_number, nil (and NaN, ±inf)
+--- as opts.nil_text or "".
+function common.display_text(v, decimals, opts)
+  if type(v) == "number" then v = common.display_number(v, decimals, opts) end
+  if v == nil then return opts.nil_text or "" end
+  return tostring(v)
+end
+
+--- HTML/XML text: escaped, valid UTF-8, no control characters XML forbids.
+function common.xml_escape(s)
+  s = common.valid_utf8(tostring(s))
+  s = s:gsub("[%z\1-\8\11\12\14-\31]", REPLACEMENT)
+  return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+                                 ["'"] = "&#39;" }))
+end
+
+-- ---- terminal bars ----
+
+local EIGHTHS = { "▏", "▎", "▍", "▌", "▋", "▊", "▉" }
+
+--- True when a terminal can be sent Unicode blocks: NO_COLOR unset or empty, and the locale
+--- (LC_ALL, else LC_CTYPE, else LANG) names UTF-8.
+function common.unicode_terminal()
+  local no_color = os.getenv("NO_COLOR")
+  if no_color and no_color ~= "" then return false end
+  local locale
+  for _, var in ipairs { "LC_ALL", "LC_CTYPE", "LANG" } do
+    locale = os.getenv(var)
+    if locale and locale ~= "" then break end
+  end
+  return locale ~= nil and locale:lower():gsub("[^%w]", ""):find("utf8") ~= nil
+end
+
+--- A bar of `value / max` × width columns: full blocks and an eighth-block tail, or '#' when
+--- ascii. Empty for nil, NaN, zero and negative values.
+function common.bar(value, max, width, ascii)
+  if type(value) ~= "number" or not is_finite(value) or value <= 0
+     or type(max) ~= "number" or not (max > 0) or max == huge then
+    return ""
+  end
+  local fraction = math.min(value / max, 1)
+  if ascii then return ("#"):rep(floor(fraction * width + 0.5)) end
+  local eighths = floor(fraction * width * 8 + 0.5)
+  local tail = eighths % 8
+  return ("█"):rep((eighths - tail) / 8) .. (EIGHTHS[tail] or "")
+end
+
+
+-- ---- option checks: nil when the value is right, else the end of a message ----
+
+local option = {}
+common.option = option
+
+function option.boolean(v)
+  if type(v) ~= "boolean" then return "must be true or false" end
+end
+
+function option.string(v)
+  if type(v) ~= "string" then return "must be a string" end
+end
+
+function option.decimal(v)
+  if v ~= "." and v ~= "," then return 'must be "." or ","' end
+end
+
+function option.eol(v)
+  if v ~= "\n" and v ~= "\r\n" then return 'must be "\\n" or "\\r\\n"' end
+end
+
+--- A whole number from min to max (default: no bound).
+function option.count(min, max)
+  return function(v)
+    if type(v) ~= "number" or v ~= floor(v) or v < min or v > (max or 2 ^ 31) then
+      return max and ("must be a whole number from %d to %d"):format(min, max)
+        or "must be a whole number >= " .. min
+    end
+  end
+end
+
+function option.column(v, res)
+  if type(v) ~= "string" then return "must be a column name" end
+  for _, c in ipairs(res:columns()) do
+    if c == v then return nil end
+  end
+  return ("names no column of the result ('%s')"):format(v)
+end
+
+--- The display options of table, markdown and html.
+function common.display_options(t)
+  t.decimals = option.count(0, 9)
+  t.thousands = option.string
+  t.decimal = option.decimal
+  t.nil_text = option.string
+  return t
+end
+
+return common

@@ -1,0 +1,74 @@
+-- cpf.format.delimited — csv (RFC 4180, quoted only when needed) and tsv (never quoted: tabs
+-- and line breaks inside values become spaces); numbers exact, optional BOM and decimal comma.
+local common = require "cpf.format.common"
+local option = common.option
+
+local delimited = {}
+
+local BOM = "\239\187\191"
+
+local function field_text(v, decimal)
+  if v == nil then return "" end
+  if type(v) == "number" then
+    local s = common.number_text(v)
+    if not s then return "" end -- NaN, ±inf: written as missing
+    if decimal == "," then s = s:gsub("%.", ",") end
+    return s
+  end
+  return tostring(v)
+end
+
+local function write_records(res, out, opts, field)
+  local columns = res:columns()
+  local eol = opts.eol or "\n"
+  if opts.bom then out:write(BOM) end
+  local cells = {}
+  for j, name in ipairs(columns) do cells[j] = field(name) end
+  out:write(table.concat(cells, opts.sep), eol)
+  for _, row in ipairs(res) do
+    for j, name in ipairs(columns) do cells[j] = field(row[name]) end
+    out:write(table.concat(cells, opts.sep), eol)
+  end
+end
+
+local function check_sep(v)
+  if type(v) ~= "string" or #v ~= 1 or v == '"' or v == "\r" or v == "\n" then
+    return "must be one character other than '\"', CR and LF"
+  end
+end
+
+delimited.csv = {
+  options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol },
+  check = function(opts)
+    if opts.decimal == "," and (opts.sep or ",") == "," then
+      return "decimal ',' needs another separator than ',' (sep = ';')"
+    end
+  end,
+  write = function(res, out, opts)
+    local sep, decimal = opts.sep or ",", opts.decimal
+    local special = "[%" .. sep .. '"\r\n]'
+    if sep:find("%w") then special = "[" .. sep .. '"\r\n]' end
+    local function field(v)
+      local s = field_text(v, decimal)
+      -- quoted when it holds the separator, a quote or a line break, or would lose a space
+      if s:find(special) or s:find("^%s") or s:find("%s$") then
+        s = '"' .. s:gsub('"', '""') .. '"'
+      end
+      return s
+    end
+    write_records(res, out, { sep = sep, bom = opts.bom, eol = opts.eol }, field)
+  end,
+}
+
+delimited.tsv = {
+  options = { bom = option.boolean, decimal = option.decimal, eol = option.eol },
+  write = function(res, out, opts)
+    local decimal = opts.decimal
+    local function field(v)
+      return (field_text(v, decimal):gsub("\r\n", " "):gsub("[\t\r\n]", " "))
+    end
+    write_records(res, out, { sep = "\t", bom = opts.bom, eol = opts.eol }, field)
+  end,
+}
+
+return delimited

@@ -1,0 +1,272 @@
+-- cpf.format.html — html (one self-contained page: the table and an inline SVG chart) and svg
+-- (the chart alone: horizontal bars, or a line for a month series). Same bytes on every run.
+local common = require "cpf.format.common"
+local option = common.option
+
+local html = {}
+
+local esc = common.xml_escape
+local floor, ceil, log = math.floor, math.ceil, math.log
+local COLOR = "#4e79a7"
+local WIDTH = 640
+
+local function px(v) return common.c_format("%.1f", v) end
+
+local function one_line(s)
+  return (s:gsub("\r\n", " "):gsub("[\t\r\n]", " "))
+end
+
+-- chart = {x = column, y = numeric column}; both optional
+local function check_chart(v, res)
+  if type(v) ~= "table" then return "must be a table {x = column, y = column}" end
+  for k, c in pairs(v) do
+    if k ~= "x" and k ~= "y" then return ("has an unknown field '%s' (x, y)"):format(tostring(k)) end
+    local err = option.column(c, res)
+    if err then return ("field '%s' %s"):format(k, err) end
+  end
+end
+
+-- The charted columns: chart.x or the first column, chart.y or the first numeric column
+-- other than x (nil when there is none).
+local function chart_columns(res, chart, info)
+  local x = chart and chart.x or res:columns()[1]
+  local y = chart and chart.y
+  local x_info, y_info
+  for _, c in ipairs(info) do
+    if c.name == x then x_info = c end
+    if y == nil and c.numeric and c.name ~= x then y = c.name end
+    if c.name == y then y_info = c end
+  end
+  return x_info, y_info
+end
+
+local function check_charted(opts, res, required)
+  if opts.chart == false then return nil end
+  local info = common.column_info(res, res:columns(), opts)
+  local x, y = chart_columns(res, opts.chart, info)
+  if opts.chart and opts.chart.y and not y.numeric then
+    return ("chart y '%s' is not a numeric column"):format(y.name)
+  end
+  if required and (not x or not y) then
+    return "the result has no numeric column to chart (chart = {x = column, y = column})"
+  end
+end
+
+-- Month series: every x a "YYYY-MM" string, each once.
+local function is_month_series(res, x)
+  local seen, any = {}, false
+  for _, row in ipairs(res) do
+    local v = row[x]
+    if v ~= nil then
+      if type(v) ~= "string" or not v:find("^%d%d%d%d%-%d%d$") or seen[v] then return false end
+      seen[v], any = true, true
+    end
+  end
+  return any
+end
+
+local function svg_open(parts, w, h, title)
+  parts[#parts + 1] = ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+    .. 'font-family="sans-serif" font-size="12" role="img">\n'):format(w, h, w, h)
+  if title then
+    parts[#parts + 1] = ("<title>%s</title>\n"):format(esc(title))
+    parts[#parts + 1] = ('<text x="%d" y="20" text-anchor="middle" font-size="15" font-weight="bold">%s</text>\n')
+      :format(floor(w / 2), esc(title))
+  end
+end
+
+local function value_range(values, n)
+  local lo, hi = 0, 0
+  for i = 1, n do
+    local v = values[i]
+    if v then
+      if v < lo then lo = v end
+      if v > hi then hi = v end
+    end
+  end
+  if hi == lo then hi = lo + 1 end
+  return lo, hi
+end
+
+local function bar_chart(res, x, y, opts, title)
+  local labels, values, texts, longest = {}, {}, {}, 0
+  local n = #res
+  for i, row in ipairs(res) do
+    labels[i] = common.truncate(one_line(common.display_text(row[x.name], x.decimals, opts)), 30)
+    if common.display_width(labels[i]) > longest then longest = common.display_width(labels[i]) end
+    local v = row[y.name]
+    values[i] = type(v) == "number" and common.is_finite(v) and v or nil
+    texts[i] = common.display_text(values[i], y.decimals, opts)
+  end
+  -- about 7 px per character at 12 px
+  local label_w = math.min(math.max(longest * 7 + 16, 60), 240)
+  local x0, x1 = label_w, WIDTH - 100
+  local top = title and 52 or 24
+  local row_h = 22
+  local height = top + n * row_h + 36
+  local lo, hi = value_range(values, n)
+  local function at(v) return x0 + (v - lo) / (hi - lo) * (x1 - x0) end
+  local parts = {}
+  svg_open(parts, WIDTH, height, title)
+  parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="end" font-weight="bold">%s</text>\n')
+    :format(label_w - 8, top - 8, esc(x.name))
+  parts[#parts + 1] = ('<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="#888"/>\n')
+    :format(px(at(0)), top - 2, px(at(0)), top + n * row_h)
+  for i = 1, n do
+    local y0 = top + (i - 1) * row_h
+    parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="end">%s</text>\n'):format(label_w - 8, y0 + 15, esc(labels[i]))
+    local v = values[i]
+    if v then
+      local left, right = at(math.min(v, 0)), at(math.max(v, 0))
+      parts[#parts + 1] = ('<rect x="%s" y="%d" width="%s" height="16" fill="%s"><title>%s: %s</title></rect>\n')
+        :format(px(left), y0 + 3, px(right - left), COLOR, esc(labels[i]), esc(texts[i]))
+      parts[#parts + 1] = ('<text x="%s" y="%d">%s</text>\n'):format(px(right + 4), y0 + 15, esc(texts[i]))
+    end
+  end
+  parts[#parts + 1] = ('<text x="%s" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
+    :format(px((x0 + x1) / 2), height - 10, esc(y.name))
+  parts[#parts + 1] = "</svg>\n"
+  return table.concat(parts)
+end
+
+-- About five round ticks (steps of 1, 2 or 5 × 10^k) covering lo..hi, and their decimals.
+local function nice_ticks(lo, hi)
+  local raw = (hi - lo) / 5
+  local magnitude = 10 ^ floor(log(raw) / log(10))
+  local f = raw / magnitude
+  local step = (f <= 1 and 1 or f <= 2 and 2 or f <= 5 and 5 or 10) * magnitude
+  local ticks = {}
+  for k = floor(lo / step), ceil(hi / step) do ticks[#ticks + 1] = k * step end
+  local decimals = step >= 1 and 0 or ceil(-log(step) / log(10) - 1e-9)
+  return ticks, decimals
+end
+
+local function line_chart(res, x, y, opts, title)
+  local points = {}
+  for _, row in ipairs(res) do
+    if row[x.name] ~= nil then points[#points + 1] = row end
+  end
+  table.sort(points, function(a, b) return a[x.name] < b[x.name] end)
+  local n = #points
+  local months, values = {}, {}
+  for i, row in ipairs(points) do
+    months[i] = row[x.name]
+    local v = row[y.name]
+    values[i] = type(v) == "number" and common.is_finite(v) and v or nil
+  end
+  local height = 320
+  local left, right, top, bottom = 80, WIDTH - 24, title and 44 or 16, height - 56
+  local ticks, tick_decimals = nice_ticks(value_range(values, n))
+  local lo, hi = ticks[1], ticks[#ticks]
+  local function at_y(v) return bottom - (v - lo) / (hi - lo) * (bottom - top) end
+  local function at_x(i) return n == 1 and (left + right) / 2 or left + (i - 1) / (n - 1) * (right - left) end
+  local parts = {}
+  svg_open(parts, WIDTH, height, title)
+  for _, t in ipairs(ticks) do
+    local ty = px(at_y(t))
+    parts[#parts + 1] = ('<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#ddd"/>\n'):format(left, ty, right, ty)
+    parts[#parts + 1] = ('<text x="%d" y="%s" text-anchor="end">%s</text>\n')
+      :format(left - 6, px(at_y(t) + 4), esc(common.display_number(t, tick_decimals, opts)))
+  end
+  parts[#parts + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888"/>\n'):format(left, bottom, right, bottom)
+  local every = ceil(n / 10)
+  for i = 1, n, every do
+    parts[#parts + 1] = ('<text x="%s" y="%d" text-anchor="middle">%s</text>\n')
+      :format(px(at_x(i)), bottom + 18, esc(months[i]))
+  end
+  local path, move = {}, true
+  for i = 1, n do
+    if values[i] then
+      path[#path + 1] = (move and "M" or "L") .. px(at_x(i)) .. " " .. px(at_y(values[i]))
+      move = false
+    else
+      move = true -- a missing month breaks the line
+    end
+  end
+  if #path > 0 then
+    parts[#parts + 1] = ('<path d="%s" fill="none" stroke="%s" stroke-width="2"/>\n'):format(table.concat(path, " "), COLOR)
+  end
+  for i = 1, n do
+    if values[i] then
+      parts[#parts + 1] = ('<circle cx="%s" cy="%s" r="3" fill="%s"><title>%s: %s</title></circle>\n')
+        :format(px(at_x(i)), px(at_y(values[i])), COLOR, esc(months[i]),
+                esc(common.display_text(values[i], y.decimals, opts)))
+    end
+  end
+  parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
+    :format(floor((left + right) / 2), height - 12, esc(x.name))
+  parts[#parts + 1] = ('<text transform="translate(16 %d) rotate(-90)" text-anchor="middle" font-weight="bold">%s</text>\n')
+    :format(floor((top + bottom) / 2), esc(y.name))
+  parts[#parts + 1] = "</svg>\n"
+  return table.concat(parts)
+end
+
+-- The chart's SVG, or nil when there is nothing to chart.
+local function chart(res, opts, title)
+  local info = common.column_info(res, res:columns(), opts)
+  local x, y = chart_columns(res, opts.chart, info)
+  if not x or not y then return nil end
+  if is_month_series(res, x.name) then return line_chart(res, x, y, opts, title) end
+  return bar_chart(res, x, y, opts, title)
+end
+
+local chart_options = { title = option.string, chart = check_chart }
+common.display_options(chart_options)
+
+html.svg = {
+  options = chart_options,
+  check = function(opts, res) return check_charted(opts, res, true) end,
+  write = function(res, out, opts)
+    out:write(chart(res, opts, opts.title))
+  end,
+}
+
+local CSS = [[
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#222;background:#fff}
+h1{font-size:1.4rem}
+figure{margin:1rem 0}
+svg{max-width:100%;height:auto}
+table{border-collapse:collapse;font-size:.9rem}
+th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+th{border-bottom:2px solid #999}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+]]
+
+local function html_cell(s)
+  return (esc(s):gsub("\r\n", "<br>"):gsub("[\r\n]", "<br>"))
+end
+
+local page_options = { chart = function(v, res) if v ~= false then return check_chart(v, res) end end }
+for k, v in pairs(chart_options) do page_options[k] = page_options[k] or v end
+
+html.html = {
+  options = page_options,
+  check = function(opts, res) return check_charted(opts, res, false) end,
+  write = function(res, out, opts)
+    local title = esc(opts.title or "cpf")
+    out:write('<!DOCTYPE html>\n<html lang="fr">\n<head>\n<meta charset="utf-8">\n',
+      '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+      "<title>", title, "</title>\n<style>\n", CSS, "</style>\n</head>\n<body>\n<h1>", title, "</h1>\n")
+    local svg = opts.chart ~= false and chart(res, opts, nil)
+    if svg then out:write("<figure>\n", svg, "</figure>\n") end
+    local columns = res:columns()
+    local info = common.column_info(res, columns, opts)
+    out:write("<table>\n<thead>\n<tr>")
+    for _, c in ipairs(info) do
+      out:write(c.numeric and '<th class="num">' or "<th>", html_cell(c.name), "</th>")
+    end
+    out:write("</tr>\n</thead>\n<tbody>\n")
+    for _, row in ipairs(res) do
+      out:write("<tr>")
+      for _, c in ipairs(info) do
+        local v = row[c.name]
+        local numeric = c.numeric or type(v) == "number"
+        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, opts)), "</td>")
+      end
+      out:write("</tr>\n")
+    end
+    out:write("</tbody>\n</table>\n</body>\n</html>\n")
+  end,
+}
+
+return html

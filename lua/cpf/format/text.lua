@@ -1,0 +1,140 @@
+-- cpf.format.text — the formats people read as text: table (aligned by display width for a
+-- terminal, with an optional bar column; what print(res) shows) and markdown (GitHub tables).
+local common = require "cpf.format.common"
+local option = common.option
+
+local text = {}
+
+local width = common.display_width
+
+local function one_line(s)
+  return (s:gsub("\r\n", " "):gsub("[\t\r\n]", " "))
+end
+
+-- Each row's cell texts, per column info (numeric, decimals) from common.column_info.
+local function cell_texts(res, info, opts, fix)
+  local rows = {}
+  for i, row in ipairs(res) do
+    local cells = {}
+    for j, c in ipairs(info) do
+      local v = row[c.name]
+      cells[j] = fix(common.display_text(v, c.decimals, opts), type(v) == "number")
+    end
+    rows[i] = cells
+  end
+  return rows
+end
+
+local check_max_width = option.count(2)
+
+text.table = {
+  options = common.display_options {
+    max_width = function(v) if v ~= false then return check_max_width(v) end end,
+    bar = option.column,
+    bar_width = option.count(1, 1000),
+    ascii = option.boolean,
+  },
+  check = function(opts, res)
+    if opts.bar == nil then return nil end
+    for _, row in ipairs(res) do
+      local v = row[opts.bar]
+      if v ~= nil and type(v) ~= "number" then
+        return ("option 'bar' needs a numeric column ('%s' holds %s values)"):format(opts.bar, type(v))
+      end
+    end
+  end,
+  write = function(res, out, opts)
+    local columns = res:columns()
+    local info = common.column_info(res, columns, opts)
+    local max_width = opts.max_width
+    if max_width == nil then max_width = 40 end
+    -- text is cut to max_width; a number never is
+    local function fix(s, is_number)
+      s = one_line(s)
+      if max_width and not is_number then s = common.truncate(s, max_width) end
+      return s
+    end
+    local header, widths = {}, {}
+    for j, name in ipairs(columns) do
+      header[j] = fix(name)
+      widths[j] = width(header[j])
+    end
+    local rows = cell_texts(res, info, opts, fix)
+    for _, cells in ipairs(rows) do
+      for j, s in ipairs(cells) do
+        local w = width(s)
+        if w > widths[j] then widths[j] = w end
+      end
+    end
+
+    local bars = {}
+    if opts.bar then
+      local max = 0
+      for _, row in ipairs(res) do
+        local v = row[opts.bar]
+        if type(v) == "number" and common.is_finite(v) and v > max then max = v end
+      end
+      local ascii = opts.ascii
+      if ascii == nil then ascii = not common.unicode_terminal() end
+      for i, row in ipairs(res) do bars[i] = common.bar(row[opts.bar], max, opts.bar_width or 20, ascii) end
+    end
+
+    -- numbers to the right; a numeric column's header and missing cells too
+    local function line(cells, values, bar)
+      local parts = {}
+      for j, s in ipairs(cells) do
+        local pad = (" "):rep(widths[j] - width(s))
+        local right = info[j].numeric or (values and type(values[info[j].name]) == "number")
+        parts[j] = right and pad .. s or s .. pad
+      end
+      parts[#parts + 1] = bar
+      out:write((table.concat(parts, "  "):gsub(" +$", "")), "\n")
+    end
+    line(header)
+    local rule = {}
+    for j, w in ipairs(widths) do rule[j] = ("-"):rep(w) end
+    line(rule)
+    for i, cells in ipairs(rows) do line(cells, res[i], bars[i]) end
+  end,
+}
+
+local function markdown_cell(s)
+  return (s:gsub("|", "\\|"):gsub("\r\n", "<br>"):gsub("[\r\n]", "<br>"))
+end
+
+text.markdown = {
+  options = common.display_options {},
+  write = function(res, out, opts)
+    local columns = res:columns()
+    local info = common.column_info(res, columns, opts)
+    local header, widths = {}, {}
+    for j, name in ipairs(columns) do
+      header[j] = markdown_cell(common.valid_utf8(name))
+      widths[j] = math.max(3, width(header[j]))
+    end
+    local rows = cell_texts(res, info, opts, function(s) return markdown_cell(common.valid_utf8(s)) end)
+    for _, cells in ipairs(rows) do
+      for j, s in ipairs(cells) do
+        local w = width(s)
+        if w > widths[j] then widths[j] = w end
+      end
+    end
+    local function line(cells)
+      local parts = {}
+      for j, s in ipairs(cells) do
+        local pad = (" "):rep(widths[j] - width(s))
+        parts[j] = info[j].numeric and pad .. s or s .. pad
+      end
+      out:write("| ", table.concat(parts, " | "), " |\n")
+    end
+    line(header)
+    local rule = {}
+    for j, w in ipairs(widths) do
+      rule[j] = info[j].numeric and ("-"):rep(w + 1) .. ":" or ("-"):rep(w + 2)
+    end
+    out:write("|", table.concat(rule, "|"), "|\n")
+    for _, cells in ipairs(rows) do line(cells) end
+  end,
+}
+
+return text
