@@ -51,6 +51,8 @@ local function stderr_progress(path)
   end
 end
 
+local load_cached -- defined with the snapshots below
+
 --- Load a delimited file into a dataset.
 --- opts: sep (one character; detected from the header by default), decimal ("." or ","),
 --- types ({column = type} overrides), progress (function(bytes_done, bytes_total, rows), or
@@ -89,7 +91,7 @@ function cpf.load(path, opts)
   if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
     error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
   end
-  if opts.cache then return cpf.load_cached(path, opts) end
+  if opts.cache then return load_cached(path, opts) end
   local source, err = core.open(path)
   if not source then return nil, err end
   local labels, sep = source:header(opts.sep)
@@ -189,7 +191,7 @@ end
 --- cpf.load(csv, {cache = true}): reuse the snapshot csv .. ".cpfsnap" while the CSV (size,
 --- modification time) and the load options are unchanged; otherwise load the CSV and write the
 --- snapshot for next time (a snapshot that cannot be written is skipped: the load still works).
-function cpf.load_cached(path, opts)
+function load_cached(path, opts)
   local tag, err = cache_tag(path, opts)
   if not tag then return nil, err end
   local snap = path .. ".cpfsnap"

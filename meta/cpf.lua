@@ -1,0 +1,214 @@
+---@meta cpf
+-- LuaCATS definitions of the cpf API, for editor completion (lua-language-server, Neovim):
+-- add this folder to `Lua.workspace.library`. Not loaded at run time.
+
+---@alias cpf.type "string"|"integer"|"number"|"decimal"|"month"|"date"|"auto"
+---@alias cpf.value string|number|nil
+
+---@class cpf.load_options
+---@field sep? string one character; detected from the header by default
+---@field decimal? "."|"," decimal mark of numbers
+---@field types? table<string, cpf.type> column types by canonical name
+---@field progress? true|fun(bytes_done: number, bytes_total: number, rows: number): boolean?
+---@field threads? integer 1 to 64; one per core by default
+---@field columns? string[] load only these columns
+---@field cache? boolean reuse csv .. ".cpfsnap" while the CSV is unchanged
+---@field parser? "auto"|"libcsv"
+
+---@class cpf.column_info
+---@field name string canonical name
+---@field label string header as written
+---@field type cpf.type
+---@field missing integer
+---@field bytes integer
+---@field scale? integer decimal columns: digits kept after the point
+
+---@class cpf.condition
+---@class cpf.key
+---@field as fun(self: cpf.key, name: string): cpf.key
+---@class cpf.aggregate
+
+---@class cpf.dataset
+---@operator len: integer
+local Dataset = {}
+---@return cpf.column_info[]
+function Dataset:columns() end
+---@param name string
+---@return cpf.column_info?
+function Dataset:column(name) end
+---@param i integer
+---@param column string|integer
+---@return cpf.value
+function Dataset:get(i, column) end
+---@param i integer
+---@return table<string, cpf.value>
+function Dataset:row(i) end
+---@return fun(): integer, table<string, cpf.value>
+function Dataset:rows() end
+---@param column string|integer
+---@return {value: cpf.value, count: integer}[]
+function Dataset:distinct(column) end
+---@param column string|integer
+---@return string[]
+function Dataset:dictionary(column) end
+---@return integer bytes
+function Dataset:memory() end
+function Dataset:close() end
+---@return boolean
+function Dataset:is_closed() end
+---@return boolean
+function Dataset:is_snapshot() end
+---@param path string
+---@return true|nil ok, string? err
+function Dataset:save(path) end
+---@return cpf.query
+function Dataset:query() end
+---@return cpf.query
+function Dataset:where(target, value) end
+---@return cpf.query
+function Dataset:group_by(...) end
+---@param spec table
+---@return cpf.query
+function Dataset:agg(spec) end
+---@param spec table
+---@return cpf.result
+function Dataset:run(spec) end
+---@param query? cpf.query
+---@return cpf.result
+function Dataset:funders(query) end
+
+---@class cpf.query
+local Query = {}
+---@return cpf.query
+function Query:where(target, value) end
+---@return cpf.query
+function Query:group_by(...) end
+---@param spec table
+---@return cpf.query
+function Query:agg(spec) end
+---@return cpf.query
+function Query:order_by(...) end
+---@param n integer
+---@return cpf.query
+function Query:limit(n) end
+---@param spec? table
+---@return cpf.result
+function Query:run(spec) end
+
+---@class cpf.result
+---@operator len: integer
+local Result = {}
+---@return string[]
+function Result:columns() end
+---@return cpf.value
+function Result:get(i, name) end
+---@return fun(): integer, table<string, cpf.value>
+function Result:rows() end
+---@return cpf.result
+function Result:sorted(...) end
+---@return cpf.result
+function Result:head(n) end
+---@return cpf.result
+function Result:pivot(row_key, column_key, measure) end
+---@param format string
+---@param opts? table
+---@return string
+function Result:format(format, opts) end
+---@param target string|file*
+---@param format string
+---@param opts? table
+---@return true|nil ok, string? err
+function Result:write(target, format, opts) end
+
+---@class cpf
+---@field _VERSION string
+---@field schema table
+---@field measures table<string, cpf.aggregate>
+---@field formats {register: fun(name: string, fn: fun(result: cpf.result, out: {write: function}, opts: table)), names: fun(): string[], number_text: fun(v: number): string}
+local cpf = {}
+---@param path string|string[]
+---@param opts? cpf.load_options
+---@return cpf.dataset|nil ds, string? err
+function cpf.load(path, opts) end
+---@param paths string[]
+---@param opts? cpf.load_options
+---@return cpf.dataset|nil ds, string? err
+function cpf.load_many(paths, opts) end
+---@param path string
+---@param opts? {verify?: boolean}
+---@return cpf.dataset|nil ds, string? err
+function cpf.open(path, opts) end
+---@return cpf.result
+function cpf.compare(old, new, keys, measures) end
+---@return cpf.result
+function cpf.result(columns, rows) end
+---@return string
+function cpf.human_bytes(n) end
+---@return string
+function cpf.bar(value, max, opts) end
+---@return cpf.condition
+function cpf.eq(v) end
+---@return cpf.condition
+function cpf.gt(v) end
+---@return cpf.condition
+function cpf.ge(v) end
+---@return cpf.condition
+function cpf.lt(v) end
+---@return cpf.condition
+function cpf.le(v) end
+---@return cpf.condition
+function cpf.between(lo, hi) end
+---@return cpf.condition
+function cpf.one_of(list) end
+---@return cpf.condition
+function cpf.prefix(p) end
+---@return cpf.condition
+function cpf.match(pattern) end
+---@return cpf.condition
+function cpf.is_null() end
+---@return cpf.condition
+function cpf.not_null() end
+---@return cpf.condition
+function cpf.not_(c) end
+---@return cpf.condition
+function cpf.any(list) end
+---@return cpf.key|cpf.condition
+function cpf.family(column_or_family) end
+---@return cpf.key
+function cpf.year(column) end
+---@return cpf.key
+function cpf.month(column) end
+---@return cpf.key
+function cpf.bucket(column, bounds) end
+---@return cpf.key
+function cpf.key(column, fn, name) end
+---@return cpf.aggregate
+function cpf.count(column) end
+---@return cpf.aggregate
+function cpf.sum(column) end
+---@return cpf.aggregate
+function cpf.mean(column) end
+---@return cpf.aggregate
+function cpf.min(column) end
+---@return cpf.aggregate
+function cpf.max(column) end
+---@return cpf.aggregate
+function cpf.distinct(column) end
+---@return cpf.aggregate
+function cpf.median(column) end
+---@return cpf.aggregate
+function cpf.quantile(column, q) end
+---@return cpf.aggregate
+function cpf.ratio(a, b) end
+---@return cpf.aggregate
+function cpf.wmean(x, w) end
+---@return cpf.aggregate
+function cpf.share(inner) end
+---@return cpf.aggregate
+function cpf.filtered(inner, where) end
+---@return cpf.aggregate
+function cpf.combine(parts, fn) end
+---@return cpf.aggregate
+function cpf.reduce(spec) end
+
+return cpf
