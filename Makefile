@@ -21,7 +21,7 @@ SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numpars
 HEADERS = csrc/cpf.h csrc/compat.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test bench demo clean check-asan check-all
+.PHONY: all test bench demo clean check-asan check-all screenshot
 
 all: $(MODULE)
 
@@ -52,6 +52,10 @@ check-asan:
 	$(MAKE) LUA=lua5.4 BUILD_DIR=build/asan CFLAGS="$(SANITIZE)" LIBFLAG="-shared -fsanitize=address,undefined"
 	ASAN_OPTIONS=detect_leaks=1 CPF_BUILD_DIR=build/asan LD_PRELOAD="$(SANITIZER_LIBS)" \
 	  lua5.4 /usr/bin/busted --exclude-tags=no_asan
+
+# The HTML report rendered by a real headless Chromium: build/report.png.
+screenshot: all
+	bash scripts/screenshot.sh
 
 # Everything slow: the suite, the sanitizer run and a quick benchmark.
 check-all: test check-asan
