@@ -150,6 +150,39 @@ describe("snapshots", function()
     os.remove(path .. ".cpfsnap")
   end)
 
+  it("share their pages between two processes that open the same file", function()
+    local big = h.tmpname(".csv")
+    assert(gen.write(big, 60000, { seed = 22 }))
+    local file = h.tmpname(".cpfsnap")
+    assert.is_true(assert(cpf.load(big)):save(file))
+    local size = #h.read_file(file)
+    -- a second process maps the file (verify reads every page) and waits on its stdin
+    local child = assert(io.popen(h.interpreter .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path "
+      .. "package.cpath=\"" .. (os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name)) .. "/?.so;\"..package.cpath "
+      .. "local d = assert(require(\"cpf\").open(\"" .. file .. "\")) io.stderr:write(\"ready\\n\") io.read()' 2>"
+      .. file .. ".ready", "w"))
+    for _ = 1, 200 do -- until the child has mapped it
+      local f = io.open(file .. ".ready")
+      local ready = f and f:read("a") == "ready\n"
+      if f then f:close() end
+      if ready then break end
+      os.execute("sleep 0.05")
+    end
+    local d = assert(cpf.open(file))
+    -- pages of this file's mapping that another process maps too (dirty when just written)
+    local shared, in_file = 0, false
+    for line in io.lines("/proc/self/smaps") do
+      if line:match("^%x+%-%x+ ") then in_file = line:sub(-#file) == file end
+      local kb = line:match("^Shared_%a+:%s*(%d+) kB")
+      if in_file and kb then shared = shared + tonumber(kb) end
+    end
+    child:write("\n")
+    child:close()
+    os.remove(file .. ".ready")
+    d:close()
+    assert.is_true(shared * 1024 >= size * 0.9, ("%d kB shared for a %d-byte snapshot"):format(shared, size))
+  end)
+
   it("refuse bad arguments", function()
     assert.has_error(function() cpf.open() end, "bad argument #1 to 'open' (string expected, got nil)")
     assert.has_error(function() cpf.open("x", { check = true }) end, "open: unknown option 'check'")
