@@ -138,6 +138,11 @@ function cpf.load_many(paths, opts) end
 ---@param opts? {verify?: boolean}
 ---@return cpf.dataset|nil ds, string? err
 function cpf.open(path, opts) end
+---@param csv string
+---@param out? string default csv .. ".cpfsnap"
+---@param opts? cpf.load_options
+---@return cpf.dataset|nil ds, string? err
+function cpf.convert(csv, out, opts) end
 ---@return cpf.result
 function cpf.compare(old, new, keys, measures) end
 ---@return cpf.result

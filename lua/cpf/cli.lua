@@ -2,15 +2,40 @@
 -- Data goes to stdout, messages to stderr; exit 1 on errors, 2 on usage errors.
 local cli = {}
 
+local unpack = table.unpack or unpack
+
 local USAGE = [[
 usage: cpf COMMAND [ARGS]
 
 commands:
+  query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
+        [--limit N] [--format FORMAT] [-o OUT]
+                      files, amounts, prices... by any keys, without writing Lua
+  describe DATA...    columns: label, type, missing and distinct counts, min/max, top values
+  run SCRIPT.lua [DATA...] [-- ARGS...]
+                      run a report script with cpf, the loaded data and the arguments
+  convert DATA.csv [OUT.cpfsnap]
+                      save a CSV file as a snapshot, which opens in milliseconds
   gen ROWS OUT.csv [--seed N] [--fields] [--no-bom] [--crlf]
                       write a realistic generated CPF file
-  demo [DIR]          generate a file and print a short report on it
+  demo [DIR] [--rows N]
+                      generate a file and print a short report on it
   --version           print the version
-  --help, COMMAND --help
+  --help, COMMAND --help, help COMMAND
+
+DATA is a CSV file (the CPF export or any delimited file), '-' for standard input, or a
+snapshot written by 'cpf convert' (a .cpfsnap file, or any file starting with CPFSNAP).
+Data goes to stdout, messages to stderr. Exit status: 0 ok, 1 error, 2 usage error.
+]]
+
+local DATA_HELP = [[
+data options:
+  --sep C          field separator (default: detected from the header line)
+  --decimal C      decimal mark, '.' or ',' (default: either, '.' when the separator is ',')
+  --threads N      load on N threads, 1 to 64 (default: one per core)
+  --cache          reuse DATA.cpfsnap while the CSV is unchanged, else write it (loads every
+                   column)
+  -q, --quiet      no progress line (shown on a terminal when a load takes over a second)
 ]]
 
 local HELP = {
@@ -29,6 +54,98 @@ usage: cpf demo [DIR] [--rows N]
 Generates a CPF file (200000 rows by default) in DIR (default: a temporary directory),
 loads it and prints a short report.
 ]],
+  query = [[
+usage: cpf query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
+                 [--limit N] [--format FORMAT] [-o OUT] [data options]
+
+Groups the rows kept by the conditions by the keys and prints the measures of each group.
+Only the columns the query names are loaded. Several DATA files are loaded as one dataset
+with a 'source' column (cpf.load{...}).
+
+  --where COND     keep the rows where COND holds; several --where must all hold.
+                   COND is COLUMN OP VALUE, OP one of:
+                     =   equal: col=v; one of: col=a|b|c; missing: col=
+                     !=  not equal / none of: col!=a|b; not missing: col!=
+                         (keeps the rows where col is missing; col!=a| drops them)
+                     >  >=  <  <=   compare: nb_dossiers>=10, date_validation>=2023-06
+                     ^=  starts with: statut_dossier^=Clos (a|b: any of the prefixes)
+                     ~   matches a Lua pattern: code_rncp~^3
+                   COLUMN is a column name or header, or annee, mois (of date validation)
+                   or famille (status family: validated, in_training, left_training,
+                   completed, cancelled). VALUE is a number for numeric columns and annee;
+                   a month column takes 2023, 2023-06 or 2023-06-01. '\|' is a literal '|';
+                   spaces around COLUMN and VALUE are ignored.
+  --by KEYS        grouping keys, comma-separated: columns, annee, mois, famille
+                   (none: one row for the whole selection)
+  --measure LIST   comma-separated, in this order (default: dossiers,montant):
+                     dossiers montant prix_moyen duree_moyenne taux_annulation lignes
+                     part_F share_F dossiers_F  (F: france_competences titulaires etat
+                     pole_emploi regions opco entreprises cec)   — the CPF measures
+                     count                      rows
+                     count:COL                  rows where COL has a value
+                     sum:COL mean:COL min:COL max:COL median:COL distinct:COL
+                     quantile:COL:P             P from 0 to 1
+                     ratio:A:B                  sum of A / sum of B
+                     wmean:X:W                  sum of X*W / sum of W
+                     share:M                    M (a measure or sum:COL) as a share of its total
+                   NAME=SPEC names the result column (default: the measure name, or
+                   FN_COL such as sum_montant_engage, ratio_A_B, quantile_COL_P)
+  --sort COLS      result columns, comma-separated, '-' before a name for descending
+                   (default: by the keys)
+  --limit N        keep the first N rows (after --sort)
+  --format FORMAT  csv, csv-fr, tsv, json, jsonl, markdown, table (the default, also when
+                   piped), html, svg, or one registered by a --plugin
+  --bar COL        table format: a bar column scaled on COL
+  --title TEXT     html and svg formats: the title
+  --opt KEY=VALUE  any option of the format (repeatable): --opt thousands=' ', --opt
+                   chart.y=montant; true/false and numbers are converted
+  -o, --output OUT write to the file OUT (atomically) instead of stdout
+  --plugin FILE    run a Lua file first, with cpf as its argument (local cpf = ...), for
+                   example to register a format (repeatable)
+
+example:
+  cpf query data.csv --where 'statut_dossier=Validé' --where annee=2023 \
+      --by region_lieu_formation --measure dossiers,montant,prix_moyen --sort -montant --limit 10
+]] .. "\n" .. DATA_HELP,
+  describe = [[
+usage: cpf describe DATA... [--top N] [--format FORMAT] [-o OUT] [data options]
+
+One row per column: its name, its header as written (label), its storage type, the number of
+missing values, the number of distinct values (missing not counted), the smallest and
+largest value (numbers, months, dates) and, for text columns, the most frequent values with
+their row counts (--top N, default 3; values cut to 32 characters). With the table format
+(the default) a first line gives the path, the number of rows and of columns.
+
+  --top N          how many frequent values to show (0: none)
+  --format FORMAT  any output format (see cpf query --help), -o OUT, --opt, --plugin as there
+]] .. "\n" .. DATA_HELP,
+  run = [[
+usage: cpf run SCRIPT.lua [DATA...] [-- ARGS...] [data options]
+
+Loads each DATA (CSV, or snapshot) as its own dataset and runs SCRIPT.lua as a chunk called
+with three arguments:
+
+  local cpf, datasets, args = ...
+    cpf        the module (require "cpf" works too)
+    datasets   the list of loaded datasets, in the order of DATA (datasets.paths[i]: the
+               path of datasets[i]); empty when no DATA is given
+    args       the list of the arguments after '--'
+
+The global 'arg' is set as for a Lua script: arg[0] = SCRIPT.lua, arg[1..n] = ARGS.
+Formats the script registers exist while it runs. An error in the script prints
+'cpf: SCRIPT.lua:LINE: message' on stderr and exits with status 1 (the line is the script's
+own when the error comes from inside cpf); os.exit(n) exits with n.
+
+example:
+  cpf run examples/top10_certifications.lua data.csv -- 2024
+]] .. "\n" .. DATA_HELP,
+  convert = [[
+usage: cpf convert DATA.csv [OUT.cpfsnap] [--sep C] [--decimal C] [--threads N] [-q]
+
+Loads DATA.csv and saves it as a snapshot (ds:save), by default DATA.csv.cpfsnap. 'cpf
+query', 'cpf describe' and 'cpf run' take the snapshot in place of the CSV and open it in
+milliseconds (cpf.open). Prints the rows, the two sizes and the time on stderr (not with -q).
+]] .. "\n" .. DATA_HELP,
 }
 
 local function usage_error(msg, command)
@@ -42,38 +159,363 @@ local function fail(msg)
   return 1
 end
 
--- Splits args into positionals and --options; `known` maps each option to "flag" (no value)
--- or "value".
-local function parse(args, first, known, command)
-  local pos, opts = {}, {}
+-- A usage error raised from deep inside a command: caught by main.
+local USAGE_ERROR = {}
+local function usage(msg) error(setmetatable({ msg = msg }, USAGE_ERROR), 0) end
+
+-- Splits args into positionals and options. `known` maps each long option name to "flag",
+-- "value" (the last one wins) or "list" (every value, in order); `short` maps one-letter
+-- options to long names. "--name=value" works for values; after "--" everything goes to rest.
+local function parse(args, first, known, short)
+  local pos, opts, rest = {}, {}, nil
+  short = short or {}
   local i = first
   while i <= #args do
     local a = args[i]
-    if a == "--help" or a == "-h" then
+    local name, inline
+    if a == "--" then
+      rest = {}
+      for j = i + 1, #args do rest[#rest + 1] = args[j] end
+      break
+    elseif a == "--help" or a == "-h" then
       opts.help = true
     elseif a:sub(1, 2) == "--" then
-      local name = a:sub(3)
-      local kind = known[name]
-      if not kind then return nil, ("unknown option '%s'"):format(a) end
-      if kind == "flag" then
-        opts[name] = true
-      else
-        i = i + 1
-        if args[i] == nil then return nil, ("option '%s' needs a value"):format(a) end
-        opts[name] = args[i]
-      end
+      name, inline = a:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = a:sub(3) end
+    elseif a:match("^%-%a$") then
+      name = short[a:sub(2)]
+      if not name then return nil, ("unknown option '%s'"):format(a) end
     else
       pos[#pos + 1] = a
     end
+    if name then
+      local kind = known[name]
+      local shown = inline and a:match("^[^=]*") or a
+      if not kind then return nil, ("unknown option '%s'"):format(shown) end
+      if kind == "flag" then
+        if inline then return nil, ("option '%s' takes no value"):format(shown) end
+        opts[name] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = args[i]
+          if v == nil then return nil, ("option '%s' needs a value"):format(shown) end
+        end
+        if kind == "list" then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = v
+        else
+          opts[name] = v
+        end
+      end
+    end
     i = i + 1
   end
-  return pos, opts
+  return pos, opts, rest or {}
 end
 
 local function whole_number(s)
   local n = tonumber(s)
   if n and n >= 0 and n == math.floor(n) then return n end
 end
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- "a,b, c" -> {"a", "b", "c"} (empty items dropped)
+local function split_list(values, sep)
+  local out = {}
+  for _, v in ipairs(values or {}) do
+    for item in (v .. sep):gmatch("(.-)" .. sep) do
+      item = trim(item)
+      if item ~= "" then out[#out + 1] = item end
+    end
+  end
+  return out
+end
+
+-- ---------------------------------------------------------------- loading data
+
+local DATA_OPTIONS = { sep = "value", decimal = "value", threads = "value", cache = "flag", quiet = "flag" }
+local SHORT = { q = "quiet", o = "output" }
+
+local function with_options(extra)
+  local t = {}
+  for k, v in pairs(DATA_OPTIONS) do t[k] = v end
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+-- Load options from the command line options (usage errors raise).
+local function load_options(opts)
+  local lo = {}
+  for _, key in ipairs { "sep", "decimal" } do
+    local v = opts[key]
+    if v ~= nil then
+      if v == "\\t" or v == "tab" then v = "\t" end
+      if #v ~= 1 then usage(("--%s must be one character, got '%s'"):format(key, v)) end
+      lo[key] = v
+    end
+  end
+  if lo.decimal and lo.decimal ~= "." and lo.decimal ~= "," then usage("--decimal must be '.' or ','") end
+  if opts.threads then
+    local n = whole_number(opts.threads)
+    if not n or n < 1 or n > 64 then usage("--threads must be a whole number from 1 to 64") end
+    lo.threads = n
+  end
+  if opts.cache then lo.cache = true end
+  if not opts.quiet and require("cpf.core").stderr_is_tty() then lo.progress = true end
+  return lo
+end
+
+local SNAP_MAGIC = "CPFSNAP\0"
+
+-- A snapshot by its extension, or by its first bytes (never read from a pipe or a device).
+local function is_snapshot(path)
+  if path:match("%.cpfsnap$") then return true end
+  if path == "-" or path:match("^/dev/") or path:match("^/proc/") then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local ok, head = pcall(f.read, f, #SNAP_MAGIC)
+  f:close()
+  return ok and head == SNAP_MAGIC
+end
+
+-- One dataset from one path or several CSV paths; nil, message on failure.
+local function load_dataset(paths, lo)
+  local cpf = require "cpf"
+  local files = {}
+  for i, p in ipairs(paths) do files[i] = p == "-" and "/dev/stdin" or p end
+  if #files == 1 and is_snapshot(files[1]) then return cpf.open(files[1]) end
+  if #files > 1 then
+    for _, p in ipairs(files) do
+      if is_snapshot(p) then
+        return nil, p .. ": a snapshot cannot be loaded together with other files (give the CSV files)"
+      end
+    end
+    return cpf.load(files, lo)
+  end
+  return cpf.load(files[1], lo)
+end
+
+-- ---------------------------------------------------------------- columns and names
+
+local VIRTUAL = { annee = "date_validation", mois = "date_validation", famille = "statut_dossier" }
+
+-- The column description a name (canonical name, header, alias) designates, or nil.
+local function find_column(ds, name)
+  local schema = require "cpf.schema"
+  local n = schema.normalize(name)
+  local alias = schema.aliases[n]
+  for _, c in ipairs(ds:columns()) do
+    if c.name == name or c.name == n or c.name == alias or c.label == name then return c end
+  end
+  for _, c in ipairs(ds:columns()) do
+    if schema.normalize(c.label) == n then return c end
+  end
+end
+
+-- The columns an aggregate reads.
+local function agg_columns(a, out)
+  if type(a) ~= "table" then return out end
+  if a.column then out[#out + 1] = a.column end
+  if a.column2 then out[#out + 1] = a.column2 end
+  if a.spec and a.spec.column then out[#out + 1] = a.spec.column end
+  if a.inner then agg_columns(a.inner, out) end
+  for _, p in ipairs(a.parts or {}) do agg_columns(p, out) end
+  if type(a.where) == "table" then
+    local names = {}
+    for k in pairs(a.where) do if type(k) == "string" then names[#names + 1] = k end end
+    table.sort(names)
+    for _, k in ipairs(names) do out[#out + 1] = k end
+  end
+  return out
+end
+
+-- ---------------------------------------------------------------- --where
+
+local OPS = { ">=", "<=", "!=", "^=", "=", ">", "<", "~" }
+
+-- Splits on '|' (not on '\|').
+local function split_values(s)
+  local out = {}
+  s = s:gsub("\\|", "\0")
+  for item in (s .. "|"):gmatch("(.-)|") do out[#out + 1] = trim(item:gsub("%z", "|")) end
+  return out
+end
+
+local function parse_where(text)
+  local at = text:find("[=!<>%^~]")
+  local column = at and trim(text:sub(1, at - 1))
+  local op
+  if at then
+    for _, o in ipairs(OPS) do
+      if text:sub(at, at + #o - 1) == o then op = o break end
+    end
+  end
+  if not column or column == "" or not op then
+    usage(("--where '%s': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~"):format(text))
+  end
+  local value = trim(text:sub(at + #op))
+  if (op == ">" or op == ">=" or op == "<" or op == "<=" or op == "~" or op == "^=") and value == "" then
+    usage(("--where '%s': '%s' needs a value"):format(text, op))
+  end
+  return { text = text, column = column, op = op, value = value }
+end
+
+local NUMERIC = { integer = true, number = true, decimal = true }
+
+-- The condition of a parsed --where, values converted for the column's type.
+local function where_condition(w, ctype)
+  local cpf = require "cpf"
+  local function convert(v)
+    if NUMERIC[ctype] or ctype == "annee" then return tonumber(v) or v end
+    return v
+  end
+  local function one_of(raw)
+    if raw == "" then return cpf.is_null() end
+    local values, null = {}, false
+    for _, v in ipairs(split_values(raw)) do
+      if v == "" then null = true else values[#values + 1] = convert(v) end
+    end
+    local c = #values == 1 and cpf.eq(values[1]) or cpf.one_of(values)
+    if null then c = cpf.any { c, cpf.is_null() } end
+    return c
+  end
+  local op, v = w.op, w.value
+  if op == "=" then return one_of(v) end
+  if op == "!=" then return cpf.not_(one_of(v)) end
+  if op == ">" then return cpf.gt(convert(v)) end
+  if op == ">=" then return cpf.ge(convert(v)) end
+  if op == "<" then return cpf.lt(convert(v)) end
+  if op == "<=" then return cpf.le(convert(v)) end
+  if op == "~" then return cpf.match(v) end
+  local prefixes = {}
+  for i, p in ipairs(split_values(v)) do prefixes[i] = cpf.prefix(p) end
+  return #prefixes == 1 and prefixes[1] or cpf.any(prefixes)
+end
+
+-- ---------------------------------------------------------------- --measure
+
+local ONE_COLUMN = { sum = "sum", mean = "mean", min = "min", max = "max", median = "median",
+                     distinct = "distinct", count = "count" }
+local TWO_COLUMNS = { ratio = "ratio", wmean = "wmean" }
+
+local MEASURE_GRAMMAR = "a CPF measure, count, FN:COL (sum mean min max median distinct count), "
+  .. "quantile:COL:P, ratio:A:B, wmean:X:W or share:M"
+
+-- A measure spec -> aggregate and default name; usage errors raise.
+local function measure_agg(spec, text)
+  local cpf = require "cpf"
+  local schema = require "cpf.schema"
+  local parts = {}
+  for p in (spec .. ":"):gmatch("(.-):") do parts[#parts + 1] = trim(p) end
+  local fn = parts[1]
+  local function bad(why) usage(("--measure '%s': %s"):format(text, why or ("expected " .. MEASURE_GRAMMAR))) end
+  for i = 2, #parts do if parts[i] == "" then bad() end end
+  if #parts == 1 then
+    if fn == "count" then return cpf.count(), "count" end
+    local query = require "cpf.query"
+    local ok, err = pcall(query.Query.agg, query.new(nil), { fn })
+    if not ok then
+      if tostring(err):find("^unknown measure") then bad() end
+      usage(("--measure '%s': %s"):format(text, tostring(err)))
+    end
+    return cpf.measures[fn], fn
+  end
+  if fn == "share" then
+    local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
+    return cpf.share(inner), "share_" .. inner_name
+  end
+  if ONE_COLUMN[fn] and #parts == 2 then
+    return cpf[ONE_COLUMN[fn]](parts[2]), fn .. "_" .. schema.normalize(parts[2])
+  end
+  if fn == "quantile" and #parts == 3 then
+    local p = tonumber(parts[3])
+    if not p or p < 0 or p > 1 then bad("P must be a number from 0 to 1") end
+    return cpf.quantile(parts[2], p), ("quantile_%s_%s"):format(schema.normalize(parts[2]), parts[3])
+  end
+  if TWO_COLUMNS[fn] and #parts == 3 then
+    return cpf[TWO_COLUMNS[fn]](parts[2], parts[3]),
+      ("%s_%s_%s"):format(fn, schema.normalize(parts[2]), schema.normalize(parts[3]))
+  end
+  bad()
+end
+
+local function parse_measures(list)
+  local out = {}
+  for _, text in ipairs(split_list(list, ",")) do
+    local name, spec = text:match("^([%w_]+)%s*=%s*(.+)$")
+    local agg, default = measure_agg(spec or text, text)
+    out[#out + 1] = { name = name or default, agg = agg, text = text }
+  end
+  return out
+end
+
+-- ---------------------------------------------------------------- formats
+
+-- --opt KEY=VALUE -> nested option table; true/false and numbers converted.
+local function format_options(opts, command)
+  local fo = {}
+  for _, kv in ipairs(opts.opt or {}) do
+    local key, value = kv:match("^([%w_%.]+)=(.*)$")
+    if not key then usage(("--opt '%s': expected KEY=VALUE"):format(kv)) end
+    if value == "true" then value = true
+    elseif value == "false" then value = false
+    else value = tonumber(value) or value end
+    local t = fo
+    local path = {}
+    for k in key:gmatch("[^%.]+") do path[#path + 1] = k end
+    for i = 1, #path - 1 do
+      t[path[i]] = type(t[path[i]]) == "table" and t[path[i]] or {}
+      t = t[path[i]]
+    end
+    t[path[#path]] = value
+  end
+  local fmt = opts.format or "table"
+  if opts.bar then
+    if fmt ~= "table" then usage("--bar applies to the table format") end
+    fo.bar = opts.bar
+  end
+  if opts.title then
+    if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
+    fo.title = opts.title
+  end
+  return fmt, fo
+end
+
+local function run_plugins(opts)
+  local cpf = require "cpf"
+  for _, file in ipairs(opts.plugin or {}) do
+    local chunk, err = loadfile(file)
+    if not chunk then error(err, 0) end
+    local ok, perr = pcall(chunk, cpf)
+    if not ok then error(tostring(perr), 0) end
+  end
+end
+
+local BUILTIN_FORMATS = { csv = true, ["csv-fr"] = true, tsv = true, json = true, jsonl = true,
+                          markdown = true, table = true, html = true, svg = true }
+
+local function check_format(fmt)
+  local names = require("cpf").formats.names()
+  for _, n in ipairs(names) do if n == fmt then return end end
+  usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", ")))
+end
+
+-- Writes the result to stdout or to a path (atomically). A built-in format raises only on
+-- its options, checked before anything is written: a usage error.
+local function write_result(res, fmt, fo, output)
+  local ok, done, err = pcall(res.write, res, output or io.stdout, fmt, fo)
+  if not ok then
+    local msg = tostring(done)
+    if BUILTIN_FORMATS[fmt] then usage((msg:gsub("^[^:\n]*%.lua:%d+: ", ""))) end
+    error(msg, 0)
+  end
+  if not done then error(err, 0) end
+end
+
+-- ---------------------------------------------------------------- commands
 
 function cli.gen(args)
   local pos, opts = parse(args, 2, { seed = "value", fields = "flag", ["no-bom"] = "flag", crlf = "flag" })
@@ -129,22 +571,314 @@ function cli.demo(args)
   return 0
 end
 
+local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar = "value", title = "value",
+                         plugin = "list" }
+
+function cli.query(args)
+  local known = with_options(FORMAT_OPTIONS)
+  for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do known[k] = v end
+  local pos, opts, rest = parse(args, 2, known, SHORT)
+  if not pos then usage(opts) end
+  if opts.help then io.stdout:write(HELP.query) return 0 end
+  for _, a in ipairs(rest) do pos[#pos + 1] = a end
+  if #pos == 0 then usage("query needs a DATA file") end
+  local lo = load_options(opts)
+  local wheres = {}
+  for i, text in ipairs(opts.where or {}) do wheres[i] = parse_where(text) end
+  local keys = split_list(opts.by, ",")
+  local measures = parse_measures(opts.measure or { "dossiers,montant" })
+  if #measures == 0 then usage("--measure: no measure given") end
+  local sorts = split_list(opts.sort, ",")
+  local limit
+  if opts.limit then
+    limit = whole_number(opts.limit)
+    if not limit then usage("--limit must be a whole number, got '" .. opts.limit .. "'") end
+  end
+  local fmt, fo = format_options(opts)
+  run_plugins(opts)
+  check_format(fmt)
+
+  -- the columns the query reads, and where each one comes from (for messages)
+  local columns, origin, seen = {}, {}, {}
+  local function need(name, from)
+    if VIRTUAL[name] then name = VIRTUAL[name] end
+    if name == "source" and #pos > 1 then return end
+    if not seen[name] then
+      seen[name] = true
+      columns[#columns + 1] = name
+      origin[name] = from
+    end
+  end
+  for _, w in ipairs(wheres) do need(w.column, ("--where '%s'"):format(w.text)) end
+  for _, k in ipairs(keys) do need(k, "--by " .. k) end
+  for _, m in ipairs(measures) do
+    for _, c in ipairs(agg_columns(m.agg, {})) do need(c, "--measure " .. m.text) end
+  end
+  local function unknown(where, name)
+    return ("%s: unknown column '%s' (%s)"):format(where, name, origin[name] or "")
+  end
+  if not lo.cache and #columns > 0 then lo.columns = columns end
+  local ds, err = load_dataset(pos, lo)
+  if not ds then
+    local path, name = tostring(err):match("^(.-:1): opts%.columns: no column named '(.*)'$")
+    if path then return fail(unknown(path, name)) end
+    return fail(err)
+  end
+  local snapshot = #pos == 1 and is_snapshot(pos[1])
+  for _, name in ipairs(columns) do
+    if not find_column(ds, name) then
+      return fail(unknown(snapshot and pos[1] or (pos[1] .. ":1"), name))
+    end
+  end
+
+  local q = ds:query()
+  for _, w in ipairs(wheres) do
+    local c = find_column(ds, w.column)
+    local ctype = c and c.type or w.column -- a virtual key: annee, mois, famille
+    q = q:where(c and c.name or w.column, where_condition(w, ctype))
+  end
+  if #keys > 0 then q = q:group_by(unpack(keys)) end
+  local spec = {}
+  for i, m in ipairs(measures) do spec[i] = { m.name, m.agg } end
+  q = q:agg(spec)
+  local res = q:run()
+  local result_columns = res:columns()
+  for _, s in ipairs(sorts) do
+    local name = s:gsub("^[-+]", "")
+    local found = false
+    for _, c in ipairs(result_columns) do if c == name then found = true end end
+    if not found then
+      usage(("--sort: no column '%s' in the result (%s)"):format(name, table.concat(result_columns, ", ")))
+    end
+  end
+  if #sorts > 0 then
+    for i, s in ipairs(sorts) do sorts[i] = s:gsub("^%+", "") end
+    res = res:sorted(unpack(sorts))
+  end
+  if limit then res = res:head(limit) end
+  write_result(res, fmt, fo, opts.output)
+  ds:close()
+  return 0
+end
+
+-- Text of a min/max value: exact numbers, months and dates as they are.
+local function value_text(v)
+  if type(v) == "number" then return require("cpf").formats.number_text(v) or tostring(v) end
+  return v
+end
+
+--- The describe table of a dataset: one row per column.
+local function describe_result(ds, top)
+  local cpf = require "cpf"
+  local common = require "cpf.format.common"
+  local cols = ds:columns()
+  local spec = {}
+  for i, c in ipairs(cols) do
+    if c.type ~= "string" then
+      spec[#spec + 1] = { "d" .. i, cpf.distinct(c.name) }
+      spec[#spec + 1] = { "min" .. i, cpf.min(c.name) }
+      spec[#spec + 1] = { "max" .. i, cpf.max(c.name) }
+    end
+  end
+  local stats = #spec > 0 and ds:run(spec)[1] or {}
+  local rows = {}
+  for i, c in ipairs(cols) do
+    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing }
+    if c.type == "string" then
+      row.distinct = #ds:dictionary(c.name)
+      if top > 0 then
+        local t = {}
+        for _, e in ipairs(ds:distinct(c.name)) do
+          if e.value ~= nil then
+            local v = common.truncate((e.value:gsub("%s+", " ")), 32)
+            t[#t + 1] = ("%s (%d)"):format(v, e.count)
+            if #t == top then break end
+          end
+        end
+        row.top = table.concat(t, ", ")
+      end
+    else
+      row.distinct = stats["d" .. i] or 0
+      row.min, row.max = value_text(stats["min" .. i]), value_text(stats["max" .. i])
+    end
+    rows[i] = row
+  end
+  local names = { "column", "label", "type", "missing", "distinct", "min", "max" }
+  if top > 0 then names[#names + 1] = "top" end
+  return cpf.result(names, rows)
+end
+
+function cli.describe(args)
+  local known = with_options(FORMAT_OPTIONS)
+  known.top = "value"
+  local pos, opts, rest = parse(args, 2, known, SHORT)
+  if not pos then usage(opts) end
+  if opts.help then io.stdout:write(HELP.describe) return 0 end
+  for _, a in ipairs(rest) do pos[#pos + 1] = a end
+  if #pos == 0 then usage("describe needs a DATA file") end
+  local lo = load_options(opts)
+  local top = 3
+  if opts.top then
+    top = whole_number(opts.top)
+    if not top then usage("--top must be a whole number, got '" .. opts.top .. "'") end
+  end
+  local fmt, fo = format_options(opts)
+  run_plugins(opts)
+  check_format(fmt)
+  local ds, err = load_dataset(pos, lo)
+  if not ds then return fail(err) end
+  local res = describe_result(ds, top)
+  if fmt == "table" then
+    -- a title line, then the table (in the file too with -o)
+    if fo.max_width == nil then fo.max_width = false end
+    local ok, body = pcall(res.format, res, fmt, fo)
+    if not ok then usage((tostring(body):gsub("^[^:\n]*%.lua:%d+: ", ""))) end
+    local text = ("%s: %d rows, %d columns\n"):format(table.concat(pos, ", "), #ds, #ds:columns()) .. body
+    if opts.output then
+      local f, ferr = io.open(opts.output, "wb")
+      if not f then error(ferr, 0) end
+      local ok, werr = f:write(text)
+      f:close()
+      if not ok then error(opts.output .. ": " .. tostring(werr), 0) end
+    else
+      io.stdout:write(text)
+    end
+  else
+    write_result(res, fmt, fo, opts.output)
+  end
+  ds:close()
+  return 0
+end
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+function cli.convert(args)
+  local known = with_options()
+  known.cache = nil
+  local pos, opts, rest = parse(args, 2, known, SHORT)
+  if not pos then usage(opts) end
+  if opts.help then io.stdout:write(HELP.convert) return 0 end
+  for _, a in ipairs(rest) do pos[#pos + 1] = a end
+  if #pos < 1 or #pos > 2 then usage("convert needs DATA.csv and at most one OUT.cpfsnap") end
+  local lo = load_options(opts)
+  local src = pos[1]
+  local out = pos[2] or (src == "-" and "stdin.cpfsnap" or src .. ".cpfsnap")
+  local core = require "cpf.core"
+  local start = core.clock()
+  local ds, err
+  if src == "-" then -- no file to tag the snapshot with: a plain one
+    ds, err = load_dataset({ src }, lo)
+    if not ds then return fail(err) end
+    local ok, serr = ds:save(out)
+    if not ok then ds:close() return fail(serr) end
+  else -- tagged: cpf.load(src, {cache = true}) and `cpf query --cache` reuse it
+    ds, err = require("cpf").convert(src, out, lo)
+    if not ds then return fail(err) end
+  end
+  local elapsed = core.clock() - start
+  if not opts.quiet then
+    local human = require("cpf").human_bytes
+    local in_size, out_size = file_size(src == "-" and "/dev/stdin" or src), file_size(out)
+    io.stderr:write(("cpf: %s -> %s: %d rows, %s -> %s in %.2f s\n"):format(src, out, #ds,
+      in_size and in_size > 0 and human(in_size) or "?", out_size and human(out_size) or "?", elapsed))
+  end
+  ds:close()
+  return 0
+end
+
+-- Where an error happened in a script: its message, given the script's line when the error
+-- was raised from inside cpf (or anything else) without the script's position.
+local function script_error_handler(script)
+  local source = "@" .. script
+  local prefix = script:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")
+  return function(e)
+    if type(e) ~= "string" then
+      local mt = getmetatable(e)
+      e = (type(e) == "table" and mt and mt.__tostring) and tostring(e) or ("(error object is a " .. type(e) .. " value)")
+    end
+    if not e:find("^" .. prefix .. ":%d+:") then
+      for level = 2, 100 do
+        local info = debug.getinfo(level, "Sl")
+        if not info then break end
+        if info.source == source and info.currentline and info.currentline > 0 then
+          e = ("%s:%d: %s"):format(script, info.currentline, e)
+          break
+        end
+      end
+    end
+    return e
+  end
+end
+
+function cli.run(args)
+  local pos, opts, rest = parse(args, 2, with_options(), SHORT)
+  if not pos then usage(opts) end
+  if opts.help then io.stdout:write(HELP.run) return 0 end
+  if #pos == 0 then usage("run needs a SCRIPT.lua") end
+  local lo = load_options(opts)
+  local script = pos[1]
+  local f, oerr = io.open(script, "rb")
+  if not f then return fail(oerr) end
+  f:close()
+  local chunk, lerr = loadfile(script)
+  if not chunk then return fail(lerr) end
+  local cpf = require "cpf"
+  local datasets = { paths = {} }
+  for i = 2, #pos do
+    local ds, err = load_dataset({ pos[i] }, lo)
+    if not ds then
+      for _, d in ipairs(datasets) do d:close() end
+      local f = io.open(pos[i], "rb")
+      if f then f:close() else err = err .. " (arguments for the script go after '--')" end
+      return fail(err)
+    end
+    datasets[#datasets + 1] = ds
+    datasets.paths[#datasets] = pos[i]
+  end
+  local script_args = {}
+  for i, a in ipairs(rest) do script_args[i] = a end
+  local global_arg = { [0] = script }
+  for i, a in ipairs(rest) do global_arg[i] = a end
+  _G.arg = global_arg
+  local ok, err = xpcall(chunk, script_error_handler(script), cpf, datasets, script_args)
+  io.stdout:flush()
+  if not ok then return fail(err) end
+  for _, d in ipairs(datasets) do d:close() end
+  return 0
+end
+
 function cli.main(args)
   local command = args[1]
-  if command == nil or command == "--help" or command == "-h" or command == "help" then
+  if command == nil or command == "--help" or command == "-h" then
     io.stdout:write(USAGE)
     return command == nil and 2 or 0
+  end
+  if command == "help" then
+    local topic = args[2]
+    if topic == nil then io.stdout:write(USAGE) return 0 end
+    if not HELP[topic] then return usage_error(("no command '%s'"):format(topic)) end
+    io.stdout:write(HELP[topic])
+    return 0
   end
   if command == "--version" then
     io.stdout:write("cpf ", require("cpf")._VERSION, "\n")
     return 0
   end
-  local run = cli[command]
-  if type(run) ~= "function" or command == "main" then
+  local run = HELP[command] and cli[command]
+  if type(run) ~= "function" then
     return usage_error(("unknown command '%s'"):format(command))
   end
   local ok, code = pcall(run, args)
-  if not ok then return fail(tostring(code)) end
+  if not ok then
+    if getmetatable(code) == USAGE_ERROR then return usage_error(code.msg, command) end
+    return fail(tostring(code))
+  end
   return code
 end
 

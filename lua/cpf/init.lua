@@ -206,6 +206,29 @@ function load_cached(path, opts)
   return ds
 end
 
+--- Load a CSV and write it as a snapshot (default path: csv .. ".cpfsnap"), tagged like the
+--- cache's so that cpf.load(csv, {cache = true}) reuses it. Returns the dataset, or nil, message.
+function cpf.convert(csv, out, opts)
+  if type(csv) ~= "string" then
+    error(("bad argument #1 to 'convert' (string expected, got %s)"):format(type(csv)), 2)
+  end
+  if out ~= nil and type(out) ~= "string" then
+    error(("bad argument #2 to 'convert' (string expected, got %s)"):format(type(out)), 2)
+  end
+  opts = check_options(opts, load_options, "convert")
+  local plain = {}
+  for k, v in pairs(opts) do if k ~= "cache" then plain[k] = v end end
+  local tag, err = cache_tag(csv, plain)
+  if not tag then return nil, err end
+  local ds
+  ds, err = cpf.load(csv, plain)
+  if not ds then return nil, err end
+  local ok
+  ok, err = ds:save(out or csv .. ".cpfsnap", tag)
+  if not ok then ds:close() return nil, err end
+  return ds
+end
+
 --- Several extractions with the same columns as one dataset, with a "source" column holding
 --- each row's file path. Returns the dataset, or nil and the first error.
 function cpf.load_many(paths, opts)
