@@ -1,6 +1,8 @@
--- cpf_load.lua: the cpf side of the load benchmark. Loads FILE once and prints one JSON line
--- {"tool":"cpf_load","lua":L,"seconds":S,"rows":R,"memory_bytes":M,"csv_bytes":C,"rss_kb":K,"maxrss_kb":H}
--- seconds is the wall time of cpf.load alone; rss_kb is the resident size after the load.
+-- cpf_load.lua: the cpf side of the load benchmark. Loads FILE on one thread, then on one thread
+-- a core (the default), and prints a JSON line for each:
+-- {"tool":"cpf_load","threads":T,"lua":L,"seconds":S,"rows":R,"memory_bytes":M,"csv_bytes":C,"rss_kb":K,"maxrss_kb":H}
+-- seconds is the wall time of cpf.load alone; rss_kb is the resident size after that load (the
+-- previous dataset closed and collected first).
 -- Usage (from the repository root): lua5.4 bench/cpf_load.lua FILE
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
@@ -9,9 +11,6 @@ local cpf = require "cpf"
 local clock = require("cpf.core").clock
 
 local path = assert(arg[1], "usage: bench/cpf_load.lua FILE")
-local t0 = clock()
-local ds = assert(cpf.load(path))
-local seconds = clock() - t0
 
 local function status(field)
   for line in io.lines("/proc/self/status") do
@@ -23,6 +22,15 @@ end
 local f = assert(io.open(path, "rb"))
 local size = f:seek("end")
 f:close()
-print(('{"tool":"cpf_load","lua":"%s","seconds":%.4f,"rows":%d,"memory_bytes":%d,"csv_bytes":%d,'
-  .. '"rss_kb":%d,"maxrss_kb":%d}'):format(jit and "luajit" or _VERSION, seconds, #ds, ds:memory(),
-  size, status("VmRSS"), status("VmHWM")))
+local cores = tonumber(io.popen("nproc"):read("l")) or 1
+for _, threads in ipairs { 1, cores } do
+  local t0 = clock()
+  local ds = assert(cpf.load(path, { threads = threads }))
+  local seconds = clock() - t0
+  print(('{"tool":"cpf_load","threads":%d,"lua":"%s","seconds":%.4f,"rows":%d,"memory_bytes":%d,'
+    .. '"csv_bytes":%d,"rss_kb":%d,"maxrss_kb":%d}'):format(threads, jit and "luajit" or _VERSION,
+    seconds, #ds, ds:memory(), size, status("VmRSS"), status("VmHWM")))
+  ds:close()
+  ds = nil
+  collectgarbage()
+end
