@@ -102,6 +102,8 @@ local Result = {}
 function Result:columns() end
 ---@return cpf.value
 function Result:get(i, name) end
+---@return string[] names of the key columns
+function Result:keys() end
 ---@return fun(): integer, table<string, cpf.value>
 function Result:rows() end
 ---@return cpf.result
@@ -145,8 +147,11 @@ function cpf.open(path, opts) end
 function cpf.convert(csv, out, opts) end
 ---@return cpf.result
 function cpf.compare(old, new, keys, measures) end
+---@param columns string[]
+---@param rows table[]
+---@param keys? string[] the key columns
 ---@return cpf.result
-function cpf.result(columns, rows) end
+function cpf.result(columns, rows, keys) end
 ---@return string
 function cpf.human_bytes(n) end
 ---@return string

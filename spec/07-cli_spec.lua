@@ -108,7 +108,11 @@ describe("bin/cpf", function()
     -- the yearly table adds up to the files of the whole file
     local yearly = out:match("by year\n[^\n]*\n%-[%- ]*\n(.-)\n\n") -- below the header and its rule
     local sum, files = 0, 0
-    for line in yearly:gmatch("[^\n]+") do sum = sum + tonumber(line:match("^%s*%d+%s+(%d+)")) end
+    for line in yearly:gmatch("[^\n]+") do -- cells are 2+ spaces apart; thousands, 1 space
+      local cells = {}
+      for c in (line:gsub("^%s+", "") .. "  "):gmatch("(.-)%s%s+") do cells[#cells + 1] = c end
+      sum = sum + tonumber((cells[2]:gsub(" ", "")))
+    end
     for i = 1, #ds do files = files + ds:get(i, "nb_dossiers") end
     assert.are.equal(files, sum)
     ds:close()

@@ -694,3 +694,16 @@ describe("output formats", function()
     end)
   end)
 end)
+
+describe("key columns in display formats", function()
+  it("print a key column (a year) without thousands separators, the measures with them", function()
+    local res = cpf.result({ "annee", "dossiers" }, { { annee = 2023, dossiers = 12345 }, { annee = 2024, dossiers = 678 } },
+      { "annee" })
+    assert.are.same({ "annee" }, res:keys())
+    assert.are.equal("annee  dossiers\n-----  --------\n 2023    12 345\n 2024       678\n",
+      res:format("table", { thousands = " " }))
+    local plain = cpf.result({ "annee", "dossiers" }, { { annee = 2023, dossiers = 12345 } })
+    assert.are.same({}, plain:keys())
+    assert.are.equal("annee  dossiers\n-----  --------\n2 023    12 345\n", plain:format("table", { thousands = " " }))
+  end)
+end)

@@ -553,13 +553,16 @@ function cli.demo(args)
   if not ds then return fail(lerr) end
   local out = io.stdout
   local function section(title, res)
-    out:write(title, "\n", tostring(res), "\n\n")
+    out:write(title, "\n", res:format("table", { thousands = " " }), "\n")
   end
   out:write(tostring(ds), "\n\n")
   section("Files, amount, average price and duration, cancellation rate by year",
     ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run())
-  local last_year = ds:run { last = cpf.max "date_validation" }[1].last
-  last_year = tonumber(last_year and last_year:sub(1, 4))
+  -- the last year with all its twelve months (the current one is still being filled)
+  local last_year
+  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
+    if r.months == 12 then last_year = r.annee end
+  end
   if last_year then
     section(("Top 10 regions by amount in %d"):format(last_year),
       ds:where { annee = last_year }:group_by("region_lieu_formation")

@@ -162,7 +162,9 @@ function Dataset:funders(q)
   local columns = {}
   for i, k in ipairs(key_names) do columns[i] = k end
   for _, c in ipairs { "financeur", "montant", "part", "dossiers" } do columns[#columns + 1] = c end
-  return result.new(columns, rows)
+  local keys = { (table.unpack or unpack)(key_names) }
+  keys[#keys + 1] = "financeur"
+  return result.new(columns, rows, keys)
 end
 
 --- Open a snapshot written by ds:save: the file is mapped read-only and its columns are used in
@@ -304,7 +306,7 @@ function cpf.compare(old, new, keys, measures)
     end
   end
   -- rows stay in the groups' own order (families, buckets): the old side's, then new keys
-  return result.new(out_columns, rows)
+  return result.new(out_columns, rows, key_names)
 end
 
 --- Column description by name: {name, label, type, missing, bytes}, or nil.

@@ -766,7 +766,7 @@ function Query:run(spec)
   end
   if #out.reducers > 0 then run_reducers(ctx, out.reducers, raw, rows) end
   -- default order: by the keys, in their natural order (family keys in their own order)
-  local res = result.new(columns, rows)
+  local res = result.new(columns, rows, out.names)
   if #out.names > 0 then
     local rank = {}
     for k, key_spec in ipairs(out.keys) do

@@ -4,14 +4,25 @@ local Result = {}
 Result.__index = Result
 
 local COLUMNS = setmetatable({}, { __mode = "k" }) -- result -> column names, kept out of the rows
+local KEYS = setmetatable({}, { __mode = "k" })    -- result -> names of its key columns
 
 local result = {}
 
---- A result from column names and row tables (name -> value).
-function result.new(columns, rows)
+--- A result from column names and row tables (name -> value). `keys` names the columns that
+--- identify a row (a query's grouping keys): labels, not quantities, which formats print as
+--- they are (no thousands separator in a year).
+function result.new(columns, rows, keys)
   local self = setmetatable(rows or {}, Result)
   COLUMNS[self] = columns
+  KEYS[self] = keys or {}
   return self
+end
+
+--- Names of the key columns (a copy).
+function Result:keys()
+  local t = {}
+  for i, c in ipairs(KEYS[self]) do t[i] = c end
+  return t
 end
 
 --- Column names, in order (a copy).
@@ -79,14 +90,14 @@ function Result:sorted(...)
   end)
   local out = {}
   for i, pair in ipairs(rows) do out[i] = pair[1] end
-  return result.new(self:columns(), out)
+  return result.new(self:columns(), out, self:keys())
 end
 
 --- The first n rows.
 function Result:head(n)
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
-  return result.new(self:columns(), out)
+  return result.new(self:columns(), out, self:keys())
 end
 
 --- Crosstab: one row per value of row_key, one column per value of column_key, cells = measure.
@@ -117,7 +128,7 @@ function Result:pivot(row_key, column_key, measure)
   local columns = { row_key }
   for i, cv in ipairs(col_values) do columns[i + 1] = tostring(cv) end
   table.sort(row_order, function(a, b) return compare_values(a[row_key], b[row_key]) end)
-  return result.new(columns, row_order)
+  return result.new(columns, row_order, { row_key })
 end
 
 local function cell_text(v)

@@ -141,11 +141,18 @@ end
 
 -- ---- columns and display numbers (table, markdown, html) ----
 
---- Per column: numeric (at least one number and nothing but numbers besides nil), and the
+--- Per column: numeric (at least one number and nothing but numbers besides nil), the
 --- decimals its numbers are shown with: opts.decimals, or 0 when every number is whole, else
---- 2 when the largest magnitude is at least 1, else 4 (shares and rates).
+--- 2 when the largest magnitude is at least 1, else 4 (shares and rates); and the options its
+--- cells are written with (a key column's without thousands separators).
 function common.column_info(res, columns, opts)
   local info = {}
+  -- key columns (years, codes) are labels: shown without thousands separators
+  local is_key, plain = {}, opts
+  if res.keys then
+    for _, k in ipairs(res:keys()) do is_key[k] = true end
+    plain = setmetatable({ thousands = false }, { __index = opts })
+  end
   for j, name in ipairs(columns) do
     local numbers, others, whole, largest = 0, 0, true, 0
     for _, row in ipairs(res) do
@@ -162,7 +169,8 @@ function common.column_info(res, columns, opts)
     end
     local decimals = 0
     if not whole then decimals = opts.decimals or (largest >= 1 and 2 or 4) end
-    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals }
+    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals,
+                opts = is_key[name] and plain or opts }
   end
   return info
 end

@@ -92,7 +92,7 @@ local function bar_chart(res, x, y, opts, title)
   local labels, values, texts, longest = {}, {}, {}, 0
   local n = #res
   for i, row in ipairs(res) do
-    labels[i] = common.truncate(one_line(common.display_text(row[x.name], x.decimals, opts)), 30)
+    labels[i] = common.truncate(one_line(common.display_text(row[x.name], x.decimals, x.opts)), 30)
     if common.display_width(labels[i]) > longest then longest = common.display_width(labels[i]) end
     local v = row[y.name]
     values[i] = type(v) == "number" and common.is_finite(v) and v or nil
@@ -261,7 +261,7 @@ html.html = {
       for _, c in ipairs(info) do
         local v = row[c.name]
         local numeric = c.numeric or type(v) == "number"
-        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, opts)), "</td>")
+        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, c.opts)), "</td>")
       end
       out:write("</tr>\n")
     end

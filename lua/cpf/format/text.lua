@@ -18,7 +18,7 @@ local function cell_texts(res, info, opts, fix)
     local cells = {}
     for j, c in ipairs(info) do
       local v = row[c.name]
-      cells[j] = fix(common.display_text(v, c.decimals, opts), type(v) == "number")
+      cells[j] = fix(common.display_text(v, c.decimals, c.opts), type(v) == "number")
     end
     rows[i] = cells
   end
