@@ -11,14 +11,7 @@ local function same_load(path, opts)
   local b, err_b = cpf.load(path, forced)
   assert.are.equal(err_b, err_a)
   if not a then return nil, err_a end
-  assert.are.same(b:columns(), a:columns())
-  assert.are.equal(#b, #a)
-  for i = 1, #a do
-    local ra, rb = a:row(i), b:row(i)
-    if not h.same_row(ra, rb) then
-      assert.are.same(rb, ra, ("row %d of %s"):format(i, path))
-    end
-  end
+  h.same_dataset(b, a, path)
   return a
 end
 

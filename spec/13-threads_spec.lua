@@ -4,17 +4,7 @@ local h = require "spec.helpers"
 local cpf = require "cpf"
 local gen = require "cpf.gen"
 
-local function same_dataset(a, b, what)
-  assert.are.same(a:columns(), b:columns(), what)
-  assert.are.equal(#a, #b, what)
-  for _, c in ipairs(a:columns()) do
-    if c.type == "string" then assert.are.same(a:dictionary(c.name), b:dictionary(c.name), what .. " " .. c.name) end
-  end
-  for i = 1, #a do
-    local ra, rb = a:row(i), b:row(i)
-    if not h.same_row(ra, rb) then assert.are.same(ra, rb, ("%s, row %d"):format(what, i)) end
-  end
-end
+local same_dataset = h.same_dataset
 
 -- Rows whose titles hold quotes, separators and line breaks (LF and CRLF), so that many chunk
 -- cuts fall inside or next to a quoted field; plus amounts with varying decimals and an

@@ -4,16 +4,7 @@ local h = require "spec.helpers"
 local cpf = require "cpf"
 local gen = require "cpf.gen"
 
-local function same_dataset(a, b)
-  assert.are.same(a:columns(), b:columns())
-  assert.are.equal(#a, #b)
-  for _, c in ipairs(a:columns()) do
-    if c.type == "string" then assert.are.same(a:dictionary(c.name), b:dictionary(c.name)) end
-  end
-  for i = 1, #a do
-    if not h.same_row(a:row(i), b:row(i)) then assert.are.same(a:row(i), b:row(i), "row " .. i) end
-  end
-end
+local same_dataset = h.same_dataset
 
 local function bytes_of(path) return h.read_file(path) end
 local function write_bytes(path, s)

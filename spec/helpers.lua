@@ -65,6 +65,21 @@ function helpers.same_row(a, b)
   return true
 end
 
+-- Asserts that two datasets hold the same columns, dictionaries (in code order) and rows.
+function helpers.same_dataset(a, b, what)
+  local assert = require "luassert" -- busted's assert lives in the specs' environment, not here
+  what = what or "datasets"
+  assert.are.same(a:columns(), b:columns(), what)
+  assert.are.equal(#a, #b, what)
+  for _, c in ipairs(a:columns()) do
+    if c.type == "string" then assert.are.same(a:dictionary(c.name), b:dictionary(c.name), what .. " " .. c.name) end
+  end
+  for i = 1, #a do
+    local ra, rb = a:row(i), b:row(i)
+    if not helpers.same_row(ra, rb) then assert.are.same(ra, rb, ("%s, row %d"):format(what, i)) end
+  end
+end
+
 -- Quotes a string for the shell.
 function helpers.shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"

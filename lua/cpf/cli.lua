@@ -247,6 +247,14 @@ local function with_options(extra)
 end
 
 -- Load options from the command line options (usage errors raise).
+-- opts[name] as a whole number, nil when absent; a usage error otherwise.
+local function whole_option(opts, name)
+  if opts[name] == nil then return nil end
+  local n = whole_number(opts[name])
+  if not n then usage(("--%s must be a whole number, got '%s'"):format(name, opts[name])) end
+  return n
+end
+
 local function load_options(opts)
   local lo = {}
   for _, key in ipairs { "sep", "decimal" } do
@@ -592,11 +600,7 @@ function cli.query(args)
   local measures = parse_measures(opts.measure or { "dossiers,montant" })
   if #measures == 0 then usage("--measure: no measure given") end
   local sorts = split_list(opts.sort, ",")
-  local limit
-  if opts.limit then
-    limit = whole_number(opts.limit)
-    if not limit then usage("--limit must be a whole number, got '" .. opts.limit .. "'") end
-  end
+  local limit = whole_option(opts, "limit")
   local fmt, fo = format_options(opts)
   run_plugins(opts)
   check_format(fmt)
@@ -720,11 +724,7 @@ function cli.describe(args)
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos == 0 then usage("describe needs a DATA file") end
   local lo = load_options(opts)
-  local top = 3
-  if opts.top then
-    top = whole_number(opts.top)
-    if not top then usage("--top must be a whole number, got '" .. opts.top .. "'") end
-  end
+  local top = whole_option(opts, "top") or 3
   local fmt, fo = format_options(opts)
   run_plugins(opts)
   check_format(fmt)
