@@ -4,20 +4,13 @@
 -- seconds is the wall time of cpf.load alone; rss_kb is the resident size after that load (the
 -- previous dataset closed and collected first).
 -- Usage (from the repository root): lua5.4 bench/cpf_load.lua FILE
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
-  .. package.cpath
+local lib = dofile("bench/lib.lua")
 local cpf = require "cpf"
 local clock = require("cpf.core").clock
 
 local path = assert(arg[1], "usage: bench/cpf_load.lua FILE")
 
-local function status(field)
-  for line in io.lines("/proc/self/status") do
-    local v = line:match("^" .. field .. ":%s*(%d+)")
-    if v then return tonumber(v) end
-  end
-end
+local status = lib.status_kb
 
 local f = assert(io.open(path, "rb"))
 local size = f:seek("end")

@@ -16,8 +16,7 @@ if not child then
   return
 end
 
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/lua5.4/?.so;" .. package.cpath
+local lib = dofile("bench/lib.lua")
 local clock = require("cpf.core").clock
 local start = clock()
 local cpf = require "cpf"
@@ -25,9 +24,7 @@ local ds = assert(cpf.load(path, { threads = child, columns = { "region_lieu_for
   "date_validation", "nb_dossiers", "montant_engage" } }))
 local res = ds:group_by("region_lieu_formation", "annee"):agg { "dossiers", "montant", "prix_moyen" }:run()
 local seconds = clock() - start
-local d, m = 0, 0
-for _, r in ipairs(res) do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
-local rss = 0
-for line in io.lines("/proc/self/status") do rss = tonumber(line:match("^VmHWM:%s*(%d+)")) or rss end
+local d, m = lib.totals(res)
+local rss = lib.status_kb("VmHWM")
 print(('{"tool":"cpf_oneshot","threads":%d,"seconds":%.6f,"rows":%d,"groups":%d,"sum_dossiers":%d,'
   .. '"sum_montant":%.2f,"maxrss_kb":%d}'):format(child, seconds, #ds, #res, d, m, rss))

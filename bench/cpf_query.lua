@@ -6,9 +6,7 @@
 --   two_keys_year grouping by two columns plus a derived year
 -- and one "oneshot_process" line: load + region_year, timed from the start of the script.
 -- Usage (from the repository root): lua5.4 bench/cpf_query.lua FILE
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
-  .. package.cpath
+local lib = dofile("bench/lib.lua")
 local clock = require("cpf.core").clock
 local start = clock()
 local cpf = require "cpf"
@@ -34,19 +32,8 @@ local function median_time(fn)
   return t[4]
 end
 
-local function totals(res)
-  local d, m = 0, 0
-  for _, r in ipairs(res) do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
-  return d, m
-end
-
-local function maxrss()
-  for line in io.lines("/proc/self/status") do
-    local v = line:match("^VmHWM:%s*(%d+)")
-    if v then return tonumber(v) end
-  end
-  return 0
-end
+local totals = lib.totals
+local function maxrss() return lib.status_kb("VmHWM") end
 
 -- Totals join the report's check (against DuckDB and pure Lua) only for the unfiltered query;
 -- a filtered query's totals are printed under other names.

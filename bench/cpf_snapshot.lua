@@ -4,8 +4,7 @@
 -- Usage (from the repository root): lua5.4 bench/cpf_snapshot.lua FILE
 local path, child = arg[1], arg[2]
 assert(path, "usage: bench/cpf_snapshot.lua FILE")
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/lua5.4/?.so;" .. package.cpath
+local lib = dofile("bench/lib.lua")
 local snap = path .. ".cpfsnap"
 
 if not child then
@@ -34,9 +33,7 @@ end
 local ds = assert(cpf.open(snap))
 local res = ds:group_by("region_lieu_formation", "annee"):agg { "dossiers", "montant", "prix_moyen" }:run()
 local seconds = clock() - start
-local d, m = 0, 0
-for _, r in ipairs(res) do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
-local rss = 0
-for line in io.lines("/proc/self/status") do rss = tonumber(line:match("^VmHWM:%s*(%d+)")) or rss end
+local d, m = lib.totals(res)
+local rss = lib.status_kb("VmHWM")
 print(('{"tool":"cpf_snapshot","mode":"open_report","seconds":%.6f,"rows":%d,"groups":%d,'
   .. '"sum_dossiers":%d,"sum_montant":%.2f,"maxrss_kb":%d}'):format(seconds, #ds, #res, d, m, rss))

@@ -1,0 +1,25 @@
+-- bench/lib.lua — what the cpf benchmark scripts share: module paths of this checkout, the
+-- report's totals (checked against DuckDB and pure Lua) and the process's memory figures.
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
+  .. package.cpath
+
+local lib = {}
+
+--- Σ dossiers and Σ montant over a result's rows.
+function lib.totals(res)
+  local d, m = 0, 0
+  for _, r in ipairs(res) do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
+  return d, m
+end
+
+--- A field of /proc/self/status in kB: "VmRSS" (now) or "VmHWM" (peak).
+function lib.status_kb(field)
+  for line in io.lines("/proc/self/status") do
+    local v = line:match("^" .. field .. ":%s*(%d+)")
+    if v then return tonumber(v) end
+  end
+  return 0
+end
+
+return lib
