@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-test}
 packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev)
 if [ "$what" = test ]; then
-  packages+=(luajit libluajit-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua-busted
+  packages+=(luajit2 libluajit2-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua-busted
              luarocks locales)
 fi
 missing=()
@@ -15,8 +15,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
+  # apt's own errors stay visible; --no-remove: installing never uninstalls anything (plain
+  # luajit and Debian's nginx-lua, which needs luajit2, would replace each other)
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-remove "${missing[@]}" >/dev/null
 fi
 # The locale test loads numbers under LC_ALL=fr_FR.UTF-8, where strtod reads "1,5".
 if [ "$what" = test ] && ! locale -a 2>/dev/null | grep -qi '^fr_FR\.utf-\?8$'; then
