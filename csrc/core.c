@@ -731,8 +731,9 @@ static int open_snapshot(lua_State *L) {
   return 2;
 }
 
-/* core.file_signature(path) -> "size:mtime" | nil, message: what a cached snapshot records of
- * the CSV it was made from */
+/* core.file_signature(path) -> "size=...;mtime=...;..." | nil, message: what a cached snapshot
+ * records of the CSV it was made from. Size and mtime can be put back by a user (`touch -r`);
+ * the inode and the change time (ctime) cannot, so an edited file is always seen as changed. */
 static int file_signature(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
@@ -742,11 +743,23 @@ static int file_signature(lua_State *L) {
     return 2;
   }
   {
-    char buf[96];
-    snprintf(buf, sizeof buf, "size=%lld;mtime=%lld.%09ld", (long long)st.st_size,
-             (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+    char buf[192];
+    snprintf(buf, sizeof buf, "size=%lld;mtime=%lld.%09ld;dev=%llu;ino=%llu;ctime=%lld.%09ld",
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
     lua_pushstring(L, buf);
   }
+  return 1;
+}
+
+/* core.same_file(a, b) -> true when both paths exist and name the same file (device and inode:
+ * links and other spellings of a path included): an output must never overwrite an input. */
+static int same_file(lua_State *L) {
+  const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
+  struct stat sa, sb;
+  lua_pushboolean(L, stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+                     sa.st_ino == sb.st_ino);
   return 1;
 }
 
@@ -975,7 +988,8 @@ static const luaL_Reg source_methods[] = {
 static const luaL_Reg module_functions[] = {
   {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {"clock", monotonic_clock},
   {"query", query_execute}, {"key_values", query_key_values}, {"concat", concat_datasets},
-  {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {NULL, NULL}};
+  {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {"same_file", same_file},
+  {NULL, NULL}};
 
 #if defined(__GNUC__)
 #define CPF_EXPORT __attribute__((visibility("default")))

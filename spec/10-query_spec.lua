@@ -1408,21 +1408,27 @@ describe("queries on a 7-row hand-computed fixture", function()
     ds4:close()
   end)
 
-  it("returns what a reducer's final function returns, nil included", function()
-    -- Σ duree when every row of the group has one, nil otherwise
+  it("returns what a reducer's final function returns, nil included; step never sees a missing value", function()
+    -- Σ duree over the values present, nil when the group has none; step is never given nil
+    local nils = 0
     local res = small:group_by("region_lieu_formation"):agg { s = cpf.reduce {
       column = "duree_moyenne",
-      init = function() return { sum = 0, missing = false } end,
+      init = function() return { sum = 0, n = 0 } end,
       step = function(acc, v)
-        if v == nil then acc.missing = true else acc.sum = acc.sum + v end
+        if v == nil then nils = nils + 1 else acc.sum, acc.n = acc.sum + v, acc.n + 1 end
         return acc
       end,
-      final = function(acc) if acc.missing then return nil end return acc.sum end,
-    } }:run()
+      final = function(acc) if acc.n == 0 then return nil end return acc.sum end,
+    }, ref = cpf.sum "duree_moyenne" }:run()
+    assert.are.equal(0, nils)
     assert.are.equal("Bretagne", res[1].region_lieu_formation)
-    assert.is_nil(res[1].s, "a group with a missing duration")
+    for i = 1, #res do assert.are.equal(res[i].ref, res[i].s, "group " .. i) end
     assert.are.equal(58.5, res[2].s)
-    assert.is_nil(res[3].s, "the group without region")
+    -- init as a plain value, used as it is for every group
+    local counted = small:group_by("region_lieu_formation"):agg { c = cpf.reduce {
+      column = "duree_moyenne", init = 0, step = function(acc) return acc + 1 end,
+    }, ref = cpf.count "duree_moyenne" }:run()
+    for i = 1, #counted do assert.are.equal(counted[i].ref, counted[i].c, "group " .. i) end
   end)
 end)
 

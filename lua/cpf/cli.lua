@@ -289,11 +289,17 @@ local function is_snapshot(path)
   return ok and head == SNAP_MAGIC
 end
 
--- One dataset from one path or several CSV paths; nil, message on failure.
-local function load_dataset(paths, lo)
+-- One dataset from one path or several CSV paths; nil, message on failure. `output` (-o) must
+-- not be one of the inputs: writing the result would destroy the data.
+local function load_dataset(paths, lo, output)
   local cpf = require "cpf"
   local files = {}
   for i, p in ipairs(paths) do files[i] = p == "-" and "/dev/stdin" or p end
+  for _, p in ipairs(files) do
+    if output and require("cpf.core").same_file(p, output) then
+      return nil, output .. ": is an input file: refusing to overwrite it"
+    end
+  end
   if #files == 1 and is_snapshot(files[1]) then return cpf.open(files[1]) end
   if #files > 1 then
     for _, p in ipairs(files) do
@@ -625,7 +631,7 @@ function cli.query(args)
     return ("%s: unknown column '%s' (%s)"):format(where, name, origin[name] or "")
   end
   if not lo.cache and #columns > 0 then lo.columns = columns end
-  local ds, err = load_dataset(pos, lo)
+  local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then
     local path, name = tostring(err):match("^(.-:1): opts%.columns: no column named '(.*)'$")
     if path then return fail(unknown(path, name)) end
@@ -692,10 +698,10 @@ local function describe_result(ds, top)
   for i, c in ipairs(cols) do
     local row = { column = c.name, label = c.label, type = c.type, missing = c.missing }
     if c.type == "string" then
-      row.distinct = #ds:dictionary(c.name)
+      row.distinct = #ds:dictionary(i)
       if top > 0 then
         local t = {}
-        for _, e in ipairs(ds:distinct(c.name)) do
+        for _, e in ipairs(ds:distinct(i)) do
           if e.value ~= nil then
             local v = common.truncate((e.value:gsub("%s+", " ")), 32)
             t[#t + 1] = ("%s (%d)"):format(v, e.count)
@@ -728,7 +734,7 @@ function cli.describe(args)
   local fmt, fo = format_options(opts)
   run_plugins(opts)
   check_format(fmt)
-  local ds, err = load_dataset(pos, lo)
+  local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
   local res = describe_result(ds, top)
   if fmt == "table" then

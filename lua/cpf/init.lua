@@ -81,6 +81,11 @@ function cpf.load(path, opts)
       error(("load: option '%s' must be a one-character string"):format(key), 2)
     end
   end
+  local bad_sep = ({ ["\0"] = "a NUL byte", ['"'] = "the quote", ["\r"] = "a line break",
+                     ["\n"] = "a line break" })[opts.sep]
+  if bad_sep then
+    error(("load: option 'sep' cannot be %s (leave it out to detect the separator)"):format(bad_sep), 2)
+  end
   if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
     error("load: option 'decimal' must be \".\" or \",\"", 2)
   end
@@ -115,20 +120,63 @@ for _, name in ipairs { "eq", "gt", "ge", "lt", "le", "between", "one_of", "pref
   cpf[name] = query[name]
 end
 cpf.measures = query.measures
-cpf.result = result.new
+
+--- cpf.result(columns [, rows [, keys]]): a result from column names and row tables, checked
+--- here so that a wrong argument fails at the call, not in a later format.
+function cpf.result(columns, rows, keys)
+  local function list_of_names(v, argn, what)
+    if type(v) ~= "table" then
+      error(("bad argument #%d to 'result' (%s expected, got %s)"):format(argn, what, type(v)), 3)
+    end
+    for i, name in ipairs(v) do
+      if type(name) ~= "string" then
+        error(("bad argument #%d to 'result' (%s: entry %d is a %s)"):format(argn, what, i, type(name)), 3)
+      end
+    end
+  end
+  list_of_names(columns, 1, "list of column names")
+  if rows ~= nil then
+    if type(rows) ~= "table" then
+      error(("bad argument #2 to 'result' (list of rows expected, got %s)"):format(type(rows)), 2)
+    end
+    for i, row in ipairs(rows) do
+      if type(row) ~= "table" then
+        error(("bad argument #2 to 'result' (row %d is a %s, a table expected)"):format(i, type(row)), 2)
+      end
+    end
+  end
+  if keys ~= nil then
+    list_of_names(keys, 3, "list of key column names")
+    local known = {}
+    for _, c in ipairs(columns) do known[c] = true end
+    for _, k in ipairs(keys) do
+      if not known[k] then error(("bad argument #3 to 'result' (key '%s' is not a column)"):format(k), 2) end
+    end
+  end
+  return result.new(columns, rows, keys)
+end
+
+-- ds.group_by("annee") written with a dot passes the key as the dataset: say so at the call.
+local function check_dataset(self, method)
+  if getmetatable(self) ~= dataset_mt then
+    error(("bad argument #1 to '%s' (dataset expected, got %s: call it as ds:%s(...))")
+      :format(method, type(self), method), 3)
+  end
+end
 
 --- A new query on the dataset (plans are immutable: each call returns a new query).
-function Dataset:query() return query.new(self) end
-function Dataset:where(...) return query.new(self):where(...) end
-function Dataset:group_by(...) return query.new(self):group_by(...) end
-function Dataset:agg(spec) return query.new(self):agg(spec) end
+function Dataset:query() check_dataset(self, "query") return query.new(self) end
+function Dataset:where(...) check_dataset(self, "where") return query.new(self):where(...) end
+function Dataset:group_by(...) check_dataset(self, "group_by") return query.new(self):group_by(...) end
+function Dataset:agg(spec) check_dataset(self, "agg") return query.new(self):agg(spec) end
 --- One-row result of aggregates over the whole dataset: ds:run{dossiers = cpf.sum "nb_dossiers"}
-function Dataset:run(spec) return query.new(self):agg(spec):run() end
+function Dataset:run(spec) check_dataset(self, "run") return query.new(self):agg(spec):run() end
 
 --- Funder split in long form: one row per funder (and per group of the query, if any) with
 --- montant (Σ part), part (share of Σ montant_engage) and dossiers (files co-funded; nil for
 --- France compétences, which the export does not count separately).
 function Dataset:funders(q)
+  check_dataset(self, "funders")
   q = q or query.new(self)
   if getmetatable(q) ~= query.Query then error("bad argument #1 to 'funders' (query expected)", 2) end
   local spec = { { "montant_total", query.sum "montant_engage" } }
@@ -178,20 +226,30 @@ function cpf.open(path, opts)
   return ds, ds == nil and err or nil
 end
 
--- What a cached snapshot must have been made from: the CSV's size and modification time and
--- the options that change what is loaded.
+-- What a cached snapshot must have been made from: the CSV's identity (size, modification and
+-- change times, inode) and every option that changes what is loaded, the columns asked for
+-- included (a snapshot of some columns never answers for the whole file). The names are kept
+-- as given, NUL-separated: a name may hold any byte but NUL.
 local function cache_tag(path, opts)
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
   local types = {}
-  for k, v in pairs(opts.types or {}) do types[#types + 1] = tostring(k) .. "=" .. tostring(v) end
+  for k, v in pairs(opts.types or {}) do types[#types + 1] = tostring(k) .. "\0" .. tostring(v) end
   table.sort(types)
-  return ("cpf %s;%s;sep=%s;decimal=%s;parser=%s;types=%s"):format(cpf._VERSION, signature,
-    tostring(opts.sep), tostring(opts.decimal), tostring(opts.parser), table.concat(types, ","))
+  local columns = "all"
+  if opts.columns then
+    local names = {}
+    for i, c in ipairs(opts.columns) do names[i] = tostring(c) end
+    table.sort(names)
+    columns = table.concat(names, "\0")
+  end
+  return ("cpf %s;%s;sep=%s;decimal=%s;parser=%s;types=%s;columns=%s"):format(cpf._VERSION,
+    signature, tostring(opts.sep), tostring(opts.decimal), tostring(opts.parser),
+    table.concat(types, "\1"), columns)
 end
 
 --- cpf.load(csv, {cache = true}): reuse the snapshot csv .. ".cpfsnap" while the CSV (size,
---- modification time) and the load options are unchanged; otherwise load the CSV and write the
+--- modification and change times, inode) and the load options (columns included) are unchanged; otherwise load the CSV and write the
 --- snapshot for next time (a snapshot that cannot be written is skipped: the load still works).
 function load_cached(path, opts)
   local tag, err = cache_tag(path, opts)
@@ -218,6 +276,9 @@ function cpf.convert(csv, out, opts)
     error(("bad argument #2 to 'convert' (string expected, got %s)"):format(type(out)), 2)
   end
   opts = check_options(opts, load_options, "convert")
+  if out and core.same_file(csv, out) then
+    return nil, out .. ": is an input file: refusing to overwrite it"
+  end
   local plain = {}
   for k, v in pairs(opts) do if k ~= "cache" then plain[k] = v end end
   local tag, err = cache_tag(csv, plain)
@@ -311,6 +372,7 @@ end
 
 --- Column description by name: {name, label, type, missing, bytes}, or nil.
 function Dataset:column(name)
+  check_dataset(self, "column")
   for _, c in ipairs(self:columns()) do
     if c.name == name then return c end
   end

@@ -75,6 +75,11 @@ function q.year(column) return key { kind = "year", column = column, name = "ann
 function q.month(column) return key { kind = "month", column = column, name = "mois" } end
 function q.bucket(column, bounds)
   if type(bounds) ~= "table" or #bounds == 0 then error("bad argument #2 to 'bucket' (list of bounds expected)", 2) end
+  for i, b in ipairs(bounds) do
+    if type(b) ~= "number" or b ~= b then
+      error(("bad argument #2 to 'bucket' (bound %d is %s, a number expected)"):format(i, b ~= b and "NaN" or type(b)), 2)
+    end
+  end
   for i = 2, #bounds do
     if not (bounds[i] > bounds[i - 1]) then error("bucket: bounds must increase", 2) end
   end
@@ -109,7 +114,7 @@ function q.max(column) return agg { kind = "max", column = column } end
 function q.distinct(column) return agg { kind = "distinct", column = column } end
 function q.median(column) return agg { kind = "quantile", column = column, q = 0.5 } end
 function q.quantile(column, p)
-  if type(p) ~= "number" or p < 0 or p > 1 then error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2) end
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2) end
   return agg { kind = "quantile", column = column, q = p }
 end
 function q.ratio(a, b) return agg { kind = "ratio", column = a, column2 = b } end
@@ -133,9 +138,27 @@ function q.combine(parts, fn)
   return agg { kind = "combine", parts = parts, fn = fn }
 end
 --- Custom reducer, the slow path: {column =, init =, step =, final =, merge =}.
+--- init: a function returning each group's first accumulator, or a number, string or boolean
+--- used as it is (a table would be shared by every group). step is called with the values
+--- present only: missing values are skipped, as by every other aggregate.
 function q.reduce(spec)
   if type(spec) ~= "table" or type(spec.step) ~= "function" then
     error("bad argument #1 to 'reduce' ({column =, init =, step =, final =} expected)", 2)
+  end
+  if type(spec.column) ~= "string" then
+    error(("reduce: 'column' must be a column name, got %s"):format(type(spec.column)), 2)
+  end
+  local init = spec.init
+  if type(init) == "table" then
+    error("reduce: 'init' is a table, which every group would share: give a function that returns a new one", 2)
+  elseif init ~= nil and type(init) ~= "function" and type(init) ~= "number" and type(init) ~= "string"
+         and type(init) ~= "boolean" then
+    error(("reduce: 'init' must be a function or a number, string or boolean, got %s"):format(type(init)), 2)
+  end
+  for _, field in ipairs { "final", "merge" } do
+    if spec[field] ~= nil and type(spec[field]) ~= "function" then
+      error(("reduce: '%s' must be a function, got %s"):format(field, type(spec[field])), 2)
+    end
   end
   return agg { kind = "reduce", column = spec.column, spec = spec }
 end
@@ -145,6 +168,11 @@ end
 local NOT_ADDITIVE = "nb_titulaires is not additive across rows: one holder can appear in several "
   .. "rows (several statuses, months or places), so its sum over-counts people; report it per row "
   .. "or use cpf.max \"nb_titulaires\" if you know what it means"
+
+-- The aggregates that add a column's values across rows (a ratio and a weighted mean are
+-- quotients of sums): refused on nb_titulaires from the plan alone, whatever the data holds.
+-- Per-row statistics (min, max, mean, median, quantiles, distinct, count) stay allowed.
+local SUMS_ITS_COLUMNS = { sum = true, ratio = true, wmean = true }
 
 q.measures = {
   dossiers = q.sum "nb_dossiers",
@@ -493,7 +521,7 @@ local function compile_agg(ctx, a, list, name)
   local t = { kind = a.kind, q = a.q }
   if a.column ~= nil then
     local info = resolve_column(ctx, a.column, what)
-    if info.name == "nb_titulaires" and a.kind == "sum" then error(NOT_ADDITIVE, 0) end
+    if info.name == "nb_titulaires" and SUMS_ITS_COLUMNS[a.kind] then error(NOT_ADDITIVE, 0) end
     if info.type == "string" and a.kind ~= "count_values" and a.kind ~= "distinct" then
       error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
     end
@@ -506,21 +534,20 @@ local function compile_agg(ctx, a, list, name)
   end
   if a.column2 ~= nil then
     local info = resolve_column(ctx, a.column2, what)
+    if info.name == "nb_titulaires" and SUMS_ITS_COLUMNS[a.kind] then error(NOT_ADDITIVE, 0) end
     if info.type == "string" then
       error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
     end
     t.column2 = info.index
   end
+  local id -- set for an aggregate without a filter, which a second request can share
   if a.where then
     t.filter = compile_where(ctx, { { map = a.where } })
   else
-    -- the same aggregate asked twice (a measure and its parts) is computed once
-    for i, other in ipairs(list) do
-      if not other.filter and other.kind == t.kind and other.column == t.column
-         and other.column2 == t.column2 and other.q == t.q then
-        return { index = i }
-      end
-    end
+    -- the same aggregate asked twice (a measure and its parts) is computed once; looked up by
+    -- its description, so that a query of thousands of aggregates is not quadratic
+    id = ("%s %s %s %s"):format(t.kind, tostring(t.column), tostring(t.column2), tostring(t.q))
+    if ctx.unfiltered_aggs[id] then return { index = ctx.unfiltered_aggs[id] } end
   end
   if t.kind == "ratio" and not t.filter and ctx.by_index[t.column].missing == 0
      and ctx.by_index[t.column2].missing == 0 then
@@ -529,6 +556,7 @@ local function compile_agg(ctx, a, list, name)
              fn = function(x, y) if x ~= nil and y ~= nil and y ~= 0 then return x / y end end }
   end
   list[#list + 1] = t
+  if id then ctx.unfiltered_aggs[id] = #list end
   return { index = #list }
 end
 
@@ -542,7 +570,17 @@ function q.new(ds)
   return setmetatable({ ds = ds, where_list = {}, key_list = {}, agg_list = {}, order = {} }, Query)
 end
 
-local function copy(self)
+-- q.group_by(...) written with a dot passes its first argument as the query: say so at the
+-- call rather than fail later on a string.
+local function check_query(self, method)
+  if getmetatable(self) ~= Query then
+    error(("bad argument #1 to '%s' (query expected, got %s: call it as q:%s(...))")
+      :format(method, type(self), method), 3)
+  end
+end
+
+local function copy(self, method)
+  check_query(self, method)
   local t = {}
   for k, v in pairs(self) do
     if type(v) == "table" and k ~= "ds" then
@@ -558,7 +596,7 @@ end
 
 --- where{col = value, ...} | where(column_or_key, value) | where(function(row) ... end)
 function Query:where(target, value)
-  local n = copy(self)
+  local n = copy(self, "where")
   if type(target) == "function" and value == nil then
     n.where_list[#n.where_list + 1] = { fn = target }
   elseif type(target) == "table" and not is_key(target) and value == nil then
@@ -572,7 +610,7 @@ function Query:where(target, value)
 end
 
 function Query:group_by(...)
-  local n = copy(self)
+  local n = copy(self, "group_by")
   for i = 1, select("#", ...) do
     local k = select(i, ...)
     if not (type(k) == "string" or is_key(k)) then
@@ -586,8 +624,9 @@ end
 --- agg{name = aggregate | "measure", ...} (ordered by name), agg{"measure", ...},
 --- agg{{"name", aggregate}, ...} (in order); several calls append.
 function Query:agg(spec)
+  check_query(self, "agg")
   if type(spec) ~= "table" then error("bad argument #1 to 'agg' (table expected)", 2) end
-  local n = copy(self)
+  local n = copy(self, "agg")
   local named = {}
   for k, v in pairs(spec) do
     if type(k) == "string" then named[#named + 1] = k end
@@ -607,16 +646,17 @@ function Query:agg(spec)
 end
 
 function Query:order_by(...)
-  local n = copy(self)
+  local n = copy(self, "order_by")
   n.order = { ... }
   return n
 end
 
 function Query:limit(count)
+  check_query(self, "limit")
   if type(count) ~= "number" or count < 0 or count ~= math.floor(count) then
     error("bad argument #1 to 'limit' (whole number expected)", 2)
   end
-  local n = copy(self)
+  local n = copy(self, "limit")
   n.max_rows = count
   return n
 end
@@ -682,12 +722,17 @@ end
 local function run_reducers(ctx, reducers, raw, rows_by_group)
   local ds = ctx.ds
   for _, r in ipairs(reducers) do
-    local spec, accs = r.spec, {}
-    for g = 1, raw.groups do accs[g] = spec.init and spec.init() or nil end
-    local gids = raw.row_groups
+    local spec, accs, init = r.spec, {}, r.spec.init
+    for g = 1, raw.groups do
+      if type(init) == "function" then accs[g] = init() else accs[g] = init end
+    end
+    local gids, step = raw.row_groups, spec.step
     for i = 1, #ds do
       local g = gids[i]
-      if g and g > 0 then accs[g] = spec.step(accs[g], ds:get(i, r.column)) end
+      if g and g > 0 then
+        local v = ds:get(i, r.column)
+        if v ~= nil then accs[g] = step(accs[g], v) end
+      end
     end
     for g = 1, raw.groups do
       if spec.final then rows_by_group[g][r.name] = spec.final(accs[g])
@@ -707,9 +752,10 @@ end
 
 --- Runs the query: one C call. q:run{...} is q:agg{...}:run().
 function Query:run(spec)
+  check_query(self, "run")
   if spec ~= nil then return self:agg(spec):run() end
   local ds = self.ds
-  local ctx = { ds = ds, columns = column_map(ds), by_index = {} }
+  local ctx = { ds = ds, columns = column_map(ds), by_index = {}, unfiltered_aggs = {} }
   for _, info in pairs(ctx.columns) do ctx.by_index[info.index] = info end
   local ok, out = pcall(function()
     local plan = { where = compile_where(ctx, self.where_list), keys = {}, aggs = {} }
