@@ -137,9 +137,20 @@ static int store_code(cpf_column *col, size_t row, uint32_t code) {
 }
 
 /* "got "value"" for messages, cut to a readable length */
+/* The value is shown as it is, but for the bytes that would cut or garble the message: a NUL
+ * (which ends a C string), control bytes and the quote are escaped. At most 60 bytes of it. */
 static void bad_value(char *msg, size_t msgsize, const char *what, const char *s, size_t len) {
-  int shown = len > 60 ? 60 : (int)len;
-  snprintf(msg, msgsize, "expected %s, got \"%.*s%s\"", what, shown, s, len > 60 ? "..." : "");
+  char shown[60 * 4 + 1];
+  size_t i, n = 0;
+  for (i = 0; i < len && i < 60; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == 0) { shown[n++] = '\\'; shown[n++] = '0'; }
+    else if (c == '"' || c == '\\') { shown[n++] = '\\'; shown[n++] = (char)c; }
+    else if (c < 0x20 || c == 0x7f) n += (size_t)snprintf(shown + n, 5, "\\x%02X", c);
+    else shown[n++] = (char)c;
+  }
+  shown[n] = '\0';
+  snprintf(msg, msgsize, "expected %s, got \"%s%s\"", what, shown, len > 60 ? "..." : "");
 }
 
 /* A decimal value with more digits than the column keeps: raise the scale of the whole column
@@ -195,7 +206,8 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
   case CPF_TYPE_NUMBER:
     st = parse_number(s, len, col->decimal_mark, &((double *)col->data)[row]);
     if (st == NUM_OK) return 0;
-    bad_value(msg, msgsize, "a number", s, len);
+    bad_value(msg, msgsize, st == NUM_RANGE ? "a number within the range of a double" : "a number",
+              s, len);
     return -1;
   case CPF_TYPE_INTEGER:
     if (len == 1 && (unsigned)(s[0] - '0') <= 9) { /* "0" and "1" fill most count columns */
@@ -221,12 +233,15 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
       col->rows--; /* append again with the new representation */
       return column_append(col, s, len, msg, msgsize);
     }
-    if (st == NUM_BAD && parse_number(s, len, col->decimal_mark, &d) == NUM_OK) {
-      if (decimal_rescale(col, 99) != 0) goto oom; /* exponent notation: keep it as a double */
+    /* exponent notation, or more than 64 bits of cents: the column becomes doubles (README) */
+    if ((st == NUM_BAD || st == NUM_RANGE) &&
+        (st = parse_number(s, len, col->decimal_mark, &d)) == NUM_OK) {
+      if (decimal_rescale(col, 99) != 0) goto oom;
       ((double *)col->data)[row] = d;
       return 0;
     }
-    bad_value(msg, msgsize, "a number", s, len);
+    bad_value(msg, msgsize, st == NUM_RANGE ? "a number within the range of a double" : "a number",
+              s, len);
     return -1;
   }
   case CPF_TYPE_MONTH:

@@ -2,6 +2,7 @@
  * Never strtod on the fast path: a French locale would read "1.5" as 1. */
 #include <locale.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,10 @@ static num_status parse_number_slow(const char *s, size_t len, char mark_found, 
   for (i = 0; i < len; i++)
     if (buf[i] == mark_found && point && point[0] && !point[1]) buf[i] = point[0];
   *out = strtod(buf, &endp);
-  return *endp == '\0' ? NUM_OK : NUM_BAD;
+  if (*endp != '\0') return NUM_BAD;
+  /* 1e400 would be +inf, which cpf would then write as a missing value: refuse it (a value too
+   * small for a double becomes 0 or a denormal, which is rounding, not a change of meaning) */
+  return isinf(*out) ? NUM_RANGE : NUM_OK;
 }
 
 num_status parse_number(const char *s, size_t len, char decimal_mark, double *out) {

@@ -755,6 +755,7 @@ function Query:run(spec)
   check_query(self, "run")
   if spec ~= nil then return self:agg(spec):run() end
   local ds = self.ds
+  if ds:is_closed() then error("dataset is closed", 2) end
   local ctx = { ds = ds, columns = column_map(ds), by_index = {}, unfiltered_aggs = {} }
   for _, info in pairs(ctx.columns) do ctx.by_index[info.index] = info end
   local ok, out = pcall(function()
