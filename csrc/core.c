@@ -763,6 +763,22 @@ static int same_file(lua_State *L) {
   return 1;
 }
 
+/* core.file_kind(path) -> "regular" | "directory" | "fifo" | "device" | "other" | nil, message
+ * (symlinks followed): whether a file can be read twice, e.g. its header before its rows. */
+static int file_kind(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "regular" : S_ISDIR(st.st_mode) ? "directory"
+                    : S_ISFIFO(st.st_mode) ? "fifo"
+                    : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "device" : "other");
+  return 1;
+}
+
 /* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
 static int concat_datasets(lua_State *L) {
   size_t n, i;
@@ -988,7 +1004,7 @@ static const luaL_Reg source_methods[] = {
 static const luaL_Reg module_functions[] = {
   {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {"clock", monotonic_clock},
   {"query", query_execute}, {"key_values", query_key_values}, {"concat", concat_datasets},
-  {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {"same_file", same_file},
+  {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {NULL, NULL}};
 
 #if defined(__GNUC__)

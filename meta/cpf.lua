@@ -132,6 +132,10 @@ local cpf = {}
 ---@param opts? cpf.load_options
 ---@return cpf.dataset|nil ds, string? err
 function cpf.load(path, opts) end
+---@param path string
+---@param opts? {sep?: string, types?: table<string, string>}
+---@return {name: string, label: string, type: string}[]|nil columns, string? err
+function cpf.header(path, opts) end
 ---@param paths string[]
 ---@param opts? cpf.load_options
 ---@return cpf.dataset|nil ds, string? err

@@ -316,15 +316,16 @@ end
 
 local VIRTUAL = { annee = "date_validation", mois = "date_validation", famille = "statut_dossier" }
 
--- The column description a name (canonical name, header, alias) designates, or nil.
-local function find_column(ds, name)
+-- The column description a name (canonical name, header, alias) designates among `columns`
+-- (ds:columns() or cpf.header()), or nil.
+local function find_column(columns, name)
   local schema = require "cpf.schema"
   local n = schema.normalize(name)
   local alias = schema.aliases[n]
-  for _, c in ipairs(ds:columns()) do
+  for _, c in ipairs(columns) do
     if c.name == name or c.name == n or c.name == alias or c.label == name then return c end
   end
-  for _, c in ipairs(ds:columns()) do
+  for _, c in ipairs(columns) do
     if schema.normalize(c.label) == n then return c end
   end
 end
@@ -429,13 +430,10 @@ local function measure_agg(spec, text)
   for i = 2, #parts do if parts[i] == "" then bad() end end
   if #parts == 1 then
     if fn == "count" then return cpf.count(), "count" end
-    local query = require "cpf.query"
-    local ok, err = pcall(query.Query.agg, query.new(nil), { fn })
-    if not ok then
-      if tostring(err):find("^unknown measure") then bad() end
-      usage(("--measure '%s': %s"):format(text, tostring(err)))
-    end
-    return cpf.measures[fn], fn
+    if cpf.measures[fn] then return cpf.measures[fn], fn end
+    local refusal = require("cpf.query").measure_refusal(fn)
+    if refusal then usage(("--measure '%s': %s"):format(text, refusal)) end
+    bad()
   end
   if fn == "share" then
     local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
@@ -630,23 +628,30 @@ function cli.query(args)
   local function unknown(where, name)
     return ("%s: unknown column '%s' (%s)"):format(where, name, origin[name] or "")
   end
-  if not lo.cache and #columns > 0 then lo.columns = columns end
-  local ds, err = load_dataset(pos, lo, opts.output)
-  if not ds then
-    local path, name = tostring(err):match("^(.-:1): opts%.columns: no column named '(.*)'$")
-    if path then return fail(unknown(path, name)) end
-    return fail(err)
-  end
   local snapshot = #pos == 1 and is_snapshot(pos[1])
+  if not lo.cache and not snapshot and #columns > 0 then
+    -- only the columns the query reads are loaded, once the first file's header shows it has
+    -- them all; a pipe's header cannot be read ahead: it is loaded whole and checked below
+    local header = require("cpf").header(pos[1], { sep = lo.sep, types = lo.types })
+    if header then
+      for _, name in ipairs(columns) do
+        if not find_column(header, name) then return fail(unknown(pos[1] .. ":1", name)) end
+      end
+      lo.columns = columns
+    end
+  end
+  local ds, err = load_dataset(pos, lo, opts.output)
+  if not ds then return fail(err) end
+  local ds_columns = ds:columns()
   for _, name in ipairs(columns) do
-    if not find_column(ds, name) then
+    if not find_column(ds_columns, name) then
       return fail(unknown(snapshot and pos[1] or (pos[1] .. ":1"), name))
     end
   end
 
   local q = ds:query()
   for _, w in ipairs(wheres) do
-    local c = find_column(ds, w.column)
+    local c = find_column(ds_columns, w.column)
     local ctype = c and c.type or w.column -- a virtual key: annee, mois, famille
     q = q:where(c and c.name or w.column, where_condition(w, ctype))
   end

@@ -53,6 +53,40 @@ end
 
 local load_cached -- defined with the snapshots below
 
+-- A CSV's source and the columns its header gives (what cpf.load and cpf.header share):
+-- source, specs, separator, or nil, message.
+local function open_csv(path, opts)
+  local source, err = core.open(path)
+  if not source then return nil, err end
+  local labels, sep = source:header(opts.sep)
+  if not labels then source:close() return nil, sep end
+  local specs
+  specs, err = schema.resolve(labels, opts.types)
+  if not specs then source:close() return nil, path .. ":1: " .. err end
+  return source, specs, sep
+end
+
+--- The columns a CSV would load as, from its header alone: { {name, label, type}, ... } in file
+--- order, type "auto" where the values will decide. Only for files that can be read twice: a
+--- pipe or a device gives nil, message (its header would be consumed). opts: sep, types.
+function cpf.header(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'header' (string expected, got %s)"):format(type(path)), 2)
+  end
+  opts = check_options(opts, { sep = true, types = true }, "header")
+  local kind, err = core.file_kind(path)
+  if kind ~= "regular" then
+    return nil, kind and ("%s: the header of a %s cannot be read ahead of its rows"):format(path, kind)
+      or err
+  end
+  local source, specs = open_csv(path, opts)
+  if not source then return nil, specs end
+  source:close()
+  local columns = {}
+  for i, s in ipairs(specs) do columns[i] = { name = s.name, label = s.label, type = s.type } end
+  return columns
+end
+
 --- Load a delimited file into a dataset.
 --- opts: sep (one character; detected from the header by default), decimal ("." or ","),
 --- types ({column = type} overrides), progress (function(bytes_done, bytes_total, rows), or
@@ -97,13 +131,10 @@ function cpf.load(path, opts)
     error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
   end
   if opts.cache then return load_cached(path, opts) end
-  local source, err = core.open(path)
-  if not source then return nil, err end
-  local labels, sep = source:header(opts.sep)
-  if not labels then source:close() return nil, sep end
-  local specs
-  specs, err = schema.resolve(labels, opts.types)
-  if specs and opts.columns then specs, err = schema.select(specs, opts.columns) end
+  local source, specs, sep = open_csv(path, opts)
+  if not source then return nil, specs end
+  local err
+  if opts.columns then specs, err = schema.select(specs, opts.columns) end
   if not specs then source:close() return nil, path .. ":1: " .. err end
   local ds
   ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,

@@ -192,8 +192,14 @@ for _, f in ipairs(schema.funders) do
   end
 end
 
+--- Why a measure name is refused, or nil: the names that would sum nb_titulaires.
+function q.measure_refusal(name)
+  if name == "titulaires" or name == "nb_titulaires" then return NOT_ADDITIVE end
+end
+
 local function measure(name)
-  if name == "titulaires" or name == "nb_titulaires" then error(NOT_ADDITIVE, 0) end
+  local refusal = q.measure_refusal(name)
+  if refusal then error(refusal, 0) end
   local m = q.measures[name]
   if not m then error(("unknown measure '%s'"):format(tostring(name)), 0) end
   return m
