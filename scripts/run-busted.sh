@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Runs the busted suite under Lua 5.4 and LuaJIT with TAP output, keeps each log in build/,
-# shows the failing tests and ends with one line "N passed, N failed" summed over both.
+# Runs the busted suite under each configuration named on the command line (default: lua5.4
+# luajit) with TAP output, keeps each log in build/, shows the failing tests and ends with one
+# line "N passed, N failed" summed over all of them.
+#   lua5.4, luajit   the suite on build/<lua>
+#   asan             the suite under Lua 5.4 on build/asan (AddressSanitizer + UBSan, leaks checked)
+#   tsan             the thread specs (#threads) under Lua 5.4 on build/tsan (ThreadSanitizer)
+# The sanitizer builds instrument the module only: their runtimes are preloaded into the
+# interpreter, and any report fails the run.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p build
+[ $# -gt 0 ] || set -- lua5.4 luajit
+CC=${CC:-cc}
 
 total_passed=0
 total_failed=0
-for lua in lua5.4 luajit; do
-  log="build/busted-$lua.tap"
-  "$lua" /usr/bin/busted -o TAP >"$log" 2>&1
+for config in "$@"; do
+  log="build/busted-$config.tap"
+  case "$config" in
+    asan)
+      ASAN_OPTIONS=detect_leaks=1 CPF_BUILD_DIR=build/asan \
+        LD_PRELOAD="$($CC -print-file-name=libasan.so) $($CC -print-file-name=libubsan.so)" \
+        lua5.4 /usr/bin/busted -o TAP --exclude-tags=no_asan >"$log" 2>&1 ;;
+    tsan)
+      TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" CPF_BUILD_DIR=build/tsan \
+        LD_PRELOAD="$($CC -print-file-name=libtsan.so)" \
+        lua5.4 /usr/bin/busted -o TAP --tags=threads >"$log" 2>&1 ;;
+    *) "$config" /usr/bin/busted -o TAP >"$log" 2>&1 ;;
+  esac
   status=$?
   passed=$(grep -c '^ok ' "$log")
   skipped=$(grep -c '^ok [0-9]* - # SKIP' "$log")
@@ -18,19 +36,24 @@ for lua in lua5.4 luajit; do
   # the failing tests with their diagnostics (the "#" lines after "not ok")
   awk '/^not ok /{show=1; print; next} /^#/{if (show) print; next} {show=0}' "$log"
   plan=$(grep -E '^1\.\.[0-9]+' "$log" | tail -n 1 | cut -d. -f3)
-  if [ -z "$plan" ]; then
+  if grep -qE '^(==[0-9]+==|WARNING: ThreadSanitizer|SUMMARY: (Address|Undefined|Thread)Sanitizer)|runtime error:' "$log"; then
+    # a sanitizer report, even one that did not stop the interpreter
+    echo "not ok - $config: a sanitizer reported an error; see $log:"
+    grep -m 5 -E '^(==[0-9]+==|WARNING: ThreadSanitizer|SUMMARY)|runtime error:' "$log" | sed 's/^/# /'
+    failed=$((failed + 1))
+  elif [ -z "$plan" ]; then
     # no plan: busted did not get to the end; that is a failure, not zero tests
-    echo "not ok - $lua: busted stopped without a TAP plan (exit status $status); end of $log:"
+    echo "not ok - $config: busted stopped without a TAP plan (exit status $status); end of $log:"
     tail -n 20 "$log" | sed 's/^/# /'
     failed=$((failed + 1))
   elif [ "$plan" -ne $((passed + skipped + failed)) ]; then
-    echo "not ok - $lua: the TAP plan announces $plan tests, $((passed + skipped + failed)) reported"
+    echo "not ok - $config: the TAP plan announces $plan tests, $((passed + skipped + failed)) reported"
     failed=$((failed + 1))
   elif [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
-    echo "not ok - $lua: busted exited with status $status without a failing test; see $log"
+    echo "not ok - $config: busted exited with status $status without a failing test; see $log"
     failed=$((failed + 1))
   fi
-  echo "$lua: $passed passed, $failed failed, $skipped skipped (log: $log)"
+  echo "$config: $passed passed, $failed failed, $skipped skipped (log: $log)"
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
 done

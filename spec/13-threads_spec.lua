@@ -26,7 +26,7 @@ local function nasty_csv(rows, crlf)
   return table.concat(out)
 end
 
-describe("parallel load", function()
+describe("parallel load #threads", function()
   after_each(h.cleanup)
 
   it("gives the same dataset with 1, 2, 3, 5 and 8 threads on a generated file", function()
