@@ -17,7 +17,8 @@ MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibilit
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
 MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
-SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c
+SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c \
+          csrc/output_file.c
 HEADERS = csrc/cpf.h csrc/compat.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 

@@ -15,6 +15,7 @@
 #define DATASET_META "cpf.dataset"
 #define SCRATCH_META "cpf.scratch"
 #define SOURCE_META "cpf.source"
+#define OUTPUT_META "cpf.output_file"
 
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */
@@ -779,6 +780,61 @@ static int file_kind(lua_State *L) {
   return 1;
 }
 
+/* ---- output files: what res:write writes a path through ---- */
+
+/* core.output_file(path) -> writer | nil, message: a temporary beside path, renamed over it by
+ * writer:commit(); writer:abort() (or the collector) removes it. */
+static int output_file_new(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  output_file *out = lua_newuserdata(L, sizeof *out);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  out->fd = -1;
+  out->tmp = out->path = NULL;
+  luaL_getmetatable(L, OUTPUT_META);
+  lua_setmetatable(L, -2);
+  if (output_file_open(out, path, &err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.message);
+    return 2;
+  }
+  return 1;
+}
+
+static int output_result(lua_State *L, int status, const cpf_error *err) {
+  if (status == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, err->message);
+  return 2;
+}
+
+/* writer:write(s) -> writer | nil, message (file:write's convention) */
+static int output_file_write_l(lua_State *L) {
+  output_file *out = luaL_checkudata(L, 1, OUTPUT_META);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (output_file_write(out, s, len, &err) != 0) return output_result(L, -1, &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int output_file_commit_l(lua_State *L) {
+  output_file *out = luaL_checkudata(L, 1, OUTPUT_META);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  return output_result(L, output_file_commit(out, &err), &err);
+}
+
+static int output_file_abort_l(lua_State *L) {
+  output_file_abort(luaL_checkudata(L, 1, OUTPUT_META));
+  return 0;
+}
+
 /* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
 static int concat_datasets(lua_State *L) {
   size_t n, i;
@@ -998,6 +1054,10 @@ static int stderr_is_tty(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg output_file_methods[] = {
+  {"write", output_file_write_l}, {"commit", output_file_commit_l}, {"abort", output_file_abort_l},
+  {NULL, NULL}};
+
 static const luaL_Reg source_methods[] = {
   {"header", source_header}, {"load", source_load}, {"close", source_close_l}, {NULL, NULL}};
 
@@ -1005,6 +1065,7 @@ static const luaL_Reg module_functions[] = {
   {"open", open_source}, {"stderr_is_tty", stderr_is_tty}, {"clock", monotonic_clock},
   {"query", query_execute}, {"key_values", query_key_values}, {"concat", concat_datasets},
   {"open_snapshot", open_snapshot}, {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
+  {"output_file", output_file_new},
   {NULL, NULL}};
 
 #if defined(__GNUC__)
@@ -1019,6 +1080,14 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   luaL_newmetatable(L, SCRATCH_META);
   lua_pushcfunction(L, scratch_gc);
   lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, OUTPUT_META);
+  lua_pushcfunction(L, output_file_abort_l); /* a writer never committed leaves no temporary */
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  compat_setfuncs(L, output_file_methods);
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 
   luaL_newmetatable(L, SOURCE_META);

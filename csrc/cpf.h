@@ -181,6 +181,20 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
 
 #endif
 
+/* ---- output_file.c: a file that replaces its target only once complete ---- */
+typedef struct {
+  char *path;  /* the target */
+  char *tmp;   /* the temporary beside it, created exclusively; NULL once renamed or removed */
+  int fd;
+} output_file;
+
+/* Refuses a target that exists and is not a regular file ("PATH: not a regular file: refusing
+ * to replace it"). Commit renames the temporary over the target; abort (idempotent) removes it. */
+int output_file_open(output_file *out, const char *path, cpf_error *err);
+int output_file_write(output_file *out, const void *p, size_t n, cpf_error *err);
+int output_file_commit(output_file *out, cpf_error *err);
+void output_file_abort(output_file *out);
+
 /* ---- snapshot.c: the dataset as a binary file, reopened by mmap ---- */
 /* Writes the dataset (atomically: a temporary file renamed); `tag` is stored as given. */
 int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,

@@ -53,6 +53,7 @@ build = {
         "csrc/numparse.c",
         "csrc/query.c",
         "csrc/snapshot.c",
+        "csrc/output_file.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CSV_INCDIR)" },

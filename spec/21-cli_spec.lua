@@ -234,7 +234,7 @@ describe("cpf query", function()
     assert.are.equal("dossiers,montant\n11,7050.75\n", h.read_file(path))
     _, err, code = cpf_run("query " .. q(fixture) .. " -o /nonexistent/dir/x.csv")
     assert.are.equal(1, code)
-    assert.are.equal("cpf: /nonexistent/dir/x.csv: No such file or directory\n", err)
+    assert.are.equal("cpf: /nonexistent/dir/x.csv: cannot write: No such file or directory\n", err)
   end)
 
   it("passes format options: --bar, --title, --opt", function()

@@ -222,3 +222,48 @@ describe("cpf.header", function()
     assert.are.equal("cpf: -:1: unknown column 'nope' (--by nope)\n", err)
   end)
 end)
+
+describe("res:write to a path", function()
+  after_each(h.cleanup)
+  local function result() return cpf.result({ "a" }, { { a = 1 } }) end
+
+  it("replaces only a regular file, and leaves no temporary behind", function()
+    local dir = h.tmpname("-w")
+    assert.are.equal(0, select(3, h.run("mkdir " .. dir .. " && mkfifo " .. dir .. "/fifo && echo keep > "
+      .. dir .. "/target && ln -s target " .. dir .. "/link && mkdir " .. dir .. "/sub")))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    for _, name in ipairs { "fifo", "link", "sub" } do
+      local ok, err = result():write(dir .. "/" .. name, "csv")
+      assert.is_nil(ok, name)
+      assert.are.equal(dir .. "/" .. name .. ": not a regular file: refusing to replace it", err)
+    end
+    assert.are.equal("keep\n", h.read_file(dir .. "/target"), "the symlink's target is untouched")
+    assert.is_true(result():write(dir .. "/target", "csv"))
+    assert.are.equal("a\n1\n", h.read_file(dir .. "/target"))
+    assert.are.equal("fifo\nlink\nsub\ntarget\n", (h.run("ls " .. dir)))
+    -- as root, a device would be renamed over: refused
+    local ok, err = result():write("/dev/null", "csv")
+    assert.is_nil(ok)
+    assert.are.equal("/dev/null: not a regular file: refusing to replace it", err)
+  end)
+
+  it("removes its temporary when the format fails", function()
+    local dir = h.tmpname("-w")
+    assert.are.equal(0, select(3, h.run("mkdir " .. dir)))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    cpf.formats.register("fails_midway", function(_, out) out:write("x\n") error("format broke", 0) end)
+    assert.has_error(function() result():write(dir .. "/out.txt", "fails_midway") end, "format broke")
+    assert.are.equal("", (h.run("ls -A " .. dir)))
+  end)
+
+  it("is what the command line's -o uses", function()
+    local fifo = h.tmpname(".fifo")
+    assert.are.equal(0, select(3, h.run("mkfifo " .. fifo)))
+    for _, command in ipairs { "query spec/fixtures/q_small.csv -o " .. fifo,
+                               "describe spec/fixtures/q_small.csv -o " .. fifo } do
+      local _, err, code = h.run(h.cpf_command(command))
+      assert.are.equal(1, code, command)
+      assert.are.equal("cpf: " .. fifo .. ": not a regular file: refusing to replace it\n", err)
+    end
+  end)
+end)

@@ -748,12 +748,12 @@ function cli.describe(args)
     local ok, body = pcall(res.format, res, fmt, fo)
     if not ok then usage((tostring(body):gsub("^[^:\n]*%.lua:%d+: ", ""))) end
     local text = ("%s: %d rows, %d columns\n"):format(table.concat(pos, ", "), #ds, #ds:columns()) .. body
-    if opts.output then
-      local f, ferr = io.open(opts.output, "wb")
+    if opts.output then -- through a temporary renamed over it, as res:write does
+      local f, ferr = require("cpf.core").output_file(opts.output)
       if not f then error(ferr, 0) end
       local ok, werr = f:write(text)
-      f:close()
-      if not ok then error(opts.output .. ": " .. tostring(werr), 0) end
+      if ok then ok, werr = f:commit() else f:abort() end
+      if not ok then error(werr, 0) end
     else
       io.stdout:write(text)
     end

@@ -126,48 +126,24 @@ function format.to_string(res, name, opts, level)
   return concat(out.parts, "", 1, out.n)
 end
 
--- A name beside the target, in the same directory so that the rename stays atomic.
-local function temp_path(path)
-  local id = tostring({}):match("(%x+)$") or "0"
-  for k = 1, 100 do
-    local tmp = ("%s.%s-%d.tmp"):format(path, id, k)
-    local f = io.open(tmp, "rb")
-    if not f then return tmp end
-    f:close()
-  end
-  return path .. ".tmp"
-end
-
--- I/O messages name the temporary file: name the target instead.
-local function path_error(err, tmp, path)
-  err = tostring(err)
-  if err:sub(1, #tmp) == tmp then return path .. err:sub(#tmp + 1) end
-  return path .. ": " .. err
-end
-
+-- A path is written through a temporary beside it, created exclusively and renamed over the
+-- target once complete (cpf.core's output files): readers never see half a file, and nothing but
+-- a regular file is replaced (a symlink, FIFO or device at the target is refused).
 local function write_path(res, path, fn, opts)
-  local tmp = temp_path(path)
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, path_error(err, tmp, path) end
-  local out = new_out(f)
+  local file, err = require("cpf.core").output_file(path)
+  if not file then return nil, err end
+  local out = new_out(file)
   local ok, failure = pcall(fn, res, out, opts)
   if ok then out:flush() end
-  local closed, close_err = f:close()
   if not ok then
-    os.remove(tmp)
+    file:abort()
     error(failure, 0) -- the format's own error, as it raised it
   end
-  err = out.err or (not closed and close_err) or nil
-  if err then
-    os.remove(tmp)
-    return nil, path_error(err, tmp, path)
+  if out.err then
+    file:abort()
+    return nil, tostring(out.err)
   end
-  local renamed, rename_err = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, path_error(rename_err, tmp, path)
-  end
-  return true
+  return file:commit()
 end
 
 --- Writes the result in a format to a path (a temporary file renamed over it, so readers never
