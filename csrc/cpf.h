@@ -28,6 +28,7 @@ typedef struct {
 void cpf_error_set(cpf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
   __attribute__((format(printf, 2, 3)))
+#endif
   ;
 
 /* ---- dictionary.c: distinct values of a string column ---- */
@@ -178,8 +179,6 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
 void loader_free_header(char **labels, size_t count);
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
-
-#endif
 
 /* ---- snapshot.c: the dataset as a binary file, reopened by mmap ---- */
 /* Writes the dataset (atomically: a temporary file renamed); `tag` is stored as given. */
