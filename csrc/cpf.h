@@ -57,7 +57,13 @@ typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
 num_status parse_integer(const char *s, size_t len, char decimal_mark, int64_t *out);
 /* *scale is the wanted scale; on NUM_FRACTION *needed is the scale the value needs. */
 num_status parse_decimal(const char *s, size_t len, char decimal_mark, int scale, int64_t *out, int *needed);
-num_status parse_number(const char *s, size_t len, char decimal_mark, double *out);
+/* locale_point: the C library's decimal point, from numparse_locale_point (strtod, used for
+ * the rare literal the exact path cannot round, reads the mark of the current locale). */
+num_status parse_number(const char *s, size_t len, char decimal_mark, char locale_point,
+                        double *out);
+/* The current locale's decimal point, or 0 when it is not one byte. localeconv is not
+ * thread-safe: call it on the calling thread, never on a loading thread. */
+char numparse_locale_point(void);
 num_status parse_month(const char *s, size_t len, int64_t *out);
 num_status parse_date(const char *s, size_t len, int64_t *out);
 /* Formatting for display: buffers of at least 16 bytes. */
@@ -83,6 +89,7 @@ typedef struct {
   /* while loading */
   size_t cap;
   char decimal_mark;
+  char locale_point;    /* strtod's decimal point, read once before the load (numparse.c) */
   int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
   int skipped;          /* loading: a column not asked for, whose fields are passed over */
 } cpf_column;

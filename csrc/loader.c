@@ -550,7 +550,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   const char *path = src->path;
   size_t begin, nchunks, k, j, expected, rows = 0;
-  char sep, mark;
+  char sep, mark, point;
   chunk_job *jobs = NULL;
   pthread_t *threads = NULL;
   size_t *done = NULL, started = 0;
@@ -560,6 +560,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   if ((sep = source_separator(src, opts->sep, err)) == 0) return NULL;
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
+  point = numparse_locale_point(); /* here, on the calling thread: localeconv is not thread-safe */
   begin = data_start(src);
   /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
@@ -598,6 +599,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       } else if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
         cpf_error_set(err, "%s: out of memory", path);
         goto out_threads;
+      } else {
+        job->cols[j].locale_point = point;
       }
   }
   for (k = 1; k < nchunks; k++, started++)
