@@ -168,13 +168,22 @@ typedef struct {
   int skip;               /* not loaded (opts.columns): its fields are passed over */
 } cpf_column_spec;
 
-/* A file's bytes, read once: mapped when it is a regular file, read otherwise (pipes). */
+/* A file opened once, for its header then its load. A regular file is read with pread, never
+ * mapped (a file truncated under a mapping raises SIGBUS in the host); only its first bytes,
+ * where the header must be, are held. A pipe or device is read whole into memory. */
 typedef struct {
   char *path;
-  const char *bytes;
-  size_t size;
-  size_t start;   /* after the BOM */
-  int mapped;
+  int fd;             /* a regular file; -1 for a source in memory */
+  char *bytes;        /* a source in memory: the whole content; NULL for a regular file */
+  size_t size;        /* at open */
+  char *prefix;       /* the first bytes: the header record ends within them */
+  size_t prefix_len;
+  size_t start;       /* after the BOM */
+  size_t data_start;  /* after the header record */
+  uint64_t inode;     /* with size and mtime: the file must be the same after the load */
+  int64_t mtime_sec;
+  long mtime_nsec;
+  int is_open;
 } cpf_source;
 
 int source_open(cpf_source *src, const char *path, cpf_error *err);
