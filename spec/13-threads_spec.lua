@@ -60,6 +60,10 @@ describe("parallel load", function()
     ["a quoted field of 150 000 line breaks"] = 'a;b\n1;x\n2;"' .. ("\n"):rep(150000) .. '"\n3;z\n',
     ["a quoted field of 300 000 bytes with quotes and separators"] =
       'a;b\n1;x\n2;"' .. ('q"";\n'):rep(60000) .. '"\n3;z\n',
+    -- longer than a thread's 4 MB read buffer: libcsv takes them piece by piece
+    ["a 9 MB field"] = "a;b\n1;x\n2;" .. ("y"):rep(9 * 1024 * 1024) .. "\n3;z\n",
+    ["a 10 MB quoted field with quotes, line breaks and CRLF"] =
+      'a;b\n1;x\n2;"' .. ('ab"";\r\n\n'):rep(1024 * 1024) .. '"\n3;z\n',
   }
   for what, text in pairs(long_records) do
     it("loads a record longer than a chunk: " .. what, function()
