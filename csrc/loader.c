@@ -211,6 +211,9 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
     return -1;
   }
   csv_set_delim(p, (unsigned char)sep);
+  /* libcsv grows a field's buffer by this many bytes at a time (128 by default): a field of
+   * megabytes would be copied thousands of times by an allocator that cannot grow in place */
+  csv_set_blk_size(p, (size_t)64 << 10);
   return 0;
 }
 
