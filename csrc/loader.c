@@ -25,9 +25,9 @@
  * A regular file is read with pread, by each chunk thread through its own bounded buffer: a
  * file truncated under a mapping raises SIGBUS, which would kill the host (Neovim, an nginx
  * worker), and the mapped pages would count on top of the dataset. A short read, or a size,
- * inode or mtime that differs after the load from the one seen at open, is an error. Pipes and devices
- * have no pread: they are read into memory, after the header has been found in their first
- * bytes (so /dev/zero is refused at once instead of filling the memory). */
+ * inode or mtime that differs after the load from the one seen at open, is an error. Pipes
+ * and devices have no pread: they are read into memory, after the header has been found in
+ * their first bytes (so /dev/zero is refused at once instead of filling the memory). */
 
 /* The header record must end within the file's first HEADER_PREFIX bytes. */
 #define HEADER_PREFIX ((size_t)1 << 20)
@@ -774,7 +774,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     if (nchunks > 1 && (src->size - begin) / nchunks < min_chunk)
       nchunks = (src->size - begin) / min_chunk + 1;
   }
-  expected = estimate_rows(src->prefix + begin, src->prefix_len - begin, src->size - begin) / nchunks + 64;
+  expected = estimate_rows(src->prefix + begin, src->prefix_len - begin, src->size - begin) / nchunks
+           + 64;
   jobs = calloc(nchunks, sizeof *jobs);
   threads = calloc(nchunks, sizeof *threads);
   done = calloc(nchunks, sizeof *done);

@@ -133,7 +133,8 @@ struct lconv *localeconv(void) {
 }
 ]], ".c")
     local shim = h.tmpname(".so")
-    local _, cc_err, cc_code = h.run(("env -u LD_PRELOAD cc -shared -fPIC -o %s %s -ldl"):format(shim, shim_c))
+    local _, cc_err, cc_code =
+      h.run(("env -u LD_PRELOAD cc -shared -fPIC -o %s %s -ldl"):format(shim, shim_c))
     assert.are.equal(0, cc_code, cc_err)
     local lines = { "a;x;y" }
     for i = 1, 40000 do lines[#lines + 1] = ("%d;1e30;%d.5e-30"):format(i, i) end
@@ -151,7 +152,8 @@ end
 io.write("ok ", #ds)
 ]]):format(os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name), path), ".lua")
     local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. shim):gsub("^ ", "")
-    local out, err, code = h.run(("LD_PRELOAD=%s %s %s"):format(h.shell_quote(preload), h.interpreter, child))
+    local out, err, code =
+      h.run(("LD_PRELOAD=%s %s %s"):format(h.shell_quote(preload), h.interpreter, child))
     assert.are.equal(0, code, "exit " .. tostring(code) .. ": " .. err)
     assert.are.equal("ok 40000", out)
   end)

@@ -91,7 +91,8 @@ describe("reading the CSV", function()
   describe("the header line", function()
     -- ulimit: the code before the 1 MiB limit read /dev/zero until memory ran out
     local function bounded(command)
-      return h.run("env -u LD_PRELOAD sh -c " .. h.shell_quote("ulimit -v 3000000; exec timeout 60 " .. command))
+      local limited = "ulimit -v 3000000; exec timeout 60 " .. command
+      return h.run("env -u LD_PRELOAD sh -c " .. h.shell_quote(limited))
     end
 
     it("must end within the first 1 MiB: /dev/zero is refused at once", function()
