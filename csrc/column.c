@@ -49,6 +49,7 @@ int column_init(cpf_column *col, const char *name, const char *label, cpf_type t
   col->width = builder_width(type);
   col->scale = type == CPF_TYPE_DECIMAL ? 2 : 0;
   col->decimal_mark = decimal_mark;
+  col->locale_point = '.'; /* the C locale's; the loader sets the current one */
   col->cap = expected_rows < 64 ? 64 : expected_rows;
   col->name = copy_string(name);
   col->label = copy_string(label);
@@ -204,7 +205,7 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
     return 0;
   }
   case CPF_TYPE_NUMBER:
-    st = parse_number(s, len, col->decimal_mark, &((double *)col->data)[row]);
+    st = parse_number(s, len, col->decimal_mark, col->locale_point, &((double *)col->data)[row]);
     if (st == NUM_OK) return 0;
     bad_value(msg, msgsize, st == NUM_RANGE ? "a number within the range of a double" : "a number",
               s, len);
@@ -235,7 +236,7 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
     }
     /* exponent notation, or more than 64 bits of cents: the column becomes doubles (README) */
     if ((st == NUM_BAD || st == NUM_RANGE) &&
-        (st = parse_number(s, len, col->decimal_mark, &d)) == NUM_OK) {
+        (st = parse_number(s, len, col->decimal_mark, col->locale_point, &d)) == NUM_OK) {
       if (decimal_rescale(col, 99) != 0) goto oom;
       ((double *)col->data)[row] = d;
       return 0;
@@ -288,7 +289,7 @@ static cpf_type infer_type(const cpf_column *col) {
                         memchr(s, ',', len)))
       all_integer = 0;
     if (all_number && (looks_like_code(s, len) || *s == '+' ||
-                       parse_number(s, len, col->decimal_mark, &d) != NUM_OK))
+                       parse_number(s, len, col->decimal_mark, col->locale_point, &d) != NUM_OK))
       all_number = 0;
     if (all_date && parse_date(s, len, &i) != NUM_OK) all_date = 0;
     if (all_month && (len != 7 || parse_month(s, len, &i) != NUM_OK)) all_month = 0;
@@ -314,7 +315,7 @@ static int convert_strings(cpf_column *col, cpf_type type) {
     switch (type) {
     case CPF_TYPE_INTEGER: parse_integer(s, len, 0, &by_code[code]); break;
     case CPF_TYPE_NUMBER:
-      parse_number(s, len, col->decimal_mark, &d);
+      parse_number(s, len, col->decimal_mark, col->locale_point, &d);
       memcpy(&by_code[code], &d, sizeof d);
       break;
     case CPF_TYPE_DATE: parse_date(s, len, &by_code[code]); break;

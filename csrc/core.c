@@ -888,7 +888,7 @@ static char sep_option(lua_State *L, int opts, const char *field) {
 /* ---- sources: a file opened once, read by header() then load() ---- */
 static cpf_source *check_source(lua_State *L, int idx) {
   cpf_source *src = luaL_checkudata(L, idx, SOURCE_META);
-  if (src->bytes == NULL) luaL_error(L, "source is closed");
+  if (!src->is_open) luaL_error(L, "source is closed");
   return src;
 }
 
@@ -903,6 +903,7 @@ static int open_source(lua_State *L) {
   cpf_source *src = lua_newuserdata(L, sizeof *src);
   cpf_error err;
   memset(src, 0, sizeof *src);
+  src->fd = -1; /* __gc closes it */
   luaL_getmetatable(L, SOURCE_META);
   lua_setmetatable(L, -2);
   memset(&err, 0, sizeof err);

@@ -28,6 +28,7 @@ typedef struct {
 void cpf_error_set(cpf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
   __attribute__((format(printf, 2, 3)))
+#endif
   ;
 
 /* ---- dictionary.c: distinct values of a string column ---- */
@@ -56,7 +57,13 @@ typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
 num_status parse_integer(const char *s, size_t len, char decimal_mark, int64_t *out);
 /* *scale is the wanted scale; on NUM_FRACTION *needed is the scale the value needs. */
 num_status parse_decimal(const char *s, size_t len, char decimal_mark, int scale, int64_t *out, int *needed);
-num_status parse_number(const char *s, size_t len, char decimal_mark, double *out);
+/* locale_point: the C library's decimal point, from numparse_locale_point (strtod, used for
+ * the rare literal the exact path cannot round, reads the mark of the current locale). */
+num_status parse_number(const char *s, size_t len, char decimal_mark, char locale_point,
+                        double *out);
+/* The current locale's decimal point, or 0 when it is not one byte. localeconv is not
+ * thread-safe: call it on the calling thread, never on a loading thread. */
+char numparse_locale_point(void);
 num_status parse_month(const char *s, size_t len, int64_t *out);
 num_status parse_date(const char *s, size_t len, int64_t *out);
 /* Formatting for display: buffers of at least 16 bytes. */
@@ -82,6 +89,7 @@ typedef struct {
   /* while loading */
   size_t cap;
   char decimal_mark;
+  char locale_point;    /* strtod's decimal point, read once before the load (numparse.c) */
   int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
   int skipped;          /* loading: a column not asked for, whose fields are passed over */
 } cpf_column;
@@ -160,13 +168,22 @@ typedef struct {
   int skip;               /* not loaded (opts.columns): its fields are passed over */
 } cpf_column_spec;
 
-/* A file's bytes, read once: mapped when it is a regular file, read otherwise (pipes). */
+/* A file opened once, for its header then its load. A regular file is read with pread, never
+ * mapped (a file truncated under a mapping raises SIGBUS in the host); only its first bytes,
+ * where the header must be, are held. A pipe or device is read whole into memory. */
 typedef struct {
   char *path;
-  const char *bytes;
-  size_t size;
-  size_t start;   /* after the BOM */
-  int mapped;
+  int fd;             /* a regular file; -1 for a source in memory */
+  char *bytes;        /* a source in memory: the whole content; NULL for a regular file */
+  size_t size;        /* at open */
+  char *prefix;       /* the first bytes: the header record ends within them */
+  size_t prefix_len;
+  size_t start;       /* after the BOM */
+  size_t data_start;  /* after the header record */
+  uint64_t inode;     /* with size and mtime: the file must be the same after the load */
+  int64_t mtime_sec;
+  long mtime_nsec;
+  int is_open;
 } cpf_source;
 
 int source_open(cpf_source *src, const char *path, cpf_error *err);
@@ -178,8 +195,6 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
 void loader_free_header(char **labels, size_t count);
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
-
-#endif
 
 /* ---- output_file.c: a file that replaces its target only once complete ---- */
 typedef struct {

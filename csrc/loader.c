@@ -7,12 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <csv.h>
-#ifdef __SSE2__
+/* the SSE2 scan counts bits with __builtin_ctz, a GNU C builtin (gcc, clang) */
+#if defined(__SSE2__) && defined(__GNUC__)
+#define CPF_SSE2 1
 #include <emmintrin.h>
 #endif
 
@@ -20,70 +21,98 @@
 
 #define PROGRESS_EVERY (16u << 20)
 
-/* ---- the file's bytes: mapped when possible, read otherwise (pipes, /dev/stdin) ---- */
-static int file_open_bytes(const char *path, cpf_source *fb, cpf_error *err) {
-  struct stat st;
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) {
-    cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    cpf_error_set(err, "%s: cannot read: is a directory", path);
-    close(fd);
-    return -1;
-  }
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p != MAP_FAILED) {
-      fb->bytes = p;
-      fb->size = (size_t)st.st_size;
-      fb->mapped = 1;
-      close(fd);
-      return 0;
+/* ---- the file: read, never mapped ----
+ * A regular file is read with pread, by each chunk thread through its own bounded buffer: a
+ * file truncated under a mapping raises SIGBUS, which would kill the host (Neovim, an nginx
+ * worker), and the mapped pages would count on top of the dataset. A short read, or a size,
+ * inode or mtime that differs after the load from the one seen at open, is an error. Pipes
+ * and devices have no pread: they are read into memory, after the header has been found in
+ * their first bytes (so /dev/zero is refused at once instead of filling the memory). */
+
+/* The header record must end within the file's first HEADER_PREFIX bytes. */
+#define HEADER_PREFIX ((size_t)1 << 20)
+
+static int source_changed(const cpf_source *src, cpf_error *err) {
+  cpf_error_set(err, "%s: the file changed while it was read", src->path);
+  return -1;
+}
+
+/* Reads [off, off + n) of a regular file; -1 with an error when the file is shorter now. */
+static int read_at(const cpf_source *src, char *buf, size_t n, size_t off, cpf_error *err) {
+  while (n > 0) {
+    ssize_t got = pread(src->fd, buf, n, (off_t)off);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+      return -1;
     }
-  }
-  { /* not mappable: read it all */
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-      ssize_t n;
-      if (!buf) { cpf_error_set(err, "%s: out of memory", path); close(fd); return -1; }
-      if (len == cap) {
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) { free(buf); buf = NULL; continue; }
-        buf = bigger;
-        cap *= 2;
-      }
-      n = read(fd, buf + len, cap - len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        cpf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
-        free(buf);
-        close(fd);
-        return -1;
-      }
-      if (n == 0) break;
-      len += (size_t)n;
-    }
-    close(fd);
-    fb->bytes = buf;
-    fb->size = len;
+    if (got == 0) return source_changed(src, err);
+    buf += got;
+    n -= (size_t)got;
+    off += (size_t)got;
   }
   return 0;
 }
 
-void source_close(cpf_source *src) {
-  if (src->bytes) {
-    if (src->mapped) munmap((void *)src->bytes, src->size);
-    else free((void *)src->bytes);
+/* Reads a stream until `limit` bytes are held or it ends; *ended tells which. */
+static int read_stream(const cpf_source *src, char **buf, size_t *len, size_t *cap, size_t limit,
+                       int *ended, cpf_error *err) {
+  *ended = 0;
+  while (*len < limit) {
+    ssize_t n;
+    if (*len == *cap) {
+      size_t want = *cap ? *cap * 2 : (size_t)1 << 16;
+      char *bigger = realloc(*buf, want);
+      if (!bigger) { cpf_error_set(err, "%s: out of memory", src->path); return -1; }
+      *buf = bigger;
+      *cap = want;
+    }
+    n = read(src->fd, *buf + *len, (limit < *cap ? limit : *cap) - *len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+      return -1;
+    }
+    if (n == 0) { *ended = 1; return 0; }
+    *len += (size_t)n;
   }
-  free(src->path);
-  memset(src, 0, sizeof *src);
+  return 0;
 }
 
-static size_t bom_length(const cpf_source *src) {
-  return src->size >= 3 && memcmp(src->bytes, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+static void source_identity(const struct stat *st, cpf_source *src) {
+  src->size = (size_t)st->st_size;
+  src->inode = (uint64_t)st->st_ino;
+  src->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+  src->mtime_nsec = (long)st->st_mtim.tv_nsec;
+}
+
+/* After a load: the file must still be the one measured at open. */
+static int source_unchanged(const cpf_source *src, cpf_error *err) {
+  struct stat st;
+  cpf_source now;
+  if (src->fd < 0) return 0; /* read into memory at open: nothing more was read */
+  if (fstat(src->fd, &st) != 0) {
+    cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+    return -1;
+  }
+  source_identity(&st, &now);
+  if (now.size != src->size || now.inode != src->inode || now.mtime_sec != src->mtime_sec ||
+      now.mtime_nsec != src->mtime_nsec)
+    return source_changed(src, err);
+  return 0;
+}
+
+void source_close(cpf_source *src) {
+  if (src->fd >= 0) close(src->fd);
+  if (src->prefix != src->bytes) free(src->prefix);
+  free(src->bytes);
+  free(src->path);
+  memset(src, 0, sizeof *src);
+  src->fd = -1;
+}
+
+static size_t bom_length(const char *p, size_t n) {
+  return n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
 
 static int only_blank(const char *p, size_t n) {
@@ -182,6 +211,9 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
     return -1;
   }
   csv_set_delim(p, (unsigned char)sep);
+  /* libcsv grows a field's buffer by this many bytes at a time (128 by default): a field of
+   * megabytes would be copied thousands of times by an allocator that cannot grow in place */
+  csv_set_blk_size(p, (size_t)64 << 10);
   return 0;
 }
 
@@ -228,8 +260,9 @@ static int is_blank_char(char c, char sep) {
 static size_t scan_plain_line(const char *p, const char *end, char sep, uint32_t *seps,
                               size_t *nseps, size_t *content) {
   size_t i = 0, n = (size_t)(end - p), k = 0;
-  if (n > UINT32_MAX) n = UINT32_MAX; /* positions are 32-bit; such a line goes to libcsv */
-#ifdef __SSE2__
+  int capped = n > UINT32_MAX;
+  if (capped) n = UINT32_MAX; /* positions are 32-bit; a longer line goes to libcsv */
+#ifdef CPF_SSE2
   {
     const __m128i vs = _mm_set1_epi8(sep), vq = _mm_set1_epi8('"'), vcr = _mm_set1_epi8('\r'),
                   vlf = _mm_set1_epi8('\n');
@@ -256,6 +289,7 @@ static size_t scan_plain_line(const char *p, const char *end, char sep, uint32_t
       goto stop_byte;
     }
   }
+  if (capped) return 0;
   *nseps = k; /* the last line, without a line break */
   *content = n;
   return n;
@@ -306,25 +340,93 @@ static size_t count_quotes(const char *s, size_t len) {
   return n;
 }
 
-/* Reads or maps the file once, skips the BOM, checks it is not empty. */
-int source_open(cpf_source *src, const char *path, cpf_error *err) {
-  size_t n = strlen(path) + 1;
-  memset(src, 0, sizeof *src);
-  src->path = malloc(n);
-  if (!src->path) { cpf_error_set(err, "%s: out of memory", path); return -1; }
-  memcpy(src->path, path, n);
-  if (file_open_bytes(path, src, err) != 0) { source_close(src); return -1; }
-  src->start = bom_length(src);
-  if (only_blank(src->bytes + src->start, src->size - src->start)) {
-    cpf_error_set(err, "%s: empty file: no header line", path);
-    source_close(src);
-    return -1;
+/* Where the header record ends: after the CR, LF or CRLF that ends it outside quotes (blank
+ * lines before it skipped, as libcsv does), the line break lying before `limit`; 0 when none
+ * does. `n` bytes are readable, so a CRLF is seen whole. */
+static size_t header_end(const char *b, size_t i, size_t limit, size_t n) {
+  int quoted = 0;
+  while (i < limit && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ' || b[i] == '\t')) i++;
+  for (; i < limit; i++) {
+    if (b[i] == '"') quoted = !quoted;
+    else if (!quoted && (b[i] == '\n' || b[i] == '\r'))
+      return i + 1 + (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
   }
   return 0;
 }
 
+static int source_fail(cpf_source *src) {
+  source_close(src);
+  return -1;
+}
+
+/* Opens the file and reads its first bytes only, where the header must be; a pipe or device
+ * is then read whole (it cannot be read again). Skips the BOM, checks there is a header. */
+int source_open(cpf_source *src, const char *path, cpf_error *err) {
+  size_t n = strlen(path) + 1, cap = 0, scan;
+  struct stat st;
+  int regular, whole; /* whole: the prefix is all of the file */
+  memset(src, 0, sizeof *src);
+  src->fd = -1;
+  src->path = malloc(n);
+  if (!src->path) { cpf_error_set(err, "%s: out of memory", path); return -1; }
+  memcpy(src->path, path, n);
+  src->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (src->fd < 0) {
+    cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    return source_fail(src);
+  }
+  if (fstat(src->fd, &st) != 0) {
+    cpf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+    return source_fail(src);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    cpf_error_set(err, "%s: cannot read: is a directory", path);
+    return source_fail(src);
+  }
+  /* one byte more than the limit: a CRLF ending the header at the limit is seen whole */
+  regular = S_ISREG(st.st_mode);
+  if (regular) {
+    source_identity(&st, src);
+    src->prefix_len = src->size < HEADER_PREFIX + 1 ? src->size : HEADER_PREFIX + 1;
+    src->prefix = malloc(src->prefix_len ? src->prefix_len : 1);
+    if (!src->prefix) { cpf_error_set(err, "%s: out of memory", path); return source_fail(src); }
+    if (read_at(src, src->prefix, src->prefix_len, 0, err) != 0) return source_fail(src);
+    whole = src->prefix_len == src->size;
+  } else {
+    if (read_stream(src, &src->bytes, &src->size, &cap, HEADER_PREFIX + 1, &whole, err) != 0)
+      return source_fail(src);
+    src->prefix = src->bytes;
+    src->prefix_len = src->size;
+  }
+  src->start = bom_length(src->prefix, src->prefix_len);
+  if (whole && only_blank(src->prefix + src->start, src->prefix_len - src->start)) {
+    cpf_error_set(err, "%s: empty file: no header line", path);
+    return source_fail(src);
+  }
+  scan = src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX;
+  src->data_start = header_end(src->prefix, src->start, scan, src->prefix_len);
+  if (src->data_start == 0) {
+    if (!whole) {
+      cpf_error_set(err, "%s:1: no header line in the first 1 MiB", path);
+      return source_fail(src);
+    }
+    src->data_start = src->prefix_len; /* the whole file is a header without a line break */
+  }
+  if (!regular) {
+    /* the header is there: now the rest of the stream, which cannot be read twice */
+    if (!whole && read_stream(src, &src->bytes, &src->size, &cap, SIZE_MAX, &whole, err) != 0)
+      return source_fail(src);
+    src->prefix = src->bytes;
+    src->prefix_len = src->size;
+    close(src->fd);
+    src->fd = -1;
+  }
+  src->is_open = 1;
+  return 0;
+}
+
 static char source_separator(const cpf_source *src, char sep, cpf_error *err) {
-  char found = sep ? sep : detect_separator(src->bytes + src->start, src->size - src->start);
+  char found = sep ? sep : detect_separator(src->prefix + src->start, src->prefix_len - src->start);
   if (found == 0)
     cpf_error_set(err, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
                   "(give one with opts.sep)", src->path);
@@ -333,7 +435,7 @@ static char source_separator(const cpf_source *src, char sep, cpf_error *err) {
 
 int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *count,
                        char *sep_found, cpf_error *err) {
-  size_t pos;
+  size_t pos, n = src->prefix_len;
   struct csv_parser p;
   parse_state st;
   if ((*sep_found = source_separator(src, sep, err)) == 0) return -1;
@@ -346,14 +448,21 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
     free(st.header);
     return -1;
   }
-  for (pos = src->start; pos < src->size && st.record == 0 && !err->failed; pos += 4096) {
-    size_t n = src->size - pos < 4096 ? src->size - pos : 4096;
+  for (pos = src->start; pos < n && st.record == 0 && !err->failed; pos += 4096) {
+    size_t len = n - pos < 4096 ? n - pos : 4096;
     /* errors past the header belong to the full load, which reports them with their row */
-    if (csv_parse(&p, src->bytes + pos, n, on_field, on_record, &st) != n && st.record == 0)
+    if (csv_parse(&p, src->prefix + pos, len, on_field, on_record, &st) != len && st.record == 0)
       parser_error(&p, &st);
   }
-  if (st.record == 0) parser_finish(&p, &st); /* a header without a line break */
-  else csv_free(&p);
+  if (st.record == 0 && n < src->size) {
+    /* libcsv saw the quotes differently from header_end: it is not over within the prefix */
+    cpf_error_set(err, "%s:1: no header line in the first 1 MiB", src->path);
+    csv_free(&p);
+  } else if (st.record == 0) {
+    parser_finish(&p, &st); /* a header without a line break */
+  } else {
+    csv_free(&p);
+  }
   if (err->failed) {
     loader_free_header(st.header, st.header_count);
     return -1;
@@ -370,40 +479,66 @@ void loader_free_header(char **labels, size_t count) {
   free(labels);
 }
 
-/* Rows expected from the length of the first lines: sizes the builders once, not by doubling. */
-static size_t estimate_rows(const char *p, size_t n) {
-  size_t sample = n < (1u << 20) ? n : (1u << 20), lines = 0, i;
+/* Rows expected from the length of the first lines (p[0..sample) of the n bytes of data):
+ * sizes the builders once, not by doubling. */
+static size_t estimate_rows(const char *p, size_t sample, size_t n) {
+  size_t lines = 0, i;
+  if (sample > ((size_t)1 << 20)) sample = (size_t)1 << 20;
   for (i = 0; i < sample; i++) lines += p[i] == '\n';
   if (lines < 2) return 64;
   return (size_t)((double)n / ((double)sample / (double)lines) * 1.02) + 64;
 }
 
-/* Where the data starts: after the header record (blank lines before it skipped, as libcsv
- * does; a CR, LF or CRLF outside quotes ends it). */
-static size_t data_start(const cpf_source *src) {
-  const char *b = src->bytes;
-  size_t i = src->start, n = src->size;
-  int quoted = 0;
-  while (i < n && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ' || b[i] == '\t')) i++;
-  for (; i < n; i++) {
-    if (b[i] == '"') quoted = !quoted;
-    else if (!quoted && (b[i] == '\n' || b[i] == '\r'))
-      return i + 1 + (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
+/* ---- a chunk's view of the file ----
+ * Bytes [off, off + len) of the file at `data`: the whole file for a source in memory, else a
+ * buffer of WINDOW_BYTES refilled with pread. A line longer than the buffer does not grow it:
+ * libcsv, which keeps its own state between calls, takes such a line piece by piece. */
+#define WINDOW_BYTES ((size_t)4 << 20)
+#define WINDOW_TAIL ((size_t)64 << 10) /* read past the chunk's end: enough for its last line */
+
+typedef struct {
+  const cpf_source *src;
+  const char *data;
+  size_t off, len;
+  char *buf;
+  size_t read_limit; /* where the chunk's last line is expected to end: reads stop near it */
+} window;
+
+static void window_init(window *w, const cpf_source *src, size_t read_limit) {
+  memset(w, 0, sizeof *w);
+  w->src = src;
+  w->read_limit = read_limit;
+  if (src->fd < 0) {
+    w->data = src->bytes;
+    w->len = src->size;
   }
-  return n;
 }
 
-/* The first record boundary at or after `target`: just after a '\n' outside quotes, the parity
- * of quotes being counted from `from`, itself a record boundary. */
-static size_t next_boundary(const cpf_source *src, size_t from, size_t target) {
-  const char *b = src->bytes;
-  size_t i = from, n = src->size;
-  int quoted = (int)(count_quotes(b + from, target - from) & 1);
-  for (i = target; i < n; i++) {
-    if (b[i] == '"') quoted = !quoted;
-    else if (b[i] == '\n' && !quoted) return i + 1;
+/* Makes the view start at pos (< the file's size) and hold bytes beyond what it held, keeping
+ * those it had from pos on; the caller never asks when the view is full from pos already. */
+static int window_move(window *w, size_t pos, cpf_error *err) {
+  const cpf_source *src = w->src;
+  size_t keep = 0, end, want, stop;
+  if (src->fd < 0) return 0; /* the whole file is in view */
+  if (!w->buf && !(w->buf = malloc(WINDOW_BYTES))) {
+    cpf_error_set(err, "%s: out of memory", src->path);
+    return -1;
   }
-  return n;
+  if (pos >= w->off && pos < w->off + w->len) {
+    keep = w->off + w->len - pos;
+    memmove(w->buf, w->buf + (pos - w->off), keep);
+  }
+  w->data = w->buf;
+  w->off = pos;
+  w->len = keep;
+  end = pos + keep;
+  want = WINDOW_BYTES - keep;
+  stop = (end > w->read_limit ? end : w->read_limit) + WINDOW_TAIL;
+  if (want > stop - end) want = stop - end;
+  if (want > src->size - end) want = src->size - end;
+  if (read_at(src, w->buf + keep, want, end, err) != 0) return -1;
+  w->len += want;
+  return 0;
 }
 
 /* ---- one chunk of whole records, parsed into its own column builders ---- */
@@ -417,12 +552,17 @@ typedef struct {
 typedef struct {
   const cpf_source *src;
   const cpf_load_options *opts;
-  size_t begin, end;
+  size_t target, limit; /* where the chunk is meant to start and end (chunk 0: the data start) */
+  size_t begin;      /* where it started: after the first '\n' at or after target */
   char sep;
   cpf_column *cols;
   size_t ncols;
   size_t records;    /* data records parsed */
   size_t index;
+  int last;          /* the last chunk: it ends with the file */
+  int open_quote;    /* a chunk other than the last ended inside a quoted field */
+  int fatal;         /* err is the load's answer (I/O, a changed file, the progress callback),
+                      * not a data error to be located by a serial read */
   load_shared *shared;
   cpf_error err;
 } chunk_job;
@@ -444,6 +584,7 @@ static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
     size_t rows = pos > job->begin ? (size_t)((double)records * (double)total / (double)(pos - job->begin)) : 0;
     if (job->opts->progress(job->opts->progress_ud, job->src->start + total, job->src->size, rows,
                             &job->err)) {
+      job->fatal = 1;
       pthread_mutex_lock(&sh->lock);
       sh->stop = 1;
       pthread_mutex_unlock(&sh->lock);
@@ -453,12 +594,35 @@ static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
   return 0;
 }
 
+/* A chunk other than the first starts after the first '\n' at or after its target, assumed to
+ * lie outside quotes; loader_load checks the guess once every chunk is parsed. */
+static int chunk_find_start(chunk_job *job, window *w) {
+  size_t pos = job->target, size = job->src->size;
+  while (pos < size) {
+    const char *nl;
+    if ((pos < w->off || pos >= w->off + w->len) && window_move(w, pos, &job->err) != 0) return -1;
+    nl = memchr(w->data + (pos - w->off), '\n', w->off + w->len - pos);
+    if (nl) {
+      job->begin = w->off + (size_t)(nl - w->data) + 1;
+      return 0;
+    }
+    pos = w->off + w->len;
+  }
+  job->begin = size;
+  return 0;
+}
+
+/* Parses whole lines from job->begin until the line that holds byte job->limit has been read
+ * (the last chunk: until the end of the file), so that chunk k ends exactly where chunk k + 1
+ * starts: after the first '\n' at or after its target. */
 static void chunk_parse(chunk_job *job) {
   const cpf_source *src = job->src;
-  size_t pos, next_check = job->begin + PROGRESS_EVERY;
+  size_t pos, next_check, size = src->size;
   struct csv_parser p;
   parse_state st;
+  window w;
   int in_quotes = 0; /* libcsv holds an open quoted field */
+  int mid_line = 0;  /* libcsv has been given the first part of a line longer than the view */
   uint32_t seps[MAX_PLAIN_FIELDS];
   memset(&st, 0, sizeof st);
   st.path = src->path;
@@ -466,17 +630,46 @@ static void chunk_parse(chunk_job *job) {
   st.ncols = job->ncols;
   st.err = &job->err;
   st.record = 1; /* the header is record 1 */
-  if (parser_start(&p, job->sep, src->path, &job->err) != 0) return;
-  for (pos = job->begin; pos < job->end && !job->err.failed;) {
-    const char *line = src->bytes + pos;
-    size_t len = 0, nseps, content;
-    if (!in_quotes && !job->opts->libcsv_only)
-      len = scan_plain_line(line, src->bytes + job->end, job->sep, seps, &nseps, &content);
+  window_init(&w, src, job->last ? size : job->limit);
+  if (job->index == 0) job->begin = job->target;
+  else if (chunk_find_start(job, &w) != 0) {
+    job->fatal = 1;
+    goto fail;
+  }
+  if (parser_start(&p, job->sep, src->path, &job->err) != 0) {
+    job->fatal = 1;
+    goto fail;
+  }
+  next_check = job->begin + PROGRESS_EVERY;
+  for (pos = job->begin; pos < size && !job->err.failed;) {
+    const char *line;
+    size_t len = 0, avail, nseps, content;
+    int at_end;
+    if (!mid_line && !job->last && pos > job->limit) break;
+    if ((pos < w.off || pos >= w.off + w.len) && window_move(&w, pos, &job->err) != 0) {
+      job->fatal = 1;
+      break;
+    }
+    line = w.data + (pos - w.off);
+    avail = w.off + w.len - pos;
+    at_end = w.off + w.len == size;
+    if (!mid_line && !in_quotes && !job->opts->libcsv_only) {
+      len = scan_plain_line(line, line + avail, job->sep, seps, &nseps, &content);
+      if (len == avail && !at_end && line[len - 1] != '\n') {
+        /* the line goes on past the view: see more of it, or let libcsv take it in pieces */
+        if (!(w.off == pos && w.len == WINDOW_BYTES)) {
+          if (window_move(&w, pos, &job->err) != 0) { job->fatal = 1; break; }
+          continue;
+        }
+        len = 0;
+      }
+    }
     if (len > 0) {
       emit_plain_line(&st, line, seps, nseps, content, job->sep);
     } else {
-      const char *nl = memchr(line, '\n', job->end - pos);
-      len = nl ? (size_t)(nl - line) + 1 : job->end - pos;
+      const char *nl = memchr(line, '\n', avail);
+      len = nl ? (size_t)(nl - line) + 1 : avail;
+      mid_line = nl == NULL && !at_end;
       if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.failed)
         parser_error(&p, &st);
       in_quotes ^= (int)(count_quotes(line, len) & 1);
@@ -490,10 +683,21 @@ static void chunk_parse(chunk_job *job) {
       }
     }
   }
-  if (job->err.failed) csv_free(&p);
-  else parser_finish(&p, &st);
+  free(w.buf);
+  w.buf = NULL;
+  if (!job->err.failed && !job->last && in_quotes) {
+    /* the next chunk started inside this quoted field: the guess was wrong */
+    job->open_quote = 1;
+    csv_free(&p);
+  } else if (job->err.failed) {
+    csv_free(&p);
+  } else {
+    parser_finish(&p, &st);
+  }
   job->records = st.record - 1;
-  if (job->err.failed) {
+fail:
+  free(w.buf);
+  if (job->err.failed || job->open_quote) {
     pthread_mutex_lock(&job->shared->lock);
     job->shared->stop = 1;
     pthread_mutex_unlock(&job->shared->lock);
@@ -550,17 +754,18 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   const char *path = src->path;
   size_t begin, nchunks, k, j, expected, rows = 0;
-  char sep, mark;
+  char sep, mark, point;
   chunk_job *jobs = NULL;
   pthread_t *threads = NULL;
   size_t *done = NULL, started = 0;
   load_shared shared;
   cpf_dataset *ds = NULL;
-  int failed = 0;
+  int failed = 0, open_quote = 0;
   if ((sep = source_separator(src, opts->sep, err)) == 0) return NULL;
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
-  begin = data_start(src);
+  point = numparse_locale_point(); /* here, on the calling thread: localeconv is not thread-safe */
+  begin = src->data_start;
   /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
   {
@@ -569,7 +774,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     if (nchunks > 1 && (src->size - begin) / nchunks < min_chunk)
       nchunks = (src->size - begin) / min_chunk + 1;
   }
-  expected = estimate_rows(src->bytes + begin, src->size - begin) / nchunks + 64;
+  expected = estimate_rows(src->prefix + begin, src->prefix_len - begin, src->size - begin) / nchunks
+           + 64;
   jobs = calloc(nchunks, sizeof *jobs);
   threads = calloc(nchunks, sizeof *threads);
   done = calloc(nchunks, sizeof *done);
@@ -578,6 +784,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   pthread_mutex_init(&shared.lock, NULL);
   shared.done = done;
   shared.nchunks = nchunks;
+  /* Chunk boundaries are guessed, not found by counting quotes from the start (a serial pass
+   * over the whole file): chunk k starts after the first '\n' at or after its target, as if
+   * that '\n' were outside quotes. Each chunk then parses up to where the next one starts. */
   for (k = 0; k < nchunks; k++) {
     chunk_job *job = &jobs[k];
     job->src = src;
@@ -586,10 +795,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     job->ncols = ncols;
     job->index = k;
     job->shared = &shared;
-    job->begin = k == 0 ? begin : jobs[k - 1].end;
-    job->end = k + 1 == nchunks ? src->size
-             : next_boundary(src, job->begin, begin + (src->size - begin) / nchunks * (k + 1));
-    if (job->end < job->begin) job->end = job->begin;
+    job->last = k + 1 == nchunks;
+    job->target = begin + (src->size - begin) / nchunks * k;
+    job->limit = job->last ? src->size : begin + (src->size - begin) / nchunks * (k + 1);
     job->cols = calloc(ncols ? ncols : 1, sizeof *job->cols);
     if (!job->cols) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
     for (j = 0; j < ncols; j++)
@@ -598,6 +806,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       } else if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
         cpf_error_set(err, "%s: out of memory", path);
         goto out_threads;
+      } else {
+        job->cols[j].locale_point = point;
       }
   }
   for (k = 1; k < nchunks; k++, started++)
@@ -607,23 +817,27 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   for (k = started + 1; k < nchunks; k++) chunk_parse(&jobs[k]); /* no thread could start */
   for (k = 0; k < nchunks; k++) {
     rows += jobs[k].records;
-    if (jobs[k].err.failed && !failed) {
-      failed = 1;
-      if (nchunks == 1 || strstr(jobs[k].err.message, "cancelled") ||
-          strstr(jobs[k].err.message, "progress callback"))
-        *err = jobs[k].err;
-    }
+    open_quote |= jobs[k].open_quote;
+    if (jobs[k].err.failed) failed = 1;
+    if (jobs[k].fatal && !err->failed) *err = jobs[k].err;
   }
-  if (failed && !err->failed) {
-    /* Report what one parser reading the whole file reports: the first error, with its row
-     * counted from the start. Error paths are rare; a second, serial read is acceptable. */
+  /* a file that changed is that, whatever its new bytes made the chunks say */
+  if (!err->failed) source_unchanged(src, err);
+  if (!err->failed && failed && nchunks == 1) *err = jobs[0].err;
+  if (!err->failed && (failed || open_quote)) {
+    /* Chunk 0 starts right after the header, outside quotes. A chunk that started outside
+     * quotes and ended outside quotes proves the next one started outside quotes too; so if
+     * every chunk but the last ended outside quotes, every guess was right. Otherwise (a
+     * quoted field with line breaks across a boundary), or on a data error, whose row must be
+     * counted from the start of the file: one parser reads the whole file again, and reports
+     * what it finds. Both are rare; a second, serial read is acceptable. */
     cpf_load_options serial = *opts;
     serial.threads = 1;
     for (k = 0; k < nchunks; k++) free_columns(jobs[k].cols, ncols), jobs[k].cols = NULL;
     ds = loader_load(src, &serial, specs, ncols, err);
     goto out_threads;
   }
-  if (failed) goto out_threads;
+  if (err->failed) goto out_threads;
   /* one dataset: chunk 0's builders take the other chunks' rows, in file order */
   ds = calloc(1, sizeof *ds);
   if (!ds) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }

@@ -81,17 +81,24 @@ static const double pow10_exact[23] = {
   1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* A syntactically valid literal that the fast path cannot round exactly: let the C library
- * do it, after writing the decimal mark the current locale expects (as lua-cjson does). */
-static num_status parse_number_slow(const char *s, size_t len, char mark_found, double *out) {
-  char buf[128], *endp;
+char numparse_locale_point(void) {
   const char *point = localeconv()->decimal_point;
+  return point && point[0] && !point[1] ? point[0] : 0;
+}
+
+/* A syntactically valid literal that the fast path cannot round exactly: let the C library
+ * do it, after writing the decimal mark the current locale expects (as lua-cjson does). The
+ * locale's mark comes from the caller, read once by numparse_locale_point on the calling
+ * thread: localeconv returns a static buffer that another thread may rewrite. */
+static num_status parse_number_slow(const char *s, size_t len, char mark_found, char locale_point,
+                                    double *out) {
+  char buf[128], *endp;
   size_t i;
   if (len >= sizeof buf) return NUM_BAD;
   memcpy(buf, s, len);
   buf[len] = '\0';
   for (i = 0; i < len; i++)
-    if (buf[i] == mark_found && point && point[0] && !point[1]) buf[i] = point[0];
+    if (buf[i] == mark_found && locale_point) buf[i] = locale_point;
   *out = strtod(buf, &endp);
   if (*endp != '\0') return NUM_BAD;
   /* 1e400 would be +inf, which cpf would then write as a missing value: refuse it (a value too
@@ -99,7 +106,8 @@ static num_status parse_number_slow(const char *s, size_t len, char mark_found, 
   return isinf(*out) ? NUM_RANGE : NUM_OK;
 }
 
-num_status parse_number(const char *s, size_t len, char decimal_mark, double *out) {
+num_status parse_number(const char *s, size_t len, char decimal_mark, char locale_point,
+                        double *out) {
   const char *start = s, *end = s + len;
   int negative = 0, digits = 0, significant = 0, exp10 = 0;
   char mark_found = 0;
@@ -136,7 +144,7 @@ num_status parse_number(const char *s, size_t len, char decimal_mark, double *ou
     *out = negative ? -v : v;
     return NUM_OK;
   }
-  return parse_number_slow(start, len, mark_found, out);
+  return parse_number_slow(start, len, mark_found, locale_point, out);
 }
 
 static int two_digits(const char *s) {

@@ -114,6 +114,50 @@ describe("column types", function()
     assert(ok, err)
   end)
 
+  it("never calls localeconv on a loading thread, and still reads numbers under fr_FR", function()
+    -- localeconv returns a static buffer that another thread may rewrite: the loader reads the
+    -- locale's decimal point once, on the calling thread. A preloaded localeconv exits with 42
+    -- when called from any other thread; "1e30" and "2.5e-30" take strtod's path (inexact in
+    -- one IEEE operation), on the chunk threads (y, typed) and the merge threads (x, inferred).
+    local shim_c = h.write_file([[
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <locale.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+struct lconv *localeconv(void) {
+  struct lconv *(*real)(void);
+  if (syscall(SYS_gettid) != getpid()) _exit(42);
+  *(void **)&real = dlsym(RTLD_NEXT, "localeconv");
+  return real();
+}
+]], ".c")
+    local shim = h.tmpname(".so")
+    local _, cc_err, cc_code =
+      h.run(("env -u LD_PRELOAD cc -shared -fPIC -o %s %s -ldl"):format(shim, shim_c))
+    assert.are.equal(0, cc_code, cc_err)
+    local lines = { "a;x;y" }
+    for i = 1, 40000 do lines[#lines + 1] = ("%d;1e30;%d.5e-30"):format(i, i) end
+    local path = h.write_file(table.concat(lines, "\n") .. "\n")
+    local child = h.write_file(([[
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = %q .. "/?.so;" .. package.cpath
+assert(os.setlocale("fr_FR.UTF-8", "all") or os.setlocale("fr_FR.utf8", "all"), "no fr_FR locale")
+local ds = assert(require("cpf").load(%q, { threads = 4, types = { y = "number" } }))
+os.setlocale("C", "all")
+assert(ds:column("x").type == "number", ds:column("x").type)
+for i = 1, #ds do
+  assert(ds:get(i, "x") == 1e30 and ds:get(i, "y") == tonumber(("%%d.5e-30"):format(i)), i)
+end
+io.write("ok ", #ds)
+]]):format(os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name), path), ".lua")
+    local preload = ((os.getenv("LD_PRELOAD") or "") .. " " .. shim):gsub("^ ", "")
+    local out, err, code =
+      h.run(("LD_PRELOAD=%s %s %s"):format(h.shell_quote(preload), h.interpreter, child))
+    assert.are.equal(0, code, "exit " .. tostring(code) .. ": " .. err)
+    assert.are.equal("ok 40000", out)
+  end)
+
   it("lets opts.types force a column's type", function()
     local ds = assert(cpf.load(h.fixture "codes_and_inference.csv", { types = { effectif = "string" } }))
     assert.are.equal("string", ds:column("effectif").type)

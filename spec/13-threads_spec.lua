@@ -1,5 +1,6 @@
--- Parallel loading: the file is cut into chunks at record boundaries (quote parity), parsed on
--- several threads and merged. The dataset must be the same whatever the thread count.
+-- Parallel loading: the file is cut into chunks at guessed record boundaries (checked once
+-- parsed), parsed on several threads and merged. The dataset must be the same whatever the
+-- thread count.
 local h = require "spec.helpers"
 local cpf = require "cpf"
 local gen = require "cpf.gen"
@@ -50,6 +51,42 @@ describe("parallel load #threads", function()
         same_dataset(one, assert(cpf.load(path, { threads = t, parser = "libcsv" })), t .. " threads, libcsv")
       end
     end
+  end)
+
+  -- A record longer than a chunk: the boundary after it lies past the next chunk's target (the
+  -- old boundary search then counted quotes over a negative length and crashed).
+  local long_records = {
+    ["a 300 000-byte field"] = "a;b\n1;x\n2;" .. ("y"):rep(300000) .. "\n3;z\n",
+    ["a quoted field of 150 000 line breaks"] = 'a;b\n1;x\n2;"' .. ("\n"):rep(150000) .. '"\n3;z\n',
+    ["a quoted field of 300 000 bytes with quotes and separators"] =
+      'a;b\n1;x\n2;"' .. ('q"";\n'):rep(60000) .. '"\n3;z\n',
+    -- longer than a thread's 4 MB read buffer: libcsv takes them piece by piece
+    ["a 9 MB field"] = "a;b\n1;x\n2;" .. ("y"):rep(9 * 1024 * 1024) .. "\n3;z\n",
+    ["a 10 MB quoted field with quotes, line breaks and CRLF"] =
+      'a;b\n1;x\n2;"' .. ('ab"";\r\n\n'):rep(1024 * 1024) .. '"\n3;z\n',
+  }
+  for what, text in pairs(long_records) do
+    it("loads a record longer than a chunk: " .. what, function()
+      local path = h.write_file(text)
+      local one = assert(cpf.load(path, { threads = 1 }))
+      assert.are.equal(3, #one)
+      assert.are.same({ 1, 2, 3 }, { one:get(1, "a"), one:get(2, "a"), one:get(3, "a") })
+      assert.are.equal("x", one:get(1, "b"))
+      assert.are.equal("z", one:get(3, "b"))
+      for t = 1, 4 do
+        for _, parser in ipairs { "auto", "libcsv" } do
+          same_dataset(one, assert(cpf.load(path, { threads = t, parser = parser })),
+            ("%s, %d threads, %s"):format(what, t, parser))
+        end
+      end
+    end)
+  end
+
+  it("loads records longer than a chunk from the command line (no crash)", function()
+    local path = h.write_file(long_records["a 300 000-byte field"])
+    local out, err, code = h.run(h.cpf_command("describe " .. path .. " --threads 3"))
+    assert.are.equal(0, code, err)
+    assert.is_truthy(out:find("3 rows, 2 columns", 1, true), out)
   end)
 
   it("keeps money exact when chunks end with different scales", function()

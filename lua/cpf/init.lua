@@ -139,7 +139,7 @@ function cpf.load(path, opts)
   local ds
   ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
                                  libcsv_only = opts.parser == "libcsv", threads = threads })
-  source:close() -- unmap now rather than at the next collection
+  source:close() -- close the file and free what was read of it now, not at the next collection
   return ds, err
 end
 
