@@ -156,6 +156,8 @@ typedef struct {
   char decimal_mark;      /* '.', ',' or 0: either, unless sep is ',' */
   int libcsv_only;        /* every line through libcsv, none through the quote-free path */
   size_t threads;         /* 0: one per core */
+  size_t min_chunk;       /* bytes a chunk holds at least; 0: 4 MB, or 64 kB with threads given.
+                           * The fuzzers set a few bytes, so that small inputs cross chunks. */
   /* Called every few MB; a non-zero return stops the load (message in err). */
   int (*progress)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows, cpf_error *err);
   void *progress_ud;

@@ -769,7 +769,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
   {
-    size_t min_chunk = opts->threads ? (64u << 10) : (4u << 20);
+    size_t min_chunk = opts->min_chunk ? opts->min_chunk : opts->threads ? (64u << 10) : (4u << 20);
     nchunks = opts->threads ? opts->threads : default_threads();
     if (nchunks > 1 && (src->size - begin) / nchunks < min_chunk)
       nchunks = (src->size - begin) / min_chunk + 1;

@@ -37,6 +37,7 @@ static cpf_dataset *load_with(const char *path, size_t threads, int libcsv_only,
   memset(&opts, 0, sizeof opts);
   opts.sep = sep;
   opts.threads = threads;
+  opts.min_chunk = threads > 1 ? 16 : 0; /* a few lines a chunk: boundaries everywhere */
   opts.libcsv_only = libcsv_only;
   ds = loader_load(&src, &opts, specs, count, err);
   free(specs);
