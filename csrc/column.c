@@ -64,9 +64,9 @@ fail:
 }
 
 void column_free(cpf_column *col) {
-  if (col->mapped) { memset(col, 0, sizeof *col); return; }
-  free(col->name);
+  free(col->name); /* a mapped column's too: its names are copies (see snapshot.c) */
   free(col->label);
+  if (col->mapped) { memset(col, 0, sizeof *col); return; }
   free(col->data);
   free(col->missing_bits);
   if (col->dict.bytes) dictionary_free(&col->dict);
