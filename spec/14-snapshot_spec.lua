@@ -191,6 +191,58 @@ describe("snapshots", function()
     os.remove(path .. ".cpfsnap")
   end)
 
+  -- process B of the two-process specs: a Lua with this checkout's module paths
+  local function lua_process(code)
+    local prelude = "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path "
+      .. "package.cpath=\"" .. (os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name))
+      .. "/?.so;\"..package.cpath local cpf = require(\"cpf\") "
+    return h.run(h.interpreter .. " -e " .. h.shell_quote(prelude .. code))
+  end
+
+  it("stay as they were for a process that has one open while another writes a new one over it", function()
+    -- SQLite's guarantee for its mmap mode: cpf's writers (ds:save, cpf.convert, the cache)
+    -- write a new file and rename it over the old one, never into a file that may be mapped
+    local file = h.tmpname(".cpfsnap")
+    local other = h.tmpname(".csv")
+    assert(gen.write(other, 1500, { seed = 77 }))
+    assert.is_true(ds:save(file))
+    local a = assert(cpf.open(file))
+    local function answer(d)
+      local res = d:group_by("region_lieu_formation", "annee"):agg { "dossiers", "montant" }:run()
+      local rows = {}
+      for i, r in res:rows() do rows[i] = r end
+      return rows
+    end
+    local before = answer(a)
+    for _, code in ipairs {
+      "assert(assert(cpf.load(\"" .. other .. "\")):save(\"" .. file .. "\"))",
+      "assert(cpf.convert(\"" .. other .. "\", \"" .. file .. "\"))",
+    } do
+      local _, err, status = lua_process(code)
+      assert.are.equal(0, status, err)
+      assert.are.same(before, answer(a)) -- process A's mapping still holds the old file
+      assert.are.equal(#ds, #a)
+      local b = assert(cpf.open(file)) -- while a new open sees the new one
+      assert.are.equal(1500, #b)
+      assert.are_not.same(before, answer(b))
+      b:close()
+    end
+    -- the cache: the CSV's snapshot rewritten by another process while this one has it open
+    local csv2 = h.tmpname(".csv")
+    assert(gen.write(csv2, 800, { seed = 78 }))
+    local first = assert(cpf.load(csv2, { cache = true }))
+    first:close()
+    local cached = assert(cpf.load(csv2, { cache = true }))
+    assert.is_true(cached:is_snapshot())
+    local cached_before = answer(cached)
+    assert(gen.write(csv2, 900, { seed = 79 }))
+    local _, err, status = lua_process("assert(cpf.load(\"" .. csv2 .. "\", { cache = true }))")
+    assert.are.equal(0, status, err)
+    assert.are.same(cached_before, answer(cached))
+    assert.are.equal(900, #assert(cpf.open(csv2 .. ".cpfsnap")))
+    os.remove(csv2 .. ".cpfsnap")
+  end)
+
   it("refuse bad arguments", function()
     assert.has_error(function() cpf.open() end, "bad argument #1 to 'open' (string expected, got nil)")
     assert.has_error(function() cpf.open("x", { check = true }) end, "open: unknown option 'check'")
