@@ -183,7 +183,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
 #endif
 
 /* ---- snapshot.c: the dataset as a binary file, reopened by mmap ---- */
-/* Writes the dataset (atomically: a temporary file renamed); `tag` is stored as given. */
+/* Writes the dataset to a temporary created exclusively beside `path`, then renamed over it: a
+ * file that a process has mapped is never modified. Refuses to replace anything but a regular
+ * file. `tag` is stored as given. */
 int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,
                   cpf_error *err);
 /* Maps a snapshot read-only; every field of its column table is checked against the others and

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpf.h"
@@ -42,17 +43,67 @@ uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n) {
 typedef struct {
   FILE *f;
   uint64_t offset;
-  int failed;
+  int error; /* errno of the first failure, 0 while all is well */
 } writer;
+
+static void writer_failed(writer *w) {
+  if (!w->error) w->error = errno ? errno : EIO;
+}
 
 static uint64_t write_block(writer *w, const void *p, size_t n) {
   static const char zeros[SNAP_ALIGN] = {0};
   uint64_t at = w->offset;
   size_t pad = (SNAP_ALIGN - (size_t)(n % SNAP_ALIGN)) % SNAP_ALIGN;
-  if (n > 0 && fwrite(p, 1, n, w->f) != n) w->failed = 1;
-  if (pad > 0 && fwrite(zeros, 1, pad, w->f) != pad) w->failed = 1;
+  if (n > 0 && fwrite(p, 1, n, w->f) != n) writer_failed(w);
+  if (pad > 0 && fwrite(zeros, 1, pad, w->f) != pad) writer_failed(w);
   w->offset += n + pad;
   return at;
+}
+
+/* Bits for a temporary's name, from the kernel, else from the clock. Exclusive creation is what
+ * makes the temporary safe; an unpredictable name only spares retries. */
+static uint64_t random_bits(unsigned attempt) {
+  uint64_t r = 0;
+  struct timespec ts;
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t got = read(fd, &r, sizeof r);
+    close(fd);
+    if (got == (ssize_t)sizeof r) return r;
+  }
+  clock_gettime(CLOCK_REALTIME, &ts);
+  r = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40) ^
+      (uint64_t)(uintptr_t)&r ^ attempt;
+  return r * 0xff51afd7ed558ccdull;
+}
+
+/* The save replaces a regular file or creates one; it never renames over a symlink, a FIFO, a
+ * device or a directory (as root, a rename over /dev/null would replace the device). */
+static int check_target(const char *path, cpf_error *err) {
+  struct stat st;
+  if (lstat(path, &st) != 0) {
+    if (errno == ENOENT) return 0;
+    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    cpf_error_set(err, "%s: not a regular file: refusing to replace it", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* A new file beside the target (so that the rename stays on one file system), created
+ * exclusively: nothing already at that name, a symlink planted there included, is ever opened. */
+static int create_temporary(const char *path, char *tmp, size_t tmp_size) {
+  unsigned attempt;
+  for (attempt = 0; attempt < 100; attempt++) {
+    int fd;
+    snprintf(tmp, tmp_size, "%s.tmp.%016llx", path, (unsigned long long)random_bits(attempt));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* the umask applies */
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1;
 }
 
 int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,
@@ -60,19 +111,24 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   snap_header h;
   snap_column *table;
   writer w;
-  size_t j, plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) { cpf_error_set(err, "%s: out of memory", path); return -1; }
-  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+  size_t j, tmp_size = strlen(path) + 32;
+  char *tmp;
+  int fd;
+  if (check_target(path, err) != 0) return -1;
+  tmp = malloc(tmp_size);
   table = calloc(ds->ncols ? ds->ncols : 1, sizeof *table);
-  w.f = fopen(tmp, "wb");
-  w.offset = 0;
-  w.failed = 0;
-  if (!table || !w.f) {
-    cpf_error_set(err, "%s: cannot write: %s", path, table ? strerror(errno) : "out of memory");
-    free(table);
+  if (!tmp || !table) {
     free(tmp);
-    if (w.f) fclose(w.f);
+    free(table);
+    cpf_error_set(err, "%s: out of memory", path);
+    return -1;
+  }
+  memset(&w, 0, sizeof w);
+  if ((fd = create_temporary(path, tmp, tmp_size)) < 0 || !(w.f = fdopen(fd, "wb"))) {
+    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    if (fd >= 0) { close(fd); unlink(tmp); }
+    free(tmp);
+    free(table);
     return -1;
   }
   memset(&h, 0, sizeof h);
@@ -121,12 +177,19 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   h.ncols = ds->ncols;
   h.file_size = w.offset;
   h.checksum = snapshot_checksum(snapshot_checksum(0, table, h.table_size), tag, tag_len);
-  if (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, 1, sizeof h, w.f) != sizeof h) w.failed = 1;
-  if (fclose(w.f) != 0) w.failed = 1;
+  if (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, 1, sizeof h, w.f) != sizeof h) writer_failed(&w);
+  if (fclose(w.f) != 0) writer_failed(&w);
   free(table);
-  if (w.failed || rename(tmp, path) != 0) {
-    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
-    remove(tmp);
+  /* checked again just before the rename: what is at the path may have changed meanwhile */
+  if (!w.error && check_target(path, err) != 0) {
+    unlink(tmp);
+    free(tmp);
+    return -1;
+  }
+  if (!w.error && rename(tmp, path) != 0) writer_failed(&w);
+  if (w.error) {
+    cpf_error_set(err, "%s: cannot write: %s", path, strerror(w.error));
+    unlink(tmp);
     free(tmp);
     return -1;
   }

@@ -243,6 +243,90 @@ describe("snapshots", function()
     os.remove(csv2 .. ".cpfsnap")
   end)
 
+  describe("ds:save refuses to replace what is not a regular file", function()
+    local dir
+    before_each(function()
+      dir = h.tmpname(".d")
+      assert(os.execute("mkdir " .. h.shell_quote(dir)))
+    end)
+    after_each(function() os.execute("rm -rf " .. h.shell_quote(dir)) end)
+
+    local function stat(path) return (h.run("stat -c '%F %s %t:%T' " .. h.shell_quote(path))) end
+    local function leftovers() return (h.run("ls -A " .. h.shell_quote(dir) .. " | grep '\\.tmp\\.' || true")) end
+    local function refused(target)
+      local ok, err = ds:save(target)
+      assert.is_nil(ok)
+      assert.are.equal(target .. ": not a regular file: refusing to replace it", err)
+      assert.are.equal("", leftovers())
+    end
+
+    it("a symlink, to a file or dangling", function()
+      local victim = dir .. "/victim"
+      local f = assert(io.open(victim, "wb")) f:write("keep me") f:close()
+      local link = dir .. "/x.cpfsnap"
+      assert(os.execute("ln -s victim " .. h.shell_quote(link)))
+      refused(link)
+      assert.are.equal("victim\n", (h.run("readlink " .. h.shell_quote(link))))
+      assert.are.equal("keep me", h.read_file(victim))
+      local dangling = dir .. "/dangling.cpfsnap"
+      assert(os.execute("ln -s nowhere " .. h.shell_quote(dangling)))
+      refused(dangling)
+      assert.are.equal("nowhere\n", (h.run("readlink " .. h.shell_quote(dangling))))
+    end)
+
+    it("a FIFO", function()
+      local fifo = dir .. "/fifo"
+      assert(os.execute("mkfifo " .. h.shell_quote(fifo)))
+      refused(fifo)
+      assert.are.equal("fifo 0 0:0\n", stat(fifo))
+    end)
+
+    it("a device", function()
+      -- a node of our own with the numbers of /dev/null: on a broken build the rename would
+      -- only replace this node, never the machine's /dev/null
+      local dev = dir .. "/null"
+      if not os.execute("mknod " .. h.shell_quote(dev) .. " c 1 3 2>/dev/null") then
+        pending("mknod needs privileges this run does not have")
+        return
+      end
+      refused(dev)
+      assert.are.equal("character special file 0 1:3\n", stat(dev))
+    end)
+
+    it("a directory", function()
+      local sub = dir .. "/sub.cpfsnap"
+      assert(os.execute("mkdir " .. h.shell_quote(sub) .. " && touch " .. h.shell_quote(sub .. "/inside")))
+      refused(sub)
+      assert.are.equal("directory", stat(sub):match("^%a+"))
+      assert.are.equal("inside\n", (h.run("ls " .. h.shell_quote(sub))))
+    end)
+
+    it("and never writes through a name planted where its temporary would go", function()
+      -- the temporary used to be path.tmp.PID, opened with fopen: a symlink planted at that
+      -- name had the snapshot written into its target
+      local target = dir .. "/x.cpfsnap"
+      local pid = h.read_file("/proc/self/stat"):match("^(%d+)")
+      local victim = dir .. "/victim"
+      local f = assert(io.open(victim, "wb")) f:write("keep me") f:close()
+      assert(os.execute("ln -s victim " .. h.shell_quote(target .. ".tmp." .. pid)))
+      assert.is_true(ds:save(target))
+      assert.are.equal("keep me", h.read_file(victim))
+      same_dataset(ds, assert(cpf.open(target)))
+      -- a regular file is replaced; the new one has the mode a new file gets (0666 & ~umask)
+      local plain = dir .. "/plain"
+      f = assert(io.open(plain, "wb")) f:close()
+      assert.is_true(ds:save(target))
+      assert.are.equal((h.run("stat -c %a " .. h.shell_quote(plain))), (h.run("stat -c %a " .. h.shell_quote(target))))
+      assert.are.equal("", leftovers():gsub("[^\n]*%.tmp%." .. pid .. "\n", ""))
+    end)
+
+    it("and reports a directory that does not exist", function()
+      local ok, err = ds:save(dir .. "/no/such/x.cpfsnap")
+      assert.is_nil(ok)
+      assert.are.equal(dir .. "/no/such/x.cpfsnap: cannot write: No such file or directory", err)
+    end)
+  end)
+
   it("refuse bad arguments", function()
     assert.has_error(function() cpf.open() end, "bad argument #1 to 'open' (string expected, got nil)")
     assert.has_error(function() cpf.open("x", { check = true }) end, "open: unknown option 'check'")
