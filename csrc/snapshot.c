@@ -561,7 +561,8 @@ fail:
 
 cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
   struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* non-blocking: opening a FIFO would otherwise wait for a writer before fstat can refuse it */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   void *map;
   cpf_dataset *ds;
   size_t size;
