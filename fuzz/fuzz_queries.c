@@ -1,5 +1,6 @@
 /* fuzz_queries.c — the fixed query set of the snapshot fuzzers: each column grouped, aggregated
- * and filtered, derived keys, several keys at once, every value read back, a save and reopen. */
+ * and filtered, derived keys, several keys at once, every value read back, a save and reopen,
+ * and the same queries again over arrays rewritten after the open. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
