@@ -19,10 +19,11 @@ MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c \
           csrc/output_file.c
-HEADERS = csrc/cpf.h csrc/compat.h
+HEADERS = csrc/cpf.h csrc/compat.h csrc/snapshot_format.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test bench demo clean check-asan check-tsan check-all screenshot sanitizer-builds
+.PHONY: all test bench demo clean check-asan check-tsan check-all screenshot sanitizer-builds \
+        fuzz fuzz-smoke fuzz-build
 
 all: $(MODULE)
 
@@ -59,6 +60,41 @@ check-asan: sanitizer-builds
 
 check-tsan: sanitizer-builds
 	bash scripts/run-busted.sh tsan
+
+# libFuzzer harnesses (Debian's clang) over the engine files, no Lua: csv_load loads any bytes
+# with one thread, several threads on tiny chunks and libcsv alone, which must agree;
+# snapshot_open takes any bytes, snapshot_mutate changes table fields and data and recomputes
+# the checksums. Each runs
+# FUZZ_SECONDS on a copy of its seed corpus in build/fuzz (what it finds stays out of the
+# repository); crashes are written to build/fuzz/crash-<harness>-*.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_OPTIONS ?=
+FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_ENGINE = csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c \
+              csrc/output_file.c csrc/loader.c
+FUZZERS = csv_load snapshot_open snapshot_mutate
+FUZZ_BINARIES = $(FUZZERS:%=build/fuzz/%)
+
+build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(FUZZ_ENGINE) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -Icsrc -o $@ \
+	  fuzz/$*.c fuzz/fuzz_queries.c $(FUZZ_ENGINE) -L$(CSV_LIBDIR) -lcsv -lm -lpthread
+
+fuzz-build: $(FUZZ_BINARIES)
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus/$$f && cp fuzz/corpus/$$f/* build/fuzz/corpus/$$f/ && \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s" && \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$f- $(FUZZ_OPTIONS) \
+	    build/fuzz/corpus/$$f || exit 1; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=30
 
 # The HTML report rendered by a real headless Chromium: build/report.png.
 screenshot: all

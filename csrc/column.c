@@ -65,9 +65,9 @@ fail:
 }
 
 void column_free(cpf_column *col) {
-  if (col->mapped) { memset(col, 0, sizeof *col); return; }
-  free(col->name);
+  free(col->name); /* a mapped column's too: its names are copies (see snapshot.c) */
   free(col->label);
+  if (col->mapped) { memset(col, 0, sizeof *col); return; }
   free(col->data);
   free(col->missing_bits);
   if (col->dict.bytes) dictionary_free(&col->dict);
@@ -428,15 +428,19 @@ int dataset_find_column(const cpf_dataset *ds, const char *name) {
 
 /* ---- concatenation of datasets with the same columns (several monthly extractions) ---- */
 
+/* -1: out of memory; -2: a decimal value that does not fit 64 bits at the output's scale. A
+ * code past the input's dictionary (a damaged snapshot) is appended as a missing value. */
 static int append_from(cpf_column *out, const cpf_column *in, size_t rows, const uint32_t *remap) {
   static const int64_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
                                     100000000, 1000000000};
+  const int64_t factor = in->type == CPF_TYPE_DECIMAL ? pow10[out->scale - in->scale] : 1;
   size_t i;
   for (i = 0; i < rows; i++) {
     size_t row;
     if (out->rows == out->cap && column_grow(out) != 0) return -1;
     row = out->rows++;
-    if (!column_is_valid(in, i)) {
+    if (!column_is_valid(in, i) ||
+        (in->type == CPF_TYPE_STRING && column_code_at(in, i) >= in->dict.count)) {
       out->missing_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
       out->missing++;
       if (out->type == CPF_TYPE_NUMBER) ((double *)out->data)[row] = 0;
@@ -452,9 +456,12 @@ static int append_from(cpf_column *out, const cpf_column *in, size_t rows, const
       if (store_code(out, row, remap[column_code_at(in, i)]) != 0) return -1;
       break;
     case CPF_TYPE_NUMBER: ((double *)out->data)[row] = column_number_at(in, i); break;
-    default:
-      if (store_integer(out, row, column_integer_at(in, i) * pow10[out->scale - in->scale]) != 0) return -1;
+    default: {
+      int64_t v = column_integer_at(in, i);
+      if (v > INT64_MAX / factor || v < -(INT64_MAX / factor)) return -2; /* no overflow */
+      if (store_integer(out, row, v * factor) != 0) return -1;
       break;
+    }
     }
   }
   return 0;
@@ -465,6 +472,7 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
   cpf_dataset *ds;
   size_t total = 0, p, j;
   uint32_t *remap = NULL;
+  int rc;
   char msg[64];
   if (nparts == 0) { cpf_error_set(err, "no dataset to concatenate"); return NULL; }
   for (p = 0; p < nparts; p++) {
@@ -523,7 +531,13 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
             if ((remap[c] = dictionary_intern(&out->dict, s, len)) == UINT32_MAX) goto oom;
           }
         }
-        if (append_from(out, in, parts[p]->rows, remap) != 0) goto oom;
+        rc = append_from(out, in, parts[p]->rows, remap);
+        if (rc == -2) {
+          cpf_error_set(err, "column '%s': a value of %s does not fit 64 bits at %d decimals",
+                        first->name, sources[p], out->scale);
+          goto fail;
+        }
+        if (rc != 0) goto oom;
       }
     }
     if (column_finish(out, msg, sizeof msg) != 0) goto oom;
@@ -532,9 +546,10 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
   ds->rows = total;
   return ds;
 oom:
+  cpf_error_set(err, "out of memory");
+fail:
   free(remap);
   dataset_free(ds);
-  cpf_error_set(err, "out of memory");
   return NULL;
 }
 

@@ -130,7 +130,13 @@ static void push_value(lua_State *L, const cpf_column *col, size_t row) {
   switch (col->type) {
   case CPF_TYPE_STRING: {
     size_t len;
-    const char *s = dictionary_value(&col->dict, column_code_at(col, row), &len);
+    uint32_t code = column_code_at(col, row);
+    const char *s;
+    if (code >= col->dict.count) { /* past the dictionary (a damaged snapshot): no value */
+      lua_pushnil(L);
+      break;
+    }
+    s = dictionary_value(&col->dict, code, &len);
     lua_pushlstring(L, s, len);
     break;
   }
@@ -203,7 +209,7 @@ typedef struct {
 
 static int compare_keys(const distinct_entry *a, const distinct_entry *b) {
   const cpf_column *sort_column = a->col;
-  if (a->missing != b->missing) return a->missing - b->missing; /* nil last */
+  if (a->missing || b->missing) return a->missing - b->missing; /* nil last */
   if (sort_column->type == CPF_TYPE_STRING) {
     size_t la, lb, n;
     const char *sa = dictionary_value(&sort_column->dict, (uint32_t)a->key, &la);
@@ -213,10 +219,11 @@ static int compare_keys(const distinct_entry *a, const distinct_entry *b) {
     c = memcmp(sa, sb, n);
     return c != 0 ? c : (la > lb) - (la < lb);
   }
-  if (sort_column->type == CPF_TYPE_NUMBER) {
+  if (sort_column->type == CPF_TYPE_NUMBER) { /* a total order, NaN last: qsort needs one */
     double x, y;
     memcpy(&x, &a->key, sizeof x);
     memcpy(&y, &b->key, sizeof y);
+    if (x != x || y != y) return (x != x) - (y != y);
     return (x > y) - (x < y);
   }
   return (a->key > b->key) - (a->key < b->key);
@@ -238,8 +245,10 @@ static int dataset_distinct(lua_State *L) {
   if (col->type == CPF_TYPE_STRING) {
     size_t *counts = scratch_alloc(L, ((size_t)col->dict.count + 1) * sizeof *counts);
     memset(counts, 0, ((size_t)col->dict.count + 1) * sizeof *counts);
-    for (i = 0; i < ds->rows; i++)
-      counts[column_is_valid(col, i) ? column_code_at(col, i) : col->dict.count]++;
+    for (i = 0; i < ds->rows; i++) { /* a code past the dictionary (damaged data): no value */
+      uint32_t code = column_code_at(col, i);
+      counts[column_is_valid(col, i) && code < col->dict.count ? code : col->dict.count]++;
+    }
     entries = scratch_alloc(L, ((size_t)col->dict.count + 1) * sizeof *entries);
     for (i = 0; i <= col->dict.count; i++) {
       if (counts[i] == 0) continue;

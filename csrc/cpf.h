@@ -45,6 +45,7 @@ int dictionary_init(cpf_dictionary *dict);
 void dictionary_free(cpf_dictionary *dict);
 /* Code of the value, added if new; UINT32_MAX when out of memory. */
 uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len);
+/* Value of a code below count: always inside the bytes, "" when the offsets say otherwise. */
 const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *len);
 /* Drop the hash table once no value will be added (it is only needed while loading). */
 void dictionary_freeze(cpf_dictionary *dict);
@@ -66,7 +67,7 @@ num_status parse_number(const char *s, size_t len, char decimal_mark, char local
 char numparse_locale_point(void);
 num_status parse_month(const char *s, size_t len, int64_t *out);
 num_status parse_date(const char *s, size_t len, int64_t *out);
-/* Formatting for display: buffers of at least 16 bytes. */
+/* Formatting for display: buffers of at least 32 bytes (enough for any int64 value). */
 void format_month(int64_t month, char *buf);
 void format_date(int64_t days, char *buf);
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
@@ -213,12 +214,19 @@ int output_file_commit(output_file *out, cpf_error *err);
 void output_file_abort(output_file *out);
 
 /* ---- snapshot.c: the dataset as a binary file, reopened by mmap ---- */
-/* Writes the dataset (atomically: a temporary file renamed); `tag` is stored as given. */
+/* Writes the dataset to a temporary created exclusively beside `path`, then renamed over it: a
+ * file that a process has mapped is never modified. Refuses to replace anything but a regular
+ * file. `tag` is stored as given. */
 int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,
                   cpf_error *err);
-/* Maps a snapshot read-only; every offset and length is checked before use, and with `verify`
- * the checksums of all data too. */
+/* Maps a snapshot read-only; every field of its column table is checked against the others and
+ * against the file, every code and value against its column's dictionary and range, and with
+ * `verify` the checksums of all data too. */
 cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err);
+/* The same checks over bytes in memory (8-byte aligned, kept alive and unchanged by the caller
+ * while the dataset lives; `path` only names them in messages): the fuzzers' entry point. */
+cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *path, int verify,
+                                 cpf_error *err);
 
 /* ---- query.c: selections, grouping keys and aggregates over a dataset ---- */
 #define QUERY_NO_GROUP UINT32_MAX /* gid of a row the selection dropped */

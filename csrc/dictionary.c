@@ -148,8 +148,15 @@ uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len) {
 }
 
 const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *len) {
-  if (len) *len = (size_t)(dict->offsets[code + 1] - dict->offsets[code] - 1);
-  return dict->bytes + dict->offsets[code];
+  /* A mapped snapshot's offsets were checked at open, but the file can be rewritten under the
+   * mapping: each is read once and the value kept inside the bytes (else read as ""). */
+  uint64_t start = dict->offsets[code], end = dict->offsets[code + 1];
+  if (start >= end || end > dict->bytes_len) {
+    if (len) *len = 0;
+    return "";
+  }
+  if (len) *len = (size_t)(end - start - 1);
+  return dict->bytes + start;
 }
 
 void dictionary_freeze(cpf_dictionary *dict) {

@@ -201,7 +201,13 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 }
 
 void civil_from_days(int64_t days, int64_t *year, int *month, int *day) {
-  int64_t z = days + 719468, era, doe, yoe, y, doy, mp, m;
+  /* Any stored value must give a defined result (a snapshot may hold any bits): beyond 2^60
+   * days, where no parsed date lies, the arithmetic below would overflow, so clamp there. */
+  const int64_t limit = (int64_t)1 << 60;
+  int64_t z, era, doe, yoe, y, doy, mp, m;
+  if (days > limit) days = limit;
+  if (days < -limit) days = -limit;
+  z = days + 719468;
   era = (z >= 0 ? z : z - 146096) / 146097;
   doe = z - era * 146097;
   yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
@@ -222,6 +228,11 @@ void format_date(int64_t days, char *buf) {
 }
 
 void format_month(int64_t month, char *buf) {
-  int64_t y = month >= 0 ? month / 12 : -((-month + 11) / 12);
-  sprintf(buf, "%04lld-%02lld", (long long)y, (long long)(month - y * 12 + 1));
+  /* floor division without negating or multiplying back: defined for every int64 */
+  int64_t y = month / 12, m = month % 12;
+  if (m < 0) {
+    m += 12;
+    y--;
+  }
+  sprintf(buf, "%04lld-%02lld", (long long)y, (long long)(m + 1));
 }

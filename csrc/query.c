@@ -1,5 +1,9 @@
 /* query.c — runs a query plan over the column store: conditions to a row selection, grouping
- * keys to one group id per row, then one tight pass per aggregate. No Lua, no per-row malloc. */
+ * keys to one group id per row, then one tight pass per aggregate. No Lua, no per-row malloc.
+ * Memory-safe whatever bytes a column holds (a snapshot's may be hostile, or rewritten while it
+ * is mapped): every code used as an index is clamped to its table, a stored value is only ever
+ * subtracted or summed in unsigned arithmetic, and a table indexed by raw codes has an entry for
+ * every value of the code's width. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +53,71 @@ static void *alloc_rows(size_t n, size_t size, cpf_error *err) {
 /* ---- keys ---- */
 
 /* Give the rows without a value the "no value" code: a walk over the bitmap's set bytes only,
- * so the per-row loops above stay branch-free. */
+ * so the per-row loops above stay branch-free. The last byte's bits past the last row are
+ * dropped: they would index past the array. */
 static void mark_missing(const cpf_column *col, uint32_t *codes, uint32_t nil, size_t n) {
   size_t byte, bit;
   if (!col->missing_bits) return;
   for (byte = 0; byte * 8 < n; byte++) {
-    uint8_t b = col->missing_bits[byte];
+    unsigned b = col->missing_bits[byte];
+    if (n - byte * 8 < 8) b &= (1u << (n - byte * 8)) - 1;
     for (bit = 0; b != 0; bit++, b >>= 1)
       if (b & 1) codes[byte * 8 + bit] = nil;
+  }
+}
+
+/* c when it is a code below nil, else nil: one instruction (a min), no branch. The 32-bit
+ * flavour keeps vectorized loops on 32-bit lanes. */
+static uint32_t clamp_code(uint32_t c, uint32_t nil) {
+  return c < nil ? c : nil;
+}
+
+static uint32_t clamp_code64(uint64_t c, uint32_t nil) {
+  return c < nil ? (uint32_t)c : nil;
+}
+
+/* The per-row loops of the common keys, written for GCC's -O2 vectorizer, which only takes a
+ * loop in a function of its own (not inlined), over restrict pointers, whose main loop leaves no
+ * scalar remainder (it runs a multiple of 64 times): vectorized, the clamps cost nothing. */
+#if defined(__GNUC__)
+#define NOT_INLINED __attribute__((noinline))
+#else
+#define NOT_INLINED
+#endif
+
+/* 1-byte dictionary codes, clamped to nil */
+NOT_INLINED static void codes_of_bytes(const uint8_t *restrict v, uint32_t *restrict codes, size_t n,
+                                       uint32_t nil) {
+  size_t i, main = n & ~(size_t)63;
+  for (i = 0; i < main; i++) codes[i] = clamp_code(v[i], nil);
+  for (; i < n; i++) codes[i] = clamp_code(v[i], nil);
+}
+
+/* year (month / 12) or month of 16-bit months, less lo, clamped to nil; lo >= 0, so a negative
+ * value wraps to a large code and is clamped too */
+NOT_INLINED static void codes_of_months(const int16_t *restrict v, uint32_t *restrict codes, size_t n,
+                                        uint32_t lo, uint32_t nil, int yearly) {
+  size_t i, main = n & ~(size_t)63;
+  if (yearly) {
+    for (i = 0; i < main; i++) codes[i] = clamp_code((uint32_t)v[i] / 12 - lo, nil);
+    for (; i < n; i++) codes[i] = clamp_code((uint32_t)v[i] / 12 - lo, nil);
+  } else {
+    for (i = 0; i < main; i++) codes[i] = clamp_code((uint32_t)v[i] - lo, nil);
+    for (; i < n; i++) codes[i] = clamp_code((uint32_t)v[i] - lo, nil);
+  }
+}
+
+/* the same, folded into the group ids: gid = gid * card + code */
+NOT_INLINED static void fuse_months(const int16_t *restrict v, uint32_t *restrict gid, size_t n,
+                                    uint32_t lo, uint32_t card, int yearly) {
+  size_t i, main = n & ~(size_t)63;
+  uint32_t nil = card - 1;
+  if (yearly) {
+    for (i = 0; i < main; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] / 12 - lo, nil);
+    for (; i < n; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] / 12 - lo, nil);
+  } else {
+    for (i = 0; i < main; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] - lo, nil);
+    for (; i < n; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] - lo, nil);
   }
 }
 
@@ -95,23 +156,26 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
   switch (key->kind) {
   case KEY_COLUMN:
     if (col->type == CPF_TYPE_STRING) {
+      /* a code past the dictionary (damaged data) reads as no value */
       uint32_t nil = col->dict.count;
       key->cardinality = nil + 1;
       if (col->width == 1) { /* the common case, kept a plain copy */
-        const uint8_t *v = col->data;
-        for (i = 0; i < n; i++) codes[i] = v[i];
+        codes_of_bytes(col->data, codes, n, nil);
         mark_missing(col, codes, nil, n);
       } else {
-        for (i = 0; i < n; i++) codes[i] = is_missing(col, i) ? nil : column_code_at(col, i);
+        for (i = 0; i < n; i++) codes[i] = is_missing(col, i) ? nil : clamp_code(column_code_at(col, i), nil);
       }
       return 0;
     }
-    if (is_integer_like(col) && col->max - col->min < (1 << 16) && !key->force_by_value) {
-      uint32_t nil = (uint32_t)(col->max - col->min + 1);
+    /* unsigned: max - min of any two int64 values, and min <= max is not assumed */
+    if (is_integer_like(col) && col->min <= col->max &&
+        (uint64_t)col->max - (uint64_t)col->min < (1 << 16) && !key->force_by_value) {
+      uint32_t nil = (uint32_t)((uint64_t)col->max - (uint64_t)col->min) + 1;
+      uint64_t min = (uint64_t)col->min;
       key->base = col->min;
       key->cardinality = nil + 1;
-      for (i = 0; i < n; i++)
-        codes[i] = is_missing(col, i) ? nil : (uint32_t)(column_integer_at(col, i) - col->min);
+      for (i = 0; i < n; i++) /* a value outside [min, max] (damaged data) reads as no value */
+        codes[i] = is_missing(col, i) ? nil : clamp_code64((uint64_t)column_integer_at(col, i) - min, nil);
       return 0;
     }
     return key_by_value(ds, col, key, codes, err);
@@ -128,12 +192,19 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
     lo = col->type == CPF_TYPE_DATE ? month_of_days(col->min) : col->min;
     hi = col->type == CPF_TYPE_DATE ? month_of_days(col->max) : col->max;
     if (yearly) { lo = floor_div(lo, 12); hi = floor_div(hi, 12); }
+    if (lo > hi || (uint64_t)hi - (uint64_t)lo >= DENSE_LIMIT) {
+      /* loaded or opened columns hold years 0000-9999: only a column built otherwise gets here */
+      cpf_error_set(err, "%s() on '%s': its values span too many %s", yearly ? "year" : "month",
+                    col->name, yearly ? "years" : "months");
+      return -1;
+    }
     key->base = lo;
-    nil = (uint32_t)(hi - lo + 1);
+    nil = (uint32_t)(hi - lo) + 1;
     key->cardinality = nil + 1;
-    if (col->type == CPF_TYPE_MONTH && col->width == 2 && lo >= 0) {
-      const int16_t *v = col->data; /* months since year 0 fit 16 bits until year 2730 */
-      for (i = 0; i < n; i++) codes[i] = (uint32_t)((yearly ? v[i] / 12 : v[i]) - lo);
+    /* codes are clamped: a value outside [min, max] (damaged data) reads as no value */
+    if (col->type == CPF_TYPE_MONTH && col->width == 2 && lo >= 0 && hi <= INT16_MAX) {
+      /* months since year 0 fit 16 bits until year 2730 */
+      codes_of_months(col->data, codes, n, (uint32_t)lo, nil, yearly);
       mark_missing(col, codes, nil, n);
       return 0;
     }
@@ -141,8 +212,9 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
       int64_t m;
       if (is_missing(col, i)) { codes[i] = nil; continue; }
       m = column_integer_at(col, i);
+      if (m < col->min || m > col->max) { codes[i] = nil; continue; }
       if (col->type == CPF_TYPE_DATE) m = month_of_days(m);
-      codes[i] = (uint32_t)((yearly ? floor_div(m, 12) : m) - lo);
+      codes[i] = clamp_code64((uint64_t)((yearly ? floor_div(m, 12) : m) - lo), nil);
     }
     return 0;
   }
@@ -151,9 +223,10 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
     key->cardinality = nil + 1;
     for (i = 0; i < n; i++) {
       int32_t c;
-      if (is_missing(col, i)) { codes[i] = nil; continue; }
-      c = key->remap[column_code_at(col, i)];
-      codes[i] = c < 0 ? nil : (uint32_t)c;
+      uint32_t code = column_code_at(col, i);
+      if (is_missing(col, i) || code >= col->dict.count) { codes[i] = nil; continue; }
+      c = key->remap[code];
+      codes[i] = c < 0 || (uint32_t)c >= nil ? nil : (uint32_t)c;
     }
     return 0;
   }
@@ -183,7 +256,8 @@ static int key_is_fusable(const cpf_dataset *ds, query_key *key) {
   const cpf_column *col = &ds->cols[key->column];
   int64_t lo, hi;
   if ((key->kind != KEY_YEAR && key->kind != KEY_MONTH) || col->type != CPF_TYPE_MONTH ||
-      col->width != 2 || col->missing_bits || col->min < 0)
+      col->width != 2 || col->missing_bits || col->min < 0 || col->max > INT16_MAX ||
+      col->min > col->max)
     return 0;
   lo = key->kind == KEY_YEAR ? col->min / 12 : col->min;
   hi = key->kind == KEY_YEAR ? col->max / 12 : col->max;
@@ -193,14 +267,10 @@ static int key_is_fusable(const cpf_dataset *ds, query_key *key) {
   return 1;
 }
 
+/* A value outside [min, max] (damaged data) gets the unused last code: gid stays in range. */
 static void key_fuse(const cpf_dataset *ds, const query_key *key, uint32_t *gid) {
-  const int16_t *v = ds->cols[key->column].data;
-  uint32_t card = key->cardinality, lo = (uint32_t)key->base;
-  size_t i, n = ds->rows;
-  if (key->kind == KEY_YEAR)
-    for (i = 0; i < n; i++) gid[i] = gid[i] * card + ((uint32_t)v[i] / 12 - lo);
-  else
-    for (i = 0; i < n; i++) gid[i] = gid[i] * card + ((uint32_t)v[i] - lo);
+  fuse_months(ds->cols[key->column].data, gid, ds->rows, (uint32_t)key->base, key->cardinality,
+              key->kind == KEY_YEAR);
 }
 
 /* ---- conditions ---- */
@@ -258,21 +328,29 @@ int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_err
     int rc;
     const cpf_column *col = &ds->cols[cond->key.column];
     if (cond->key.kind == KEY_COLUMN && col->type == CPF_TYPE_STRING && col->width <= 2) {
-      /* the usual case: read the dictionary codes straight into the mask, no code array */
-      size_t byte, bit;
+      /* the usual case: read the dictionary codes straight into the mask, no code array. The
+       * mask is copied into a table with an entry for every value of the code's width, codes
+       * past the dictionary (damaged data) reading as no value: no code can index past it. */
+      size_t byte, bit, entries = col->width == 1 ? 256 : 65536, known;
+      uint8_t small[256], *table = small;
       uint32_t nil = col->dict.count;
       if (cond->mask_len <= nil) {
         cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
                       (unsigned)nil + 1);
         return -1;
       }
+      if (entries > sizeof small && !(table = alloc_rows(entries, 1, err))) return -1;
+      known = nil < entries ? nil : entries;
+      memcpy(table, cond->mask, known);
+      memset(table + known, cond->mask[nil], entries - known);
       if (col->width == 1) {
         const uint8_t *v = col->data;
-        for (i = 0; i < n; i++) out[i] = cond->mask[v[i]];
+        for (i = 0; i < n; i++) out[i] = table[v[i]];
       } else {
         const uint16_t *v = col->data;
-        for (i = 0; i < n; i++) out[i] = cond->mask[v[i]];
+        for (i = 0; i < n; i++) out[i] = table[v[i]];
       }
+      if (table != small) free(table);
       if (col->missing_bits)
         for (byte = 0; byte * 8 < n; byte++)
           for (bit = 0; bit < 8 && byte * 8 + bit < n; bit++)
@@ -399,26 +477,28 @@ oom:
 /* ---- aggregates ---- */
 /* Σ of an integer-like column per slot, and the count of values summed. The loop is written
  * once per storage width so that the compiler sees a plain array walk. Every gid is a valid
- * slot here: unselected rows have their own slot (see query_run). */
+ * slot here: unselected rows have their own slot (see query_run). Integer sums are uint64_t:
+ * they wrap where an int64_t would overflow (undefined behaviour) on extreme stored values. */
 #define SUM_LOOP(T)                                                                           \
   {                                                                                           \
     const T *v = (const T *)col->data;                                                        \
     if (!keep && !mb) { /* every row counts: the counts are the group sizes */              \
-      for (i = 0; i < n; i++) sum[gid[i]] += v[i];                                            \
+      for (i = 0; i < n; i++) sum[gid[i]] += SUM_TERM(v[i]);                                  \
       memcpy(count, slot_rows, nslots * sizeof *count);                                       \
     } else {                                                                                  \
       for (i = 0; i < n; i++) {                                                               \
         uint32_t g = gid[i];                                                                  \
         if ((keep && !keep[i]) || (mb && ((mb[i >> 3] >> (i & 7)) & 1)))                      \
           continue;                                                                           \
-        sum[g] += v[i];                                                                       \
+        sum[g] += SUM_TERM(v[i]);                                                             \
         count[g]++;                                                                           \
       }                                                                                       \
     }                                                                                         \
   }
 
+#define SUM_TERM(x) (uint64_t)(x) /* modulo 2^64: two's complement sums */
 static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
-                         int64_t *sum, int64_t *count, size_t n, const int64_t *slot_rows,
+                         uint64_t *sum, int64_t *count, size_t n, const int64_t *slot_rows,
                          size_t nslots) {
   const uint8_t *mb = col->missing_bits;
   size_t i;
@@ -430,6 +510,8 @@ static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8
   }
 }
 
+#undef SUM_TERM
+#define SUM_TERM(x) (x)
 static void sum_numbers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
                         double *sum, int64_t *count, size_t n, const int64_t *slot_rows,
                         size_t nslots) {
@@ -452,7 +534,8 @@ static uint8_t *rows_with_values(const cpf_dataset *ds, const uint8_t *keep, con
 }
 
 typedef struct {
-  int64_t *isum, *isum2, *count;
+  uint64_t *isum, *isum2; /* integer sums, modulo 2^64 */
+  int64_t *count, *iext;  /* iext: integer min or max */
   double *dsum, *dsum2;
   uint8_t *seen;
 } accumulators;
@@ -461,11 +544,13 @@ static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
   memset(acc, 0, sizeof *acc);
   acc->isum = calloc(nslots, sizeof *acc->isum);
   acc->isum2 = calloc(nslots, sizeof *acc->isum2);
+  acc->iext = calloc(nslots, sizeof *acc->iext);
   acc->count = calloc(nslots, sizeof *acc->count);
   acc->dsum = calloc(nslots, sizeof *acc->dsum);
   acc->dsum2 = calloc(nslots, sizeof *acc->dsum2);
   acc->seen = calloc(nslots, 1);
-  if (!acc->isum || !acc->isum2 || !acc->count || !acc->dsum || !acc->dsum2 || !acc->seen) {
+  if (!acc->isum || !acc->isum2 || !acc->iext || !acc->count || !acc->dsum || !acc->dsum2 ||
+      !acc->seen) {
     cpf_error_set(err, "out of memory");
     return -1;
   }
@@ -473,12 +558,15 @@ static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
 }
 
 static void agg_release(accumulators *acc) {
-  free(acc->isum); free(acc->isum2); free(acc->count);
+  free(acc->isum); free(acc->isum2); free(acc->iext); free(acc->count);
   free(acc->dsum); free(acc->dsum2); free(acc->seen);
 }
 
+/* A total order, NaN last: qsort is undefined with a comparison that is not one, and a number
+ * column can hold NaN bits. */
 static int compare_doubles(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
+  if (x != x || y != y) return (x != x) - (y != y);
   return (x > y) - (x < y);
 }
 
@@ -655,7 +743,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
           if (!acc.seen[s] || (lower ? v < acc.dsum[s] : v > acc.dsum[s])) acc.dsum[s] = v;
         } else {
           int64_t v = column_integer_at(a, i);
-          if (!acc.seen[s] || (lower ? v < acc.isum[s] : v > acc.isum[s])) acc.isum[s] = v;
+          if (!acc.seen[s] || (lower ? v < acc.iext[s] : v > acc.iext[s])) acc.iext[s] = v;
         }
         acc.seen[s] = 1;
         break;
@@ -689,26 +777,26 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
       else {
         agg->out = a->type == CPF_TYPE_DECIMAL ? OUT_SCALED : OUT_INTEGER;
         agg->scale = a->type == CPF_TYPE_DECIMAL ? a->scale : 0;
-        agg->integers[g] = acc.isum[g];
+        agg->integers[g] = (int64_t)acc.isum[g]; /* back to two's complement */
       }
       break;
     case AGG_MEAN:
       agg->out = OUT_NUMBER;
       agg->present[g] = acc.count[g] > 0;
       if (acc.count[g] > 0)
-        agg->numbers[g] = (a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)acc.isum[g] / pa) / (double)acc.count[g];
+        agg->numbers[g] = (a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)(int64_t)acc.isum[g] / pa) / (double)acc.count[g];
       break;
     case AGG_MIN:
     case AGG_MAX:
       agg->out = column_out_kind(a);
       agg->scale = a->type == CPF_TYPE_DECIMAL ? a->scale : 0;
       agg->present[g] = acc.seen[g];
-      agg->integers[g] = acc.isum[g];
+      agg->integers[g] = acc.iext[g];
       agg->numbers[g] = acc.dsum[g];
       break;
     case AGG_RATIO: {
-      double num = a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)acc.isum[g] / pa;
-      double den = b->type == CPF_TYPE_NUMBER ? acc.dsum2[g] : (double)acc.isum2[g] / pb;
+      double num = a->type == CPF_TYPE_NUMBER ? acc.dsum[g] : (double)(int64_t)acc.isum[g] / pa;
+      double den = b->type == CPF_TYPE_NUMBER ? acc.dsum2[g] : (double)(int64_t)acc.isum2[g] / pb;
       agg->out = OUT_NUMBER;
       agg->present[g] = acc.count[g] > 0 && den != 0; /* no inf, no NaN: nil */
       if (agg->present[g]) agg->numbers[g] = num / den;

@@ -1,6 +1,7 @@
 /* snapshot.c — the dataset as one binary file: a header, the columns' arrays (64-byte aligned)
- * and a column table. Reopened by mmap and used in place: no copy, no parse. Every offset and
- * length is checked before use; checksums catch what the checks cannot. */
+ * and a column table. Reopened by mmap and used in place: no copy, no parse. A snapshot may come
+ * from anyone, and its checksums can be recomputed by anyone: every field of the table is checked
+ * against the others and against the file before use (see DESIGN.md, the trust model). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -8,45 +9,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpf.h"
-
-#define SNAP_MAGIC "CPFSNAP"   /* 8 bytes with its NUL */
-#define SNAP_VERSION 1u
-#define SNAP_ENDIAN 0x01020304u /* reads 0x04030201 on a machine of the other byte order */
-#define SNAP_ALIGN 64u
-#define SNAP_MAX_COLUMNS 100000u
-
-typedef struct {
-  char magic[8];
-  uint32_t version, endian;
-  uint64_t rows, ncols;
-  uint64_t table_offset, table_size;
-  uint64_t tag_offset, tag_size;
-  uint64_t file_size;
-  uint64_t checksum; /* of the column table and the tag */
-} snap_header;
-
-typedef struct {
-  uint32_t type, width;
-  int32_t scale;
-  uint32_t reserved;
-  uint64_t missing;
-  int64_t min, max;
-  uint64_t name_offset, name_size; /* sizes include the NUL */
-  uint64_t label_offset, label_size;
-  uint64_t data_offset, data_size;
-  uint64_t bits_offset, bits_size;
-  uint64_t dict_count;
-  uint64_t dict_bytes_offset, dict_bytes_size;
-  uint64_t dict_offsets_offset, dict_offsets_size;
-  uint64_t checksum; /* of data, bits and dictionary */
-} snap_column;
+#include "snapshot_format.h"
 
 /* Four independent multiply-xor lanes over 8-byte words: fast enough to check every byte of a
  * snapshot when it is opened. Only compared on machines of the same byte order. */
-static uint64_t checksum_bytes(uint64_t seed, const void *p, size_t n) {
+uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n) {
   const unsigned char *s = p;
   uint64_t a = seed ^ 0x9E3779B97F4A7C15ull, b = seed + n, c = ~seed, d = seed * 31 + 7, w[4];
   const uint64_t k = 0xff51afd7ed558ccdull;
@@ -69,18 +40,22 @@ static uint64_t checksum_bytes(uint64_t seed, const void *p, size_t n) {
 
 /* ---- saving ---- */
 
+/* Written through an output file (output_file.c): a temporary created exclusively beside the
+ * target, renamed over it once complete, so that a process with the old snapshot mapped is never
+ * disturbed and nothing but a regular file is replaced. */
 typedef struct {
-  FILE *f;
+  output_file out;
   uint64_t offset;
-  int failed;
+  int failed;      /* the first failure's message is in err */
+  cpf_error *err;
 } writer;
 
 static uint64_t write_block(writer *w, const void *p, size_t n) {
   static const char zeros[SNAP_ALIGN] = {0};
   uint64_t at = w->offset;
   size_t pad = (SNAP_ALIGN - (size_t)(n % SNAP_ALIGN)) % SNAP_ALIGN;
-  if (n > 0 && fwrite(p, 1, n, w->f) != n) w->failed = 1;
-  if (pad > 0 && fwrite(zeros, 1, pad, w->f) != pad) w->failed = 1;
+  if (!w->failed && n > 0 && output_file_write(&w->out, p, n, w->err) != 0) w->failed = 1;
+  if (!w->failed && pad > 0 && output_file_write(&w->out, zeros, pad, w->err) != 0) w->failed = 1;
   w->offset += n + pad;
   return at;
 }
@@ -90,19 +65,16 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   snap_header h;
   snap_column *table;
   writer w;
-  size_t j, plen = strlen(path);
-  char *tmp = malloc(plen + 32);
-  if (!tmp) { cpf_error_set(err, "%s: out of memory", path); return -1; }
-  snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+  size_t j;
+  memset(&w, 0, sizeof w);
+  w.err = err;
   table = calloc(ds->ncols ? ds->ncols : 1, sizeof *table);
-  w.f = fopen(tmp, "wb");
-  w.offset = 0;
-  w.failed = 0;
-  if (!table || !w.f) {
-    cpf_error_set(err, "%s: cannot write: %s", path, table ? strerror(errno) : "out of memory");
+  if (!table) {
+    cpf_error_set(err, "%s: out of memory", path);
+    return -1;
+  }
+  if (output_file_open(&w.out, path, err) != 0) {
     free(table);
-    free(tmp);
-    if (w.f) fclose(w.f);
     return -1;
   }
   memset(&h, 0, sizeof h);
@@ -125,11 +97,13 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
     t->label_offset = write_block(&w, col->label, t->label_size);
     t->data_size = (uint64_t)ds->rows * (uint64_t)col->width;
     t->data_offset = write_block(&w, col->data, t->data_size);
-    sum = checksum_bytes(sum, col->data, t->data_size);
+    sum = snapshot_checksum(sum, col->name, t->name_size);
+    sum = snapshot_checksum(sum, col->label, t->label_size);
+    sum = snapshot_checksum(sum, col->data, t->data_size);
     if (col->missing_bits) {
       t->bits_size = ds->rows / 8 + 1;
       t->bits_offset = write_block(&w, col->missing_bits, t->bits_size);
-      sum = checksum_bytes(sum, col->missing_bits, t->bits_size);
+      sum = snapshot_checksum(sum, col->missing_bits, t->bits_size);
     }
     if (col->type == CPF_TYPE_STRING) {
       t->dict_count = col->dict.count;
@@ -137,8 +111,8 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
       t->dict_bytes_offset = write_block(&w, col->dict.bytes, t->dict_bytes_size);
       t->dict_offsets_size = ((uint64_t)col->dict.count + 1) * sizeof(uint64_t);
       t->dict_offsets_offset = write_block(&w, col->dict.offsets, t->dict_offsets_size);
-      sum = checksum_bytes(sum, col->dict.bytes, t->dict_bytes_size);
-      sum = checksum_bytes(sum, col->dict.offsets, t->dict_offsets_size);
+      sum = snapshot_checksum(sum, col->dict.bytes, t->dict_bytes_size);
+      sum = snapshot_checksum(sum, col->dict.offsets, t->dict_offsets_size);
     }
     t->checksum = sum;
   }
@@ -150,21 +124,21 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   h.rows = ds->rows;
   h.ncols = ds->ncols;
   h.file_size = w.offset;
-  h.checksum = checksum_bytes(checksum_bytes(0, table, h.table_size), tag, tag_len);
-  if (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(&h, 1, sizeof h, w.f) != sizeof h) w.failed = 1;
-  if (fclose(w.f) != 0) w.failed = 1;
+  h.checksum = snapshot_checksum(snapshot_checksum(0, table, h.table_size), tag, tag_len);
   free(table);
-  if (w.failed || rename(tmp, path) != 0) {
-    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
-    remove(tmp);
-    free(tmp);
+  /* the header, now complete, over the placeholder at the start */
+  if (!w.failed && pwrite(w.out.fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
+    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    w.failed = 1;
+  }
+  if (w.failed) {
+    output_file_abort(&w.out);
     return -1;
   }
-  free(tmp);
-  return 0;
+  return output_file_commit(&w.out, err);
 }
 
-/* ---- opening ---- */
+/* ---- opening: the table is checked field by field before anything is read through it ---- */
 
 static int in_file(uint64_t offset, uint64_t size, uint64_t file_size) {
   return offset <= file_size && size <= file_size - offset;
@@ -178,114 +152,386 @@ static int valid_width(cpf_type type, uint32_t width) {
   }
 }
 
-/* Every code of the rows that have a value names an entry of the dictionary. */
+/* A name or label: inside the file, ending with its only NUL. */
+static int valid_text(const unsigned char *base, uint64_t file_size, uint64_t offset, uint64_t size) {
+  return in_file(offset, size, file_size) && size > 0 && base[offset + size - 1] == 0 &&
+         memchr(base + offset, 0, (size_t)size - 1) == NULL;
+}
+
+/* The range of the values an integer-like column can hold: its width's, and for months and dates
+ * the years 0000 to 9999 that parsing produces (what keeps calendar arithmetic in range). */
+static void value_limits(cpf_type type, uint32_t width, int64_t *lo, int64_t *hi) {
+  switch (width) {
+  case 1: *lo = INT8_MIN; *hi = INT8_MAX; break;
+  case 2: *lo = INT16_MIN; *hi = INT16_MAX; break;
+  case 4: *lo = INT32_MIN; *hi = INT32_MAX; break;
+  default: *lo = INT64_MIN; *hi = INT64_MAX; break;
+  }
+  if (type == CPF_TYPE_MONTH) {
+    if (*lo < 0) *lo = 0;
+    if (*hi > 9999 * 12 + 11) *hi = 9999 * 12 + 11;
+  } else if (type == CPF_TYPE_DATE) {
+    if (*lo < days_from_civil(0, 1, 1)) *lo = days_from_civil(0, 1, 1);
+    if (*hi > days_from_civil(9999, 12, 31)) *hi = days_from_civil(9999, 12, 31);
+  }
+}
+
+/* What one table entry says, against itself and against the file; reads only the names and the
+ * dictionary's offsets. NULL when consistent, else the reason. */
+static const char *check_entry(const unsigned char *base, uint64_t file_size, uint64_t rows,
+                               const snap_column *t) {
+  int string = t->type == CPF_TYPE_STRING;
+  uint64_t c;
+  if (t->type > CPF_TYPE_DATE) return "unknown column type";
+  if (!valid_width((cpf_type)t->type, t->width)) return "bad value width";
+  if (t->type == CPF_TYPE_DECIMAL ? (t->scale < 0 || t->scale > 9) : t->scale != 0)
+    return "bad decimal scale";
+  if (t->reserved != 0) return "reserved field not zero";
+  if (!valid_text(base, file_size, t->name_offset, t->name_size)) return "bad column name";
+  if (!valid_text(base, file_size, t->label_offset, t->label_size)) return "bad column label";
+  if (rows > UINT64_MAX / 8 || t->data_size != rows * t->width)
+    return "data size does not match the rows and the value width";
+  if (!in_file(t->data_offset, t->data_size, file_size)) return "column data out of the file";
+  if (t->data_offset % 8 != 0) return "misaligned column data";
+  /* a bitmap exactly when values are missing, of one bit per row (and a spare byte) */
+  if (t->missing > rows || (t->missing == 0) != (t->bits_size == 0) ||
+      (t->bits_size != 0 && (t->bits_size != rows / 8 + 1 || !in_file(t->bits_offset, t->bits_size, file_size))))
+    return "bad missing-value bitmap";
+  if (t->bits_size == 0 && t->bits_offset != 0) return "bad missing-value bitmap";
+  if (string || t->type == CPF_TYPE_NUMBER) {
+    if (t->min != 0 || t->max != 0) return "a value range on a column that keeps none";
+  } else {
+    int64_t lo, hi;
+    value_limits((cpf_type)t->type, t->width, &lo, &hi);
+    if (t->min > t->max || t->min < lo || t->max > hi) return "bad value range";
+  }
+  if (!string) {
+    if (t->dict_count || t->dict_bytes_offset || t->dict_bytes_size || t->dict_offsets_offset ||
+        t->dict_offsets_size)
+      return "a dictionary on a column that is not a string column";
+    return NULL;
+  }
+  /* codes of `width` bytes number at most 2^(8 width) values; the dictionary stops below 2^32 - 1 */
+  if (t->dict_count > (t->width == 1 ? 256u : t->width == 2 ? 65536u : UINT32_MAX - 1u))
+    return "more dictionary values than its codes can number";
+  if (t->dict_offsets_size != (t->dict_count + 1) * 8) return "bad dictionary size";
+  if (!in_file(t->dict_offsets_offset, t->dict_offsets_size, file_size) ||
+      !in_file(t->dict_bytes_offset, t->dict_bytes_size, file_size))
+    return "dictionary out of the file";
+  if (t->dict_offsets_offset % 8 != 0) return "misaligned dictionary";
+  {
+    const uint64_t *offsets = (const uint64_t *)(base + t->dict_offsets_offset);
+    if (offsets[0] != 0 || offsets[t->dict_count] != t->dict_bytes_size) return "bad dictionary";
+    for (c = 0; c < t->dict_count; c++) /* each value is at least its NUL, and ends with it */
+      if (offsets[c + 1] <= offsets[c] || offsets[c + 1] > t->dict_bytes_size ||
+          base[t->dict_bytes_offset + offsets[c + 1] - 1] != 0)
+        return "bad dictionary";
+  }
+  return NULL;
+}
+
+/* ---- the layout: no two ranges of the file overlap ---- */
+
+typedef struct {
+  uint64_t offset, size;
+  size_t column; /* 1-based; 0 for the header, the tag and the table */
+  const char *what;
+  size_t order;  /* ties sort in the order the ranges were added: the same message every time */
+} file_range;
+
+static void add_range(file_range *r, size_t *n, uint64_t offset, uint64_t size, size_t column,
+                      const char *what) {
+  if (size == 0) return; /* an empty array lies nowhere */
+  r[*n].offset = offset;
+  r[*n].size = size;
+  r[*n].column = column;
+  r[*n].what = what;
+  r[*n].order = *n;
+  (*n)++;
+}
+
+static int compare_ranges(const void *pa, const void *pb) {
+  const file_range *a = pa, *b = pb;
+  if (a->offset != b->offset) return a->offset < b->offset ? -1 : 1;
+  return (a->order > b->order) - (a->order < b->order);
+}
+
+static void name_range(const file_range *r, char *buf, size_t n) {
+  if (r->column) snprintf(buf, n, "column %zu's %s", r->column, r->what);
+  else snprintf(buf, n, "the %s", r->what);
+}
+
+/* Sorted by offset, each range ends before the next begins; else writes which two overlap. */
+static int check_layout(file_range *r, size_t n, char *msg, size_t msgsize) {
+  size_t i;
+  qsort(r, n, sizeof *r, compare_ranges);
+  for (i = 1; i < n; i++)
+    if (r[i].offset - r[i - 1].offset < r[i - 1].size) {
+      char a[64], b[64];
+      name_range(&r[i], a, sizeof a);
+      name_range(&r[i - 1], b, sizeof b);
+      snprintf(msg, msgsize, "%s overlaps %s", a, b);
+      return -1;
+    }
+  return 0;
+}
+
+/* ---- per-row facts, read once at open (queries stay memory-safe without them: they are what
+ * turns a damaged file into a clear message instead of a wrong answer) ---- */
+
+static uint64_t popcount64(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return (x * 0x0101010101010101ull) >> 56;
+}
+
+/* The bitmap has `missing` bits set among the rows' bits and none past the last row. */
+static int bitmap_matches(const uint8_t *bits, size_t rows, uint64_t missing) {
+  size_t full = rows / 8, i = 0;
+  uint64_t count = 0;
+  unsigned tail = (unsigned)(rows % 8);
+  for (; i + 8 <= full; i += 8) {
+    uint64_t w;
+    memcpy(&w, bits + i, 8);
+    count += popcount64(w);
+  }
+  for (; i < full; i++) count += popcount64(bits[i]);
+  if (bits[full] >> tail) return 0; /* the spare bits of the last byte */
+  count += popcount64(bits[full]);
+  return count == missing;
+}
+
+/* Reductions over a whole array, one function per width, written for GCC's -O2 vectorizer
+ * (the opens' cost is in these loops): it only takes a loop that leaves no scalar remainder (so
+ * the main loop runs a multiple of 64 times) in a function of its own (not inlined). */
+#if defined(__GNUC__)
+#define NOT_INLINED __attribute__((noinline))
+#else
+#define NOT_INLINED
+#endif
+
+#define MAX_OF(T, NAME)                                                                          \
+  NOT_INLINED static uint64_t max_##NAME(const T *v, size_t n) {                                \
+    size_t i, main = n & ~(size_t)63;                                                            \
+    T m = 0;                                                                                     \
+    for (i = 0; i < main; i++) m = v[i] > m ? v[i] : m;                                          \
+    for (; i < n; i++) m = v[i] > m ? v[i] : m;                                                  \
+    return (uint64_t)m;                                                                          \
+  }
+
+#define RANGE_OF(T, NAME, TMIN, TMAX)                                                            \
+  NOT_INLINED static void range_##NAME(const T *v, size_t n, int64_t *lo, int64_t *hi) {        \
+    size_t i, main = n & ~(size_t)63;                                                            \
+    T a = TMAX, b = TMIN;                                                                        \
+    for (i = 0; i < main; i++) {                                                                 \
+      a = v[i] < a ? v[i] : a;                                                                   \
+      b = v[i] > b ? v[i] : b;                                                                   \
+    }                                                                                            \
+    for (; i < n; i++) {                                                                         \
+      a = v[i] < a ? v[i] : a;                                                                   \
+      b = v[i] > b ? v[i] : b;                                                                   \
+    }                                                                                            \
+    *lo = (int64_t)a;                                                                            \
+    *hi = (int64_t)b;                                                                            \
+  }
+
+MAX_OF(uint8_t, u8)
+MAX_OF(uint16_t, u16)
+MAX_OF(uint32_t, u32)
+RANGE_OF(int8_t, i8, INT8_MIN, INT8_MAX)
+RANGE_OF(int16_t, i16, INT16_MIN, INT16_MAX)
+RANGE_OF(int32_t, i32, INT32_MIN, INT32_MAX)
+RANGE_OF(int64_t, i64, INT64_MIN, INT64_MAX)
+
+/* Every code of the rows that have a value names a dictionary entry: the largest code over all
+ * rows (missing rows hold 0) first, the exact test row by row only when that is not enough. */
 static int codes_in_range(const cpf_column *col, size_t rows) {
   size_t i;
+  uint64_t max;
   uint32_t count = col->dict.count;
+  switch (col->width) {
+  case 1: max = max_u8(col->data, rows); break;
+  case 2: max = max_u16(col->data, rows); break;
+  default: max = max_u32(col->data, rows); break;
+  }
+  if (rows == 0 || max < count) return 1;
   for (i = 0; i < rows; i++)
     if (column_code_at(col, i) >= count && column_is_valid(col, i)) return 0;
   return 1;
 }
 
-static int open_column(const unsigned char *base, uint64_t file_size, uint64_t rows,
-                       const snap_column *t, cpf_column *col, int verify, const char **why) {
-  uint64_t c;
-  memset(col, 0, sizeof *col);
+/* Every value present lies in [min, max], which the table recorded. */
+static int values_in_range(const cpf_column *col, size_t rows) {
+  size_t i;
+  int64_t lo, hi;
+  if (rows == 0) return 1;
+  switch (col->width) {
+  case 1: range_i8(col->data, rows, &lo, &hi); break;
+  case 2: range_i16(col->data, rows, &lo, &hi); break;
+  case 4: range_i32(col->data, rows, &lo, &hi); break;
+  default: range_i64(col->data, rows, &lo, &hi); break;
+  }
+  if (lo >= col->min && hi <= col->max) return 1;
+  for (i = 0; i < rows; i++) {
+    int64_t v = column_integer_at(col, i);
+    if ((v < col->min || v > col->max) && column_is_valid(col, i)) return 0;
+  }
+  return 1;
+}
+
+static const char *check_values(const unsigned char *base, const cpf_column *col,
+                                const snap_column *t, size_t rows, int verify) {
+  if (verify) { /* first: on a damaged file, the checksum is the message that says so */
+    /* the names as they lie in the file (the column holds copies, NUL-terminated there) */
+    uint64_t sum = snapshot_checksum(0, base + t->name_offset, t->name_size);
+    sum = snapshot_checksum(sum, base + t->label_offset, t->label_size);
+    sum = snapshot_checksum(sum, col->data, t->data_size);
+    if (col->missing_bits) sum = snapshot_checksum(sum, col->missing_bits, t->bits_size);
+    if (col->type == CPF_TYPE_STRING) {
+      sum = snapshot_checksum(sum, col->dict.bytes, t->dict_bytes_size);
+      sum = snapshot_checksum(sum, col->dict.offsets, t->dict_offsets_size);
+    }
+    if (sum != t->checksum) return "checksum mismatch: the data is damaged";
+  }
+  if (col->missing_bits && !bitmap_matches(col->missing_bits, rows, t->missing))
+    return "bad missing-value bitmap";
+  if (col->type == CPF_TYPE_STRING) {
+    if (!codes_in_range(col, rows)) return "a code beyond the dictionary";
+  } else if (col->type != CPF_TYPE_NUMBER && !values_in_range(col, rows)) {
+    return "a value outside the recorded range: the data is damaged";
+  }
+  return NULL;
+}
+
+static char *copy_text(const unsigned char *base, uint64_t offset, uint64_t size) {
+  char *s = malloc((size_t)size);
+  if (s) memcpy(s, base + offset, (size_t)size);
+  return s;
+}
+
+/* The column over the file's bytes. Names are copied: the bytes of a mapping may change under
+ * it, and a name must stay NUL-terminated. */
+static int fill_column(const unsigned char *base, uint64_t rows, const snap_column *t,
+                       cpf_column *col) {
   col->mapped = 1;
-  if (t->type > CPF_TYPE_DATE) { *why = "unknown column type"; return -1; }
-  if (!valid_width((cpf_type)t->type, t->width)) { *why = "bad value width"; return -1; }
-  if (t->type == CPF_TYPE_DECIMAL ? (t->scale < 0 || t->scale > 9) : t->scale != 0) {
-    *why = "bad decimal scale";
-    return -1;
-  }
-  if (!in_file(t->name_offset, t->name_size, file_size) || t->name_size == 0 ||
-      base[t->name_offset + t->name_size - 1] != 0 ||
-      !in_file(t->label_offset, t->label_size, file_size) || t->label_size == 0 ||
-      base[t->label_offset + t->label_size - 1] != 0) {
-    *why = "bad column name";
-    return -1;
-  }
-  if (rows > file_size || t->data_size != rows * t->width ||
-      !in_file(t->data_offset, t->data_size, file_size) || t->data_offset % 8 != 0) {
-    *why = "column data out of the file";
-    return -1;
-  }
-  if ((t->bits_size != 0 && (t->bits_size != rows / 8 + 1 || !in_file(t->bits_offset, t->bits_size, file_size))) ||
-      (t->bits_size == 0 && t->missing != 0) || t->missing > rows) {
-    *why = "bad missing-value bitmap";
-    return -1;
-  }
-  col->name = (char *)(base + t->name_offset);
-  col->label = (char *)(base + t->label_offset);
+  col->name = copy_text(base, t->name_offset, t->name_size);
+  col->label = copy_text(base, t->label_offset, t->label_size);
+  if (!col->name || !col->label) return -1;
   col->type = (cpf_type)t->type;
   col->width = (int)t->width;
   col->scale = t->scale;
-  col->rows = (size_t)rows;
-  col->cap = (size_t)rows;
+  col->rows = col->cap = (size_t)rows;
   col->data = (void *)(base + t->data_offset);
   col->missing_bits = t->bits_size ? (uint8_t *)(base + t->bits_offset) : NULL;
   col->missing = (size_t)t->missing;
   col->min = t->min;
   col->max = t->max;
   if (col->type == CPF_TYPE_STRING) {
-    const uint64_t *offsets;
-    if (t->dict_count >= UINT32_MAX || t->dict_offsets_size != (t->dict_count + 1) * 8 ||
-        !in_file(t->dict_offsets_offset, t->dict_offsets_size, file_size) ||
-        t->dict_offsets_offset % 8 != 0 || !in_file(t->dict_bytes_offset, t->dict_bytes_size, file_size)) {
-      *why = "dictionary out of the file";
-      return -1;
-    }
-    offsets = (const uint64_t *)(base + t->dict_offsets_offset);
-    if (offsets[0] != 0 || offsets[t->dict_count] != t->dict_bytes_size) {
-      *why = "bad dictionary";
-      return -1;
-    }
-    for (c = 0; c < t->dict_count; c++) /* each value is at least its NUL, and ends with it */
-      if (offsets[c + 1] <= offsets[c] || offsets[c + 1] > t->dict_bytes_size ||
-          base[t->dict_bytes_offset + offsets[c + 1] - 1] != 0) {
-        *why = "bad dictionary";
-        return -1;
-      }
     col->dict.bytes = (char *)(base + t->dict_bytes_offset);
     col->dict.bytes_len = col->dict.bytes_cap = (size_t)t->dict_bytes_size;
     col->dict.offsets = (uint64_t *)(base + t->dict_offsets_offset);
     col->dict.count = col->dict.cap = (uint32_t)t->dict_count;
-    if (!codes_in_range(col, (size_t)rows)) { *why = "a code beyond the dictionary"; return -1; }
-  }
-  if (!verify && col->type != CPF_TYPE_STRING && col->type != CPF_TYPE_NUMBER) {
-    /* unchecked data: queries size their group tables from min and max, so every value must
-     * lie between them */
-    size_t i;
-    for (i = 0; i < (size_t)rows; i++) {
-      int64_t v = column_integer_at(col, i);
-      if ((v < col->min || v > col->max) && column_is_valid(col, i)) {
-        *why = "a value outside the recorded range: the data is damaged";
-        return -1;
-      }
-    }
-  }
-  if (verify) {
-    uint64_t sum = checksum_bytes(0, col->data, t->data_size);
-    if (col->missing_bits) sum = checksum_bytes(sum, col->missing_bits, t->bits_size);
-    if (col->type == CPF_TYPE_STRING) {
-      sum = checksum_bytes(sum, col->dict.bytes, t->dict_bytes_size);
-      sum = checksum_bytes(sum, col->dict.offsets, t->dict_offsets_size);
-    }
-    if (sum != t->checksum) { *why = "checksum mismatch: the data is damaged"; return -1; }
   }
   return 0;
 }
 
-cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
-  struct stat st;
-  int fd = open(path, O_RDONLY);
-  void *map;
-  const unsigned char *base;
+static const char *check_header(const snap_header *h, size_t size) {
+  if (memcmp(h->magic, SNAP_MAGIC, 8) != 0) return "not a snapshot (no CPFSNAP header)";
+  if (h->endian != SNAP_ENDIAN) return "written on a machine of the other byte order";
+  if (h->version != SNAP_VERSION) return "snapshot format version not supported";
+  if (h->file_size != size) return h->file_size > size ? "truncated" : "trailing bytes after the end";
+  if (h->ncols > SNAP_MAX_COLUMNS) return "bad header: too many columns";
+  if (h->table_size != h->ncols * sizeof(snap_column))
+    return "bad header: the column table's size does not match the column count";
+  if (!in_file(h->table_offset, h->table_size, size)) return "bad header: column table out of the file";
+  if (h->table_offset % 8 != 0) return "bad header: misaligned column table";
+  if (!in_file(h->tag_offset, h->tag_size, size)) return "bad header: tag out of the file";
+  if (h->rows > size) return "bad header: more rows than the file has bytes";
+  if (h->ncols == 0 && h->rows != 0) return "bad header: rows without columns";
+  return NULL;
+}
+
+cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *path, int verify,
+                                 cpf_error *err) {
+  const unsigned char *base = bytes;
   snap_header h;
   const snap_column *table;
   cpf_dataset *ds;
-  const char *why = NULL;
-  size_t j, size;
+  file_range *ranges = NULL;
+  const char *why;
+  char layout[200];
+  size_t j, nranges = 0;
+  if (size < sizeof h) {
+    cpf_error_set(err, "%s: not a snapshot: too short (%zu bytes)", path, size);
+    return NULL;
+  }
+  if ((uintptr_t)base % 8 != 0) { /* the arrays are read in place, at their alignment */
+    cpf_error_set(err, "%s: snapshot bytes not 8-byte aligned in memory", path);
+    return NULL;
+  }
+  memcpy(&h, base, sizeof h);
+  why = check_header(&h, size);
+  if (!why && h.checksum != snapshot_checksum(snapshot_checksum(0, base + h.table_offset, h.table_size),
+                                              base + h.tag_offset, h.tag_size))
+    why = "checksum mismatch: the column table is damaged";
+  if (why) {
+    cpf_error_set(err, "%s: %s", path, why);
+    return NULL;
+  }
+  ds = calloc(1, sizeof *ds);
+  if (!ds || !(ds->cols = calloc(h.ncols ? h.ncols : 1, sizeof *ds->cols)) ||
+      !(ranges = malloc((3 + 6 * h.ncols) * sizeof *ranges)))
+    goto oom;
+  ds->ncols = (size_t)h.ncols; /* zeroed columns free as nothing */
+  ds->rows = (size_t)h.rows;
+  ds->tag = (const char *)(base + h.tag_offset);
+  ds->tag_len = (size_t)h.tag_size;
+  table = (const snap_column *)(base + h.table_offset);
+  add_range(ranges, &nranges, 0, sizeof h, 0, "header");
+  add_range(ranges, &nranges, h.tag_offset, h.tag_size, 0, "tag");
+  add_range(ranges, &nranges, h.table_offset, h.table_size, 0, "column table");
+  for (j = 0; j < h.ncols; j++) {
+    const snap_column *t = &table[j];
+    if ((why = check_entry(base, size, h.rows, t)) != NULL) {
+      cpf_error_set(err, "%s: column %zu: %s", path, j + 1, why);
+      goto fail;
+    }
+    if (fill_column(base, h.rows, t, &ds->cols[j]) != 0) goto oom;
+    add_range(ranges, &nranges, t->name_offset, t->name_size, j + 1, "name");
+    add_range(ranges, &nranges, t->label_offset, t->label_size, j + 1, "label");
+    add_range(ranges, &nranges, t->data_offset, t->data_size, j + 1, "data");
+    add_range(ranges, &nranges, t->bits_offset, t->bits_size, j + 1, "bitmap");
+    add_range(ranges, &nranges, t->dict_bytes_offset, t->dict_bytes_size, j + 1, "dictionary");
+    add_range(ranges, &nranges, t->dict_offsets_offset, t->dict_offsets_size, j + 1,
+              "dictionary offsets");
+  }
+  if (check_layout(ranges, nranges, layout, sizeof layout) != 0) {
+    cpf_error_set(err, "%s: %s", path, layout);
+    goto fail;
+  }
+  for (j = 0; j < h.ncols; j++)
+    if ((why = check_values(base, &ds->cols[j], &table[j], ds->rows, verify)) != NULL) {
+      cpf_error_set(err, "%s: column %zu: %s", path, j + 1, why);
+      goto fail;
+    }
+  free(ranges);
+  return ds;
+oom:
+  cpf_error_set(err, "%s: out of memory", path);
+fail:
+  free(ranges);
+  dataset_free(ds);
+  return NULL;
+}
+
+cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
+  struct stat st;
+  /* non-blocking: opening a FIFO would otherwise wait for a writer before fstat can refuse it */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  void *map;
+  cpf_dataset *ds;
+  size_t size;
   if (fd < 0) { cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     cpf_error_set(err, "%s: not a snapshot: not a regular file", path);
@@ -293,7 +539,7 @@ cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
     return NULL;
   }
   size = (size_t)st.st_size;
-  if (size < sizeof h) {
+  if (size < sizeof(snap_header)) { /* nothing to map */
     cpf_error_set(err, "%s: not a snapshot: too short (%zu bytes)", path, size);
     close(fd);
     return NULL;
@@ -301,44 +547,12 @@ cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
   map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0); /* shared: other processes share pages */
   close(fd);
   if (map == MAP_FAILED) { cpf_error_set(err, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
-  base = map;
-  memcpy(&h, base, sizeof h);
-  if (memcmp(h.magic, SNAP_MAGIC, 8) != 0) why = "not a snapshot (no CPFSNAP header)";
-  else if (h.endian != SNAP_ENDIAN) why = "written on a machine of the other byte order";
-  else if (h.version != SNAP_VERSION) why = "snapshot format version not supported";
-  else if (h.file_size != size) why = h.file_size > size ? "truncated" : "trailing bytes after the end";
-  else if (h.ncols > SNAP_MAX_COLUMNS || h.table_size != h.ncols * sizeof(snap_column) ||
-           !in_file(h.table_offset, h.table_size, size) || h.table_offset % 8 != 0 ||
-           !in_file(h.tag_offset, h.tag_size, size) || h.rows > size)
-    why = "bad header";
-  else if (h.checksum != checksum_bytes(checksum_bytes(0, base + h.table_offset, h.table_size),
-                                        base + h.tag_offset, h.tag_size))
-    why = "checksum mismatch: the column table is damaged";
-  if (why) {
-    cpf_error_set(err, "%s: %s", path, why);
+  ds = snapshot_open_bytes(map, size, path, verify, err);
+  if (!ds) {
     munmap(map, size);
-    return NULL;
-  }
-  ds = calloc(1, sizeof *ds);
-  if (!ds || !(ds->cols = calloc(h.ncols ? h.ncols : 1, sizeof *ds->cols))) {
-    free(ds);
-    munmap(map, size);
-    cpf_error_set(err, "%s: out of memory", path);
     return NULL;
   }
   ds->mapping = map;
   ds->mapping_size = size;
-  ds->rows = (size_t)h.rows;
-  ds->tag = (const char *)(base + h.tag_offset);
-  ds->tag_len = (size_t)h.tag_size;
-  table = (const snap_column *)(base + h.table_offset);
-  for (j = 0; j < h.ncols; j++) {
-    ds->ncols = j + 1;
-    if (open_column(base, size, h.rows, &table[j], &ds->cols[j], verify, &why) != 0) {
-      cpf_error_set(err, "%s: column %zu: %s", path, j + 1, why);
-      dataset_free(ds);
-      return NULL;
-    }
-  }
   return ds;
 }

@@ -182,6 +182,17 @@ describe("cpf.load of several files", function()
     ds:close()
   end)
 
+  it("refuses an amount that would not fit 64 bits at the other file's decimal places", function()
+    -- the largest amount in cents, which at 9 decimals overflowed (undefined behaviour) silently
+    local big = h.write_file("nb_dossiers;montant_engage\n1;92233720368547758.07\n", ".csv")
+    local fine = h.write_file("nb_dossiers;montant_engage\n1;0.123456789\n", ".csv")
+    local ds, err = cpf.load { big, fine }
+    assert.is_nil(ds)
+    assert.are.equal("column 'montant_engage': a value of " .. big .. " does not fit 64 bits at 9 decimals", err)
+    ds = assert(cpf.load { fine, fine })
+    assert.are.equal(0.123456789, ds:get(2, "montant_engage"))
+  end)
+
   it("refuses files whose columns differ, naming both", function()
     local ds, err = cpf.load { path_a, h.fixture "q_small.csv" }
     assert.is_nil(ds)

@@ -63,6 +63,13 @@ describe("snapshots", function()
     local tiny = h.write_file("CPF", ".cpfsnap")
     _, err = cpf.open(tiny)
     assert.are.equal(tiny .. ": not a snapshot: too short (3 bytes)", err)
+    _, err = cpf.open("spec")
+    assert.are.equal("spec: not a snapshot: not a regular file", err)
+    -- a FIFO with no writer: refused at once (opening it used to wait for one)
+    local fifo = h.tmpname(".cpfsnap")
+    assert(os.execute("mkfifo " .. h.shell_quote(fifo)))
+    _, err = cpf.open(fifo)
+    assert.are.equal(fifo .. ": not a snapshot: not a regular file", err)
   end)
 
   it("refuse a truncated or extended file", function()
@@ -189,6 +196,142 @@ describe("snapshots", function()
     assert.is_nil(none)
     assert.are.equal('spec/fixtures/bad_integer.csv:3:2: nb_dossiers: expected an integer, got "deux"', err)
     os.remove(path .. ".cpfsnap")
+  end)
+
+  -- process B of the two-process specs: a Lua with this checkout's module paths
+  local function lua_process(code)
+    local prelude = "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path "
+      .. "package.cpath=\"" .. (os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name))
+      .. "/?.so;\"..package.cpath local cpf = require(\"cpf\") "
+    return h.run(h.interpreter .. " -e " .. h.shell_quote(prelude .. code))
+  end
+
+  it("stay as they were for a process that has one open while another writes a new one over it", function()
+    -- SQLite's guarantee for its mmap mode: cpf's writers (ds:save, cpf.convert, the cache)
+    -- write a new file and rename it over the old one, never into a file that may be mapped
+    local file = h.tmpname(".cpfsnap")
+    local other = h.tmpname(".csv")
+    assert(gen.write(other, 1500, { seed = 77 }))
+    assert.is_true(ds:save(file))
+    local a = assert(cpf.open(file))
+    local function answer(d)
+      local res = d:group_by("region_lieu_formation", "annee"):agg { "dossiers", "montant" }:run()
+      local rows = {}
+      for i, r in res:rows() do rows[i] = r end
+      return rows
+    end
+    local before = answer(a)
+    for _, code in ipairs {
+      "assert(assert(cpf.load(\"" .. other .. "\")):save(\"" .. file .. "\"))",
+      "assert(cpf.convert(\"" .. other .. "\", \"" .. file .. "\"))",
+    } do
+      local _, err, status = lua_process(code)
+      assert.are.equal(0, status, err)
+      assert.are.same(before, answer(a)) -- process A's mapping still holds the old file
+      assert.are.equal(#ds, #a)
+      local b = assert(cpf.open(file)) -- while a new open sees the new one
+      assert.are.equal(1500, #b)
+      assert.are_not.same(before, answer(b))
+      b:close()
+    end
+    -- the cache: the CSV's snapshot rewritten by another process while this one has it open
+    local csv2 = h.tmpname(".csv")
+    assert(gen.write(csv2, 800, { seed = 78 }))
+    local first = assert(cpf.load(csv2, { cache = true }))
+    first:close()
+    local cached = assert(cpf.load(csv2, { cache = true }))
+    assert.is_true(cached:is_snapshot())
+    local cached_before = answer(cached)
+    assert(gen.write(csv2, 900, { seed = 79 }))
+    local _, err, status = lua_process("assert(cpf.load(\"" .. csv2 .. "\", { cache = true }))")
+    assert.are.equal(0, status, err)
+    assert.are.same(cached_before, answer(cached))
+    assert.are.equal(900, #assert(cpf.open(csv2 .. ".cpfsnap")))
+    os.remove(csv2 .. ".cpfsnap")
+  end)
+
+  describe("ds:save refuses to replace what is not a regular file", function()
+    local dir
+    before_each(function()
+      dir = h.tmpname(".d")
+      assert(os.execute("mkdir " .. h.shell_quote(dir)))
+    end)
+    after_each(function() os.execute("rm -rf " .. h.shell_quote(dir)) end)
+
+    local function stat(path) return (h.run("stat -c '%F %s %t:%T' " .. h.shell_quote(path))) end
+    local function leftovers() return (h.run("ls -A " .. h.shell_quote(dir) .. " | grep '\\.tmp\\.' || true")) end
+    local function refused(target)
+      local ok, err = ds:save(target)
+      assert.is_nil(ok)
+      assert.are.equal(target .. ": not a regular file: refusing to replace it", err)
+      assert.are.equal("", leftovers())
+    end
+
+    it("a symlink, to a file or dangling", function()
+      local victim = dir .. "/victim"
+      local f = assert(io.open(victim, "wb")) f:write("keep me") f:close()
+      local link = dir .. "/x.cpfsnap"
+      assert(os.execute("ln -s victim " .. h.shell_quote(link)))
+      refused(link)
+      assert.are.equal("victim\n", (h.run("readlink " .. h.shell_quote(link))))
+      assert.are.equal("keep me", h.read_file(victim))
+      local dangling = dir .. "/dangling.cpfsnap"
+      assert(os.execute("ln -s nowhere " .. h.shell_quote(dangling)))
+      refused(dangling)
+      assert.are.equal("nowhere\n", (h.run("readlink " .. h.shell_quote(dangling))))
+    end)
+
+    it("a FIFO", function()
+      local fifo = dir .. "/fifo"
+      assert(os.execute("mkfifo " .. h.shell_quote(fifo)))
+      refused(fifo)
+      assert.are.equal("fifo 0 0:0\n", stat(fifo))
+    end)
+
+    it("a device", function()
+      -- a node of our own with the numbers of /dev/null: on a broken build the rename would
+      -- only replace this node, never the machine's /dev/null
+      local dev = dir .. "/null"
+      if not os.execute("mknod " .. h.shell_quote(dev) .. " c 1 3 2>/dev/null") then
+        pending("mknod needs privileges this run does not have")
+        return
+      end
+      refused(dev)
+      assert.are.equal("character special file 0 1:3\n", stat(dev))
+    end)
+
+    it("a directory", function()
+      local sub = dir .. "/sub.cpfsnap"
+      assert(os.execute("mkdir " .. h.shell_quote(sub) .. " && touch " .. h.shell_quote(sub .. "/inside")))
+      refused(sub)
+      assert.are.equal("directory", stat(sub):match("^%a+"))
+      assert.are.equal("inside\n", (h.run("ls " .. h.shell_quote(sub))))
+    end)
+
+    it("and never writes through a name planted where its temporary would go", function()
+      -- the temporary used to be path.tmp.PID, opened with fopen: a symlink planted at that
+      -- name had the snapshot written into its target
+      local target = dir .. "/x.cpfsnap"
+      local pid = h.read_file("/proc/self/stat"):match("^(%d+)")
+      local victim = dir .. "/victim"
+      local f = assert(io.open(victim, "wb")) f:write("keep me") f:close()
+      assert(os.execute("ln -s victim " .. h.shell_quote(target .. ".tmp." .. pid)))
+      assert.is_true(ds:save(target))
+      assert.are.equal("keep me", h.read_file(victim))
+      same_dataset(ds, assert(cpf.open(target)))
+      -- a regular file is replaced; the new one has the mode a new file gets (0666 & ~umask)
+      local plain = dir .. "/plain"
+      f = assert(io.open(plain, "wb")) f:close()
+      assert.is_true(ds:save(target))
+      assert.are.equal((h.run("stat -c %a " .. h.shell_quote(plain))), (h.run("stat -c %a " .. h.shell_quote(target))))
+      assert.are.equal("", leftovers():gsub("[^\n]*%.tmp%." .. pid .. "\n", ""))
+    end)
+
+    it("and reports a directory that does not exist", function()
+      local ok, err = ds:save(dir .. "/no/such/x.cpfsnap")
+      assert.is_nil(ok)
+      assert.are.equal(dir .. "/no/such/x.cpfsnap: cannot write: No such file or directory", err)
+    end)
   end)
 
   it("refuse bad arguments", function()
