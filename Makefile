@@ -23,7 +23,7 @@ HEADERS = csrc/cpf.h csrc/compat.h csrc/snapshot_format.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
 .PHONY: all test bench demo clean check-asan check-tsan check-all screenshot sanitizer-builds \
-        fuzz fuzz-smoke fuzz-build
+        fuzz fuzz-smoke fuzz-build fuzz-list
 
 all: $(MODULE)
 
@@ -32,11 +32,12 @@ $(MODULE): $(SOURCES) $(HEADERS)
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
 # The whole suite: under Lua 5.4 and LuaJIT, again under Lua 5.4 on the AddressSanitizer + UBSan
-# build, and the thread specs on the ThreadSanitizer build; one closing "N passed, N failed".
-test: sanitizer-builds
+# build, the thread specs on the ThreadSanitizer build, and 30 s of each fuzzer; one closing
+# "N passed, N failed".
+test: sanitizer-builds fuzz-build
 	$(MAKE) LUA=lua5.4
 	$(MAKE) LUA=luajit
-	bash scripts/run-busted.sh lua5.4 luajit asan tsan
+	bash scripts/run-busted.sh lua5.4 luajit asan tsan fuzz
 
 bench: all
 	bash bench/run.sh
@@ -95,6 +96,9 @@ fuzz: fuzz-build
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30
+
+fuzz-list:
+	@echo $(FUZZERS)
 
 # The HTML report rendered by a real headless Chromium: build/report.png.
 screenshot: all

@@ -5,6 +5,8 @@
 #   lua5.4, luajit   the suite on build/<lua>
 #   asan             the suite under Lua 5.4 on build/asan (AddressSanitizer + UBSan, leaks checked)
 #   tsan             the thread specs (#threads) under Lua 5.4 on build/tsan (ThreadSanitizer)
+#   fuzz             each libFuzzer harness of fuzz/ for 30 s on its corpus (make fuzz-smoke):
+#                    one test per harness, failed by any finding
 # The sanitizer builds instrument the module only: their runtimes are preloaded into the
 # interpreter, and any report fails the run.
 set -uo pipefail
@@ -26,6 +28,21 @@ for config in "$@"; do
       TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" CPF_BUILD_DIR=build/tsan \
         LD_PRELOAD="$($CC -print-file-name=libtsan.so)" \
         lua5.4 /usr/bin/busted -o TAP --tags=threads >"$log" 2>&1 ;;
+    fuzz)
+      # TAP of our own: one line per harness, "not ok" when it stopped on a finding
+      {
+        n=0
+        for f in $(make --no-print-directory -s fuzz-list); do
+          n=$((n + 1))
+          if make --no-print-directory fuzz FUZZERS="$f" FUZZ_SECONDS=30 >"build/fuzz-$f.log" 2>&1; then
+            echo "ok $n - fuzz $f: $(grep -m 1 '^stat::number_of_executed_units' "build/fuzz-$f.log" | sed 's/.*: //') runs in 30 s"
+          else
+            echo "not ok $n - fuzz $f: a finding or a failure, see build/fuzz-$f.log"
+            tail -n 15 "build/fuzz-$f.log" | sed 's/^/# /'
+          fi
+        done
+        echo "1..$n"
+      } >"$log" 2>&1 ;;
     *) "$config" /usr/bin/busted -o TAP >"$log" 2>&1 ;;
   esac
   status=$?
