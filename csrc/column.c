@@ -20,13 +20,33 @@ int cpf_type_from_name(const char *name, cpf_type *type) {
   return -1;
 }
 
-void cpf_error_set(cpf_error *err, const char *fmt, ...) {
-  va_list ap;
-  if (err->failed) return; /* the first error is the one worth reporting */
-  va_start(ap, fmt);
+static void error_set(cpf_error *err, cpf_error_code code, size_t row, size_t column,
+                      const char *fmt, va_list ap) {
+  if (err->code) return; /* the first error is the one worth reporting */
   vsnprintf(err->message, sizeof err->message, fmt, ap);
+  err->code = code == CPF_OK ? CPF_ERR_USAGE : code;
+  err->row = row;
+  err->column = column;
+}
+
+void cpf_error_set(cpf_error *err, cpf_error_code code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_set(err, code, 0, 0, fmt, ap);
   va_end(ap);
-  err->failed = 1;
+}
+
+void cpf_error_at(cpf_error *err, cpf_error_code code, size_t row, size_t column,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_set(err, code, row, column, fmt, ap);
+  va_end(ap);
+}
+
+const char *cpf_error_kind(cpf_error_code code) {
+  static const char *const kinds[] = {"none", "data", "io", "memory", "cancelled", "callback", "usage"};
+  return (unsigned)code < sizeof kinds / sizeof kinds[0] ? kinds[code] : "usage";
 }
 
 /* Values are stored at the narrowest width from the first row and widened when a value does
@@ -474,23 +494,23 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
   uint32_t *remap = NULL;
   int rc;
   char msg[64];
-  if (nparts == 0) { cpf_error_set(err, "no dataset to concatenate"); return NULL; }
+  if (nparts == 0) { cpf_error_set(err, CPF_ERR_USAGE, "no dataset to concatenate"); return NULL; }
   for (p = 0; p < nparts; p++) {
     total += parts[p]->rows;
     if (parts[p]->ncols != parts[0]->ncols) {
-      cpf_error_set(err, "%s has %zu columns, %s has %zu", sources[0], parts[0]->ncols, sources[p],
+      cpf_error_set(err, CPF_ERR_DATA, "%s has %zu columns, %s has %zu", sources[0], parts[0]->ncols, sources[p],
                     parts[p]->ncols);
       return NULL;
     }
     for (j = 0; j < parts[0]->ncols; j++) {
       const cpf_column *a = &parts[0]->cols[j], *b = &parts[p]->cols[j];
       if (strcmp(a->name, b->name) != 0) {
-        cpf_error_set(err, "column %zu is '%s' in %s but '%s' in %s", j + 1, a->name, sources[0],
+        cpf_error_set(err, CPF_ERR_DATA, "column %zu is '%s' in %s but '%s' in %s", j + 1, a->name, sources[0],
                       b->name, sources[p]);
         return NULL;
       }
       if (a->type != b->type) {
-        cpf_error_set(err, "column '%s' is %s in %s but %s in %s", a->name, cpf_type_name(a->type),
+        cpf_error_set(err, CPF_ERR_DATA, "column '%s' is %s in %s but %s in %s", a->name, cpf_type_name(a->type),
                       sources[0], cpf_type_name(b->type), sources[p]);
         return NULL;
       }
@@ -533,7 +553,7 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
         }
         rc = append_from(out, in, parts[p]->rows, remap);
         if (rc == -2) {
-          cpf_error_set(err, "column '%s': a value of %s does not fit 64 bits at %d decimals",
+          cpf_error_set(err, CPF_ERR_DATA, "column '%s': a value of %s does not fit 64 bits at %d decimals",
                         first->name, sources[p], out->scale);
           goto fail;
         }
@@ -546,7 +566,7 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
   ds->rows = total;
   return ds;
 oom:
-  cpf_error_set(err, "out of memory");
+  cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
 fail:
   free(remap);
   dataset_free(ds);

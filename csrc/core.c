@@ -17,6 +17,15 @@
 #define SOURCE_META "cpf.source"
 #define OUTPUT_META "cpf.output_file"
 
+/* An engine error as Lua sees it: nil, message, kind ("data", "io", "memory", "cancelled",
+ * "callback" or "usage"), so that a caller decides on the kind, never on the text. */
+static int push_failure(lua_State *L, const cpf_error *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err->message[0] ? err->message : "failed");
+  lua_pushstring(L, cpf_error_kind(err->code));
+  return 3;
+}
+
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */
 } dataset_box;
@@ -707,9 +716,7 @@ static int dataset_save(lua_State *L) {
   cpf_error err;
   memset(&err, 0, sizeof err);
   if (snapshot_save(ds, path, tag, tag_len, &err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -733,9 +740,7 @@ static int open_snapshot(lua_State *L) {
   memset(&err, 0, sizeof err);
   box->ds = snapshot_open(path, verify, &err);
   if (!box->ds) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   lua_pushlstring(L, box->ds->tag, box->ds->tag_len);
   return 2;
@@ -803,9 +808,7 @@ static int output_file_new(lua_State *L) {
   luaL_getmetatable(L, OUTPUT_META);
   lua_setmetatable(L, -2);
   if (output_file_open(out, path, &err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   return 1;
 }
@@ -815,9 +818,7 @@ static int output_result(lua_State *L, int status, const cpf_error *err) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pushnil(L);
-  lua_pushstring(L, err->message);
-  return 2;
+  return push_failure(L, err);
 }
 
 /* writer:write(s) -> writer | nil, message (file:write's convention) */
@@ -872,9 +873,7 @@ static int concat_datasets(lua_State *L) {
   memset(&err, 0, sizeof err);
   box->ds = dataset_concat(parts, n, sources, &err);
   if (!box->ds) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   return 1;
 }
@@ -917,9 +916,7 @@ static int open_source(lua_State *L) {
   lua_setmetatable(L, -2);
   memset(&err, 0, sizeof err);
   if (source_open(src, path, &err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   return 1;
 }
@@ -934,9 +931,7 @@ static int source_header(lua_State *L) {
   cpf_error err;
   memset(&err, 0, sizeof err);
   if (loader_read_header(src, sep_arg[0], &labels, &count, &sep_found, &err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message);
-    return 2;
+    return push_failure(L, &err);
   }
   /* copy into Lua, then free: a Lua allocation error would leak them, so make room first */
   if (!lua_checkstack(L, 4)) {
@@ -968,10 +963,11 @@ static int call_progress(void *ud, size_t done, size_t total, size_t rows, cpf_e
   lua_pushnumber(L, (lua_Number)rows);
   if (lua_pcall(L, 3, 1, 0) != 0) {
     const char *msg = lua_tostring(L, -1);
-    cpf_error_set(err, "progress callback failed: %s", msg ? msg : "(error object is not a string)");
+    cpf_error_set(err, CPF_ERR_CALLBACK, "progress callback failed: %s",
+                  msg ? msg : "(error object is not a string)");
     stop = 1;
   } else if (lua_toboolean(L, -1) == 0 && !lua_isnil(L, -1)) {
-    cpf_error_set(err, "load cancelled by the progress callback");
+    cpf_error_set(err, CPF_ERR_CANCELLED, "load cancelled by the progress callback");
     stop = 1;
   }
   lua_pop(L, 1);
@@ -1037,9 +1033,7 @@ static int source_load(lua_State *L) {
   memset(&err, 0, sizeof err);
   box->ds = loader_load(src, &opts, specs, ncols, &err);
   if (box->ds == NULL) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.message[0] ? err.message : "load failed");
-    return 2;
+    return push_failure(L, &err);
   }
   return 1;
 }

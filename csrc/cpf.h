@@ -19,17 +19,40 @@ typedef enum {
 const char *cpf_type_name(cpf_type type);
 int cpf_type_from_name(const char *name, cpf_type *type); /* 0 when known */
 
-/* Errors travel as values; the bindings turn them into nil, message. */
+/* Errors travel as values: a code that says what failed (decisions are taken on it, never on
+ * the message's text), the position in the file where there is one, and the message the
+ * bindings return as nil, message, kind. */
+typedef enum {
+  CPF_OK = 0,
+  CPF_ERR_DATA,      /* the bytes of a file: a bad value, a malformed record or snapshot */
+  CPF_ERR_IO,        /* the file system: cannot open, read, write; a file changed while read */
+  CPF_ERR_MEMORY,
+  CPF_ERR_CANCELLED, /* the progress callback asked to stop, or another thread stopped the load */
+  CPF_ERR_CALLBACK,  /* the progress callback raised an error */
+  CPF_ERR_USAGE      /* a request the engine cannot run (a wrong key, a mask of the wrong size) */
+} cpf_error_code;
+
 typedef struct {
-  int failed;
+  cpf_error_code code; /* CPF_OK while nothing failed */
+  size_t row, column;  /* 1-based, in the file (row 1: the header); 0 where there is none */
   char message[600];
 } cpf_error;
 
-void cpf_error_set(cpf_error *err, const char *fmt, ...)
+/* Records the first error only: later ones are consequences. */
+void cpf_error_set(cpf_error *err, cpf_error_code code, const char *fmt, ...)
 #if defined(__GNUC__)
-  __attribute__((format(printf, 2, 3)))
+  __attribute__((format(printf, 3, 4)))
 #endif
   ;
+/* The same, for an error at a place in the file. */
+void cpf_error_at(cpf_error *err, cpf_error_code code, size_t row, size_t column,
+                  const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 5, 6)))
+#endif
+  ;
+/* "data", "io", "memory", "cancelled", "callback" or "usage": the kind the bindings return. */
+const char *cpf_error_kind(cpf_error_code code);
 
 /* ---- dictionary.c: distinct values of a string column ---- */
 typedef struct {

@@ -33,7 +33,7 @@
 #define HEADER_PREFIX ((size_t)1 << 20)
 
 static int source_changed(const cpf_source *src, cpf_error *err) {
-  cpf_error_set(err, "%s: the file changed while it was read", src->path);
+  cpf_error_set(err, CPF_ERR_IO, "%s: the file changed while it was read", src->path);
   return -1;
 }
 
@@ -43,7 +43,7 @@ static int read_at(const cpf_source *src, char *buf, size_t n, size_t off, cpf_e
     ssize_t got = pread(src->fd, buf, n, (off_t)off);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) {
-      cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+      cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
       return -1;
     }
     if (got == 0) return source_changed(src, err);
@@ -63,14 +63,14 @@ static int read_stream(const cpf_source *src, char **buf, size_t *len, size_t *c
     if (*len == *cap) {
       size_t want = *cap ? *cap * 2 : (size_t)1 << 16;
       char *bigger = realloc(*buf, want);
-      if (!bigger) { cpf_error_set(err, "%s: out of memory", src->path); return -1; }
+      if (!bigger) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path); return -1; }
       *buf = bigger;
       *cap = want;
     }
     n = read(src->fd, *buf + *len, (limit < *cap ? limit : *cap) - *len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+      cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
       return -1;
     }
     if (n == 0) { *ended = 1; return 0; }
@@ -92,7 +92,7 @@ static int source_unchanged(const cpf_source *src, cpf_error *err) {
   cpf_source now;
   if (src->fd < 0) return 0; /* read into memory at open: nothing more was read */
   if (fstat(src->fd, &st) != 0) {
-    cpf_error_set(err, "%s: cannot read: %s", src->path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
     return -1;
   }
   source_identity(&st, &now);
@@ -157,12 +157,12 @@ static void header_field(parse_state *st, const char *s, size_t len) {
   if (st->header_count == st->header_cap) {
     size_t cap = st->header_cap ? st->header_cap * 2 : 64;
     char **h = realloc(st->header, cap * sizeof *h);
-    if (!h) { cpf_error_set(st->err, "%s: out of memory", st->path); return; }
+    if (!h) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
     st->header = h;
     st->header_cap = cap;
   }
   copy = malloc(len + 1);
-  if (!copy) { cpf_error_set(st->err, "%s: out of memory", st->path); return; }
+  if (!copy) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
   memcpy(copy, s, len);
   copy[len] = '\0';
   st->header[st->header_count++] = copy;
@@ -171,19 +171,20 @@ static void header_field(parse_state *st, const char *s, size_t len) {
 static void on_field(void *s, size_t len, void *data) {
   parse_state *st = data;
   char msg[300];
-  if (st->err->failed) return;
+  if (st->err->code) return;
   if (st->record == 0) {
     if (st->header) header_field(st, s, len);
   } else if (st->header) {
     return; /* reading the header only: the rest of the block is not ours */
   } else if (st->field >= st->ncols) {
-    cpf_error_set(st->err, "%s:%zu:%zu: too many fields (the header has %zu)", st->path,
-                  st->record + 1, st->field + 1, st->ncols);
+    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
+                 "%s:%zu:%zu: too many fields (the header has %zu)", st->path, st->record + 1,
+                 st->field + 1, st->ncols);
   } else if (st->cols[st->field].skipped) {
     /* not asked for: passed over */
   } else if (column_append(&st->cols[st->field], s, len, msg, sizeof msg) != 0) {
-    cpf_error_set(st->err, "%s:%zu:%zu: %s: %s", st->path, st->record + 1, st->field + 1,
-                  st->cols[st->field].name, msg);
+    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1, "%s:%zu:%zu: %s: %s",
+                 st->path, st->record + 1, st->field + 1, st->cols[st->field].name, msg);
   }
   st->field++;
 }
@@ -191,13 +192,14 @@ static void on_field(void *s, size_t len, void *data) {
 static void on_record(int c, void *data) {
   parse_state *st = data;
   (void)c;
-  if (st->err->failed || (st->header && st->record > 0)) return;
+  if (st->err->code || (st->header && st->record > 0)) return;
   if (st->record == 0 && st->header == NULL && st->field != st->ncols) {
-    cpf_error_set(st->err, "%s:1: the header has %zu fields, %zu were expected", st->path,
-                  st->field, st->ncols);
+    cpf_error_at(st->err, CPF_ERR_DATA, 1, 0, "%s:1: the header has %zu fields, %zu were expected",
+                 st->path, st->field, st->ncols);
   } else if (st->record > 0 && st->field < st->ncols) {
-    cpf_error_set(st->err, "%s:%zu: too few fields: %zu (the header has %zu)", st->path,
-                  st->record + 1, st->field, st->ncols);
+    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, 0,
+                 "%s:%zu: too few fields: %zu (the header has %zu)", st->path, st->record + 1,
+                 st->field, st->ncols);
   }
   st->record++;
   st->field = 0;
@@ -207,7 +209,7 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
   /* strict: a stray quote is an error, not a guess; STRICT_FINI: an unclosed quote at the end
    * of the file too. Fields are used with their length, so no NUL is appended. */
   if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI) != 0) {
-    cpf_error_set(err, "%s: out of memory", path);
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
     return -1;
   }
   csv_set_delim(p, (unsigned char)sep);
@@ -219,22 +221,25 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
 
 static void parser_error(struct csv_parser *p, parse_state *st) {
   if (csv_error(p) == CSV_EPARSE)
-    cpf_error_set(st->err, "%s:%zu:%zu: malformed quoted field (a '\"' inside a field that is not "
-                  "quoted, or text after a closing quote)", st->path, st->record + 1, st->field + 1);
+    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
+                 "%s:%zu:%zu: malformed quoted field (a '\"' inside a field that is not quoted, or "
+                 "text after a closing quote)", st->path, st->record + 1, st->field + 1);
   else
-    cpf_error_set(st->err, "%s: %s", st->path, csv_strerror(csv_error(p)));
+    cpf_error_set(st->err, csv_error(p) == CSV_ENOMEM ? CPF_ERR_MEMORY : CPF_ERR_DATA, "%s: %s",
+                  st->path, csv_strerror(csv_error(p)));
 }
 
 static int parser_finish(struct csv_parser *p, parse_state *st) {
-  if (!st->err->failed && csv_fini(p, on_field, on_record, st) != 0 && !st->err->failed) {
+  if (!st->err->code && csv_fini(p, on_field, on_record, st) != 0 && !st->err->code) {
     if (csv_error(p) == CSV_EPARSE)
-      cpf_error_set(st->err, "%s:%zu:%zu: unterminated quoted field: the file ends inside quotes",
-                    st->path, st->record + 1, st->field + 1);
+      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
+                   "%s:%zu:%zu: unterminated quoted field: the file ends inside quotes", st->path,
+                   st->record + 1, st->field + 1);
     else
       parser_error(p, st);
   }
   csv_free(p);
-  return st->err->failed ? -1 : 0;
+  return st->err->code ? -1 : 0;
 }
 
 
@@ -318,7 +323,7 @@ static void emit_plain_line(parse_state *st, const char *line, const uint32_t *s
   for (k = 0; k <= nseps; k++) {
     const char *fb = line + (k == 0 ? 0 : seps[k - 1] + 1);
     const char *fe = line + (k < nseps ? seps[k] : content);
-    if (st->field < st->ncols && st->cols[st->field].skipped && !st->err->failed) {
+    if (st->field < st->ncols && st->cols[st->field].skipped && !st->err->code) {
       st->field++; /* not asked for: no need to trim it */
       continue;
     }
@@ -368,19 +373,19 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
   memset(src, 0, sizeof *src);
   src->fd = -1;
   src->path = malloc(n);
-  if (!src->path) { cpf_error_set(err, "%s: out of memory", path); return -1; }
+  if (!src->path) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); return -1; }
   memcpy(src->path, path, n);
   src->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (src->fd < 0) {
-    cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     return source_fail(src);
   }
   if (fstat(src->fd, &st) != 0) {
-    cpf_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     return source_fail(src);
   }
   if (S_ISDIR(st.st_mode)) {
-    cpf_error_set(err, "%s: cannot read: is a directory", path);
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: is a directory", path);
     return source_fail(src);
   }
   /* one byte more than the limit: a CRLF ending the header at the limit is seen whole */
@@ -389,7 +394,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     source_identity(&st, src);
     src->prefix_len = src->size < HEADER_PREFIX + 1 ? src->size : HEADER_PREFIX + 1;
     src->prefix = malloc(src->prefix_len ? src->prefix_len : 1);
-    if (!src->prefix) { cpf_error_set(err, "%s: out of memory", path); return source_fail(src); }
+    if (!src->prefix) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); return source_fail(src); }
     if (read_at(src, src->prefix, src->prefix_len, 0, err) != 0) return source_fail(src);
     whole = src->prefix_len == src->size;
   } else {
@@ -400,14 +405,14 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
   }
   src->start = bom_length(src->prefix, src->prefix_len);
   if (whole && only_blank(src->prefix + src->start, src->prefix_len - src->start)) {
-    cpf_error_set(err, "%s: empty file: no header line", path);
+    cpf_error_set(err, CPF_ERR_DATA, "%s: empty file: no header line", path);
     return source_fail(src);
   }
   scan = src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX;
   src->data_start = header_end(src->prefix, src->start, scan, src->prefix_len);
   if (src->data_start == 0) {
     if (!whole) {
-      cpf_error_set(err, "%s:1: no header line in the first 1 MiB", path);
+      cpf_error_set(err, CPF_ERR_DATA, "%s:1: no header line in the first 1 MiB", path);
       return source_fail(src);
     }
     src->data_start = src->prefix_len; /* the whole file is a header without a line break */
@@ -428,7 +433,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
 static char source_separator(const cpf_source *src, char sep, cpf_error *err) {
   char found = sep ? sep : detect_separator(src->prefix + src->start, src->prefix_len - src->start);
   if (found == 0)
-    cpf_error_set(err, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
+    cpf_error_set(err, CPF_ERR_DATA, "%s:1: cannot detect the separator: the header has no ';', ',', tab or '|' "
                   "(give one with opts.sep)", src->path);
   return found;
 }
@@ -448,7 +453,7 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
     free(st.header);
     return -1;
   }
-  for (pos = src->start; pos < n && st.record == 0 && !err->failed; pos += 4096) {
+  for (pos = src->start; pos < n && st.record == 0 && !err->code; pos += 4096) {
     size_t len = n - pos < 4096 ? n - pos : 4096;
     /* errors past the header belong to the full load, which reports them with their row */
     if (csv_parse(&p, src->prefix + pos, len, on_field, on_record, &st) != len && st.record == 0)
@@ -456,14 +461,14 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
   }
   if (st.record == 0 && n < src->size) {
     /* libcsv saw the quotes differently from header_end: it is not over within the prefix */
-    cpf_error_set(err, "%s:1: no header line in the first 1 MiB", src->path);
+    cpf_error_set(err, CPF_ERR_DATA, "%s:1: no header line in the first 1 MiB", src->path);
     csv_free(&p);
   } else if (st.record == 0) {
     parser_finish(&p, &st); /* a header without a line break */
   } else {
     csv_free(&p);
   }
-  if (err->failed) {
+  if (err->code) {
     loader_free_header(st.header, st.header_count);
     return -1;
   }
@@ -521,7 +526,7 @@ static int window_move(window *w, size_t pos, cpf_error *err) {
   size_t keep = 0, end, want, stop;
   if (src->fd < 0) return 0; /* the whole file is in view */
   if (!w->buf && !(w->buf = malloc(WINDOW_BYTES))) {
-    cpf_error_set(err, "%s: out of memory", src->path);
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     return -1;
   }
   if (pos >= w->off && pos < w->off + w->len) {
@@ -561,8 +566,7 @@ typedef struct {
   size_t index;
   int last;          /* the last chunk: it ends with the file */
   int open_quote;    /* a chunk other than the last ended inside a quoted field */
-  int fatal;         /* err is the load's answer (I/O, a changed file, the progress callback),
-                      * not a data error to be located by a serial read */
+  int stopped;       /* stopped because another chunk failed: no error of its own */
   load_shared *shared;
   cpf_error err;
 } chunk_job;
@@ -584,7 +588,6 @@ static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
     size_t rows = pos > job->begin ? (size_t)((double)records * (double)total / (double)(pos - job->begin)) : 0;
     if (job->opts->progress(job->opts->progress_ud, job->src->start + total, job->src->size, rows,
                             &job->err)) {
-      job->fatal = 1;
       pthread_mutex_lock(&sh->lock);
       sh->stop = 1;
       pthread_mutex_unlock(&sh->lock);
@@ -632,24 +635,15 @@ static void chunk_parse(chunk_job *job) {
   st.record = 1; /* the header is record 1 */
   window_init(&w, src, job->last ? size : job->limit);
   if (job->index == 0) job->begin = job->target;
-  else if (chunk_find_start(job, &w) != 0) {
-    job->fatal = 1;
-    goto fail;
-  }
-  if (parser_start(&p, job->sep, src->path, &job->err) != 0) {
-    job->fatal = 1;
-    goto fail;
-  }
+  else if (chunk_find_start(job, &w) != 0) goto fail;
+  if (parser_start(&p, job->sep, src->path, &job->err) != 0) goto fail;
   next_check = job->begin + PROGRESS_EVERY;
-  for (pos = job->begin; pos < size && !job->err.failed;) {
+  for (pos = job->begin; pos < size && !job->err.code;) {
     const char *line;
     size_t len = 0, avail, nseps, content;
     int at_end;
     if (!mid_line && !job->last && pos > job->limit) break;
-    if ((pos < w.off || pos >= w.off + w.len) && window_move(&w, pos, &job->err) != 0) {
-      job->fatal = 1;
-      break;
-    }
+    if ((pos < w.off || pos >= w.off + w.len) && window_move(&w, pos, &job->err) != 0) break;
     line = w.data + (pos - w.off);
     avail = w.off + w.len - pos;
     at_end = w.off + w.len == size;
@@ -658,7 +652,7 @@ static void chunk_parse(chunk_job *job) {
       if (len == avail && !at_end && line[len - 1] != '\n') {
         /* the line goes on past the view: see more of it, or let libcsv take it in pieces */
         if (!(w.off == pos && w.len == WINDOW_BYTES)) {
-          if (window_move(&w, pos, &job->err) != 0) { job->fatal = 1; break; }
+          if (window_move(&w, pos, &job->err) != 0) break;
           continue;
         }
         len = 0;
@@ -670,26 +664,26 @@ static void chunk_parse(chunk_job *job) {
       const char *nl = memchr(line, '\n', avail);
       len = nl ? (size_t)(nl - line) + 1 : avail;
       mid_line = nl == NULL && !at_end;
-      if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.failed)
+      if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.code)
         parser_error(&p, &st);
       in_quotes ^= (int)(count_quotes(line, len) & 1);
     }
     pos += len;
-    if (pos >= next_check && !job->err.failed) {
+    if (pos >= next_check && !job->err.code) {
       next_check += PROGRESS_EVERY;
       if (chunk_checkpoint(job, pos, st.record - 1)) {
-        if (!job->err.failed) cpf_error_set(&job->err, "%s: load stopped", src->path);
+        job->stopped = !job->err.code; /* else the progress callback's own error */
         break;
       }
     }
   }
   free(w.buf);
   w.buf = NULL;
-  if (!job->err.failed && !job->last && in_quotes) {
+  if (!job->err.code && !job->last && in_quotes) {
     /* the next chunk started inside this quoted field: the guess was wrong */
     job->open_quote = 1;
     csv_free(&p);
-  } else if (job->err.failed) {
+  } else if (job->err.code || job->stopped) {
     csv_free(&p);
   } else {
     parser_finish(&p, &st);
@@ -697,7 +691,7 @@ static void chunk_parse(chunk_job *job) {
   job->records = st.record - 1;
 fail:
   free(w.buf);
-  if (job->err.failed || job->open_quote) {
+  if (job->err.code || job->open_quote) {
     pthread_mutex_lock(&job->shared->lock);
     job->shared->stop = 1;
     pthread_mutex_unlock(&job->shared->lock);
@@ -720,16 +714,16 @@ typedef struct {
 
 static void merge_columns(merge_job *m) {
   size_t j, k;
-  for (j = m->first; j < m->ncols && !m->err.failed; j += m->nchunks) {
+  for (j = m->first; j < m->ncols && !m->err.code; j += m->nchunks) {
     char msg[300];
     if (m->cols[j].skipped) continue;
     for (k = 1; k < m->nchunks; k++)
       if (column_absorb(&m->cols[j], &m->jobs[k].cols[j]) != 0) {
-        cpf_error_set(&m->err, "%s: out of memory", m->path);
+        cpf_error_set(&m->err, CPF_ERR_MEMORY, "%s: out of memory", m->path);
         break;
       }
-    if (!m->err.failed && column_finish(&m->cols[j], msg, sizeof msg) != 0)
-      cpf_error_set(&m->err, "%s: %s", m->path, msg);
+    if (!m->err.code && column_finish(&m->cols[j], msg, sizeof msg) != 0)
+      cpf_error_set(&m->err, CPF_ERR_DATA, "%s: %s", m->path, msg);
   }
 }
 
@@ -779,7 +773,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   jobs = calloc(nchunks, sizeof *jobs);
   threads = calloc(nchunks, sizeof *threads);
   done = calloc(nchunks, sizeof *done);
-  if (!jobs || !threads || !done) { cpf_error_set(err, "%s: out of memory", path); goto out; }
+  if (!jobs || !threads || !done) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out; }
   memset(&shared, 0, sizeof shared);
   pthread_mutex_init(&shared.lock, NULL);
   shared.done = done;
@@ -799,12 +793,12 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     job->target = begin + (src->size - begin) / nchunks * k;
     job->limit = job->last ? src->size : begin + (src->size - begin) / nchunks * (k + 1);
     job->cols = calloc(ncols ? ncols : 1, sizeof *job->cols);
-    if (!job->cols) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+    if (!job->cols) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
     for (j = 0; j < ncols; j++)
       if (specs[j].skip) {
         job->cols[j].skipped = 1;
       } else if (column_init(&job->cols[j], specs[j].name, specs[j].label, specs[j].type, mark, expected) != 0) {
-        cpf_error_set(err, "%s: out of memory", path);
+        cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
         goto out_threads;
       } else {
         job->cols[j].locale_point = point;
@@ -818,13 +812,15 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   for (k = 0; k < nchunks; k++) {
     rows += jobs[k].records;
     open_quote |= jobs[k].open_quote;
-    if (jobs[k].err.failed) failed = 1;
-    if (jobs[k].fatal && !err->failed) *err = jobs[k].err;
+    if (jobs[k].err.code || jobs[k].stopped) failed = 1;
+    /* a data error is located again by a serial read (below); any other error (I/O, memory, a
+     * changed file, the progress callback) is the load's answer as it is */
+    if (jobs[k].err.code && jobs[k].err.code != CPF_ERR_DATA && !err->code) *err = jobs[k].err;
   }
   /* a file that changed is that, whatever its new bytes made the chunks say */
-  if (!err->failed) source_unchanged(src, err);
-  if (!err->failed && failed && nchunks == 1) *err = jobs[0].err;
-  if (!err->failed && (failed || open_quote)) {
+  if (!err->code) source_unchanged(src, err);
+  if (!err->code && failed && nchunks == 1) *err = jobs[0].err;
+  if (!err->code && (failed || open_quote)) {
     /* Chunk 0 starts right after the header, outside quotes. A chunk that started outside
      * quotes and ended outside quotes proves the next one started outside quotes too; so if
      * every chunk but the last ended outside quotes, every guess was right. Otherwise (a
@@ -837,10 +833,10 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     ds = loader_load(src, &serial, specs, ncols, err);
     goto out_threads;
   }
-  if (err->failed) goto out_threads;
+  if (err->code) goto out_threads;
   /* one dataset: chunk 0's builders take the other chunks' rows, in file order */
   ds = calloc(1, sizeof *ds);
-  if (!ds) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+  if (!ds) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
   ds->cols = jobs[0].cols;
   ds->ncols = ncols;
   jobs[0].cols = NULL;
@@ -849,7 +845,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
      * j mod nchunks */
     merge_job *merges = calloc(nchunks, sizeof *merges);
     size_t merge_started = 0;
-    if (!merges) { cpf_error_set(err, "%s: out of memory", path); goto out_threads; }
+    if (!merges) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
     for (k = 0; k < nchunks; k++) {
       merges[k].cols = ds->cols;
       merges[k].jobs = jobs;
@@ -863,8 +859,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     merge_columns(&merges[0]);
     for (k = 1; k <= merge_started; k++) pthread_join(threads[k], NULL);
     for (k = merge_started + 1; k < nchunks && k < ncols; k++) merge_columns(&merges[k]);
-    for (k = 0; k < nchunks && !err->failed; k++)
-      if (merges[k].err.failed) *err = merges[k].err;
+    for (k = 0; k < nchunks && !err->code; k++)
+      if (merges[k].err.code) *err = merges[k].err;
     free(merges);
   }
   ds->rows = rows;
@@ -874,9 +870,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       if (!ds->cols[j].skipped) ds->cols[kept++] = ds->cols[j];
     ds->ncols = kept;
   }
-  if (!err->failed && opts->progress) /* a cancel here sets err too */
+  if (!err->code && opts->progress) /* a cancel here sets err too */
     opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err);
-  if (err->failed) { dataset_free(ds); ds = NULL; }
+  if (err->code) { dataset_free(ds); ds = NULL; }
 out_threads:
   pthread_mutex_destroy(&shared.lock);
   for (k = 0; k < nchunks; k++) {

@@ -37,11 +37,11 @@ static int check_target(const char *path, cpf_error *err) {
   struct stat st;
   if (lstat(path, &st) != 0) {
     if (errno == ENOENT) return 0;
-    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     return -1;
   }
   if (!S_ISREG(st.st_mode)) {
-    cpf_error_set(err, "%s: not a regular file: refusing to replace it", path);
+    cpf_error_set(err, CPF_ERR_IO, "%s: not a regular file: refusing to replace it", path);
     return -1;
   }
   return 0;
@@ -59,7 +59,7 @@ int output_file_open(output_file *out, const char *path, cpf_error *err) {
   if (!out->path || !tmp) {
     free(tmp);
     output_file_abort(out);
-    cpf_error_set(err, "%s: out of memory", path);
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
     return -1;
   }
   memcpy(out->path, path, plen + 1);
@@ -71,7 +71,7 @@ int output_file_open(output_file *out, const char *path, cpf_error *err) {
     if (out->fd < 0 && errno != EEXIST) break;
   }
   if (out->fd < 0) {
-    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     free(tmp);
     output_file_abort(out);
     return -1;
@@ -83,14 +83,14 @@ int output_file_open(output_file *out, const char *path, cpf_error *err) {
 int output_file_write(output_file *out, const void *p, size_t n, cpf_error *err) {
   const char *s = p;
   if (out->fd < 0) {
-    cpf_error_set(err, "output file is closed");
+    cpf_error_set(err, CPF_ERR_IO, "output file is closed");
     return -1;
   }
   while (n > 0) {
     ssize_t k = write(out->fd, s, n);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
-      cpf_error_set(err, "%s: cannot write: %s", out->path, k < 0 ? strerror(errno) : "no space left");
+      cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, k < 0 ? strerror(errno) : "no space left");
       return -1;
     }
     s += k;
@@ -102,19 +102,19 @@ int output_file_write(output_file *out, const void *p, size_t n, cpf_error *err)
 int output_file_commit(output_file *out, cpf_error *err) {
   int failed = 0;
   if (out->fd < 0) {
-    cpf_error_set(err, "output file is closed");
+    cpf_error_set(err, CPF_ERR_IO, "output file is closed");
     return -1;
   }
   /* close reports the write errors a network file system delays; the target is checked again:
    * something else may have been put there while the file was written */
   if (close(out->fd) != 0) {
-    cpf_error_set(err, "%s: cannot write: %s", out->path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, strerror(errno));
     failed = 1;
   }
   out->fd = -1;
   if (!failed && check_target(out->path, err) != 0) failed = 1;
   if (!failed && rename(out->tmp, out->path) != 0) {
-    cpf_error_set(err, "%s: cannot write: %s", out->path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, strerror(errno));
     failed = 1;
   }
   if (failed) {

@@ -46,7 +46,7 @@ static int64_t month_of_days(int64_t days) {
 
 static void *alloc_rows(size_t n, size_t size, cpf_error *err) {
   void *p = malloc((n ? n : 1) * size);
-  if (!p) cpf_error_set(err, "out of memory");
+  if (!p) cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
   return p;
 }
 
@@ -129,7 +129,7 @@ void key_free(query_key *key) {
 static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key *key,
                         uint32_t *codes, cpf_error *err) {
   size_t i;
-  if (dictionary_init(&key->values) != 0) { cpf_error_set(err, "out of memory"); return -1; }
+  if (dictionary_init(&key->values) != 0) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   key->by_value = 1;
   for (i = 0; i < ds->rows; i++) {
     union { int64_t i; double d; } v;
@@ -141,7 +141,7 @@ static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key 
       v.i = column_integer_at(col, i);
     }
     codes[i] = dictionary_intern(&key->values, (const char *)&v, sizeof v);
-    if (codes[i] == UINT32_MAX) { cpf_error_set(err, "out of memory"); return -1; }
+    if (codes[i] == UINT32_MAX) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   }
   key->cardinality = key->values.count + 1;
   for (i = 0; i < ds->rows; i++)
@@ -185,7 +185,7 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
     uint32_t nil;
     int yearly = key->kind == KEY_YEAR;
     if (col->type != CPF_TYPE_MONTH && col->type != CPF_TYPE_DATE) {
-      cpf_error_set(err, "%s() needs a month or date column, '%s' is %s", yearly ? "year" : "month",
+      cpf_error_set(err, CPF_ERR_USAGE, "%s() needs a month or date column, '%s' is %s", yearly ? "year" : "month",
                     col->name, cpf_type_name(col->type));
       return -1;
     }
@@ -194,7 +194,7 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
     if (yearly) { lo = floor_div(lo, 12); hi = floor_div(hi, 12); }
     if (lo > hi || (uint64_t)hi - (uint64_t)lo >= DENSE_LIMIT) {
       /* loaded or opened columns hold years 0000-9999: only a column built otherwise gets here */
-      cpf_error_set(err, "%s() on '%s': its values span too many %s", yearly ? "year" : "month",
+      cpf_error_set(err, CPF_ERR_USAGE, "%s() on '%s': its values span too many %s", yearly ? "year" : "month",
                     col->name, yearly ? "years" : "months");
       return -1;
     }
@@ -335,7 +335,7 @@ int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_err
       uint8_t small[256], *table = small;
       uint32_t nil = col->dict.count;
       if (cond->mask_len <= nil) {
-        cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
+        cpf_error_set(err, CPF_ERR_USAGE, "condition mask has %zu entries for %u key values", cond->mask_len,
                       (unsigned)nil + 1);
         return -1;
       }
@@ -360,7 +360,7 @@ int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_err
     if (!(codes = alloc_rows(n, sizeof *codes, err))) return -1;
     rc = key_compute(ds, &cond->key, codes, err);
     if (rc == 0 && cond->mask_len < cond->key.cardinality) {
-      cpf_error_set(err, "condition mask has %zu entries for %u key values", cond->mask_len,
+      cpf_error_set(err, CPF_ERR_USAGE, "condition mask has %zu entries for %u key values", cond->mask_len,
                     (unsigned)cond->key.cardinality);
       rc = -1;
     }
@@ -470,7 +470,7 @@ static int combine_hashed(uint32_t *gid, const uint32_t *codes, size_t n, combin
   return 0;
 oom:
   free(slots);
-  cpf_error_set(err, "out of memory");
+  cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
   return -1;
 }
 
@@ -551,7 +551,7 @@ static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
   acc->seen = calloc(nslots, 1);
   if (!acc->isum || !acc->isum2 || !acc->iext || !acc->count || !acc->dsum || !acc->dsum2 ||
       !acc->seen) {
-    cpf_error_set(err, "out of memory");
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
     return -1;
   }
   return 0;
@@ -577,13 +577,13 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   size_t n = ds->rows, i, g;
   size_t *start = calloc(nslots + 1, sizeof *start), *fill;
   double *values;
-  if (!start) { cpf_error_set(err, "out of memory"); return -1; }
+  if (!start) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++)
     if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
   for (g = 0; g < nslots; g++) start[g + 1] += start[g];
   values = malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
   fill = malloc((nslots ? nslots : 1) * sizeof *fill);
-  if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, "out of memory"); return -1; }
+  if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   memcpy(fill, start, nslots * sizeof *fill);
   for (i = 0; i < n; i++)
     if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i))
@@ -613,7 +613,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   for (i = 0; i < n; i++) if (gid[i] != QUERY_NO_GROUP) used++;
   while (cap < used * 2) cap *= 2;
   set = calloc(cap, sizeof *set);
-  if (!set) { cpf_error_set(err, "out of memory"); return -1; }
+  if (!set) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++) {
     uint64_t v, h, j;
     if (gid[i] == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
@@ -652,7 +652,7 @@ out_kind column_out_kind(const cpf_column *col) {
 
 static int check_numeric(const cpf_column *col, const char *what, cpf_error *err) {
   if (col->type == CPF_TYPE_STRING) {
-    cpf_error_set(err, "%s needs a numeric column, '%s' is a string column", what, col->name);
+    cpf_error_set(err, CPF_ERR_USAGE, "%s needs a numeric column, '%s' is a string column", what, col->name);
     return -1;
   }
   return 0;
@@ -673,7 +673,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
   agg->integers = calloc(nslots ? nslots : 1, sizeof *agg->integers);
   agg->numbers = calloc(nslots ? nslots : 1, sizeof *agg->numbers);
   agg->present = calloc(nslots ? nslots : 1, 1);
-  if (!agg->integers || !agg->numbers || !agg->present) { cpf_error_set(err, "out of memory"); return -1; }
+  if (!agg->integers || !agg->numbers || !agg->present) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   if (agg->kind != AGG_COUNT && agg->kind != AGG_COUNT_VALUES && agg->kind != AGG_DISTINCT &&
       check_numeric(a, agg_names[agg->kind], err) != 0)
     return -1;
@@ -716,12 +716,12 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
     /* both sums over the rows where both values exist */
     uint8_t *both = rows_with_values(ds, keep, a, b, err);
     const uint8_t *rows = both ? both : keep;
-    if (err->failed) goto done;
+    if (err->code) goto done;
     if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, rows, acc.dsum, acc.count, n, slot_rows, nslots);
     else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
     {
       int64_t *count2 = calloc(nslots ? nslots : 1, sizeof *count2);
-      if (!count2) { free(both); cpf_error_set(err, "out of memory"); goto done; }
+      if (!count2) { free(both); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
       if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n, slot_rows, nslots);
       else sum_integers(b, gid, rows, acc.isum2, count2, n, slot_rows, nslots);
       free(count2);
@@ -840,7 +840,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   steps = calloc(nkeys ? nkeys : 1, sizeof *steps);
   if (nkeys > 1 && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
   if (nkeys > 1 && !(codes = ds->scratch_codes)) goto done;
-  if (!steps) { cpf_error_set(err, "out of memory"); goto done; }
+  if (!steps) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   if (nkeys == 0) memset(gid, 0, n * sizeof *gid);
   for (k = 0; k < nkeys; k++) {
     uint32_t card;
@@ -897,7 +897,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     for (i = 0; i < n; i++) gid[i] = sel[i] ? gid[i] : (uint32_t)nslots;
   }
   slot_rows = calloc(nslots + 1, sizeof *slot_rows);
-  if (!slot_rows) { cpf_error_set(err, "out of memory"); goto done; }
+  if (!slot_rows) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   for (k = 0; k < naggs; k++)
     if (agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
@@ -905,12 +905,12 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
   res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
   res->key_codes = calloc(nkeys ? nkeys : 1, sizeof *res->key_codes);
-  if (!res->rows || !res->key_codes) { cpf_error_set(err, "out of memory"); goto done; }
+  if (!res->rows || !res->key_codes) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   for (k = 0; k < nkeys; k++)
     if (!(res->key_codes[k] = alloc_rows(res->ngroups, sizeof(uint32_t), err))) goto done;
   res->nslots = nslots;
   if (!(res->slot_group = calloc(nslots + 1, sizeof *res->slot_group))) {
-    cpf_error_set(err, "out of memory");
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
     goto done;
   }
   {

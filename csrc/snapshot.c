@@ -70,7 +70,7 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   w.err = err;
   table = calloc(ds->ncols ? ds->ncols : 1, sizeof *table);
   if (!table) {
-    cpf_error_set(err, "%s: out of memory", path);
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
     return -1;
   }
   if (output_file_open(&w.out, path, err) != 0) {
@@ -128,7 +128,7 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   free(table);
   /* the header, now complete, over the placeholder at the start */
   if (!w.failed && pwrite(w.out.fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
-    cpf_error_set(err, "%s: cannot write: %s", path, strerror(errno));
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     w.failed = 1;
   }
   if (w.failed) {
@@ -463,11 +463,11 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
   char layout[200];
   size_t j, nranges = 0;
   if (size < sizeof h) {
-    cpf_error_set(err, "%s: not a snapshot: too short (%zu bytes)", path, size);
+    cpf_error_set(err, CPF_ERR_DATA, "%s: not a snapshot: too short (%zu bytes)", path, size);
     return NULL;
   }
   if ((uintptr_t)base % 8 != 0) { /* the arrays are read in place, at their alignment */
-    cpf_error_set(err, "%s: snapshot bytes not 8-byte aligned in memory", path);
+    cpf_error_set(err, CPF_ERR_IO, "%s: snapshot bytes not 8-byte aligned in memory", path);
     return NULL;
   }
   memcpy(&h, base, sizeof h);
@@ -476,7 +476,7 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
                                               base + h.tag_offset, h.tag_size))
     why = "checksum mismatch: the column table is damaged";
   if (why) {
-    cpf_error_set(err, "%s: %s", path, why);
+    cpf_error_set(err, CPF_ERR_DATA, "%s: %s", path, why);
     return NULL;
   }
   ds = calloc(1, sizeof *ds);
@@ -494,7 +494,7 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
   for (j = 0; j < h.ncols; j++) {
     const snap_column *t = &table[j];
     if ((why = check_entry(base, size, h.rows, t)) != NULL) {
-      cpf_error_set(err, "%s: column %zu: %s", path, j + 1, why);
+      cpf_error_set(err, CPF_ERR_DATA, "%s: column %zu: %s", path, j + 1, why);
       goto fail;
     }
     if (fill_column(base, h.rows, t, &ds->cols[j]) != 0) goto oom;
@@ -507,18 +507,18 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
               "dictionary offsets");
   }
   if (check_layout(ranges, nranges, layout, sizeof layout) != 0) {
-    cpf_error_set(err, "%s: %s", path, layout);
+    cpf_error_set(err, CPF_ERR_DATA, "%s: %s", path, layout);
     goto fail;
   }
   for (j = 0; j < h.ncols; j++)
     if ((why = check_values(base, &ds->cols[j], &table[j], ds->rows, verify)) != NULL) {
-      cpf_error_set(err, "%s: column %zu: %s", path, j + 1, why);
+      cpf_error_set(err, CPF_ERR_DATA, "%s: column %zu: %s", path, j + 1, why);
       goto fail;
     }
   free(ranges);
   return ds;
 oom:
-  cpf_error_set(err, "%s: out of memory", path);
+  cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
 fail:
   free(ranges);
   dataset_free(ds);
@@ -532,21 +532,21 @@ cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
   void *map;
   cpf_dataset *ds;
   size_t size;
-  if (fd < 0) { cpf_error_set(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+  if (fd < 0) { cpf_error_set(err, CPF_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    cpf_error_set(err, "%s: not a snapshot: not a regular file", path);
+    cpf_error_set(err, CPF_ERR_IO, "%s: not a snapshot: not a regular file", path);
     close(fd);
     return NULL;
   }
   size = (size_t)st.st_size;
   if (size < sizeof(snap_header)) { /* nothing to map */
-    cpf_error_set(err, "%s: not a snapshot: too short (%zu bytes)", path, size);
+    cpf_error_set(err, CPF_ERR_DATA, "%s: not a snapshot: too short (%zu bytes)", path, size);
     close(fd);
     return NULL;
   }
   map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0); /* shared: other processes share pages */
   close(fd);
-  if (map == MAP_FAILED) { cpf_error_set(err, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
+  if (map == MAP_FAILED) { cpf_error_set(err, CPF_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
   ds = snapshot_open_bytes(map, size, path, verify, err);
   if (!ds) {
     munmap(map, size);

@@ -324,7 +324,7 @@ void fuzz_snapshot(const uint8_t *data, size_t size) {
   memset(&err, 0, sizeof err);
   ds = snapshot_open_bytes(bytes, size, "fuzz", 0, &err);
   if (!ds) {
-    if (!err.failed || strncmp(err.message, "fuzz: ", 6) != 0) abort(); /* a refusal says why */
+    if (!err.code || strncmp(err.message, "fuzz: ", 6) != 0) abort(); /* a refusal says why */
     free(bytes);
     return;
   }

@@ -130,7 +130,7 @@ function Result:write(target, format, opts) end
 local cpf = {}
 ---@param path string|string[]
 ---@param opts? cpf.load_options
----@return cpf.dataset|nil ds, string? err
+---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.load(path, opts) end
 ---@param path string
 ---@param opts? {sep?: string, types?: table<string, string>}
@@ -138,16 +138,16 @@ function cpf.load(path, opts) end
 function cpf.header(path, opts) end
 ---@param paths string[]
 ---@param opts? cpf.load_options
----@return cpf.dataset|nil ds, string? err
+---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.load_many(paths, opts) end
 ---@param path string
 ---@param opts? {verify?: boolean}
----@return cpf.dataset|nil ds, string? err
+---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.open(path, opts) end
 ---@param csv string
 ---@param out? string default csv .. ".cpfsnap"
 ---@param opts? cpf.load_options
----@return cpf.dataset|nil ds, string? err
+---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.convert(csv, out, opts) end
 ---@return cpf.result
 function cpf.compare(old, new, keys, measures) end

@@ -98,7 +98,7 @@ describe("reading the CSV", function()
     it("must end within the first 1 MiB: /dev/zero is refused at once", function()
       local lua = ("-e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path "
         .. "package.cpath=\"build/%s/?.so;\"..package.cpath "
-        .. "io.write(select(2, require(\"cpf\").load(\"/dev/zero\")))'"):format(h.lua_name)
+        .. "io.write((select(2, require(\"cpf\").load(\"/dev/zero\"))))'"):format(h.lua_name)
       local out, err, code = bounded(h.interpreter .. " " .. lua)
       assert.are.equal(0, code, err)
       assert.are.equal("/dev/zero:1: no header line in the first 1 MiB", out)

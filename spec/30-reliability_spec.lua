@@ -267,3 +267,41 @@ describe("res:write to a path", function()
     end
   end)
 end)
+
+describe("errors as values", function()
+  after_each(h.cleanup)
+
+  it("a threaded load reports a file row whatever the message says (cancelled, progress callback)", function()
+    local rows = { "statut_dossier;load cancelled by the progress callback" }
+    for i = 1, 60000 do rows[#rows + 1] = ("Validé;%d"):format(i) end
+    rows[50001] = "Validé;progress callback failed: cancelled"
+    local path = h.write_file(table.concat(rows, "\n") .. "\n")
+    local _, serial = cpf.load(path, { threads = 1, types = { load_cancelled_by_the_progress_callback = "integer" } })
+    assert.are.equal(path .. ":50001:2: load_cancelled_by_the_progress_callback: expected an integer, "
+      .. 'got "progress callback failed: cancelled"', serial)
+    for _, threads in ipairs { 2, 3, 4 } do
+      local none, err, kind = cpf.load(path, { threads = threads,
+        types = { load_cancelled_by_the_progress_callback = "integer" } })
+      assert.is_nil(none)
+      assert.are.equal(serial, err, threads .. " threads")
+      assert.are.equal("data", kind)
+    end
+  end)
+
+  it("come with their kind: data, io, usage, cancelled, callback", function()
+    local function kind_of(...) return (select(3, ...)) end
+    assert.are.equal("data", kind_of(cpf.load(h.fixture "bad_integer.csv")))
+    assert.are.equal("data", kind_of(cpf.load(h.fixture "duplicate_known.csv")))
+    assert.are.equal("io", kind_of(cpf.load("/nonexistent.csv")))
+    assert.are.equal("io", kind_of(cpf.load("spec")))
+    assert.are.equal("usage", kind_of(cpf.load(h.fixture "q_small.csv", { columns = { "nope" } })))
+    assert.are.equal("usage", kind_of(cpf.load(h.fixture "q_small.csv", { types = { nope = "integer" } })))
+    assert.are.equal("cancelled", kind_of(cpf.load(h.fixture "q_small.csv", { progress = function() return false end })))
+    assert.are.equal("callback", kind_of(cpf.load(h.fixture "q_small.csv", { progress = function() error("x") end })))
+    assert.are.equal("data", kind_of(cpf.open(h.fixture "q_small.csv")))
+    assert.are.equal("io", kind_of(cpf.open("/nonexistent.cpfsnap")))
+    local ds = assert(cpf.load(h.fixture "q_small.csv"))
+    assert.are.equal("io", kind_of(ds:save("/nonexistent/x.cpfsnap")))
+    assert.are.equal("io", kind_of(ds:run { n = cpf.count() }:write("/nonexistent/x.csv", "csv")))
+  end)
+end)

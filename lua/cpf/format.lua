@@ -130,8 +130,8 @@ end
 -- target once complete (cpf.core's output files): readers never see half a file, and nothing but
 -- a regular file is replaced (a symlink, FIFO or device at the target is refused).
 local function write_path(res, path, fn, opts)
-  local file, err = require("cpf.core").output_file(path)
-  if not file then return nil, err end
+  local file, err, kind = require("cpf.core").output_file(path)
+  if not file then return nil, err, kind end
   local out = new_out(file)
   local ok, failure = pcall(fn, res, out, opts)
   if ok then out:flush() end
@@ -141,7 +141,7 @@ local function write_path(res, path, fn, opts)
   end
   if out.err then
     file:abort()
-    return nil, tostring(out.err)
+    return nil, tostring(out.err), "io"
   end
   return file:commit()
 end
@@ -159,8 +159,8 @@ function format.write(res, target, name, opts, level)
   end
   local fn, merged = resolve(res, name, opts, "write", 3, level - 1)
   if type(target) == "string" then
-    local ok, err = write_path(res, target, fn, merged)
-    return ok, err
+    local ok, err, kind = write_path(res, target, fn, merged)
+    return ok, err, kind
   end
   local out = new_out(target)
   fn(res, out, merged)
@@ -169,7 +169,7 @@ function format.write(res, target, name, opts, level)
     local ok, err = target:flush()
     if not ok then out.err = err end
   end
-  if out.err then return nil, "cannot write: " .. tostring(out.err) end
+  if out.err then return nil, "cannot write: " .. tostring(out.err), "io" end
   return true
 end
 

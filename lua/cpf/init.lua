@@ -54,15 +54,16 @@ end
 local load_cached -- defined with the snapshots below
 
 -- A CSV's source and the columns its header gives (what cpf.load and cpf.header share):
--- source, specs, separator, or nil, message.
+-- source, specs, separator, or nil, message, kind.
 local function open_csv(path, opts)
-  local source, err = core.open(path)
-  if not source then return nil, err end
-  local labels, sep = source:header(opts.sep)
-  if not labels then source:close() return nil, sep end
+  local source, err, kind = core.open(path)
+  if not source then return nil, err, kind end
+  local labels, sep
+  labels, sep, kind = source:header(opts.sep)
+  if not labels then source:close() return nil, sep, kind end
   local specs
-  specs, err = schema.resolve(labels, opts.types)
-  if not specs then source:close() return nil, path .. ":1: " .. err end
+  specs, err, kind = schema.resolve(labels, opts.types)
+  if not specs then source:close() return nil, path .. ":1: " .. err, kind end
   return source, specs, sep
 end
 
@@ -74,13 +75,13 @@ function cpf.header(path, opts)
     error(("bad argument #1 to 'header' (string expected, got %s)"):format(type(path)), 2)
   end
   opts = check_options(opts, { sep = true, types = true }, "header")
-  local kind, err = core.file_kind(path)
-  if kind ~= "regular" then
-    return nil, kind and ("%s: the header of a %s cannot be read ahead of its rows"):format(path, kind)
-      or err
+  local file, err = core.file_kind(path)
+  if file ~= "regular" then
+    if not file then return nil, err, "io" end
+    return nil, ("%s: the header of a %s cannot be read ahead of its rows"):format(path, file), "usage"
   end
-  local source, specs = open_csv(path, opts)
-  if not source then return nil, specs end
+  local source, specs, kind = open_csv(path, opts)
+  if not source then return nil, specs, kind end
   source:close()
   local columns = {}
   for i, s in ipairs(specs) do columns[i] = { name = s.name, label = s.label, type = s.type } end
@@ -132,15 +133,15 @@ function cpf.load(path, opts)
   end
   if opts.cache then return load_cached(path, opts) end
   local source, specs, sep = open_csv(path, opts)
-  if not source then return nil, specs end
-  local err
-  if opts.columns then specs, err = schema.select(specs, opts.columns) end
-  if not specs then source:close() return nil, path .. ":1: " .. err end
+  if not source then return nil, specs, sep end -- sep: the kind
+  local err, kind
+  if opts.columns then specs, err, kind = schema.select(specs, opts.columns) end
+  if not specs then source:close() return nil, path .. ":1: " .. err, kind end
   local ds
-  ds, err = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
+  ds, err, kind = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
                                  libcsv_only = opts.parser == "libcsv", threads = threads })
   source:close() -- close the file and free what was read of it now, not at the next collection
-  return ds, err
+  return ds, err, kind
 end
 
 -- Conditions, keys, aggregates and measures (see cpf.query).
@@ -253,8 +254,9 @@ function cpf.open(path, opts)
     error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
   end
   opts = check_options(opts, { verify = true }, "open")
-  local ds, err = core.open_snapshot(path, opts.verify ~= false)
-  return ds, ds == nil and err or nil
+  local ds, err, kind = core.open_snapshot(path, opts.verify ~= false)
+  if not ds then return nil, err, kind end
+  return ds
 end
 
 -- What a cached snapshot must have been made from: the CSV's identity (size, modification and
@@ -280,19 +282,21 @@ local function cache_tag(path, opts)
 end
 
 --- cpf.load(csv, {cache = true}): reuse the snapshot csv .. ".cpfsnap" while the CSV (size,
---- modification and change times, inode) and the load options (columns included) are unchanged; otherwise load the CSV and write the
---- snapshot for next time (a snapshot that cannot be written is skipped: the load still works).
+--- modification and change times, inode) and the load options (columns included) are
+--- unchanged; otherwise load the CSV and write the snapshot for next time (a snapshot that
+--- cannot be written is skipped: the load still works).
 function load_cached(path, opts)
   local tag, err = cache_tag(path, opts)
-  if not tag then return nil, err end
+  if not tag then return nil, err, "io" end
   local snap = path .. ".cpfsnap"
   local ds, found = core.open_snapshot(snap, true)
   if ds and found == tag then return ds end
   if ds then ds:close() end
   local plain = {}
   for k, v in pairs(opts) do if k ~= "cache" then plain[k] = v end end
-  ds, err = cpf.load(path, plain)
-  if not ds then return nil, err end
+  local kind
+  ds, err, kind = cpf.load(path, plain)
+  if not ds then return nil, err, kind end
   ds:save(snap, tag)
   return ds
 end
@@ -308,18 +312,18 @@ function cpf.convert(csv, out, opts)
   end
   opts = check_options(opts, load_options, "convert")
   if out and core.same_file(csv, out) then
-    return nil, out .. ": is an input file: refusing to overwrite it"
+    return nil, out .. ": is an input file: refusing to overwrite it", "usage"
   end
   local plain = {}
   for k, v in pairs(opts) do if k ~= "cache" then plain[k] = v end end
   local tag, err = cache_tag(csv, plain)
-  if not tag then return nil, err end
-  local ds
-  ds, err = cpf.load(csv, plain)
-  if not ds then return nil, err end
+  if not tag then return nil, err, "io" end
+  local ds, kind
+  ds, err, kind = cpf.load(csv, plain)
+  if not ds then return nil, err, kind end
   local ok
-  ok, err = ds:save(out or csv .. ".cpfsnap", tag)
-  if not ok then ds:close() return nil, err end
+  ok, err, kind = ds:save(out or csv .. ".cpfsnap", tag)
+  if not ok then ds:close() return nil, err, kind end
   return ds
 end
 
@@ -334,18 +338,18 @@ function cpf.load_many(paths, opts)
       close_all()
       error(("bad argument #1 to 'load' (path %d is a %s)"):format(i, type(p)), 3)
     end
-    local ds, err = cpf.load(p, opts)
-    if not ds then close_all() return nil, err end
+    local ds, err, kind = cpf.load(p, opts)
+    if not ds then close_all() return nil, err, kind end
     if ds:column("source") then
       close_all()
       ds:close()
-      return nil, p .. ":1: has a column named 'source', which cpf.load adds for several files"
+      return nil, p .. ":1: has a column named 'source', which cpf.load adds for several files", "data"
     end
     parts[i] = ds
   end
-  local ds, err = core.concat(parts, paths)
+  local ds, err, kind = core.concat(parts, paths)
   close_all()
-  return ds, err
+  return ds, err, kind
 end
 
 --- What changed between two extractions: per key, each measure's old and new value and the

@@ -149,8 +149,8 @@ result.display_width = function(s) return require("cpf.format.common").display_w
 --- written to a temporary file renamed over it, or to a file handle. true, or nil and
 --- "path: message" on an I/O failure; a bad target, format name or option raises.
 function Result:write(target, format_name, opts)
-  local ok, err = require("cpf.format").write(self, target, format_name, opts, 3)
-  return ok, err
+  local ok, err, kind = require("cpf.format").write(self, target, format_name, opts, 3)
+  return ok, err, kind
 end
 
 --- res:format(format [, opts]): the result in a format, as a string.

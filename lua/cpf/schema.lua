@@ -103,7 +103,7 @@ function schema.resolve(labels, types)
     if seen[name] then
       if known then
         return nil, ("columns %d and %d are both '%s' (headers %q and %q)")
-          :format(seen[name], i, name, labels[seen[name]], label)
+          :format(seen[name], i, name, labels[seen[name]], label), "data"
       end
       local k = 2
       while seen[name .. "_" .. k] do k = k + 1 end
@@ -114,10 +114,10 @@ function schema.resolve(labels, types)
                  type = known and known.type or "auto" }
   end
   for name, t in pairs(types or {}) do
-    if not seen[name] then return nil, ("opts.types: no column named '%s'"):format(name) end
+    if not seen[name] then return nil, ("opts.types: no column named '%s'"):format(name), "usage" end
     if not valid_types[t] then
       return nil, ("opts.types.%s: unknown type '%s' (string, integer, number, decimal, month, date or auto)")
-        :format(name, tostring(t))
+        :format(name, tostring(t)), "usage"
     end
     specs[seen[name]].type = t
   end
@@ -136,7 +136,7 @@ function schema.select(specs, wanted)
         keep[i], found = true, true
       end
     end
-    if not found then return nil, ("opts.columns: no column named '%s'"):format(tostring(name)) end
+    if not found then return nil, ("opts.columns: no column named '%s'"):format(tostring(name)), "usage" end
   end
   for i, spec in ipairs(specs) do spec.skip = not keep[i] end
   return specs
