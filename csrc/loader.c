@@ -161,6 +161,13 @@ static void header_field(parse_state *st, const char *s, size_t len) {
     st->header = h;
     st->header_cap = cap;
   }
+  /* names travel as C strings (columns, snapshots, Lua specs): a NUL would silently cut one */
+  if (memchr(s, '\0', len)) {
+    cpf_error_at(st->err, CPF_ERR_DATA, 1, st->header_count + 1,
+                 "%s:1:%zu: a NUL byte in the header (column %zu's name)", st->path,
+                 st->header_count + 1, st->header_count + 1);
+    return;
+  }
   copy = malloc(len + 1);
   if (!copy) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
   memcpy(copy, s, len);

@@ -34,6 +34,8 @@ local files = {
     cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "Val\0idé", 2, 10 } } },
   { "NUL byte inside a number", H .. "Validé;2\0;10.00\n",
     err = 'PATH:2:2: nb_dossiers: expected an integer, got "2\\0"' },
+  { "NUL byte inside a header name", "statut\0_dossier;nb_dossiers\nValidé;2\n",
+    err = "PATH:1:1: a NUL byte in the header (column 1's name)" },
   { "control bytes shown escaped", H .. "Validé;2\1\127;10.00\n",
     err = 'PATH:2:2: nb_dossiers: expected an integer, got "2\\x01\\x7F"' },
   { "Latin-1 bytes kept as they are", H .. "Valid\233;2;10.00\n",
