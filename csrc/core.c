@@ -746,17 +746,21 @@ static int open_snapshot(lua_State *L) {
   return 2;
 }
 
+/* nil, "path: reason", "io" after a failed stat (errno set) */
+static int push_stat_failure(lua_State *L, const char *path) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(errno));
+  lua_pushliteral(L, "io");
+  return 3;
+}
+
 /* core.file_signature(path) -> "size=...;mtime=...;..." | nil, message: what a cached snapshot
  * records of the CSV it was made from. Size and mtime can be put back by a user (`touch -r`);
  * the inode and the change time (ctime) cannot, so an edited file is always seen as changed. */
 static int file_signature(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
-  if (stat(path, &st) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
-    return 2;
-  }
+  if (stat(path, &st) != 0) return push_stat_failure(L, path);
   {
     char buf[192];
     snprintf(buf, sizeof buf, "size=%lld;mtime=%lld.%09ld;dev=%llu;ino=%llu;ctime=%lld.%09ld",
@@ -783,11 +787,7 @@ static int same_file(lua_State *L) {
 static int file_kind(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
-  if (stat(path, &st) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
-    return 2;
-  }
+  if (stat(path, &st) != 0) return push_stat_failure(L, path);
   lua_pushstring(L, S_ISREG(st.st_mode) ? "regular" : S_ISDIR(st.st_mode) ? "directory"
                     : S_ISFIFO(st.st_mode) ? "fifo"
                     : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "device" : "other");

@@ -7,11 +7,7 @@ local gen = require "cpf.gen"
 local same_dataset = h.same_dataset
 
 local function bytes_of(path) return h.read_file(path) end
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_bytes = h.write_bytes
 
 describe("snapshots", function()
   local csv, ds, snap

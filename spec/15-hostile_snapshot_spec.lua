@@ -104,11 +104,7 @@ local function exercise(d)
   return failures
 end
 
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_bytes = h.write_bytes
 
 describe("hostile snapshots", function()
   if not craft then

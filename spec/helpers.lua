@@ -34,6 +34,12 @@ function helpers.write_file(content, suffix)
   return name
 end
 
+function helpers.write_bytes(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
 function helpers.read_file(name)
   local f = assert(io.open(name, "rb"))
   local s = f:read("*a")
