@@ -82,7 +82,8 @@ describe("parallel load #threads", function()
     end)
   end
 
-  it("loads records longer than a chunk from the command line (no crash)", function()
+  -- a subprocess: under the ThreadSanitizer run the preloaded runtime breaks /bin/sh
+  it("loads records longer than a chunk from the command line (no crash) #no_tsan", function()
     local path = h.write_file(long_records["a 300 000-byte field"])
     local out, err, code = h.run(h.cpf_command("describe " .. path .. " --threads 3"))
     assert.are.equal(0, code, err)

@@ -305,3 +305,16 @@ describe("errors as values", function()
     assert.are.equal("io", kind_of(ds:run { n = cpf.count() }:write("/nonexistent/x.csv", "csv")))
   end)
 end)
+
+describe("the command line on a FIFO", function()
+  after_each(h.cleanup)
+
+  it("reads it once, without blocking on a look for the snapshot header", function()
+    local fifo = h.tmpname(".fifo")
+    assert.are.equal(0, select(3, h.run("mkfifo " .. fifo)))
+    local out, err, code = h.run("(cat spec/fixtures/q_small.csv > " .. fifo .. " &) ; timeout 20 "
+      .. h.cpf_command("describe " .. fifo))
+    assert.are.equal(0, code, err)
+    assert.is_truthy(out:find("7 rows, 7 columns", 1, true), out)
+  end)
+end)

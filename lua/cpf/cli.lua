@@ -281,7 +281,9 @@ local SNAP_MAGIC = "CPFSNAP\0"
 -- A snapshot by its extension, or by its first bytes (never read from a pipe or a device).
 local function is_snapshot(path)
   if path:match("%.cpfsnap$") then return true end
-  if path == "-" or path:match("^/dev/") or path:match("^/proc/") then return false end
+  -- only a regular file is read ahead: opening a FIFO would block, and reading a pipe or a
+  -- device would take bytes the load needs
+  if require("cpf.core").file_kind(path) ~= "regular" then return false end
   local f = io.open(path, "rb")
   if not f then return false end
   local ok, head = pcall(f.read, f, #SNAP_MAGIC)
