@@ -12,11 +12,7 @@ local NOT_ADDITIVE = "nb_titulaires is not additive across rows: one holder can 
   .. "rows (several statuses, months or places), so its sum over-counts people; report it per row "
   .. "or use cpf.max \"nb_titulaires\" if you know what it means"
 
-local function raised(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^:\n]*:%d+: ", ""))
-end
+local raised = h.error_of
 
 describe("the cache", function()
   after_each(h.cleanup)
@@ -170,6 +166,8 @@ describe("misuse from Lua", function()
     local q = ds:query()
     assert.are.equal("bad argument #1 to 'where' (query expected, got table: call it as q:where(...))",
       raised(function() q.where { statut_dossier = "Validé" } end))
+    assert.are.equal("bad argument #1 to 'order_by' (query expected, got string: call it as q:order_by(...))",
+      raised(function() q.order_by("-n") end))
     assert.are.equal("bad argument #1 to 'limit' (query expected, got number: call it as q:limit(...))",
       raised(function() q.limit(3) end))
     assert.are.equal("bad argument #1 to 'run' (query expected, got nil: call it as q:run(...))",

@@ -216,11 +216,7 @@ end)
 
 describe("misuse from Lua", function()
   local p = "spec/fixtures/q_small.csv"
-  local function raised(fn)
-    local ok, err = pcall(fn)
-    assert.is_false(ok, "expected an error")
-    return (tostring(err):gsub("^[^:\n]*:%d+: ", ""))
-  end
+  local raised = h.error_of
 
   it("bad load arguments and options", function()
     for _, c in ipairs {

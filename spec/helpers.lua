@@ -34,6 +34,14 @@ function helpers.write_file(content, suffix)
   return name
 end
 
+-- The message of the error f raises, without the position of the spec line that made the call;
+-- a position inside cpf (lua/cpf/...) is kept, so that a message naming a library line fails.
+function helpers.error_of(f)
+  local ok, err = pcall(f)
+  assert(not ok, "no error raised")
+  return (tostring(err):gsub("^spec/[^:\n]*:%d+: ", "", 1))
+end
+
 function helpers.write_bytes(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)

@@ -585,8 +585,7 @@ local function check_query(self, method)
   end
 end
 
-local function copy(self, method)
-  check_query(self, method)
+local function copy(self)
   local t = {}
   for k, v in pairs(self) do
     if type(v) == "table" and k ~= "ds" then
@@ -602,7 +601,8 @@ end
 
 --- where{col = value, ...} | where(column_or_key, value) | where(function(row) ... end)
 function Query:where(target, value)
-  local n = copy(self, "where")
+  check_query(self, "where")
+  local n = copy(self)
   if type(target) == "function" and value == nil then
     n.where_list[#n.where_list + 1] = { fn = target }
   elseif type(target) == "table" and not is_key(target) and value == nil then
@@ -616,7 +616,8 @@ function Query:where(target, value)
 end
 
 function Query:group_by(...)
-  local n = copy(self, "group_by")
+  check_query(self, "group_by")
+  local n = copy(self)
   for i = 1, select("#", ...) do
     local k = select(i, ...)
     if not (type(k) == "string" or is_key(k)) then
@@ -632,7 +633,7 @@ end
 function Query:agg(spec)
   check_query(self, "agg")
   if type(spec) ~= "table" then error("bad argument #1 to 'agg' (table expected)", 2) end
-  local n = copy(self, "agg")
+  local n = copy(self)
   local named = {}
   for k, v in pairs(spec) do
     if type(k) == "string" then named[#named + 1] = k end
@@ -652,7 +653,8 @@ function Query:agg(spec)
 end
 
 function Query:order_by(...)
-  local n = copy(self, "order_by")
+  check_query(self, "order_by")
+  local n = copy(self)
   n.order = { ... }
   return n
 end
@@ -662,7 +664,7 @@ function Query:limit(count)
   if type(count) ~= "number" or count < 0 or count ~= math.floor(count) then
     error("bad argument #1 to 'limit' (whole number expected)", 2)
   end
-  local n = copy(self, "limit")
+  local n = copy(self)
   n.max_rows = count
   return n
 end
