@@ -144,6 +144,10 @@ function cpf.load_many(paths, opts) end
 ---@param opts? {verify?: boolean}
 ---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.open(path, opts) end
+---Whether the path names a snapshot (extension .cpfsnap, or first bytes CPFSNAP).
+---@param path string
+---@return boolean
+function cpf.is_snapshot(path) end
 ---@param csv string
 ---@param out? string default csv .. ".cpfsnap"
 ---@param opts? cpf.load_options

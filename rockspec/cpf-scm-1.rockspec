@@ -37,6 +37,7 @@ build = {
     ["cpf.gen"] = "lua/cpf/gen.lua",
     ["cpf.cli"] = "lua/cpf/cli.lua",
     ["cpf.query"] = "lua/cpf/query.lua",
+    ["cpf.request"] = "lua/cpf/request.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
     ["cpf.format"] = "lua/cpf/format.lua",
     ["cpf.format.common"] = "lua/cpf/format/common.lua",

@@ -76,7 +76,8 @@ with a 'source' column (cpf.load{...}).
                    a month column takes 2023, 2023-06 or 2023-06-01. '\|' is a literal '|';
                    spaces around COLUMN and VALUE are ignored.
   --by KEYS        grouping keys, comma-separated: columns, annee, mois, famille
-                   (none: one row for the whole selection)
+                   (none: one row for the whole selection); NAME=KEY names the result
+                   column, e.g. 'Région=region_lieu_formation'
   --measure LIST   comma-separated, in this order (default: dossiers,montant):
                      dossiers montant prix_moyen duree_moyenne taux_annulation lignes
                      part_F share_F dossiers_F  (F: france_competences titulaires etat
@@ -88,8 +89,9 @@ with a 'source' column (cpf.load{...}).
                      ratio:A:B                  sum of A / sum of B
                      wmean:X:W                  sum of X*W / sum of W
                      share:M                    M (a measure or sum:COL) as a share of its total
-                   NAME=SPEC names the result column (default: the measure name, or
-                   FN_COL such as sum_montant_engage, ratio_A_B, quantile_COL_P)
+                   NAME=SPEC names the result column, any text before the first '='
+                   (default: the measure name, or FN_COL such as sum_montant_engage,
+                   ratio_A_B, quantile_COL_P): "Taux d'annulation=taux_annulation"
   --sort COLS      result columns, comma-separated, '-' before a name for descending
                    (default: by the keys)
   --limit N        keep the first N rows (after --sort)
@@ -220,20 +222,6 @@ local function whole_number(s)
   if n and n >= 0 and n == math.floor(n) then return n end
 end
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
--- "a,b, c" -> {"a", "b", "c"} (empty items dropped)
-local function split_list(values, sep)
-  local out = {}
-  for _, v in ipairs(values or {}) do
-    for item in (v .. sep):gmatch("(.-)" .. sep) do
-      item = trim(item)
-      if item ~= "" then out[#out + 1] = item end
-    end
-  end
-  return out
-end
-
 -- ---------------------------------------------------------------- loading data
 
 local DATA_OPTIONS = { sep = "value", decimal = "value", threads = "value", cache = "flag", quiet = "flag" }
@@ -276,21 +264,6 @@ local function load_options(opts)
   return lo
 end
 
-local SNAP_MAGIC = "CPFSNAP\0"
-
--- A snapshot by its extension, or by its first bytes (never read from a pipe or a device).
-local function is_snapshot(path)
-  if path:match("%.cpfsnap$") then return true end
-  -- only a regular file is read ahead: opening a FIFO would block, and reading a pipe or a
-  -- device would take bytes the load needs
-  if require("cpf.core").file_kind(path) ~= "regular" then return false end
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local ok, head = pcall(f.read, f, #SNAP_MAGIC)
-  f:close()
-  return ok and head == SNAP_MAGIC
-end
-
 -- One dataset from one path or several CSV paths; nil, message on failure. `output` (-o) must
 -- not be one of the inputs: writing the result would destroy the data.
 local function load_dataset(paths, lo, output)
@@ -302,10 +275,10 @@ local function load_dataset(paths, lo, output)
       return nil, output .. ": is an input file: refusing to overwrite it"
     end
   end
-  if #files == 1 and is_snapshot(files[1]) then return cpf.open(files[1]) end
+  if #files == 1 and cpf.is_snapshot(files[1]) then return cpf.open(files[1]) end
   if #files > 1 then
     for _, p in ipairs(files) do
-      if is_snapshot(p) then
+      if cpf.is_snapshot(p) then
         return nil, p .. ": a snapshot cannot be loaded together with other files (give the CSV files)"
       end
     end
@@ -314,189 +287,7 @@ local function load_dataset(paths, lo, output)
   return cpf.load(files[1], lo)
 end
 
--- ---------------------------------------------------------------- columns and names
-
-local VIRTUAL = { annee = "date_validation", mois = "date_validation", famille = "statut_dossier" }
-
--- The column description a name (canonical name, header, alias) designates among `columns`
--- (ds:columns() or cpf.header()), or nil.
-local function find_column(columns, name)
-  local schema = require "cpf.schema"
-  local n = schema.normalize(name)
-  local alias = schema.aliases[n]
-  for _, c in ipairs(columns) do
-    if c.name == name or c.name == n or c.name == alias or c.label == name then return c end
-  end
-  for _, c in ipairs(columns) do
-    if schema.normalize(c.label) == n then return c end
-  end
-end
-
--- The columns an aggregate reads.
-local function agg_columns(a, out)
-  if type(a) ~= "table" then return out end
-  if a.column then out[#out + 1] = a.column end
-  if a.column2 then out[#out + 1] = a.column2 end
-  if a.spec and a.spec.column then out[#out + 1] = a.spec.column end
-  if a.inner then agg_columns(a.inner, out) end
-  for _, p in ipairs(a.parts or {}) do agg_columns(p, out) end
-  if type(a.where) == "table" then
-    local names = {}
-    for k in pairs(a.where) do if type(k) == "string" then names[#names + 1] = k end end
-    table.sort(names)
-    for _, k in ipairs(names) do out[#out + 1] = k end
-  end
-  return out
-end
-
--- ---------------------------------------------------------------- --where
-
-local OPS = { ">=", "<=", "!=", "^=", "=", ">", "<", "~" }
-
--- Splits on '|' (not on '\|').
-local function split_values(s)
-  local out = {}
-  s = s:gsub("\\|", "\0")
-  for item in (s .. "|"):gmatch("(.-)|") do out[#out + 1] = trim(item:gsub("%z", "|")) end
-  return out
-end
-
-local function parse_where(text)
-  local at = text:find("[=!<>%^~]")
-  local column = at and trim(text:sub(1, at - 1))
-  local op
-  if at then
-    for _, o in ipairs(OPS) do
-      if text:sub(at, at + #o - 1) == o then op = o break end
-    end
-  end
-  if not column or column == "" or not op then
-    usage(("--where '%s': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~"):format(text))
-  end
-  local value = trim(text:sub(at + #op))
-  if (op == ">" or op == ">=" or op == "<" or op == "<=" or op == "~" or op == "^=") and value == "" then
-    usage(("--where '%s': '%s' needs a value"):format(text, op))
-  end
-  return { text = text, column = column, op = op, value = value }
-end
-
-local NUMERIC = { integer = true, number = true, decimal = true }
-
--- The condition of a parsed --where, values converted for the column's type.
-local function where_condition(w, ctype)
-  local cpf = require "cpf"
-  local function convert(v)
-    if NUMERIC[ctype] or ctype == "annee" then return tonumber(v) or v end
-    return v
-  end
-  local function one_of(raw)
-    if raw == "" then return cpf.is_null() end
-    local values, null = {}, false
-    for _, v in ipairs(split_values(raw)) do
-      if v == "" then null = true else values[#values + 1] = convert(v) end
-    end
-    local c = #values == 1 and cpf.eq(values[1]) or cpf.one_of(values)
-    if null then c = cpf.any { c, cpf.is_null() } end
-    return c
-  end
-  local op, v = w.op, w.value
-  if op == "=" then return one_of(v) end
-  if op == "!=" then return cpf.not_(one_of(v)) end
-  if op == ">" then return cpf.gt(convert(v)) end
-  if op == ">=" then return cpf.ge(convert(v)) end
-  if op == "<" then return cpf.lt(convert(v)) end
-  if op == "<=" then return cpf.le(convert(v)) end
-  if op == "~" then return cpf.match(v) end
-  local prefixes = {}
-  for i, p in ipairs(split_values(v)) do prefixes[i] = cpf.prefix(p) end
-  return #prefixes == 1 and prefixes[1] or cpf.any(prefixes)
-end
-
--- ---------------------------------------------------------------- --measure
-
-local ONE_COLUMN = { sum = "sum", mean = "mean", min = "min", max = "max", median = "median",
-                     distinct = "distinct", count = "count" }
-local TWO_COLUMNS = { ratio = "ratio", wmean = "wmean" }
-
-local MEASURE_GRAMMAR = "a CPF measure, count, FN:COL (sum mean min max median distinct count), "
-  .. "quantile:COL:P, ratio:A:B, wmean:X:W or share:M"
-
--- A measure spec -> aggregate and default name; usage errors raise.
-local function measure_agg(spec, text)
-  local cpf = require "cpf"
-  local schema = require "cpf.schema"
-  local parts = {}
-  for p in (spec .. ":"):gmatch("(.-):") do parts[#parts + 1] = trim(p) end
-  local fn = parts[1]
-  local function bad(why) usage(("--measure '%s': %s"):format(text, why or ("expected " .. MEASURE_GRAMMAR))) end
-  for i = 2, #parts do if parts[i] == "" then bad() end end
-  if #parts == 1 then
-    if fn == "count" then return cpf.count(), "count" end
-    if cpf.measures[fn] then return cpf.measures[fn], fn end
-    local refusal = require("cpf.query").measure_refusal(fn)
-    if refusal then usage(("--measure '%s': %s"):format(text, refusal)) end
-    bad()
-  end
-  if fn == "share" then
-    local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
-    return cpf.share(inner), "share_" .. inner_name
-  end
-  if ONE_COLUMN[fn] and #parts == 2 then
-    return cpf[ONE_COLUMN[fn]](parts[2]), fn .. "_" .. schema.normalize(parts[2])
-  end
-  if fn == "quantile" and #parts == 3 then
-    local p = tonumber(parts[3])
-    if not p or p < 0 or p > 1 then bad("P must be a number from 0 to 1") end
-    return cpf.quantile(parts[2], p), ("quantile_%s_%s"):format(schema.normalize(parts[2]), parts[3])
-  end
-  if TWO_COLUMNS[fn] and #parts == 3 then
-    return cpf[TWO_COLUMNS[fn]](parts[2], parts[3]),
-      ("%s_%s_%s"):format(fn, schema.normalize(parts[2]), schema.normalize(parts[3]))
-  end
-  bad()
-end
-
-local function parse_measures(list)
-  local out = {}
-  for _, text in ipairs(split_list(list, ",")) do
-    local name, spec = text:match("^([%w_]+)%s*=%s*(.+)$")
-    local agg, default = measure_agg(spec or text, text)
-    out[#out + 1] = { name = name or default, agg = agg, text = text }
-  end
-  return out
-end
-
--- ---------------------------------------------------------------- formats
-
--- --opt KEY=VALUE -> nested option table; true/false and numbers converted.
-local function format_options(opts, command)
-  local fo = {}
-  for _, kv in ipairs(opts.opt or {}) do
-    local key, value = kv:match("^([%w_%.]+)=(.*)$")
-    if not key then usage(("--opt '%s': expected KEY=VALUE"):format(kv)) end
-    if value == "true" then value = true
-    elseif value == "false" then value = false
-    else value = tonumber(value) or value end
-    local t = fo
-    local path = {}
-    for k in key:gmatch("[^%.]+") do path[#path + 1] = k end
-    for i = 1, #path - 1 do
-      t[path[i]] = type(t[path[i]]) == "table" and t[path[i]] or {}
-      t = t[path[i]]
-    end
-    t[path[#path]] = value
-  end
-  local fmt = opts.format or "table"
-  if opts.bar then
-    if fmt ~= "table" then usage("--bar applies to the table format") end
-    fo.bar = opts.bar
-  end
-  if opts.title then
-    if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
-    fo.title = opts.title
-  end
-  return fmt, fo
-end
+-- ---------------------------------------------------------------- plugins and output
 
 local function run_plugins(opts)
   local cpf = require "cpf"
@@ -508,25 +299,18 @@ local function run_plugins(opts)
   end
 end
 
-local BUILTIN_FORMATS = { csv = true, ["csv-fr"] = true, tsv = true, json = true, jsonl = true,
-                          markdown = true, table = true, html = true, svg = true }
-
-local function check_format(fmt)
-  local names = require("cpf").formats.names()
-  for _, n in ipairs(names) do if n == fmt then return end end
-  usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", ")))
+-- The output settings of the format options (usage errors raise).
+local function output_settings(opts)
+  local out, err = require("cpf.request").output {
+    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+  if not out then usage(err) end
+  return out
 end
 
--- Writes the result to stdout or to a path (atomically). A built-in format raises only on
--- its options, checked before anything is written: a usage error.
-local function write_result(res, fmt, fo, output)
-  local ok, done, err = pcall(res.write, res, output or io.stdout, fmt, fo)
-  if not ok then
-    local msg = tostring(done)
-    if BUILTIN_FORMATS[fmt] then usage((msg:gsub("^[^:\n]*%.lua:%d+: ", ""))) end
-    error(msg, 0)
-  end
-  if not done then error(err, 0) end
+-- A failure of a request: exit 2 with a hint for a usage error, 1 for any other.
+local function request_failure(msg, kind)
+  if kind == "usage" then usage(msg) end
+  return fail(msg)
 end
 
 -- ---------------------------------------------------------------- commands
@@ -600,83 +384,40 @@ function cli.query(args)
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos == 0 then usage("query needs a DATA file") end
   local lo = load_options(opts)
-  local wheres = {}
-  for i, text in ipairs(opts.where or {}) do wheres[i] = parse_where(text) end
-  local keys = split_list(opts.by, ",")
-  local measures = parse_measures(opts.measure or { "dossiers,montant" })
-  if #measures == 0 then usage("--measure: no measure given") end
-  local sorts = split_list(opts.sort, ",")
-  local limit = whole_option(opts, "limit")
-  local fmt, fo = format_options(opts)
   run_plugins(opts)
-  check_format(fmt)
+  local req, rerr, rkind = require("cpf.request").parse {
+    where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
+    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+  if not req then return request_failure(rerr, rkind) end
 
-  -- the columns the query reads, and where each one comes from (for messages)
-  local columns, origin, seen = {}, {}, {}
-  local function need(name, from)
-    if VIRTUAL[name] then name = VIRTUAL[name] end
-    if name == "source" and #pos > 1 then return end
-    if not seen[name] then
-      seen[name] = true
-      columns[#columns + 1] = name
-      origin[name] = from
-    end
+  -- the columns the query reads ('source' is added by the load of several files)
+  local columns = {}
+  for _, name in ipairs(req.columns) do
+    if not (name == "source" and #pos > 1) then columns[#columns + 1] = name end
   end
-  for _, w in ipairs(wheres) do need(w.column, ("--where '%s'"):format(w.text)) end
-  for _, k in ipairs(keys) do need(k, "--by " .. k) end
-  for _, m in ipairs(measures) do
-    for _, c in ipairs(agg_columns(m.agg, {})) do need(c, "--measure " .. m.text) end
-  end
-  local function unknown(where, name)
-    return ("%s: unknown column '%s' (%s)"):format(where, name, origin[name] or "")
-  end
-  local snapshot = #pos == 1 and is_snapshot(pos[1])
+  local cpf = require "cpf"
+  local snapshot = #pos == 1 and cpf.is_snapshot(pos[1])
   if not lo.cache and not snapshot and #columns > 0 then
     -- only the columns the query reads are loaded, once the first file's header shows it has
     -- them all; a pipe's header cannot be read ahead: it is loaded whole and checked below
-    local header = require("cpf").header(pos[1], { sep = lo.sep, types = lo.types })
+    local header = cpf.header(pos[1], { sep = lo.sep, types = lo.types })
     if header then
-      for _, name in ipairs(columns) do
-        if not find_column(header, name) then return fail(unknown(pos[1] .. ":1", name)) end
-      end
+      -- the load of several files adds the column 'source'
+      if #pos > 1 then header[#header + 1] = { name = "source", label = "source" } end
+      local ok, err = req:check(header, pos[1] .. ":1")
+      if not ok then return fail(err) end
       lo.columns = columns
     end
   end
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
-  local ds_columns = ds:columns()
-  for _, name in ipairs(columns) do
-    if not find_column(ds_columns, name) then
-      return fail(unknown(snapshot and pos[1] or (pos[1] .. ":1"), name))
-    end
-  end
-
-  local q = ds:query()
-  for _, w in ipairs(wheres) do
-    local c = find_column(ds_columns, w.column)
-    local ctype = c and c.type or w.column -- a virtual key: annee, mois, famille
-    q = q:where(c and c.name or w.column, where_condition(w, ctype))
-  end
-  if #keys > 0 then q = q:group_by(unpack(keys)) end
-  local spec = {}
-  for i, m in ipairs(measures) do spec[i] = { m.name, m.agg } end
-  q = q:agg(spec)
-  local res = q:run()
-  local result_columns = res:columns()
-  for _, s in ipairs(sorts) do
-    local name = s:gsub("^[-+]", "")
-    local found = false
-    for _, c in ipairs(result_columns) do if c == name then found = true end end
-    if not found then
-      usage(("--sort: no column '%s' in the result (%s)"):format(name, table.concat(result_columns, ", ")))
-    end
-  end
-  if #sorts > 0 then
-    for i, s in ipairs(sorts) do sorts[i] = s:gsub("^%+", "") end
-    res = res:sorted(unpack(sorts))
-  end
-  if limit then res = res:head(limit) end
-  write_result(res, fmt, fo, opts.output)
+  local ok, cerr, ckind = req:check(ds:columns(), snapshot and pos[1] or (pos[1] .. ":1"))
+  if not ok then return request_failure(cerr, ckind) end
+  local res, kind
+  res, err, kind = req:run(ds)
+  if not res then return request_failure(err, kind) end
+  ok, err, kind = req:write(res, opts.output or io.stdout)
+  if not ok then return request_failure(err, kind) end
   ds:close()
   return 0
 end
@@ -738,29 +479,31 @@ function cli.describe(args)
   if #pos == 0 then usage("describe needs a DATA file") end
   local lo = load_options(opts)
   local top = whole_option(opts, "top") or 3
-  local fmt, fo = format_options(opts)
   run_plugins(opts)
-  check_format(fmt)
+  local out = output_settings(opts)
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
   local res = describe_result(ds, top)
-  if fmt == "table" then
+  local ok, kind
+  if out.format == "table" then
     -- a title line, then the table (in the file too with -o)
-    if fo.max_width == nil then fo.max_width = false end
-    local ok, body = pcall(res.format, res, fmt, fo)
-    if not ok then usage((tostring(body):gsub("^[^:\n]*%.lua:%d+: ", ""))) end
+    if out.options.max_width == nil then out.options.max_width = false end
+    local body
+    body, err, kind = out:text(res)
+    if not body then return request_failure(err, kind) end
     local text = ("%s: %d rows, %d columns\n"):format(table.concat(pos, ", "), #ds, #ds:columns()) .. body
     if opts.output then -- through a temporary renamed over it, as res:write does
       local f, ferr = require("cpf.core").output_file(opts.output)
-      if not f then error(ferr, 0) end
-      local ok, werr = f:write(text)
-      if ok then ok, werr = f:commit() else f:abort() end
-      if not ok then error(werr, 0) end
+      if not f then return fail(ferr) end
+      ok, err = f:write(text)
+      if ok then ok, err = f:commit() else f:abort() end
+      if not ok then return fail(err) end
     else
       io.stdout:write(text)
     end
   else
-    write_result(res, fmt, fo, opts.output)
+    ok, err, kind = out:write(res, opts.output or io.stdout)
+    if not ok then return request_failure(err, kind) end
   end
   ds:close()
   return 0

@@ -247,6 +247,24 @@ function Dataset:funders(q)
   return result.new(columns, rows, keys)
 end
 
+local SNAPSHOT_MAGIC = "CPFSNAP\0" -- the first 8 bytes of every snapshot (csrc/snapshot_format.h)
+
+--- Whether a path names a snapshot rather than a CSV: by its extension .cpfsnap, or by its
+--- first bytes. Only a regular file is read ahead: opening a FIFO would block, and reading a
+--- pipe or a device would take bytes that its load needs.
+function cpf.is_snapshot(path)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'is_snapshot' (string expected, got %s)"):format(type(path)), 2)
+  end
+  if path:match("%.cpfsnap$") then return true end
+  if core.file_kind(path) ~= "regular" then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local ok, head = pcall(f.read, f, #SNAPSHOT_MAGIC)
+  f:close()
+  return ok and head == SNAPSHOT_MAGIC
+end
+
 --- Open a snapshot written by ds:save: the file is mapped read-only and its columns are used in
 --- place. opts.verify (default true) checks the checksums of all the data.
 function cpf.open(path, opts)

@@ -65,9 +65,8 @@ function q.as_cond(v)
   return q.eq(v)
 end
 
-local FAMILIES = { validated = true, in_training = true, left_training = true, completed = true,
-                   cancelled = true }
-q.family_order = { "validated", "in_training", "left_training", "completed", "cancelled" }
+local FAMILIES = {}
+for _, f in ipairs(schema.family_order) do FAMILIES[f] = true end
 
 local function key(t) return setmetatable(t, Key) end
 
@@ -97,8 +96,12 @@ function q.family(arg)
                   label = "family " .. arg, column_hint = "statut_dossier" }
   end
   return key { kind = "fn", column = arg or "statut_dossier", fn = function(v) return schema.families[v] end,
-               name = "famille", order = q.family_order }
+               name = "famille", order = schema.family_order }
 end
+
+--- A column or virtual key by name, under another name in the result (the request language's
+--- --by "Région=region_lieu_formation"): resolved when the query runs, as a plain name is.
+function q.named_key(column, name) return key { kind = "named", column = column, name = name } end
 
 --- Renames a key or an aggregate in the result: cpf.year("date validation"):as("year")
 function Key:as(name) local t = {} for k, v in pairs(self) do t[k] = v end t.name = name return key(t) end
@@ -165,40 +168,14 @@ end
 
 -- ---------------------------------------------------------------- CPF measures
 
-local NOT_ADDITIVE = "nb_titulaires is not additive across rows: one holder can appear in several "
-  .. "rows (several statuses, months or places), so its sum over-counts people; report it per row "
-  .. "or use cpf.max \"nb_titulaires\" if you know what it means"
-
--- The aggregates that add a column's values across rows (a ratio and a weighted mean are
--- quotients of sums): refused on nb_titulaires from the plan alone, whatever the data holds.
--- Per-row statistics (min, max, mean, median, quantiles, distinct, count) stay allowed.
-local SUMS_ITS_COLUMNS = { sum = true, ratio = true, wmean = true }
-
-q.measures = {
-  dossiers = q.sum "nb_dossiers",
-  montant = q.sum "montant_engage",
-  prix_moyen = q.ratio("montant_engage", "nb_dossiers"),
-  duree_moyenne = q.wmean("duree_moyenne", "nb_dossiers_a_duree_connue"),
-  lignes = q.count(),
-  taux_annulation = q.combine({ q.filtered(q.sum "nb_dossiers", { statut_dossier = q.family "cancelled" }),
-                                q.sum "nb_dossiers" },
-                              function(c, all) if all and all ~= 0 then return (c or 0) / all end end),
-}
-for _, f in ipairs(schema.funders) do
-  q.measures["part_" .. f] = q.sum("part_" .. f)
-  q.measures["share_" .. f] = q.ratio("part_" .. f, "montant_engage")
-  if f ~= "france_competences" then
-    q.measures["dossiers_" .. f] = q.sum("nb_dossiers_finances_par_" .. f)
-  end
-end
-
---- Why a measure name is refused, or nil: the names that would sum nb_titulaires.
-function q.measure_refusal(name)
-  if name == "titulaires" or name == "nb_titulaires" then return NOT_ADDITIVE end
+-- The measures of schema.measures as aggregates.
+q.measures = {}
+for name, m in pairs(schema.measures) do
+  if type(m) == "function" then q.measures[name] = m(q) else q.measures[name] = q[m[1]](m[2], m[3]) end
 end
 
 local function measure(name)
-  local refusal = q.measure_refusal(name)
+  local refusal = schema.measure_refusal(name)
   if refusal then error(refusal, 0) end
   local m = q.measures[name]
   if not m then error(("unknown measure '%s'"):format(tostring(name)), 0) end
@@ -207,40 +184,54 @@ end
 
 -- ---------------------------------------------------------------- resolving names
 
-local VIRTUAL = {
-  annee = function() return q.year "date_validation" end,
-  mois = function() return q.month "date_validation" end,
-  famille = function() return q.family "statut_dossier" end,
-}
-
--- name -> {index, name, type} for a dataset, by canonical name and by normalised label
-local function column_map(ds)
-  local map = {}
-  for i, c in ipairs(ds:columns()) do
-    local info = { index = i, name = c.name, type = c.type, label = c.label, missing = c.missing }
-    map[c.name] = info
-    map[schema.normalize(c.label)] = map[schema.normalize(c.label)] or info
+-- The column a name designates (schema.find_column, the one rule), as {index, name, type,
+-- label, missing}; a virtual key as {virtual = kind, name, column = that column's info}.
+-- Looked up once per name and query run.
+local function find_column(ctx, name)
+  local found = ctx.found[name]
+  if found == nil then
+    local c = schema.find_column(ctx.column_list, name)
+    if c and c.virtual then
+      found = { virtual = c.virtual, name = c.name, column = ctx.info_of[c.column] }
+    else
+      found = c and ctx.info_of[c] or false
+    end
+    ctx.found[name] = found
   end
-  return map
+  return found or nil
 end
 
+-- A plain column (never a virtual key): its info, or an error naming what asked for it.
 local function resolve_column(ctx, name, what)
   if type(name) ~= "string" then error(("%s: column name expected, got %s"):format(what, type(name)), 0) end
-  local info = ctx.columns[name] or ctx.columns[schema.normalize(name)]
-  if not info then
-    local alias = schema.aliases[schema.normalize(name)]
-    info = alias and ctx.columns[alias]
+  local info = find_column(ctx, name)
+  if info and not info.virtual then return info end
+  local v = schema.virtual_keys[name]
+  if v and not info then
+    error(("%s: '%s' is computed from the column '%s', which the dataset does not have")
+      :format(what, name, v.column), 0)
   end
-  if not info then error(("%s: unknown column '%s'"):format(what, name), 0) end
-  return info
+  if info then
+    error(("%s: '%s' is a key computed from the column '%s', not a column"):format(what, name, info.column.name), 0)
+  end
+  error(("%s: unknown column '%s'"):format(what, name), 0)
+end
+
+-- The key a virtual name computes, on the column it was found on.
+local function virtual_key(v)
+  if v.virtual == "year" then return q.year(v.column.name) end
+  if v.virtual == "month" then return q.month(v.column.name) end
+  return q.family(v.column.name)
 end
 
 -- A key object, or a column name (virtual names annee/mois/famille included), as a key.
 local function as_key(ctx, k)
+  if is_key(k) and k.kind == "named" then return as_key(ctx, k.column):as(k.name) end
   if is_key(k) then return k end
-  if type(k) == "string" and VIRTUAL[k] and not ctx.columns[k] then return VIRTUAL[k]() end
   if type(k) == "string" then
-    local info = resolve_column(ctx, k, "group_by")
+    local info = find_column(ctx, k)
+    if info and info.virtual then return virtual_key(info) end
+    info = resolve_column(ctx, k, "group_by")
     return key { kind = "column", column = info.name, name = info.name }
   end
   error(("group_by: column name or key expected, got %s"):format(type(k)), 0)
@@ -428,7 +419,8 @@ end
 local function compile_cond(ctx, target, value, what)
   local c = q.as_cond(value)
   if c.column_hint and target == nil then target = c.column_hint end
-  if type(target) == "string" and not (VIRTUAL[target] and not ctx.columns[target]) then
+  local found = type(target) == "string" and find_column(ctx, target)
+  if type(target) == "string" and not (found and found.virtual) then
     local info = resolve_column(ctx, target, what)
     return column_cond(ctx, info, c, what .. " " .. info.name)
   end
@@ -527,7 +519,8 @@ local function compile_agg(ctx, a, list, name)
   local t = { kind = a.kind, q = a.q }
   if a.column ~= nil then
     local info = resolve_column(ctx, a.column, what)
-    if info.name == "nb_titulaires" and SUMS_ITS_COLUMNS[a.kind] then error(NOT_ADDITIVE, 0) end
+    local refusal = schema.refusal(a.kind, info.name)
+    if refusal then error(refusal, 0) end
     if info.type == "string" and a.kind ~= "count_values" and a.kind ~= "distinct" then
       error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
     end
@@ -540,7 +533,8 @@ local function compile_agg(ctx, a, list, name)
   end
   if a.column2 ~= nil then
     local info = resolve_column(ctx, a.column2, what)
-    if info.name == "nb_titulaires" and SUMS_ITS_COLUMNS[a.kind] then error(NOT_ADDITIVE, 0) end
+    local refusal = schema.refusal(a.kind, info.name)
+    if refusal then error(refusal, 0) end
     if info.type == "string" then
       error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
     end
@@ -764,8 +758,12 @@ function Query:run(spec)
   if spec ~= nil then return self:agg(spec):run() end
   local ds = self.ds
   if ds:is_closed() then error("dataset is closed", 2) end
-  local ctx = { ds = ds, columns = column_map(ds), by_index = {}, unfiltered_aggs = {} }
-  for _, info in pairs(ctx.columns) do ctx.by_index[info.index] = info end
+  local ctx = { ds = ds, column_list = ds:columns(), info_of = {}, by_index = {}, found = {},
+                unfiltered_aggs = {} }
+  for i, c in ipairs(ctx.column_list) do
+    local info = { index = i, name = c.name, type = c.type, label = c.label, missing = c.missing }
+    ctx.info_of[c], ctx.by_index[i] = info, info
+  end
   local ok, out = pcall(function()
     local plan = { where = compile_where(ctx, self.where_list), keys = {}, aggs = {} }
     local names, labels, seen, keys = {}, {}, {}, {}

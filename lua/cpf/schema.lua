@@ -124,19 +124,49 @@ function schema.resolve(labels, types)
   return specs
 end
 
---- Marks the specs of the columns not named in `wanted` (canonical names or headers as
---- written) to be passed over by the loader.
+-- ---------------------------------------------------------------- finding a column by name
+
+-- Names that are not columns of the file but keys computed from one: the year and the month
+-- of validation, and the status family. A real column of the same name wins.
+schema.virtual_keys = {
+  annee = { kind = "year", column = "date_validation" },
+  mois = { kind = "month", column = "date_validation" },
+  famille = { kind = "family", column = "statut_dossier" },
+}
+
+--- The column a name designates among `columns` (ds:columns(), cpf.header(path) or the
+--- loader's specs: tables with name and label), or nil. The one rule every part of cpf uses,
+--- in this order: the canonical name, the header as written, the name normalised (an alias
+--- of an older export included), a header that normalises to it. Failing those, a virtual key
+--- (annee, mois, famille) gives { name = "annee", virtual = "year", column = <the column it
+--- is computed from> }, or nil when the file lacks that column.
+function schema.find_column(columns, name)
+  if type(name) ~= "string" then return nil end
+  for _, c in ipairs(columns) do if c.name == name then return c end end
+  for _, c in ipairs(columns) do if c.label == name then return c end end
+  local n = schema.normalize(name)
+  local alias = schema.aliases[n]
+  for _, c in ipairs(columns) do if c.name == n or c.name == alias then return c end end
+  for _, c in ipairs(columns) do
+    if c.label and schema.normalize(c.label) == n then return c end
+  end
+  local v = schema.virtual_keys[name]
+  if v then
+    local base = schema.find_column(columns, v.column)
+    if base then return { name = name, virtual = v.kind, column = base } end
+  end
+  return nil
+end
+
+--- Marks the specs of the columns not named in `wanted` to be passed over by the loader (names
+--- as schema.find_column reads them; a virtual key loads the column it is computed from).
 function schema.select(specs, wanted)
   local keep = {}
   for _, name in ipairs(wanted) do
-    local n = type(name) == "string" and schema.normalize(name)
-    local found = false
-    for i, spec in ipairs(specs) do
-      if spec.name == name or spec.name == n or spec.name == schema.aliases[n] or spec.label == name then
-        keep[i], found = true, true
-      end
-    end
-    if not found then return nil, ("opts.columns: no column named '%s'"):format(tostring(name)), "usage" end
+    local c = schema.find_column(specs, name)
+    if c and c.virtual then c = c.column end
+    if not c then return nil, ("opts.columns: no column named '%s'"):format(tostring(name)), "usage" end
+    for i, spec in ipairs(specs) do if spec == c then keep[i] = true end end
   end
   for i, spec in ipairs(specs) do spec.skip = not keep[i] end
   return specs
@@ -150,6 +180,7 @@ schema.statuses = {
   "Dossier annulé gestionnaire", "Rejeté",
 }
 
+-- statut_dossier → family, and the families in the order results list them.
 schema.families = {
   ["Validé"] = "validated",
   ["Entrée en formation"] = "in_training",
@@ -162,8 +193,60 @@ schema.families = {
   ["Rejeté"] = "cancelled",
 }
 
+schema.family_order = { "validated", "in_training", "left_training", "completed", "cancelled" }
+
 -- Who pays: France compétences (the CPF itself) and the co-funders, by column suffix.
 schema.funders = { "france_competences", "titulaires", "etat", "pole_emploi", "regions",
                    "opco", "entreprises", "cec" }
+
+-- ---------------------------------------------------------------- measures
+
+-- The columns whose values must not be added across rows, and why. One holder appears in
+-- several rows, so a sum over-counts people; per-row statistics (min, max, mean, median,
+-- quantiles, distinct, count) stay allowed.
+schema.not_additive = {
+  nb_titulaires = "nb_titulaires is not additive across rows: one holder can appear in several "
+    .. "rows (several statuses, months or places), so its sum over-counts people; report it per row "
+    .. "or use cpf.max \"nb_titulaires\" if you know what it means",
+}
+
+-- The aggregates that add a column's values across rows (a ratio and a weighted mean are
+-- quotients of sums).
+schema.adds_rows = { sum = true, ratio = true, wmean = true }
+
+--- Why aggregate `kind` may not read the column of canonical name `column`, or nil.
+function schema.refusal(kind, column)
+  if schema.adds_rows[kind] then return schema.not_additive[column] end
+end
+
+--- Why a measure name is refused, or nil: the names that would sum nb_titulaires.
+function schema.measure_refusal(name)
+  if name == "titulaires" or name == "nb_titulaires" then return schema.not_additive.nb_titulaires end
+end
+
+-- The CPF measures, by name, as descriptions that cpf.query turns into aggregates:
+-- { kind, column [, column2] }, or a function of the aggregate constructors for a composed one.
+-- Amounts are sums (cents exact); a price or a duration is a ratio of sums, never a mean of the
+-- per-row averages (cpf-dataset.md, "the correct measures").
+schema.measures = {
+  dossiers = { "sum", "nb_dossiers" },
+  montant = { "sum", "montant_engage" },
+  prix_moyen = { "ratio", "montant_engage", "nb_dossiers" },
+  duree_moyenne = { "wmean", "duree_moyenne", "nb_dossiers_a_duree_connue" },
+  lignes = { "count" },
+  -- files of the cancelled family / all files
+  taux_annulation = function(c)
+    return c.combine({ c.filtered(c.sum "nb_dossiers", { statut_dossier = c.family "cancelled" }),
+                       c.sum "nb_dossiers" },
+                     function(cancelled, all) if all and all ~= 0 then return (cancelled or 0) / all end end)
+  end,
+}
+for _, f in ipairs(schema.funders) do
+  schema.measures["part_" .. f] = { "sum", "part_" .. f }
+  schema.measures["share_" .. f] = { "ratio", "part_" .. f, "montant_engage" }
+  if f ~= "france_competences" then
+    schema.measures["dossiers_" .. f] = { "sum", "nb_dossiers_finances_par_" .. f }
+  end
+end
 
 return schema
