@@ -8,48 +8,25 @@
 -- 2^53, so 5.4 integers and 5.1 doubles hold the same values; numbers only reach
 -- the output through string.format("%d"), never through tostring or `..`.
 
+local schema = require "cpf.schema"
+
 local M = {}
 
 local floor, sqrt = math.floor, math.sqrt
 local format, concat, gsub, find = string.format, table.concat, string.gsub, string.find
 local tonumber, type = tonumber, type
 
-M.columns = {
-  "date_chargement", "date validation", "statut_dossier", "type_referentiel",
-  "code_rs", "code_rncp", "domaine_formation_nsf", "formacode_principal",
-  "libelle_formacode_principal", "modalite_presence", "region_lieu_formation",
-  "departement_lieu_formation", "nb_dossiers", "nb_titulaires", "prix_moyen",
-  "nb_dossiers_a_duree_connue", "duree_moyenne", "montant_engage",
-  "part_france_competences", "nb_dossiers_finances_par_titulaires",
-  "part_titulaires", "nb_dossiers_finances_par_etat", "part_etat",
-  "nb_dossiers_finances_par_pole_emploi", "part_pole_emploi",
-  "nb_dossiers_finances_par_regions", "part_regions",
-  "nb_dossiers_finances_par_opco", "part_opco",
-  "nb_dossiers_finances_par_entreprises", "part_entreprises",
-  "nb_dossiers_finances_par_cec", "part_cec",
-  "Code Officiel Département", "Nom Officiel Département",
-  "Code Officiel Région", "Nom Officiel Région",
-}
-
--- API field names: the labels with the five spellings that differ replaced.
-M.fields = {}
-do
-  local api = {
-    ["date validation"] = "date_validation",
-    ["Code Officiel Département"] = "code_officiel_departement",
-    ["Nom Officiel Département"] = "nom_officiel_departement",
-    ["Code Officiel Région"] = "code_officiel_region",
-    ["Nom Officiel Région"] = "nom_officiel_region",
-  }
-  for i, label in ipairs(M.columns) do M.fields[i] = api[label] or label end
+-- The export's columns (cpf.schema, the optional ones left out): headers as the export writes
+-- them, and the API field names.
+M.columns, M.fields = {}, {}
+for _, c in ipairs(schema.columns) do
+  if not c.optional then
+    M.columns[#M.columns + 1] = c.label or c.name
+    M.fields[#M.fields + 1] = c.name
+  end
 end
 
-M.statuses = {
-  "Validé", "Entrée en formation", "Sortie de formation",
-  "Clos - Réalisation Totale", "Clos - Réalisation Partielle",
-  "Clos - Non Réalisé annulé titulaire", "Clos - Non Réalisé annulé OF",
-  "Dossier annulé gestionnaire", "Rejeté",
-}
+M.statuses = schema.statuses
 
 M.modes = { "En présentiel", "À distance", "Mixte" }
 

@@ -415,6 +415,33 @@ local function column_cond(ctx, info, c, what)
   error(("%s: unsupported condition '%s'"):format(what, tostring(op)), 0)
 end
 
+-- Whether a condition on the year or month key says the same as on the month or date column it
+-- is computed from: equalities, sets and bounds (and their not, or, is_null) of whole years
+-- (annee) or "YYYY-MM" months (mois). Anything else is tested on the key's values.
+local function derived_as_range(c, kind)
+  local function value_ok(v)
+    if kind == "year" then return type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 9999 end
+    local m = type(v) == "string" and tonumber(v:match("^%d%d%d%d%-(%d%d)$"))
+    return m and m >= 1 and m <= 12
+  end
+  local op = c.op
+  if op == "null" then return true end
+  if op == "not" then return derived_as_range(c.cond, kind) end
+  if op == "or" then
+    for _, x in ipairs(c.conds) do if not derived_as_range(x, kind) then return false end end
+    return true
+  end
+  if op == "eq" then return value_ok(c.value) end
+  if op == "set" then
+    for _, v in ipairs(c.values) do if not value_ok(v) then return false end end
+    return #c.values > 0
+  end
+  if op == "range" then
+    return (c.lo == nil or value_ok(c.lo)) and (c.hi == nil or value_ok(c.hi))
+  end
+  return false
+end
+
 -- target: column name, virtual name or key; value: plain value, list, condition or function
 local function compile_cond(ctx, target, value, what)
   local c = q.as_cond(value)
@@ -423,6 +450,12 @@ local function compile_cond(ctx, target, value, what)
   if type(target) == "string" and not (found and found.virtual) then
     local info = resolve_column(ctx, target, what)
     return column_cond(ctx, info, c, what .. " " .. info.name)
+  end
+  if found and (found.virtual == "year" or found.virtual == "month")
+     and (found.column.type == "month" or found.column.type == "date")
+     and derived_as_range(c, found.virtual) then
+    -- annee = 2023 is date_validation in 2023: a range on the column, no per-row key to compute
+    return column_cond(ctx, found.column, c, what .. " " .. found.name)
   end
   local k = as_key(ctx, target)
   local ckey, labels = compile_key(ctx, k)
@@ -721,8 +754,7 @@ function Query:__tostring()
 end
 
 -- Custom reducers: the slow path, one Lua call per selected row.
-local function run_reducers(ctx, reducers, raw, rows_by_group)
-  local ds = ctx.ds
+local function run_reducers(ds, reducers, raw, rows_by_group)
   for _, r in ipairs(reducers) do
     local spec, accs, init = r.spec, {}, r.spec.init
     for g = 1, raw.groups do
@@ -752,12 +784,13 @@ local function read_value(raw, how, g)
   end
 end
 
---- Runs the query: one C call. q:run{...} is q:agg{...}:run().
-function Query:run(spec)
-  check_query(self, "run")
-  if spec ~= nil then return self:agg(spec):run() end
-  local ds = self.ds
-  if ds:is_closed() then error("dataset is closed", 2) end
+-- A query's compiled plan, kept while the query lives (queries are immutable and bound to one
+-- dataset, which never changes): running a query again rebuilds no column map, mask or label
+-- list, and calls none of its Lua functions (keys, conditions) again.
+local compiled = setmetatable({}, { __mode = "k" })
+
+-- Compiles a query for its dataset: the C plan and how to read the result back; raises.
+local function compile(self, ds)
   local ctx = { ds = ds, column_list = ds:columns(), info_of = {}, by_index = {}, found = {},
                 unfiltered_aggs = {} }
   for i, c in ipairs(ctx.column_list) do
@@ -790,6 +823,20 @@ function Query:run(spec)
     return { plan = plan, names = names, labels = labels, reads = reads, reducers = reducers, keys = keys }
   end)
   if not ok then error(out, 0) end
+  return out
+end
+
+--- Runs the query: one C call. q:run{...} is q:agg{...}:run().
+function Query:run(spec)
+  check_query(self, "run")
+  if spec ~= nil then return self:agg(spec):run() end
+  local ds = self.ds
+  if ds:is_closed() then error("dataset is closed", 2) end
+  local out = compiled[self]
+  if not out then
+    out = compile(self, ds)
+    compiled[self] = out
+  end
   local raw = core.query(ds, out.plan)
   local rows = {}
   for g = 1, raw.groups do
@@ -817,7 +864,7 @@ function Query:run(spec)
       for g = 1, raw.groups do rows[g][a.name] = read_value(raw, how, g) end
     end
   end
-  if #out.reducers > 0 then run_reducers(ctx, out.reducers, raw, rows) end
+  if #out.reducers > 0 then run_reducers(ds, out.reducers, raw, rows) end
   -- default order: by the keys, in their natural order (family keys in their own order)
   local res = result.new(columns, rows, out.names)
   if #out.names > 0 then

@@ -2,11 +2,12 @@
 -- names, the header spellings that map to them, their types, statuses and funders.
 local schema = {}
 
--- Canonical name and storage type of every known column, in the order of the May 2026 export.
+-- Canonical name and storage type of every known column, in the order of the May 2026 export;
+-- `label` where the export's header differs from the API field name.
 -- Money is `decimal` (exact cents); codes are `string` so that "01", "2A" and "-1" survive.
 schema.columns = {
   { name = "date_chargement", type = "date" },
-  { name = "date_validation", type = "month" },
+  { name = "date_validation", type = "month", label = "date validation" },
   { name = "statut_dossier", type = "string" },
   { name = "type_referentiel", type = "string" },
   { name = "code_rs", type = "string" },
@@ -38,10 +39,10 @@ schema.columns = {
   { name = "part_entreprises", type = "decimal" },
   { name = "nb_dossiers_finances_par_cec", type = "integer" },
   { name = "part_cec", type = "decimal" },
-  { name = "code_officiel_departement", type = "string" },
-  { name = "nom_officiel_departement", type = "string" },
-  { name = "code_officiel_region", type = "string" },
-  { name = "nom_officiel_region", type = "string" },
+  { name = "code_officiel_departement", type = "string", label = "Code Officiel Département" },
+  { name = "nom_officiel_departement", type = "string", label = "Nom Officiel Département" },
+  { name = "code_officiel_region", type = "string", label = "Code Officiel Région" },
+  { name = "nom_officiel_region", type = "string", label = "Nom Officiel Région" },
   -- columns that some extractions have and others do not
   { name = "annee_validation", type = "integer", optional = true },
   { name = "intitule_certification", type = "string", optional = true },
