@@ -1,10 +1,21 @@
 -- The documentation keeps up with the code: every public function of cpf, every method of a
--- dataset, a query and a result is in the README and in the LuaCATS file meta/cpf.lua.
+-- dataset, a query and a result is in the reference (doc/*.md) and in the LuaCATS file
+-- meta/cpf.lua.
 local h = require "spec.helpers"
 local cpf = require "cpf"
 local query = require "cpf.query"
 
-local readme = h.read_file("README.md")
+-- The reference: doc/*.md in name order (the README is a tour, not the reference).
+local function reference_text()
+  local parts = {}
+  local p = assert(io.popen("ls doc/*.md"))
+  for name in p:lines() do parts[#parts + 1] = h.read_file(name) end
+  p:close()
+  assert(#parts > 0, "no doc/*.md")
+  return table.concat(parts, "\n")
+end
+
+local reference = reference_text()
 local meta = h.read_file("meta/cpf.lua")
 
 local function names(t)
@@ -17,13 +28,13 @@ local function names(t)
 end
 
 describe("documentation", function()
-  it("names every public function of cpf in the README and in meta/cpf.lua", function()
+  it("names every public function of cpf in the reference and in meta/cpf.lua", function()
     for _, name in ipairs(names(cpf)) do
-      assert.is_truthy(readme:find("cpf." .. name, 1, true), "README: cpf." .. name)
+      assert.is_truthy(reference:find("cpf." .. name, 1, true), "doc/: cpf." .. name)
       assert.is_truthy(meta:find("function cpf." .. name .. "(", 1, true), "meta: cpf." .. name)
     end
     for _, name in ipairs(names(cpf.formats)) do
-      assert.is_truthy(readme:find("cpf.formats." .. name, 1, true), "README: cpf.formats." .. name)
+      assert.is_truthy(reference:find("cpf.formats." .. name, 1, true), "doc/: cpf.formats." .. name)
     end
   end)
 
@@ -35,7 +46,7 @@ describe("documentation", function()
       { prefix = "res:", meta = "Result:", methods = getmetatable(cpf.result({ "a" }, {})) },
     } do
       for _, name in ipairs(names(group.methods)) do
-        assert.is_truthy(readme:find(group.prefix .. name, 1, true), "README: " .. group.prefix .. name)
+        assert.is_truthy(reference:find(group.prefix .. name, 1, true), "doc/: " .. group.prefix .. name)
         assert.is_truthy(meta:find("function " .. group.meta .. name .. "(", 1, true), "meta: " .. group.meta .. name)
       end
     end
