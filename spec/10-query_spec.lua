@@ -1434,11 +1434,11 @@ end)
 
 describe("keys on a date column", function()
   it("groups days by month and by year", function()
-    local ds = assert(cpf.load(h.fixture "codes_and_inference.csv")) -- jour: 2023-01-15, 2023-02-28, 2024-02-29
-    local by_month = ds:group_by(cpf.month "jour"):run { "lignes" }
+    local days = assert(cpf.load(h.fixture "codes_and_inference.csv")) -- jour: 2023-01-15, 2023-02-28, 2024-02-29
+    local by_month = days:group_by(cpf.month "jour"):run { "lignes" }
     assert.are.same({ { mois = "2023-01", lignes = 1 }, { mois = "2023-02", lignes = 1 },
                       { mois = "2024-02", lignes = 1 } }, { by_month[1], by_month[2], by_month[3] })
-    local by_year = ds:group_by(cpf.year "jour"):run { "lignes" }
+    local by_year = days:group_by(cpf.year "jour"):run { "lignes" }
     assert.are.same({ { annee = 2023, lignes = 2 }, { annee = 2024, lignes = 1 } }, { by_year[1], by_year[2] })
   end)
 end)
@@ -1447,23 +1447,23 @@ describe("group ids beyond the directly addressed range", function()
   after_each(h.cleanup)
 
   it("combines high-cardinality keys through the hashed step, with and without a selection", function()
-    local path = h.tmpname(".csv")
-    assert(gen.write(path, 30000, { seed = 17 }))
-    local ds = assert(cpf.load(path))
+    local wide_path = h.tmpname(".csv")
+    assert(gen.write(wide_path, 30000, { seed = 17 }))
+    local wide = assert(cpf.load(wide_path))
     local keys = { "libelle_formacode_principal", "code_rncp", "departement_lieu_formation" }
     for _, status in ipairs { false, "Rejeté" } do
-      local q = ds:group_by(keys[1], keys[2], keys[3])
+      local q = wide:group_by(keys[1], keys[2], keys[3])
       if status then q = q:where { statut_dossier = status } end
       local res = q:agg { { "lignes", cpf.count() }, { "dossiers", cpf.sum "nb_dossiers" } }:run()
       local expected, groups = {}, 0
-      for i = 1, #ds do
-        if not status or ds:get(i, "statut_dossier") == status then
-          local k = tostring(ds:get(i, keys[1])) .. "\0" .. tostring(ds:get(i, keys[2])) .. "\0"
-            .. tostring(ds:get(i, keys[3]))
+      for i = 1, #wide do
+        if not status or wide:get(i, "statut_dossier") == status then
+          local k = tostring(wide:get(i, keys[1])) .. "\0" .. tostring(wide:get(i, keys[2])) .. "\0"
+            .. tostring(wide:get(i, keys[3]))
           local e = expected[k]
           if not e then e = { lignes = 0, dossiers = 0 }; expected[k] = e; groups = groups + 1 end
           e.lignes = e.lignes + 1
-          e.dossiers = e.dossiers + ds:get(i, "nb_dossiers")
+          e.dossiers = e.dossiers + wide:get(i, "nb_dossiers")
         end
       end
       assert.are.equal(groups, #res)
@@ -1478,12 +1478,12 @@ describe("group ids beyond the directly addressed range", function()
     local n = 1100000
     local lines = { "x;y" }
     for i = 1, n do lines[i + 1] = (i * 7) .. ";" .. (i % 3) end
-    local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n")))
-    local res = ds:group_by("x"):agg { { "s", cpf.sum "y" } }:run()
+    local big = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n")))
+    local res = big:group_by("x"):agg { { "s", cpf.sum "y" } }:run()
     assert.are.equal(n, #res)
     assert.are.same({ x = 7, s = 1 }, res[1])
     assert.are.same({ x = 7 * n, s = n % 3 }, res[n])
-    local two = ds:where { y = 0 }:group_by("x", "y"):run { "lignes" }
+    local two = big:where { y = 0 }:group_by("x", "y"):run { "lignes" }
     assert.are.equal(math.floor(n / 3), #two)
     assert.are.same({ x = 21, y = 0, lignes = 1 }, two[1])
   end)

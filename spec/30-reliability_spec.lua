@@ -211,6 +211,7 @@ describe("cpf.header", function()
     assert.are.equal("/nonexistent.csv: No such file or directory", err)
     local dup = h.write_file("nb_dossiers;nb_dossiers\n")
     none, err = cpf.header(dup)
+    assert.is_nil(none)
     assert.are.equal(select(2, cpf.load(dup)), err)
   end)
 
