@@ -22,7 +22,7 @@ SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numpars
 HEADERS = csrc/cpf.h csrc/compat.h csrc/snapshot_format.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test bench demo clean check-asan check-tsan check-all screenshot sanitizer-builds \
+.PHONY: all test bench demo clean lint check-asan check-tsan check-all screenshot sanitizer-builds \
         fuzz fuzz-smoke fuzz-build fuzz-list
 
 all: $(MODULE)
@@ -44,6 +44,12 @@ bench: all
 
 demo: all
 	./bin/cpf demo
+
+# luacheck over the Lua code, settings in .luacheckrc. Not part of `make test` yet: lua/ still
+# has warnings; bin/, spec/, examples/ and bench/ have none.
+LUACHECK ?= luacheck
+lint:
+	$(LUACHECK) lua/ bin/ spec/ examples/ bench/
 
 clean:
 	rm -rf build

@@ -24,6 +24,5 @@ for _, threads in ipairs { 1, cores } do
     .. '"csv_bytes":%d,"rss_kb":%d,"maxrss_kb":%d}'):format(threads, jit and "luajit" or _VERSION,
     seconds, #ds, ds:memory(), size, status("VmRSS"), status("VmHWM")))
   ds:close()
-  ds = nil
   collectgarbage()
 end

@@ -67,4 +67,6 @@ build = {
       cpf = "bin/cpf",
     },
   },
+  -- the reference, in the rock's own directory (`luarocks doc cpf` lists it)
+  copy_directories = { "doc" },
 }

@@ -107,7 +107,8 @@ describe("column types", function()
       if not jit then assert.are.equal("0,5", string.format("%.1f", 0.5)) end
       local path = h.write_file("prix_moyen;duree_moyenne;autre\n1200.50;35.5;1.5\n7;1.2345678901234567890123;1e-3\n")
       local ds = assert(cpf.load(path))
-      assert.are.same({ 1200.5, 35.5, 1.5 }, { ds:get(1, "prix_moyen"), ds:get(1, "duree_moyenne"), ds:get(1, "autre") })
+      assert.are.same({ 1200.5, 35.5, 1.5 },
+                      { ds:get(1, "prix_moyen"), ds:get(1, "duree_moyenne"), ds:get(1, "autre") })
       assert.are.same({ 1.2345678901234567890123, 0.001 }, { ds:get(2, "duree_moyenne"), ds:get(2, "autre") })
     end)
     os.setlocale(old, "all")

@@ -82,9 +82,12 @@ describe("bad input", function()
     assert.has_error(function() cpf.load() end, "bad argument #1 to 'load' (string expected, got nil)")
     assert.has_error(function() cpf.load("x.csv", 5) end, "bad argument #2 to 'load' (table expected, got number)")
     assert.has_error(function() cpf.load("x.csv", { separator = ";" }) end, "load: unknown option 'separator'")
-    assert.has_error(function() cpf.load("x.csv", { sep = ";;" }) end, "load: option 'sep' must be a one-character string")
-    assert.has_error(function() cpf.load("x.csv", { decimal = ";" }) end, "load: option 'decimal' must be \".\" or \",\"")
-    assert.has_error(function() cpf.load("x.csv", { progress = 3 }) end, "load: option 'progress' must be a function or true")
+    assert.has_error(function() cpf.load("x.csv", { sep = ";;" }) end,
+                     "load: option 'sep' must be a one-character string")
+    assert.has_error(function() cpf.load("x.csv", { decimal = ";" }) end,
+                     "load: option 'decimal' must be \".\" or \",\"")
+    assert.has_error(function() cpf.load("x.csv", { progress = 3 }) end,
+                     "load: option 'progress' must be a function or true")
   end)
 
   it("refuses a type override for an unknown column or type", function()

@@ -120,9 +120,7 @@ describe("a dataset's lifetime", function()
   end)
 
   it("survives collection after close and after being dropped", function()
-    local closed = assert(cpf.load(fixture))
-    closed:close()
-    closed = nil
+    assert(cpf.load(fixture)):close() -- closed, and no reference kept
     for _ = 1, 20 do
       local ds = assert(cpf.load(fixture))
       assert.are.equal(3, #ds)

@@ -90,7 +90,7 @@ describe("rockspec/cpf-scm-1.rockspec", function()
       local src, tree = tmp .. "/src", tmp .. "/tree"
       local q = h.shell_quote
       finally(function() os.execute("rm -rf " .. q(tmp)) end)
-      local _, err, code = h.run(("mkdir -p %s && cp -R rockspec lua csrc bin %s/"):format(q(src), q(src)))
+      local _, err, code = h.run(("mkdir -p %s && cp -R rockspec lua csrc bin doc %s/"):format(q(src), q(src)))
       assert.are.equal(0, code, err)
       local out
       out, err, code = h.run(("cd %s && luarocks --lua-version=5.4 make %s --tree %s --deps-mode=none")
@@ -114,6 +114,10 @@ describe("rockspec/cpf-scm-1.rockspec", function()
       out, err, code = h.run(("cd /tmp && %s %s --version"):format(env, q(tree .. "/bin/cpf")))
       assert.are.equal(0, code, err)
       assert.are.equal("cpf 0.1.0\n", out)
+
+      local doc = io.open(tree .. "/lib/luarocks/rocks-5.4/cpf/scm-1/doc/api.md", "rb")
+      assert.is_truthy(doc, "doc/api.md is not installed with the rock")
+      doc:close()
     end)
   else
     pending("luarocks make installs a working tree (run under Lua 5.4)")

@@ -417,9 +417,11 @@ describe("query conditions on a generated 30 k-row file", function()
   it("negates a condition: the complement, missing values included", function()
     check(ds:where { statut_dossier = cpf.not_ { "Validé", "Rejeté" } },
       function(r) return r.status ~= "Validé" and r.status ~= "Rejeté" end)
-    check(ds:where { statut_dossier = cpf.not_(cpf.prefix "Clos") }, function(r) return r.status:sub(1, 4) ~= "Clos" end)
+    check(ds:where { statut_dossier = cpf.not_(cpf.prefix "Clos") },
+      function(r) return r.status:sub(1, 4) ~= "Clos" end)
     check(ds:where { region_lieu_formation = cpf.not_ "Bretagne" }, function(r) return r.region ~= "Bretagne" end)
-    check(ds:where { duree_moyenne = cpf.not_(cpf.gt(20)) }, function(r) return not (r.duree ~= nil and r.duree > 20) end)
+    check(ds:where { duree_moyenne = cpf.not_(cpf.gt(20)) },
+      function(r) return not (r.duree ~= nil and r.duree > 20) end)
     check(ds:where { nb_dossiers = cpf.not_(cpf.between(2, 10)) }, function(r) return r.nb < 2 or r.nb > 10 end)
     check(ds:where { date_validation = cpf.not_(2023) }, function(r) return r.year ~= 2023 end)
   end)
@@ -483,7 +485,8 @@ describe("query conditions on a generated 30 k-row file", function()
 
   it("selects by derived keys and virtual columns", function()
     check(ds:where(cpf.year "date validation", 2023), function(r) return r.year == 2023 end)
-    check(ds:where(cpf.year "date validation", cpf.between(2021, 2022)), function(r) return r.year == 2021 or r.year == 2022 end)
+    check(ds:where(cpf.year "date validation", cpf.between(2021, 2022)),
+      function(r) return r.year == 2021 or r.year == 2022 end)
     check(ds:where(cpf.month "date validation", "2024-02"), function(r) return r.month == "2024-02" end)
     check(ds:where { annee = 2023 }, function(r) return r.year == 2023 end)
     check(ds:where { annee = { 2020, 2026 } }, function(r) return r.year == 2020 or r.year == 2026 end)
@@ -712,7 +715,8 @@ describe("query aggregates", function()
   end
 
   it("counts rows and present values", function()
-    local res = by_region { lignes = cpf.count(), durees = cpf.count "duree_moyenne", libelles = cpf.count "libelle_formacode_principal" }
+    local res = by_region { lignes = cpf.count(), durees = cpf.count "duree_moyenne",
+                            libelles = cpf.count "libelle_formacode_principal" }
     for i, g in ipairs(regions) do
       local durees, libelles = 0, 0
       for _, r in ipairs(g.rows) do
@@ -1051,7 +1055,8 @@ describe("query objects", function()
   end)
 
   it("keeps the order of {name, aggregate} pairs and sorts named aggregates", function()
-    local res = ds:group_by("annee"):agg { { "z", cpf.count() }, { "a", cpf.sum "nb_dossiers" }, { "m", "montant" } }:run()
+    local res = ds:group_by("annee")
+                  :agg { { "z", cpf.count() }, { "a", cpf.sum "nb_dossiers" }, { "m", "montant" } }:run()
     assert.are.same({ "annee", "z", "a", "m" }, res:columns())
     res = ds:group_by("annee"):agg { z = cpf.count(), a = cpf.sum "nb_dossiers", m = "montant" }:run()
     assert.are.same({ "annee", "a", "m", "z" }, res:columns())
@@ -1146,7 +1151,8 @@ describe("query errors", function()
   it("refuses a condition value of the wrong type", function()
     assert.are.equal("where nb_dossiers: 'nb_dossiers' is an integer column, expected a number, got string \"10\"",
       run_error(ds:where { nb_dossiers = "10" }, { n = cpf.count() }))
-    assert.are.equal("where montant_engage: 'montant_engage' is a decimal column, expected a number, got string \"100\"",
+    assert.are.equal("where montant_engage: 'montant_engage' is a decimal column, expected a number, "
+      .. "got string \"100\"",
       run_error(ds:where { montant_engage = cpf.gt "100" }, { n = cpf.count() }))
     assert.are.equal("where duree_moyenne: 'duree_moyenne' is a number column, expected a number, got boolean true",
       run_error(ds:where { duree_moyenne = true }, { n = cpf.count() }))
@@ -1156,7 +1162,8 @@ describe("query errors", function()
       .. "'date_validation', got \"2023-13\"", run_error(ds:where { date_validation = "2023-13" }, { n = cpf.count() }))
     assert.are.equal("where date_validation: expected a year, \"YYYY-MM\" or \"YYYY-MM-DD\" for month column "
       .. "'date_validation', got 2023.5", run_error(ds:where { ["date validation"] = 2023.5 }, { n = cpf.count() }))
-    assert.are.equal("where date_validation: 'date_validation' holds months; \"2023-01-15\" is not the first day of a month",
+    assert.are.equal("where date_validation: 'date_validation' holds months; "
+      .. "\"2023-01-15\" is not the first day of a month",
       run_error(ds:where { date_validation = "2023-01-15" }, { n = cpf.count() }))
   end)
 
@@ -1186,8 +1193,10 @@ describe("query errors", function()
   end)
 
   it("refuses the measures titulaires and nb_titulaires, with the explanation", function()
-    assert.are.equal(NOT_ADDITIVE, error_of(function() local q = ds:group_by("annee"):agg { "titulaires" } return q end))
-    assert.are.equal(NOT_ADDITIVE, error_of(function() local q = ds:query():agg { { "t", "nb_titulaires" } } return q end))
+    assert.are.equal(NOT_ADDITIVE,
+      error_of(function() local q = ds:group_by("annee"):agg { "titulaires" } return q end))
+    assert.are.equal(NOT_ADDITIVE,
+      error_of(function() local q = ds:query():agg { { "t", "nb_titulaires" } } return q end))
     assert.are.equal(NOT_ADDITIVE, error_of(function() local r = ds:run { "titulaires" } return r end))
     assert.are.equal(NOT_ADDITIVE, error_of(function() local r = ds:agg { t = "nb_titulaires" } return r end))
     assert.are.equal("unknown measure 'nope'", error_of(function() local r = ds:run { "nope" } return r end))
@@ -1229,8 +1238,10 @@ describe("query errors", function()
   end)
 
   it("refuses bucket bounds that do not increase, and buckets of strings", function()
-    assert.are.equal("bucket: bounds must increase", error_of(function() local k = cpf.bucket("nb_dossiers", { 0, 0 }) return k end))
-    assert.are.equal("bucket: bounds must increase", error_of(function() local k = cpf.bucket("nb_dossiers", { 5, 1 }) return k end))
+    assert.are.equal("bucket: bounds must increase",
+      error_of(function() local k = cpf.bucket("nb_dossiers", { 0, 0 }) return k end))
+    assert.are.equal("bucket: bounds must increase",
+      error_of(function() local k = cpf.bucket("nb_dossiers", { 5, 1 }) return k end))
     assert.are.equal("bucket: 'statut_dossier' is a string column",
       run_error(ds:group_by(cpf.bucket("statut_dossier", { 1 })), { n = cpf.count() }))
   end)
@@ -1326,7 +1337,8 @@ describe("queries on a 7-row hand-computed fixture", function()
       { annee = 2022, lignes = 2, dossiers = 6, montant = 1100.04 },
       { annee = 2023, lignes = 3, dossiers = 6, montant = 750.60 },
       { annee = 2024, lignes = 2, dossiers = 7, montant = 2000.01 },
-    }, small:group_by("annee"):agg { { "lignes", cpf.count() }, { "dossiers", "dossiers" }, { "montant", "montant" } }:run())
+    }, small:group_by("annee")
+         :agg { { "lignes", cpf.count() }, { "dossiers", "dossiers" }, { "montant", "montant" } }:run())
     assert_result({ "famille", "dossiers", "taux" }, {
       { famille = "validated", dossiers = 5, taux = 0.0 },
       { famille = "in_training", dossiers = 3, taux = 0.0 },
@@ -1434,11 +1446,12 @@ end)
 
 describe("keys on a date column", function()
   it("groups days by month and by year", function()
-    local ds = assert(cpf.load(h.fixture "codes_and_inference.csv")) -- jour: 2023-01-15, 2023-02-28, 2024-02-29
-    local by_month = ds:group_by(cpf.month "jour"):run { "lignes" }
+    -- jour: 2023-01-15, 2023-02-28, 2024-02-29
+    local days = assert(cpf.load(h.fixture "codes_and_inference.csv"))
+    local by_month = days:group_by(cpf.month "jour"):run { "lignes" }
     assert.are.same({ { mois = "2023-01", lignes = 1 }, { mois = "2023-02", lignes = 1 },
                       { mois = "2024-02", lignes = 1 } }, { by_month[1], by_month[2], by_month[3] })
-    local by_year = ds:group_by(cpf.year "jour"):run { "lignes" }
+    local by_year = days:group_by(cpf.year "jour"):run { "lignes" }
     assert.are.same({ { annee = 2023, lignes = 2 }, { annee = 2024, lignes = 1 } }, { by_year[1], by_year[2] })
   end)
 end)
@@ -1447,23 +1460,23 @@ describe("group ids beyond the directly addressed range", function()
   after_each(h.cleanup)
 
   it("combines high-cardinality keys through the hashed step, with and without a selection", function()
-    local path = h.tmpname(".csv")
-    assert(gen.write(path, 30000, { seed = 17 }))
-    local ds = assert(cpf.load(path))
+    local wide_path = h.tmpname(".csv")
+    assert(gen.write(wide_path, 30000, { seed = 17 }))
+    local wide = assert(cpf.load(wide_path))
     local keys = { "libelle_formacode_principal", "code_rncp", "departement_lieu_formation" }
     for _, status in ipairs { false, "Rejeté" } do
-      local q = ds:group_by(keys[1], keys[2], keys[3])
+      local q = wide:group_by(keys[1], keys[2], keys[3])
       if status then q = q:where { statut_dossier = status } end
       local res = q:agg { { "lignes", cpf.count() }, { "dossiers", cpf.sum "nb_dossiers" } }:run()
       local expected, groups = {}, 0
-      for i = 1, #ds do
-        if not status or ds:get(i, "statut_dossier") == status then
-          local k = tostring(ds:get(i, keys[1])) .. "\0" .. tostring(ds:get(i, keys[2])) .. "\0"
-            .. tostring(ds:get(i, keys[3]))
+      for i = 1, #wide do
+        if not status or wide:get(i, "statut_dossier") == status then
+          local k = tostring(wide:get(i, keys[1])) .. "\0" .. tostring(wide:get(i, keys[2])) .. "\0"
+            .. tostring(wide:get(i, keys[3]))
           local e = expected[k]
           if not e then e = { lignes = 0, dossiers = 0 }; expected[k] = e; groups = groups + 1 end
           e.lignes = e.lignes + 1
-          e.dossiers = e.dossiers + ds:get(i, "nb_dossiers")
+          e.dossiers = e.dossiers + wide:get(i, "nb_dossiers")
         end
       end
       assert.are.equal(groups, #res)
@@ -1478,12 +1491,12 @@ describe("group ids beyond the directly addressed range", function()
     local n = 1100000
     local lines = { "x;y" }
     for i = 1, n do lines[i + 1] = (i * 7) .. ";" .. (i % 3) end
-    local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n")))
-    local res = ds:group_by("x"):agg { { "s", cpf.sum "y" } }:run()
+    local big = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n")))
+    local res = big:group_by("x"):agg { { "s", cpf.sum "y" } }:run()
     assert.are.equal(n, #res)
     assert.are.same({ x = 7, s = 1 }, res[1])
     assert.are.same({ x = 7 * n, s = n % 3 }, res[n])
-    local two = ds:where { y = 0 }:group_by("x", "y"):run { "lignes" }
+    local two = big:where { y = 0 }:group_by("x", "y"):run { "lignes" }
     assert.are.equal(math.floor(n / 3), #two)
     assert.are.same({ x = 21, y = 0, lignes = 1 }, two[1])
   end)

@@ -273,7 +273,9 @@ describe("CPF measures on a generated 30 k-row file", function()
     local t = totals((function()
       local out = {}
       for _, r in ipairs(by_year[2023]) do
-        if r.status == "Clos - Réalisation Totale" or r.status == "Clos - Réalisation Partielle" then out[#out + 1] = r end
+        if r.status == "Clos - Réalisation Totale" or r.status == "Clos - Réalisation Partielle" then
+          out[#out + 1] = r
+        end
       end
       return out
     end)())

@@ -274,8 +274,10 @@ describe("res:pivot", function()
 
   it("names an unknown column and refuses several rows per cell", function()
     local long = M:group_by("region_lieu_formation", "annee"):agg { "dossiers" }:run()
-    assert.are.equal("pivot: unknown column 'nope'", error_of(function() return long:pivot("nope", "annee", "dossiers") end))
-    assert.are.equal("pivot: unknown column 'x'", error_of(function() return long:pivot("annee", "region_lieu_formation", "x") end))
+    assert.are.equal("pivot: unknown column 'nope'",
+      error_of(function() return long:pivot("nope", "annee", "dossiers") end))
+    assert.are.equal("pivot: unknown column 'x'",
+      error_of(function() return long:pivot("annee", "region_lieu_formation", "x") end))
     local three = M:group_by("region_lieu_formation", "annee", "famille"):agg { "dossiers" }:run()
     -- the first region and year with two families
     local seen, first

@@ -221,7 +221,8 @@ describe("hostile snapshots", function()
       -- names, labels, scale, reserved
       { col(3, "name_offset", 0), "column 3: bad column name" },
       { col(3, "name_size", c[3].name_size + 1), "column 3: bad column name" },
-      { col(4, "name_offset", c[3].name_offset, "name_size", c[3].name_size), "column 4's name overlaps column 3's name" },
+      { col(4, "name_offset", c[3].name_offset, "name_size", c[3].name_size),
+        "column 4's name overlaps column 3's name" },
       { col(3, "label_size", 0), "column 3: bad column label" },
       { at(c[3].label_offset + c[3].label_size - 1, "x"), "column 3: bad column label" },
       { col(7, "scale", 10), "column 7: bad decimal scale" },
@@ -229,7 +230,8 @@ describe("hostile snapshots", function()
       { col(6, "scale", 2), "column 6: bad decimal scale" },
       { col(1, "reserved", 1), "column 1: reserved field not zero" },
       -- checksums: a change without them recomputed
-      { craft.with_column(bytes, 3, "checksum", c[3].checksum + 1), "column 3: checksum mismatch: the data is damaged" },
+      { craft.with_column(bytes, 3, "checksum", c[3].checksum + 1),
+        "column 3: checksum mismatch: the data is damaged" },
       { hdr("checksum", snap.header.checksum + 1), "checksum mismatch: the column table is damaged" },
       -- the header
       { hdr("magic", "CPFSNAQ\0"), "not a snapshot (no CPFSNAP header)" },
@@ -353,7 +355,8 @@ describe("hostile snapshots", function()
     -- every bit of a bitmap set, the spare bits past the last row included: all missing
     local region = column("region_lieu_formation")
     overwrite(region.bits_offset, ("\255"):rep(region.bits_size))
-    assert.are.same({ ["nil"] = 300 }, groups(d:group_by("region_lieu_formation"):run { n = cpf.count() }, "region_lieu_formation"))
+    assert.are.same({ ["nil"] = 300 },
+                    groups(d:group_by("region_lieu_formation"):run { n = cpf.count() }, "region_lieu_formation"))
     -- integers beyond the recorded range: no group of their own, sums wrap instead of overflowing
     local nb = column("nb_dossiers")
     overwrite(nb.data_offset, ("\127"):rep(nb.data_size))

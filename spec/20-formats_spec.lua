@@ -64,7 +64,8 @@ local function json_decode(text)
           if cp < 0x80 then parts[#parts + 1] = string.char(cp)
           elseif cp < 0x800 then parts[#parts + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
           else
-            parts[#parts + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+            parts[#parts + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64,
+                                            0x80 + cp % 64)
           end
           pos = pos + 6
         else
@@ -177,7 +178,8 @@ local function check_markup(text)
     local close, name = tag:match("^(/?)([%w!]+)")
     assert(name, "bad tag <" .. tag .. ">")
     local attrs = tag:sub(#close + #name + 1):gsub("/$", "")
-    assert(attrs:gsub('%s+[%w:%-]+="[^"<]*"', "") :find("^%s*$") or name == "!DOCTYPE", "bad attributes in <" .. tag .. ">")
+    assert(attrs:gsub('%s+[%w:%-]+="[^"<]*"', "") :find("^%s*$") or name == "!DOCTYPE",
+           "bad attributes in <" .. tag .. ">")
     if close == "/" then
       assert(table.remove(stack) == name, "</" .. name .. "> closes another element")
     elseif not tag:find("/$") and not void[name] then
@@ -423,7 +425,8 @@ describe("output formats", function()
       }, sample():format("table", { thousands = " ", decimals = 3, decimal = ",", nil_text = "-", max_width = 8 }))
       local long = cpf.result({ "t" }, { { t = ("é"):rep(50) } })
       assert.are.equal("t\n" .. ("-"):rep(40) .. "\n" .. ("é"):rep(39) .. "…\n", long:format("table"))
-      assert.are.equal("t\n" .. ("-"):rep(50) .. "\n" .. ("é"):rep(50) .. "\n", long:format("table", { max_width = false }))
+      assert.are.equal("t\n" .. ("-"):rep(50) .. "\n" .. ("é"):rep(50) .. "\n",
+                       long:format("table", { max_width = false }))
     end)
 
     it("counts East Asian wide characters as two columns and combining marks as none", function()
@@ -569,7 +572,8 @@ describe("output formats", function()
     it("cannot replace a built-in format, and need a name and a function", function()
       assert.are.equal("format 'csv' is built in and cannot be replaced; register yours under another name",
         error_of(function() cpf.formats.register("csv", function() end) end))
-      assert.are.equal('bad argument #1 to \'register\' (format name expected: letters, digits, \'_\', \'.\', \'-\'; got "a b")',
+      assert.are.equal("bad argument #1 to 'register' (format name expected: letters, digits, '_', '.', '-'; "
+        .. 'got "a b")',
         error_of(function() cpf.formats.register("a b", function() end) end))
       assert.are.equal("bad argument #2 to 'register' (function expected, got nil)",
         error_of(function() cpf.formats.register("x") end))
@@ -697,8 +701,8 @@ end)
 
 describe("key columns in display formats", function()
   it("print a key column (a year) without thousands separators, the measures with them", function()
-    local res = cpf.result({ "annee", "dossiers" }, { { annee = 2023, dossiers = 12345 }, { annee = 2024, dossiers = 678 } },
-      { "annee" })
+    local res = cpf.result({ "annee", "dossiers" },
+      { { annee = 2023, dossiers = 12345 }, { annee = 2024, dossiers = 678 } }, { "annee" })
     assert.are.same({ "annee" }, res:keys())
     assert.are.equal("annee  dossiers\n-----  --------\n 2023    12 345\n 2024       678\n",
       res:format("table", { thousands = " " }))

@@ -14,7 +14,8 @@ end
 -- A hand-made file: a quoted field with an apostrophe and accents, a missing region, missing
 -- durations, a code that looks like a number, amounts with and without decimals.
 local FIXTURE = table.concat({
-  "date validation;statut_dossier;region_lieu_formation;code_rncp;nb_dossiers;montant_engage;nb_dossiers_a_duree_connue;duree_moyenne",
+  "date validation;statut_dossier;region_lieu_formation;code_rncp;nb_dossiers;montant_engage;"
+    .. "nb_dossiers_a_duree_connue;duree_moyenne",
   "2023-01;Validé;Bretagne;35185;2;1000.50;2;10",
   "2023-02;Rejeté;Bretagne;-1;1;300;1;",
   "2023-02;Clos - Réalisation Totale;Corse;35185;3;1500;0;",
@@ -58,7 +59,8 @@ describe("cpf query", function()
   end)
 
   it("writes exact CSV on a hand-made file, missing keys last", function()
-    local out, err, code = cpf_run("query " .. q(fixture) .. " --by region_lieu_formation --measure dossiers,montant,prix_moyen --format csv")
+    local out, err, code = cpf_run("query " .. q(fixture)
+      .. " --by region_lieu_formation --measure dossiers,montant,prix_moyen --format csv")
     assert.are.equal(0, code, err)
     assert.are.equal("", err)
     assert.are.equal(table.concat({
@@ -127,12 +129,14 @@ describe("cpf query", function()
       { "Date Validation=2023-01-01", 2 },
     }
     for _, case in ipairs(cases) do
-      local out, err, code = cpf_run("query " .. q(fixture) .. " --where " .. q(case[1]) .. " --measure dossiers --format csv")
+      local out, err, code = cpf_run("query " .. q(fixture) .. " --where " .. q(case[1])
+        .. " --measure dossiers --format csv")
       assert.are.equal(0, code, case[1] .. ": " .. err)
       assert.are.equal("dossiers\n" .. case[2] .. "\n", out, case[1])
     end
     -- several --where all hold
-    local out = cpf_run("query " .. q(fixture) .. " --where annee=2023 --where 'statut_dossier!=Rejeté' --measure dossiers --format csv")
+    local out = cpf_run("query " .. q(fixture)
+      .. " --where annee=2023 --where 'statut_dossier!=Rejeté' --measure dossiers --format csv")
     assert.are.equal("dossiers\n5\n", out)
     -- '\|' is a literal '|'
     local piped = h.write_file("statut_dossier;nb_dossiers\na|b;2\na;3\n", ".csv")
@@ -142,7 +146,8 @@ describe("cpf query", function()
 
   it("loads only the columns the query names", function()
     -- a column the query does not name may hold anything: it is never parsed
-    local text = FIXTURE:gsub("\n2023%-02;Rejeté;Bretagne;%-1;1;300;1;\n", "\n2023-02;Rejeté;Bretagne;-1;1;300;1;not a number\n")
+    local text = FIXTURE:gsub("\n2023%-02;Rejeté;Bretagne;%-1;1;300;1;\n",
+                              "\n2023-02;Rejeté;Bretagne;-1;1;300;1;not a number\n")
     local path = h.write_file(text, ".csv")
     local out, err, code = cpf_run("query " .. q(path) .. " --by famille --measure dossiers --format csv")
     assert.are.equal(0, code, err)
@@ -173,19 +178,23 @@ describe("cpf query", function()
     local out, err, code = cpf_run("query " .. q(fixture) .. " --where 'nb_dossiers=abc'")
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.are.equal("cpf: where nb_dossiers: 'nb_dossiers' is an integer column, expected a number, got string \"abc\"\n", err)
+    assert.are.equal("cpf: where nb_dossiers: 'nb_dossiers' is an integer column, expected a number, "
+      .. "got string \"abc\"\n", err)
     _, err, code = cpf_run("query " .. q(fixture) .. " --measure sum:statut_dossier")
     assert.are.equal(1, code)
-    assert.are.equal("cpf: aggregate sum_statut_dossier: sum needs a numeric column, 'statut_dossier' is a string column\n", err)
+    assert.are.equal("cpf: aggregate sum_statut_dossier: sum needs a numeric column, "
+      .. "'statut_dossier' is a string column\n", err)
   end)
 
   it("exits with 1 on a file cpf cannot load, with path:row:col", function()
     local out, err, code = cpf_run("query " .. q(h.fixture "bad_month.csv") .. " --by annee --measure dossiers")
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.are.equal("cpf: spec/fixtures/bad_month.csv:2:2: date_validation: expected a month YYYY-MM or YYYY-MM-DD, got \"2023-13\"\n", err)
+    assert.are.equal("cpf: spec/fixtures/bad_month.csv:2:2: date_validation: "
+      .. "expected a month YYYY-MM or YYYY-MM-DD, got \"2023-13\"\n", err)
     _, err, code = cpf_run("spec/fixtures/no-such-file.csv")
     assert.are.equal(2, code) -- no command named so
+    assert.are.equal("cpf: unknown command 'spec/fixtures/no-such-file.csv'\ntry 'cpf --help'\n", err)
     _, err, code = cpf_run("query spec/fixtures/no-such-file.csv")
     assert.are.equal(1, code)
     assert.are.equal("cpf: spec/fixtures/no-such-file.csv: cannot open: No such file or directory\n", err)
@@ -201,9 +210,12 @@ describe("cpf query", function()
       { "--sep ';;'", "--sep must be one character, got ';;'" },
       { "--where nope", "--where 'nope': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~" },
       { "--where 'nb_dossiers>'", "--where 'nb_dossiers>': '>' needs a value" },
-      { "--measure foo", "--measure 'foo': expected a CPF measure, count, FN:COL (sum mean min max median distinct count), quantile:COL:P, ratio:A:B, wmean:X:W or share:M" },
+      { "--measure foo", "--measure 'foo': expected a CPF measure, count, "
+        .. "FN:COL (sum mean min max median distinct count), quantile:COL:P, ratio:A:B, wmean:X:W or share:M" },
       { "--measure quantile:nb_dossiers:2", "--measure 'quantile:nb_dossiers:2': P must be a number from 0 to 1" },
-      { "--measure titulaires", "--measure 'titulaires': nb_titulaires is not additive across rows: one holder can appear in several rows (several statuses, months or places), so its sum over-counts people; report it per row or use cpf.max \"nb_titulaires\" if you know what it means" },
+      { "--measure titulaires", "--measure 'titulaires': nb_titulaires is not additive across rows: "
+        .. "one holder can appear in several rows (several statuses, months or places), so its sum over-counts "
+        .. "people; report it per row or use cpf.max \"nb_titulaires\" if you know what it means" },
       { "--format xlsx", "unknown format 'xlsx' (csv, csv-fr, tsv, json, jsonl, markdown, table, html, svg)" },
       { "--format csv --opt separator=x", "csv: unknown option 'separator'" },
       { "--format csv --bar dossiers", "--bar applies to the table format" },
@@ -224,11 +236,13 @@ describe("cpf query", function()
 
   it("writes to a file with -o, and nothing on stdout", function()
     local path = h.tmpname(".md")
-    local out, err, code = cpf_run("query " .. q(fixture) .. " --by annee --measure dossiers -o " .. q(path) .. " --format markdown")
+    local out, err, code = cpf_run("query " .. q(fixture) .. " --by annee --measure dossiers -o " .. q(path)
+      .. " --format markdown")
     assert.are.equal(0, code, err)
     assert.are.equal("", out)
     assert.are.equal("", err)
-    assert.are.equal("| annee | dossiers |\n|------:|---------:|\n|  2023 |        6 |\n|  2024 |        5 |\n", h.read_file(path))
+    assert.are.equal("| annee | dossiers |\n|------:|---------:|\n|  2023 |        6 |\n|  2024 |        5 |\n",
+                     h.read_file(path))
     _, err, code = cpf_run("query " .. q(fixture) .. " --output=" .. q(path) .. " --format=csv")
     assert.are.equal(0, code, err)
     assert.are.equal("dossiers,montant\n11,7050.75\n", h.read_file(path))
@@ -238,10 +252,12 @@ describe("cpf query", function()
   end)
 
   it("passes format options: --bar, --title, --opt", function()
-    local out, err, code = cpf_run("query " .. q(fixture) .. " --by annee --measure dossiers --bar dossiers --opt ascii=true --opt bar_width=4")
+    local out, err, code = cpf_run("query " .. q(fixture)
+      .. " --by annee --measure dossiers --bar dossiers --opt ascii=true --opt bar_width=4")
     assert.are.equal(0, code, err)
     assert.are.equal("annee  dossiers\n-----  --------\n 2023         6  ####\n 2024         5  ###\n", out)
-    out, err, code = cpf_run("query " .. q(fixture) .. " --by annee --format html --title 'Dossiers & montants' --opt chart.y=montant")
+    out, err, code = cpf_run("query " .. q(fixture)
+      .. " --by annee --format html --title 'Dossiers & montants' --opt chart.y=montant")
     assert.are.equal(0, code, err)
     local res = assert(cpf.load(fixture)):group_by("annee"):agg { "dossiers", "montant" }:run()
     assert.are.equal(res:format("html", { title = "Dossiers & montants", chart = { y = "montant" } }), out)
@@ -252,12 +268,14 @@ describe("cpf query", function()
 
   it("loads several files as one dataset with a source column, and reads standard input", function()
     local other = h.write_file(FIXTURE, ".csv")
-    local out, err, code = cpf_run("query " .. q(fixture) .. " " .. q(other) .. " --by source --measure dossiers --format csv")
+    local out, err, code = cpf_run("query " .. q(fixture) .. " " .. q(other)
+      .. " --by source --measure dossiers --format csv")
     assert.are.equal(0, code, err)
     local first, second = fixture, other
     if second < first then first, second = second, first end
     assert.are.equal(("source,dossiers\n%s,11\n%s,11\n"):format(first, second), out)
-    out, err, code = h.run("cat " .. q(fixture) .. " | " .. h.cpf_command("query - --by annee --measure dossiers --format csv"))
+    out, err, code = h.run("cat " .. q(fixture) .. " | "
+      .. h.cpf_command("query - --by annee --measure dossiers --format csv"))
     assert.are.equal(0, code, err)
     assert.are.equal("annee,dossiers\n2023,6\n2024,5\n", out)
   end)
@@ -273,6 +291,7 @@ cpf.formats.register("count", function(res, out) out:write(#res, " rows\n") end)
     local broken = h.write_file("local cpf = ...\nerror('no luck')\n", ".lua")
     out, err, code = cpf_run("query " .. q(fixture) .. " --plugin " .. q(broken))
     assert.are.equal(1, code)
+    assert.are.equal("", out)
     assert.are.equal("cpf: " .. broken .. ":2: no luck\n", err)
   end)
 end)
@@ -286,6 +305,8 @@ describe("cpf describe", function()
     local out, err, code = cpf_run("describe " .. q(fixture))
     assert.are.equal(0, code, err)
     assert.are.equal("", err)
+    -- the expected table as cpf prints it, one line of output per line here
+    -- luacheck: push no max line length
     assert.are.equal(fixture .. ": 5 rows, 8 columns\n" .. table.concat({
       "column                      label                       type     missing  distinct  min      max      top",
       "--------------------------  --------------------------  -------  -------  --------  -------  -------  --------------------------------------------------------------------------",
@@ -298,6 +319,7 @@ describe("cpf describe", function()
       "nb_dossiers_a_duree_connue  nb_dossiers_a_duree_connue  integer        0         4  0        4",
       "duree_moyenne               duree_moyenne               number         2         3  8        20.5",
     }, "\n") .. "\n", out)
+    -- luacheck: pop
   end)
 
   it("writes any format, without the title line, and --top N", function()
@@ -329,7 +351,9 @@ describe("cpf describe", function()
     local ds = assert(cpf.load(path))
     local cols = ds:columns()
     local lines = {}
-    for line in out:gmatch("[^\n]+") do if line:find('^[%[ ]?{') or line:find('^,?{') then lines[#lines + 1] = line end end
+    for line in out:gmatch("[^\n]+") do
+      if line:find('^[%[ ]?{') or line:find('^,?{') then lines[#lines + 1] = line end
+    end
     assert.are.equal(#cols, #lines)
     for i, c in ipairs(cols) do
       local line = lines[i]
@@ -387,6 +411,7 @@ describe("cpf convert", function()
     local plain = h.tmpname(".data")
     out, err, code = cpf_run("convert -q " .. q(generated) .. " " .. q(plain))
     assert.are.equal(0, code, err)
+    assert.are.equal("", out)
     assert.are.equal("", err)
     assert.are.equal(from_csv, (cpf_run("query " .. q(plain) .. query)))
     -- and describe reads it the same
@@ -401,7 +426,8 @@ describe("cpf convert", function()
     local out, err, code = cpf_run("convert spec/fixtures/stray_quote.csv /tmp/x.cpfsnap")
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.are.equal("cpf: spec/fixtures/stray_quote.csv:2:2: malformed quoted field (a '\"' inside a field that is not quoted, or text after a closing quote)\n", err)
+    assert.are.equal("cpf: spec/fixtures/stray_quote.csv:2:2: malformed quoted field "
+      .. "(a '\"' inside a field that is not quoted, or text after a closing quote)\n", err)
     _, err, code = cpf_run("convert " .. q(generated) .. " /nonexistent/dir/x.cpfsnap")
     assert.are.equal(1, code)
     assert.is_truthy(err:find("^cpf: /nonexistent/dir/x%.cpfsnap"), err)
@@ -480,12 +506,15 @@ io.stderr:write("done\n")
     out, err, code = cpf_run("run " .. q(script) .. " " .. q(fixture) .. " 2024")
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.are.equal("cpf: 2024: cannot open: No such file or directory (arguments for the script go after '--')\n", err)
+    assert.are.equal("cpf: 2024: cannot open: No such file or directory "
+      .. "(arguments for the script go after '--')\n", err)
     out, err, code = cpf_run("run")
     assert.are.equal(2, code)
+    assert.are.equal("", out)
     assert.are.equal("cpf: run needs a SCRIPT.lua\ntry 'cpf run --help'\n", err)
     out, err, code = cpf_run("run " .. q(script) .. " --verbose")
     assert.are.equal(2, code)
+    assert.are.equal("", out)
     assert.are.equal("cpf: unknown option '--verbose'\ntry 'cpf run --help'\n", err)
   end)
 end)

@@ -275,7 +275,9 @@ describe("examples", function()
     assert.is_truthy(html:find("<svg", 1, true))
     assert.is_truthy(html:find("<h1>Taux d", 1, true))
     local count, files, cancelled = 0, 0, 0
-    for f, c in html:gmatch('<tr><td>[^<]*</td><td class="num">(%d+)</td><td class="num">(%d+)</td><td class="num">[%d.]+</td></tr>') do
+    local row = '<tr><td>[^<]*</td><td class="num">(%d+)</td><td class="num">(%d+)</td>'
+      .. '<td class="num">[%d.]+</td></tr>'
+    for f, c in html:gmatch(row) do
       count, files, cancelled = count + 1, files + tonumber(f), cancelled + tonumber(c)
     end
     assert.are.equal(#ranked, count)

@@ -5,6 +5,7 @@ local h = require "spec.helpers"
 local cpf = require "cpf"
 
 local H = "statut_dossier;nb_dossiers;montant_engage\n"
+local MALFORMED = "malformed quoted field (a '\"' inside a field that is not quoted, or text after a closing quote)"
 
 -- Each file case: content, load options, then either err (PATH stands for the file's path) or
 -- the dataset's columns ("name:type ...") and its rows (values in column order, nil allowed).
@@ -23,13 +24,12 @@ local files = {
     cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = {} },
   { "unterminated quote", H .. 'Validé;"2;1\n',
     err = "PATH:2:2: unterminated quoted field: the file ends inside quotes" },
-  { "stray quote inside an unquoted field", H .. 'Le "x";2;1\n',
-    err = "PATH:2:1: malformed quoted field (a '\"' inside a field that is not quoted, or text after a closing quote)" },
-  { "text after a closing quote", H .. '"abc"def;2;1\n',
-    err = "PATH:2:1: malformed quoted field (a '\"' inside a field that is not quoted, or text after a closing quote)" },
+  { "stray quote inside an unquoted field", H .. 'Le "x";2;1\n', err = "PATH:2:1: " .. MALFORMED },
+  { "text after a closing quote", H .. '"abc"def;2;1\n', err = "PATH:2:1: " .. MALFORMED },
   { "too few fields", H .. "Validé;2\n", err = "PATH:2: too few fields: 2 (the header has 3)" },
   { "too many fields", H .. "Validé;2;1;7\n", err = "PATH:2:4: too many fields (the header has 3)" },
-  { "ragged rows further down", H .. "Validé;2;1\nRejeté;1;2\nx\n", err = "PATH:4: too few fields: 1 (the header has 3)" },
+  { "ragged rows further down", H .. "Validé;2;1\nRejeté;1;2\nx\n",
+    err = "PATH:4: too few fields: 1 (the header has 3)" },
   { "NUL byte inside a text field", H .. "Val\0idé;2;10.00\n",
     cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "Val\0idé", 2, 10 } } },
   { "NUL byte inside a number", H .. "Validé;2\0;10.00\n",
@@ -107,7 +107,8 @@ local files = {
   { "opts.columns naming no column", H .. "Validé;1;1\n", { columns = { "nope" } },
     err = "PATH:1: opts.columns: no column named 'nope'" },
   { "opts.types with an unknown type", H .. "Validé;1;1\n", { types = { nb_dossiers = "float" } },
-    err = "PATH:1: opts.types.nb_dossiers: unknown type 'float' (string, integer, number, decimal, month, date or auto)" },
+    err = "PATH:1: opts.types.nb_dossiers: unknown type 'float' "
+      .. "(string, integer, number, decimal, month, date or auto)" },
   { "opts.types naming no column", H .. "Validé;1;1\n", { types = { nope = "integer" } },
     err = "PATH:1: opts.types: no column named 'nope'" },
 }
@@ -230,13 +231,16 @@ describe("misuse from Lua", function()
       { function() cpf.load(p, { threads = "2" }) end, "load: option 'threads' must be a whole number from 1 to 64" },
       { function() cpf.load(p, { threads = 1.5 }) end, "load: option 'threads' must be a whole number from 1 to 64" },
       { function() cpf.load(p, { threads = 0 / 0 }) end, "load: option 'threads' must be a whole number from 1 to 64" },
-      { function() cpf.load(p, { columns = {} }) end, "load: option 'columns' must be a non-empty list of column names" },
-      { function() cpf.load(p, { columns = "nb_dossiers" }) end, "load: option 'columns' must be a non-empty list of column names" },
+      { function() cpf.load(p, { columns = {} }) end,
+        "load: option 'columns' must be a non-empty list of column names" },
+      { function() cpf.load(p, { columns = "nb_dossiers" }) end,
+        "load: option 'columns' must be a non-empty list of column names" },
       { function() cpf.load(p, { decimal = ";" }) end, "load: option 'decimal' must be \".\" or \",\"" },
       { function() cpf.load(p, { parser = "fast" }) end, "load: option 'parser' must be \"auto\" or \"libcsv\"" },
       { function() cpf.load(p, { progress = 1 }) end, "load: option 'progress' must be a function or true" },
       { function() cpf.load(p, { sep = ";;" }) end, "load: option 'sep' must be a one-character string" },
-      { function() cpf.load(p, { sep = "\0" }) end, "load: option 'sep' cannot be a NUL byte (leave it out to detect the separator)" },
+      { function() cpf.load(p, { sep = "\0" }) end,
+        "load: option 'sep' cannot be a NUL byte (leave it out to detect the separator)" },
       { function() cpf.load({}) end, "bad argument #1 to 'load' (list of paths is empty)" },
       { function() cpf.open() end, "bad argument #1 to 'open' (string expected, got nil)" },
       { function() cpf.open(p, { check = true }) end, "open: unknown option 'check'" },
