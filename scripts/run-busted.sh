@@ -6,6 +6,8 @@
 #   asan             the suite under Lua 5.4 on build/asan (AddressSanitizer + UBSan, leaks checked)
 #   tsan             the thread specs (#threads, but #no_tsan: those that run a subprocess, which
 #                    the preloaded runtime breaks) under Lua 5.4 on build/tsan (ThreadSanitizer)
+#   lint             luacheck over lua/, bin/, spec/, examples/ and bench/ (.luacheckrc): one test
+#                    per directory, failed by any warning
 #   fuzz             each libFuzzer harness of fuzz/ for 30 s on its corpus (make fuzz-smoke):
 #                    one test per harness, failed by any finding
 # The sanitizer builds instrument the module only: their runtimes are preloaded into the
@@ -40,6 +42,21 @@ for config in "$@"; do
           else
             echo "not ok $n - fuzz $f: a finding or a failure, see build/fuzz-$f.log"
             tail -n 15 "build/fuzz-$f.log" | sed 's/^/# /'
+          fi
+        done
+        echo "1..$n"
+      } >"$log" 2>&1 ;;
+    lint)
+      # TAP of our own: one line per directory, "not ok" when luacheck warns (.luacheckrc)
+      {
+        n=0
+        for dir in lua bin spec examples bench; do
+          n=$((n + 1))
+          if out=$(luacheck --no-color --formatter plain "$dir/" 2>&1); then
+            echo "ok $n - luacheck $dir/: no warning"
+          else
+            echo "not ok $n - luacheck $dir/: $(printf '%s\n' "$out" | grep -c .) warnings"
+            printf '%s\n' "$out" | head -n 20 | sed 's/^/# /'
           fi
         done
         echo "1..$n"

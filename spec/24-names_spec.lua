@@ -8,7 +8,8 @@ local request = require "cpf.request"
 
 -- Headers as an export writes them (labels with accents and spaces, an older spelling).
 local FILE = table.concat({
-  "date validation;Statut Dossier;code_inventaire;Nb Dossiers;montant_engage;Code Officiel Département;Colonne Inconnue;région",
+  "date validation;Statut Dossier;code_inventaire;Nb Dossiers;montant_engage;Code Officiel Département;"
+    .. "Colonne Inconnue;région",
   "2023-01;Validé;5012;2;100.50;01;a;Bretagne",
   "2023-02;Rejeté;5013;1;50;2A;b;Corse",
   "2024-05;Validé;5012;4;400;01;a;Bretagne",

@@ -32,7 +32,8 @@ describe("cpf.request", function()
       "--by famille --measure dossiers --measure share:montant --format json" },
     { { where = "montant_engage>1000", by = { "mois" }, measure = "count,median:prix_moyen,quantile:duree_moyenne:0.9",
         format = "tsv" },
-      "--where 'montant_engage>1000' --by mois --measure count,median:prix_moyen,quantile:duree_moyenne:0.9 --format tsv" },
+      "--where 'montant_engage>1000' --by mois --measure count,median:prix_moyen,quantile:duree_moyenne:0.9"
+        .. " --format tsv" },
     { { by = "Région=region_lieu_formation", measure = "Taux d'annulation=taux_annulation,Dossiers=dossiers",
         sort = "-Dossiers", limit = 3, format = "markdown" },
       "--by 'Région=region_lieu_formation' --measure \"Taux d'annulation=taux_annulation,Dossiers=dossiers\""
@@ -55,7 +56,8 @@ describe("cpf.request", function()
 
   it("renames result columns with any UTF-8 name, keys included", function()
     local req = assert(request.parse { by = "Région=region_lieu_formation, Année = annee",
-                                       measure = "Taux d'annulation=taux_annulation,montant", sort = "-Taux d'annulation" })
+                                       measure = "Taux d'annulation=taux_annulation,montant",
+                                       sort = "-Taux d'annulation" })
     local res = assert(req:run(ds))
     assert.are.same({ "Région", "Année", "Taux d'annulation", "montant" }, res:columns())
     local direct = ds:group_by("region_lieu_formation", "annee"):agg { "taux_annulation", "montant" }:run()
@@ -76,7 +78,8 @@ describe("cpf.request", function()
     local cases = {
       { { where = "nope" }, "--where 'nope': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~" },
       { { where = "nb_dossiers>" }, "--where 'nb_dossiers>': '>' needs a value" },
-      { { measure = "foo" }, "--measure 'foo': expected a CPF measure, count, FN:COL (sum mean min max median distinct count), quantile:COL:P, ratio:A:B, wmean:X:W or share:M" },
+      { { measure = "foo" }, "--measure 'foo': expected a CPF measure, count, FN:COL (sum mean min max median"
+          .. " distinct count), quantile:COL:P, ratio:A:B, wmean:X:W or share:M" },
       { { measure = "quantile:nb_dossiers:2" }, "--measure 'quantile:nb_dossiers:2': P must be a number from 0 to 1" },
       { { measure = "" }, "--measure: no measure given" },
       { { measure = "=dossiers" }, "--measure '=dossiers': expected NAME=SPEC with a name and a measure" },
@@ -102,8 +105,10 @@ describe("cpf.request", function()
   it("refuses to add up nb_titulaires however it is asked, as a usage error", function()
     local refusal = cpf.schema.not_additive.nb_titulaires
     for _, m in ipairs { "titulaires", "nb_titulaires", "sum:nb_titulaires", "sum:Nb Titulaires",
-                         "ratio:nb_titulaires:nb_dossiers", "wmean:prix_moyen:nb_titulaires", "share:sum:nb_titulaires" } do
-      assert.are.same({ n = 3, nil, ("--measure '%s': %s"):format(m, refusal), "usage" }, all(request.parse { measure = m }))
+                         "ratio:nb_titulaires:nb_dossiers", "wmean:prix_moyen:nb_titulaires",
+                         "share:sum:nb_titulaires" } do
+      assert.are.same({ n = 3, nil, ("--measure '%s': %s"):format(m, refusal), "usage" },
+        all(request.parse { measure = m }))
       local out, err, code = cpf_run("query " .. q(path) .. " --measure " .. q(m))
       assert.are.equal(2, code, m)
       assert.are.equal("", out)
@@ -118,13 +123,16 @@ describe("cpf.request", function()
       all(req:check(ds:columns(), "x.csv:1")))
     assert.are.same({ n = 3, nil, "unknown column 'nope' (--where 'nope=1')", "data" }, all(req:run(ds)))
     req = assert(request.parse { where = "nb_dossiers=abc" })
-    assert.are.same({ n = 3, nil, "where nb_dossiers: 'nb_dossiers' is an integer column, expected a number, got string \"abc\"", "data" },
+    assert.are.same({ n = 3, nil, "where nb_dossiers: 'nb_dossiers' is an integer column, expected a number,"
+                                  .. " got string \"abc\"", "data" },
       all(req:run(ds)))
     req = assert(request.parse { measure = "sum:statut_dossier" })
-    assert.are.same({ n = 3, nil, "aggregate sum_statut_dossier: sum needs a numeric column, 'statut_dossier' is a string column", "data" },
+    assert.are.same({ n = 3, nil, "aggregate sum_statut_dossier: sum needs a numeric column, 'statut_dossier'"
+                                  .. " is a string column", "data" },
       all(req:run(ds)))
     req = assert(request.parse { by = "annee", sort = "-nope" })
-    assert.are.same({ n = 3, nil, "--sort: no column 'nope' in the result (annee, dossiers, montant)", "usage" }, all(req:run(ds)))
+    assert.are.same({ n = 3, nil, "--sort: no column 'nope' in the result (annee, dossiers, montant)", "usage" },
+      all(req:run(ds)))
     req = assert(request.parse { format = "csv", opt = "separator=x" })
     assert.are.same({ n = 3, nil, "csv: unknown option 'separator'", "usage" }, all(req:text(assert(req:run(ds)))))
   end)
@@ -156,10 +164,10 @@ describe("cpf.request", function()
   end)
 
   it("lists the columns a request reads, as written, for a loader that loads only those", function()
-    local req = assert(request.parse { where = { "Statut Dossier=Validé", "annee=2023" }, by = "Région=region_lieu_formation",
-                                       measure = "prix_moyen,sum:part_opco" })
-    assert.are.same({ "Statut Dossier", "annee", "region_lieu_formation", "montant_engage", "nb_dossiers", "part_opco" },
-      req.columns)
+    local req = assert(request.parse { where = { "Statut Dossier=Validé", "annee=2023" },
+                                       by = "Région=region_lieu_formation", measure = "prix_moyen,sum:part_opco" })
+    assert.are.same({ "Statut Dossier", "annee", "region_lieu_formation", "montant_engage", "nb_dossiers",
+                      "part_opco" }, req.columns)
     local small = assert(cpf.load(path, { columns = req.columns }))
     assert.are.same(assert(req:text(assert(req:run(ds)))), assert(req:text(assert(req:run(small)))))
     small:close()

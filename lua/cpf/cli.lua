@@ -2,8 +2,6 @@
 -- Data goes to stdout, messages to stderr; exit 1 on errors, 2 on usage errors.
 local cli = {}
 
-local unpack = table.unpack or unpack
-
 local USAGE = [[
 usage: cpf COMMAND [ARGS]
 
@@ -366,7 +364,8 @@ function cli.demo(args)
       ds:where { annee = last_year }:group_by("region_lieu_formation")
         :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run())
   end
-  section("Files by status family", ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run())
+  section("Files by status family",
+    ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run())
   section("Who pays", ds:funders())
   ds:close()
   return 0
@@ -377,7 +376,9 @@ local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar =
 
 function cli.query(args)
   local known = with_options(FORMAT_OPTIONS)
-  for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do known[k] = v end
+  for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do
+    known[k] = v
+  end
   local pos, opts, rest = parse(args, 2, known, SHORT)
   if not pos then usage(opts) end
   if opts.help then io.stdout:write(HELP.query) return 0 end
@@ -559,7 +560,8 @@ local function script_error_handler(script)
   return function(e)
     if type(e) ~= "string" then
       local mt = getmetatable(e)
-      e = (type(e) == "table" and mt and mt.__tostring) and tostring(e) or ("(error object is a " .. type(e) .. " value)")
+      e = (type(e) == "table" and mt and mt.__tostring) and tostring(e)
+        or ("(error object is a " .. type(e) .. " value)")
     end
     if not e:find("^" .. prefix .. ":%d+:") then
       for level = 2, 100 do
@@ -593,8 +595,8 @@ function cli.run(args)
     local ds, err = load_dataset({ pos[i] }, lo)
     if not ds then
       for _, d in ipairs(datasets) do d:close() end
-      local f = io.open(pos[i], "rb")
-      if f then f:close() else err = err .. " (arguments for the script go after '--')" end
+      local data = io.open(pos[i], "rb")
+      if data then data:close() else err = err .. " (arguments for the script go after '--')" end
       return fail(err)
     end
     datasets[#datasets + 1] = ds

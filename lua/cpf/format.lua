@@ -159,8 +159,7 @@ function format.write(res, target, name, opts, level)
   end
   local fn, merged = resolve(res, name, opts, "write", 3, level - 1)
   if type(target) == "string" then
-    local ok, err, kind = write_path(res, target, fn, merged)
-    return ok, err, kind
+    return write_path(res, target, fn, merged)
   end
   local out = new_out(target)
   fn(res, out, merged)

@@ -167,7 +167,9 @@ local DEPARTMENTS = {
 }
 
 -- NSF domains: code and label, weight (share of certifications), and the
--- attendance profile of their courses (P in person, D distance, B both).
+-- attendance profile of their courses (P in person, D distance, B both). The labels are the
+-- official ones, kept whole on their lines.
+-- luacheck: push no max line length
 local NSF = {
   { "100", "Formations générales", 0.6, "B" },
   { "110", "Spécialités pluriscientifiques", 0.3, "B" },
@@ -262,6 +264,7 @@ local NSF = {
   { "422", "Economie et activités domestiques", 0.3, "P" },
   { "423", "Vie familiale, vie sociale et autres formations au développement personnel", 1, "B" },
 }
+-- luacheck: pop
 
 -- Formacode-like labels for the busiest domains; the others derive labels
 -- from their NSF label.
@@ -649,7 +652,7 @@ function M.write(path, rows, opts)
 
   -- Per-month prefixes (columns 1-2), weights and status table.
   local nmonths = #month_list
-  local prefix_short, prefix_day, month_w, month_p, month_bucket, month_reform = {}, {}, {}, {}, {}, {}
+  local prefix_short, prefix_day, month_w, month_bucket, month_reform = {}, {}, {}, {}, {}
   for i, mo in ipairs(month_list) do
     prefix_short[i] = format("%s;%04d-%02d;", extraction, mo.year, mo.month)
     prefix_day[i] = format("%s;%04d-%02d-01;", extraction, mo.year, mo.month)
@@ -661,7 +664,7 @@ function M.write(path, rows, opts)
     month_reform[i] = ym >= 202405 and (mo.year >= 2025 and 10223 or 10000) or 0
   end
   local month_pick = cumulate(month_w)
-  month_p = probabilities(month_w)
+  local month_p = probabilities(month_w)
 
   local status_str, status_pick, status_p = {}, {}, {}
   for i, s in ipairs(M.statuses) do status_str[i] = s .. ";" end
@@ -678,7 +681,6 @@ function M.write(path, rows, opts)
   end
 
   -- Geography: index 0 is "place missing" (all six fields empty).
-  local ndep = #DEPARTMENTS
   local geo_before, geo_after, dep_w = { [0] = ";;" }, { [0] = ";;;;" .. eol }, {}
   for i, d in ipairs(DEPARTMENTS) do
     local region = REGIONS[d[3]]

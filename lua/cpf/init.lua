@@ -125,7 +125,8 @@ function cpf.load(path, opts)
     error("load: option 'decimal' must be \".\" or \",\"", 2)
   end
   local threads = opts.threads
-  if threads ~= nil and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
+  if threads ~= nil
+     and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
     error("load: option 'threads' must be a whole number from 1 to 64", 2)
   end
   if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then

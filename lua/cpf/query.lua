@@ -76,7 +76,8 @@ function q.bucket(column, bounds)
   if type(bounds) ~= "table" or #bounds == 0 then error("bad argument #2 to 'bucket' (list of bounds expected)", 2) end
   for i, b in ipairs(bounds) do
     if type(b) ~= "number" or b ~= b then
-      error(("bad argument #2 to 'bucket' (bound %d is %s, a number expected)"):format(i, b ~= b and "NaN" or type(b)), 2)
+      error(("bad argument #2 to 'bucket' (bound %d is %s, a number expected)")
+        :format(i, b ~= b and "NaN" or type(b)), 2)
     end
   end
   for i = 2, #bounds do
@@ -117,7 +118,9 @@ function q.max(column) return agg { kind = "max", column = column } end
 function q.distinct(column) return agg { kind = "distinct", column = column } end
 function q.median(column) return agg { kind = "quantile", column = column, q = 0.5 } end
 function q.quantile(column, p)
-  if type(p) ~= "number" or not (p >= 0 and p <= 1) then error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2) end
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then
+    error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2)
+  end
   return agg { kind = "quantile", column = column, q = p }
 end
 function q.ratio(a, b) return agg { kind = "ratio", column = a, column2 = b } end
@@ -334,7 +337,7 @@ end
 local compile_key -- forward
 
 -- A condition evaluated once per distinct value of a key: a byte mask over the key's codes.
-local function mask_cond(ctx, ckey, values, count, c, what)
+local function mask_cond(ckey, values, count, c, what)
   local bytes = {}
   for code = 1, count do bytes[code] = test(c, values[code], what) and "\1" or "\0" end
   bytes[count + 1] = test(c, nil, what) and "\1" or "\0" -- the "no value" code
@@ -345,7 +348,8 @@ local function check_number(v, info, what)
   if v ~= v then error(("%s: NaN is not a value of '%s'"):format(what, info.name), 0) end
   if type(v) ~= "number" then
     error(("%s: '%s' is %s %s column, expected a number, got %s %s")
-      :format(what, info.name, info.type == "integer" and "an" or "a", info.type, type(v), type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
+      :format(what, info.name, info.type == "integer" and "an" or "a", info.type, type(v),
+              type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
   end
 end
 
@@ -362,12 +366,12 @@ local function column_cond(ctx, info, c, what)
   if info.type == "string" then
     local ckey = { kind = "column", column = info.index }
     local values = ctx.ds:dictionary(info.index)
-    return mask_cond(ctx, ckey, values, #values, c, what)
+    return mask_cond(ckey, values, #values, c, what)
   end
   if op == "fn" then -- once per distinct value of a numeric column, values present only
     local ckey = { kind = "column", column = info.index, by_value = true }
     local values, count = core.key_values(ctx.ds, ckey)
-    return mask_cond(ctx, ckey, values, count, c, what)
+    return mask_cond(ckey, values, count, c, what)
   end
   if op == "prefix" or op == "match" then
     error(("%s: %s needs a string column, '%s' is %s"):format(what, op, info.name, info.type), 0)
@@ -461,7 +465,7 @@ local function compile_cond(ctx, target, value, what)
   local ckey, labels = compile_key(ctx, k)
   local values, count = labels, labels and #labels
   if not labels then values, count = core.key_values(ctx.ds, ckey) end
-  return mask_cond(ctx, ckey, values, count, c, what .. " " .. k.name)
+  return mask_cond(ckey, values, count, c, what .. " " .. k.name)
 end
 
 -- Row predicate, the documented slow path: one Lua call per row.
@@ -508,7 +512,8 @@ function compile_key(ctx, k)
   end
   if k.kind == "fn" then
     if info.type ~= "string" then
-      error(("cpf.key: '%s' is a %s column; a key function needs a string column (use cpf.bucket or cpf.year for numbers and months)")
+      error(("cpf.key: '%s' is a %s column; a key function needs a string column "
+             .. "(use cpf.bucket or cpf.year for numbers and months)")
         :format(info.name, info.type), 0)
     end
     local values = ctx.ds:dictionary(info.index)
@@ -531,7 +536,9 @@ end
 
 local function as_agg(name, a)
   if type(a) == "string" then return measure(a) end
-  if not is_agg(a) then error(("agg: '%s' must be an aggregate or a measure name, got %s"):format(tostring(name), type(a)), 3) end
+  if not is_agg(a) then
+    error(("agg: '%s' must be an aggregate or a measure name, got %s"):format(tostring(name), type(a)), 3)
+  end
   return a
 end
 
@@ -585,7 +592,8 @@ local function compile_agg(ctx, a, list, name)
   if t.kind == "ratio" and not t.filter and ctx.by_index[t.column].missing == 0
      and ctx.by_index[t.column2].missing == 0 then
     -- no value missing: Σa / Σb from the two sums, which other aggregates often need too
-    return { combine = { compile_agg(ctx, q.sum(a.column), list, name), compile_agg(ctx, q.sum(a.column2), list, name) },
+    return { combine = { compile_agg(ctx, q.sum(a.column), list, name),
+                         compile_agg(ctx, q.sum(a.column2), list, name) },
              fn = function(x, y) if x ~= nil and y ~= nil and y ~= 0 then return x / y end end }
   end
   list[#list + 1] = t
@@ -662,7 +670,7 @@ function Query:agg(spec)
   if type(spec) ~= "table" then error("bad argument #1 to 'agg' (table expected)", 2) end
   local n = copy(self)
   local named = {}
-  for k, v in pairs(spec) do
+  for k in pairs(spec) do
     if type(k) == "string" then named[#named + 1] = k end
   end
   table.sort(named)
@@ -705,9 +713,17 @@ local function describe(v)
       return ("%s%s, %s%s"):format(v.lo_open and "(" or "[", v.lo == nil and "-inf" or describe(v.lo),
         v.hi == nil and "+inf" or describe(v.hi), v.hi_open and ")" or "]")
     end
-    if v.op == "set" then local t = {} for i, x in ipairs(v.values) do t[i] = describe(x) end return "one of {" .. table.concat(t, ", ") .. "}" end
+    if v.op == "set" then
+      local t = {}
+      for i, x in ipairs(v.values) do t[i] = describe(x) end
+      return "one of {" .. table.concat(t, ", ") .. "}"
+    end
     if v.op == "not" then return "not " .. describe(v.cond) end
-    if v.op == "or" then local t = {} for i, x in ipairs(v.conds) do t[i] = describe(x) end return "any{" .. table.concat(t, ", ") .. "}" end
+    if v.op == "or" then
+      local t = {}
+      for i, x in ipairs(v.conds) do t[i] = describe(x) end
+      return "any{" .. table.concat(t, ", ") .. "}"
+    end
     if v.op == "fn" then return v.label or "function" end
     if v.op == "null" then return "null" end
     return v.op .. " " .. describe(v.value)

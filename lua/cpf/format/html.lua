@@ -114,7 +114,8 @@ local function bar_chart(res, x, y, opts, title)
     :format(px(at(0)), top - 2, px(at(0)), top + n * row_h)
   for i = 1, n do
     local y0 = top + (i - 1) * row_h
-    parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="end">%s</text>\n'):format(label_w - 8, y0 + 15, esc(labels[i]))
+    parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="end">%s</text>\n')
+      :format(label_w - 8, y0 + 15, esc(labels[i]))
     local v = values[i]
     if v then
       local left, right = at(math.min(v, 0)), at(math.max(v, 0))
@@ -184,7 +185,8 @@ local function line_chart(res, x, y, opts, title)
     end
   end
   if #path > 0 then
-    parts[#parts + 1] = ('<path d="%s" fill="none" stroke="%s" stroke-width="2"/>\n'):format(table.concat(path, " "), COLOR)
+    parts[#parts + 1] = ('<path d="%s" fill="none" stroke="%s" stroke-width="2"/>\n')
+      :format(table.concat(path, " "), COLOR)
   end
   for i = 1, n do
     if values[i] then
@@ -195,7 +197,8 @@ local function line_chart(res, x, y, opts, title)
   end
   parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
     :format(floor((left + right) / 2), height - 12, esc(x.name))
-  parts[#parts + 1] = ('<text transform="translate(16 %d) rotate(-90)" text-anchor="middle" font-weight="bold">%s</text>\n')
+  parts[#parts + 1] = ('<text transform="translate(16 %d) rotate(-90)" text-anchor="middle" '
+    .. 'font-weight="bold">%s</text>\n')
     :format(floor((top + bottom) / 2), esc(y.name))
   parts[#parts + 1] = "</svg>\n"
   return table.concat(parts)
@@ -261,7 +264,8 @@ html.html = {
       for _, c in ipairs(info) do
         local v = row[c.name]
         local numeric = c.numeric or type(v) == "number"
-        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, c.opts)), "</td>")
+        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, c.opts)),
+          "</td>")
       end
       out:write("</tr>\n")
     end

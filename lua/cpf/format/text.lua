@@ -12,7 +12,7 @@ local function one_line(s)
 end
 
 -- Each row's cell texts, per column info (numeric, decimals) from common.column_info.
-local function cell_texts(res, info, opts, fix)
+local function cell_texts(res, info, fix)
   local rows = {}
   for i, row in ipairs(res) do
     local cells = {}
@@ -59,7 +59,7 @@ text.table = {
       header[j] = fix(name)
       widths[j] = width(header[j])
     end
-    local rows = cell_texts(res, info, opts, fix)
+    local rows = cell_texts(res, info, fix)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)
@@ -112,7 +112,7 @@ text.markdown = {
       header[j] = markdown_cell(common.valid_utf8(name))
       widths[j] = math.max(3, width(header[j]))
     end
-    local rows = cell_texts(res, info, opts, function(s) return markdown_cell(common.valid_utf8(s)) end)
+    local rows = cell_texts(res, info, function(s) return markdown_cell(common.valid_utf8(s)) end)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)
