@@ -1,6 +1,5 @@
 /* column.c — one column of the store: append typed values while loading, then settle the
  * type (inference for unknown columns) and narrow the storage to the smallest width. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +17,6 @@ int cpf_type_from_name(const char *name, cpf_type *type) {
   for (i = 0; i <= CPF_TYPE_AUTO; i++)
     if (strcmp(name, type_names[i]) == 0) { *type = (cpf_type)i; return 0; }
   return -1;
-}
-
-static void error_set(cpf_error *err, cpf_error_code code, size_t row, size_t column,
-                      const char *fmt, va_list ap) {
-  if (err->code) return; /* the first error is the one worth reporting */
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  err->code = code == CPF_OK ? CPF_ERR_USAGE : code;
-  err->row = row;
-  err->column = column;
-}
-
-void cpf_error_set(cpf_error *err, cpf_error_code code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  error_set(err, code, 0, 0, fmt, ap);
-  va_end(ap);
-}
-
-void cpf_error_at(cpf_error *err, cpf_error_code code, size_t row, size_t column,
-                  const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  error_set(err, code, row, column, fmt, ap);
-  va_end(ap);
-}
-
-const char *cpf_error_kind(cpf_error_code code) {
-  static const char *const kinds[] = {"none", "data", "io", "memory", "cancelled", "callback", "usage"};
-  return (unsigned)code < sizeof kinds / sizeof kinds[0] ? kinds[code] : "usage";
 }
 
 /* Values are stored at the narrowest width from the first row and widened when a value does

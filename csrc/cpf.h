@@ -19,6 +19,7 @@ typedef enum {
 const char *cpf_type_name(cpf_type type);
 int cpf_type_from_name(const char *name, cpf_type *type); /* 0 when known */
 
+/* ---- error.c ---- */
 /* Errors travel as values: a code that says what failed (decisions are taken on it, never on
  * the message's text), the position in the file where there is one, and the message the
  * bindings return as nil, message, kind. */

@@ -54,6 +54,7 @@ build = {
         "csrc/query.c",
         "csrc/snapshot.c",
         "csrc/output_file.c",
+        "csrc/error.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CSV_INCDIR)" },
