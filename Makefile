@@ -18,7 +18,7 @@ MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibilit
 MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 # The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
-ENGINE_SOURCES = csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c \
+ENGINE_SOURCES = csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c \
                  csrc/snapshot.c csrc/output_file.c csrc/error.c
 BINDING_SOURCES = csrc/core.c
 SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)

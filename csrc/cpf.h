@@ -74,6 +74,9 @@ const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *
 /* Drop the hash table once no value will be added (it is only needed while loading). */
 void dictionary_freeze(cpf_dictionary *dict);
 size_t dictionary_memory(const cpf_dictionary *dict);
+/* Interns every value of `from` into `into`: the malloc'd array of their codes in `into`, one per
+ * code of `from` (never empty); NULL when out of memory. */
+uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from);
 
 /* ---- numparse.c: exact, locale-independent parsing ---- */
 typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
@@ -129,6 +132,13 @@ int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);
 /* Parallel load: append the next chunk's builder of the same column (freed), before finishing. */
 int column_absorb(cpf_column *out, cpf_column *in);
+/* Appends every row of `in`, a finished column of out's type: codes through out's dictionary,
+ * decimals at out's scale (no smaller than in's). A code past in's dictionary (a damaged
+ * snapshot) is appended as a missing value. -1: out of memory; -2: a decimal that does not fit
+ * 64 bits at out's scale. */
+int column_append_column(cpf_column *out, const cpf_column *in);
+/* Appends `count` rows holding the code `code` of a string column's dictionary. */
+int column_append_code(cpf_column *col, uint32_t code, size_t count);
 
 static inline int column_is_valid(const cpf_column *col, size_t row) {
   return col->missing_bits == NULL || !((col->missing_bits[row >> 3] >> (row & 7)) & 1);
@@ -152,7 +162,7 @@ static inline double column_number_at(const cpf_column *col, size_t row) {
   return ((const double *)col->data)[row];
 }
 
-/* ---- the dataset ---- */
+/* ---- dataset.c: columns of equal length ---- */
 typedef struct {
   size_t rows;
   size_t ncols;

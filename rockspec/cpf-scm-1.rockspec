@@ -48,6 +48,7 @@ build = {
       sources = {
         "csrc/core.c",
         "csrc/loader.c",
+        "csrc/dataset.c",
         "csrc/column.c",
         "csrc/dictionary.c",
         "csrc/numparse.c",
