@@ -277,8 +277,7 @@ static int dataset_distinct(lua_State *L) {
       all[m].col = col;
       if (all[m].missing) all[m].key = 0;
       else if (col->type == CPF_TYPE_NUMBER) {
-        double d = column_number_at(col, i);
-        if (d == 0) d = 0; /* -0.0 and 0.0 are one value */
+        double d = normalize_zero(column_number_at(col, i));
         memcpy(&all[m].key, &d, sizeof d);
       } else all[m].key = column_integer_at(col, i);
       m++;

@@ -161,6 +161,9 @@ static inline uint32_t column_code_at(const cpf_column *col, size_t row) {
 static inline double column_number_at(const cpf_column *col, size_t row) {
   return ((const double *)col->data)[row];
 }
+/* -0.0 as 0.0: where doubles are grouped, counted or compared by their bits, the two are one
+ * value (as == says). */
+static inline double normalize_zero(double d) { return d == 0 ? 0.0 : d; }
 
 /* ---- dataset.c: columns of equal length ---- */
 typedef struct {

@@ -135,8 +135,7 @@ static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key 
     union { int64_t i; double d; } v;
     if (is_missing(col, i)) { codes[i] = UINT32_MAX; continue; }
     if (col->type == CPF_TYPE_NUMBER) {
-      v.d = column_number_at(col, i);
-      if (v.d == 0) v.d = 0; /* -0.0 groups with 0.0 */
+      v.d = normalize_zero(column_number_at(col, i));
     } else {
       v.i = column_integer_at(col, i);
     }
@@ -619,8 +618,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     if (gid[i] == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
     if (col->type == CPF_TYPE_STRING) v = column_code_at(col, i);
     else if (col->type == CPF_TYPE_NUMBER) {
-      double d = column_number_at(col, i);
-      if (d == 0) d = 0;
+      double d = normalize_zero(column_number_at(col, i));
       memcpy(&v, &d, sizeof v);
     } else v = (uint64_t)column_integer_at(col, i);
     h = (v * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)gid[i] * 0xc4ceb9fe1a85ec53ull);
