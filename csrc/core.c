@@ -38,11 +38,18 @@ static int scratch_gc(lua_State *L) {
   return 0;
 }
 
-static void *scratch_alloc(lua_State *L, size_t bytes) {
+/* A box on the stack whose pointer the collector frees: memory the engine returns is put there
+ * before anything that can raise. */
+static void **scratch_hold(lua_State *L) {
   void **box = lua_newuserdata(L, sizeof *box);
   *box = NULL;
   luaL_getmetatable(L, SCRATCH_META);
   lua_setmetatable(L, -2);
+  return box;
+}
+
+static void *scratch_alloc(lua_State *L, size_t bytes) {
+  void **box = scratch_hold(L);
   *box = malloc(bytes ? bytes : 1);
   if (*box == NULL) luaL_error(L, "out of memory");
   return *box;
@@ -208,114 +215,44 @@ static int dataset_rows(lua_State *L) {
   return 1;
 }
 
-/* ---- distinct values with their row counts ---- */
-typedef struct {
-  int64_t key;     /* dictionary code, integer value, or double bits */
-  size_t count;
-  int missing;
-  const cpf_column *col; /* qsort has no context argument, and globals are not allowed */
-} distinct_entry;
-
-static int compare_keys(const distinct_entry *a, const distinct_entry *b) {
-  const cpf_column *sort_column = a->col;
-  if (a->missing || b->missing) return a->missing - b->missing; /* nil last */
-  if (sort_column->type == CPF_TYPE_STRING) {
-    size_t la, lb, n;
-    const char *sa = dictionary_value(&sort_column->dict, (uint32_t)a->key, &la);
-    const char *sb = dictionary_value(&sort_column->dict, (uint32_t)b->key, &lb);
-    int c;
-    n = la < lb ? la : lb;
-    c = memcmp(sa, sb, n);
-    return c != 0 ? c : (la > lb) - (la < lb);
-  }
-  if (sort_column->type == CPF_TYPE_NUMBER) { /* a total order, NaN last: qsort needs one */
-    double x, y;
-    memcpy(&x, &a->key, sizeof x);
-    memcpy(&y, &b->key, sizeof y);
-    if (x != x || y != y) return (x != x) - (y != y);
-    return (x > y) - (x < y);
-  }
-  return (a->key > b->key) - (a->key < b->key);
-}
-
-static int compare_by_key(const void *pa, const void *pb) { return compare_keys(pa, pb); }
-
-static int compare_by_count(const void *pa, const void *pb) {
-  const distinct_entry *a = pa, *b = pb;
-  if (a->count != b->count) return a->count < b->count ? 1 : -1;
-  return compare_keys(a, b);
-}
-
+/* ds:distinct(column) -> { {value =, count =}, ... }, most frequent first */
 static int dataset_distinct(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
-  const cpf_column *col = &ds->cols[column_arg(L, ds, 2)];
-  distinct_entry *entries;
-  size_t n = 0, i;
-  if (col->type == CPF_TYPE_STRING) {
-    size_t *counts = scratch_alloc(L, ((size_t)col->dict.count + 1) * sizeof *counts);
-    memset(counts, 0, ((size_t)col->dict.count + 1) * sizeof *counts);
-    for (i = 0; i < ds->rows; i++) { /* a code past the dictionary (damaged data): no value */
-      uint32_t code = column_code_at(col, i);
-      counts[column_is_valid(col, i) && code < col->dict.count ? code : col->dict.count]++;
-    }
-    entries = scratch_alloc(L, ((size_t)col->dict.count + 1) * sizeof *entries);
-    for (i = 0; i <= col->dict.count; i++) {
-      if (counts[i] == 0) continue;
-      entries[n].key = (int64_t)i;
-      entries[n].count = counts[i];
-      entries[n].missing = i == col->dict.count;
-      entries[n].col = col;
-      n++;
-    }
-  } else {
-    /* sort a copy of the values and count the runs */
-    distinct_entry *all = scratch_alloc(L, (ds->rows + 1) * sizeof *all);
-    size_t m = 0;
-    for (i = 0; i < ds->rows; i++) {
-      all[m].count = 1;
-      all[m].missing = !column_is_valid(col, i);
-      all[m].col = col;
-      if (all[m].missing) all[m].key = 0;
-      else if (col->type == CPF_TYPE_NUMBER) {
-        double d = normalize_zero(column_number_at(col, i));
-        memcpy(&all[m].key, &d, sizeof d);
-      } else all[m].key = column_integer_at(col, i);
-      m++;
-    }
-    qsort(all, m, sizeof *all, compare_by_key);
-    entries = all;
-    for (i = 0; i < m; i++) {
-      if (n > 0 && entries[n - 1].missing == all[i].missing && entries[n - 1].key == all[i].key) {
-        entries[n - 1].count++;
-      } else {
-        entries[n++] = all[i];
-      }
-    }
+  int column = column_arg(L, ds, 2);
+  const cpf_column *col = &ds->cols[column];
+  void **held = scratch_hold(L);
+  query_distinct_value *values;
+  size_t n, i;
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (query_distinct(ds, column, &values, &n, &err) != 0) {
+    lua_pushstring(L, err.message);
+    return lua_error(L);
   }
-  qsort(entries, n, sizeof *entries, compare_by_count);
+  *held = values; /* freed by the collector, even if a push below raises */
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     lua_createtable(L, 0, 2);
-    if (entries[i].missing) lua_pushnil(L);
+    if (values[i].missing) lua_pushnil(L);
     else if (col->type == CPF_TYPE_STRING) {
       size_t len;
-      const char *s = dictionary_value(&col->dict, (uint32_t)entries[i].key, &len);
+      const char *s = dictionary_value(&col->dict, (uint32_t)values[i].value, &len);
       lua_pushlstring(L, s, len);
     } else if (col->type == CPF_TYPE_NUMBER) {
       double d;
-      memcpy(&d, &entries[i].key, sizeof d);
+      memcpy(&d, &values[i].value, sizeof d);
       lua_pushnumber(L, d);
     } else {
       /* reuse the value formatting of one row holding this value */
       cpf_column one = *col;
-      int64_t v = entries[i].key;
+      int64_t v = values[i].value;
       one.missing_bits = NULL;
       one.data = &v;
       one.width = 8;
       push_value(L, &one, 0);
     }
     lua_setfield(L, -2, "value");
-    compat_pushint64(L, (int64_t)entries[i].count);
+    compat_pushint64(L, (int64_t)values[i].count);
     lua_setfield(L, -2, "count");
     lua_rawseti(L, -2, (int)i + 1);
   }

@@ -343,4 +343,17 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
               query_agg *aggs, size_t naggs, query_result *res, cpf_error *err);
 void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs);
 
+/* A distinct value of a column and the number of rows that hold it. */
+typedef struct {
+  int64_t value;            /* a dictionary code, an integer-like value or a double's bits */
+  size_t count;
+  int missing;              /* the entry of the rows without a value (value unused) */
+  const cpf_column *column; /* what the value belongs to: qsort has no context argument */
+} query_distinct_value;
+
+/* The distinct values of a column, most frequent first, ties in value order and the missing
+ * entry last; -0.0 counts as 0.0. *out (malloc'd, *count entries) is the caller's to free. */
+int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out, size_t *count,
+                   cpf_error *err);
+
 #endif
