@@ -610,10 +610,9 @@ static int query_execute(lua_State *L) {
   lua_setfield(L, -2, "aggs");
   lua_getfield(L, 2, "row_groups");
   if (lua_toboolean(L, -1)) { /* for custom reducers: the group of every row, 0 = not selected */
-    const uint32_t *gid = ds->scratch_gid;
     lua_createtable(L, (int)ds->rows, 0);
     for (j = 0; j < ds->rows; j++) {
-      lua_pushinteger(L, (lua_Integer)qs->res.slot_group[gid[j]]); /* dropped rows' slot: 0 */
+      lua_pushinteger(L, (lua_Integer)query_row_group(&qs->res, j));
       lua_rawseti(L, -2, (int)j + 1);
     }
     lua_setfield(L, -3, "row_groups");

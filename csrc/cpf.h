@@ -335,13 +335,19 @@ typedef struct {
   size_t ngroups;
   uint32_t **key_codes;       /* per key, the code of each group */
   int64_t *rows;              /* rows selected in each group */
-  uint32_t *slot_group;       /* per slot of ds->scratch_gid: group number + 1, 0 = none */
+  const uint32_t *row_slot;   /* per row of the dataset, its slot: the dataset's work array,
+                               * valid until the next query on the dataset */
+  uint32_t *slot_group;       /* per slot: group number + 1, 0 = none */
   size_t nslots;
 } query_result;
 
 int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
               query_agg *aggs, size_t naggs, query_result *res, cpf_error *err);
 void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs);
+/* The group of a row after query_run, from 1; 0 for a row the selection dropped. */
+static inline uint32_t query_row_group(const query_result *res, size_t row) {
+  return res->slot_group[res->row_slot[row]];
+}
 
 /* A distinct value of a column and the number of rows that hold it. */
 typedef struct {

@@ -935,6 +935,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       j++;
     }
   }
+  res->row_slot = gid;
   rc = 0;
 done:
   if (steps)
