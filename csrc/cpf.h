@@ -1,5 +1,5 @@
-/* cpf.h — the engine's private API: column store, dictionaries, number parsing, loader.
- * Plain C99, no Lua: the bindings in core.c are the only file that includes Lua headers. */
+/* cpf.h — the engine's private API: column store, dictionaries, number parsing, loader, query,
+ * snapshots. Plain C99, no Lua: only the bindings (core.c, lua_*.c) include Lua headers. */
 #ifndef CPF_H
 #define CPF_H
 

@@ -47,6 +47,10 @@ build = {
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",
+        "csrc/lua_dataset.c",
+        "csrc/lua_query.c",
+        "csrc/lua_source.c",
+        "csrc/lua_system.c",
         "csrc/loader.c",
         "csrc/dataset.c",
         "csrc/column.c",
