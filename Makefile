@@ -17,9 +17,12 @@ MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibilit
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
 MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
-SOURCES = csrc/core.c csrc/loader.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c \
-          csrc/output_file.c
-HEADERS = csrc/cpf.h csrc/compat.h csrc/snapshot_format.h
+# The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
+ENGINE_SOURCES = csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c \
+                 csrc/snapshot.c csrc/output_file.c csrc/error.c
+BINDING_SOURCES = csrc/core.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_source.c csrc/lua_system.c
+SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
+HEADERS = csrc/cpf.h csrc/snapshot_format.h csrc/compat.h csrc/lua_bindings.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
 .PHONY: all test bench demo clean lint check-asan check-tsan check-all screenshot sanitizer-builds \
@@ -27,7 +30,7 @@ MODULE = $(BUILD_DIR)/cpf/core.so
 
 all: $(MODULE)
 
-$(MODULE): $(SOURCES) $(HEADERS)
+$(MODULE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
@@ -79,15 +82,13 @@ FUZZ_SECONDS ?= 300
 FUZZ_OPTIONS ?=
 FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
-FUZZ_ENGINE = csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/snapshot.c \
-              csrc/output_file.c csrc/loader.c
 FUZZERS = csv_load snapshot_open snapshot_mutate
 FUZZ_BINARIES = $(FUZZERS:%=build/fuzz/%)
 
-build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(FUZZ_ENGINE) $(HEADERS)
+build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(ENGINE_SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -Icsrc -o $@ \
-	  fuzz/$*.c fuzz/fuzz_queries.c $(FUZZ_ENGINE) -L$(CSV_LIBDIR) -lcsv -lm -lpthread
+	  fuzz/$*.c fuzz/fuzz_queries.c $(ENGINE_SOURCES) -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 fuzz-build: $(FUZZ_BINARIES)
 

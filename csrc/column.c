@@ -1,10 +1,8 @@
 /* column.c — one column of the store: append typed values while loading, then settle the
  * type (inference for unknown columns) and narrow the storage to the smallest width. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cpf.h"
 
@@ -18,35 +16,6 @@ int cpf_type_from_name(const char *name, cpf_type *type) {
   for (i = 0; i <= CPF_TYPE_AUTO; i++)
     if (strcmp(name, type_names[i]) == 0) { *type = (cpf_type)i; return 0; }
   return -1;
-}
-
-static void error_set(cpf_error *err, cpf_error_code code, size_t row, size_t column,
-                      const char *fmt, va_list ap) {
-  if (err->code) return; /* the first error is the one worth reporting */
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  err->code = code == CPF_OK ? CPF_ERR_USAGE : code;
-  err->row = row;
-  err->column = column;
-}
-
-void cpf_error_set(cpf_error *err, cpf_error_code code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  error_set(err, code, 0, 0, fmt, ap);
-  va_end(ap);
-}
-
-void cpf_error_at(cpf_error *err, cpf_error_code code, size_t row, size_t column,
-                  const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  error_set(err, code, row, column, fmt, ap);
-  va_end(ap);
-}
-
-const char *cpf_error_kind(cpf_error_code code) {
-  static const char *const kinds[] = {"none", "data", "io", "memory", "cancelled", "callback", "usage"};
-  return (unsigned)code < sizeof kinds / sizeof kinds[0] ? kinds[code] : "usage";
 }
 
 /* Values are stored at the narrowest width from the first row and widened when a value does
@@ -419,34 +388,7 @@ size_t column_memory(const cpf_column *col) {
   return n;
 }
 
-/* ---- dataset ---- */
-
-void dataset_free(cpf_dataset *ds) {
-  size_t i;
-  if (!ds) return;
-  for (i = 0; i < ds->ncols; i++) column_free(&ds->cols[i]);
-  free(ds->cols);
-  free(ds->scratch_gid);
-  free(ds->scratch_codes);
-  free(ds->scratch_selection);
-  if (ds->mapping) munmap(ds->mapping, ds->mapping_size);
-  free(ds);
-}
-
-size_t dataset_memory(const cpf_dataset *ds) {
-  size_t i, n = sizeof *ds + ds->ncols * sizeof *ds->cols;
-  for (i = 0; i < ds->ncols; i++) n += column_memory(&ds->cols[i]);
-  return n;
-}
-
-int dataset_find_column(const cpf_dataset *ds, const char *name) {
-  size_t i;
-  for (i = 0; i < ds->ncols; i++)
-    if (strcmp(ds->cols[i].name, name) == 0) return (int)i;
-  return -1;
-}
-
-/* ---- concatenation of datasets with the same columns (several monthly extractions) ---- */
+/* ---- appending the rows of another column (concatenated datasets, merged chunks) ---- */
 
 /* -1: out of memory; -2: a decimal value that does not fit 64 bits at the output's scale. A
  * code past the input's dictionary (a damaged snapshot) is appended as a missing value. */
@@ -487,90 +429,22 @@ static int append_from(cpf_column *out, const cpf_column *in, size_t rows, const
   return 0;
 }
 
-cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char *const *sources,
-                            cpf_error *err) {
-  cpf_dataset *ds;
-  size_t total = 0, p, j;
+int column_append_column(cpf_column *out, const cpf_column *in) {
   uint32_t *remap = NULL;
   int rc;
-  char msg[64];
-  if (nparts == 0) { cpf_error_set(err, CPF_ERR_USAGE, "no dataset to concatenate"); return NULL; }
-  for (p = 0; p < nparts; p++) {
-    total += parts[p]->rows;
-    if (parts[p]->ncols != parts[0]->ncols) {
-      cpf_error_set(err, CPF_ERR_DATA, "%s has %zu columns, %s has %zu", sources[0], parts[0]->ncols, sources[p],
-                    parts[p]->ncols);
-      return NULL;
-    }
-    for (j = 0; j < parts[0]->ncols; j++) {
-      const cpf_column *a = &parts[0]->cols[j], *b = &parts[p]->cols[j];
-      if (strcmp(a->name, b->name) != 0) {
-        cpf_error_set(err, CPF_ERR_DATA, "column %zu is '%s' in %s but '%s' in %s", j + 1, a->name, sources[0],
-                      b->name, sources[p]);
-        return NULL;
-      }
-      if (a->type != b->type) {
-        cpf_error_set(err, CPF_ERR_DATA, "column '%s' is %s in %s but %s in %s", a->name, cpf_type_name(a->type),
-                      sources[0], cpf_type_name(b->type), sources[p]);
-        return NULL;
-      }
-    }
-  }
-  ds = calloc(1, sizeof *ds);
-  if (!ds || !(ds->cols = calloc(parts[0]->ncols + 1, sizeof *ds->cols))) goto oom;
-  for (j = 0; j <= parts[0]->ncols; j++) {
-    int is_source = j == parts[0]->ncols;
-    const cpf_column *first = is_source ? NULL : &parts[0]->cols[j];
-    cpf_column *out = &ds->cols[j];
-    if (column_init(out, is_source ? "source" : first->name, is_source ? "source" : first->label,
-                    is_source ? CPF_TYPE_STRING : first->type, '.', total) != 0) goto oom;
-    ds->ncols = j + 1;
-    if (is_source) {
-      for (p = 0; p < nparts; p++) {
-        size_t i;
-        uint32_t code = dictionary_intern(&out->dict, sources[p], strlen(sources[p]));
-        if (code == UINT32_MAX) goto oom;
-        for (i = 0; i < parts[p]->rows; i++) {
-          if (out->rows == out->cap && column_grow(out) != 0) goto oom;
-          if (store_code(out, out->rows++, code) != 0) goto oom;
-        }
-      }
-    } else {
-      for (p = 0; p < nparts; p++) /* the largest scale keeps every value exact */
-        if (parts[p]->cols[j].scale > out->scale) out->scale = parts[p]->cols[j].scale;
-      for (p = 0; p < nparts; p++) {
-        const cpf_column *in = &parts[p]->cols[j];
-        if (in->type == CPF_TYPE_STRING) {
-          uint32_t c;
-          free(remap);
-          remap = malloc(((size_t)in->dict.count + 1) * sizeof *remap);
-          if (!remap) goto oom;
-          for (c = 0; c < in->dict.count; c++) {
-            size_t len;
-            const char *s = dictionary_value(&in->dict, c, &len);
-            if ((remap[c] = dictionary_intern(&out->dict, s, len)) == UINT32_MAX) goto oom;
-          }
-        }
-        rc = append_from(out, in, parts[p]->rows, remap);
-        if (rc == -2) {
-          cpf_error_set(err, CPF_ERR_DATA, "column '%s': a value of %s does not fit 64 bits at %d decimals",
-                        first->name, sources[p], out->scale);
-          goto fail;
-        }
-        if (rc != 0) goto oom;
-      }
-    }
-    if (column_finish(out, msg, sizeof msg) != 0) goto oom;
-  }
+  if (in->type == CPF_TYPE_STRING && !(remap = dictionary_merge(&out->dict, &in->dict))) return -1;
+  rc = append_from(out, in, in->rows, remap);
   free(remap);
-  ds->rows = total;
-  return ds;
-oom:
-  cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
-fail:
-  free(remap);
-  dataset_free(ds);
-  return NULL;
+  return rc;
+}
+
+int column_append_code(cpf_column *col, uint32_t code, size_t count) {
+  size_t i;
+  for (i = 0; i < count; i++) {
+    if (col->rows == col->cap && column_grow(col) != 0) return -1;
+    if (store_code(col, col->rows++, code) != 0) return -1;
+  }
+  return 0;
 }
 
 /* ---- merging the builders of a file's chunks (parallel load) ---- */
@@ -588,16 +462,9 @@ int column_absorb(cpf_column *out, cpf_column *in) {
     goto done;
   if (out->type == CPF_TYPE_DECIMAL && in->type == CPF_TYPE_NUMBER && decimal_rescale(out, 99) != 0)
     goto done;
-  if (out->type == CPF_TYPE_STRING || out->type == CPF_TYPE_AUTO) {
-    uint32_t c;
-    remap = malloc(((size_t)in->dict.count + 1) * sizeof *remap);
-    if (!remap) goto done;
-    for (c = 0; c < in->dict.count; c++) {
-      size_t len;
-      const char *v = dictionary_value(&in->dict, c, &len);
-      if ((remap[c] = dictionary_intern(&out->dict, v, len)) == UINT32_MAX) goto done;
-    }
-  }
+  if ((out->type == CPF_TYPE_STRING || out->type == CPF_TYPE_AUTO) &&
+      !(remap = dictionary_merge(&out->dict, &in->dict)))
+    goto done;
   while (out->cap < out->rows + in->rows)
     if (column_grow(out) != 0) goto done;
   if (!remap && out->type == in->type && out->scale == in->scale) {

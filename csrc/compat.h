@@ -1,5 +1,6 @@
 /* compat.h — the differences between Lua 5.1/LuaJIT, 5.3 and 5.4 that the bindings need.
- * Static shims with our own names: nothing here is exported or named lua_* / luaL_*. */
+ * Static shims with our own names: nothing here is exported or named lua_* / luaL_*. Inline,
+ * so that a binding file that does not use one of them compiles without a warning. */
 #ifndef CPF_COMPAT_H
 #define CPF_COMPAT_H
 
@@ -10,7 +11,7 @@
 
 #if LUA_VERSION_NUM < 502
 #define compat_rawlen(L, i) lua_objlen((L), (i))
-static void compat_setfuncs(lua_State *L, const luaL_Reg *l) {
+static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l) {
   for (; l->name != NULL; l++) {
     lua_pushcfunction(L, l->func);
     lua_setfield(L, -2, l->name);
@@ -22,7 +23,7 @@ static void compat_setfuncs(lua_State *L, const luaL_Reg *l) {
 #endif
 
 /* Integers: exact on 5.3/5.4; on 5.1/LuaJIT a lua_Number (exact up to 2^53). */
-static void compat_pushint64(lua_State *L, int64_t v) {
+static inline void compat_pushint64(lua_State *L, int64_t v) {
 #if LUA_VERSION_NUM >= 503
   lua_pushinteger(L, (lua_Integer)v);
 #else
@@ -31,7 +32,7 @@ static void compat_pushint64(lua_State *L, int64_t v) {
 }
 
 /* A whole number argument, refusing 2.5 on every version. */
-static int64_t compat_checkint64(lua_State *L, int arg) {
+static inline int64_t compat_checkint64(lua_State *L, int arg) {
 #if LUA_VERSION_NUM >= 503
   return (int64_t)luaL_checkinteger(L, arg);
 #else

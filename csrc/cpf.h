@@ -1,5 +1,5 @@
-/* cpf.h — the engine's private API: column store, dictionaries, number parsing, loader.
- * Plain C99, no Lua: the bindings in core.c are the only file that includes Lua headers. */
+/* cpf.h — the engine's private API: column store, dictionaries, number parsing, loader, query,
+ * snapshots. Plain C99, no Lua: only the bindings (core.c, lua_*.c) include Lua headers. */
 #ifndef CPF_H
 #define CPF_H
 
@@ -19,6 +19,7 @@ typedef enum {
 const char *cpf_type_name(cpf_type type);
 int cpf_type_from_name(const char *name, cpf_type *type); /* 0 when known */
 
+/* ---- error.c ---- */
 /* Errors travel as values: a code that says what failed (decisions are taken on it, never on
  * the message's text), the position in the file where there is one, and the message the
  * bindings return as nil, message, kind. */
@@ -73,6 +74,9 @@ const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *
 /* Drop the hash table once no value will be added (it is only needed while loading). */
 void dictionary_freeze(cpf_dictionary *dict);
 size_t dictionary_memory(const cpf_dictionary *dict);
+/* Interns every value of `from` into `into`: the malloc'd array of their codes in `into`, one per
+ * code of `from` (never empty); NULL when out of memory. */
+uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from);
 
 /* ---- numparse.c: exact, locale-independent parsing ---- */
 typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
@@ -128,6 +132,13 @@ int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);
 /* Parallel load: append the next chunk's builder of the same column (freed), before finishing. */
 int column_absorb(cpf_column *out, cpf_column *in);
+/* Appends every row of `in`, a finished column of out's type: codes through out's dictionary,
+ * decimals at out's scale (no smaller than in's). A code past in's dictionary (a damaged
+ * snapshot) is appended as a missing value. -1: out of memory; -2: a decimal that does not fit
+ * 64 bits at out's scale. */
+int column_append_column(cpf_column *out, const cpf_column *in);
+/* Appends `count` rows holding the code `code` of a string column's dictionary. */
+int column_append_code(cpf_column *col, uint32_t code, size_t count);
 
 static inline int column_is_valid(const cpf_column *col, size_t row) {
   return col->missing_bits == NULL || !((col->missing_bits[row >> 3] >> (row & 7)) & 1);
@@ -150,8 +161,11 @@ static inline uint32_t column_code_at(const cpf_column *col, size_t row) {
 static inline double column_number_at(const cpf_column *col, size_t row) {
   return ((const double *)col->data)[row];
 }
+/* -0.0 as 0.0: where doubles are grouped, counted or compared by their bits, the two are one
+ * value (as == says). */
+static inline double normalize_zero(double d) { return d == 0 ? 0.0 : d; }
 
-/* ---- the dataset ---- */
+/* ---- dataset.c: columns of equal length ---- */
 typedef struct {
   size_t rows;
   size_t ncols;
@@ -321,12 +335,31 @@ typedef struct {
   size_t ngroups;
   uint32_t **key_codes;       /* per key, the code of each group */
   int64_t *rows;              /* rows selected in each group */
-  uint32_t *slot_group;       /* per slot of ds->scratch_gid: group number + 1, 0 = none */
+  const uint32_t *row_slot;   /* per row of the dataset, its slot: the dataset's work array,
+                               * valid until the next query on the dataset */
+  uint32_t *slot_group;       /* per slot: group number + 1, 0 = none */
   size_t nslots;
 } query_result;
 
 int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
               query_agg *aggs, size_t naggs, query_result *res, cpf_error *err);
 void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs);
+/* The group of a row after query_run, from 1; 0 for a row the selection dropped. */
+static inline uint32_t query_row_group(const query_result *res, size_t row) {
+  return res->slot_group[res->row_slot[row]];
+}
+
+/* A distinct value of a column and the number of rows that hold it. */
+typedef struct {
+  int64_t value;            /* a dictionary code, an integer-like value or a double's bits */
+  size_t count;
+  int missing;              /* the entry of the rows without a value (value unused) */
+  const cpf_column *column; /* what the value belongs to: qsort has no context argument */
+} query_distinct_value;
+
+/* The distinct values of a column, most frequent first, ties in value order and the missing
+ * entry last; -0.0 counts as 0.0. *out (malloc'd, *count entries) is the caller's to free. */
+int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out, size_t *count,
+                   cpf_error *err);
 
 #endif

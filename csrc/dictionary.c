@@ -172,6 +172,20 @@ void dictionary_freeze(cpf_dictionary *dict) {
   }
 }
 
+uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from) {
+  uint32_t *remap = malloc(((size_t)from->count + 1) * sizeof *remap), c;
+  if (!remap) return NULL;
+  for (c = 0; c < from->count; c++) {
+    size_t len;
+    const char *s = dictionary_value(from, c, &len);
+    if ((remap[c] = dictionary_intern(into, s, len)) == UINT32_MAX) {
+      free(remap);
+      return NULL;
+    }
+  }
+  return remap;
+}
+
 /* Frozen (loaded, or mapped from a snapshot): what the values take, the same either way. */
 size_t dictionary_memory(const cpf_dictionary *dict) {
   if (!dict->slots) return dict->bytes_len + ((size_t)dict->count + 1) * sizeof *dict->offsets;

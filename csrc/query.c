@@ -135,8 +135,7 @@ static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key 
     union { int64_t i; double d; } v;
     if (is_missing(col, i)) { codes[i] = UINT32_MAX; continue; }
     if (col->type == CPF_TYPE_NUMBER) {
-      v.d = column_number_at(col, i);
-      if (v.d == 0) v.d = 0; /* -0.0 groups with 0.0 */
+      v.d = normalize_zero(column_number_at(col, i));
     } else {
       v.i = column_integer_at(col, i);
     }
@@ -637,8 +636,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     if (gid[i] == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
     if (col->type == CPF_TYPE_STRING) v = column_code_at(col, i);
     else if (col->type == CPF_TYPE_NUMBER) {
-      double d = column_number_at(col, i);
-      if (d == 0) d = 0;
+      double d = normalize_zero(column_number_at(col, i));
       memcpy(&v, &d, sizeof v);
     } else v = (uint64_t)column_integer_at(col, i);
     h = (v * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)gid[i] * 0xc4ceb9fe1a85ec53ull);
@@ -955,6 +953,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       j++;
     }
   }
+  res->row_slot = gid;
   rc = 0;
 done:
   if (steps)
@@ -980,4 +979,94 @@ void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t 
     aggs[k].present = NULL;
   }
   memset(res, 0, sizeof *res);
+}
+
+/* ---- distinct values of a column with their row counts ---- */
+
+static int compare_values(const query_distinct_value *a, const query_distinct_value *b) {
+  const cpf_column *col = a->column;
+  if (a->missing || b->missing) return a->missing - b->missing; /* no value last */
+  if (col->type == CPF_TYPE_STRING) {
+    size_t la, lb, n;
+    const char *sa = dictionary_value(&col->dict, (uint32_t)a->value, &la);
+    const char *sb = dictionary_value(&col->dict, (uint32_t)b->value, &lb);
+    int c;
+    n = la < lb ? la : lb;
+    c = memcmp(sa, sb, n);
+    return c != 0 ? c : (la > lb) - (la < lb);
+  }
+  if (col->type == CPF_TYPE_NUMBER) { /* a total order, NaN last: qsort needs one */
+    double x, y;
+    memcpy(&x, &a->value, sizeof x);
+    memcpy(&y, &b->value, sizeof y);
+    return compare_doubles(&x, &y);
+  }
+  return (a->value > b->value) - (a->value < b->value);
+}
+
+static int compare_by_value(const void *pa, const void *pb) { return compare_values(pa, pb); }
+
+static int compare_by_count(const void *pa, const void *pb) {
+  const query_distinct_value *a = pa, *b = pb;
+  if (a->count != b->count) return a->count < b->count ? 1 : -1;
+  return compare_values(a, b);
+}
+
+int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out, size_t *count,
+                   cpf_error *err) {
+  const cpf_column *col = &ds->cols[column];
+  query_distinct_value *values;
+  size_t n = 0, i;
+  *out = NULL;
+  *count = 0;
+  if (col->type == CPF_TYPE_STRING) {
+    /* one counter per code, and one for the rows without a value */
+    size_t *counts = calloc((size_t)col->dict.count + 1, sizeof *counts);
+    values = malloc(((size_t)col->dict.count + 1) * sizeof *values);
+    if (!counts || !values) {
+      free(counts);
+      free(values);
+      cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+      return -1;
+    }
+    for (i = 0; i < ds->rows; i++) { /* a code past the dictionary (damaged data): no value */
+      uint32_t code = column_code_at(col, i);
+      counts[column_is_valid(col, i) && code < col->dict.count ? code : col->dict.count]++;
+    }
+    for (i = 0; i <= col->dict.count; i++) {
+      if (counts[i] == 0) continue;
+      values[n].value = (int64_t)i;
+      values[n].count = counts[i];
+      values[n].missing = i == col->dict.count;
+      values[n].column = col;
+      n++;
+    }
+    free(counts);
+  } else {
+    /* sort a copy of the values and count the runs, in place */
+    size_t m = 0;
+    if (!(values = alloc_rows(ds->rows + 1, sizeof *values, err))) return -1;
+    for (i = 0; i < ds->rows; i++) {
+      values[m].count = 1;
+      values[m].missing = !column_is_valid(col, i);
+      values[m].column = col;
+      if (values[m].missing) values[m].value = 0;
+      else if (col->type == CPF_TYPE_NUMBER) {
+        double d = normalize_zero(column_number_at(col, i));
+        memcpy(&values[m].value, &d, sizeof d);
+      } else values[m].value = column_integer_at(col, i);
+      m++;
+    }
+    qsort(values, m, sizeof *values, compare_by_value);
+    for (i = 0; i < m; i++) {
+      if (n > 0 && values[n - 1].missing == values[i].missing && values[n - 1].value == values[i].value)
+        values[n - 1].count++;
+      else
+        values[n++] = values[i];
+    }
+  }
+  qsort(values, n, sizeof *values, compare_by_count);
+  *out = values;
+  *count = n;
+  return 0;
 }

@@ -42,6 +42,8 @@ static void run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkey
   size_t k, g;
   memset(&err, 0, sizeof err);
   if (query_run(ds, where, keys, nkeys, aggs, naggs, &res, &err) == 0) {
+    for (g = 0; g < ds->rows; g++) /* what row_groups reads: a group of the result, or 0 */
+      if (query_row_group(&res, g) > res.ngroups) abort();
     for (g = 0; g < res.ngroups; g++)
       for (k = 0; k < nkeys; k++) {
         if (res.key_codes[k][g] >= keys[k].cardinality) abort(); /* codes stay in range */

@@ -1,6 +1,19 @@
 -- The module builds for this Lua, exports one symbol and leaves the globals alone.
 local h = require "spec.helpers"
 
+-- The engine's files: every C source and header of csrc/ but the Lua bindings (core.c, lua_*.c,
+-- their header lua_bindings.h and compat.h).
+local function engine_files(pattern)
+  local out, err, code = h.run("ls " .. pattern)
+  assert(code == 0, err)
+  local files = {}
+  for path in out:gmatch("[^\n]+") do
+    local name = path:match("[^/]+$")
+    if name ~= "core.c" and name ~= "compat.h" and not name:match("^lua_") then files[#files + 1] = path end
+  end
+  return files
+end
+
 describe("cpf.core build", function()
   it("loads and reports its version", function()
     local cpf = require "cpf"
@@ -44,11 +57,23 @@ describe("cpf.core build", function()
   it("compiles the engine files with a compiler that is not GNU C (-U__GNUC__)", function()
     -- cpf.h once left an #if defined(__GNUC__) open: without __GNUC__ the whole engine API
     -- vanished. gcc's own glibc headers need __GNUC__, so clang (which does not) checks this.
-    local engine = { "loader", "column", "dictionary", "numparse", "query", "snapshot" }
-    local files = {}
-    for i, name in ipairs(engine) do files[i] = "csrc/" .. name .. ".c" end
+    local files = engine_files "csrc/*.c"
+    assert.is_true(#files > 0)
     local _, err, code = h.run("env -u LD_PRELOAD clang -fsyntax-only -std=c99 -pedantic -Wall -Wextra -Werror "
       .. "-U__GNUC__ -D_POSIX_C_SOURCE=200809L " .. table.concat(files, " "))
     assert.are.equal(0, code, err)
+  end)
+
+  it("keeps the Lua headers out of the engine files", function()
+    for _, path in ipairs(engine_files "csrc/*.c csrc/*.h") do
+      local f = assert(io.open(path))
+      local text = f:read "*a"
+      f:close()
+      for header in text:gmatch('#%s*include%s*[<"]([^>"]+)[>"]') do
+        local name = header:match("[^/]+$")
+        assert.is_falsy(name:match("^lua") or name:match("^lauxlib") or name == "compat.h",
+          path .. " includes " .. header)
+      end
+    end
   end)
 end)

@@ -238,6 +238,21 @@ describe("dataset methods", function()
     d:close()
   end)
 
+  it("reads -0.0 and 0.0 as one value (+0.0) in ds:distinct, group_by and cpf.distinct", function()
+    local path = h.write_file("statut_dossier;duree_moyenne\nA;0\nA;-0\nB;-0.0\nB;0.0\nB;1.5\n")
+    local d = assert(cpf.load(path))
+    local values = d:distinct "duree_moyenne"
+    assert.are.same({ { value = 0, count = 4 }, { value = 1.5, count = 1 } }, values)
+    assert.are.equal(math.huge, 1 / values[1].value)
+    local groups = d:group_by("duree_moyenne"):run { n = cpf.count() }
+    assert.are.same({ 2, 0, 4, 1.5, 1 }, { #groups, groups[1].duree_moyenne, groups[1].n,
+      groups[2].duree_moyenne, groups[2].n })
+    assert.are.equal(math.huge, 1 / groups[1].duree_moyenne)
+    local by_status = d:group_by("statut_dossier"):run { k = cpf.distinct "duree_moyenne" }
+    assert.are.same({ 1, 2 }, { by_status[1].k, by_status[2].k })
+    d:close()
+  end)
+
   it("tostring gives a short preview", function()
     assert.are.equal(table.concat({
       "cpf dataset: 3 rows × 11 columns, " .. cpf.human_bytes(ds:memory()),

@@ -1,0 +1,55 @@
+/* lua_bindings.h — what the binding files (core.c, lua_*.c) share: the userdata types, the
+ * helpers that turn engine values and errors into Lua values, and each file's registration.
+ * Only the binding files include it: the engine (cpf.h) never sees a Lua header. */
+#ifndef CPF_LUA_BINDINGS_H
+#define CPF_LUA_BINDINGS_H
+
+#include "compat.h"
+#include "cpf.h"
+
+/* Registry names of the userdata metatables. */
+#define DATASET_META "cpf.dataset"
+#define SCRATCH_META "cpf.scratch"
+#define SOURCE_META "cpf.source"
+#define OUTPUT_META "cpf.output_file"
+
+typedef struct {
+  cpf_dataset *ds; /* NULL once closed */
+} dataset_box;
+
+/* ---- core.c ---- */
+/* An engine error as Lua sees it: nil, message, kind ("data", "io", "memory", "cancelled",
+ * "callback" or "usage"), so that a caller decides on the kind, never on the text. */
+int push_failure(lua_State *L, const cpf_error *err);
+/* An engine error raised, for a wrong request (a plan the engine refuses) or out of memory. */
+int raise_failure(lua_State *L, const cpf_error *err);
+/* Scratch memory owned by a userdata pushed on the stack, so that a Lua error cannot leak it:
+ * scratch_alloc allocates it (raising when out of memory); scratch_hold pushes an empty box
+ * for memory the engine allocates. */
+void **scratch_hold(lua_State *L);
+void *scratch_alloc(lua_State *L, size_t bytes);
+/* Whether t[field] is true (neither nil nor false): a flag of a plan or of options. */
+int table_flag(lua_State *L, int t, const char *field);
+/* An integer-like stored value: an integer, a number for a decimal (v / 10^scale), "YYYY-MM"
+ * for a month, "YYYY-MM-DD" for a date. */
+void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v);
+/* Sets `functions` into the table at index t. */
+void set_functions(lua_State *L, int t, const luaL_Reg *functions);
+/* Creates the metatable `name` with __gc and an __index table of `methods`; leaves it on the
+ * stack. */
+void new_userdata_type(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods);
+
+/* ---- lua_dataset.c ---- */
+cpf_dataset *check_dataset(lua_State *L, int idx); /* raises when closed */
+dataset_box *new_dataset_box(lua_State *L);
+/* A column argument, by name or 1-based number; raises when it does not exist. */
+int column_arg(lua_State *L, const cpf_dataset *ds, int arg);
+
+/* Each binding file registers its userdata types and sets its functions into the module table
+ * at index `module`. */
+void register_dataset_bindings(lua_State *L, int module);
+void register_query_bindings(lua_State *L, int module);  /* lua_query.c */
+void register_source_bindings(lua_State *L, int module); /* lua_source.c */
+void register_system_bindings(lua_State *L, int module); /* lua_system.c */
+
+#endif

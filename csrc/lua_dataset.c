@@ -1,0 +1,306 @@
+/* lua_dataset.c — the dataset userdata: its length, columns, values, rows, dictionaries,
+ * distinct values, memory, save and close; and the module functions that make one from others
+ * (concat) or from a snapshot (open_snapshot). */
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_bindings.h"
+
+cpf_dataset *check_dataset(lua_State *L, int idx) {
+  dataset_box *box = luaL_checkudata(L, idx, DATASET_META);
+  if (box->ds == NULL) luaL_error(L, "dataset is closed");
+  return box->ds;
+}
+
+/* An empty dataset userdata on the stack, its box filled by the caller: a dataset made after
+ * this point is freed by the collector even if Lua raises before it is returned. */
+dataset_box *new_dataset_box(lua_State *L) {
+  dataset_box *box = lua_newuserdata(L, sizeof *box);
+  box->ds = NULL;
+  luaL_getmetatable(L, DATASET_META);
+  lua_setmetatable(L, -2);
+  return box;
+}
+
+static int dataset_close(lua_State *L) {
+  dataset_box *box = luaL_checkudata(L, 1, DATASET_META);
+  dataset_free(box->ds); /* idempotent: __gc, :close() and __close may all run */
+  box->ds = NULL;
+  return 0;
+}
+
+static int dataset_len(lua_State *L) {
+  compat_pushint64(L, (int64_t)check_dataset(L, 1)->rows);
+  return 1;
+}
+
+static int dataset_is_closed(lua_State *L) {
+  dataset_box *box = luaL_checkudata(L, 1, DATASET_META);
+  lua_pushboolean(L, box->ds == NULL);
+  return 1;
+}
+
+static int dataset_memory_l(lua_State *L) {
+  compat_pushint64(L, (int64_t)dataset_memory(check_dataset(L, 1)));
+  return 1;
+}
+
+static int dataset_columns(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  size_t i;
+  lua_createtable(L, (int)ds->ncols, 0);
+  for (i = 0; i < ds->ncols; i++) {
+    const cpf_column *col = &ds->cols[i];
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, col->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, col->label);
+    lua_setfield(L, -2, "label");
+    lua_pushstring(L, cpf_type_name(col->type));
+    lua_setfield(L, -2, "type");
+    compat_pushint64(L, (int64_t)col->missing);
+    lua_setfield(L, -2, "missing");
+    compat_pushint64(L, (int64_t)column_memory(col));
+    lua_setfield(L, -2, "bytes");
+    if (col->type == CPF_TYPE_DECIMAL) {
+      lua_pushinteger(L, col->scale);
+      lua_setfield(L, -2, "scale");
+    }
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+int column_arg(lua_State *L, const cpf_dataset *ds, int arg) {
+  int idx;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    int64_t n = compat_checkint64(L, arg);
+    if (n < 1 || (size_t)n > ds->ncols)
+      luaL_error(L, "column %d does not exist (the dataset has %d columns)", (int)n, (int)ds->ncols);
+    return (int)n - 1;
+  }
+  idx = dataset_find_column(ds, luaL_checkstring(L, arg));
+  if (idx < 0) luaL_error(L, "unknown column '%s'", lua_tostring(L, arg));
+  return idx;
+}
+
+static size_t row_arg(lua_State *L, const cpf_dataset *ds, int arg) {
+  int64_t i = compat_checkint64(L, arg);
+  if (i < 1 || (uint64_t)i > ds->rows) {
+    char msg[120]; /* lua_pushfstring knows no 64-bit formats */
+    snprintf(msg, sizeof msg, "row %lld is out of range (the dataset has %lld rows)", (long long)i,
+             (long long)ds->rows);
+    luaL_error(L, "%s", msg);
+  }
+  return (size_t)(i - 1);
+}
+
+static void push_value(lua_State *L, const cpf_column *col, size_t row) {
+  if (!column_is_valid(col, row)) {
+    lua_pushnil(L);
+    return;
+  }
+  switch (col->type) {
+  case CPF_TYPE_STRING: {
+    size_t len;
+    uint32_t code = column_code_at(col, row);
+    const char *s;
+    if (code >= col->dict.count) { /* past the dictionary (a damaged snapshot): no value */
+      lua_pushnil(L);
+      break;
+    }
+    s = dictionary_value(&col->dict, code, &len);
+    lua_pushlstring(L, s, len);
+    break;
+  }
+  case CPF_TYPE_NUMBER: lua_pushnumber(L, column_number_at(col, row)); break;
+  case CPF_TYPE_INTEGER:
+  case CPF_TYPE_DECIMAL:
+  case CPF_TYPE_MONTH:
+  case CPF_TYPE_DATE:
+    push_stored_integer(L, column_out_kind(col), col->scale, column_integer_at(col, row));
+    break;
+  default: lua_pushnil(L); break;
+  }
+}
+
+/* ds:get(row, column) -> the value, nil when missing */
+static int dataset_get(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  size_t row = row_arg(L, ds, 2);
+  push_value(L, &ds->cols[column_arg(L, ds, 3)], row);
+  return 1;
+}
+
+static void push_row(lua_State *L, const cpf_dataset *ds, size_t row) {
+  size_t i;
+  lua_createtable(L, 0, (int)ds->ncols);
+  for (i = 0; i < ds->ncols; i++) {
+    push_value(L, &ds->cols[i], row);
+    lua_setfield(L, -2, ds->cols[i].name);
+  }
+}
+
+static int dataset_row(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  push_row(L, ds, row_arg(L, ds, 2));
+  return 1;
+}
+
+static int rows_step(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, lua_upvalueindex(1));
+  int64_t i = (int64_t)lua_tonumber(L, lua_upvalueindex(2));
+  if ((uint64_t)i >= ds->rows) return 0;
+  lua_pushnumber(L, (lua_Number)(i + 1));
+  lua_replace(L, lua_upvalueindex(2));
+  compat_pushint64(L, i + 1);
+  push_row(L, ds, (size_t)i);
+  return 2;
+}
+
+static int dataset_rows(lua_State *L) {
+  check_dataset(L, 1);
+  lua_settop(L, 1);
+  lua_pushnumber(L, 0);
+  lua_pushcclosure(L, rows_step, 2);
+  return 1;
+}
+
+/* ds:distinct(column) -> { {value =, count =}, ... }, most frequent first */
+static int dataset_distinct(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  int column = column_arg(L, ds, 2);
+  const cpf_column *col = &ds->cols[column];
+  void **held = scratch_hold(L);
+  query_distinct_value *values;
+  size_t n, i;
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (query_distinct(ds, column, &values, &n, &err) != 0) return raise_failure(L, &err);
+  *held = values; /* freed by the collector, even if a push below raises */
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    lua_createtable(L, 0, 2);
+    if (values[i].missing) lua_pushnil(L);
+    else if (col->type == CPF_TYPE_STRING) {
+      size_t len;
+      const char *s = dictionary_value(&col->dict, (uint32_t)values[i].value, &len);
+      lua_pushlstring(L, s, len);
+    } else if (col->type == CPF_TYPE_NUMBER) {
+      double d;
+      memcpy(&d, &values[i].value, sizeof d);
+      lua_pushnumber(L, d);
+    } else push_stored_integer(L, column_out_kind(col), col->scale, values[i].value);
+    lua_setfield(L, -2, "value");
+    compat_pushint64(L, (int64_t)values[i].count);
+    lua_setfield(L, -2, "count");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* ds:dictionary(column) -> the distinct values of a string column, in code order */
+static int dataset_dictionary(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  const cpf_column *col = &ds->cols[column_arg(L, ds, 2)];
+  uint32_t c;
+  if (col->type != CPF_TYPE_STRING) return luaL_error(L, "column '%s' is not a string column", col->name);
+  lua_createtable(L, (int)col->dict.count, 0);
+  for (c = 0; c < col->dict.count; c++) {
+    size_t len;
+    const char *s = dictionary_value(&col->dict, c, &len);
+    lua_pushlstring(L, s, len);
+    lua_rawseti(L, -2, (int)c + 1);
+  }
+  return 1;
+}
+
+/* ---- snapshots ---- */
+
+/* ds:save(path [, tag]) -> true | nil, message */
+static int dataset_save(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  size_t tag_len = 0;
+  const char *tag = luaL_optlstring(L, 3, "", &tag_len);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (snapshot_save(ds, path, tag, tag_len, &err) != 0) {
+    return push_failure(L, &err);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ds:is_snapshot() -> true when the dataset is a mapped snapshot */
+static int dataset_is_snapshot(lua_State *L) {
+  lua_pushboolean(L, check_dataset(L, 1)->mapping != NULL);
+  return 1;
+}
+
+/* core.open_snapshot(path, verify) -> dataset, tag | nil, message */
+static int open_snapshot(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int verify = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  dataset_box *box = new_dataset_box(L);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  box->ds = snapshot_open(path, verify, &err);
+  if (!box->ds) {
+    return push_failure(L, &err);
+  }
+  lua_pushlstring(L, box->ds->tag, box->ds->tag_len);
+  return 2;
+}
+
+/* ---- a dataset made of others ---- */
+
+/* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
+static int concat_datasets(lua_State *L) {
+  size_t n, i;
+  cpf_dataset **parts;
+  const char **sources;
+  dataset_box *box;
+  cpf_error err;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = compat_rawlen(L, 1);
+  if (compat_rawlen(L, 2) != n) return luaL_error(L, "concat: one source name per dataset expected");
+  parts = lua_newuserdata(L, (n ? n : 1) * sizeof *parts);
+  sources = lua_newuserdata(L, (n ? n : 1) * sizeof *sources);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (int)i + 1);
+    parts[i] = check_dataset(L, -1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, 2, (int)i + 1);
+    sources[i] = luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* still referenced by the table */
+  }
+  box = new_dataset_box(L);
+  memset(&err, 0, sizeof err);
+  box->ds = dataset_concat(parts, n, sources, &err);
+  if (!box->ds) {
+    return push_failure(L, &err);
+  }
+  return 1;
+}
+
+static const luaL_Reg dataset_methods[] = {
+  {"close", dataset_close},     {"is_closed", dataset_is_closed}, {"columns", dataset_columns},
+  {"get", dataset_get},         {"row", dataset_row},             {"rows", dataset_rows},
+  {"distinct", dataset_distinct}, {"memory", dataset_memory_l},   {"dictionary", dataset_dictionary},
+  {"save", dataset_save}, {"is_snapshot", dataset_is_snapshot},
+  {NULL, NULL}};
+
+static const luaL_Reg dataset_functions[] = {
+  {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {NULL, NULL}};
+
+void register_dataset_bindings(lua_State *L, int module) {
+  new_userdata_type(L, DATASET_META, dataset_close, dataset_methods);
+  lua_pushcfunction(L, dataset_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, dataset_len);
+  lua_setfield(L, -2, "__len");
+  lua_setfield(L, module, "dataset_metatable"); /* the Lua layer adds its methods to __index */
+  set_functions(L, module, dataset_functions);
+}

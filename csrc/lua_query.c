@@ -1,0 +1,358 @@
+/* lua_query.c — core.query and core.key_values: a query plan (plain Lua tables) parsed into
+ * the engine's structs, run by query_run, and its columnar result pushed back as Lua tables. */
+#include <string.h>
+
+#include "lua_bindings.h"
+
+/* ---- plans: plain Lua tables, turned into C structs owned by userdata ---- */
+
+static void *plan_alloc(lua_State *L, size_t bytes, int anchor) {
+  void *p = lua_newuserdata(L, bytes ? bytes : 1);
+  memset(p, 0, bytes ? bytes : 1);
+  lua_rawseti(L, anchor, (int)compat_rawlen(L, anchor) + 1); /* kept alive until the call ends */
+  return p;
+}
+
+static int plan_column(lua_State *L, int t, const char *field, const cpf_dataset *ds) {
+  int64_t c;
+  lua_getfield(L, t, field);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return -1; }
+  c = (int64_t)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (c < 1 || (size_t)c > ds->ncols) luaL_error(L, "query plan: bad column %d", (int)c);
+  return (int)c - 1;
+}
+
+static double plan_number(lua_State *L, int t, const char *field, int *present) {
+  double v;
+  lua_getfield(L, t, field);
+  *present = !lua_isnil(L, -1);
+  v = *present ? luaL_checknumber(L, -1) : 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+static void parse_key(lua_State *L, int t, const cpf_dataset *ds, query_key *key, int anchor) {
+  const char *kind;
+  t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(key, 0, sizeof *key);
+  lua_getfield(L, t, "kind");
+  kind = luaL_checkstring(L, -1);
+  if (strcmp(kind, "column") == 0) key->kind = KEY_COLUMN;
+  else if (strcmp(kind, "year") == 0) key->kind = KEY_YEAR;
+  else if (strcmp(kind, "month") == 0) key->kind = KEY_MONTH;
+  else if (strcmp(kind, "remap") == 0) key->kind = KEY_REMAP;
+  else if (strcmp(kind, "bucket") == 0) key->kind = KEY_BUCKET;
+  else luaL_error(L, "query plan: unknown key kind '%s'", kind);
+  lua_pop(L, 1);
+  key->column = plan_column(L, t, "column", ds);
+  if (key->column < 0) luaL_error(L, "query plan: key without a column");
+  key->force_by_value = table_flag(L, t, "by_value");
+  if (key->kind == KEY_REMAP) {
+    const cpf_column *col = &ds->cols[key->column];
+    int32_t *remap;
+    uint32_t i;
+    int present;
+    if (col->type != CPF_TYPE_STRING) luaL_error(L, "query plan: remap key on a non-string column");
+    remap = plan_alloc(L, (size_t)col->dict.count * sizeof *remap, anchor);
+    lua_getfield(L, t, "remap");
+    luaL_checktype(L, -1, LUA_TTABLE);
+    key->remap_outputs = (uint32_t)plan_number(L, t, "outputs", &present);
+    for (i = 0; i < col->dict.count; i++) {
+      lua_rawgeti(L, -1, (int)i + 1);
+      remap[i] = (int32_t)luaL_checknumber(L, -1);
+      if (remap[i] >= (int32_t)key->remap_outputs) luaL_error(L, "query plan: remap code out of range");
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    key->remap = remap;
+  } else if (key->kind == KEY_BUCKET) {
+    double *bounds;
+    size_t i, nb;
+    lua_getfield(L, t, "bounds");
+    luaL_checktype(L, -1, LUA_TTABLE);
+    nb = compat_rawlen(L, -1);
+    bounds = plan_alloc(L, nb * sizeof *bounds, anchor);
+    for (i = 0; i < nb; i++) {
+      lua_rawgeti(L, -1, (int)i + 1);
+      bounds[i] = luaL_checknumber(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    key->bounds = bounds;
+    key->nbounds = nb;
+  }
+}
+
+static void parse_cond(lua_State *L, int t, const cpf_dataset *ds, query_cond *cond, int anchor) {
+  const char *op;
+  t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(cond, 0, sizeof *cond);
+  lua_getfield(L, t, "op");
+  op = luaL_checkstring(L, -1);
+  lua_pop(L, 1);
+  if (strcmp(op, "mask") == 0) {
+    cond->kind = COND_MASK;
+    lua_getfield(L, t, "key");
+    parse_key(L, -1, ds, &cond->key, anchor);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "mask");
+    cond->mask = (const uint8_t *)luaL_checklstring(L, -1, &cond->mask_len);
+    lua_pop(L, 1); /* the string stays referenced by the plan */
+  } else if (strcmp(op, "range") == 0) {
+    cond->kind = COND_RANGE;
+    cond->column = plan_column(L, t, "column", ds);
+    if (cond->column < 0 || ds->cols[cond->column].type == CPF_TYPE_STRING)
+      luaL_error(L, "query plan: range on a string column");
+    cond->lo = plan_number(L, t, "lo", &cond->has_lo);
+    cond->hi = plan_number(L, t, "hi", &cond->has_hi);
+    cond->lo_open = table_flag(L, t, "lo_open");
+    cond->hi_open = table_flag(L, t, "hi_open");
+  } else if (strcmp(op, "null") == 0) {
+    cond->kind = COND_NULL;
+    cond->column = plan_column(L, t, "column", ds);
+    if (cond->column < 0) luaL_error(L, "query plan: null test without a column");
+    cond->negate = table_flag(L, t, "negate");
+  } else if (strcmp(op, "rows") == 0) {
+    size_t len;
+    cond->kind = COND_ROWS;
+    lua_getfield(L, t, "mask");
+    cond->rows = (const uint8_t *)luaL_checklstring(L, -1, &len);
+    if (len != ds->rows) luaL_error(L, "query plan: row mask of %d bytes for %d rows", (int)len, (int)ds->rows);
+    lua_pop(L, 1);
+  } else if (strcmp(op, "not") == 0 || strcmp(op, "and") == 0 || strcmp(op, "or") == 0) {
+    size_t i, nc;
+    cond->kind = op[0] == 'n' ? COND_NOT : op[0] == 'a' ? COND_AND : COND_OR;
+    lua_getfield(L, t, "conds");
+    luaL_checktype(L, -1, LUA_TTABLE);
+    nc = compat_rawlen(L, -1);
+    if (cond->kind == COND_NOT && nc != 1) luaL_error(L, "query plan: 'not' takes one condition");
+    cond->children = plan_alloc(L, nc * sizeof *cond->children, anchor);
+    cond->nchildren = nc;
+    for (i = 0; i < nc; i++) {
+      lua_rawgeti(L, -1, (int)i + 1);
+      parse_cond(L, -1, ds, &cond->children[i], anchor);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else {
+    luaL_error(L, "query plan: unknown condition '%s'", op);
+  }
+}
+
+static const char *const agg_kind_names[] = {"count", "count_values", "sum", "mean", "min",
+                                             "max", "ratio", "wmean", "distinct", "quantile", NULL};
+
+static void parse_agg(lua_State *L, int t, const cpf_dataset *ds, query_agg *agg, int anchor) {
+  int i, present;
+  const char *kind;
+  t = t < 0 ? lua_gettop(L) + t + 1 : t;
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(agg, 0, sizeof *agg);
+  lua_getfield(L, t, "kind");
+  kind = luaL_checkstring(L, -1);
+  for (i = 0; agg_kind_names[i]; i++)
+    if (strcmp(kind, agg_kind_names[i]) == 0) break;
+  if (!agg_kind_names[i]) luaL_error(L, "query plan: unknown aggregate '%s'", kind);
+  agg->kind = (agg_kind)i;
+  lua_pop(L, 1);
+  agg->column = plan_column(L, t, "column", ds);
+  agg->column2 = plan_column(L, t, "column2", ds);
+  if (agg->kind != AGG_COUNT && agg->column < 0) luaL_error(L, "query plan: %s without a column", kind);
+  if ((agg->kind == AGG_RATIO || agg->kind == AGG_WMEAN) && agg->column2 < 0)
+    luaL_error(L, "query plan: %s needs two columns", kind);
+  agg->q = plan_number(L, t, "q", &present);
+  lua_getfield(L, t, "filter");
+  if (!lua_isnil(L, -1)) {
+    agg->filter = plan_alloc(L, sizeof *agg->filter, anchor);
+    parse_cond(L, -1, ds, agg->filter, anchor);
+  }
+  lua_pop(L, 1);
+}
+
+/* ---- results ---- */
+
+/* The value a key code stands for; nil for the "no value" code and for remap/bucket keys,
+ * whose labels the Lua side knows. */
+static void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {
+  const cpf_column *col = &ds->cols[key->column];
+  char buf[32];
+  if (code + 1 >= key->cardinality || key->kind == KEY_REMAP || key->kind == KEY_BUCKET) {
+    if (key->kind == KEY_REMAP || key->kind == KEY_BUCKET) compat_pushint64(L, code);
+    else lua_pushnil(L);
+    return;
+  }
+  switch (key->kind) {
+  case KEY_YEAR: compat_pushint64(L, key->base + code); return;
+  case KEY_MONTH: format_month(key->base + code, buf); lua_pushstring(L, buf); return;
+  default: break;
+  }
+  if (col->type == CPF_TYPE_STRING) {
+    size_t len;
+    const char *s = dictionary_value(&col->dict, code, &len);
+    lua_pushlstring(L, s, len);
+  } else if (key->by_value) {
+    union { int64_t i; double d; } v;
+    memcpy(&v, dictionary_value(&key->values, code, NULL), sizeof v);
+    if (col->type == CPF_TYPE_NUMBER) lua_pushnumber(L, v.d);
+    else push_stored_integer(L, column_out_kind(col), col->scale, v.i);
+  } else {
+    push_stored_integer(L, column_out_kind(col), col->scale, key->base + code);
+  }
+}
+
+/* core.key_values(ds, key) -> values (one per code, the "no value" code excluded), count */
+static int query_key_values(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  int anchor;
+  query_key *key;
+  uint32_t *codes, c;
+  cpf_error err;
+  lua_settop(L, 2);
+  lua_newtable(L);
+  anchor = 3;
+  key = plan_alloc(L, sizeof *key, anchor);
+  parse_key(L, 2, ds, key, anchor);
+  codes = scratch_alloc(L, (ds->rows ? ds->rows : 1) * sizeof *codes);
+  memset(&err, 0, sizeof err);
+  if (key_compute(ds, key, codes, &err) != 0) {
+    key_free(key);
+    return raise_failure(L, &err);
+  }
+  lua_createtable(L, (int)key->cardinality, 0);
+  for (c = 0; c + 1 < key->cardinality; c++) {
+    push_key_value(L, ds, key, c);
+    lua_rawseti(L, -2, (int)c + 1);
+  }
+  compat_pushint64(L, (int64_t)key->cardinality - 1);
+  key_free(key);
+  return 2;
+}
+
+typedef struct {
+  query_result res;
+  query_key *keys;
+  size_t nkeys;
+  query_agg *aggs;
+  size_t naggs;
+} query_state;
+
+static int query_state_gc(lua_State *L) {
+  query_state *qs = lua_touserdata(L, 1);
+  size_t k;
+  query_result_free(&qs->res, qs->nkeys, qs->aggs, qs->naggs);
+  for (k = 0; k < qs->nkeys; k++) key_free(&qs->keys[k]);
+  qs->nkeys = qs->naggs = 0;
+  return 0;
+}
+
+/* core.query(ds, plan) -> {groups = n, rows = {...}, keys = {{...}, ...}, aggs = {{...}, ...}}
+ * as columns; key and aggregate values are nil where a group has none. */
+static int query_execute(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  int anchor;
+  size_t k, j;
+  query_cond *where = NULL;
+  query_state *qs;
+  cpf_error err;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  anchor = 3;
+  qs = lua_newuserdata(L, sizeof *qs); /* index 4: frees the results even if a push raises */
+  memset(qs, 0, sizeof *qs);
+  lua_newtable(L);
+  lua_pushcfunction(L, query_state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushvalue(L, anchor); /* the plan's structs stay alive until the finalizer has run */
+  lua_setfield(L, -2, "plan");
+  lua_setmetatable(L, -2);
+  lua_getfield(L, 2, "where");
+  if (!lua_isnil(L, -1)) {
+    where = plan_alloc(L, sizeof *where, anchor);
+    parse_cond(L, -1, ds, where, anchor);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "keys");
+  if (!lua_isnil(L, -1)) {
+    size_t nkeys = compat_rawlen(L, -1);
+    qs->keys = plan_alloc(L, nkeys * sizeof *qs->keys, anchor);
+    for (k = 0; k < nkeys; k++) {
+      lua_rawgeti(L, -1, (int)k + 1);
+      parse_key(L, -1, ds, &qs->keys[k], anchor);
+      lua_pop(L, 1);
+    }
+    qs->nkeys = nkeys;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "aggs");
+  if (!lua_isnil(L, -1)) {
+    size_t naggs = compat_rawlen(L, -1);
+    qs->aggs = plan_alloc(L, naggs * sizeof *qs->aggs, anchor);
+    for (k = 0; k < naggs; k++) {
+      lua_rawgeti(L, -1, (int)k + 1);
+      parse_agg(L, -1, ds, &qs->aggs[k], anchor);
+      lua_pop(L, 1);
+    }
+    qs->naggs = naggs;
+  }
+  lua_pop(L, 1);
+  memset(&err, 0, sizeof err);
+  if (query_run(ds, where, qs->keys, qs->nkeys, qs->aggs, qs->naggs, &qs->res, &err) != 0)
+    return raise_failure(L, &err);
+  lua_createtable(L, 0, 4);
+  compat_pushint64(L, (int64_t)qs->res.ngroups);
+  lua_setfield(L, -2, "groups");
+  lua_createtable(L, (int)qs->res.ngroups, 0);
+  for (j = 0; j < qs->res.ngroups; j++) {
+    compat_pushint64(L, qs->res.rows[j]);
+    lua_rawseti(L, -2, (int)j + 1);
+  }
+  lua_setfield(L, -2, "rows");
+  lua_createtable(L, (int)qs->nkeys, 0);
+  for (k = 0; k < qs->nkeys; k++) {
+    lua_createtable(L, (int)qs->res.ngroups, 0);
+    for (j = 0; j < qs->res.ngroups; j++) {
+      push_key_value(L, ds, &qs->keys[k], qs->res.key_codes[k][j]);
+      lua_rawseti(L, -2, (int)j + 1);
+    }
+    lua_rawseti(L, -2, (int)k + 1);
+  }
+  lua_setfield(L, -2, "keys");
+  lua_createtable(L, (int)qs->naggs, 0);
+  for (k = 0; k < qs->naggs; k++) {
+    const query_agg *agg = &qs->aggs[k];
+    lua_createtable(L, (int)qs->res.ngroups, 0);
+    for (j = 0; j < qs->res.ngroups; j++) {
+      if (!agg->present[j]) continue;
+      if (agg->out == OUT_NUMBER) lua_pushnumber(L, agg->numbers[j]);
+      else push_stored_integer(L, agg->out, agg->scale, agg->integers[j]);
+      lua_rawseti(L, -2, (int)j + 1);
+    }
+    lua_rawseti(L, -2, (int)k + 1);
+  }
+  lua_setfield(L, -2, "aggs");
+  lua_getfield(L, 2, "row_groups");
+  if (lua_toboolean(L, -1)) { /* for custom reducers: the group of every row, 0 = not selected */
+    lua_createtable(L, (int)ds->rows, 0);
+    for (j = 0; j < ds->rows; j++) {
+      lua_pushinteger(L, (lua_Integer)query_row_group(&qs->res, j));
+      lua_rawseti(L, -2, (int)j + 1);
+    }
+    lua_setfield(L, -3, "row_groups");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, query_state_gc); /* free the C results now, not at the next collection */
+  lua_pushvalue(L, 4);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+static const luaL_Reg query_functions[] = {
+  {"query", query_execute}, {"key_values", query_key_values}, {NULL, NULL}};
+
+void register_query_bindings(lua_State *L, int module) {
+  set_functions(L, module, query_functions);
+}

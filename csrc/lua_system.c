@@ -1,0 +1,143 @@
+/* lua_system.c — what the Lua layer asks of the operating system: a file's signature, kind and
+ * identity, output files (a temporary renamed over its target once complete), a monotonic
+ * clock and whether stderr is a terminal. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lua_bindings.h"
+
+/* ---- files ---- */
+
+/* nil, "path: reason", "io" after a failed stat (errno set) */
+static int push_stat_failure(lua_State *L, const char *path) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(errno));
+  lua_pushliteral(L, "io");
+  return 3;
+}
+
+/* core.file_signature(path) -> "size=...;mtime=...;..." | nil, message: what a cached snapshot
+ * records of the CSV it was made from. Size and mtime can be put back by a user (`touch -r`);
+ * the inode and the change time (ctime) cannot, so an edited file is always seen as changed. */
+static int file_signature(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return push_stat_failure(L, path);
+  {
+    char buf[192];
+    snprintf(buf, sizeof buf, "size=%lld;mtime=%lld.%09ld;dev=%llu;ino=%llu;ctime=%lld.%09ld",
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
+    lua_pushstring(L, buf);
+  }
+  return 1;
+}
+
+/* core.same_file(a, b) -> true when both paths exist and name the same file (device and inode:
+ * links and other spellings of a path included): an output must never overwrite an input. */
+static int same_file(lua_State *L) {
+  const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
+  struct stat sa, sb;
+  lua_pushboolean(L, stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+                     sa.st_ino == sb.st_ino);
+  return 1;
+}
+
+/* core.file_kind(path) -> "regular" | "directory" | "fifo" | "device" | "other" | nil, message
+ * (symlinks followed): whether a file can be read twice, e.g. its header before its rows. */
+static int file_kind(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return push_stat_failure(L, path);
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "regular" : S_ISDIR(st.st_mode) ? "directory"
+                    : S_ISFIFO(st.st_mode) ? "fifo"
+                    : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "device" : "other");
+  return 1;
+}
+
+/* ---- output files: what res:write writes a path through ---- */
+
+/* core.output_file(path) -> writer | nil, message: a temporary beside path, renamed over it by
+ * writer:commit(); writer:abort() (or the collector) removes it. */
+static int output_file_new(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  output_file *out = lua_newuserdata(L, sizeof *out);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  out->fd = -1;
+  out->tmp = out->path = NULL;
+  luaL_getmetatable(L, OUTPUT_META);
+  lua_setmetatable(L, -2);
+  if (output_file_open(out, path, &err) != 0) {
+    return push_failure(L, &err);
+  }
+  return 1;
+}
+
+static int output_result(lua_State *L, int status, const cpf_error *err) {
+  if (status == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return push_failure(L, err);
+}
+
+/* writer:write(s) -> writer | nil, message (file:write's convention) */
+static int output_file_write_l(lua_State *L) {
+  output_file *out = luaL_checkudata(L, 1, OUTPUT_META);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (output_file_write(out, s, len, &err) != 0) return output_result(L, -1, &err);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int output_file_commit_l(lua_State *L) {
+  output_file *out = luaL_checkudata(L, 1, OUTPUT_META);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  return output_result(L, output_file_commit(out, &err), &err);
+}
+
+static int output_file_abort_l(lua_State *L) {
+  output_file_abort(luaL_checkudata(L, 1, OUTPUT_META));
+  return 0;
+}
+
+/* ---- the host ---- */
+
+/* Monotonic wall-clock seconds, for progress and benchmarks (os.clock is CPU time). */
+static int monotonic_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+static int stderr_is_tty(lua_State *L) {
+  lua_pushboolean(L, isatty(2));
+  return 1;
+}
+
+static const luaL_Reg output_file_methods[] = {
+  {"write", output_file_write_l}, {"commit", output_file_commit_l}, {"abort", output_file_abort_l},
+  {NULL, NULL}};
+
+static const luaL_Reg system_functions[] = {
+  {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
+  {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
+  {NULL, NULL}};
+
+void register_system_bindings(lua_State *L, int module) {
+  /* a writer never committed leaves no temporary */
+  new_userdata_type(L, OUTPUT_META, output_file_abort_l, output_file_methods);
+  lua_pop(L, 1);
+  set_functions(L, module, system_functions);
+}
