@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lua_bindings.h"
+#include "snapshot_format.h"
 
 cpf_dataset *check_dataset(lua_State *L, int idx) {
   dataset_box *box = luaL_checkudata(L, idx, DATASET_META);
@@ -303,4 +304,6 @@ void register_dataset_bindings(lua_State *L, int module) {
   lua_setfield(L, -2, "__len");
   lua_setfield(L, module, "dataset_metatable"); /* the Lua layer adds its methods to __index */
   set_functions(L, module, dataset_functions);
+  lua_pushlstring(L, SNAP_MAGIC, 8); /* the first bytes of every snapshot: cpf.is_snapshot */
+  lua_setfield(L, module, "snapshot_magic");
 }

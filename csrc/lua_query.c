@@ -1,5 +1,6 @@
-/* lua_query.c — core.query and core.key_values: a query plan (plain Lua tables) parsed into
- * the engine's structs, run by query_run, and its columnar result pushed back as Lua tables. */
+/* lua_query.c — core.prepare, core.query and core.key_values: a query plan (plain Lua tables)
+ * parsed once into the engine's structs, run by query_run as often as asked, and its columnar
+ * result pushed back as Lua tables. */
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -231,51 +232,59 @@ static int query_key_values(lua_State *L) {
   return 2;
 }
 
+/* A parsed plan: the engine's structs, and the result of its last run (freed after each run,
+ * so that the structs run again). Its metatable holds the Lua values the structs point into
+ * (masks, remaps) and the dataset it was made for. */
 typedef struct {
   query_result res;
+  query_cond *where;
   query_key *keys;
   size_t nkeys;
   query_agg *aggs;
   size_t naggs;
+  int row_groups;
 } query_state;
 
-static int query_state_gc(lua_State *L) {
-  query_state *qs = lua_touserdata(L, 1);
+/* Frees what a run computed (results, by-value key dictionaries): the structs stay. */
+static void query_state_reset(query_state *qs) {
   size_t k;
   query_result_free(&qs->res, qs->nkeys, qs->aggs, qs->naggs);
   for (k = 0; k < qs->nkeys; k++) key_free(&qs->keys[k]);
-  qs->nkeys = qs->naggs = 0;
+}
+
+static int query_state_gc(lua_State *L) {
+  query_state_reset(lua_touserdata(L, 1));
   return 0;
 }
 
-/* core.query(ds, plan) -> {groups = n, rows = {...}, keys = {{...}, ...}, aggs = {{...}, ...}}
- * as columns; key and aggregate values are nil where a group has none. */
-static int query_execute(lua_State *L) {
-  cpf_dataset *ds = check_dataset(L, 1);
+/* Pushes a new query state for the plan table at index `plan` (1-based stack index), its
+ * structs parsed for ds; the anchor table and the dataset at index 1 are kept by its
+ * metatable. */
+static query_state *push_query_state(lua_State *L, int plan, cpf_dataset *ds) {
+  size_t k;
   int anchor;
-  size_t k, j;
-  query_cond *where = NULL;
   query_state *qs;
-  cpf_error err;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
   lua_newtable(L);
-  anchor = 3;
-  qs = lua_newuserdata(L, sizeof *qs); /* index 4: frees the results even if a push raises */
+  anchor = lua_gettop(L);
+  qs = lua_newuserdata(L, sizeof *qs); /* frees the results even if a push raises */
   memset(qs, 0, sizeof *qs);
   lua_newtable(L);
   lua_pushcfunction(L, query_state_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushvalue(L, anchor); /* the plan's structs stay alive until the finalizer has run */
+  lua_pushvalue(L, anchor); /* the plan's structs stay alive as long as the state */
   lua_setfield(L, -2, "plan");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "dataset");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "cpf_prepared_plan");
   lua_setmetatable(L, -2);
-  lua_getfield(L, 2, "where");
+  lua_getfield(L, plan, "where");
   if (!lua_isnil(L, -1)) {
-    where = plan_alloc(L, sizeof *where, anchor);
-    parse_cond(L, -1, ds, where, anchor);
+    qs->where = plan_alloc(L, sizeof *qs->where, anchor);
+    parse_cond(L, -1, ds, qs->where, anchor);
   }
   lua_pop(L, 1);
-  lua_getfield(L, 2, "keys");
+  lua_getfield(L, plan, "keys");
   if (!lua_isnil(L, -1)) {
     size_t nkeys = compat_rawlen(L, -1);
     qs->keys = plan_alloc(L, nkeys * sizeof *qs->keys, anchor);
@@ -287,7 +296,7 @@ static int query_execute(lua_State *L) {
     qs->nkeys = nkeys;
   }
   lua_pop(L, 1);
-  lua_getfield(L, 2, "aggs");
+  lua_getfield(L, plan, "aggs");
   if (!lua_isnil(L, -1)) {
     size_t naggs = compat_rawlen(L, -1);
     qs->aggs = plan_alloc(L, naggs * sizeof *qs->aggs, anchor);
@@ -299,9 +308,39 @@ static int query_execute(lua_State *L) {
     qs->naggs = naggs;
   }
   lua_pop(L, 1);
+  lua_getfield(L, plan, "row_groups");
+  qs->row_groups = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_remove(L, anchor); /* the state on top, its metatable keeping the anchor */
+  return qs;
+}
+
+/* The prepared plan at idx, made for the dataset at index 1, or NULL when idx is no plan. */
+static query_state *to_prepared(lua_State *L, int idx) {
+  query_state *qs = NULL;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  lua_getfield(L, -1, "cpf_prepared_plan");
+  if (lua_toboolean(L, -1)) {
+    lua_getfield(L, -2, "dataset");
+    if (!lua_rawequal(L, -1, 1)) luaL_error(L, "core.query: the plan was prepared for another dataset");
+    lua_pop(L, 1);
+    qs = lua_touserdata(L, idx);
+  }
+  lua_pop(L, 2);
+  return qs;
+}
+
+/* Runs the state's plan and pushes its result: {groups = n, rows = {...}, keys = {{...}, ...},
+ * aggs = {{...}, ...}} as columns, key and aggregate values nil where a group has none. */
+static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs) {
+  size_t k, j;
+  cpf_error err;
   memset(&err, 0, sizeof err);
-  if (query_run(ds, where, qs->keys, qs->nkeys, qs->aggs, qs->naggs, &qs->res, &err) != 0)
+  query_state_reset(qs); /* a previous run stopped by a raising push */
+  if (query_run(ds, qs->where, qs->keys, qs->nkeys, qs->aggs, qs->naggs, &qs->res, &err) != 0) {
+    query_state_reset(qs);
     return raise_failure(L, &err);
+  }
   lua_createtable(L, 0, 4);
   compat_pushint64(L, (int64_t)qs->res.ngroups);
   lua_setfield(L, -2, "groups");
@@ -334,24 +373,44 @@ static int query_execute(lua_State *L) {
     lua_rawseti(L, -2, (int)k + 1);
   }
   lua_setfield(L, -2, "aggs");
-  lua_getfield(L, 2, "row_groups");
-  if (lua_toboolean(L, -1)) { /* for custom reducers: the group of every row, 0 = not selected */
+  if (qs->row_groups) { /* for custom reducers: the group of every row, 0 = not selected */
     lua_createtable(L, (int)ds->rows, 0);
     for (j = 0; j < ds->rows; j++) {
       lua_pushinteger(L, (lua_Integer)query_row_group(&qs->res, j));
       lua_rawseti(L, -2, (int)j + 1);
     }
-    lua_setfield(L, -3, "row_groups");
+    lua_setfield(L, -2, "row_groups");
   }
-  lua_pop(L, 1);
-  lua_pushcfunction(L, query_state_gc); /* free the C results now, not at the next collection */
-  lua_pushvalue(L, 4);
-  lua_call(L, 1, 0);
+  query_state_reset(qs); /* free the C results now, not at the next collection */
   return 1;
 }
 
+/* core.prepare(ds, plan) -> a prepared plan: the plan table parsed once into the engine's
+ * structs, which core.query(ds, prepared) runs any number of times on that dataset. */
+static int query_prepare(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  push_query_state(L, 2, ds);
+  return 1;
+}
+
+/* core.query(ds, plan or prepared plan) -> the result columns (run_and_push). */
+static int query_execute(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  query_state *qs;
+  lua_settop(L, 2);
+  qs = to_prepared(L, 2);
+  if (qs == NULL) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    qs = push_query_state(L, 2, ds);
+  }
+  return run_and_push(L, ds, qs);
+}
+
 static const luaL_Reg query_functions[] = {
-  {"query", query_execute}, {"key_values", query_key_values}, {NULL, NULL}};
+  {"query", query_execute}, {"prepare", query_prepare}, {"key_values", query_key_values},
+  {NULL, NULL}};
 
 void register_query_bindings(lua_State *L, int module) {
   set_functions(L, module, query_functions);

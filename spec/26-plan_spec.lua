@@ -5,12 +5,12 @@ local h = require "spec.helpers"
 local cpf = require "cpf"
 local core = require "cpf.core"
 
--- Calls f with core.query recording the plans it is given; returns f's result and the plans.
+-- Calls f with core.prepare recording the plans it compiles; returns f's result and the plans.
 local function with_plans(f)
-  local plans, real = {}, core.query
-  core.query = function(ds, plan) plans[#plans + 1] = plan return real(ds, plan) end
+  local plans, real = {}, core.prepare
+  core.prepare = function(ds, plan) plans[#plans + 1] = plan return real(ds, plan) end
   local ok, res = pcall(f)
-  core.query = real
+  core.prepare = real
   assert(ok, res)
   return res, plans
 end
@@ -115,6 +115,18 @@ describe("query plans", function()
     assert.are.equal(0, ds:where { annee = 2023.5 }:run { n = cpf.count() }[1].n)
   end)
 
+  it("runs a prepared plan on its own dataset only", function()
+    local other = assert(cpf.load(h.write_file(FILE, ".csv")))
+    local plan = core.prepare(ds, { keys = { { kind = "year", column = 1 } }, aggs = { { kind = "count" } } })
+    local a, b = core.query(ds, plan), core.query(ds, plan)
+    assert.are.same(a, b)
+    assert.are.equal(8, a.groups) -- 7 years and the rows without a month
+    assert.are.same(a, core.query(ds, { keys = { { kind = "year", column = 1 } }, aggs = { { kind = "count" } } }))
+    assert.are.equal("core.query: the plan was prepared for another dataset",
+      h.error_of(function() return core.query(other, plan) end))
+    other:close()
+  end)
+
   it("compiles a query once: running it again reuses the plan and calls no Lua function again", function()
     local key_calls, cond_calls = 0, 0
     local p = h.write_file("code;nb_dossiers\na;1\nb;2\na;3\nc;4\n", ".csv")
@@ -127,12 +139,13 @@ describe("query plans", function()
     local second, plans2 = with_plans(function() return q:run() end)
     assert.are.same({ 3, 3 }, calls)
     assert.are.same(calls, { key_calls, cond_calls })
-    assert.are.equal(plans1[1], plans2[1]) -- the very same plan
+    assert.are.equal(1, #plans1)
+    assert.are.equal(0, #plans2) -- nothing compiled again, in Lua or in C
     assert.are.same({ { code_cle = "A", n = 4 }, { code_cle = "B", n = 2 } }, { first[1], first[2] })
     assert.are.same({ first[1], first[2] }, { second[1], second[2] })
     -- a query built from it is a new plan
     local third, plans3 = with_plans(function() return q:where { nb_dossiers = cpf.ge(2) }:run() end)
-    assert.are_not.equal(plans1[1], plans3[1])
+    assert.are.equal(1, #plans3)
     assert.are.same({ { code_cle = "A", n = 3 }, { code_cle = "B", n = 2 } }, { third[1], third[2] })
     d:close()
   end)

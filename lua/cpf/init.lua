@@ -248,7 +248,7 @@ function Dataset:funders(q)
   return result.new(columns, rows, keys)
 end
 
-local SNAPSHOT_MAGIC = "CPFSNAP\0" -- the first 8 bytes of every snapshot (csrc/snapshot_format.h)
+local SNAPSHOT_MAGIC = core.snapshot_magic -- the first bytes of every snapshot
 
 --- Whether a path names a snapshot rather than a CSV: by its extension .cpfsnap, or by its
 --- first bytes. Only a regular file is read ahead: opening a FIFO would block, and reading a

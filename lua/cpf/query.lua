@@ -839,6 +839,7 @@ local function compile(self, ds)
     return { plan = plan, names = names, labels = labels, reads = reads, reducers = reducers, keys = keys }
   end)
   if not ok then error(out, 0) end
+  out.prepared = core.prepare(ds, out.plan) -- the C structs, built once too
   return out
 end
 
@@ -853,7 +854,7 @@ function Query:run(spec)
     out = compile(self, ds)
     compiled[self] = out
   end
-  local raw = core.query(ds, out.plan)
+  local raw = core.query(ds, out.prepared)
   local rows = {}
   for g = 1, raw.groups do
     local row = {}
