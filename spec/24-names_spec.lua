@@ -96,6 +96,23 @@ describe("column names", function()
     end
   end)
 
+  it("resolve the same way on the command line", function()
+    for _, case in ipairs(CASES) do
+      local name, want = case[1], case[2]
+      if name ~= "" then
+        local out, err, code = h.run(h.cpf_command("query " .. h.shell_quote(path) .. " --by "
+          .. h.shell_quote(name) .. " --measure count --format csv"))
+        if want then
+          assert.are.equal(0, code, err)
+          assert.are.equal(want .. ",count", out:match("^[^\r\n]*"), name)
+        else
+          assert.are.equal(1, code, name)
+          assert.are.equal(("cpf: %s:1: unknown column '%s' (--by %s)\n"):format(path, name, name), err)
+        end
+      end
+    end
+  end)
+
   it("give the virtual keys annee, mois and famille wherever a column name goes", function()
     for _, name in ipairs { "annee", "mois", "famille" } do
       local c = schema.find_column(ds:columns(), name)

@@ -70,8 +70,13 @@ for _, f in ipairs(schema.family_order) do FAMILIES[f] = true end
 
 local function key(t) return setmetatable(t, Key) end
 
-function q.year(column) return key { kind = "year", column = column, name = "annee" } end
-function q.month(column) return key { kind = "month", column = column, name = "mois" } end
+-- The result names of the year, month and family keys, and the column each is computed from by
+-- default: the virtual keys of the schema (annee, mois, famille).
+local KEY_NAME, KEY_COLUMN = {}, {}
+for name, v in pairs(schema.virtual_keys) do KEY_NAME[v.kind], KEY_COLUMN[v.kind] = name, v.column end
+
+function q.year(column) return key { kind = "year", column = column, name = KEY_NAME.year } end
+function q.month(column) return key { kind = "month", column = column, name = KEY_NAME.month } end
 function q.bucket(column, bounds)
   if type(bounds) ~= "table" or #bounds == 0 then error("bad argument #2 to 'bucket' (list of bounds expected)", 2) end
   for i, b in ipairs(bounds) do
@@ -94,10 +99,10 @@ end
 function q.family(arg)
   if FAMILIES[arg] then
     return cond { op = "fn", fn = function(v) return schema.families[v] == arg end,
-                  label = "family " .. arg, column_hint = "statut_dossier" }
+                  label = "family " .. arg, column_hint = KEY_COLUMN.family }
   end
-  return key { kind = "fn", column = arg or "statut_dossier", fn = function(v) return schema.families[v] end,
-               name = "famille", order = schema.family_order }
+  return key { kind = "fn", column = arg or KEY_COLUMN.family, fn = function(v) return schema.families[v] end,
+               name = KEY_NAME.family, order = schema.family_order }
 end
 
 --- A column or virtual key by name, under another name in the result (the request language's
