@@ -711,3 +711,39 @@ describe("key columns in display formats", function()
     assert.are.equal("annee  dossiers\n-----  --------\n2 023    12 345\n", plain:format("table", { thousands = " " }))
   end)
 end)
+
+describe("csv written for people and for programs", function()
+  teardown(h.cleanup)
+
+  local formulas = cpf.result({ "v", "n" }, {
+    { v = "=1+2", n = 1 }, { v = "@SUM(A1)", n = -2 }, { v = "-1", n = 3 }, { v = "-12,5" }, { v = "+x" },
+    { v = "\tx" }, { v = "\rx" }, { v = "a=b" }, { v = "-" }, { v = "+3" },
+  })
+
+  it("csv-fr guards text a spreadsheet would run as a formula; numbers and number-like codes stay", function()
+    assert.are.equal(BOM .. "v;n\n'=1+2;1\n'@SUM(A1);-2\n-1;3\n-12,5;\n'+x;\n'\tx;\n\"'\rx\";\na=b;\n'-;\n+3;\n",
+      formulas:format("csv-fr"))
+    assert.are.equal(BOM .. "v;n\n=1+2;1\n@SUM(A1);-2\n-1;3\n-12,5;\n+x;\n\"\tx\";\n\"\rx\";\na=b;\n-;\n+3;\n",
+      formulas:format("csv-fr", { formula_guard = false }))
+  end)
+
+  it("csv stays an exact machine format unless asked to guard", function()
+    assert.are.equal("v,n\n=1+2,1\n@SUM(A1),-2\n-1,3\n\"-12,5\",\n+x,\n\"\tx\",\n\"\rx\",\na=b,\n-,\n+3,\n",
+      formulas:format("csv"))
+    assert.are.equal("v\n'=1+2\n", cpf.result({ "v" }, { { v = "=1+2" } }):format("csv", { formula_guard = true }))
+    assert.are.equal("csv: option 'formula_guard' must be true or false",
+      h.error_of(function() return formulas:format("csv", { formula_guard = "yes" }) end))
+  end)
+
+  it("writes a lone missing value as \"\" so that the row survives a round trip", function()
+    local one = cpf.result({ "v" }, { { v = "a" }, {}, { v = "b" } })
+    assert.are.equal('v\na\n""\nb\n', one:format("csv"))
+    local path = h.tmpname(".csv")
+    assert(one:write(path, "csv"))
+    local back = assert(cpf.load(path, { sep = "," }))
+    assert.are.equal(3, #back)
+    assert.are.same({ "a", nil, "b" }, { back:get(1, 1), back:get(2, 1), back:get(3, 1) })
+    back:close()
+    assert.are.equal("v,w\na,\n,\n", cpf.result({ "v", "w" }, { { v = "a" }, {} }):format("csv"))
+  end)
+end)

@@ -12,7 +12,7 @@ local BUILTIN_ORDER = { "csv", "csv-fr", "tsv", "json", "jsonl", "markdown", "ta
 local BUILTIN = {
   csv = { module = "cpf.format.delimited", name = "csv" },
   ["csv-fr"] = { module = "cpf.format.delimited", name = "csv",
-                 defaults = { sep = ";", bom = true, decimal = "," } },
+                 defaults = { sep = ";", bom = true, decimal = ",", formula_guard = true } },
   tsv = { module = "cpf.format.delimited", name = "tsv" },
   json = { module = "cpf.format.json", name = "json" },
   jsonl = { module = "cpf.format.json", name = "jsonl" },

@@ -1,5 +1,6 @@
--- cpf.format.delimited — csv (RFC 4180, quoted only when needed) and tsv (never quoted: tabs
--- and line breaks inside values become spaces); numbers exact, optional BOM and decimal comma.
+-- cpf.format.delimited — csv (RFC 4180, quoted only when needed; formula-like text guarded for
+-- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tabs and line breaks inside
+-- values become spaces); numbers exact, optional BOM and decimal comma.
 local common = require "cpf.format.common"
 local option = common.option
 
@@ -16,6 +17,13 @@ local function field_text(v, decimal)
     return s
   end
   return tostring(v)
+end
+
+-- A text a spreadsheet would run as a formula: it starts with = + - @, a tab or a CR and is no
+-- number (-1, -12,5 and +3 stay as they are).
+local function formula_like(s)
+  if not s:find("^[=+%-@\t\r]") then return false end
+  return tonumber(s) == nil and tonumber((s:gsub(",", "."))) == nil
 end
 
 local function write_records(res, out, opts, field)
@@ -38,18 +46,24 @@ local function check_sep(v)
 end
 
 delimited.csv = {
-  options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol },
+  options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol,
+              formula_guard = option.boolean },
   check = function(opts)
     if opts.decimal == "," and (opts.sep or ",") == "," then
       return "decimal ',' needs another separator than ',' (sep = ';')"
     end
   end,
   write = function(res, out, opts)
-    local sep, decimal = opts.sep or ",", opts.decimal
+    local sep, decimal, guard = opts.sep or ",", opts.decimal, opts.formula_guard
     local special = "[%" .. sep .. '"\r\n]'
     if sep:find("%w") then special = "[" .. sep .. '"\r\n]' end
+    local one_column = #res:columns() == 1
     local function field(v)
       local s = field_text(v, decimal)
+      -- a spreadsheet shows '=1+2 as the text =1+2 instead of running it (formula_guard)
+      if guard and type(v) == "string" and formula_like(s) then s = "'" .. s end
+      -- an empty line is no record to a reader: a lone missing value is written ""
+      if one_column and s == "" then return '""' end
       -- quoted when it holds the separator, a quote or a line break, or would lose a space
       if s:find(special) or s:find("^%s") or s:find("%s$") then
         s = '"' .. s:gsub('"', '""') .. '"'
