@@ -747,3 +747,14 @@ describe("csv written for people and for programs", function()
     assert.are.equal("v,w\na,\n,\n", cpf.result({ "v", "w" }, { { v = "a" }, {} }):format("csv"))
   end)
 end)
+
+describe("svg and html with control characters in the data", function()
+  it("replace each by U+FFFD, so that the image stays XML", function()
+    local res = cpf.result({ "k", "n" }, { { k = "a\1b\127c\27d", n = 1 }, { k = "tab\there", n = 2 } }, { "k" })
+    for _, fmt in ipairs { "svg", "html" } do
+      local text = res:format(fmt)
+      assert.is_nil(text:find("[%z\1-\8\11\12\14-\31\127]"), fmt)
+      assert.is_truthy(text:find("a\239\191\189b\239\191\189c\239\191\189d", 1, true), fmt)
+    end
+  end)
+end)

@@ -214,7 +214,7 @@ end
 --- HTML/XML text: escaped, valid UTF-8, no control characters XML forbids.
 function common.xml_escape(s)
   s = common.valid_utf8(tostring(s))
-  s = s:gsub("[%z\1-\8\11\12\14-\31]", REPLACEMENT)
+  s = s:gsub("[%z\1-\8\11\12\14-\31\127]", REPLACEMENT) -- no control character is XML (DEL neither)
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
                                  ["'"] = "&#39;" }))
 end
