@@ -113,6 +113,23 @@ describe("column names", function()
     end
   end)
 
+  it("resolve the same way in ds:column and opts.types", function()
+    for _, case in ipairs(CASES) do
+      local name, want = case[1], case[2]
+      if want then
+        assert.are.equal(want, ds:column(name).name, name)
+        local typed = assert(cpf.load(path, { types = { [name] = "string" } }))
+        assert.are.equal("string", typed:column(want).type, name)
+        typed:close()
+      else
+        assert.is_nil(ds:column(name), name)
+        assert.are.same({ nil, ("%s:1: opts.types: no column named '%s'"):format(path, name), "usage" },
+          { cpf.load(path, { types = { [name] = "string" } }) })
+      end
+    end
+    assert.is_nil(ds:column("annee")) -- a key, not a column
+  end)
+
   it("give the virtual keys annee, mois and famille wherever a column name goes", function()
     for _, name in ipairs { "annee", "mois", "famille" } do
       local c = schema.find_column(ds:columns(), name)

@@ -424,12 +424,12 @@ function cpf.compare(old, new, keys, measures)
   return result.new(out_columns, rows, key_names)
 end
 
---- Column description by name: {name, label, type, missing, bytes}, or nil.
+--- Column description by name (schema.find_column: canonical name, header as written...):
+--- {name, label, type, missing, bytes}, or nil.
 function Dataset:column(name)
   check_dataset(self, "column")
-  for _, c in ipairs(self:columns()) do
-    if c.name == name then return c end
-  end
+  local c = schema.find_column(self:columns(), name)
+  if c and not c.virtual then return c end
   return nil
 end
 

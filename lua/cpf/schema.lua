@@ -115,12 +115,15 @@ function schema.resolve(labels, types)
                  type = known and known.type or "auto" }
   end
   for name, t in pairs(types or {}) do
-    if not seen[name] then return nil, ("opts.types: no column named '%s'"):format(name), "usage" end
+    local c = schema.find_column(specs, name)
+    if not c or c.virtual then
+      return nil, ("opts.types: no column named '%s'"):format(tostring(name)), "usage"
+    end
     if not valid_types[t] then
       return nil, ("opts.types.%s: unknown type '%s' (string, integer, number, decimal, month, date or auto)")
         :format(name, tostring(t)), "usage"
     end
-    specs[seen[name]].type = t
+    c.type = t
   end
   return specs
 end
