@@ -412,11 +412,10 @@ function cli.query(args)
   end
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
-  local ok, cerr, ckind = req:check(ds:columns(), snapshot and pos[1] or (pos[1] .. ":1"))
-  if not ok then return request_failure(cerr, ckind) end
   local res, kind
-  res, err, kind = req:run(ds)
+  res, err, kind = req:run(ds, snapshot and pos[1] or (pos[1] .. ":1"))
   if not res then return request_failure(err, kind) end
+  local ok
   ok, err, kind = req:write(res, opts.output or io.stdout)
   if not ok then return request_failure(err, kind) end
   ds:close()

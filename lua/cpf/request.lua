@@ -5,6 +5,7 @@
 -- nil, message, kind, where kind is "usage" (the request is wrong) or "data" (the data cannot
 -- answer it: an unknown column, a value of the wrong type), never as a raise.
 local schema = require "cpf.schema"
+local query = require "cpf.query"
 local common = require "cpf.format.common"
 
 local request = {}
@@ -359,7 +360,6 @@ function Request:check(columns, where)
 end
 
 local function build_query(self, ds)
-  local cpf = require "cpf"
   local columns = ds:columns()
   local q = ds:query()
   for _, w in ipairs(self.wheres) do
@@ -370,13 +370,13 @@ local function build_query(self, ds)
   if #self.keys > 0 then
     local keys = {}
     for i, k in ipairs(self.keys) do
-      keys[i] = k.name and require("cpf.query").named_key(k.column, k.name) or k.column
+      keys[i] = k.name and query.named_key(k.column, k.name) or k.column
     end
     q = q:group_by(unpack(keys))
   end
   local spec = {}
   for i, m in ipairs(self.measures) do spec[i] = { m.name, m.agg } end
-  return q:agg(spec), cpf
+  return q:agg(spec)
 end
 
 --- The query the request asks of a dataset (without its sort and limit, which apply to the
@@ -403,9 +403,10 @@ local function run(self, ds)
   return res
 end
 
---- Runs the request on a dataset: its result, sorted and cut as asked, or nil, message, kind.
-function Request:run(ds)
-  local ok, why, kind = self:check(ds:columns())
+--- Runs the request on a dataset: its result, sorted and cut as asked, or nil, message, kind
+--- (`where` goes before the message of an unknown column, as in Request:check).
+function Request:run(ds, where)
+  local ok, why, kind = self:check(ds:columns(), where)
   if not ok then return nil, why, kind end
   return protect(run, self, ds)
 end
