@@ -243,6 +243,8 @@ typedef struct {
   query_agg *aggs;
   size_t naggs;
   int row_groups;
+  query_cond *row_masks; /* conditions of filtered custom reducers: each gives a row mask */
+  size_t nmasks;
 } query_state;
 
 /* Frees what a run computed (results, by-value key dictionaries): the structs stay. */
@@ -311,6 +313,18 @@ static query_state *push_query_state(lua_State *L, int plan, cpf_dataset *ds) {
   lua_getfield(L, plan, "row_groups");
   qs->row_groups = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, plan, "row_masks");
+  if (!lua_isnil(L, -1)) {
+    size_t nmasks = compat_rawlen(L, -1);
+    qs->row_masks = plan_alloc(L, (nmasks ? nmasks : 1) * sizeof *qs->row_masks, anchor);
+    for (k = 0; k < nmasks; k++) {
+      lua_rawgeti(L, -1, (int)k + 1);
+      parse_cond(L, -1, ds, &qs->row_masks[k], anchor);
+      lua_pop(L, 1);
+    }
+    qs->nmasks = nmasks;
+  }
+  lua_pop(L, 1);
   lua_remove(L, anchor); /* the state on top, its metatable keeping the anchor */
   return qs;
 }
@@ -328,6 +342,24 @@ static query_state *to_prepared(lua_State *L, int idx) {
   }
   lua_pop(L, 2);
   return qs;
+}
+
+/* Sets field row_masks of the table on top: for each condition of a filtered custom reducer, a
+ * string of one byte per row, 1 where the condition keeps the row. A string, not a table: 1 byte
+ * a row, and the reducer that reads it already makes a Lua call per row. */
+static int push_row_masks(lua_State *L, const cpf_dataset *ds, query_state *qs, cpf_error *err) {
+  size_t k;
+  uint8_t *keep;
+  lua_createtable(L, (int)qs->nmasks, 0);
+  keep = lua_newuserdata(L, ds->rows ? ds->rows : 1); /* collected even if a push raises */
+  for (k = 0; k < qs->nmasks; k++) {
+    if (cond_evaluate(ds, &qs->row_masks[k], keep, err) != 0) { lua_pop(L, 2); return -1; }
+    lua_pushlstring(L, (const char *)keep, ds->rows);
+    lua_rawseti(L, -3, (int)k + 1);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "row_masks");
+  return 0;
 }
 
 /* Runs the state's plan and pushes its result: {groups = n, rows = {...}, keys = {{...}, ...},
@@ -380,6 +412,10 @@ static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs) {
       lua_rawseti(L, -2, (int)j + 1);
     }
     lua_setfield(L, -2, "row_groups");
+  }
+  if (qs->nmasks > 0 && push_row_masks(L, ds, qs, &err) != 0) {
+    query_state_reset(qs);
+    return raise_failure(L, &err);
   }
   query_state_reset(qs); /* free the C results now, not at the next collection */
   return 1;

@@ -198,6 +198,7 @@ function cpf.year(column) end
 function cpf.month(column) end
 ---@return cpf.key
 function cpf.bucket(column, bounds) end
+---@param fn fun(value: string): string|number|boolean|nil
 ---@return cpf.key
 function cpf.key(column, fn, name) end
 ---@return cpf.aggregate
@@ -220,10 +221,15 @@ function cpf.quantile(column, q) end
 function cpf.ratio(a, b) end
 ---@return cpf.aggregate
 function cpf.wmean(x, w) end
+---@param inner cpf.aggregate|string an aggregate, or a column name (its sum)
 ---@return cpf.aggregate
 function cpf.share(inner) end
+---@param inner cpf.aggregate|string an aggregate or a measure name
+---@param where table|fun(row: table): boolean
 ---@return cpf.aggregate
 function cpf.filtered(inner, where) end
+---@param parts (cpf.aggregate|string)[] aggregates or measure names
+---@param fn fun(...): any
 ---@return cpf.aggregate
 function cpf.combine(parts, fn) end
 ---@return cpf.aggregate

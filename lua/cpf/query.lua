@@ -136,17 +136,46 @@ function q.share(inner)
   if not is_agg(inner) then error("bad argument #1 to 'share' (aggregate expected)", 2) end
   return agg { kind = "share", inner = inner }
 end
---- An aggregate counted only over the rows a condition keeps: cpf.where(cpf.sum "x", {col = v})
-function q.filtered(inner, where)
-  if not is_agg(inner) then error("bad argument #1 to 'filtered' (aggregate expected)", 2) end
-  local t = {}
-  for k, v in pairs(inner) do t[k] = v end
-  t.where = where
-  return agg(t)
+
+-- A measure name as its aggregate, for the places that take one (combine, filtered); nil and a
+-- message when it is none.
+local function part_agg(v)
+  if is_agg(v) then return v end
+  if type(v) ~= "string" then return nil, ("got %s"):format(type(v)) end
+  local refusal = schema.measure_refusal(v)
+  if refusal then return nil, refusal end
+  if not q.measures[v] then return nil, ("unknown measure '%s'"):format(v) end
+  return q.measures[v]
 end
---- Several aggregates combined per group by a Lua function (called once per group).
+
+--- An aggregate counted only over the rows a condition keeps: cpf.filtered(cpf.sum "x", {col = v}).
+--- The condition applies to everything inside, ANDed with the conditions of filtered aggregates
+--- around it: a node of the aggregate tree, like share and combine.
+function q.filtered(inner, where)
+  local a, why = part_agg(inner)
+  if not a then error(("bad argument #1 to 'filtered' (aggregate or measure name expected, %s)"):format(why), 2) end
+  if type(where) ~= "table" and type(where) ~= "function" then
+    error(("bad argument #2 to 'filtered' ({column = condition} or function expected, got %s)")
+      :format(type(where)), 2)
+  end
+  return agg { kind = "filtered", inner = a, where = where }
+end
+--- Several aggregates (or measure names) combined per group by a Lua function (called once per
+--- group with their values, nil where a group has none).
 function q.combine(parts, fn)
-  return agg { kind = "combine", parts = parts, fn = fn }
+  if type(parts) ~= "table" or is_agg(parts) or #parts == 0 then
+    error("bad argument #1 to 'combine' (list of aggregates or measure names expected)", 2)
+  end
+  if type(fn) ~= "function" then
+    error(("bad argument #2 to 'combine' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local list = {}
+  for i, p in ipairs(parts) do
+    local a, why = part_agg(p)
+    if not a then error(("combine: part %d is no aggregate or measure name (%s)"):format(i, why), 2) end
+    list[i] = a
+  end
+  return agg { kind = "combine", parts = list, fn = fn }
 end
 --- Custom reducer, the slow path: {column =, init =, step =, final =, merge =}.
 --- init: a function returning each group's first accumulator, or a number, string or boolean
@@ -525,8 +554,12 @@ function compile_key(ctx, k)
     local remap, labels, code_of = {}, {}, {}
     for i, v in ipairs(values) do
       local out = k.fn(v)
+      local t = type(out)
       if out == nil then
         remap[i] = -1
+      elseif (t ~= "string" and t ~= "number" and t ~= "boolean") or out ~= out then
+        error(("cpf.key '%s': the function returned %s for %q; a key is a string, a number or a "
+               .. "boolean (nil for no key)"):format(k.name, out ~= out and "NaN" or "a " .. t, v), 0)
       else
         if code_of[out] == nil then labels[#labels + 1] = out; code_of[out] = #labels - 1 end
         remap[i] = code_of[out]
@@ -547,21 +580,49 @@ local function as_agg(name, a)
   return a
 end
 
--- Adds the C aggregates an aggregate needs to `list`; returns how to read its value back.
-local function compile_agg(ctx, a, list, name)
+-- The C condition for the conditions of the filtered aggregates above a node (`conds`, outermost
+-- first), compiled once per list: the leaves under one filtered node share it.
+local function compile_filter(ctx, conds)
+  if #conds == 0 then return nil end
+  local f = ctx.filters[conds]
+  if not f then
+    local where = {}
+    for i, w in ipairs(conds) do
+      if type(w) == "function" then where[i] = { fn = w } else where[i] = { map = w } end
+    end
+    f = compile_where(ctx, where) or false
+    ctx.filters[conds] = f
+  end
+  return f or nil
+end
+
+-- Compiles aggregate `a`, a node of the aggregate tree, under `conds` (the conditions of the
+-- filtered nodes above it): adds the C aggregates it needs to `list` and returns how to read its
+-- value back ({index}, {combine, fn}, {share} or {reduce}). Every kind nests in every other: a
+-- filtered node only adds its condition to those its subtree is computed under.
+local function compile_agg(ctx, a, list, name, conds)
   local what = "aggregate " .. name
+  if a.kind == "filtered" then
+    local inner = {}
+    for i, w in ipairs(conds) do inner[i] = w end
+    inner[#inner + 1] = a.where
+    return compile_agg(ctx, a.inner, list, name, inner)
+  end
   if a.kind == "share" then
-    return { share = compile_agg(ctx, a.inner, list, name) }
+    return { share = compile_agg(ctx, a.inner, list, name, conds) }
   end
   if a.kind == "combine" then
     local parts = {}
-    for i, p in ipairs(a.parts) do parts[i] = compile_agg(ctx, p, list, name) end
+    for i, p in ipairs(a.parts) do parts[i] = compile_agg(ctx, p, list, name, conds) end
     return { combine = parts, fn = a.fn }
   end
+  local filter = compile_filter(ctx, conds)
   if a.kind == "reduce" then
-    return { reduce = a.spec, column = resolve_column(ctx, a.spec.column, what).name }
+    local r = { reduce = a.spec, column = resolve_column(ctx, a.spec.column, what).name, filter = filter }
+    ctx.reducers[#ctx.reducers + 1] = r
+    return r
   end
-  local t = { kind = a.kind, q = a.q }
+  local t = { kind = a.kind, q = a.q, filter = filter }
   if a.column ~= nil then
     local info = resolve_column(ctx, a.column, what)
     local refusal = schema.refusal(a.kind, info.name)
@@ -585,24 +646,20 @@ local function compile_agg(ctx, a, list, name)
     end
     t.column2 = info.index
   end
-  local id -- set for an aggregate without a filter, which a second request can share
-  if a.where then
-    t.filter = compile_where(ctx, { { map = a.where } })
-  else
-    -- the same aggregate asked twice (a measure and its parts) is computed once; looked up by
-    -- its description, so that a query of thousands of aggregates is not quadratic
-    id = ("%s %s %s %s"):format(t.kind, tostring(t.column), tostring(t.column2), tostring(t.q))
-    if ctx.unfiltered_aggs[id] then return { index = ctx.unfiltered_aggs[id] } end
-  end
-  if t.kind == "ratio" and not t.filter and ctx.by_index[t.column].missing == 0
+  -- the same aggregate asked twice (a measure and its parts, or under the same filter) is computed
+  -- once; looked up by its description, so that a query of thousands of aggregates is not quadratic
+  local id = ("%s %s %s %s"):format(t.kind, tostring(t.column), tostring(t.column2), tostring(t.q))
+  if #conds > 0 then id = id .. " under " .. tostring(conds) end
+  if ctx.aggs_by_id[id] then return { index = ctx.aggs_by_id[id] } end
+  if t.kind == "ratio" and not filter and ctx.by_index[t.column].missing == 0
      and ctx.by_index[t.column2].missing == 0 then
     -- no value missing: Σa / Σb from the two sums, which other aggregates often need too
-    return { combine = { compile_agg(ctx, q.sum(a.column), list, name),
-                         compile_agg(ctx, q.sum(a.column2), list, name) },
+    return { combine = { compile_agg(ctx, q.sum(a.column), list, name, conds),
+                         compile_agg(ctx, q.sum(a.column2), list, name, conds) },
              fn = function(x, y) if x ~= nil and y ~= nil and y ~= 0 then return x / y end end }
   end
   list[#list + 1] = t
-  if id then ctx.unfiltered_aggs[id] = #list end
+  ctx.aggs_by_id[id] = #list
   return { index = #list }
 end
 
@@ -735,12 +792,13 @@ local function describe(v)
   end
   if is_agg(v) then
     if v.kind == "share" then return "share(" .. describe(v.inner) .. ")" end
+    if v.kind == "filtered" then return describe(v.inner) .. " filtered" end
     if v.kind == "combine" then return "combine(...)" end
     local args = {}
     if v.column then args[#args + 1] = v.column end
     if v.column2 then args[#args + 1] = v.column2 end
     if v.q and v.q ~= 0.5 then args[#args + 1] = tostring(v.q) end
-    return v.kind .. "(" .. table.concat(args, ", ") .. ")" .. (v.where and " filtered" or "")
+    return v.kind .. "(" .. table.concat(args, ", ") .. ")"
   end
   if type(v) == "table" then
     local t = {}
@@ -774,35 +832,54 @@ function Query:__tostring()
   return table.concat(lines, "\n")
 end
 
--- Custom reducers: the slow path, one Lua call per selected row.
-local function run_reducers(ds, reducers, raw, rows_by_group)
+-- Custom reducers: the slow path, one Lua call per selected row. Sets each reducer's values by
+-- group in values[reducer].
+local function run_reducers(ds, reducers, raw, values)
+  local gids = raw.row_groups
   for _, r in ipairs(reducers) do
-    local spec, accs, init = r.spec, {}, r.spec.init
+    local spec, accs, init = r.reduce, {}, r.reduce.init
     for g = 1, raw.groups do
       if type(init) == "function" then accs[g] = init() else accs[g] = init end
     end
-    local gids, step = raw.row_groups, spec.step
+    local mask, step, byte = r.mask and raw.row_masks[r.mask], spec.step, string.byte
     for i = 1, #ds do
       local g = gids[i]
-      if g and g > 0 then
+      if g and g > 0 and (not mask or byte(mask, i) == 1) then
         local v = ds:get(i, r.column)
         if v ~= nil then accs[g] = step(accs[g], v) end
       end
     end
-    for g = 1, raw.groups do
-      if spec.final then rows_by_group[g][r.name] = spec.final(accs[g])
-      else rows_by_group[g][r.name] = accs[g] end
+    if spec.final then
+      for g = 1, raw.groups do accs[g] = spec.final(accs[g]) end
     end
+    values[r] = accs
   end
 end
 
-local function read_value(raw, how, g)
-  if how.index then return raw.aggs[how.index][g] end
+-- The value of a compiled aggregate (compile_agg's read node) in group g. `run` holds the
+-- query's raw columns, the reducers' values and the totals of shares, computed once a run.
+local function read_value(run, how, g)
+  if how.index then return run.raw.aggs[how.index][g] end
   if how.combine then
     local args = {}
-    for i, p in ipairs(how.combine) do args[i] = read_value(raw, p, g) end
+    for i, p in ipairs(how.combine) do args[i] = read_value(run, p, g) end
     return how.fn((table.unpack or unpack)(args, 1, #how.combine))
   end
+  if how.reduce then return run.reduced[how][g] end
+  local total = run.totals[how]
+  if total == nil then
+    total = 0
+    for h = 1, run.raw.groups do
+      local v = read_value(run, how.share, h)
+      if v ~= nil and type(v) ~= "number" then
+        error(("share: the aggregate inside is a %s in a group; share needs numbers"):format(type(v)), 0)
+      end
+      total = total + (v or 0)
+    end
+    run.totals[how] = total
+  end
+  local v = read_value(run, how.share, g)
+  if v ~= nil and total ~= 0 then return v / total end
 end
 
 -- A query's compiled plan, kept while the query lives (queries are immutable and bound to one
@@ -813,7 +890,7 @@ local compiled = setmetatable({}, { __mode = "k" })
 -- Compiles a query for its dataset: the C plan and how to read the result back; raises.
 local function compile(self, ds)
   local ctx = { ds = ds, column_list = ds:columns(), info_of = {}, by_index = {}, found = {},
-                unfiltered_aggs = {} }
+                aggs_by_id = {}, filters = {}, reducers = {} }
   for i, c in ipairs(ctx.column_list) do
     local info = { index = i, name = c.name, type = c.type, label = c.label, missing = c.missing }
     ctx.info_of[c], ctx.by_index[i] = info, info
@@ -831,17 +908,27 @@ local function compile(self, ds)
       if seen[kk.name] then error(("duplicate result column '%s'"):format(kk.name), 0) end
       seen[kk.name] = true
     end
-    local reads, reducers = {}, {}
+    local reads = {}
     for i, a in ipairs(self.agg_list) do
       if seen[a.name] then error(("duplicate result column '%s'"):format(a.name), 0) end
       seen[a.name] = true
-      reads[i] = compile_agg(ctx, a.agg, plan.aggs, a.name)
-      if reads[i].reduce then
-        reducers[#reducers + 1] = { name = a.name, spec = reads[i].reduce, column = reads[i].column }
-        plan.row_groups = true
+      reads[i] = compile_agg(ctx, a.agg, plan.aggs, a.name, {})
+    end
+    if #ctx.reducers > 0 then
+      plan.row_groups = true -- the group of every row, for the reducers' Lua loop
+      local mask_of = {}
+      for _, r in ipairs(ctx.reducers) do
+        if r.filter then
+          if not mask_of[r.filter] then
+            plan.row_masks = plan.row_masks or {}
+            plan.row_masks[#plan.row_masks + 1] = r.filter
+            mask_of[r.filter] = #plan.row_masks
+          end
+          r.mask = mask_of[r.filter]
+        end
       end
     end
-    return { plan = plan, names = names, labels = labels, reads = reads, reducers = reducers, keys = keys }
+    return { plan = plan, names = names, labels = labels, reads = reads, reducers = ctx.reducers, keys = keys }
   end)
   if not ok then error(out, 0) end
   out.prepared = core.prepare(ds, out.plan) -- the C structs, built once too
@@ -872,21 +959,13 @@ function Query:run(spec)
   end
   local columns = {}
   for i, n in ipairs(out.names) do columns[i] = n end
+  local run = { raw = raw, reduced = {}, totals = {} }
+  if #out.reducers > 0 then run_reducers(ds, out.reducers, raw, run.reduced) end
   for i, a in ipairs(self.agg_list) do
     columns[#columns + 1] = a.name
     local how = out.reads[i]
-    if how.share then
-      local total = 0
-      for g = 1, raw.groups do total = total + (read_value(raw, how.share, g) or 0) end
-      for g = 1, raw.groups do
-        local v = read_value(raw, how.share, g)
-        rows[g][a.name] = (v ~= nil and total ~= 0) and v / total or nil
-      end
-    elseif not how.reduce then
-      for g = 1, raw.groups do rows[g][a.name] = read_value(raw, how, g) end
-    end
+    for g = 1, raw.groups do rows[g][a.name] = read_value(run, how, g) end
   end
-  if #out.reducers > 0 then run_reducers(ds, out.reducers, raw, rows) end
   -- default order: by the keys, in their natural order (family keys in their own order)
   local res = result.new(columns, rows, out.names)
   if #out.names > 0 then

@@ -58,7 +58,8 @@ local function compare_values(a, b)
   if a == nil then return false end -- nil last
   if b == nil then return true end
   local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta < tb end
+  if ta ~= tb then return ta < tb end -- boolean < number < string
+  if ta == "boolean" then return not a and b end -- false before true
   return a < b
 end
 result.compare_values = compare_values
