@@ -55,6 +55,186 @@ function helpers.read_file(name)
   return s
 end
 
+-- ---- an independent, strict JSON reader (RFC 8259): values, with nil for null ----
+
+helpers.JSON_NULL = setmetatable({}, { __tostring = function() return "null" end })
+
+function helpers.json_decode(text)
+  local pos = 1
+  local function fail(what) error(("JSON: %s at byte %d"):format(what, pos), 0) end
+  local function skip() pos = text:find("[^ \t\r\n]", pos) or #text + 1 end
+  local value
+  local function string_value()
+    local parts = {}
+    pos = pos + 1
+    while true do
+      local c = text:sub(pos, pos)
+      if c == "" then fail("unterminated string") end
+      if c == '"' then pos = pos + 1 break end
+      if c:byte() < 32 then fail("raw control character") end
+      if c == "\\" then
+        local e = text:sub(pos + 1, pos + 1)
+        local simple = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+        if simple[e] then
+          parts[#parts + 1] = simple[e]
+          pos = pos + 2
+        elseif e == "u" then
+          local hex = text:match("^%x%x%x%x", pos + 2) or fail("bad \\u escape")
+          local cp = tonumber(hex, 16)
+          if cp >= 0xD800 and cp <= 0xDBFF then -- a surrogate pair: one code point above U+FFFF
+            local low = tonumber(text:match("^\\u(%x%x%x%x)", pos + 6) or fail("lone surrogate"), 16)
+            if low < 0xDC00 or low > 0xDFFF then fail("bad surrogate pair") end
+            cp = 0x10000 + (cp - 0xD800) * 1024 + (low - 0xDC00)
+            pos = pos + 6
+          elseif cp >= 0xDC00 and cp <= 0xDFFF then
+            fail("lone surrogate")
+          end
+          if cp >= 0x10000 then
+            parts[#parts + 1] = string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+                                            0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+          elseif cp < 0x80 then parts[#parts + 1] = string.char(cp)
+          elseif cp < 0x800 then parts[#parts + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+          else
+            parts[#parts + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64,
+                                            0x80 + cp % 64)
+          end
+          pos = pos + 6
+        else
+          fail("bad escape")
+        end
+      else
+        parts[#parts + 1] = c
+        pos = pos + 1
+      end
+    end
+    return table.concat(parts)
+  end
+  function value()
+    skip()
+    local c = text:sub(pos, pos)
+    if c == "{" then
+      local obj, keys = {}, {}
+      pos = pos + 1
+      skip()
+      if text:sub(pos, pos) == "}" then pos = pos + 1 return { object = obj, keys = keys } end
+      while true do
+        skip()
+        if text:sub(pos, pos) ~= '"' then fail("key expected") end
+        local k = string_value()
+        skip()
+        if text:sub(pos, pos) ~= ":" then fail("':' expected") end
+        pos = pos + 1
+        local v = value()
+        keys[#keys + 1] = k
+        obj[k] = v
+        skip()
+        local d = text:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then return { object = obj, keys = keys } end
+        if d ~= "," then fail("',' or '}' expected") end
+      end
+    elseif c == "[" then
+      local arr = {}
+      pos = pos + 1
+      skip()
+      if text:sub(pos, pos) == "]" then pos = pos + 1 return arr end
+      while true do
+        arr[#arr + 1] = value()
+        skip()
+        local d = text:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then return arr end
+        if d ~= "," then fail("',' or ']' expected") end
+      end
+    elseif c == '"' then
+      return string_value()
+    elseif text:find("^null", pos) then
+      pos = pos + 4
+      return helpers.JSON_NULL
+    elseif text:find("^true", pos) then
+      pos = pos + 4
+      return true
+    elseif text:find("^false", pos) then
+      pos = pos + 5
+      return false
+    else
+      local num = text:match("^%-?%d+%.?%d*[eE]?[%+%-]?%d*", pos)
+      if not num or not num:find("^%-?0[%.eE]") and not num:find("^%-?0$") and num:find("^%-?0") then
+        fail("value expected")
+      end
+      pos = pos + #num
+      return tonumber(num) or fail("bad number")
+    end
+  end
+  local v = value()
+  skip()
+  if pos <= #text then fail("trailing text") end
+  return v
+end
+
+-- Strict UTF-8 (no overlongs, surrogates or values above U+10FFFF).
+function helpers.is_utf8(s)
+  local i = 1
+  while i <= #s do
+    local c = s:byte(i)
+    local n = c < 0x80 and 0 or (c >= 0xC2 and c <= 0xDF) and 1 or (c >= 0xE0 and c <= 0xEF) and 2
+      or (c >= 0xF0 and c <= 0xF4) and 3 or nil
+    if not n then return false end
+    for k = 1, n do
+      local b = s:byte(i + k)
+      if not b or b < 0x80 or b > 0xBF then return false end
+    end
+    local b1 = s:byte(i + 1)
+    if (c == 0xE0 and b1 < 0xA0) or (c == 0xED and b1 > 0x9F) or (c == 0xF0 and b1 < 0x90)
+       or (c == 0xF4 and b1 > 0x8F) then
+      return false
+    end
+    i = i + n + 1
+  end
+  return true
+end
+
+-- Well-formed markup: every element closed in order, attributes quoted, no stray '<' or '&'.
+function helpers.check_markup(text)
+  local stack, pos = {}, 1
+  local void = { meta = true, br = true, ["!DOCTYPE"] = true }
+  while true do
+    local s, e, tag = text:find("<([^>]*)>", pos)
+    local between = text:sub(pos, (s or #text + 1) - 1)
+    assert(not between:find("<"), "stray '<'")
+    for amp in between:gmatch("&[^;]*;?") do
+      assert(amp:find("^&[#%w]+;$"), "stray '&': " .. amp)
+    end
+    if not s then break end
+    local close, name = tag:match("^(/?)([%w!]+)")
+    assert(name, "bad tag <" .. tag .. ">")
+    local attrs = tag:sub(#close + #name + 1):gsub("/$", "")
+    assert(attrs:gsub('%s+[%w:%-]+="[^"<]*"', "") :find("^%s*$") or name == "!DOCTYPE",
+           "bad attributes in <" .. tag .. ">")
+    if close == "/" then
+      assert(table.remove(stack) == name, "</" .. name .. "> closes another element")
+    elseif not tag:find("/$") and not void[name] then
+      stack[#stack + 1] = name
+    end
+    pos = e + 1
+  end
+  assert(#stack == 0, "unclosed <" .. tostring(stack[#stack]) .. ">")
+end
+
+-- The element and attribute names of a page, sorted and each once: what the markup is made of.
+function helpers.markup_names(text)
+  local set = {}
+  for tag in text:gmatch("<([^>]*)>") do
+    local name = tag:match("^/?([%w!]+)")
+    if name then set["<" .. name] = true end
+    for attr in tag:gmatch('%s([%w:%-]+)="') do set["@" .. attr] = true end
+  end
+  local names = {}
+  for k in pairs(set) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 function helpers.cleanup()
   for _, name in ipairs(tmp_files) do os.remove(name) end
   tmp_files = {}
