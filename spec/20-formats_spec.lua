@@ -111,16 +111,16 @@ describe("output formats", function()
     end)
   end)
 
-  it("tsv: tabs and line breaks inside values become spaces, nothing is quoted", function()
+  it("tsv: tab, CR, LF and backslash inside values are written \\t \\r \\n \\\\, nothing is quoted", function()
     assert.are.equal(lines {
       "region\tlibelle\tdossiers\tmontant\tpart",
       'Île-de-France\tCours "avancé"\t12\t123456789012.34\t0.5',
-      "Pays|Loire\tligne 1 ligne 2\t0\t-42.5\t",
+      "Pays|Loire\tligne 1\\nligne 2\t0\t-42.5\t",
       "\tAnglais; niveau B2\t9007199254740991\t0\t0.125",
       "Réunion\t espace \t-3\t1234.5\t-0.25",
     }, sample():format("tsv"))
-    local res = cpf.result({ "a" }, { { a = "x\ty\r\nz\rw" } })
-    assert.are.equal(BOM .. "a\r\nx y z w\r\n", res:format("tsv", { bom = true, eol = "\r\n" }))
+    local res = cpf.result({ "a\tb" }, { { ["a\tb"] = "x\ty\r\nz\rw\\n" } })
+    assert.are.equal(BOM .. "a\\tb\r\nx\\ty\\r\\nz\\rw\\\\n\r\n", res:format("tsv", { bom = true, eol = "\r\n" }))
     assert.are.equal("a\n1,5\n", cpf.result({ "a" }, { { a = 1.5 } }):format("tsv", { decimal = "," }))
   end)
 
@@ -242,7 +242,7 @@ describe("output formats", function()
       "region         libelle                     dossiers          montant     part",
       "-------------  ------------------  ----------------  ---------------  -------",
       'Île-de-France  Cours "avancé"                    12  123456789012.34   0.5000',
-      "Pays|Loire     ligne 1 ligne 2                    0           -42.50",
+      "Pays|Loire     ligne 1\\nligne 2                   0           -42.50",
       "               Anglais; niveau B2  9007199254740991             0.00   0.1250",
       "Réunion         espace                           -3          1234.50  -0.2500",
     }
@@ -283,6 +283,29 @@ describe("output formats", function()
       local res = cpf.result({ "nom", "n" }, { { nom = "日本語", n = 1 }, { nom = "Ame\204\129lie", n = 22 } })
       assert.are.equal(lines { "nom      n", "------  --", "日本語   1", "Ame\204\129lie  22" }, res:format("table"))
       assert.are.equal("日本…", require("cpf.format.common").truncate("日本語です", 6))
+    end)
+
+    it("escapes control characters, bidi overrides and bytes that are not UTF-8, widths on what is shown", function()
+      local res = cpf.result({ "t\27[1m", "n" }, {
+        { ["t\27[1m"] = "a\27[2Jb", n = 1 }, { ["t\27[1m"] = "x\ty\r\nz\0", n = 2 },
+        { ["t\27[1m"] = "\226\128\174exe.txt\194\155\127", n = 3 }, { ["t\27[1m"] = "\255\\é", n = 4 },
+      })
+      assert.are.equal(lines {
+        "t\\x1B[1m                 n",
+        "-----------------------  -",
+        "a\\x1B[2Jb                1",
+        "x\\ty\\r\\nz\\x00            2",
+        "\\u202Eexe.txt\\u009B\\x7F  3",
+        "\\xFF\\é                   4",
+      }, res:format("table"))
+      assert.are.equal(lines {
+        "| t\\x1B[1m                |   n |",
+        "|-------------------------|----:|",
+        "| a\\x1B[2Jb               |   1 |",
+        "| x\\ty<br>z\\x00           |   2 |",
+        "| \\u202Eexe.txt\\u009B\\x7F |   3 |",
+        "| \239\191\189\\é                     |   4 |",
+      }, res:format("markdown"))
     end)
 
     it("adds a bar column in Unicode blocks or in ASCII", function()

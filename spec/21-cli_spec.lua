@@ -174,6 +174,18 @@ describe("cpf query", function()
     os.remove(fixture .. ".cpfsnap")
   end)
 
+  it("shows the control characters of a message escaped, never raw on the terminal", function()
+    -- a column name and a value of the data, both holding ESC sequences and a bidi override
+    local path = h.write_file("date_validation;\"t\27]0;pwned\7\";nb_dossiers\n2023-01;x;\"1\27[2J\226\128\174\"\n",
+                              ".csv")
+    local _, err, code = cpf_run("query " .. q(path) .. " --by mois --measure dossiers")
+    assert.are.equal(1, code)
+    assert.are.equal("cpf: " .. path .. ":2:3: nb_dossiers: expected an integer, got \"1\\x1B[2J\\u202E\"\n", err)
+    _, err, code = cpf_run("query " .. q(path) .. " --by " .. q("t\27]0;x\7"))
+    assert.are.equal(1, code)
+    assert.are.equal("cpf: " .. path .. ":1: unknown column 't\\x1B]0;x\\x07' (--by t\\x1B]0;x\\x07)\n", err)
+  end)
+
   it("exits with 1 on a query cpf refuses, with its message", function()
     local out, err, code = cpf_run("query " .. q(fixture) .. " --where 'nb_dossiers=abc'")
     assert.are.equal(1, code)

@@ -1,6 +1,7 @@
 -- cpf.cli — the `cpf` command: subcommands, their options and help texts.
 -- Data goes to stdout, messages to stderr; exit 1 on errors, 2 on usage errors.
 local cli = {}
+local terminal_text = require("cpf.format.common").terminal_text
 
 local USAGE = [[
 usage: cpf COMMAND [ARGS]
@@ -148,14 +149,18 @@ milliseconds (cpf.open). Prints the rows, the two sizes and the time on stderr (
 ]] .. "\n" .. DATA_HELP,
 }
 
+-- Messages name files, columns and values of the data: shown escaped, so that no control
+-- character of theirs reaches the terminal.
+local function message(msg) return "cpf: " .. terminal_text(msg, true) .. "\n" end
+
 local function usage_error(msg, command)
-  io.stderr:write("cpf: ", msg, "\n")
+  io.stderr:write(message(msg))
   io.stderr:write(command and ("try 'cpf " .. command .. " --help'\n") or "try 'cpf --help'\n")
   return 2
 end
 
 local function fail(msg)
-  io.stderr:write("cpf: ", msg, "\n")
+  io.stderr:write(message(msg))
   return 1
 end
 

@@ -434,8 +434,10 @@ function Dataset:column(name)
 end
 
 -- One line, at most 16 characters, cut between UTF-8 characters.
+local terminal_text = require("cpf.format.common").terminal_text
+
 local function preview_cell(v)
-  local s = (v == nil and "" or tostring(v)):gsub("[\r\n]+", " ")
+  local s = terminal_text(v == nil and "" or tostring(v))
   local chars = 0
   for i = 1, #s do
     if s:byte(i) < 128 or s:byte(i) >= 192 then
@@ -453,7 +455,7 @@ function dataset_mt.__tostring(ds)
   local lines = { ("cpf dataset: %d rows × %d columns, %s"):format(#ds, #cols, human_bytes(ds:memory())) }
   local shown = math.min(#cols, 5)
   local header = {}
-  for j = 1, shown do header[j] = cols[j].name .. " (" .. cols[j].type .. ")" end
+  for j = 1, shown do header[j] = terminal_text(cols[j].name) .. " (" .. cols[j].type .. ")" end
   lines[#lines + 1] = "  " .. table.concat(header, " | ") .. (shown < #cols and " | …" or "")
   for i = 1, math.min(#ds, 3) do
     local cells = {}

@@ -89,6 +89,37 @@ function common.valid_utf8(s)
   return concat(out)
 end
 
+local NAMED_CONTROLS = { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" }
+local function terminal_control(cp)
+  return (cp >= 0x80 and cp <= 0x9F) or cp == 0x061C or (cp >= 0x202A and cp <= 0x202E)
+    or (cp >= 0x2066 and cp <= 0x2069)
+end
+local function hex_byte(c) return NAMED_CONTROLS[c] or ("\\x%02X"):format(c:byte()) end
+
+--- s made safe to send to a terminal, where a control character of the data could move the
+--- cursor, retitle the window or hide lines: C0 controls and DEL become \t, \n, \r or \xHH,
+--- C1 controls (U+0080-U+009F) and the bidirectional embeddings, overrides and isolates (which
+--- show a line in another order) \uHHHH, and a byte that is not UTF-8 \xHH (an 8-bit terminal
+--- reads 0x9B as a control). keep_lines leaves LF and tab as they are (messages).
+function common.terminal_text(s, keep_lines)
+  s = s:gsub(keep_lines and "[%z\1-\8\11-\31\127]" or "[%z\1-\31\127]", hex_byte)
+  if not s:find("[\128-\255]") then return s end
+  local out, i, n, start = {}, 1, #s, 1
+  while i <= n do
+    local cp, len = decode(s, i)
+    if cp and not terminal_control(cp) then
+      i = i + len
+    else
+      out[#out + 1] = s:sub(start, i - 1)
+      out[#out + 1] = cp and ("\\u%04X"):format(cp) or hex_byte(s:sub(i, i))
+      i = i + (len or 1)
+      start = i
+    end
+  end
+  out[#out + 1] = s:sub(start)
+  return concat(out)
+end
+
 -- Columns a code point takes in a terminal: 0 for combining marks and zero-width characters,
 -- 2 for the East Asian wide and fullwidth blocks (CJK, Hangul, fullwidth forms, most emoji).
 local ZERO = { { 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05BD }, { 0x1AB0, 0x1AFF },

@@ -1,6 +1,7 @@
 -- cpf.format.delimited — csv (RFC 4180, quoted only when needed; formula-like text guarded for
--- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tabs and line breaks inside
--- values become spaces); numbers exact, optional BOM and decimal comma.
+-- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tab, CR, LF and backslash in
+-- values are written \t, \r, \n and \\, as PostgreSQL, ClickHouse and Miller read them); numbers
+-- exact, optional BOM and decimal comma.
 local common = require "cpf.format.common"
 local option = common.option
 
@@ -74,12 +75,14 @@ delimited.csv = {
   end,
 }
 
+local TSV_ESCAPES = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\r"] = "\\r", ["\n"] = "\\n" }
+
 delimited.tsv = {
   options = { bom = option.boolean, decimal = option.decimal, eol = option.eol },
   write = function(res, out, opts)
     local decimal = opts.decimal
     local function field(v)
-      return (field_text(v, decimal):gsub("\r\n", " "):gsub("[\t\r\n]", " "))
+      return (field_text(v, decimal):gsub("[\\\t\r\n]", TSV_ESCAPES))
     end
     write_records(res, out, { sep = "\t", bom = opts.bom, eol = opts.eol }, field)
   end,

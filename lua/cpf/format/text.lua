@@ -7,9 +7,7 @@ local text = {}
 
 local width = common.display_width
 
-local function one_line(s)
-  return (s:gsub("\r\n", " "):gsub("[\t\r\n]", " "))
-end
+local terminal_text = common.terminal_text
 
 -- Each row's cell texts, per column info (numeric, decimals) from common.column_info.
 local function cell_texts(res, info, fix)
@@ -50,7 +48,7 @@ text.table = {
     if max_width == nil then max_width = 40 end
     -- text is cut to max_width; a number never is
     local function fix(s, is_number)
-      s = one_line(s)
+      s = terminal_text(s) -- one line, nothing a terminal would act on
       if max_width and not is_number then s = common.truncate(s, max_width) end
       return s
     end
@@ -98,8 +96,11 @@ text.table = {
   end,
 }
 
+-- '|' would end the cell and a line break the row; other control characters are shown escaped
+-- as in table (a Markdown file is read in a terminal too).
 local function markdown_cell(s)
-  return (s:gsub("|", "\\|"):gsub("\r\n", "<br>"):gsub("[\r\n]", "<br>"))
+  s = common.valid_utf8(s):gsub("|", "\\|"):gsub("\r\n", "<br>"):gsub("[\r\n]", "<br>")
+  return terminal_text(s)
 end
 
 text.markdown = {
@@ -109,10 +110,10 @@ text.markdown = {
     local info = common.column_info(res, columns, opts)
     local header, widths = {}, {}
     for j, name in ipairs(columns) do
-      header[j] = markdown_cell(common.valid_utf8(name))
+      header[j] = markdown_cell(name)
       widths[j] = math.max(3, width(header[j]))
     end
-    local rows = cell_texts(res, info, function(s) return markdown_cell(common.valid_utf8(s)) end)
+    local rows = cell_texts(res, info, markdown_cell)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)
