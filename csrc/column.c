@@ -173,12 +173,20 @@ static int decimal_rescale(cpf_column *col, int needed) {
   return 0;
 }
 
+/* Numbers, months and dates are read without the spaces and tabs around them (a field of
+ * blanks only is then missing); text keeps them, byte for byte. */
+static void trim_blanks(const char **s, size_t *len) {
+  while (*len > 0 && (**s == ' ' || **s == '\t')) { (*s)++; (*len)--; }
+  while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t')) (*len)--;
+}
+
 int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t msgsize) {
   size_t row;
   num_status st = NUM_OK;
   int64_t v = 0;
   if (col->rows == col->cap && column_grow(col) != 0) goto oom;
   row = col->rows++;
+  if (col->type != CPF_TYPE_STRING && col->type != CPF_TYPE_AUTO) trim_blanks(&s, &len);
   if (len == 0) { /* missing: set its bit; the slot holds zero */
     col->missing_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
     col->missing++;
@@ -266,13 +274,15 @@ static int looks_like_code(const char *s, size_t len) {
 
 static cpf_type infer_type(const cpf_column *col) {
   int all_integer = 1, all_number = 1, all_date = 1, all_month = 1;
-  uint32_t code;
-  if (col->dict.count == 0) return CPF_TYPE_STRING;
+  uint32_t code, values = 0;
   for (code = 0; code < col->dict.count; code++) {
     size_t len;
     const char *s = dictionary_value(&col->dict, code, &len);
     int64_t i;
     double d;
+    trim_blanks(&s, &len);
+    if (len == 0) continue; /* blanks only: missing whatever the type */
+    values++;
     if (all_integer && (looks_like_code(s, len) || *s == '+' ||
                         parse_integer(s, len, 0, &i) != NUM_OK || memchr(s, '.', len) ||
                         memchr(s, ',', len)))
@@ -284,23 +294,28 @@ static cpf_type infer_type(const cpf_column *col) {
     if (all_month && (len != 7 || parse_month(s, len, &i) != NUM_OK)) all_month = 0;
     if (!all_integer && !all_number && !all_date && !all_month) return CPF_TYPE_STRING;
   }
+  if (values == 0) return CPF_TYPE_STRING; /* nothing but missing values and blanks: text */
   if (all_integer) return CPF_TYPE_INTEGER;
   if (all_number) return CPF_TYPE_NUMBER;
   if (all_date) return CPF_TYPE_DATE;
   return CPF_TYPE_MONTH;
 }
 
-/* Re-encode an inferred column: each distinct value is parsed once, rows are remapped. */
+/* Re-encode an inferred column: each distinct value is parsed once, rows are remapped; a
+ * value of blanks only becomes missing. */
 static int convert_strings(cpf_column *col, cpf_type type) {
   size_t n = col->dict.count ? col->dict.count : 1, row;
   int64_t *by_code = malloc(n * sizeof *by_code);
   int64_t *values = malloc((col->rows ? col->rows : 1) * sizeof *values);
+  unsigned char *blank = calloc(n, 1);
   uint32_t code;
-  if (!by_code || !values) { free(by_code); free(values); return -1; }
+  if (!by_code || !values || !blank) { free(by_code); free(values); free(blank); return -1; }
   for (code = 0; code < col->dict.count; code++) {
     size_t len;
     const char *s = dictionary_value(&col->dict, code, &len);
     double d;
+    trim_blanks(&s, &len);
+    if (len == 0) { blank[code] = 1; by_code[code] = 0; continue; }
     switch (type) {
     case CPF_TYPE_INTEGER: parse_integer(s, len, 0, &by_code[code]); break;
     case CPF_TYPE_NUMBER:
@@ -311,9 +326,17 @@ static int convert_strings(cpf_column *col, cpf_type type) {
     default: parse_month(s, len, &by_code[code]); break;
     }
   }
-  for (row = 0; row < col->rows; row++)
-    values[row] = column_is_valid(col, row) ? by_code[column_code_at(col, row)] : 0;
+  for (row = 0; row < col->rows; row++) {
+    if (!column_is_valid(col, row)) { values[row] = 0; continue; }
+    code = column_code_at(col, row);
+    values[row] = by_code[code];
+    if (blank[code]) {
+      col->missing_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
+      col->missing++;
+    }
+  }
   free(by_code);
+  free(blank);
   free(col->data);
   dictionary_free(&col->dict);
   col->data = values;

@@ -122,24 +122,6 @@ static int only_blank(const char *p, size_t n) {
   return 1;
 }
 
-/* The separator is the candidate seen most often in the header line, outside quotes. */
-static char detect_separator(const char *p, size_t n) {
-  static const char candidates[] = ";,\t|";
-  size_t counts[4] = {0, 0, 0, 0}, i;
-  int quoted = 0, k, best = -1;
-  for (i = 0; i < n; i++) {
-    char c = p[i];
-    if (c == '"') quoted = !quoted;
-    else if (!quoted && (c == '\n' || c == '\r')) break;
-    else if (!quoted)
-      for (k = 0; k < 4; k++)
-        if (c == candidates[k]) counts[k]++;
-  }
-  for (k = 0; k < 4; k++)
-    if (counts[k] > 0 && (best < 0 || counts[k] > counts[best])) best = k;
-  return best < 0 ? 0 : candidates[best];
-}
-
 /* ---- parsing ---- */
 typedef struct {
   const char *path;
@@ -212,14 +194,23 @@ static void on_record(int c, void *data) {
   st->field = 0;
 }
 
+/* No byte is a space to libcsv: it would trim spaces and tabs around unquoted fields, and text
+ * is kept byte for byte (numbers, months and dates are trimmed where they are parsed). */
+static int never_blank(unsigned char c) {
+  (void)c;
+  return 0;
+}
+
 static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_error *err) {
-  /* strict: a stray quote is an error, not a guess; STRICT_FINI: an unclosed quote at the end
-   * of the file too. Fields are used with their length, so no NUL is appended. */
+  /* strict: text after a closing quote is an error, not a guess (parser_feed reads a quote
+   * inside an unquoted field as a character); STRICT_FINI: a quote left open at the end of the
+   * file too. Fields are used with their length, so no NUL is appended. */
   if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI) != 0) {
     cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
     return -1;
   }
   csv_set_delim(p, (unsigned char)sep);
+  csv_set_space_func(p, never_blank);
   /* libcsv grows a field's buffer by this many bytes at a time (128 by default): a field of
    * megabytes would be copied thousands of times by an allocator that cannot grow in place */
   csv_set_blk_size(p, (size_t)64 << 10);
@@ -229,11 +220,44 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
 static void parser_error(struct csv_parser *p, parse_state *st) {
   if (csv_error(p) == CSV_EPARSE)
     cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
-                 "%s:%zu:%zu: malformed quoted field (a '\"' inside a field that is not quoted, or "
-                 "text after a closing quote)", st->path, st->record + 1, st->field + 1);
+                 "%s:%zu:%zu: malformed quoted field: text after its closing quote", st->path,
+                 st->record + 1, st->field + 1);
   else
     cpf_error_set(st->err, csv_error(p) == CSV_ENOMEM ? CPF_ERR_MEMORY : CPF_ERR_DATA, "%s: %s",
                   st->path, csv_strerror(csv_error(p)));
+}
+
+static int is_blank_char(char c, char sep) {
+  return (c == ' ' || c == '\t') && c != sep;
+}
+
+/* csv_parse over s[0..len), with the two readings strict libcsv refuses but DuckDB, Python's
+ * csv and most exports agree on: a '"' inside a field that does not start with one is a
+ * character (dekh"iykh'ya), and spaces or tabs between a closing quote and the separator or
+ * the line break are passed over. Strict mode stops before the byte it refuses, its state kept:
+ * a '"' can only be refused inside an unquoted field (no byte is a space), so it is handed over
+ * as a plain character with the quote character switched off for that one byte; a blank after
+ * a closing quote is skipped. Returns -1 when libcsv refuses anything else (text after a
+ * closing quote, out of memory: parser_error says which), 0 otherwise. */
+static int parser_feed(struct csv_parser *p, parse_state *st, char sep, const char *s, size_t len) {
+  size_t pos = 0;
+  for (;;) {
+    pos += csv_parse(p, s + pos, len - pos, on_field, on_record, st);
+    if (pos == len || st->err->code) return 0;
+    if (csv_error(p) != CSV_EPARSE) return -1;
+    if (s[pos] == '"') {
+      csv_set_quote(p, sep == '\'' ? '`' : '\''); /* any byte but '"': it is not compared */
+      if (csv_parse(p, "\"", 1, on_field, on_record, st) != 1) return -1;
+      csv_set_quote(p, '"');
+      pos++;
+    } else if (is_blank_char(s[pos], sep)) {
+      while (pos < len && is_blank_char(s[pos], sep)) pos++;
+      if (pos < len && s[pos] != sep && s[pos] != '\r' && s[pos] != '\n') return -1;
+    } else {
+      return -1;
+    }
+    if (pos == len) return 0;
+  }
 }
 
 static int parser_finish(struct csv_parser *p, parse_state *st) {
@@ -252,15 +276,10 @@ static int parser_finish(struct csv_parser *p, parse_state *st) {
 
 /* ---- the quote-free fast path ----
  * Most lines of the export hold no '"'. Such a line is split here, straight from the mapping,
- * with libcsv's field semantics: spaces and tabs (unless the tab is the separator) are trimmed
- * around unquoted fields, a blank line is no record. A line with a quote or a stray CR goes to
- * libcsv, the parser of record, and so do the following lines while a quoted field stays open
- * (an odd number of quotes since the record began). libcsv is only ever fed whole lines, so a
- * record it finishes ends where the fast path takes over again. */
-
-static int is_blank_char(char c, char sep) {
-  return (c == ' ' || c == '\t') && c != sep;
-}
+ * with libcsv's field semantics: fields as they are, spaces included; an empty line is no
+ * record. A line with a quote or a stray CR goes to libcsv, the parser of record, and so do the
+ * following lines while a quoted field stays open (quote_scan). libcsv is only ever fed whole
+ * lines, so a record it finishes ends where the fast path takes over again. */
 
 /* One pass over a line: the positions of its separators, and where its content ends. With SSE2
  * (every x86-64) 16 bytes are compared at once with the separator, '"', CR and LF, and the
@@ -317,53 +336,87 @@ stop_byte:
   return 0; /* a quote, or a CR inside the line */
 }
 
-/* Hands the fields of a scanned line to on_field, trimmed of spaces and tabs like libcsv's
- * unquoted fields; a blank line is no record. */
+/* Hands the fields of a scanned line to on_field as they are; an empty line is no record. */
 static void emit_plain_line(parse_state *st, const char *line, const uint32_t *seps, size_t nseps,
-                            size_t content, char sep) {
+                            size_t content) {
   size_t k;
-  if (nseps == 0) {
-    size_t i = 0;
-    while (i < content && is_blank_char(line[i], sep)) i++;
-    if (i == content) return;
-  }
+  if (nseps == 0 && content == 0) return;
   for (k = 0; k <= nseps; k++) {
     const char *fb = line + (k == 0 ? 0 : seps[k - 1] + 1);
     const char *fe = line + (k < nseps ? seps[k] : content);
     if (st->field < st->ncols && st->cols[st->field].skipped && !st->err->code) {
-      st->field++; /* not asked for: no need to trim it */
+      st->field++; /* not asked for */
       continue;
     }
-    while (fb < fe && is_blank_char(*fb, sep)) fb++;
-    while (fe > fb && is_blank_char(fe[-1], sep)) fe--;
     on_field((void *)(uintptr_t)fb, (size_t)(fe - fb), st);
   }
   on_record('\n', st);
 }
 
-static size_t count_quotes(const char *s, size_t len) {
-  size_t n = 0;
-  const char *q;
-  while ((q = memchr(s, '"', len)) != NULL) {
-    n++;
-    len -= (size_t)(q - s) + 1;
-    s = q + 1;
-  }
-  return n;
+/* Where the quotes leave a parse, as parser_feed reads them: a field is quoted when its first
+ * byte is '"' (a '"' further in is a character), "" inside it is one quote, and its closing
+ * quote may be followed by blanks. quote_scan carries the state over s[0..len); a quoted field
+ * is open while it is QUOTE_OPEN. A sep of 0 stands for any of the separators cpf detects (the
+ * header is found before the separator is known). */
+enum { QUOTE_FIELD_START, QUOTE_UNQUOTED, QUOTE_OPEN, QUOTE_MAYBE_CLOSED, QUOTE_CLOSED };
+
+static int is_sep(char c, char sep) {
+  return sep ? c == sep : (c == ';' || c == ',' || c == '\t' || c == '|');
 }
 
-/* Where the header record ends: after the CR, LF or CRLF that ends it outside quotes (blank
+static void quote_scan(const char *s, size_t len, char sep, int *state) {
+  int q = *state;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    char c = s[i];
+    if (q == QUOTE_OPEN) {
+      const char *close = memchr(s + i, '"', len - i); /* the common case: long quoted text */
+      if (!close) break;
+      i = (size_t)(close - s);
+      q = QUOTE_MAYBE_CLOSED;
+    } else if (c == '\n' || c == '\r' || is_sep(c, sep)) {
+      q = QUOTE_FIELD_START;
+    } else if (q == QUOTE_FIELD_START) {
+      q = c == '"' ? QUOTE_OPEN : QUOTE_UNQUOTED;
+    } else if (q == QUOTE_MAYBE_CLOSED) {
+      q = c == '"' ? QUOTE_OPEN : (c == ' ' || c == '\t') ? QUOTE_CLOSED : QUOTE_UNQUOTED;
+    } else if (q == QUOTE_CLOSED && c != ' ' && c != '\t') {
+      q = QUOTE_UNQUOTED; /* text after a closing quote: an error libcsv reports */
+    }
+  }
+  *state = q;
+}
+
+/* Where the header record ends: after the CR, LF or CRLF that ends it outside quotes (empty
  * lines before it skipped, as libcsv does), the line break lying before `limit`; 0 when none
  * does. `n` bytes are readable, so a CRLF is seen whole. */
-static size_t header_end(const char *b, size_t i, size_t limit, size_t n) {
-  int quoted = 0;
-  while (i < limit && (b[i] == '\r' || b[i] == '\n' || b[i] == ' ' || b[i] == '\t')) i++;
+static size_t header_end(const char *b, size_t i, size_t limit, size_t n, char sep) {
+  int q = QUOTE_FIELD_START;
+  while (i < limit && (b[i] == '\r' || b[i] == '\n')) i++;
   for (; i < limit; i++) {
-    if (b[i] == '"') quoted = !quoted;
-    else if (!quoted && (b[i] == '\n' || b[i] == '\r'))
+    if ((b[i] == '\n' || b[i] == '\r') && q != QUOTE_OPEN)
       return i + 1 + (b[i] == '\r' && i + 1 < n && b[i + 1] == '\n');
+    quote_scan(b + i, 1, sep, &q);
   }
   return 0;
+}
+
+/* The separator is the candidate seen most often in the header line, outside quotes. */
+static char detect_separator(const char *p, size_t n) {
+  static const char candidates[] = ";,\t|";
+  size_t counts[4] = {0, 0, 0, 0}, i;
+  int q = QUOTE_FIELD_START, k, best = -1;
+  for (i = 0; i < n; i++) {
+    char c = p[i];
+    if (q != QUOTE_OPEN && (c == '\n' || c == '\r')) break;
+    if (q != QUOTE_OPEN)
+      for (k = 0; k < 4; k++)
+        if (c == candidates[k]) counts[k]++;
+    quote_scan(p + i, 1, 0, &q);
+  }
+  for (k = 0; k < 4; k++)
+    if (counts[k] > 0 && (best < 0 || counts[k] > counts[best])) best = k;
+  return best < 0 ? 0 : candidates[best];
 }
 
 static int source_fail(cpf_source *src) {
@@ -416,7 +469,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     return source_fail(src);
   }
   scan = src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX;
-  src->data_start = header_end(src->prefix, src->start, scan, src->prefix_len);
+  src->data_start = header_end(src->prefix, src->start, scan, src->prefix_len, 0);
   if (src->data_start == 0) {
     if (!whole) {
       cpf_error_set(err, CPF_ERR_DATA, "%s:1: no header line in the first 1 MiB", path);
@@ -463,7 +516,7 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
   for (pos = src->start; pos < n && st.record == 0 && !err->code; pos += 4096) {
     size_t len = n - pos < 4096 ? n - pos : 4096;
     /* errors past the header belong to the full load, which reports them with their row */
-    if (csv_parse(&p, src->prefix + pos, len, on_field, on_record, &st) != len && st.record == 0)
+    if (parser_feed(&p, &st, *sep_found, src->prefix + pos, len) != 0 && st.record == 0)
       parser_error(&p, &st);
   }
   if (st.record == 0 && n < src->size) {
@@ -631,7 +684,7 @@ static void chunk_parse(chunk_job *job) {
   struct csv_parser p;
   parse_state st;
   window w;
-  int in_quotes = 0; /* libcsv holds an open quoted field */
+  int quotes = QUOTE_FIELD_START; /* QUOTE_OPEN: libcsv holds an open quoted field */
   int mid_line = 0;  /* libcsv has been given the first part of a line longer than the view */
   uint32_t seps[MAX_PLAIN_FIELDS];
   memset(&st, 0, sizeof st);
@@ -654,7 +707,7 @@ static void chunk_parse(chunk_job *job) {
     line = w.data + (pos - w.off);
     avail = w.off + w.len - pos;
     at_end = w.off + w.len == size;
-    if (!mid_line && !in_quotes && !job->opts->libcsv_only) {
+    if (!mid_line && quotes != QUOTE_OPEN && !job->opts->libcsv_only) {
       len = scan_plain_line(line, line + avail, job->sep, seps, &nseps, &content);
       if (len == avail && !at_end && line[len - 1] != '\n') {
         /* the line goes on past the view: see more of it, or let libcsv take it in pieces */
@@ -666,14 +719,13 @@ static void chunk_parse(chunk_job *job) {
       }
     }
     if (len > 0) {
-      emit_plain_line(&st, line, seps, nseps, content, job->sep);
+      emit_plain_line(&st, line, seps, nseps, content);
     } else {
       const char *nl = memchr(line, '\n', avail);
       len = nl ? (size_t)(nl - line) + 1 : avail;
       mid_line = nl == NULL && !at_end;
-      if (csv_parse(&p, line, len, on_field, on_record, &st) != len && !job->err.code)
-        parser_error(&p, &st);
-      in_quotes ^= (int)(count_quotes(line, len) & 1);
+      if (parser_feed(&p, &st, job->sep, line, len) != 0 && !job->err.code) parser_error(&p, &st);
+      quote_scan(line, len, job->sep, &quotes);
     }
     pos += len;
     if (pos >= next_check && !job->err.code) {
@@ -686,7 +738,7 @@ static void chunk_parse(chunk_job *job) {
   }
   free(w.buf);
   w.buf = NULL;
-  if (!job->err.code && !job->last && in_quotes) {
+  if (!job->err.code && !job->last && quotes == QUOTE_OPEN) {
     /* the next chunk started inside this quoted field: the guess was wrong */
     job->open_quote = 1;
     csv_free(&p);
@@ -766,7 +818,10 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
   point = numparse_locale_point(); /* here, on the calling thread: localeconv is not thread-safe */
-  begin = src->data_start;
+  /* the header's end again, now that the separator tells where its fields start */
+  begin = header_end(src->prefix, src->start, src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX,
+                     src->prefix_len, sep);
+  if (begin == 0) begin = src->data_start;
   /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
   {

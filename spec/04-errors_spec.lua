@@ -40,9 +40,15 @@ describe("bad input", function()
       .. "the file ends inside quotes", load_error "unterminated_quote.csv")
   end)
 
-  it("reports a stray quote inside an unquoted field", function()
-    assert.are.equal("spec/fixtures/stray_quote.csv:2:2: malformed quoted field (a '\"' inside a "
-      .. "field that is not quoted, or text after a closing quote)", load_error "stray_quote.csv")
+  it("reports text after a closing quote (quotes inside a quoted field not doubled)", function()
+    assert.are.equal("spec/fixtures/text_after_quote.csv:2:2: malformed quoted field: text after its closing quote",
+      load_error "text_after_quote.csv")
+  end)
+
+  it("reads a quote inside a field that does not start with one as a character", function()
+    local ds = assert(cpf.load("spec/fixtures/stray_quote.csv"))
+    assert.are.equal('Le "bon" titre', ds:get(1, "libelle_formacode_principal"))
+    ds:close()
   end)
 
   it("shows the value that is not a number", function()

@@ -25,9 +25,10 @@ local function rng(seed)
 end
 
 local PIECES = { "", "a", " b ", "\tc\t", '"q"', '"x;y"', '"line\nbreak"', '""', "12", "1.5", "-3",
-                 "  ", '"a""b"', "Validé", '" padded "', "x y", '"crlf\r\ninside"', "07" }
+                 "  ", '"a""b"', "Validé", '" padded "', "x y", '"crlf\r\ninside"', "07", " 12 ", "\t",
+                 'dekh"iykh\'ya', 'x"', ' "q" ', '"q"  ', '"q"\t', "a\"\"b" }
 
--- A random CSV of `cols` columns: random fields, LF or CRLF, blank and whitespace-only lines.
+-- A random CSV of `cols` columns: random fields, LF or CRLF, empty lines and lines of blank fields.
 local function random_csv(seed, cols, rows)
   local r = rng(seed)
   local crlf = r(2) == 1
@@ -40,7 +41,7 @@ local function random_csv(seed, cols, rows)
     if k == 1 then
       out[#out + 1] = eol
     elseif k == 2 then
-      out[#out + 1] = "  \t " .. eol
+      out[#out + 1] = ("  \t ;"):rep(cols):sub(1, -2) .. eol
     else
       local fields = {}
       for c = 1, cols do fields[c] = PIECES[r(#PIECES)] end
@@ -73,14 +74,34 @@ describe("quote-free fast path", function()
     end
   end)
 
-  it("trims spaces and tabs around unquoted fields as libcsv does, not inside quotes", function()
-    local ds = same_load(h.write_file('a;b;c\n  x \t; " y ";\tz\n'))
-    assert.are.same({ a = "x", b = " y ", c = "z" }, ds:row(1))
+  it("keeps spaces and tabs around unquoted fields, and fields of blanks only, byte for byte", function()
+    local ds = same_load(h.write_file('a;b;c;d\n  x \t;" y ";\tz;  \n \t; ;\t\t;x y\n'))
+    assert.are.same({ a = "  x \t", b = " y ", c = "\tz", d = "  " }, ds:row(1))
+    assert.are.same({ a = " \t", b = " ", c = "\t\t", d = "x y" }, ds:row(2))
+    ds = same_load(h.write_file("a\n \n\n  \n"), { sep = ";" })      -- one column: a blank is a value
+    assert.are.same({ " ", "  " }, { ds:get(1, "a"), ds:get(2, "a") })
+    local _, err = same_load(h.write_file("a;b\n1;2\n  \n"))          -- two: a blank line is a short record
+    assert.is_truthy(err:find(":3: too few fields: 1 (the header has 2)", 1, true), err)
+  end)
+
+  it("reads numbers, months and dates through the blanks around them; blanks only are missing", function()
+    local ds = same_load(h.write_file("date_validation;nb_dossiers;montant_engage;date_chargement;x\n"
+      .. " 2024-01 ;\t2 ; 10.50\t;2026-05-04  ; 7 \n2024-02;  ;\t;   ;\n"))
+    assert.are.same({ "2024-01", 2, 10.5, "2026-05-04", 7 },
+      { ds:get(1, 1), ds:get(1, 2), ds:get(1, 3), ds:get(1, 4), ds:get(1, 5) })
+    assert.are.same({ "2024-02" }, { ds:get(2, 1), ds:get(2, 2), ds:get(2, 3), ds:get(2, 4), ds:get(2, 5) })
+  end)
+
+  it("reads a quote inside an unquoted field as a character, blanks around quoted fields as padding", function()
+    local ds = same_load(h.write_file('a;b;c\ndekh"iykh\'ya;13";"q"  \n x "y";"z" \t;\t"w"\n'))
+    assert.are.same({ a = 'dekh"iykh\'ya', b = '13"', c = "q" }, ds:row(1))
+    assert.are.same({ a = ' x "y"', b = "z", c = '\t"w"' }, ds:row(2))
+    assert.are.equal(2, #ds)
   end)
 
   it("keeps a tab inside fields of a tab-separated file as the separator", function()
-    local ds = same_load(h.write_file("a\tb\n x \t y \n"), { sep = "\t" })
-    assert.are.same({ a = "x", b = "y" }, ds:row(1))
+    local ds = same_load(h.write_file("a\tb\tc\n x \t y \t\"z\"\n"), { sep = "\t" })
+    assert.are.same({ a = " x ", b = " y ", c = "z" }, ds:row(1))
   end)
 
   it("ends a record at a lone CR, as libcsv does", function()
@@ -98,9 +119,11 @@ describe("quote-free fast path", function()
     local text = table.concat(wide, ";") .. "\n" .. table.concat(row, ";") .. "\n"
     assert.are.equal(1, #same_load(h.write_file(text)))
     text = "a;b;c\n" .. long .. ";" .. long .. ";" .. long .. "\r\n"     -- CRLF after 16-byte blocks
-      .. long .. ";" .. long .. '"q";' .. long .. "\n"                   -- a stray quote late in a line
+      .. long .. ";" .. long .. '"q";' .. long .. "\n"                   -- a bare quote late in a line
+    assert.are.equal(long .. '"q"', same_load(h.write_file(text)):get(2, "b"))
+    text = "a;b;c\n" .. long .. ';"' .. long .. '"q;' .. long .. "\n"  -- text after a closing quote
     local _, err = same_load(h.write_file(text))
-    assert.is_string(err)
+    assert.is_truthy(err:find(":2:2: malformed quoted field: text after its closing quote", 1, true), err)
     text = "a;b\n" .. long .. "\r" .. long .. ";1\n" .. long .. ";2\n"   -- a lone CR far into a line
     local _, err2 = same_load(h.write_file(text))
     assert.is_truthy(err2:find(":2: too few fields: 1 (the header has 2)", 1, true), err2)
@@ -135,7 +158,8 @@ describe("quote-free fast path", function()
       "a;b\n1;2\n3\n4;5\n",                 -- too few fields
       "a;b\n1;2;3\n",                       -- too many
       'a;b\n1;"open\n2;3\n',                -- unterminated quote at the end
-      'a;b\nx y"z;1\n',                     -- stray quote
+      'a;b\n"x y"z;1\n',                   -- text after a closing quote
+      'a;b\n"x y"  z;1\n',                 -- the same after blanks
       "nb_dossiers;b\n1;x\ndeux;y\n",      -- not a number
     } do
       local _, err = same_load(h.write_file(text))

@@ -435,11 +435,11 @@ describe("cpf convert", function()
   end)
 
   it("exits with 1 when the CSV cannot be loaded or the snapshot written", function()
-    local out, err, code = cpf_run("convert spec/fixtures/stray_quote.csv /tmp/x.cpfsnap")
+    local out, err, code = cpf_run("convert spec/fixtures/text_after_quote.csv /tmp/x.cpfsnap")
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.are.equal("cpf: spec/fixtures/stray_quote.csv:2:2: malformed quoted field "
-      .. "(a '\"' inside a field that is not quoted, or text after a closing quote)\n", err)
+    assert.are.equal("cpf: spec/fixtures/text_after_quote.csv:2:2: malformed quoted field: "
+      .. "text after its closing quote\n", err)
     _, err, code = cpf_run("convert " .. q(generated) .. " /nonexistent/dir/x.cpfsnap")
     assert.are.equal(1, code)
     assert.is_truthy(err:find("^cpf: /nonexistent/dir/x%.cpfsnap"), err)

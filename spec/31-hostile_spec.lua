@@ -5,7 +5,7 @@ local h = require "spec.helpers"
 local cpf = require "cpf"
 
 local H = "statut_dossier;nb_dossiers;montant_engage\n"
-local MALFORMED = "malformed quoted field (a '\"' inside a field that is not quoted, or text after a closing quote)"
+local MALFORMED = "malformed quoted field: text after its closing quote"
 
 -- Each file case: content, load options, then either err (PATH stands for the file's path) or
 -- the dataset's columns ("name:type ...") and its rows (values in column order, nil allowed).
@@ -24,7 +24,14 @@ local files = {
     cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = {} },
   { "unterminated quote", H .. 'Validé;"2;1\n',
     err = "PATH:2:2: unterminated quoted field: the file ends inside quotes" },
-  { "stray quote inside an unquoted field", H .. 'Le "x";2;1\n', err = "PATH:2:1: " .. MALFORMED },
+  { "a quote inside an unquoted field is a character", H .. 'Le "x";2;1\nx"";3;1\n',
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal",
+    rows = { { 'Le "x"', 2, 1 }, { 'x""', 3, 1 } } },
+  { "spaces before a quote: the field is not quoted", H .. ' "x";2;1\n',
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { ' "x"', 2, 1 } } },
+  { "blanks after a closing quote are passed over", H .. '"x" \t;"2"  ;1\n',
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "x", 2, 1 } } },
+  { "text after blanks after a closing quote", H .. '"x"  y;2;1\n', err = "PATH:2:1: " .. MALFORMED },
   { "text after a closing quote", H .. '"abc"def;2;1\n', err = "PATH:2:1: " .. MALFORMED },
   { "too few fields", H .. "Validé;2\n", err = "PATH:2: too few fields: 2 (the header has 3)" },
   { "too many fields", H .. "Validé;2;1;7\n", err = "PATH:2:4: too many fields (the header has 3)" },
@@ -83,8 +90,14 @@ local files = {
     cols = "date_chargement:date nb_dossiers:integer", rows = { { "2024-02-29", 1 } } },
   { "empty header names", ";;\n1;2;3\n",
     cols = "column_1:integer column_2:integer column_3:integer", rows = { { 1, 2, 3 } } },
-  { "a field of spaces is missing", H .. "   ;2;1\n",
-    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { nil, 2, 1 } } },
+  { "a text field of spaces is kept, a number field of spaces is missing", H .. "   ;\t ;1\n",
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "   ", nil, 1 } } },
+  { "spaces around text are kept", H .. " Validé\t;2;1\n",
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { " Validé\t", 2, 1 } } },
+  { "an inferred column reads numbers through spaces, blanks as missing", "a;b\n 1 ;x\n  ;y\n2;z\n",
+    cols = "a:integer b:string", rows = { { 1, "x" }, { nil, "y" }, { 2, "z" } } },
+  { "an inferred column of blanks only is text", "a;b\n  ;x\n;y\n",
+    cols = "a:string b:string", rows = { { "  ", "x" }, { nil, "y" } } },
   { "quoted numbers", H .. 'Validé;"2";"1.50"\n',
     cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "Validé", 2, 1.5 } } },
   { "quoted empty field is missing", H .. '"";2;1\n',
