@@ -42,8 +42,6 @@ void new_userdata_type(lua_State *L, const char *name, lua_CFunction gc, const l
 /* ---- lua_dataset.c ---- */
 cpf_dataset *check_dataset(lua_State *L, int idx); /* raises when closed */
 dataset_box *new_dataset_box(lua_State *L);
-/* A column argument, by name or 1-based number; raises when it does not exist. */
-int column_arg(lua_State *L, const cpf_dataset *ds, int arg);
 
 /* Each binding file registers its userdata types and sets its functions into the module table
  * at index `module`. */

@@ -72,7 +72,11 @@ static int dataset_columns(lua_State *L) {
   return 1;
 }
 
-int column_arg(lua_State *L, const cpf_dataset *ds, int arg) {
+/* The column named by argument `arg` of a method whose dataset is argument 1: an index, or a
+ * name. A name that is not a canonical one goes to the Lua layer's resolver (the metatable's
+ * __column_name: schema.find_column, the one rule for names, with the header as written and
+ * the older spellings), which gives the canonical name or nil; canonical names never leave C. */
+static int column_arg(lua_State *L, const cpf_dataset *ds, int arg) {
   int idx;
   if (lua_type(L, arg) == LUA_TNUMBER) {
     int64_t n = compat_checkint64(L, arg);
@@ -81,6 +85,13 @@ int column_arg(lua_State *L, const cpf_dataset *ds, int arg) {
     return (int)n - 1;
   }
   idx = dataset_find_column(ds, luaL_checkstring(L, arg));
+  if (idx < 0 && luaL_getmetafield(L, 1, "__column_name") != LUA_TNIL) {
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, arg);
+    lua_call(L, 2, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) idx = dataset_find_column(ds, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
   if (idx < 0) luaL_error(L, "unknown column '%s'", lua_tostring(L, arg));
   return idx;
 }

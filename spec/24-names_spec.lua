@@ -113,21 +113,30 @@ describe("column names", function()
     end
   end)
 
-  it("resolve the same way in ds:column and opts.types", function()
+  it("resolve the same way in ds:column, ds:get, ds:distinct, ds:dictionary and opts.types", function()
     for _, case in ipairs(CASES) do
       local name, want = case[1], case[2]
       if want then
         assert.are.equal(want, ds:column(name).name, name)
+        for i = 1, #ds do assert.are.equal(ds:get(i, want), ds:get(i, name), name) end
+        assert.are.same(ds:distinct(want), ds:distinct(name), name)
+        -- the same dictionary, or the same refusal for a column that is not text
+        assert.are.same({ pcall(ds.dictionary, ds, want) }, { pcall(ds.dictionary, ds, name) }, name)
         local typed = assert(cpf.load(path, { types = { [name] = "string" } }))
         assert.are.equal("string", typed:column(want).type, name)
         typed:close()
       else
         assert.is_nil(ds:column(name), name)
+        local unknown = ("unknown column '%s'"):format(name)
+        assert.has_error(function() return ds:get(1, name) end, unknown)
+        assert.has_error(function() return ds:distinct(name) end, unknown)
+        assert.has_error(function() return ds:dictionary(name) end, unknown)
         assert.are.same({ nil, ("%s:1: opts.types: no column named '%s'"):format(path, name), "usage" },
           { cpf.load(path, { types = { [name] = "string" } }) })
       end
     end
     assert.is_nil(ds:column("annee")) -- a key, not a column
+    assert.has_error(function() return ds:get(1, "annee") end, "unknown column 'annee'")
   end)
 
   it("give the virtual keys annee, mois and famille wherever a column name goes", function()

@@ -433,6 +433,13 @@ function Dataset:column(name)
   return nil
 end
 
+-- ds:get, ds:distinct and ds:dictionary (written in C) hand a name that is not canonical to
+-- this: the canonical name of the column it designates, or nil (then "unknown column").
+function dataset_mt.__column_name(ds, name)
+  local c = Dataset.column(ds, name)
+  return c and c.name
+end
+
 -- One line, at most 16 characters, cut between UTF-8 characters.
 local terminal_text = require("cpf.format.common").terminal_text
 
