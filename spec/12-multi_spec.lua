@@ -272,6 +272,55 @@ describe("res:pivot", function()
     assert.are.equal(#long, full)
   end)
 
+  it("keeps the query's key order: families and buckets in their own, the missing key last", function()
+    local ds = assert(cpf.load(h.write_file(table.concat({
+      "date_validation;statut_dossier;montant_engage;nb_dossiers",
+      "2023-01;Validé;50;1", "2023-01;Rejeté;5000;2", "2024-01;Entrée en formation;500;3",
+      "2024-01;Clos - Réalisation Totale;50;4", "2023-05;Validé;;5", "2024-07;;600;6",
+    }, "\n") .. "\n")))
+    local long = ds:group_by("famille", cpf.bucket("montant_engage", { 100, 1000 })):agg { "dossiers" }:run()
+    local function cells(res)
+      local t = {}
+      for i, row in res:rows() do
+        t[i] = {}
+        for j, c in ipairs(res:columns()) do t[i][j] = row[c] == nil and "-" or row[c] end
+      end
+      return t
+    end
+    -- the families as columns in their order (not alphabetical), the missing family last
+    local by_bucket = long:pivot("montant_engage_tranche", "famille", "dossiers")
+    assert.are.same({ "montant_engage_tranche", "validated", "in_training", "completed", "cancelled", "(missing)" },
+      by_bucket:columns())
+    assert.are.same({ { "< 100", 1, "-", 4, "-", "-" }, { "[100, 1000)", "-", 3, "-", "-", 6 },
+      { ">= 1000", "-", "-", "-", 2, "-" }, { "-", 5, "-", "-", "-", "-" } }, cells(by_bucket))
+    -- the buckets as columns by their bounds (not by label text), the missing amount last
+    local by_family = long:pivot("famille", "montant_engage_tranche", "dossiers")
+    assert.are.same({ "famille", "< 100", "[100, 1000)", ">= 1000", "(missing)" }, by_family:columns())
+    assert.are.same({ { "validated", 1, "-", "-", 5 }, { "in_training", "-", 3, "-", "-" },
+      { "completed", 4, "-", "-", "-" }, { "cancelled", "-", "-", 2, "-" }, { "-", "-", 6, "-", "-" } },
+      cells(by_family))
+    -- the same whatever order the result was sorted in
+    local sorted = ds:group_by("famille", cpf.bucket("montant_engage", { 100, 1000 })):agg { "dossiers" }
+      :order_by("-dossiers"):run()
+    assert.are.same(cells(by_family), cells(sorted:pivot("famille", "montant_engage_tranche", "dossiers")))
+    assert.are.same(cells(by_bucket), cells(sorted:pivot("montant_engage_tranche", "famille", "dossiers")))
+  end)
+
+  it("refuses two values that would give one column name, and two rows for a cell with no value", function()
+    local mixed = cpf.result({ "k", "c", "v" }, { { k = "a", c = 1, v = 1 }, { k = "a", c = "1", v = 2 } })
+    assert.are.equal("pivot: two c values would both be the column '1'; pivot on another column",
+      error_of(function() return mixed:pivot("k", "c", "v") end))
+    local named = cpf.result({ "k", "c", "v" }, { { k = "a", c = "k", v = 1 } })
+    assert.are.equal("pivot: the c value k would be named as the row key column; pivot on another column",
+      error_of(function() return named:pivot("k", "c", "v") end))
+    local literal = cpf.result({ "k", "c", "v" }, { { k = "a", v = 1 }, { k = "b", c = "(missing)", v = 2 } })
+    assert.are.equal("pivot: two c values would both be the column '(missing)'; pivot on another column",
+      error_of(function() return literal:pivot("k", "c", "v") end))
+    local twice = cpf.result({ "k", "c", "v" }, { { k = "a", c = "x" }, { k = "a", c = "x", v = 2 } })
+    assert.are.equal("pivot: several rows for k = a and c = x; group by these two keys only",
+      error_of(function() return twice:pivot("k", "c", "v") end))
+  end)
+
   it("names an unknown column and refuses several rows per cell", function()
     local long = M:group_by("region_lieu_formation", "annee"):agg { "dossiers" }:run()
     assert.are.equal("pivot: unknown column 'nope'",

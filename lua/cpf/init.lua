@@ -421,7 +421,7 @@ function cpf.compare(old, new, keys, measures)
     end
   end
   -- rows stay in the groups' own order (families, buckets): the old side's, then new keys
-  return result.new(out_columns, rows, key_names)
+  return result.new(out_columns, rows, key_names, result.key_order(a))
 end
 
 --- Column description by name (schema.find_column: canonical name, header as written...):

@@ -967,16 +967,17 @@ function Query:run(spec)
     for g = 1, raw.groups do rows[g][a.name] = read_value(run, how, g) end
   end
   -- default order: by the keys, in their natural order (family keys in their own order)
-  local res = result.new(columns, rows, out.names)
-  if #out.names > 0 then
-    local rank = {}
-    for k, key_spec in ipairs(out.keys) do
-      local order = key_spec.order or (key_spec.kind == "bucket" and out.labels[k])
-      if order then -- families and buckets keep their own order
-        rank[k] = {}
-        for i, v in ipairs(order) do rank[k][v] = i end
-      end
+  local rank, key_order = {}, {}
+  for k, key_spec in ipairs(out.keys) do
+    local order = key_spec.order or (key_spec.kind == "bucket" and out.labels[k])
+    if order then -- families and buckets keep their own order
+      rank[k] = {}
+      for i, v in ipairs(order) do rank[k][v] = i end
+      key_order[out.names[k]] = rank[k]
     end
+  end
+  local res = result.new(columns, rows, out.names, key_order)
+  if #out.names > 0 then
     table.sort(rows, function(a, b)
       for k, name in ipairs(out.names) do
         local x, y = a[name], b[name]

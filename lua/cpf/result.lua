@@ -5,18 +5,26 @@ Result.__index = Result
 
 local COLUMNS = setmetatable({}, { __mode = "k" }) -- result -> column names, kept out of the rows
 local KEYS = setmetatable({}, { __mode = "k" })    -- result -> names of its key columns
+-- result -> { [key column] = { [value] = rank } } for keys with an order of their own (families,
+-- buckets), as the query sorted them; other keys sort by value
+local KEY_ORDER = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
 --- A result from column names and row tables (name -> value). `keys` names the columns that
 --- identify a row (a query's grouping keys): labels, not quantities, which formats print as
---- they are (no thousands separator in a year).
-function result.new(columns, rows, keys)
+--- they are (no thousands separator in a year). `key_order` (optional) gives the rank of each
+--- value for keys with an order of their own: { famille = { validated = 1, ... } }.
+function result.new(columns, rows, keys, key_order)
   local self = setmetatable(rows or {}, Result)
   COLUMNS[self] = columns
   KEYS[self] = keys or {}
+  KEY_ORDER[self] = key_order or {}
   return self
 end
+
+--- The key_order a result was built with (for results derived from it).
+function result.key_order(res) return KEY_ORDER[res] or {} end
 
 --- Names of the key columns (a copy).
 function Result:keys()
@@ -91,45 +99,79 @@ function Result:sorted(...)
   end)
   local out = {}
   for i, pair in ipairs(rows) do out[i] = pair[1] end
-  return result.new(self:columns(), out, self:keys())
+  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self])
 end
 
 --- The first n rows.
 function Result:head(n)
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
-  return result.new(self:columns(), out, self:keys())
+  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self])
+end
+
+-- The order of a column's values as the query sorts its keys: the key's own ranks (families,
+-- buckets) first, then by value; the missing value last.
+local function key_less(self, name)
+  local rank = KEY_ORDER[self][name]
+  return function(a, b)
+    if a == nil then return false end
+    if b == nil then return true end
+    if rank then
+      local x, y = rank[a] or math.huge, rank[b] or math.huge
+      if x ~= y then return x < y end
+    end
+    return compare_values(a, b)
+  end
 end
 
 --- Crosstab: one row per value of row_key, one column per value of column_key, cells = measure.
---- Missing cells are nil. Column values are sorted; their names are tostring(value).
+--- Missing cells are nil. Rows and columns come in the query's key order (families and buckets
+--- in their own, other values ascending); column names are tostring(value), and a missing
+--- column_key value is the column "(missing)", last. Two values with one name are an error.
 function Result:pivot(row_key, column_key, measure)
   for _, name in ipairs { row_key, column_key, measure } do
     if not has_column(self, name) then error(("pivot: unknown column '%s'"):format(tostring(name)), 2) end
   end
-  local col_values, seen_col, by_row, row_order = {}, {}, {}, {}
+  local MISSING = {} -- stands for the missing value where a table index cannot be nil
+  local col_values, has_missing_column = {}, false
+  local value_named = {}            -- column name -> the column_key value it holds
+  local by_row, row_order, filled = {}, {}, {}
   for _, r in ipairs(self) do
     local cv, rv = r[column_key], r[row_key]
-    if cv == nil then cv = "(missing)" end
-    local rk = rv == nil and "\0nil" or rv
-    if not seen_col[cv] then seen_col[cv] = true; col_values[#col_values + 1] = cv end
-    local row = by_row[rk]
+    local name, cid = "(missing)", MISSING
+    if cv ~= nil then name, cid = tostring(cv), cv end
+    if value_named[name] == nil then
+      if name == row_key then
+        error(("pivot: the %s value %s would be named as the row key column; pivot on another column")
+          :format(column_key, name), 2)
+      end
+      value_named[name] = cid
+      if cv == nil then has_missing_column = true else col_values[#col_values + 1] = cv end
+    elseif value_named[name] ~= cid then
+      error(("pivot: two %s values would both be the column '%s'; pivot on another column")
+        :format(column_key, name), 2)
+    end
+    local rid = rv == nil and MISSING or rv
+    local row = by_row[rid]
     if not row then
       row = { [row_key] = rv }
-      by_row[rk] = row
+      by_row[rid], filled[row] = row, {}
       row_order[#row_order + 1] = row
     end
-    if row[tostring(cv)] ~= nil then
+    if filled[row][name] then
       error(("pivot: several rows for %s = %s and %s = %s; group by these two keys only")
-        :format(row_key, tostring(rv), column_key, tostring(cv)), 2)
+        :format(row_key, tostring(rv), column_key, name), 2)
     end
-    row[tostring(cv)] = r[measure]
+    filled[row][name] = true
+    row[name] = r[measure]
   end
-  table.sort(col_values, compare_values)
+  table.sort(col_values, key_less(self, column_key))
   local columns = { row_key }
   for i, cv in ipairs(col_values) do columns[i + 1] = tostring(cv) end
-  table.sort(row_order, function(a, b) return compare_values(a[row_key], b[row_key]) end)
-  return result.new(columns, row_order, { row_key })
+  if has_missing_column then columns[#columns + 1] = "(missing)" end
+  local row_less = key_less(self, row_key)
+  table.sort(row_order, function(a, b) return row_less(a[row_key], b[row_key]) end)
+  return result.new(columns, row_order, { row_key }, { [row_key] = KEY_ORDER[self][row_key] })
 end
 
 local function cell_text(v)
