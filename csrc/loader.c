@@ -256,7 +256,6 @@ static int parser_feed(struct csv_parser *p, parse_state *st, char sep, const ch
     } else {
       return -1;
     }
-    if (pos == len) return 0;
   }
 }
 
@@ -401,6 +400,13 @@ static size_t header_end(const char *b, size_t i, size_t limit, size_t n, char s
   return 0;
 }
 
+/* Where the header of src ends, read with separator sep (0: any candidate, before it is known):
+ * header_end over the first HEADER_PREFIX bytes of the prefix. */
+static size_t source_header_end(const cpf_source *src, char sep) {
+  size_t limit = src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX;
+  return header_end(src->prefix, src->start, limit, src->prefix_len, sep);
+}
+
 /* The separator is the candidate seen most often in the header line, outside quotes. */
 static char detect_separator(const char *p, size_t n) {
   static const char candidates[] = ";,\t|";
@@ -427,7 +433,7 @@ static int source_fail(cpf_source *src) {
 /* Opens the file and reads its first bytes only, where the header must be; a pipe or device
  * is then read whole (it cannot be read again). Skips the BOM, checks there is a header. */
 int source_open(cpf_source *src, const char *path, cpf_error *err) {
-  size_t n = strlen(path) + 1, cap = 0, scan;
+  size_t n = strlen(path) + 1, cap = 0;
   struct stat st;
   int regular, whole; /* whole: the prefix is all of the file */
   memset(src, 0, sizeof *src);
@@ -468,8 +474,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     cpf_error_set(err, CPF_ERR_DATA, "%s: empty file: no header line", path);
     return source_fail(src);
   }
-  scan = src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX;
-  src->data_start = header_end(src->prefix, src->start, scan, src->prefix_len, 0);
+  src->data_start = source_header_end(src, 0);
   if (src->data_start == 0) {
     if (!whole) {
       cpf_error_set(err, CPF_ERR_DATA, "%s:1: no header line in the first 1 MiB", path);
@@ -819,8 +824,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
   point = numparse_locale_point(); /* here, on the calling thread: localeconv is not thread-safe */
   /* the header's end again, now that the separator tells where its fields start */
-  begin = header_end(src->prefix, src->start, src->prefix_len < HEADER_PREFIX ? src->prefix_len : HEADER_PREFIX,
-                     src->prefix_len, sep);
+  begin = source_header_end(src, sep);
   if (begin == 0) begin = src->data_start;
   /* By default chunks of at least 4 MB: below that, threads cost more than they save. A thread
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
