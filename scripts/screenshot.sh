@@ -4,12 +4,7 @@
 # that it holds the table and the chart. `make screenshot` runs it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium" >&2
-  if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-fi
+bash scripts/install-deps.sh screenshot # chromium when missing, never removing a package
 mkdir -p build
 lua5.4 - <<'LUA'
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
