@@ -34,13 +34,15 @@ $(MODULE): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
-# The whole suite: under Lua 5.4 and LuaJIT, again under Lua 5.4 on the AddressSanitizer + UBSan
-# build, the thread specs on the ThreadSanitizer build, and 30 s of each fuzzer; one closing
-# "N passed, N failed".
+# The whole suite: under Lua 5.4, 5.3, 5.1 and LuaJIT, again under Lua 5.4 on the
+# AddressSanitizer + UBSan build, the thread specs on the ThreadSanitizer build, and 30 s of each
+# fuzzer; one closing "N passed, N failed".
 test: sanitizer-builds fuzz-build
 	$(MAKE) LUA=lua5.4
+	$(MAKE) LUA=lua5.3
+	$(MAKE) LUA=lua5.1
 	$(MAKE) LUA=luajit
-	bash scripts/run-busted.sh lint lua5.4 luajit asan tsan fuzz
+	bash scripts/run-busted.sh lint lua5.4 lua5.3 lua5.1 luajit asan tsan fuzz
 
 bench: all
 	bash bench/run.sh

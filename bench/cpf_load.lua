@@ -15,7 +15,7 @@ local status = lib.status_kb
 local f = assert(io.open(path, "rb"))
 local size = f:seek("end")
 f:close()
-local cores = tonumber(io.popen("nproc"):read("l")) or 1
+local cores = tonumber(io.popen("nproc"):read("*l")) or 1
 for _, threads in ipairs { 1, cores } do
   local t0 = clock()
   local ds = assert(cpf.load(path, { threads = threads }))

@@ -10,7 +10,7 @@ assert(path, "usage: bench/cpf_oneshot.lua FILE")
 if not child then
   for _, threads in ipairs { 1, 2 } do
     local p = assert(io.popen(("lua5.4 bench/cpf_oneshot.lua '%s' --child %d"):format(path, threads)))
-    io.write(p:read("a"))
+    io.write(p:read("*a"))
     assert(p:close(), "child failed")
   end
   return

@@ -11,11 +11,11 @@ if not child then
   local f = io.open(snap, "rb")
   if f then f:close() else
     local p = assert(io.popen(("lua5.4 bench/cpf_snapshot.lua '%s' --save"):format(path)))
-    io.write(p:read("a"))
+    io.write(p:read("*a"))
     assert(p:close(), "saving the snapshot failed")
   end
   local p = assert(io.popen(("lua5.4 bench/cpf_snapshot.lua '%s' --open"):format(path)))
-  io.write(p:read("a"))
+  io.write(p:read("*a"))
   assert(p:close(), "opening the snapshot failed")
   return
 end

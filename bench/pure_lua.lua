@@ -137,7 +137,7 @@ local seconds = wall() - t0
 local maxrss = "null"
 local status = io.open("/proc/self/status", "r")
 if status then
-  maxrss = status:read("a"):match("VmHWM:%s*(%d+)") or "null"
+  maxrss = status:read("*a"):match("VmHWM:%s*(%d+)") or "null"
   status:close()
 end
 

@@ -2,7 +2,8 @@
 # Runs the busted suite under each configuration named on the command line (default: lua5.4
 # luajit) with TAP output, keeps each log in build/, shows the failing tests and ends with one
 # line "N passed, N failed" summed over all of them.
-#   lua5.4, luajit   the suite on build/<lua>
+#   lua5.4, lua5.3, lua5.1, luajit
+#                    the suite on build/<lua> under that interpreter
 #   asan             the suite under Lua 5.4 on build/asan (AddressSanitizer + UBSan, leaks checked)
 #   tsan             the thread specs (#threads, but #no_tsan: those that run a subprocess, which
 #                    the preloaded runtime breaks) under Lua 5.4 on build/tsan (ThreadSanitizer)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: installs the missing Debian packages, builds the module for Lua 5.4 and
-# LuaJIT and runs busted under both (make test). The last line is always "N passed, N failed".
+# The full test suite: installs the missing Debian packages, builds the module for Lua 5.4, 5.3,
+# 5.1 and LuaJIT and runs busted under each (make test). The last line is always "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! bash scripts/install-deps.sh test; then

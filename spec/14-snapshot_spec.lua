@@ -157,7 +157,7 @@ describe("snapshots", function()
       .. file .. ".ready", "w"))
     for _ = 1, 200 do -- until the child has mapped it
       local f = io.open(file .. ".ready")
-      local ready = f and f:read("a") == "ready\n"
+      local ready = f and f:read("*a") == "ready\n"
       if f then f:close() end
       if ready then break end
       os.execute("sleep 0.05")

@@ -33,7 +33,9 @@ local function field_spec(fields, name)
 end
 
 local function read_field(bytes, at, size)
-  if at + size > #bytes then return nil end
+  -- a mutated offset may be negative or near 2^63 (where at + size wraps): compared without
+  -- overflow, since Lua 5.3's string.unpack raises on a position before the string
+  if at < 0 or at > #bytes - size then return nil end
   if size == 4 then return (unpack("=I4", bytes, at + 1)) end
   return (unpack("=i8", bytes, at + 1))
 end
@@ -57,7 +59,7 @@ function craft.parse(bytes)
   if t and header.ncols and header.ncols >= 0 and header.ncols <= 100000 and t >= 0 then
     for j = 1, header.ncols do
       local base = t + (j - 1) * craft.column_size
-      if base < 0 or base + craft.column_size > #bytes then break end
+      if base < 0 or base > #bytes - craft.column_size then break end
       local c = { entry = base }
       for _, f in ipairs(craft.column_fields) do c[f[1]] = read_field(bytes, base + f[2], f[3]) end
       columns[j] = c

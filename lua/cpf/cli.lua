@@ -611,7 +611,8 @@ function cli.run(args)
   local global_arg = { [0] = script }
   for i, a in ipairs(rest) do global_arg[i] = a end
   _G.arg = global_arg
-  local ok, err = xpcall(chunk, script_error_handler(script), cpf, datasets, script_args)
+  -- Lua 5.1's xpcall passes no arguments to the function: a closure carries them
+  local ok, err = xpcall(function() return chunk(cpf, datasets, script_args) end, script_error_handler(script))
   io.stdout:flush()
   if not ok then return fail(err) end
   for _, d in ipairs(datasets) do d:close() end
