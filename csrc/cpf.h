@@ -6,6 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every name the module's files share stays inside the module however it is built (LuaRocks'
+ * builtin build passes no -fvisibility=hidden): only luaopen_cpf_core (core.c) is exported, so
+ * no engine name can clash with another module's in a host (nginx, Neovim). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 typedef enum {
   CPF_TYPE_STRING,  /* dictionary-encoded text: one code per row */
   CPF_TYPE_INTEGER, /* int64, stored narrowed to the smallest width that holds the data */
@@ -361,5 +368,9 @@ typedef struct {
  * entry last; -0.0 counts as 0.0. *out (malloc'd, *count entries) is the caller's to free. */
 int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out, size_t *count,
                    cpf_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

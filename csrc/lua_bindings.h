@@ -7,6 +7,10 @@
 #include "compat.h"
 #include "cpf.h"
 
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden) /* module-internal: see cpf.h */
+#endif
+
 /* Registry names of the userdata metatables. */
 #define DATASET_META "cpf.dataset"
 #define SCRATCH_META "cpf.scratch"
@@ -49,5 +53,9 @@ void register_dataset_bindings(lua_State *L, int module);
 void register_query_bindings(lua_State *L, int module);  /* lua_query.c */
 void register_source_bindings(lua_State *L, int module); /* lua_source.c */
 void register_system_bindings(lua_State *L, int module); /* lua_system.c */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

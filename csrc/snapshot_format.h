@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden) /* module-internal: see cpf.h */
+#endif
+
 #define SNAP_MAGIC "CPFSNAP"   /* 8 bytes with its NUL */
 #define SNAP_VERSION 2u /* 2: a column's checksum covers its name and label */
 #define SNAP_ENDIAN 0x01020304u /* reads 0x04030201 on a machine of the other byte order */
@@ -43,5 +47,9 @@ typedef struct {
  * column would silently change what a query reads), then its data, its bitmap, its dictionary's
  * bytes and offsets, each sum seeded with the previous. */
 uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -42,6 +42,18 @@ function helpers.error_of(f)
   return (tostring(err):gsub("^spec/[^:\n]*:%d+: ", "", 1))
 end
 
+-- The functions and variables a shared object exports (nm -D), sorted.
+function helpers.exported_symbols(path)
+  local out, err, code = helpers.run("nm -D --defined-only " .. helpers.shell_quote(path))
+  assert(code == 0, "nm -D " .. path .. ": " .. err)
+  local exported = {}
+  for kind, name in out:gmatch("%x+ (%u) ([%w_]+)") do
+    if kind == "T" or kind == "D" or kind == "B" or kind == "R" then exported[#exported + 1] = name end
+  end
+  table.sort(exported)
+  return exported
+end
+
 function helpers.write_bytes(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
