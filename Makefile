@@ -25,7 +25,7 @@ SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
 HEADERS = csrc/cpf.h csrc/snapshot_format.h csrc/compat.h csrc/lua_bindings.h
 MODULE = $(BUILD_DIR)/cpf/core.so
 
-.PHONY: all test bench demo clean lint check-asan check-tsan check-all screenshot sanitizer-builds \
+.PHONY: all test bench demo clean lint check-asan check-tsan check-all screenshot dist sanitizer-builds \
         fuzz fuzz-smoke fuzz-build fuzz-list
 
 all: $(MODULE)
@@ -112,6 +112,15 @@ fuzz-list:
 # The HTML report rendered by a real headless Chromium: build/report.png.
 screenshot: all
 	bash scripts/screenshot.sh
+
+# A release (scripts/dist.sh): DIST_DIR/cpf-$(VERSION).tar.gz from the tracked files, its rockspec
+# DIST_DIR/rockspec/cpf-$(VERSION)-1.rockspec (source: DIST_URL, by default the tarball's file://
+# path) and DIST_DIR/cpf-$(VERSION)-1.src.rock, which installs offline.
+VERSION ?=
+DIST_DIR ?= .
+DIST_URL ?=
+dist:
+	bash scripts/dist.sh "$(VERSION)" "$(DIST_DIR)" "$(DIST_URL)"
 
 # Everything slow: the suite (sanitizers included) and a quick benchmark.
 check-all: test

@@ -1,12 +1,15 @@
--- cpf-scm-1.rockspec — builds the cpf module (Lua layer + the cpf.core C module) with LuaRocks'
--- builtin type; spec/08-rockspec_spec.lua checks that every lua/cpf/*.lua and csrc/*.c is listed.
+-- cpf-scm-1.rockspec — the development tree: builds the cpf module (Lua layer + the cpf.core C
+-- module) with LuaRocks' builtin type; spec/08-rockspec_spec.lua checks that every lua/cpf/*.lua
+-- and csrc/*.c is listed. `make dist VERSION=x.y.z` writes a release's rockspec from this one
+-- (rockspec/cpf-x.y.z-1.rockspec, its source the release tarball).
 rockspec_format = "3.0"
 package = "cpf"
 version = "scm-1"
 
 source = {
-  -- `luarocks make` builds the checkout it is run from and never fetches this.
-  url = "git+file:///path/to/cpf",
+  -- the checkout itself: `luarocks make rockspec/cpf-scm-1.rockspec`, run from it, builds it and
+  -- fetches nothing (a release's rockspec names its tarball instead)
+  url = ".",
 }
 
 description = {
@@ -15,6 +18,7 @@ description = {
 A Lua module with a C core: loads the CPF CSV export (BOM, quoted line breaks, both header
 spellings) into a compact, dictionary-encoded column store outside the Lua heap.
 ]],
+  license = "MIT",
   labels = { "csv", "dataset", "opendata", "france" },
 }
 
@@ -73,6 +77,7 @@ build = {
       cpf = "bin/cpf",
     },
   },
-  -- the reference, in the rock's own directory (`luarocks doc cpf` lists it)
-  copy_directories = { "doc" },
+  -- into the rock's own directory, lib/luarocks/rocks-<lua>/cpf/<version>/ of the tree: the
+  -- reference (`luarocks doc cpf` lists it), the example scripts and the editor annotations
+  copy_directories = { "doc", "examples", "meta" },
 }

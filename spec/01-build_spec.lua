@@ -25,7 +25,7 @@ describe("cpf.core build", function()
     assert.are.same({ "luaopen_cpf_core" }, h.exported_symbols("build/" .. h.lua_name .. "/cpf/core.so"))
   end)
 
-  it("exports only luaopen_cpf_core when built without -fvisibility=hidden, as LuaRocks' builtin build does #no_asan", function()
+  it("exports only luaopen_cpf_core built without -fvisibility=hidden, as by LuaRocks #no_asan", function()
     local dir = h.tmpname("-builtin")
     finally(function() os.execute("rm -rf " .. dir) end)
     local include = h.lua_name == "luajit" and "/usr/include/luajit-2.1" or "/usr/include/" .. h.lua_name

@@ -45,6 +45,8 @@ describe("rockspec/cpf-scm-1.rockspec", function()
     assert.are.same({ "lua >= 5.1" }, spec.dependencies)
     assert.are.same({ header = "csv.h", library = "csv" }, spec.external_dependencies.CSV)
     assert.are.same({ cpf = "bin/cpf" }, spec.build.install.bin)
+    assert.are.same({ "doc", "examples", "meta" }, spec.build.copy_directories)
+    assert.are.equal("MIT", spec.description.license)
     local core = spec.build.modules["cpf.core"]
     assert.are.same({ "$(CSV_INCDIR)" }, core.incdirs)
     assert.are.same({ "$(CSV_LIBDIR)" }, core.libdirs)
@@ -90,7 +92,8 @@ describe("rockspec/cpf-scm-1.rockspec", function()
       local src, tree = tmp .. "/src", tmp .. "/tree"
       local q = h.shell_quote
       finally(function() os.execute("rm -rf " .. q(tmp)) end)
-      local _, err, code = h.run(("mkdir -p %s && cp -R rockspec lua csrc bin doc %s/"):format(q(src), q(src)))
+      local _, err, code = h.run(("mkdir -p %s && cp -R rockspec lua csrc bin doc examples meta %s/")
+        :format(q(src), q(src)))
       assert.are.equal(0, code, err)
       local out
       out, err, code = h.run(("cd %s && luarocks --lua-version=5.4 make %s --tree %s --deps-mode=none")
@@ -115,9 +118,11 @@ describe("rockspec/cpf-scm-1.rockspec", function()
       assert.are.equal(0, code, err)
       assert.are.equal("cpf 0.1.0\n", out)
 
-      local doc = io.open(tree .. "/lib/luarocks/rocks-5.4/cpf/scm-1/doc/api.md", "rb")
-      assert.is_truthy(doc, "doc/api.md is not installed with the rock")
-      doc:close()
+      for _, file in ipairs { "doc/api.md", "examples/funder_mix.lua", "meta/cpf.lua" } do
+        local f = io.open(tree .. "/lib/luarocks/rocks-5.4/cpf/scm-1/" .. file, "rb")
+        assert.is_truthy(f, file .. " is not installed with the rock")
+        f:close()
+      end
     end)
   else
     pending("luarocks make installs a working tree (run under Lua 5.4)")
