@@ -30,7 +30,7 @@ if _VERSION == "Lua 5.4" and not jit then
     local tmp, rock, data, expected_query, expected_examples
     local version = cpf._VERSION
 
-    setup(function()
+    lazy_setup(function()
       tmp = h.tmpname("-install")
       sh("mkdir -p " .. q(tmp .. "/dist") .. " " .. q(tmp .. "/work"))
       local out = sh(("make -s --no-print-directory dist VERSION=%s DIST_DIR=%s 2>/dev/null")
@@ -52,7 +52,7 @@ if _VERSION == "Lua 5.4" and not jit then
       end
     end)
 
-    teardown(function()
+    lazy_teardown(function()
       if tmp then os.execute("rm -rf " .. q(tmp)) end
       h.cleanup()
     end)
