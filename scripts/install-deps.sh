@@ -12,10 +12,16 @@ if [ "$what" = test ]; then
              lua-check luarocks locales clang libclang-rt-14-dev libasan8 libubsan1 libtsan2)
 fi
 if [ "$what" = screenshot ]; then packages+=(chromium); fi
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# LuaJIT is Debian's luajit2 (OpenResty's, the one nginx-lua needs); a machine that has plain
+# luajit with its headers instead keeps it (same interpreter name and include path): asking for
+# luajit2 there would have apt replace it, which --no-remove refuses
+if [ "$what" = test ] && installed luajit && installed libluajit-5.1-dev; then
+  packages=("${packages[@]/#luajit2/luajit}")
+  packages=("${packages[@]/#libluajit2-5.1-dev/libluajit-5.1-dev}")
+fi
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   if [ "$(id -u)" != 0 ]; then sudo=sudo; else sudo=; fi
