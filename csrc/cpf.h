@@ -203,9 +203,15 @@ typedef struct {
   size_t threads;         /* 0: one per core */
   size_t min_chunk;       /* bytes a chunk holds at least; 0: 4 MB, or 64 kB with threads given.
                            * The fuzzers set a few bytes, so that small inputs cross chunks. */
-  /* Called every few MB; a non-zero return stops the load (message in err). */
+  /* Called every few MB on the thread that called loader_load; a non-zero return stops the
+   * load (message in err). */
   int (*progress)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows, cpf_error *err);
   void *progress_ud;
+  /* Called every few MB by every loading thread, so it must be thread-safe (load_async's job:
+   * it publishes the figures under a lock and never calls Lua); a non-zero return cancels the
+   * load ("load cancelled"). The rows are an estimate until the last call. */
+  int (*monitor)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows);
+  void *monitor_ud;
 } cpf_load_options;
 
 typedef struct {

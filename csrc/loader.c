@@ -636,11 +636,12 @@ typedef struct {
   cpf_error err;
 } chunk_job;
 
-/* Every PROGRESS_EVERY bytes: publish this chunk's position; the first chunk, which runs on the
- * calling thread, reports the total to the Lua callback. Returns non-zero to stop. */
+/* Every PROGRESS_EVERY bytes: publish this chunk's position; every chunk reports the total to
+ * the monitor, the first chunk, which runs on the calling thread, to the progress callback too.
+ * Returns non-zero to stop. */
 static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
   load_shared *sh = job->shared;
-  size_t total = 0, k;
+  size_t total = 0, k, rows;
   int stop;
   pthread_mutex_lock(&sh->lock);
   sh->done[job->index] = pos - job->begin;
@@ -648,9 +649,17 @@ static int chunk_checkpoint(chunk_job *job, size_t pos, size_t records) {
   stop = sh->stop;
   pthread_mutex_unlock(&sh->lock);
   if (stop) return 1;
+  /* rows: this chunk's count scaled to the share of bytes read, the others' not being known */
+  rows = pos > job->begin ? (size_t)((double)records * (double)total / (double)(pos - job->begin)) : 0;
+  if (job->opts->monitor &&
+      job->opts->monitor(job->opts->monitor_ud, job->src->start + total, job->src->size, rows)) {
+    cpf_error_set(&job->err, CPF_ERR_CANCELLED, "%s: load cancelled", job->src->path);
+    pthread_mutex_lock(&sh->lock);
+    sh->stop = 1;
+    pthread_mutex_unlock(&sh->lock);
+    return 1;
+  }
   if (job->index == 0 && job->opts->progress) {
-    /* rows: this chunk's count scaled to the share of bytes read, the others' not being known */
-    size_t rows = pos > job->begin ? (size_t)((double)records * (double)total / (double)(pos - job->begin)) : 0;
     if (job->opts->progress(job->opts->progress_ud, job->src->start + total, job->src->size, rows,
                             &job->err)) {
       pthread_mutex_lock(&sh->lock);
@@ -936,6 +945,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       if (!ds->cols[j].skipped) ds->cols[kept++] = ds->cols[j];
     ds->ncols = kept;
   }
+  if (!err->code && opts->monitor && opts->monitor(opts->monitor_ud, src->size, src->size, ds->rows))
+    cpf_error_set(err, CPF_ERR_CANCELLED, "%s: load cancelled", path);
   if (!err->code && opts->progress) /* a cancel here sets err too */
     opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err);
   if (err->code) { dataset_free(ds); ds = NULL; }

@@ -15,6 +15,7 @@
 #define DATASET_META "cpf.dataset"
 #define SCRATCH_META "cpf.scratch"
 #define SOURCE_META "cpf.source"
+#define LOAD_JOB_META "cpf.load_job"
 #define OUTPUT_META "cpf.output_file"
 
 typedef struct {

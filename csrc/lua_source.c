@@ -1,6 +1,10 @@
 /* lua_source.c — CSV sources: core.open(path) opens a file once, source:header() reads its
  * header record, source:load(columns, options) loads it into a dataset, calling the progress
- * callback between chunks. */
+ * callback between chunks; source:load_async(columns, options) starts the same load on a
+ * thread of its own and returns a job to poll. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -102,10 +106,51 @@ static char sep_option(lua_State *L, int opts, const char *field) {
   return c;
 }
 
+/* The options of source:load and source:load_async (opts at index `t`), but the progress
+ * function. */
+static void read_load_options(lua_State *L, int t, cpf_load_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->sep = sep_option(L, t, "sep");
+  opts->decimal_mark = sep_option(L, t, "decimal");
+  opts->libcsv_only = table_flag(L, t, "libcsv_only");
+  lua_getfield(L, t, "threads");
+  if (!lua_isnil(L, -1)) {
+    int64_t n = (int64_t)luaL_checknumber(L, -1);
+    if (n < 1 || n > 64) luaL_error(L, "option 'threads' must be a whole number from 1 to 64");
+    opts->threads = (size_t)n;
+  }
+  lua_pop(L, 1);
+  if (opts->decimal_mark && opts->decimal_mark != '.' && opts->decimal_mark != ',')
+    luaL_error(L, "option 'decimal' must be \".\" or \",\"");
+}
+
+/* The column list { {name=, label=, type=, skip=}, ... } at index `t`, in file order, into
+ * specs[ncols]; the names and labels point into the Lua strings of the list. */
+static void read_specs(lua_State *L, int t, cpf_column_spec *specs, size_t ncols) {
+  size_t i;
+  for (i = 0; i < ncols; i++) {
+    const char *type_name;
+    lua_rawgeti(L, t, (int)i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_getfield(L, -1, "name");
+    lua_getfield(L, -2, "label");
+    lua_getfield(L, -3, "type");
+    specs[i].name = lua_tostring(L, -3);
+    specs[i].label = lua_tostring(L, -2);
+    type_name = lua_tostring(L, -1);
+    specs[i].skip = table_flag(L, -4, "skip");
+    if (!specs[i].name || !specs[i].label || !type_name)
+      luaL_error(L, "column %d: name, label and type must be strings", (int)i + 1);
+    if (cpf_type_from_name(type_name, &specs[i].type) != 0)
+      luaL_error(L, "column '%s': unknown type '%s'", specs[i].name, type_name);
+    lua_pop(L, 4); /* the strings stay alive in the columns table */
+  }
+}
+
 /* source:load(columns, opts): columns = { {name=, label=, type=}, ... } in file order */
 static int source_load(lua_State *L) {
   cpf_source *src = check_source(L, 1);
-  size_t ncols, i;
+  size_t ncols;
   cpf_column_spec *specs;
   cpf_load_options opts;
   progress_context progress;
@@ -114,19 +159,7 @@ static int source_load(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
-  memset(&opts, 0, sizeof opts);
-  opts.sep = sep_option(L, 3, "sep");
-  opts.decimal_mark = sep_option(L, 3, "decimal");
-  opts.libcsv_only = table_flag(L, 3, "libcsv_only");
-  lua_getfield(L, 3, "threads");
-  if (!lua_isnil(L, -1)) {
-    int64_t t = (int64_t)luaL_checknumber(L, -1);
-    if (t < 1 || t > 64) return luaL_error(L, "option 'threads' must be a whole number from 1 to 64");
-    opts.threads = (size_t)t;
-  }
-  lua_pop(L, 1);
-  if (opts.decimal_mark && opts.decimal_mark != '.' && opts.decimal_mark != ',')
-    return luaL_error(L, "option 'decimal' must be \".\" or \",\"");
+  read_load_options(L, 3, &opts);
   lua_getfield(L, 3, "progress"); /* stays at index 4 */
   if (!lua_isnil(L, 4)) {
     luaL_checktype(L, 4, LUA_TFUNCTION);
@@ -137,23 +170,7 @@ static int source_load(lua_State *L) {
   }
   ncols = compat_rawlen(L, 2);
   specs = lua_newuserdata(L, (ncols ? ncols : 1) * sizeof *specs); /* index 5 */
-  for (i = 0; i < ncols; i++) {
-    const char *type_name;
-    lua_rawgeti(L, 2, (int)i + 1);
-    luaL_checktype(L, -1, LUA_TTABLE);
-    lua_getfield(L, -1, "name");
-    lua_getfield(L, -2, "label");
-    lua_getfield(L, -3, "type");
-    specs[i].name = lua_tostring(L, -3);
-    specs[i].label = lua_tostring(L, -2);
-    type_name = lua_tostring(L, -1);
-    specs[i].skip = table_flag(L, -4, "skip");
-    if (!specs[i].name || !specs[i].label || !type_name)
-      return luaL_error(L, "column %d: name, label and type must be strings", (int)i + 1);
-    if (cpf_type_from_name(type_name, &specs[i].type) != 0)
-      return luaL_error(L, "column '%s': unknown type '%s'", specs[i].name, type_name);
-    lua_pop(L, 4); /* the strings stay alive in the columns table */
-  }
+  read_specs(L, 2, specs, ncols);
   box = new_dataset_box(L);
   memset(&err, 0, sizeof err);
   box->ds = loader_load(src, &opts, specs, ncols, &err);
@@ -163,13 +180,204 @@ static int source_load(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg source_methods[] = {
-  {"header", source_header}, {"load", source_load}, {"close", source_close_l}, {NULL, NULL}};
+/* ---- source:load_async: the same load on a thread of its own ----
+ * The job owns everything the thread reads: the source (moved out of its userdata), copies of
+ * the column names and labels, the options. The thread calls no Lua: the monitor publishes the
+ * figures under the job's lock, and poll reads them. Collecting the job (or closing its Lua
+ * state) cancels the load and joins the thread before anything is freed. */
+typedef struct {
+  pthread_mutex_t lock;
+  int cancel;                 /* under lock: set by cancel and __gc, read by the monitor */
+  int finished;               /* under lock: the thread has stored its answer */
+  size_t done, total, rows;   /* under lock: the monitor's last figures */
+  pthread_t thread;
+  int running;                /* a thread was started and not yet joined */
+  int taken;                  /* the dataset was handed to Lua */
+  cpf_source src;
+  cpf_column_spec *specs;
+  size_t ncols;
+  char *names;                /* the specs' names and labels, one block */
+  cpf_load_options opts;
+  cpf_dataset *ds;            /* the thread's answer: written before finished, read after */
+  cpf_error err;
+} load_job;
+
+static int job_monitor(void *ud, size_t done, size_t total, size_t rows) {
+  load_job *job = ud;
+  int cancel;
+  pthread_mutex_lock(&job->lock);
+  job->done = done;
+  job->total = total;
+  job->rows = rows;
+  cancel = job->cancel;
+  pthread_mutex_unlock(&job->lock);
+  return cancel;
+}
+
+static void *job_thread(void *ud) {
+  load_job *job = ud;
+  sigset_t all;
+  /* signals are the host's business (Neovim's, nginx's): none lands on cpf's threads, which
+   * the loader's own threads inherit */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
+  source_close(&job->src); /* the file and what was read of it, now rather than at __gc */
+  pthread_mutex_lock(&job->lock);
+  job->finished = 1;
+  pthread_mutex_unlock(&job->lock);
+  return NULL;
+}
+
+static load_job *check_job(lua_State *L) {
+  return luaL_checkudata(L, 1, LOAD_JOB_META);
+}
+
+static void job_join(load_job *job) {
+  if (job->running) {
+    pthread_join(job->thread, NULL);
+    job->running = 0;
+  }
+}
+
+static int job_gc(lua_State *L) {
+  load_job *job = check_job(L);
+  if (job->specs == NULL && !job->running) return 0; /* never started, or already freed */
+  pthread_mutex_lock(&job->lock);
+  job->cancel = 1;
+  pthread_mutex_unlock(&job->lock);
+  job_join(job);
+  if (job->ds && !job->taken) dataset_free(job->ds);
+  job->ds = NULL;
+  source_close(&job->src);
+  free(job->specs);
+  free(job->names);
+  job->specs = NULL;
+  job->names = NULL;
+  pthread_mutex_destroy(&job->lock);
+  return 0;
+}
+
+/* The answer of a finished job (joined): true, dataset | true, nil, message, kind. */
+static int job_answer(lua_State *L, load_job *job) {
+  lua_pushboolean(L, 1);
+  if (job->ds && !job->taken) {
+    dataset_box *box = new_dataset_box(L);
+    box->ds = job->ds;
+    job->taken = 1;
+    return 2;
+  }
+  if (job->taken) {
+    cpf_error err;
+    memset(&err, 0, sizeof err);
+    cpf_error_set(&err, CPF_ERR_USAGE, "load job: its dataset was already returned");
+    return 1 + push_failure(L, &err);
+  }
+  return 1 + push_failure(L, &job->err);
+}
+
+/* job:poll() -> false, bytes_done, bytes_total, rows | true, dataset | true, nil, message, kind */
+static int job_poll(lua_State *L) {
+  load_job *job = check_job(L);
+  int finished;
+  size_t done, total, rows;
+  pthread_mutex_lock(&job->lock);
+  finished = job->finished;
+  done = job->done, total = job->total, rows = job->rows;
+  pthread_mutex_unlock(&job->lock);
+  if (!finished) {
+    lua_pushboolean(L, 0);
+    compat_pushint64(L, (int64_t)done);
+    compat_pushint64(L, (int64_t)total);
+    compat_pushint64(L, (int64_t)rows);
+    return 4;
+  }
+  job_join(job);
+  return job_answer(L, job);
+}
+
+/* job:wait() -> as poll, once the load has ended */
+static int job_wait(lua_State *L) {
+  load_job *job = check_job(L);
+  job_join(job);
+  return job_answer(L, job);
+}
+
+/* job:cancel(): the load stops at its next checkpoint (a few MB) and answers "load cancelled";
+ * a finished job keeps its answer. */
+static int job_cancel(lua_State *L) {
+  load_job *job = check_job(L);
+  pthread_mutex_lock(&job->lock);
+  job->cancel = 1;
+  pthread_mutex_unlock(&job->lock);
+  return 0;
+}
+
+/* source:load_async(columns, opts) -> job: the source is the job's from now on (closed here). */
+static int source_load_async(lua_State *L) {
+  cpf_source *src = check_source(L, 1);
+  size_t ncols, i, bytes = 0;
+  cpf_column_spec *specs;
+  load_job *job;
+  char *p;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  ncols = compat_rawlen(L, 2);
+  specs = lua_newuserdata(L, (ncols ? ncols : 1) * sizeof *specs); /* index 4 */
+  read_specs(L, 2, specs, ncols);
+  job = lua_newuserdata(L, sizeof *job); /* index 5 */
+  memset(job, 0, sizeof *job);
+  job->src.fd = -1;
+  read_load_options(L, 3, &job->opts);
+  job->opts.monitor = job_monitor;
+  job->opts.monitor_ud = job;
+  for (i = 0; i < ncols; i++) bytes += strlen(specs[i].name) + strlen(specs[i].label) + 2;
+  job->specs = malloc((ncols ? ncols : 1) * sizeof *job->specs);
+  job->names = malloc(bytes ? bytes : 1);
+  if (!job->specs || !job->names) {
+    free(job->specs);
+    free(job->names);
+    return luaL_error(L, "not enough memory");
+  }
+  for (i = 0, p = job->names; i < ncols; i++) {
+    size_t n = strlen(specs[i].name) + 1, m = strlen(specs[i].label) + 1;
+    job->specs[i] = specs[i];
+    job->specs[i].name = memcpy(p, specs[i].name, n);
+    job->specs[i].label = memcpy(p + n, specs[i].label, m);
+    p += n + m;
+  }
+  job->ncols = ncols;
+  pthread_mutex_init(&job->lock, NULL);
+  luaL_getmetatable(L, LOAD_JOB_META);
+  lua_setmetatable(L, -2); /* from here __gc frees what the job holds */
+  job->src = *src; /* moved: the source userdata is closed, without closing the file */
+  memset(src, 0, sizeof *src);
+  src->fd = -1;
+  job->total = job->src.size; /* what poll says before the first checkpoint */
+  if (pthread_create(&job->thread, NULL, job_thread, job) != 0) {
+    cpf_error err;
+    memset(&err, 0, sizeof err);
+    cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a loading thread", job->src.path);
+    return push_failure(L, &err);
+  }
+  job->running = 1;
+  return 1;
+}
+
+static const luaL_Reg source_methods[] = {{"header", source_header},  {"load", source_load},
+                                          {"load_async", source_load_async}, {"close", source_close_l},
+                                          {NULL, NULL}};
+
+static const luaL_Reg job_methods[] = {
+  {"poll", job_poll}, {"wait", job_wait}, {"cancel", job_cancel}, {NULL, NULL}};
 
 static const luaL_Reg source_functions[] = {{"open", open_source}, {NULL, NULL}};
 
 void register_source_bindings(lua_State *L, int module) {
   new_userdata_type(L, SOURCE_META, source_close_l, source_methods);
+  lua_pop(L, 1);
+  new_userdata_type(L, LOAD_JOB_META, job_gc, job_methods);
   lua_pop(L, 1);
   set_functions(L, module, source_functions);
 }

@@ -122,6 +122,18 @@ function Result:format(format, opts) end
 ---@return true|nil ok, string? err
 function Result:write(target, format, opts) end
 
+---@class cpf.load_job
+---@field path string
+local load_job = {}
+---false, bytes_done, bytes_total, rows while loading; then true, dataset or true, nil, message, kind.
+---@return boolean finished, cpf.dataset|integer|nil, string|integer|nil, string|integer|nil
+function load_job:poll() end
+---Blocks until the load ends; returns what poll returns then.
+---@return boolean finished, cpf.dataset|nil ds, string? err, string? kind
+function load_job:wait() end
+---Stops the load at its next checkpoint; poll then answers "path: load cancelled", "cancelled".
+function load_job:cancel() end
+
 ---@class cpf
 ---@field _VERSION string
 ---@field schema table
@@ -132,6 +144,11 @@ local cpf = {}
 ---@param opts? cpf.load_options
 ---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.load(path, opts) end
+---A background load: cpf's threads read the CSV, the job is polled from Lua.
+---@param path string
+---@param opts? cpf.load_options without progress
+---@return cpf.load_job|nil job, string? err, "data"|"io"|"memory"|"usage"|nil kind
+function cpf.load_async(path, opts) end
 ---@param path string
 ---@param opts? {sep?: string, types?: table<string, string>}
 ---@return {name: string, label: string, type: string}[]|nil columns, string? err

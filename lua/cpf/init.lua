@@ -16,13 +16,15 @@ local Dataset = dataset_mt.__index -- methods written in C, completed below
 local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true,
                        threads = true, cache = true, columns = true }
 
-local function check_options(opts, allowed, fname)
+-- level: where the error points, 3 (the default) being the caller of the function calling this
+local function check_options(opts, allowed, fname, level)
+  level = level or 3
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
+    error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)), level)
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3) end
+    if not allowed[k] then error(("%s: unknown option '%s'"):format(fname, tostring(k)), level) end
   end
   return opts
 end
@@ -51,7 +53,7 @@ local function stderr_progress(path)
   end
 end
 
-local load_cached -- defined with the snapshots below
+local load_cached, cache_tag -- defined with the snapshots below
 
 -- A CSV's source and the columns its header gives (what cpf.load and cpf.header share):
 -- source, specs, separator, or nil, message, kind.
@@ -88,6 +90,59 @@ function cpf.header(path, opts)
   return columns
 end
 
+-- The options of cpf.load and cpf.load_async, checked (errors at the caller of those) and
+-- completed: progress is a function or nil.
+local function checked_load_options(opts, fname, path)
+  opts = check_options(opts, load_options, fname, 4)
+  if opts.columns ~= nil and (type(opts.columns) ~= "table" or #opts.columns == 0) then
+    error(fname .. ": option 'columns' must be a non-empty list of column names", 3)
+  end
+  if opts.types ~= nil and type(opts.types) ~= "table" then
+    error(fname .. ": option 'types' must be a table {column = type}", 3)
+  end
+  local progress = opts.progress
+  if progress == true then progress = stderr_progress(path)
+  elseif progress ~= nil and progress ~= false and type(progress) ~= "function" then
+    error(fname .. ": option 'progress' must be a function or true", 3)
+  end
+  if progress == false then progress = nil end
+  for _, key in ipairs { "sep", "decimal" } do
+    local v = opts[key]
+    if v ~= nil and (type(v) ~= "string" or #v ~= 1) then
+      error(("%s: option '%s' must be a one-character string"):format(fname, key), 3)
+    end
+  end
+  local bad_sep = ({ ["\0"] = "a NUL byte", ['"'] = "the quote", ["\r"] = "a line break",
+                     ["\n"] = "a line break" })[opts.sep]
+  if bad_sep then
+    error(("%s: option 'sep' cannot be %s (leave it out to detect the separator)"):format(fname, bad_sep), 3)
+  end
+  if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
+    error(fname .. ": option 'decimal' must be \".\" or \",\"", 3)
+  end
+  local threads = opts.threads
+  if threads ~= nil
+     and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
+    error(fname .. ": option 'threads' must be a whole number from 1 to 64", 3)
+  end
+  if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
+    error(fname .. ": option 'parser' must be \"auto\" or \"libcsv\"", 3)
+  end
+  return opts, progress
+end
+
+-- The source of a CSV and the columns to load from it, with the core's load options:
+-- source, specs, core options, or nil, message, kind.
+local function prepare_load(path, opts, progress)
+  local source, specs, sep = open_csv(path, opts)
+  if not source then return nil, specs, sep end -- sep: the kind
+  local err, kind
+  if opts.columns then specs, err, kind = schema.select(specs, opts.columns) end
+  if not specs then source:close() return nil, path .. ":1: " .. err, kind end
+  return source, specs, { sep = sep, decimal = opts.decimal, progress = progress,
+                          libcsv_only = opts.parser == "libcsv", threads = opts.threads }
+end
+
 --- Load a delimited file into a dataset.
 --- opts: sep (one character; detected from the header by default), decimal ("." or ","),
 --- types ({column = type} overrides), progress (function(bytes_done, bytes_total, rows), or
@@ -97,52 +152,98 @@ function cpf.load(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
-  opts = check_options(opts, load_options, "load")
-  if opts.columns ~= nil and (type(opts.columns) ~= "table" or #opts.columns == 0) then
-    error("load: option 'columns' must be a non-empty list of column names", 2)
-  end
-  if opts.types ~= nil and type(opts.types) ~= "table" then
-    error("load: option 'types' must be a table {column = type}", 2)
-  end
-  local progress = opts.progress
-  if progress == true then progress = stderr_progress(path)
-  elseif progress ~= nil and progress ~= false and type(progress) ~= "function" then
-    error("load: option 'progress' must be a function or true", 2)
-  end
-  if progress == false then progress = nil end
-  for _, key in ipairs { "sep", "decimal" } do
-    local v = opts[key]
-    if v ~= nil and (type(v) ~= "string" or #v ~= 1) then
-      error(("load: option '%s' must be a one-character string"):format(key), 2)
-    end
-  end
-  local bad_sep = ({ ["\0"] = "a NUL byte", ['"'] = "the quote", ["\r"] = "a line break",
-                     ["\n"] = "a line break" })[opts.sep]
-  if bad_sep then
-    error(("load: option 'sep' cannot be %s (leave it out to detect the separator)"):format(bad_sep), 2)
-  end
-  if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
-    error("load: option 'decimal' must be \".\" or \",\"", 2)
-  end
-  local threads = opts.threads
-  if threads ~= nil
-     and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
-    error("load: option 'threads' must be a whole number from 1 to 64", 2)
-  end
-  if opts.parser ~= nil and opts.parser ~= "auto" and opts.parser ~= "libcsv" then
-    error("load: option 'parser' must be \"auto\" or \"libcsv\"", 2)
-  end
+  local progress
+  opts, progress = checked_load_options(opts, "load", path)
   if opts.cache then return load_cached(path, opts) end
-  local source, specs, sep = open_csv(path, opts)
-  if not source then return nil, specs, sep end -- sep: the kind
-  local err, kind
-  if opts.columns then specs, err, kind = schema.select(specs, opts.columns) end
-  if not specs then source:close() return nil, path .. ":1: " .. err, kind end
-  local ds
-  ds, err, kind = source:load(specs, { sep = sep, decimal = opts.decimal, progress = progress,
-                                 libcsv_only = opts.parser == "libcsv", threads = threads })
+  local source, specs, core_opts = prepare_load(path, opts, progress)
+  if not source then return nil, specs, core_opts end
+  local ds, err, kind = source:load(specs, core_opts)
   source:close() -- close the file and free what was read of it now, not at the next collection
   return ds, err, kind
+end
+
+-- A background load (cpf.load_async): job:poll(), job:wait(), job:cancel().
+local Job = {}
+Job.__index = Job
+
+local function finished_job(path, ds, err, kind)
+  return setmetatable({ path = path, answer = { ds, err, kind } }, Job)
+end
+
+-- The load's answer, kept: the dataset (saved as the cache first, when asked), or nil, message, kind.
+function Job:finish(ds, err, kind)
+  if ds and self.cache then ds:save(self.cache.snapshot, self.cache.tag) end -- best effort, as load_cached
+  self.answer, self.core_job = { ds, err, kind }, nil
+  return true, ds, err, kind
+end
+
+--- false, bytes_done, bytes_total, rows while the load runs; then true, dataset, or true, nil,
+--- message, kind ("cancelled" after job:cancel()). Never blocks.
+function Job:poll()
+  local a = self.answer
+  if a then return true, a[1], a[2], a[3] end
+  local finished, ds, err, kind = self.core_job:poll()
+  if not finished then return false, ds, err, kind end
+  return self:finish(ds, err, kind)
+end
+
+--- Blocks until the load ends; returns what poll returns then.
+function Job:wait()
+  local a = self.answer
+  if a then return true, a[1], a[2], a[3] end
+  local _, ds, err, kind = self.core_job:wait()
+  return self:finish(ds, err, kind)
+end
+
+--- Stops the load at its next checkpoint (every few MB): poll then answers true, nil,
+--- "path: load cancelled", "cancelled". A finished job keeps its answer.
+function Job:cancel()
+  if self.core_job then self.core_job:cancel() end
+end
+
+function Job:__tostring()
+  local a = self.answer
+  if a then
+    return ("cpf load job %s: %s"):format(self.path, a[1] and "done" or ("failed: " .. tostring(a[2])))
+  end
+  local _, done, total = self.core_job:poll()
+  return ("cpf load job %s: loading, %s / %s"):format(self.path, human_bytes(done or 0), human_bytes(total or 0))
+end
+
+--- Load in the background: the CSV is read by cpf's own threads, which never call Lua, and the
+--- call returns at once with a job (see Job); a snapshot, or a valid cache with opts.cache,
+--- opens at once (milliseconds) into a finished job. Options as cpf.load but progress: poll the
+--- job. Returns nil, message, kind when the file cannot be opened or its header read. A job
+--- that is collected, or whose Lua state closes, cancels its load and waits for its threads.
+function cpf.load_async(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'load_async' (%s)"):format(type(path) == "table"
+      and "one path: several files load with cpf.load" or ("string expected, got " .. type(path))), 2)
+  end
+  opts = checked_load_options(opts, "load_async", path)
+  if opts.progress ~= nil then
+    error("load_async: option 'progress' is not for load_async: job:poll() gives the progress", 2)
+  end
+  if cpf.is_snapshot(path) then
+    local ds, err, kind = cpf.open(path)
+    if not ds then return nil, err, kind end
+    return finished_job(path, ds)
+  end
+  local cache
+  if opts.cache then
+    local tag, err = cache_tag(path, opts)
+    if not tag then return nil, err, "io" end
+    local snapshot = path .. ".cpfsnap"
+    local ds, found = core.open_snapshot(snapshot, true)
+    if ds and found == tag then return finished_job(path, ds) end
+    if ds then ds:close() end
+    cache = { snapshot = snapshot, tag = tag }
+  end
+  local source, specs, core_opts = prepare_load(path, opts, nil)
+  if not source then return nil, specs, core_opts end
+  local core_job, err, kind = source:load_async(specs, core_opts)
+  if not core_job then return nil, err, kind end
+  return setmetatable({ path = path, core_job = core_job, cache = cache }, Job)
 end
 
 -- Conditions, keys, aggregates and measures (see cpf.query).
@@ -282,7 +383,7 @@ end
 -- change times, inode) and every option that changes what is loaded, the columns asked for
 -- included (a snapshot of some columns never answers for the whole file). The names are kept
 -- as given, NUL-separated: a name may hold any byte but NUL.
-local function cache_tag(path, opts)
+function cache_tag(path, opts)
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
   local types = {}
