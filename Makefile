@@ -54,7 +54,7 @@ demo: all
 # directory).
 LUACHECK ?= luacheck
 lint:
-	$(LUACHECK) lua/ bin/ spec/ examples/ bench/
+	$(LUACHECK) lua/ bin/ plugin/ spec/ examples/ bench/
 
 clean:
 	rm -rf build

@@ -248,6 +248,8 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
 void loader_free_header(char **labels, size_t count);
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err);
+/* The threads a load uses when opts->threads is 0: one per core online, 1 to 64. */
+size_t loader_default_threads(void);
 
 /* ---- output_file.c: a file that replaces its target only once complete ---- */
 typedef struct {

@@ -805,7 +805,7 @@ static void *merge_thread(void *arg) {
   return NULL;
 }
 
-static size_t default_threads(void) {
+size_t loader_default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
 }
@@ -839,7 +839,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
    * count given explicitly is honoured down to 64 kB chunks (the specs split small files). */
   {
     size_t min_chunk = opts->min_chunk ? opts->min_chunk : opts->threads ? (64u << 10) : (4u << 20);
-    nchunks = opts->threads ? opts->threads : default_threads();
+    nchunks = opts->threads ? opts->threads : loader_default_threads();
     if (nchunks > 1 && (src->size - begin) / nchunks < min_chunk)
       nchunks = (src->size - begin) / min_chunk + 1;
   }

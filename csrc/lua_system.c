@@ -126,6 +126,12 @@ static int stderr_is_tty(lua_State *L) {
   return 1;
 }
 
+/* core.load_threads() -> the threads a load uses by default (one per core online) */
+static int load_threads(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)loader_default_threads());
+  return 1;
+}
+
 static const luaL_Reg output_file_methods[] = {
   {"write", output_file_write_l}, {"commit", output_file_commit_l}, {"abort", output_file_abort_l},
   {NULL, NULL}};
@@ -133,7 +139,7 @@ static const luaL_Reg output_file_methods[] = {
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
-  {NULL, NULL}};
+  {"load_threads", load_threads},     {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

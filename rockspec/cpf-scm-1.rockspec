@@ -49,6 +49,8 @@ build = {
     ["cpf.format.json"] = "lua/cpf/format/json.lua",
     ["cpf.format.text"] = "lua/cpf/format/text.lua",
     ["cpf.format.html"] = "lua/cpf/format/html.lua",
+    ["cpf.nvim"] = "lua/cpf/nvim.lua",
+    ["cpf.health"] = "lua/cpf/health.lua",
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",

@@ -7,7 +7,7 @@
 #   asan             the suite under Lua 5.4 on build/asan (AddressSanitizer + UBSan, leaks checked)
 #   tsan             the thread specs (#threads, but #no_tsan: those that run a subprocess, which
 #                    the preloaded runtime breaks) under Lua 5.4 on build/tsan (ThreadSanitizer)
-#   lint             luacheck over lua/, bin/, spec/, examples/ and bench/ (.luacheckrc): one test
+#   lint             luacheck over lua/, bin/, plugin/, spec/, examples/ and bench/ (.luacheckrc): one test
 #                    per directory, failed by any warning
 #   fuzz             each libFuzzer harness of fuzz/ for 30 s on its corpus (make fuzz-smoke):
 #                    one test per harness, failed by any finding
@@ -51,7 +51,7 @@ for config in "$@"; do
       # TAP of our own: one line per directory, "not ok" when luacheck warns (.luacheckrc)
       {
         n=0
-        for dir in lua bin spec examples bench; do
+        for dir in lua bin plugin spec examples bench; do
           n=$((n + 1))
           if out=$(luacheck --no-color --formatter plain "$dir/" 2>&1); then
             echo "ok $n - luacheck $dir/: no warning"

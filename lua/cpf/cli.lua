@@ -379,21 +379,50 @@ end
 local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar = "value", title = "value",
                          plugin = "list" }
 
+local QUERY_OPTIONS = with_options(FORMAT_OPTIONS)
+for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do
+  QUERY_OPTIONS[k] = v
+end
+
+-- The request of cpf query's options: the request, or nil, message, kind.
+local function query_request(opts)
+  return require("cpf.request").parse {
+    where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
+    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+end
+
+--- cpf query's words (what follows "query" on the command line, as Neovim's :Cpf query takes
+--- them): the DATA paths, the request and the option table, or nil, message (the CLI's).
+function cli.parse_query(words)
+  local pos, opts, rest = parse(words, 1, QUERY_OPTIONS, SHORT)
+  if not pos then return nil, opts end
+  if opts.help then return nil, "see cpf query --help" end
+  for _, a in ipairs(rest) do pos[#pos + 1] = a end
+  local req, err = query_request(opts)
+  if not req then return nil, err end
+  return pos, req, opts
+end
+
+--- The option names of cpf query, sorted (for completion).
+function cli.query_option_names()
+  local names = {}
+  for k in pairs(QUERY_OPTIONS) do names[#names + 1] = "--" .. k end
+  table.sort(names)
+  return names
+end
+
+--- A message as the command line shows it: "cpf: " and the text, control characters escaped.
+function cli.message(msg) return (message(msg):gsub("\n$", "")) end
+
 function cli.query(args)
-  local known = with_options(FORMAT_OPTIONS)
-  for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do
-    known[k] = v
-  end
-  local pos, opts, rest = parse(args, 2, known, SHORT)
+  local pos, opts, rest = parse(args, 2, QUERY_OPTIONS, SHORT)
   if not pos then usage(opts) end
   if opts.help then io.stdout:write(HELP.query) return 0 end
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos == 0 then usage("query needs a DATA file") end
   local lo = load_options(opts)
   run_plugins(opts)
-  local req, rerr, rkind = require("cpf.request").parse {
-    where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
-    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+  local req, rerr, rkind = query_request(opts)
   if not req then return request_failure(rerr, rkind) end
 
   -- the columns the query reads ('source' is added by the load of several files)
@@ -474,6 +503,17 @@ local function describe_result(ds, top)
   return cpf.result(names, rows)
 end
 
+--- What cpf describe prints in the table format: a title line (the data's name, rows, columns)
+--- then one row per column with `top` values (default 3). out: request.output's, default table.
+--- The text, or nil, message, kind.
+function cli.describe_text(ds, name, out, top)
+  out = out or assert(require("cpf.request").output { format = "table" })
+  if out.options.max_width == nil then out.options.max_width = false end
+  local body, err, kind = out:text(describe_result(ds, top or 3))
+  if not body then return nil, err, kind end
+  return ("%s: %d rows, %d columns\n"):format(name, #ds, #ds:columns()) .. body
+end
+
 function cli.describe(args)
   local known = with_options(FORMAT_OPTIONS)
   known.top = "value"
@@ -488,15 +528,12 @@ function cli.describe(args)
   local out = output_settings(opts)
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
-  local res = describe_result(ds, top)
   local ok, kind
   if out.format == "table" then
     -- a title line, then the table (in the file too with -o)
-    if out.options.max_width == nil then out.options.max_width = false end
-    local body
-    body, err, kind = out:text(res)
-    if not body then return request_failure(err, kind) end
-    local text = ("%s: %d rows, %d columns\n"):format(table.concat(pos, ", "), #ds, #ds:columns()) .. body
+    local text
+    text, err, kind = cli.describe_text(ds, table.concat(pos, ", "), out, top)
+    if not text then return request_failure(err, kind) end
     if opts.output then -- through a temporary renamed over it, as res:write does
       local f, ferr = require("cpf.core").output_file(opts.output)
       if not f then return fail(ferr) end
@@ -507,7 +544,7 @@ function cli.describe(args)
       io.stdout:write(text)
     end
   else
-    ok, err, kind = out:write(res, opts.output or io.stdout)
+    ok, err, kind = out:write(describe_result(ds, top), opts.output or io.stdout)
     if not ok then return request_failure(err, kind) end
   end
   ds:close()

@@ -1,0 +1,390 @@
+-- cpf.nvim — the Neovim front end behind :Cpf (plugin/cpf.lua registers the command; :help cpf).
+-- CSV files load in the background (cpf.load_async, polled from a timer, progress in the message
+-- area) so the editor stays responsive; queries use the command line's request language
+-- (cpf.cli.parse_query → cpf.request), so :Cpf query gives the bytes `cpf query` prints; results
+-- go to scratch buffers named cpf://...; errors are vim.notify messages with cpf's own text.
+local cpf = require "cpf"
+local cli = require "cpf.cli"
+local schema = require "cpf.schema"
+
+local M = {}
+
+local config = {
+  buffer = "reuse",   -- "reuse": one cpf://KIND buffer per kind of output; "new": one per output
+  format = "table",   -- the format of :Cpf query and :Cpf describe without --format
+  poll_ms = 50,       -- how often a background load is polled (progress, then its answer)
+  threads = nil,      -- loading threads (nil: one per core)
+}
+
+--- require("cpf.nvim").setup{ buffer = "reuse"|"new", format = "table"|"markdown", poll_ms = 50,
+--- threads = N }
+function M.setup(opts)
+  for k, v in pairs(opts or {}) do
+    if config[k] == nil and k ~= "threads" then
+      error(("cpf.nvim.setup: unknown option '%s'"):format(tostring(k)), 2)
+    end
+    config[k] = v
+  end
+  if config.buffer ~= "reuse" and config.buffer ~= "new" then
+    error("cpf.nvim.setup: option 'buffer' must be \"reuse\" or \"new\"", 2)
+  end
+end
+
+-- What :Cpf has open: the last opened dataset, the running load, the last result.
+M.state = { path = nil, dataset = nil, job = nil, result = nil, buffers = {}, outputs = 0 }
+local state = M.state
+
+local ERROR, WARN, INFO = vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO
+
+local function notify(msg, level) vim.notify(cli.message(msg), level or ERROR) end
+
+-- ---------------------------------------------------------------- words of a command line
+
+--- Splits a command line as a shell would: blanks separate words; '...' is literal; "..." keeps
+--- its blanks, \" and \\ inside it are a quote and a backslash; outside quotes \x is x.
+function M.split(line)
+  local words, word, i, n = {}, nil, 1, #line
+  while i <= n do
+    local c = line:sub(i, i)
+    if c:match("%s") then
+      if word then words[#words + 1] = word word = nil end
+    elseif c == "'" then
+      local j = line:find("'", i + 1, true)
+      if not j then return nil, "unterminated ' in the command line" end
+      word = (word or "") .. line:sub(i + 1, j - 1)
+      i = j
+    elseif c == '"' then
+      local parts, j = {}, i + 1
+      while true do
+        local d = line:sub(j, j)
+        if d == "" then return nil, 'unterminated " in the command line' end
+        if d == '"' then break end
+        if d == "\\" and (line:sub(j + 1, j + 1) == '"' or line:sub(j + 1, j + 1) == "\\") then
+          j = j + 1
+          d = line:sub(j, j)
+        end
+        parts[#parts + 1] = d
+        j = j + 1
+      end
+      word = (word or "") .. table.concat(parts)
+      i = j
+    elseif c == "\\" and i < n then
+      word = (word or "") .. line:sub(i + 1, i + 1)
+      i = i + 1
+    else
+      word = (word or "") .. c
+    end
+    i = i + 1
+  end
+  if word then words[#words + 1] = word end
+  return words
+end
+
+-- ---------------------------------------------------------------- output buffers
+
+local function set_lines(buf, text)
+  local lines = {}
+  for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  vim.api.nvim_buf_set_option(buf, "modifiable", true)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  vim.api.nvim_buf_set_option(buf, "modifiable", false)
+  vim.api.nvim_buf_set_option(buf, "modified", false)
+end
+
+--- Shows text in a scratch buffer cpf://KIND (reused) or cpf://KIND/N (config.buffer = "new"),
+--- in a window of its own; returns the buffer.
+function M.show(kind, text, format)
+  state.outputs = state.outputs + 1
+  local buf = config.buffer == "reuse" and state.buffers[kind]
+  if not (buf and vim.api.nvim_buf_is_valid(buf)) then
+    buf = vim.api.nvim_create_buf(true, true)
+    local name = "cpf://" .. kind
+    if config.buffer == "new" then name = name .. "/" .. state.outputs end
+    vim.api.nvim_buf_set_name(buf, name)
+    vim.api.nvim_buf_set_option(buf, "buftype", "nofile")
+    vim.api.nvim_buf_set_option(buf, "bufhidden", "hide")
+    vim.api.nvim_buf_set_option(buf, "swapfile", false)
+    state.buffers[kind] = buf
+  end
+  set_lines(buf, text)
+  vim.api.nvim_buf_set_option(buf, "filetype", format == "markdown" and "markdown" or "")
+  local win = vim.fn.bufwinid(buf)
+  if win == -1 then
+    vim.cmd("botright split")
+    win = vim.api.nvim_get_current_win()
+    vim.api.nvim_win_set_buf(win, buf)
+  end
+  vim.api.nvim_win_set_option(win, "wrap", false)
+  return buf
+end
+
+-- ---------------------------------------------------------------- opening data
+
+local function stop_timer()
+  if state.timer then
+    state.timer:stop()
+    state.timer:close()
+    state.timer = nil
+  end
+end
+
+local function set_dataset(path, ds)
+  if state.dataset and state.dataset ~= ds then state.dataset:close() end
+  state.path, state.dataset = path, ds
+end
+
+local function loaded_message(path, ds, started)
+  local took = started and ("in %.1f s"):format(vim.loop.hrtime() / 1e9 - started) or "(snapshot)"
+  vim.api.nvim_echo({ { ("cpf: %s: %d rows × %d columns %s"):format(path, #ds, #ds:columns(), took) } }, false, {})
+end
+
+--- Opens a CSV in the background (progress in the message area) or a snapshot at once, as the
+--- dataset later commands use; then calls then_fn(ds) if given. Returns true when started.
+function M.open(path, then_fn)
+  if not path or path == "" then notify("open needs a FILE") return false end
+  path = vim.fn.expand(path)
+  if state.job then
+    notify(("a load is running (%s): :Cpf cancel first"):format(state.job.path), WARN)
+    return false
+  end
+  local job, err = cpf.load_async(path, { threads = config.threads })
+  if not job then notify(err) return false end
+  local finished, ds = job:poll()
+  if finished and ds then -- a snapshot, or a valid cache: at once
+    set_dataset(path, ds)
+    loaded_message(path, ds)
+    if then_fn then then_fn(ds) end
+    return true
+  end
+  state.job = job
+  local started = vim.loop.hrtime() / 1e9
+  local name = vim.fn.fnamemodify(path, ":t")
+  state.timer = vim.loop.new_timer()
+  state.timer:start(0, config.poll_ms, vim.schedule_wrap(function()
+    if state.job ~= job then return end
+    local done, a, b, c = job:poll()
+    if not done then
+      vim.api.nvim_echo({ { ("cpf: loading %s  %3.0f%%  %s / %s  %d rows"):format(
+        name, b > 0 and 100 * a / b or 0, cpf.human_bytes(a), cpf.human_bytes(b), c) } }, false, {})
+      return
+    end
+    stop_timer()
+    state.job = nil
+    if not a then notify(b, c == "cancelled" and WARN or ERROR) return end
+    set_dataset(path, a)
+    loaded_message(path, a, started)
+    if then_fn then then_fn(a) end
+  end))
+  return true
+end
+
+--- Stops the running load.
+function M.cancel()
+  if not state.job then notify("no load is running", WARN) return end
+  state.job:cancel()
+end
+
+-- The dataset of FILE (opened first when it is not the open one) or the open one, given to fn.
+local function with_dataset(path, fn)
+  if path and vim.fn.expand(path) ~= state.path then return M.open(path, fn) end
+  if state.job then
+    notify(("a load is running (%s): wait for it or :Cpf cancel"):format(state.job.path), WARN)
+    return
+  end
+  if not state.dataset then notify("no data is open: :Cpf open FILE first") return end
+  fn(state.dataset)
+end
+
+-- ---------------------------------------------------------------- commands
+
+--- :Cpf query [FILE] OPTIONS: the options of `cpf query`.
+function M.query(words)
+  local files, req, opts = cli.parse_query(words)
+  if not files then notify(req) return end
+  if #files > 1 then notify("query takes one FILE (several files: cpf.load{...} in a script)") return end
+  if not opts.format and config.format ~= "table" then -- the user's default format
+    words[#words + 1] = "--format=" .. config.format
+    files, req = cli.parse_query(words)
+    if not files then notify(req) return end
+  end
+  with_dataset(files[1], function(ds)
+    local path = state.path
+    local res, err = req:run(ds, cpf.is_snapshot(path) and path or (path .. ":1"))
+    if not res then notify(err) return end
+    local text
+    text, err = req:text(res)
+    if not text then notify(err) return end
+    state.result = res
+    M.show("query", text, req.output.format)
+  end)
+end
+
+--- :Cpf describe [FILE]
+function M.describe(words)
+  if #words > 1 then notify("describe takes one FILE") return end
+  with_dataset(words[1], function(ds)
+    local out = assert(require("cpf.request").output { format = config.format })
+    local text, err = cli.describe_text(ds, state.path, out)
+    if not text then notify(err) return end
+    M.show("describe", text, config.format)
+  end)
+end
+
+--- :Cpf export FORMAT PATH: the last result of :Cpf query.
+function M.export(words)
+  if #words ~= 2 then notify("export needs FORMAT PATH") return end
+  if not state.result then notify("no result yet: :Cpf query first") return end
+  local path = vim.fn.expand(words[2])
+  local out, err = require("cpf.request").output { format = words[1] }
+  if not out then notify(err) return end
+  local ok
+  ok, err = out:write(state.result, path)
+  if not ok then notify(err) return end
+  vim.notify(("cpf: wrote %s (%s, %d rows)"):format(path, words[1], #state.result), INFO)
+end
+
+-- The root of the checkout or rock this file is in (bin/cpf is there).
+local function bin_cpf()
+  local here = debug.getinfo(1, "S").source:sub(2)
+  local root = here:match("^(.*)/lua/cpf/nvim%.lua$")
+  if root and vim.loop.fs_stat(root .. "/bin/cpf") then return root .. "/bin/cpf" end
+  local tree = here:match("^(.*)/share/lua/[%d.]+/cpf/nvim%.lua$")
+  if tree then
+    local found = vim.fn.glob(tree .. "/lib/luarocks/rocks-*/cpf/*/bin/cpf", false, true)
+    if #found > 0 then return found[#found] end
+  end
+end
+
+--- :Cpf run SCRIPT [DATA...]: `cpf run` in a Neovim of its own (the same LuaJIT and core, no
+--- other interpreter needed), so a long script never blocks the editor; without DATA, the open
+--- file. Its output goes to cpf://run, its error to a message.
+function M.run(words)
+  if #words == 0 then notify("run needs a SCRIPT.lua") return end
+  local cpf_path = bin_cpf()
+  if not cpf_path then notify("bin/cpf not found beside the plugin") return end
+  local args = { "run" }
+  for i, w in ipairs(words) do args[#args + 1] = i == 1 and vim.fn.expand(w) or w end
+  if #words == 1 and state.path then args[#args + 1] = state.path end
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = ("%q"):format(a) end
+  -- print writes to stdout, as under the command line (headless Neovim sends it to stderr)
+  local lua = ("print = function(...) local t = {} for i = 1, select('#', ...) do "
+    .. "t[i] = tostring((select(i, ...))) end io.stdout:write(table.concat(t, '\\t'), '\\n') end "
+    .. "package.cpath = %q arg = { [0] = %q, %s } dofile(arg[0])")
+    :format(package.cpath, cpf_path, table.concat(quoted, ", "))
+  local out, errs = {}, {}
+  local function collect(t) return function(_, data) for _, l in ipairs(data) do t[#t + 1] = l end end end
+  local id = vim.fn.jobstart({ vim.v.progpath, "--headless", "--clean", "-c", "lua " .. lua }, {
+    stdout_buffered = true, stderr_buffered = true,
+    on_stdout = collect(out), on_stderr = collect(errs),
+    on_exit = function(_, code)
+      vim.schedule(function()
+        if #out > 0 and out[#out] == "" then out[#out] = nil end
+        if #out > 0 then M.show("run", table.concat(out, "\n"), "text") end
+        local msg = table.concat(errs, "\n"):gsub("%s+$", "")
+        if code ~= 0 then
+          vim.notify(msg ~= "" and msg or ("cpf: run exited with %d"):format(code), ERROR)
+        elseif msg ~= "" then
+          vim.notify(msg, WARN)
+        end
+        state.run_exit = code
+      end)
+    end,
+  })
+  if id <= 0 then notify("cannot start " .. vim.v.progpath) end
+end
+
+local SUBCOMMANDS = { "open", "query", "describe", "run", "export", "cancel" }
+
+--- :Cpf SUBCOMMAND ARGS (the text after :Cpf).
+function M.command(line)
+  local words, err = M.split(line)
+  if not words then notify(err) return end
+  local sub = table.remove(words, 1)
+  local ok, perr = pcall(function()
+    if sub == "open" then
+      if #words ~= 1 then notify("open needs one FILE") return end
+      M.open(words[1])
+    elseif sub == "query" then M.query(words)
+    elseif sub == "describe" then M.describe(words)
+    elseif sub == "run" then M.run(words)
+    elseif sub == "export" then M.export(words)
+    elseif sub == "cancel" then M.cancel()
+    elseif sub == nil then notify("usage: :Cpf open|query|describe|run|export|cancel (:help cpf)")
+    else notify(("unknown subcommand '%s' (%s)"):format(sub, table.concat(SUBCOMMANDS, ", "))) end
+  end)
+  -- a fault of cpf's own still reads as a message, not a traceback
+  if not ok then notify(tostring(perr):gsub("^[^:\n]*%.lua:%d+: ", "")) end
+end
+
+-- ---------------------------------------------------------------- completion
+
+local function matching(list, lead, prefix)
+  local out = {}
+  for _, item in ipairs(list) do
+    if item:sub(1, #lead) == lead then out[#out + 1] = (prefix or "") .. item end
+  end
+  return out
+end
+
+--- The names a key or condition can use: the open dataset's columns (the CPF schema's when
+--- nothing is open) and the virtual keys.
+function M.column_names()
+  local names = {}
+  local columns = state.dataset and state.dataset:columns() or schema.columns
+  for _, c in ipairs(columns) do names[#names + 1] = c.name end
+  local virtual = {}
+  for k in pairs(schema.virtual_keys) do virtual[#virtual + 1] = k end
+  table.sort(virtual)
+  for _, k in ipairs(virtual) do names[#names + 1] = k end
+  return names
+end
+
+local function measure_names()
+  local names = {}
+  for k in pairs(schema.measures) do names[#names + 1] = k end
+  table.sort(names)
+  for _, f in ipairs { "count", "count:", "sum:", "mean:", "min:", "max:", "median:", "distinct:" } do
+    names[#names + 1] = f
+  end
+  return names
+end
+
+local function files(lead) return vim.fn.getcompletion(lead, "file") end
+
+--- Completion of :Cpf: subcommands, then per subcommand files, options, columns and virtual
+--- keys, measures and formats (a comma list completes its last item).
+function M.complete(lead, line, pos)
+  local before = line:sub(1, pos)
+  local words = M.split(before) or {}
+  if before:match("%s$") then words[#words + 1] = "" end
+  -- words[1] is the command itself
+  if #words <= 2 then return matching(SUBCOMMANDS, lead) end
+  local sub, n, prev = words[2], #words - 2, words[#words - 1]
+  if sub == "open" or sub == "describe" or sub == "run" then return files(lead) end
+  if sub == "export" then
+    if n == 1 then return matching(cpf.formats.names(), lead) end
+    return files(lead)
+  end
+  if sub == "query" then
+    local head, last = lead:match("^(.*,)([^,]*)$")
+    head, last = head or "", last or lead
+    if prev == "--by" or prev == "--sort" then
+      local names = M.column_names()
+      if prev == "--sort" then
+        local signed = {}
+        for _, c in ipairs(names) do signed[#signed + 1] = c signed[#signed + 1] = "-" .. c end
+        names = signed
+      end
+      return matching(names, last, head)
+    end
+    if prev == "--where" then return matching(M.column_names(), lead) end
+    if prev == "--measure" then return matching(measure_names(), last, head) end
+    if prev == "--format" then return matching(cpf.formats.names(), lead) end
+    if lead:sub(1, 1) == "-" then return matching(cli.query_option_names(), lead) end
+    return files(lead)
+  end
+  return {}
+end
+
+return M

@@ -1,0 +1,259 @@
+-- The Neovim plugin in the real program: Debian's nvim (LuaJIT) headless, the checkout on
+-- 'runtimepath' and nothing else, the core built by make LUA=luajit. Each test runs a script in
+-- a fresh nvim that writes what it saw as JSON; the spec compares it with the command line's
+-- bytes (lua5.4 bin/cpf). Run under Lua 5.4 (nvim is its own LuaJIT).
+local h = require "spec.helpers"
+local gen = require "cpf.gen"
+
+local q = h.shell_quote
+
+-- h.json_decode's objects ({keys, object}) and nulls as plain Lua values
+local function plain(v)
+  if v == h.JSON_NULL then return nil end
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v.object or v) do t[k] = plain(x) end
+  return t
+end
+
+-- Runs `script` (Lua) in headless nvim; returns what it gave to `report` (a table), the exit
+-- code and stderr. The script ends with report(t), which writes t and quits.
+local function nvim(script, out_file)
+  local file = h.tmpname(".lua")
+  h.write_bytes(file, ([[
+local function report(t) vim.fn.writefile({ vim.fn.json_encode(t) }, %q) vim.cmd("qa!") end
+local notes = {}
+vim.notify = function(msg, level) notes[#notes + 1] = { msg = msg, level = level } end
+local ok, err = pcall(function()
+%s
+end)
+if not ok then report { lua_error = tostring(err) } end
+]]):format(out_file, script))
+  local out, err, code = h.run(("cd /tmp && env -u LD_PRELOAD timeout 120 nvim --headless --clean --cmd %s -c %s")
+    :format(q("set rtp^=" .. h.root), q("luafile " .. file)))
+  local f = io.open(out_file, "rb")
+  local report = f and plain(h.json_decode(f:read("*a"))) or {}
+  if f then f:close() end
+  os.remove(out_file)
+  return report, code, err, out
+end
+
+local function cli(args)
+  local out, err, code = h.run("lua5.4 bin/cpf " .. args)
+  return out, err, code
+end
+
+local function lines(text)
+  local t = {}
+  for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do t[#t + 1] = line end
+  return t
+end
+
+if _VERSION == "Lua 5.4" and not jit then
+  describe("the Neovim plugin #no_asan", function()
+    local data, out_file
+
+    lazy_setup(function()
+      data = h.tmpname(".csv")
+      assert(gen.write(data, 200000, { seed = 9 }))
+      out_file = h.tmpname(".json")
+      local _, err, code = h.run("make -s LUA=luajit")
+      assert(code == 0, err)
+    end)
+    lazy_teardown(h.cleanup)
+
+    it("loads a 200 000-row CSV in the background: a 10 ms timer ticks throughout the load", function()
+      local r = nvim(([[
+local ticks = {}
+local timer = vim.loop.new_timer()
+timer:start(0, 10, function() ticks[#ticks + 1] = vim.loop.hrtime() / 1e6 end)
+local t0 = vim.loop.hrtime() / 1e6
+vim.cmd("Cpf open %s")
+local started = require("cpf.nvim").state.job ~= nil
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+local t1 = vim.loop.hrtime() / 1e6
+timer:stop()
+local gap, last, during = 0, t0, 0
+for _, t in ipairs(ticks) do
+  if t >= t0 and t <= t1 then
+    during = during + 1
+    gap = math.max(gap, t - last)
+    last = t
+  end
+end
+gap = math.max(gap, t1 - last)
+report { started = started, rows = #require("cpf.nvim").state.dataset, ticks = during, gap = gap,
+         took = t1 - t0, notes = notes }
+]]):format(data), out_file)
+      assert.is_nil(r.lua_error)
+      assert.is_true(r.started, "the load runs in the background")
+      assert.are.equal(200000, r.rows)
+      -- relative to the load's own length (never an absolute duration): the timer kept ticking
+      -- at about its rate, and no pause took a large part of the load
+      assert.is_true(r.ticks >= r.took / 10 / 3, ("%d ticks in %.0f ms"):format(r.ticks, r.took))
+      assert.is_true(r.gap <= r.took / 2, ("a pause of %.0f ms in a load of %.0f ms"):format(r.gap, r.took))
+      assert.are.same({}, r.notes)
+    end)
+
+    it(":Cpf query shows the bytes cpf query prints, in a cpf:// scratch buffer", function()
+      local queries = {
+        "--by region_lieu_formation --measure dossiers,montant",
+        "--where annee=2024 --where \"region_lieu_formation=Provence-Alpes-Côte d'Azur\" "
+          .. "--by departement_lieu_formation,famille --measure dossiers,prix_moyen --sort=-dossiers --limit 5",
+        "--by mois --measure lignes,taux_annulation --format markdown",
+      }
+      -- the first names the file, which is not open yet: it opens, then answers
+      local script = { "local got = {}" }
+      for i, qs in ipairs(queries) do
+        script[#script + 1] = ("vim.cmd(%q)"):format("Cpf query " .. (i == 1 and data .. " " or "") .. qs)
+        script[#script + 1] = "vim.wait(60000, function() return require('cpf.nvim').state.job == nil end, 5)"
+        script[#script + 1] = ("got[%d] = { name = vim.api.nvim_buf_get_name(0), lines = "
+          .. "vim.api.nvim_buf_get_lines(0, 0, -1, false), buftype = vim.bo.buftype, wrap = vim.wo.wrap, "
+          .. "filetype = vim.bo.filetype, modifiable = vim.bo.modifiable }"):format(i)
+      end
+      script[#script + 1] = "report { got = got, notes = notes }"
+      local r = nvim(table.concat(script, "\n"), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.same({}, r.notes)
+      for i, qs in ipairs(queries) do
+        local format = qs:find("--format") and "" or " --format table"
+        local expected, err, code = cli("query " .. q(data) .. " " .. qs .. format)
+        assert.are.equal(0, code, err)
+        local got = r.got[i]
+        assert.are.same(lines(expected), got.lines, qs)
+        assert.are.equal("cpf://query", got.name)
+        assert.are.equal("nofile", got.buftype)
+        assert.is_false(got.wrap)
+        assert.is_false(got.modifiable)
+        assert.are.equal(qs:find("markdown") and "markdown" or "", got.filetype)
+      end
+    end)
+
+    it(":Cpf describe, :Cpf export and :Cpf run give the command line's bytes", function()
+      local exported = h.tmpname(".csv")
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+vim.cmd("Cpf describe")
+local describe = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+vim.cmd("Cpf query --by annee --measure dossiers,montant")
+vim.cmd("Cpf export csv-fr %s")
+vim.cmd("Cpf run %s/examples/region_year_crosstab.lua")
+vim.wait(60000, function() return require("cpf.nvim").state.run_exit ~= nil end, 10)
+report { describe = describe, run = vim.api.nvim_buf_get_lines(0, 0, -1, false),
+         run_name = vim.api.nvim_buf_get_name(0), exit = require("cpf.nvim").state.run_exit, notes = notes }
+]]):format(data, exported, h.root), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.same(lines((cli("describe " .. q(data)))), r.describe)
+      assert.are.equal(cli("query " .. q(data) .. " --by annee --measure dossiers,montant --format csv-fr"),
+        h.read_file(exported))
+      assert.are.equal(0, r.exit)
+      assert.are.equal("cpf://run", r.run_name)
+      assert.are.same(lines((cli("run examples/region_year_crosstab.lua " .. q(data)))), r.run)
+      assert.are.equal(1, #r.notes) -- the export's confirmation
+      assert.are.equal("cpf: wrote " .. exported .. " (csv-fr, " .. #lines(h.read_file(exported)) - 1 .. " rows)",
+        r.notes[1].msg)
+    end)
+
+    it("reports errors as vim.notify messages with the command line's text, never a traceback", function()
+      local bad = h.write_file("date_validation;nb_dossiers\n2024-01;1\n2024-02;\"x\"y\n")
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.wait(10000, function() return require("cpf.nvim").state.job == nil end, 5)
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+vim.cmd("Cpf query --by nope")
+vim.cmd("Cpf query --limit x")
+vim.cmd("Cpf frobnicate")
+vim.cmd("Cpf query --where 'a=1")
+report { notes = notes }
+]]):format(bad, data), out_file)
+      assert.is_nil(r.lua_error)
+      local _, bad_err = cli("describe " .. q(bad))
+      local _, by_err = cli("query " .. q(data) .. " --by nope")
+      local _, limit_err = cli("query " .. q(data) .. " --limit x")
+      assert.are.same({
+        lines(bad_err)[1],
+        lines(by_err)[1],
+        lines(limit_err)[1],
+        "cpf: unknown subcommand 'frobnicate' (open, query, describe, run, export, cancel)",
+        "cpf: unterminated ' in the command line",
+      }, (function() local t = {} for i, n in ipairs(r.notes) do t[i] = n.msg end return t end)())
+      for _, n in ipairs(r.notes) do
+        assert.is_nil(n.msg:find("traceback", 1, true))
+        assert.are.equal(4, n.level) -- vim.log.levels.ERROR
+      end
+    end)
+
+    it("completes subcommands, options, the open dataset's columns, virtual keys, measures and formats", function()
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+local c = function(line) return vim.fn.getcompletion(line, "cmdline") end
+report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --by annee,reg"),
+         measure = c("Cpf query --measure prix"), format = c("Cpf query --format csv"),
+         option = c("Cpf query --li"), export = c("Cpf export j"), sort = c("Cpf query --sort -mont") }
+]]):format(data), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.same({ "open", "query", "describe", "run", "export", "cancel" }, r.subs)
+      local columns = assert(require("cpf").load(data)):columns()
+      local expected = {}
+      for _, col in ipairs(columns) do expected[#expected + 1] = col.name end
+      for _, k in ipairs { "annee", "famille", "mois" } do expected[#expected + 1] = k end
+      table.sort(expected)
+      local by = r.by
+      table.sort(by)
+      assert.are.same(expected, by)
+      assert.are.same({ "annee,region_lieu_formation" }, r.by_list)
+      assert.are.same({ "prix_moyen" }, r.measure)
+      assert.are.same({ "csv", "csv-fr" }, r.format)
+      assert.are.same({ "--limit" }, r.option)
+      assert.are.same({ "json", "jsonl" }, r.export)
+      assert.are.same({ "-montant_engage" }, r.sort)
+    end)
+
+    it(":checkhealth cpf reports OK, and :help cpf finds its tags", function()
+      local docs = h.tmpname("-doc")
+      os.execute(("mkdir -p %s/doc && cp doc/cpf.txt %s/doc/"):format(q(docs), q(docs)))
+      local r = nvim(([[
+vim.cmd("checkhealth cpf")
+local health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+vim.v.errmsg = ""
+vim.cmd("helptags %s/doc")
+local tags_error = vim.v.errmsg
+vim.opt.runtimepath:prepend(%q)
+local helps = {}
+for _, tag in ipairs { "cpf", ":Cpf", ":Cpf-open", ":Cpf-query", ":Cpf-describe", ":Cpf-run", ":Cpf-export",
+                       ":Cpf-cancel", "cpf.setup()", "cpf-results" } do
+  vim.cmd("help " .. tag)
+  helps[#helps + 1] = vim.fn.expand("%%:t") .. " " .. tostring(vim.fn.getline("."):find(tag, 1, true) ~= nil)
+  vim.cmd("close")
+end
+report { health = health, tags_error = tags_error, helps = helps, notes = notes }
+]]):format(docs, docs), out_file)
+      os.execute("rm -rf " .. q(docs))
+      assert.is_nil(r.lua_error)
+      local text = table.concat(r.health, "\n")
+      assert.is_truthy(text:find("OK cpf 0.1.0", 1, true) or text:find("- OK: cpf 0.1.0", 1, true), text)
+      assert.is_truthy(text:find("C core loaded for LuaJIT", 1, true), text)
+      assert.is_truthy(text:find("background loads use", 1, true), text)
+      assert.is_nil(text:find("ERROR", 1, true), text)
+      assert.are.equal("", r.tags_error)
+      for i, line in ipairs(r.helps) do assert.are.equal("cpf.txt true", line, "help " .. i) end
+    end)
+
+    it("quits cleanly in the middle of a load", function()
+      local r, code, err = nvim(([[
+vim.cmd("Cpf open %s")
+local running = require("cpf.nvim").state.job ~= nil
+vim.fn.writefile({ vim.fn.json_encode { running = running } }, %q)
+vim.cmd("qa!")
+]]):format(data, out_file), out_file)
+      assert.is_true(r.running)
+      assert.are.equal(0, code, err)
+      assert.is_nil(err:find("Error", 1, true), err)
+    end)
+  end)
+else
+  pending("the Neovim plugin (run under Lua 5.4)")
+end
