@@ -18,3 +18,6 @@ files["lua"] = { ignore = { "581" } }
 files["lua/cpf/nvim.lua"] = { ignore = { "581" }, read_globals = { "vim" } }
 files["lua/cpf/health.lua"] = { read_globals = { "vim" } }
 files["plugin"] = { globals = { "vim" } }
+-- The HTTP service runs inside nginx-lua, whose API is the global `ngx` (ngx.status and
+-- ngx.header are assigned).
+files["lua/cpf/resty.lua"] = { globals = { "ngx" } }

@@ -126,6 +126,30 @@ static int stderr_is_tty(lua_State *L) {
   return 1;
 }
 
+/* core.exec(argv) -> only on failure: nil, message. Replaces the process with argv[1] (searched
+ * in PATH) and its arguments: cpf serve becomes the nginx it configured, so that its pid is the
+ * server's and a signal to it stops the server. */
+static int exec_program(lua_State *L) {
+  size_t n, i;
+  const char **argv;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = compat_rawlen(L, 1);
+  if (n == 0) return luaL_argerror(L, 1, "empty argument list");
+  argv = lua_newuserdata(L, (n + 1) * sizeof *argv);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (int)i + 1);
+    argv[i] = lua_tostring(L, -1);
+    if (argv[i] == NULL) return luaL_argerror(L, 1, "arguments must be strings");
+    lua_pop(L, 1); /* the string stays alive in the table */
+  }
+  argv[n] = NULL;
+  fflush(NULL);
+  execvp(argv[0], (char *const *)argv);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", argv[0], strerror(errno));
+  return 2;
+}
+
 /* core.load_threads() -> the threads a load uses by default (one per core online) */
 static int load_threads(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)loader_default_threads());
@@ -139,7 +163,7 @@ static const luaL_Reg output_file_methods[] = {
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
-  {"load_threads", load_threads},     {NULL, NULL}};
+  {"load_threads", load_threads},     {"exec", exec_program},           {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

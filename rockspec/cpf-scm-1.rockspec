@@ -51,6 +51,7 @@ build = {
     ["cpf.format.html"] = "lua/cpf/format/html.lua",
     ["cpf.nvim"] = "lua/cpf/nvim.lua",
     ["cpf.health"] = "lua/cpf/health.lua",
+    ["cpf.resty"] = "lua/cpf/resty.lua",
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",

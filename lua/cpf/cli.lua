@@ -19,6 +19,8 @@ commands:
                       write a realistic generated CPF file
   demo [DIR] [--rows N]
                       generate a file and print a short report on it
+  serve DATA [--host H] [--port P] [--workers N] [--prefix DIR]
+                      answer queries over HTTP (nginx with its Lua module)
   --version           print the version
   --help, COMMAND --help, help COMMAND
 
@@ -52,6 +54,32 @@ usage: cpf demo [DIR] [--rows N]
 
 Generates a CPF file (200000 rows by default) in DIR (default: a temporary directory),
 loads it and prints a short report.
+]],
+  serve = [[
+usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
+                      [--max-rows N] [--check-every S] [data options]
+
+Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get install nginx
+libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
+it (Ctrl-C, kill PID) stops the server. A CSV is converted to a snapshot in the prefix first; a
+snapshot is served in place, and when the file is replaced (cpf convert writes a temporary and
+renames it) the workers serve the new one within --check-every seconds, without a restart.
+
+  GET /query?where=...&by=...&measure=...&sort=...&limit=...&format=json|csv|csv-fr|tsv|
+      markdown|html|svg      the options of cpf query; default format json
+  GET /describe[?format=]    the columns, as cpf describe
+  GET /health                {"status": "ok", "rows": N, ...}
+  GET /                      a dashboard page (charts and tables, nothing fetched)
+Bad requests get 400, 404 or 405 with {"error": "..."}.
+
+  --host H         address to listen on (default 127.0.0.1: this machine only)
+  --port P         port (default 8080)
+  --workers N      nginx worker processes, 1 to 64 (default: one per core); they share the
+                   snapshot's pages
+  --prefix DIR     nginx's directory: conf/, logs/ (access.log, error.log), the converted
+                   snapshot (default: a new directory under $TMPDIR or /tmp)
+  --max-rows N     rows a result may have (default 10000)
+  --check-every S  seconds between checks for a replaced snapshot (default 1)
 ]],
   query = [[
 usage: cpf query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
@@ -222,7 +250,7 @@ end
 
 local function whole_number(s)
   local n = tonumber(s)
-  if n and n >= 0 and n == math.floor(n) then return n end
+  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end -- 1e9999 is not one
 end
 
 -- ---------------------------------------------------------------- loading data
@@ -655,6 +683,171 @@ function cli.run(args)
   for _, d in ipairs(datasets) do d:close() end
   return 0
 end
+
+-- ---------------------------------------------------------------- cpf serve
+
+-- A path as require finds it: the first template of `path` whose file exists.
+local function find_module(name, path)
+  for template in path:gmatch("[^;]+") do
+    local file = template:gsub("%?", (name:gsub("%.", "/")))
+    local f = io.open(file, "rb")
+    if f then f:close() return file end
+  end
+end
+
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local pwd = os.getenv("PWD") or io.popen("pwd"):read("*l")
+  return pwd .. "/" .. path
+end
+
+-- nginx.conf takes paths as quoted strings: refuse what could end one or start a variable
+local function safe_path(path, what)
+  if path:find('[%z\1-\31"\\;{}$\127]') then
+    usage(("%s: a path for nginx cannot hold quotes, backslashes, ';', '{', '}', '$' or control characters: '%s'")
+      :format(what, path))
+  end
+  return path
+end
+
+-- The Lua directory of cpf and the C core built for LuaJIT (nginx's Lua): paths, or raises.
+local function luajit_build()
+  local init = find_module("cpf", package.path)
+  local lua_dir = init and absolute(init):match("^(.*)/cpf/init%.lua$")
+  if not lua_dir then error("cpf serve: cpf/init.lua is not found on package.path", 0) end
+  local core
+  if jit then core = find_module("cpf.core", package.cpath) end
+  if not core then
+    local checkout = lua_dir:match("^(.*)/lua$")
+    local built = checkout and checkout .. "/build/luajit/cpf/core.so"
+    local f = built and io.open(built, "rb")
+    if f then f:close() core = built end
+  end
+  if not core then
+    error("cpf serve needs the C core built for LuaJIT, which nginx's Lua module runs: make LUA=luajit in the "
+      .. "checkout, or install the rock for LuaJIT (README)", 0)
+  end
+  return lua_dir, absolute(core):match("^(.*)/cpf/core%.so$")
+end
+
+local NGINX_MODULES = "/usr/lib/nginx/modules"
+
+local function find_nginx()
+  for dir in ((os.getenv("PATH") or "") .. ":/usr/sbin:/usr/local/sbin"):gmatch("[^:]+") do
+    local f = io.open(dir .. "/nginx", "rb")
+    if f then f:close() return dir .. "/nginx" end
+  end
+end
+
+function cli.serve(args)
+  local known = with_options { host = "value", port = "value", workers = "value", prefix = "value",
+                               ["max-rows"] = "value", ["check-every"] = "value" }
+  local pos, opts = parse(args, 2, known, SHORT)
+  if not pos then usage(opts) end
+  if opts.help then io.stdout:write(HELP.serve) return 0 end
+  if #pos ~= 1 then usage("serve needs one DATA file") end
+  local host = opts.host or "127.0.0.1"
+  if not host:match("^[%w%.%-:%[%]]+$") then usage(("--host must be an address or a name, got '%s'"):format(host)) end
+  local port = whole_option(opts, "port") or 8080
+  if port < 1 or port > 65535 then usage("--port must be from 1 to 65535") end
+  local workers = whole_option(opts, "workers") or require("cpf.core").load_threads()
+  if workers < 1 or workers > 64 then usage("--workers must be from 1 to 64") end
+  local max_rows = whole_option(opts, "max-rows") or 10000
+  local check_every = tonumber(opts["check-every"] or "1")
+  if not check_every or check_every <= 0 then usage("--check-every must be a number of seconds above 0") end
+  local lo = load_options(opts)
+
+  local nginx = find_nginx()
+  local module = NGINX_MODULES .. "/ngx_http_lua_module.so"
+  local m = io.open(module, "rb")
+  if m then m:close() end
+  if not nginx or not m then
+    return fail("cpf serve needs nginx and its Lua module: apt-get install nginx libnginx-mod-http-lua")
+  end
+  local lua_dir, core_dir = luajit_build()
+
+  local prefix = opts.prefix
+  if not prefix then
+    prefix = os.tmpname() -- a fresh name of our own, made a directory
+    os.remove(prefix)
+    prefix = prefix:gsub("/lua_", "/cpf-serve-")
+  end
+  prefix = safe_path(absolute(prefix), "--prefix")
+  for _, dir in ipairs { prefix, prefix .. "/conf", prefix .. "/logs", prefix .. "/tmp" } do
+    local ok = os.execute("mkdir -p '" .. dir .. "'")
+    if not ok then return fail(dir .. ": cannot create the directory") end
+  end
+
+  local cpf = require "cpf"
+  local data = pos[1]
+  local snapshot
+  if cpf.is_snapshot(data) then
+    snapshot = absolute(data)
+  else
+    snapshot = prefix .. "/data.cpfsnap"
+    io.stderr:write(("cpf: converting %s to %s\n"):format(data, snapshot))
+    local ds, err = cpf.convert(data, snapshot, lo)
+    if not ds then return fail(err) end
+    ds:close()
+  end
+  safe_path(snapshot, "DATA")
+
+  local function write(path, text)
+    local f, err = io.open(path, "wb")
+    if not f then error(err, 0) end
+    f:write(text)
+    f:close()
+  end
+  write(prefix .. "/conf/init_worker.lua", ("require(\"cpf.resty\").init_worker { snapshot = %q, "
+    .. "max_rows = %d, check_every = %s }\n"):format(snapshot, max_rows, tostring(check_every)))
+  write(prefix .. "/conf/nginx.conf", table.concat({
+    "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
+    ('load_module "%s/ndk_http_module.so";'):format(NGINX_MODULES),
+    ('load_module "%s";'):format(module),
+    ("worker_processes %d;"):format(workers),
+    ('pid "%s/logs/nginx.pid";'):format(prefix),
+    ('error_log "%s/logs/error.log" warn;'):format(prefix),
+    "events { worker_connections 1024; }",
+    "http {",
+    ('  access_log "%s/logs/access.log";'):format(prefix),
+    ('  client_body_temp_path "%s/tmp/body";'):format(prefix),
+    ('  proxy_temp_path "%s/tmp/proxy";'):format(prefix),
+    ('  fastcgi_temp_path "%s/tmp/fastcgi";'):format(prefix),
+    ('  uwsgi_temp_path "%s/tmp/uwsgi";'):format(prefix),
+    ('  scgi_temp_path "%s/tmp/scgi";'):format(prefix),
+    "  server_tokens off;",
+    "  large_client_header_buffers 4 64k;",
+    ('  lua_package_path "%s/?.lua;%s/?/init.lua;;";'):format(lua_dir, lua_dir),
+    ('  lua_package_cpath "%s/?.so;;";'):format(core_dir),
+    ('  init_worker_by_lua_file "%s/conf/init_worker.lua";'):format(prefix),
+    "  server {",
+    ("    listen %s:%d;"):format(host:find(":") and not host:find("^%[") and "[" .. host .. "]" or host, port),
+    "    location / { content_by_lua_block { require(\"cpf.resty\").handle() } }",
+    "    # what nginx itself refuses (a path that climbs above /, a request line too long) in JSON too",
+    "    error_page 400 /.cpf-400;",
+    "    error_page 414 /.cpf-414;",
+    "    location = /.cpf-400 {",
+    "      internal; default_type \"application/json; charset=utf-8\";",
+    "      add_header X-Content-Type-Options nosniff always;",
+    "      return 400 '{\"error\": \"bad request\"}\\n';",
+    "    }",
+    "    location = /.cpf-414 {",
+    "      internal; default_type \"application/json; charset=utf-8\";",
+    "      add_header X-Content-Type-Options nosniff always;",
+    "      return 414 '{\"error\": \"request: the request line is too long\"}\\n';",
+    "    }",
+    "  }",
+    "}",
+    "" }, "\n"))
+  io.stderr:write(("cpf: serving %s on http://%s:%d/ with %d worker%s (nginx prefix %s); Ctrl-C stops it\n")
+    :format(data, host, port, workers, workers == 1 and "" or "s", prefix))
+  local _, err = require("cpf.core").exec { nginx, "-p", prefix, "-e", prefix .. "/logs/error.log",
+                                            "-c", prefix .. "/conf/nginx.conf", "-g", "daemon off;" }
+  return fail("cannot run nginx: " .. tostring(err))
+end
+
+--- The describe result of a dataset (one row per column), for the HTTP service.
+function cli.describe_result(ds, top) return describe_result(ds, top or 3) end
 
 function cli.main(args)
   local command = args[1]

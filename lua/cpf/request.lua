@@ -71,7 +71,7 @@ end
 
 local function whole_number(v)
   local n = tonumber(v)
-  if n and n >= 0 and n == math.floor(n) then return n end
+  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end -- 1e9999 is not one
 end
 
 -- ---------------------------------------------------------------- --where

@@ -1,0 +1,274 @@
+-- cpf.resty — an HTTP service of one snapshot inside OpenResty / nginx-lua workers: `cpf serve`
+-- writes the nginx.conf that uses it, and a hand-written one calls the same two functions:
+--
+--   init_worker_by_lua_block { require("cpf.resty").init_worker { snapshot = "/srv/cpf.cpfsnap" } }
+--   location / { content_by_lua_block { require("cpf.resty").handle() } }
+--
+-- Endpoints: GET /query (the request language of cpf query: where, by, measure, sort, limit,
+-- format), /describe, /health and / (a dashboard page). Every bad request is a 4xx with
+-- {"error": "..."}; nothing a request says can name a file, run Lua or read anything but the
+-- served dataset. Each worker maps the snapshot (pages shared between workers), checks the file
+-- every check_every seconds and swaps to a replaced one; a dataset is closed once the last
+-- request using it is done.
+local cpf = require "cpf"
+local core = require "cpf.core"
+local request = require "cpf.request"
+local json = require "cpf.format.json"
+
+local M = {}
+
+local settings = {
+  snapshot = nil,      -- the snapshot's path (required)
+  check_every = 1,     -- seconds between checks that the file was replaced
+  max_rows = 10000,    -- rows a result may have
+  max_request = 4096,  -- bytes of the request line's target (path and query string)
+  max_pattern = 100,   -- bytes of a ~ pattern of where
+  title = "Mon Compte Formation – formations engagées",
+}
+
+-- Content types, with their charset (sniffing is off: X-Content-Type-Options).
+local FORMATS = {
+  json = "application/json; charset=utf-8", csv = "text/csv; charset=utf-8",
+  ["csv-fr"] = "text/csv; charset=utf-8", tsv = "text/tab-separated-values; charset=utf-8",
+  markdown = "text/markdown; charset=utf-8", html = "text/html; charset=utf-8",
+  svg = "image/svg+xml; charset=utf-8",
+}
+local FORMAT_NAMES = "json, csv, csv-fr, tsv, markdown, html, svg"
+
+-- The parameters of each endpoint: "list" may repeat, "one" may not.
+local ROUTES = {
+  ["/query"] = { where = "list", by = "one", measure = "one", sort = "one", limit = "one", format = "one" },
+  ["/describe"] = { format = "one" },
+  ["/health"] = {},
+  ["/"] = {},
+}
+
+-- ---------------------------------------------------------------- the served dataset
+
+local current -- { ds, signature, etag, users, retired, dashboard }
+
+local function open_served()
+  local path = settings.snapshot
+  local signature, err = core.file_signature(path)
+  if not signature then return nil, err end
+  local ds, oerr = cpf.open(path)
+  if not ds then return nil, oerr end
+  local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. signature):sub(1, 20) .. '"'
+  return { ds = ds, signature = signature, etag = etag, users = 0 }
+end
+
+local function release(served)
+  served.users = served.users - 1
+  if served.retired and served.users == 0 and not served.ds:is_closed() then served.ds:close() end
+end
+
+local warned -- the last signature whose snapshot could not be opened (logged once)
+
+local function check_replaced(premature)
+  if premature then return end
+  local signature = core.file_signature(settings.snapshot)
+  if not signature or (current and signature == current.signature) or signature == warned then return end
+  local new, err = open_served()
+  if not new then
+    warned = signature
+    ngx.log(ngx.ERR, "cpf: keeping the served dataset: ", err)
+    return
+  end
+  local old = current
+  current, warned = new, nil
+  if old then
+    old.retired = true
+    old.users = old.users + 1
+    release(old) -- closes it now unless a request still uses it
+  end
+end
+
+--- In init_worker_by_lua*: opens the snapshot and starts the check for a replaced file.
+--- opts: snapshot (path, required), check_every, max_rows, max_request, max_pattern, title.
+function M.init_worker(opts)
+  for k, v in pairs(opts or {}) do
+    if settings[k] == nil and k ~= "snapshot" then error("cpf.resty: unknown setting '" .. tostring(k) .. "'", 2) end
+    settings[k] = v
+  end
+  if type(settings.snapshot) ~= "string" then error("cpf.resty: setting 'snapshot' (a path) is required", 2) end
+  local served, err = open_served()
+  if not served then ngx.log(ngx.ERR, "cpf: ", err) else current = served end
+  local ok, terr = ngx.timer.every(settings.check_every, check_replaced)
+  if not ok then ngx.log(ngx.ERR, "cpf: cannot start the snapshot check: ", terr) end
+end
+
+-- ---------------------------------------------------------------- responses
+
+local function send(status, content_type, body, extra)
+  ngx.status = status
+  ngx.header["Content-Type"] = content_type
+  ngx.header["X-Content-Type-Options"] = "nosniff"
+  ngx.header["Cache-Control"] = "no-cache"
+  for k, v in pairs(extra or {}) do ngx.header[k] = v end
+  if body then ngx.print(body) end -- nginx ends the request when the handler returns
+end
+
+local function fail(status, msg, extra)
+  return send(status, FORMATS.json, '{"error": ' .. json.string_text(msg) .. "}\n", extra)
+end
+
+-- A request error: raised inside serve, answered by handle.
+local Refusal = {}
+local function refuse(status, msg) error(setmetatable({ status = status, msg = msg }, Refusal), 0) end
+
+-- The query string's parameters, checked against the route's: name -> text or list of texts.
+local function parameters(allowed)
+  local args, err = ngx.req.get_uri_args(100)
+  if err == "truncated" then refuse(400, "request: more than 100 parameters") end
+  local names = {}
+  for k in pairs(allowed) do names[#names + 1] = k end
+  table.sort(names)
+  local out = {}
+  for k, v in pairs(args) do
+    if not allowed[k] then
+      refuse(400, ("unknown parameter '%s'%s"):format(k, #names > 0 and " (" .. table.concat(names, ", ") .. ")" or
+        ": this endpoint takes none"))
+    end
+    local values = type(v) == "table" and v or { v }
+    if #values > 1 and allowed[k] ~= "list" then refuse(400, ("parameter '%s' given more than once"):format(k)) end
+    for _, x in ipairs(values) do
+      if x == true then refuse(400, ("parameter '%s' needs a value (%s=...)"):format(k, k)) end
+    end
+    out[k] = allowed[k] == "list" and values or values[1]
+  end
+  return out
+end
+
+local function format_of(params)
+  local fmt = params.format or "json"
+  if not FORMATS[fmt] then refuse(400, ("unknown format '%s' (%s)"):format(fmt, FORMAT_NAMES)) end
+  return fmt
+end
+
+local function answer(served, fmt, text)
+  local extra = { ETag = served.etag }
+  if fmt == "html" or fmt == "svg" then
+    extra["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+  end
+  return send(200, FORMATS[fmt], text, extra)
+end
+
+-- ---------------------------------------------------------------- endpoints
+
+local function query(served, params)
+  for _, w in ipairs(params.where or {}) do
+    local pattern = w:match("~(.*)$")
+    if pattern and #pattern > settings.max_pattern then
+      refuse(400, ("--where '%s': a ~ pattern is limited to %d bytes"):format(w:sub(1, 40), settings.max_pattern))
+    end
+  end
+  local fmt = format_of(params)
+  local req, err = request.parse { where = params.where, by = params.by, measure = params.measure,
+                                   sort = params.sort, limit = params.limit, format = fmt }
+  if not req then refuse(400, err) end
+  local res, rerr = req:run(served.ds)
+  if not res then refuse(400, rerr) end
+  if #res > settings.max_rows then
+    refuse(400, ("the result has %d rows, more than this server's limit of %d: add limit=N or narrow the question")
+      :format(#res, settings.max_rows))
+  end
+  local text, terr = req:text(res)
+  if not text then refuse(400, terr) end
+  return answer(served, fmt, text)
+end
+
+local function describe(served, params)
+  local fmt = format_of(params)
+  local out = assert(request.output { format = fmt })
+  local text, err = out:text(require("cpf.cli").describe_result(served.ds, 3))
+  if not text then refuse(400, err) end
+  return answer(served, fmt, text)
+end
+
+local function health(served)
+  return send(200, FORMATS.json, ('{"status": "ok", "version": %s, "rows": %d, "columns": %d, "dataset": %s}\n')
+    :format(json.string_text(cpf._VERSION), #served.ds, #served.ds:columns(), served.etag), { ETag = served.etag })
+end
+
+-- The dashboard: the demo report's sections, each a chart and its table, in one page with
+-- nothing to fetch. Built once per dataset.
+local function dashboard_page(ds)
+  local sections = {}
+  local function section(title, res, chart)
+    sections[#sections + 1] = res:format("html", { title = title, chart = chart })
+  end
+  section("Dossiers, montant, prix moyen et taux d'annulation par année",
+    ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "taux_annulation" }:run(),
+    { x = "annee", y = "montant" })
+  local last_year
+  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
+    if r.months == 12 then last_year = r.annee end
+  end
+  if last_year then
+    section(("Les 10 régions au plus fort montant en %d"):format(last_year),
+      ds:where { annee = last_year }:group_by("region_lieu_formation")
+        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
+      { x = "region_lieu_formation", y = "montant" })
+  end
+  section("Dossiers par famille de statut",
+    ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(), { y = "dossiers" })
+  section("Qui finance", ds:funders(), { x = "financeur", y = "montant" })
+  -- one page: the first section's head, every section's body
+  local head = sections[1]:match("^(.-<body>\n)")
+    :gsub("<title>.-</title>", "<title>" .. require("cpf.format.common").xml_escape(settings.title) .. "</title>")
+  local parts = { head, "<h1>", require("cpf.format.common").xml_escape(settings.title), "</h1>\n",
+                  ("<p>%d lignes, %d colonnes</p>\n"):format(#ds, #ds:columns()) }
+  for _, page in ipairs(sections) do
+    local body = page:match("<body>\n(.-)</body>")
+    parts[#parts + 1] = '<section>\n' .. body:gsub("<h1>(.-)</h1>", "<h2>%1</h2>", 1) .. "</section>\n"
+  end
+  parts[#parts + 1] = "</body>\n</html>\n"
+  return table.concat(parts)
+end
+
+local function dashboard(served)
+  served.dashboard = served.dashboard or dashboard_page(served.ds)
+  return answer(served, "html", served.dashboard)
+end
+
+-- ---------------------------------------------------------------- the handler
+
+local function serve()
+  local method = ngx.req.get_method()
+  local uri = ngx.var.uri
+  local route = ROUTES[uri]
+  if not route then refuse(404, ("no such endpoint '%s' (/query, /describe, /health, /)"):format(uri:sub(1, 200))) end
+  if method ~= "GET" and method ~= "HEAD" then
+    return fail(405, ("method %s is not allowed: GET or HEAD"):format(method:sub(1, 20)), { Allow = "GET, HEAD" })
+  end
+  local target = ngx.var.request_uri or ""
+  if #target > settings.max_request then
+    refuse(400, ("request: longer than %d bytes"):format(settings.max_request))
+  end
+  local params = parameters(route)
+  local served = current
+  if not served then refuse(503, "no dataset is served: see the error log") end
+  if ngx.var.http_if_none_match == served.etag then
+    return send(304, FORMATS.json, nil, { ETag = served.etag })
+  end
+  served.users = served.users + 1
+  local ok, err = pcall(function()
+    if uri == "/query" then return query(served, params)
+    elseif uri == "/describe" then return describe(served, params)
+    elseif uri == "/health" then return health(served)
+    else return dashboard(served) end
+  end)
+  release(served)
+  if not ok then error(err, 0) end
+end
+
+--- In content_by_lua*: answers the request.
+function M.handle()
+  local ok, err = pcall(serve)
+  if ok then return end
+  if getmetatable(err) == Refusal then return fail(err.status, err.msg) end
+  ngx.log(ngx.ERR, "cpf: ", tostring(err))
+  return fail(500, "internal error")
+end
+
+return M

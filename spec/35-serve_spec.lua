@@ -1,0 +1,275 @@
+-- cpf serve with the real programs: Debian's nginx and its Lua module on 127.0.0.1 and a free
+-- port, curl as the client, headless Chromium for the dashboard. Answers equal the command
+-- line's bytes; hostile requests get JSON 4xx and leave error.log empty; a replaced snapshot is
+-- served without a failed request; the workers share the snapshot's pages. Run under Lua 5.4.
+local h = require "spec.helpers"
+local gen = require "cpf.gen"
+
+local q = h.shell_quote
+
+local function sh(command)
+  local out, err, code = h.run(command)
+  assert(code == 0, command .. "\nexit " .. tostring(code) .. ":\n" .. out .. err)
+  return out
+end
+
+local function cli(args)
+  local out, err, code = h.run("lua5.4 bin/cpf " .. args)
+  assert(code == 0, args .. ": " .. err)
+  return out
+end
+
+-- curl arguments for a query: each parameter url-encoded
+local function curl_params(params)
+  local t = {}
+  for _, p in ipairs(params) do t[#t + 1] = "--data-urlencode " .. q(p[1] .. "=" .. p[2]) end
+  return table.concat(t, " ")
+end
+
+-- the same question on the command line
+local function cli_args(params)
+  local t = {}
+  for _, p in ipairs(params) do t[#t + 1] = "--" .. p[1] .. "=" .. q(p[2]) end
+  return table.concat(t, " ")
+end
+
+if _VERSION == "Lua 5.4" and not jit then
+  describe("cpf serve #no_asan", function()
+    local tmp, snap, base, pid, prefix, rows
+
+    local function get(path, params, extra)
+      local body = h.tmpname(".body")
+      local out = sh(("curl -s -G -o %s -w '%%{http_code} %%{content_type}' %s %s %s"):format(
+        q(body), extra or "", curl_params(params or {}), q(base .. path)))
+      local status, ctype = out:match("^(%d+) (.*)$")
+      local f = io.open(body, "rb") -- no file when there is no body (HEAD, 304)
+      local text = f and f:read("*a") or ""
+      if f then f:close() end
+      return tonumber(status), text, ctype
+    end
+
+    lazy_setup(function()
+      tmp = h.tmpname("-serve")
+      sh("mkdir -p " .. q(tmp))
+      local csv = tmp .. "/data.csv"
+      rows = 50000
+      assert(gen.write(csv, rows, { seed = 31 }))
+      snap = tmp .. "/served.cpfsnap"
+      cli(("convert %s %s"):format(q(csv), q(snap)))
+      sh("make -s LUA=luajit")
+      prefix = tmp .. "/prefix"
+      -- a free port: the first that nothing answers on, from a pseudo-random start
+      local port = 20000 + (os.time() % 20000)
+      for _ = 1, 50 do
+        local _, _, code = h.run(("curl -s -o /dev/null --max-time 1 http://127.0.0.1:%d/"):format(port))
+        if code == 7 then break end -- connection refused: free
+        port = port + 1
+      end
+      base = ("http://127.0.0.1:%d"):format(port)
+      pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2 "
+        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), q(tmp .. "/serve.log"))):match("%d+")
+      for _ = 1, 100 do
+        local _, _, code = h.run("curl -s -o /dev/null " .. q(base .. "/health"))
+        if code == 0 then break end
+        os.execute("sleep 0.1")
+      end
+    end)
+
+    lazy_teardown(function()
+      if pid then os.execute("kill " .. pid .. " 2>/dev/null; sleep 0.3") end
+      if tmp then os.execute("rm -rf " .. q(tmp)) end
+      h.cleanup()
+    end)
+
+    it("runs nginx as its own process: the pid given is the master's", function()
+      local status, body, ctype = get("/health")
+      assert.are.equal(200, status, h.read_file(tmp .. "/serve.log"))
+      assert.are.equal("application/json; charset=utf-8", ctype)
+      assert.is_truthy(body:find('"rows": ' .. rows, 1, true), body)
+      assert.are.equal(pid, h.read_file(prefix .. "/logs/nginx.pid"):match("%d+"))
+      local conf = h.read_file(prefix .. "/conf/nginx.conf")
+      assert.is_truthy(conf:find("listen 127.0.0.1:", 1, true), "binds 127.0.0.1 by default")
+    end)
+
+    it("answers 10 queries in 4 formats with the command line's bytes", function()
+      local queries = {
+        { { "by", "annee" }, { "measure", "dossiers,montant" } },
+        { { "by", "region_lieu_formation" }, { "measure", "dossiers,prix_moyen,taux_annulation" },
+          { "sort", "-dossiers" } },
+        { { "where", "annee=2024" }, { "where", "region_lieu_formation=Provence-Alpes-Côte d'Azur" },
+          { "by", "departement_lieu_formation" } },
+        { { "where", "statut_dossier^=Clos" }, { "by", "famille,annee" }, { "measure", "lignes,montant" } },
+        { { "where", "montant_engage>1000" }, { "by", "type_referentiel" },
+          { "measure", "count,mean:montant_engage" } },
+        { { "where", "code_rncp~^3" }, { "by", "mois" }, { "limit", "5" }, { "sort", "mois" } },
+        { { "by", "libelle_formacode_principal" }, { "measure", "montant" }, { "sort", "-montant" },
+          { "limit", "10" } },
+        { { "measure", "dossiers,montant,prix_moyen,duree_moyenne" } },
+        { { "by", "modalite_presence" }, { "measure", "share_opco,part_opco" } },
+        { { "where", "date_validation>=2023-06" }, { "by", "annee" }, { "measure", "distinct:code_rncp" } },
+      }
+      local formats = { "json", "csv", "csv-fr", "markdown" }
+      for i, params in ipairs(queries) do
+        local format = formats[(i - 1) % #formats + 1]
+        local with_format = { table.unpack(params) }
+        with_format[#with_format + 1] = { "format", format }
+        local status, body = get("/query", with_format)
+        assert.are.equal(200, status, body)
+        assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(with_format))), body, "query " .. i)
+      end
+      -- the same for the other formats and for describe
+      for _, format in ipairs { "tsv", "html", "svg" } do
+        local params = { { "by", "annee" }, { "format", format } }
+        local _, body, ctype = get("/query", params)
+        assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(params))), body, format)
+        assert.is_truthy(ctype:find("charset=utf-8", 1, true), ctype)
+      end
+      local _, describe = get("/describe", { { "format", "csv" } })
+      assert.are.equal(cli("describe " .. q(snap) .. " --format csv"), describe)
+    end)
+
+    it("sends nosniff and an ETag from the snapshot, and 304 when it matches", function()
+      local headers = sh("curl -s -D - -o /dev/null " .. q(base .. "/query?by=annee"))
+      assert.is_truthy(headers:find("X-Content-Type-Options: nosniff", 1, true), headers)
+      local etag = headers:match('ETag: ("[^"]+")')
+      assert.is_truthy(etag, headers)
+      local status = get("/query", { { "by", "annee" } }, "-H " .. q("If-None-Match: " .. etag))
+      assert.are.equal(304, status)
+      assert.are.equal(200, (get("/query", { { "by", "annee" } }, "-H 'If-None-Match: \"other\"'")))
+      assert.are.equal(200, (get("/query", { { "by", "annee" } }, "-I")))
+    end)
+
+    it("answers 2 000 requests from 8 concurrent clients, all 200 and right", function()
+      local urls = { "/query?by=annee", "/query?by=famille&measure=dossiers,montant&format=csv",
+                     "/query?by=region_lieu_formation&format=markdown", "/health" }
+      local expected = {}
+      for i, u in ipairs(urls) do
+        local status, body = get(u)
+        assert.are.equal(200, status)
+        expected[i] = body
+      end
+      for c = 1, 8 do
+        local config = {}
+        for r = 1, 250 do
+          local k = (c + r) % #urls + 1
+          config[#config + 1] = ('url = "%s%s"\noutput = "%s/c%d-%d-%d"'):format(base, urls[k], tmp, c, r, k)
+        end
+        h.write_bytes(("%s/client%d.cfg"):format(tmp, c), table.concat(config, "\n") .. "\n")
+      end
+      local script = {}
+      for c = 1, 8 do
+        script[#script + 1] = ("curl -s -w '%%{http_code}\\n' -K %s/client%d.cfg > %s/codes%d &")
+          :format(q(tmp), c, q(tmp), c)
+      end
+      script[#script + 1] = "wait"
+      sh(table.concat(script, "\n"))
+      local ok = 0
+      for c = 1, 8 do
+        for code in h.read_file(("%s/codes%d"):format(tmp, c)):gmatch("%d+") do
+          assert.are.equal("200", code)
+          ok = ok + 1
+        end
+        for r = 1, 250 do
+          local k = (c + r) % #urls + 1
+          assert.are.equal(expected[k], h.read_file(("%s/c%d-%d-%d"):format(tmp, c, r, k)))
+        end
+      end
+      assert.are.equal(2000, ok)
+    end)
+
+    it("refuses hostile requests with a JSON 4xx, and logs no error", function()
+      local hostile = {
+        { "/query?by=nope", 400 }, { "/query?measure=nope", 400 }, { "/query?measure=sum:nope", 400 },
+        { "/query?format=lua", 400 }, { "/query?format=../../etc/passwd", 400 }, { "/query?format=table", 400 },
+        { "/query?limit=-1", 400 }, { "/query?limit=abc", 400 }, { "/query?limit=1.5", 400 },
+        { "/query?limit=1e9999", 400 }, { "/query?by=annee&by=mois", 400 }, { "/query?format=csv&format=json", 400 },
+        { "/query?where", 400 }, { "/query?where=x", 400 }, { "/query?where==", 400 },
+        { "/query?where=annee%3Eabc", 400 }, { "/query?where=statut_dossier~(", 400 },
+        { "/query?where=code_rncp~" .. ("a"):rep(300), 400 }, { "/query?by=" .. ("x"):rep(5000), 400 },
+        { "/query?sort=nope&by=annee", 400 }, { "/query?opt=x=1", 400 }, { "/query?plugin=/tmp/x.lua", 400 },
+        { "/query?by=code_rncp,mois", 400 }, { "/query?where=nb_dossiers=1%00", 400 },
+        { "/query?by=%FF%FE", 400 }, { "/query?" .. ("a=1&"):rep(120), 400 },
+        { "/describe?by=annee", 400 }, { "/describe?format=xml", 400 }, { "/health?x=1", 400 },
+        { "/etc/passwd", 404 }, { "/query/../../etc/passwd", 404 }, { "/query.lua", 404 }, { "/admin", 404 },
+        { "/%2e%2e/%2e%2e/etc/passwd", 400 }, { "/query?by=" .. ("y"):rep(70000), 414 },
+      }
+      for _, t in ipairs(hostile) do
+        local url = base .. t[1]
+        local body_file = h.tmpname(".body")
+        local out = sh(("curl -s -g -o %s -w '%%{http_code} %%{content_type}' %s"):format(q(body_file), q(url)))
+        local body = h.read_file(body_file)
+        assert.are.equal(t[2] .. " application/json; charset=utf-8", out, t[1]:sub(1, 80) .. ": " .. body)
+        local doc = h.json_decode(body)
+        assert.is_truthy(doc.object and type(doc.object.error) == "string", body)
+      end
+      for _, method in ipairs { "POST", "PUT", "DELETE", "PATCH" } do
+        local out = sh(("curl -s -o /dev/null -w '%%{http_code}' -X %s %s")
+          :format(method, q(base .. "/query?by=annee")))
+        assert.are.equal("405", out, method)
+      end
+      assert.are.equal("", h.read_file(prefix .. "/logs/error.log"))
+    end)
+
+    it("shares the snapshot's pages between the workers", function()
+      local workers = {}
+      for w in sh("pgrep -P " .. pid):gmatch("%d+") do workers[#workers + 1] = w end
+      assert.are.equal(2, #workers)
+      for _, w in ipairs(workers) do
+        local smaps = h.read_file("/proc/" .. w .. "/smaps")
+        local block = smaps:match(snap:gsub("%p", "%%%0") .. "\n(.-)\n%x+%-%x+ ")
+          or smaps:match(snap:gsub("%p", "%%%0") .. "\n(.*)$")
+        assert.is_truthy(block, "worker " .. w .. " has no mapping of the snapshot")
+        local rss = tonumber(block:match("\nRss:%s+(%d+)") or block:match("^Rss:%s+(%d+)"))
+        -- shared with another process; dirty while the snapshot just written is not yet on disk
+        local shared = tonumber(block:match("Shared_Clean:%s+(%d+)")) + tonumber(block:match("Shared_Dirty:%s+(%d+)"))
+        assert.is_true(rss > 0 and shared >= rss * 0.9, ("worker %s: Rss %d kB, shared %d kB"):format(w, rss, shared))
+      end
+    end)
+
+    it("serves a replaced snapshot without a failed request, then the new totals", function()
+      local other = tmp .. "/other.csv"
+      assert(gen.write(other, 30000, { seed = 32 }))
+      local loop = {}
+      for r = 1, 300 do
+        loop[#loop + 1] = ('url = "%s/query?measure=lignes&format=csv"\noutput = "%s/swap-%d"'):format(base, tmp, r)
+      end
+      h.write_bytes(tmp .. "/swap.cfg", table.concat(loop, "\n") .. "\n")
+      sh(("(curl -s -w '%%{http_code}\\n' -K %s > %s) & sleep 0.2; lua5.4 bin/cpf convert %s %s >/dev/null 2>&1; wait")
+        :format(q(tmp .. "/swap.cfg"), q(tmp .. "/swap-codes"), q(other), q(snap)))
+      local n = 0
+      for code in h.read_file(tmp .. "/swap-codes"):gmatch("%d+") do
+        assert.are.equal("200", code)
+        n = n + 1
+      end
+      assert.are.equal(300, n)
+      for r = 1, 300 do
+        local body = h.read_file(tmp .. "/swap-" .. r)
+        assert.is_truthy(body == "lignes\n" .. rows .. "\n" or body == "lignes\n30000\n", body)
+      end
+      os.execute("sleep 0.6") -- a check of every worker
+      for _ = 1, 10 do
+        local _, body = get("/query", { { "measure", "lignes" }, { "format", "csv" } })
+        assert.are.equal("lignes\n30000\n", body)
+      end
+      assert.are.equal("", h.read_file(prefix .. "/logs/error.log"))
+    end)
+
+    it("serves a dashboard page that headless Chromium renders with its charts", function()
+      local status, page, ctype = get("/")
+      assert.are.equal(200, status)
+      assert.are.equal("text/html; charset=utf-8", ctype)
+      assert.is_nil(page:find("<script", 1, true))
+      assert.is_nil(page:find("http://", 1, true) and page:find('src="http', 1, true))
+      local dom = sh(("chromium --headless --no-sandbox --disable-gpu --dump-dom %s 2>/dev/null")
+        :format(q(base .. "/")))
+      local charts, tables = 0, 0
+      for _ in dom:gmatch("<svg ") do charts = charts + 1 end
+      for _ in dom:gmatch("<table") do tables = tables + 1 end
+      assert.are.equal(4, charts, dom:sub(1, 400))
+      assert.are.equal(4, tables)
+      assert.is_truthy(dom:find("Qui finance", 1, true))
+    end)
+  end)
+else
+  pending("cpf serve (run under Lua 5.4)")
+end
