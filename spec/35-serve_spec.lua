@@ -66,8 +66,10 @@ if _VERSION == "Lua 5.4" and not jit then
         port = port + 1
       end
       base = ("http://127.0.0.1:%d"):format(port)
-      pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2 "
-        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), q(tmp .. "/serve.log"))):match("%d+")
+      -- as root, nginx's workers run as nobody, who may not read a private checkout: --user
+      local user = sh("id -u"):match("^0\n") and " --user root" or ""
+      pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2%s "
+        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), user, q(tmp .. "/serve.log"))):match("%d+")
       for _ = 1, 100 do
         local _, _, code = h.run("curl -s -o /dev/null " .. q(base .. "/health"))
         if code == 0 then break end

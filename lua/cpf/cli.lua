@@ -57,7 +57,7 @@ loads it and prints a short report.
 ]],
   serve = [[
 usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
-                      [--max-rows N] [--check-every S] [data options]
+                      [--max-rows N] [--check-every S] [--user NAME] [data options]
 
 Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get install nginx
 libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
@@ -80,6 +80,8 @@ Bad requests get 400, 404 or 405 with {"error": "..."}.
                    snapshot (default: a new directory under $TMPDIR or /tmp)
   --max-rows N     rows a result may have (default 10000)
   --check-every S  seconds between checks for a replaced snapshot (default 1)
+  --user NAME      the workers' user when started by root (default: nginx's, nobody, which
+                   must be able to read cpf's files and the snapshot)
 ]],
   query = [[
 usage: cpf query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
@@ -741,7 +743,7 @@ end
 
 function cli.serve(args)
   local known = with_options { host = "value", port = "value", workers = "value", prefix = "value",
-                               ["max-rows"] = "value", ["check-every"] = "value" }
+                               ["max-rows"] = "value", ["check-every"] = "value", user = "value" }
   local pos, opts = parse(args, 2, known, SHORT)
   if not pos then usage(opts) end
   if opts.help then io.stdout:write(HELP.serve) return 0 end
@@ -756,6 +758,8 @@ function cli.serve(args)
   local check_every = tonumber(opts["check-every"] or "1")
   if not check_every or check_every <= 0 then usage("--check-every must be a number of seconds above 0") end
   local lo = load_options(opts)
+  local user = opts.user
+  if user and not user:match("^[%w_][%w_.%-]*$") then usage(("--user must be a user name, got '%s'"):format(user)) end
 
   local nginx = find_nginx()
   local module = NGINX_MODULES .. "/ngx_http_lua_module.so"
@@ -804,6 +808,7 @@ function cli.serve(args)
     "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
     ('load_module "%s/ndk_http_module.so";'):format(NGINX_MODULES),
     ('load_module "%s";'):format(module),
+    user and ("user %s;"):format(user) or "# workers: nginx's default user when started by root (--user)",
     ("worker_processes %d;"):format(workers),
     ('pid "%s/logs/nginx.pid";'):format(prefix),
     ('error_log "%s/logs/error.log" warn;'):format(prefix),
