@@ -256,6 +256,26 @@ if _VERSION == "Lua 5.4" and not jit then
       assert.are.equal("", h.read_file(prefix .. "/logs/error.log"))
     end)
 
+    it("says what to install when nginx or its Lua module is missing, and refuses bad options", function()
+      local out, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " --nginx /nonexistent/nginx")
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal("cpf: cpf serve needs nginx and its Lua module (/nonexistent/nginx not found): "
+        .. "apt-get install nginx libnginx-mod-http-lua\n", err)
+      for args, msg in pairs {
+        ["--port 0"] = "--port must be from 1 to 65535",
+        ["--host 'a;b'"] = "--host must be an address or a name, got 'a;b'",
+        ["--workers 0"] = "--workers must be from 1 to 64",
+        ["--user 'x y'"] = "--user must be a user name, got 'x y'",
+        ["--prefix '/tmp/a\"b'"] = "--prefix: a path for nginx cannot hold quotes, backslashes, ';', '{', '}', '$' "
+          .. "or control characters: '/tmp/a\"b'",
+      } do
+        _, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " " .. args)
+        assert.are.equal(2, code, args)
+        assert.are.equal("cpf: " .. msg .. "\ntry 'cpf serve --help'\n", err)
+      end
+    end)
+
     it("serves a dashboard page that headless Chromium renders with its charts", function()
       local status, page, ctype = get("/")
       assert.are.equal(200, status)

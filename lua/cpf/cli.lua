@@ -57,7 +57,8 @@ loads it and prints a short report.
 ]],
   serve = [[
 usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
-                      [--max-rows N] [--check-every S] [--user NAME] [data options]
+                      [--max-rows N] [--max-request N] [--max-pattern N] [--check-every S]
+                      [--user NAME] [--nginx PATH] [data options]
 
 Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get install nginx
 libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
@@ -79,6 +80,10 @@ Bad requests get 400, 404 or 405 with {"error": "..."}.
   --prefix DIR     nginx's directory: conf/, logs/ (access.log, error.log), the converted
                    snapshot (default: a new directory under $TMPDIR or /tmp)
   --max-rows N     rows a result may have (default 10000)
+  --max-request N  bytes of a request's path and query string (default 4096)
+  --max-pattern N  bytes of a ~ pattern in where (default 100)
+  --nginx PATH     the nginx to run (default: nginx on PATH or in /usr/sbin; OpenResty's, which
+                   has the Lua module built in, works too)
   --check-every S  seconds between checks for a replaced snapshot (default 1)
   --user NAME      the workers' user when started by root (default: nginx's, nobody, which
                    must be able to read cpf's files and the snapshot)
@@ -743,7 +748,8 @@ end
 
 function cli.serve(args)
   local known = with_options { host = "value", port = "value", workers = "value", prefix = "value",
-                               ["max-rows"] = "value", ["check-every"] = "value", user = "value" }
+                               ["max-rows"] = "value", ["check-every"] = "value", user = "value",
+                               nginx = "value", ["max-request"] = "value", ["max-pattern"] = "value" }
   local pos, opts = parse(args, 2, known, SHORT)
   if not pos then usage(opts) end
   if opts.help then io.stdout:write(HELP.serve) return 0 end
@@ -755,18 +761,26 @@ function cli.serve(args)
   local workers = whole_option(opts, "workers") or require("cpf.core").load_threads()
   if workers < 1 or workers > 64 then usage("--workers must be from 1 to 64") end
   local max_rows = whole_option(opts, "max-rows") or 10000
+  local max_request = whole_option(opts, "max-request") or 4096
+  local max_pattern = whole_option(opts, "max-pattern") or 100
   local check_every = tonumber(opts["check-every"] or "1")
   if not check_every or check_every <= 0 then usage("--check-every must be a number of seconds above 0") end
   local lo = load_options(opts)
   local user = opts.user
   if user and not user:match("^[%w_][%w_.%-]*$") then usage(("--user must be a user name, got '%s'"):format(user)) end
 
-  local nginx = find_nginx()
+  local nginx = opts.nginx or find_nginx()
+  local found = nginx and io.open(nginx, "rb")
+  if found then found:close() end
+  -- OpenResty's nginx has the Lua module built in; Debian's loads it from NGINX_MODULES
+  local built_in = found and io.popen(("'%s' -V 2>&1"):format(safe_path(nginx, "--nginx"))):read("*a")
+    :find("lua-nginx-module", 1, true)
   local module = NGINX_MODULES .. "/ngx_http_lua_module.so"
-  local m = io.open(module, "rb")
+  local m = not built_in and io.open(module, "rb")
   if m then m:close() end
-  if not nginx or not m then
-    return fail("cpf serve needs nginx and its Lua module: apt-get install nginx libnginx-mod-http-lua")
+  if not found or not (built_in or m) then
+    return fail(("cpf serve needs nginx and its Lua module (%s): apt-get install nginx libnginx-mod-http-lua")
+      :format(not found and (nginx or "nginx") .. " not found" or module .. " not found"))
   end
   local lua_dir, core_dir = luajit_build()
 
@@ -803,11 +817,12 @@ function cli.serve(args)
     f:close()
   end
   write(prefix .. "/conf/init_worker.lua", ("require(\"cpf.resty\").init_worker { snapshot = %q, "
-    .. "max_rows = %d, check_every = %s }\n"):format(snapshot, max_rows, tostring(check_every)))
+    .. "max_rows = %d, max_request = %d, max_pattern = %d, check_every = %s }\n")
+    :format(snapshot, max_rows, max_request, max_pattern, tostring(check_every)))
   write(prefix .. "/conf/nginx.conf", table.concat({
     "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
-    ('load_module "%s/ndk_http_module.so";'):format(NGINX_MODULES),
-    ('load_module "%s";'):format(module),
+    built_in and "# the Lua module is built into this nginx" or
+      ('load_module "%s/ndk_http_module.so";\nload_module "%s";'):format(NGINX_MODULES, module),
     user and ("user %s;"):format(user) or "# workers: nginx's default user when started by root (--user)",
     ("worker_processes %d;"):format(workers),
     ('pid "%s/logs/nginx.pid";'):format(prefix),
