@@ -270,7 +270,7 @@ if _VERSION == "Lua 5.4" and not jit then
         ["--prefix '/tmp/a\"b'"] = "--prefix: a path for nginx cannot hold quotes, backslashes, ';', '{', '}', '$' "
           .. "or control characters: '/tmp/a\"b'",
       } do
-        _, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " " .. args)
+        out, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " " .. args)
         assert.are.equal(2, code, args)
         assert.are.equal("cpf: " .. msg .. "\ntry 'cpf serve --help'\n", err)
       end
