@@ -271,6 +271,7 @@ if _VERSION == "Lua 5.4" and not jit then
           .. "or control characters: '/tmp/a\"b'",
       } do
         out, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " " .. args)
+        assert.are.equal("", out)
         assert.are.equal(2, code, args)
         assert.are.equal("cpf: " .. msg .. "\ntry 'cpf serve --help'\n", err)
       end
