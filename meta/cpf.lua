@@ -27,6 +27,11 @@
 ---@class cpf.key
 ---@field as fun(self: cpf.key, name: string): cpf.key
 ---@class cpf.aggregate
+local Aggregate = {}
+---The same aggregate with the kind of value it gives, for the display formats.
+---@param kind "count"|"money"|"rate"|"number"|"key"
+---@return cpf.aggregate
+function Aggregate:kind(kind) end
 
 ---@class cpf.dataset
 ---@operator len: integer
@@ -104,6 +109,8 @@ function Result:columns() end
 function Result:get(i, name) end
 ---@return string[] names of the key columns
 function Result:keys() end
+---@return table<string, "count"|"money"|"rate"|"number"|"key"> what each column holds
+function Result:kinds() end
 ---@return fun(): integer, table<string, cpf.value>
 function Result:rows() end
 ---@return cpf.result

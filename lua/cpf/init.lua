@@ -346,7 +346,9 @@ function Dataset:funders(q)
   for _, c in ipairs { "financeur", "montant", "part", "dossiers" } do columns[#columns + 1] = c end
   local keys = { (table.unpack or unpack)(key_names) }
   keys[#keys + 1] = "financeur"
-  return result.new(columns, rows, keys)
+  local kinds = { financeur = "key", montant = "money", part = "rate", dossiers = "count" }
+  for _, k in ipairs(key_names) do kinds[k] = "key" end
+  return result.new(columns, rows, keys, nil, kinds)
 end
 
 local SNAPSHOT_MAGIC = core.snapshot_magic -- the first bytes of every snapshot
@@ -522,7 +524,12 @@ function cpf.compare(old, new, keys, measures)
     end
   end
   -- rows stay in the groups' own order (families, buckets): the old side's, then new keys
-  return result.new(out_columns, rows, key_names, result.key_order(a))
+  local kinds, measure_kinds = {}, a:kinds()
+  for _, k in ipairs(key_names) do kinds[k] = "key" end
+  for _, m in ipairs(measure_names) do
+    for _, suffix in ipairs { "_old", "_new", "_diff" } do kinds[m .. suffix] = measure_kinds[m] end
+  end
+  return result.new(out_columns, rows, key_names, result.key_order(a), kinds)
 end
 
 --- Column description by name (schema.find_column: canonical name, header as written...):

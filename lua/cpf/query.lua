@@ -114,27 +114,70 @@ function Key:as(name) local t = {} for k, v in pairs(self) do t[k] = v end t.nam
 Key.__index = Key
 
 local function agg(t) return setmetatable(t, Agg) end
+Agg.__index = {}
 
-function q.count(column) return agg { kind = column and "count_values" or "count", column = column } end
-function q.sum(column) return agg { kind = "sum", column = column } end
-function q.mean(column) return agg { kind = "mean", column = column } end
-function q.min(column) return agg { kind = "min", column = column } end
-function q.max(column) return agg { kind = "max", column = column } end
-function q.distinct(column) return agg { kind = "distinct", column = column } end
-function q.median(column) return agg { kind = "quantile", column = column, q = 0.5 } end
+-- What a result column holds, for the display formats: count, money, rate, number or key.
+local VALUE_KINDS = { count = true, money = true, rate = true, number = true, key = true }
+
+--- The same aggregate with the kind of value it gives: cpf.sum "x":kind("money").
+function Agg.__index.kind(self, k)
+  if not VALUE_KINDS[k] then
+    error(("bad argument #1 to 'kind' (count, money, rate, number or key expected, got %s)"):format(tostring(k)), 2)
+  end
+  local t = {}
+  for field, v in pairs(self) do t[field] = v end
+  t.value_kind = k
+  return agg(t)
+end
+
+-- The kind of a CPF column named by any of its names, or nil.
+local function column_kind(name)
+  if type(name) ~= "string" then return nil end
+  local c = schema.find_column(schema.columns, name)
+  return c and schema.column_kinds[c.name]
+end
+
+--- The kind of value an aggregate gives: its own (agg:kind) or what it computes: counts of rows
+--- and distinct values are counts; a sum, min or max has its column's kind; a mean, median or
+--- weighted mean of amounts is an amount; a share is a rate, and so is a ratio of two things of
+--- one kind; amount / count is an amount (a price).
+function q.value_kind(a)
+  if a.value_kind then return a.value_kind end
+  local k = a.op
+  if k == "count" or k == "count_values" or k == "distinct" then return "count" end
+  if k == "share" then return "rate" end
+  if k == "filtered" then return q.value_kind(a.inner) end
+  local c1 = column_kind(a.column)
+  if k == "sum" or k == "min" or k == "max" then return c1 or "number" end
+  if k == "mean" or k == "quantile" or k == "wmean" then return c1 == "money" and "money" or "number" end
+  if k == "ratio" then
+    local c2 = column_kind(a.column2)
+    if c1 and c1 == c2 then return "rate" end
+    if c1 == "money" and c2 == "count" then return "money" end
+  end
+  return "number"
+end
+
+function q.count(column) return agg { op = column and "count_values" or "count", column = column } end
+function q.sum(column) return agg { op = "sum", column = column } end
+function q.mean(column) return agg { op = "mean", column = column } end
+function q.min(column) return agg { op = "min", column = column } end
+function q.max(column) return agg { op = "max", column = column } end
+function q.distinct(column) return agg { op = "distinct", column = column } end
+function q.median(column) return agg { op = "quantile", column = column, q = 0.5 } end
 function q.quantile(column, p)
   if type(p) ~= "number" or not (p >= 0 and p <= 1) then
     error("bad argument #2 to 'quantile' (number in [0, 1] expected)", 2)
   end
-  return agg { kind = "quantile", column = column, q = p }
+  return agg { op = "quantile", column = column, q = p }
 end
-function q.ratio(a, b) return agg { kind = "ratio", column = a, column2 = b } end
-function q.wmean(x, w) return agg { kind = "wmean", column = x, column2 = w } end
+function q.ratio(a, b) return agg { op = "ratio", column = a, column2 = b } end
+function q.wmean(x, w) return agg { op = "wmean", column = x, column2 = w } end
 --- A measure as a fraction of its total over all groups.
 function q.share(inner)
   if type(inner) == "string" then inner = q.sum(inner) end
   if not is_agg(inner) then error("bad argument #1 to 'share' (aggregate expected)", 2) end
-  return agg { kind = "share", inner = inner }
+  return agg { op = "share", inner = inner }
 end
 
 -- A measure name as its aggregate, for the places that take one (combine, filtered); nil and a
@@ -158,7 +201,7 @@ function q.filtered(inner, where)
     error(("bad argument #2 to 'filtered' ({column = condition} or function expected, got %s)")
       :format(type(where)), 2)
   end
-  return agg { kind = "filtered", inner = a, where = where }
+  return agg { op = "filtered", inner = a, where = where }
 end
 --- Several aggregates (or measure names) combined per group by a Lua function (called once per
 --- group with their values, nil where a group has none).
@@ -175,7 +218,7 @@ function q.combine(parts, fn)
     if not a then error(("combine: part %d is no aggregate or measure name (%s)"):format(i, why), 2) end
     list[i] = a
   end
-  return agg { kind = "combine", parts = list, fn = fn }
+  return agg { op = "combine", parts = list, fn = fn }
 end
 --- Custom reducer, the slow path: {column =, init =, step =, final =, merge =}.
 --- init: a function returning each group's first accumulator, or a number, string or boolean
@@ -200,7 +243,7 @@ function q.reduce(spec)
       error(("reduce: '%s' must be a function, got %s"):format(field, type(spec[field])), 2)
     end
   end
-  return agg { kind = "reduce", column = spec.column, spec = spec }
+  return agg { op = "reduce", column = spec.column, spec = spec }
 end
 
 -- ---------------------------------------------------------------- CPF measures
@@ -210,6 +253,7 @@ q.measures = {}
 for name, m in pairs(schema.measures) do
   if type(m) == "function" then q.measures[name] = m(q) else q.measures[name] = q[m[1]](m[2], m[3]) end
 end
+q.measures.taux_annulation = q.measures.taux_annulation:kind("rate") -- a combine: say it
 
 local function measure(name)
   local refusal = schema.measure_refusal(name)
@@ -602,47 +646,47 @@ end
 -- filtered node only adds its condition to those its subtree is computed under.
 local function compile_agg(ctx, a, list, name, conds)
   local what = "aggregate " .. name
-  if a.kind == "filtered" then
+  if a.op == "filtered" then
     local inner = {}
     for i, w in ipairs(conds) do inner[i] = w end
     inner[#inner + 1] = a.where
     return compile_agg(ctx, a.inner, list, name, inner)
   end
-  if a.kind == "share" then
+  if a.op == "share" then
     return { share = compile_agg(ctx, a.inner, list, name, conds) }
   end
-  if a.kind == "combine" then
+  if a.op == "combine" then
     local parts = {}
     for i, p in ipairs(a.parts) do parts[i] = compile_agg(ctx, p, list, name, conds) end
     return { combine = parts, fn = a.fn }
   end
   local filter = compile_filter(ctx, conds)
-  if a.kind == "reduce" then
+  if a.op == "reduce" then
     local r = { reduce = a.spec, column = resolve_column(ctx, a.spec.column, what).name, filter = filter }
     ctx.reducers[#ctx.reducers + 1] = r
     return r
   end
-  local t = { kind = a.kind, q = a.q, filter = filter }
+  local t = { kind = a.op, q = a.q, filter = filter }
   if a.column ~= nil then
     local info = resolve_column(ctx, a.column, what)
-    local refusal = schema.refusal(a.kind, info.name)
+    local refusal = schema.refusal(a.op, info.name)
     if refusal then error(refusal, 0) end
-    if info.type == "string" and a.kind ~= "count_values" and a.kind ~= "distinct" then
-      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
+    if info.type == "string" and a.op ~= "count_values" and a.op ~= "distinct" then
+      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.op, info.name), 0)
     end
-    if (info.type == "month" or info.type == "date") and a.kind ~= "count_values"
-       and a.kind ~= "distinct" and a.kind ~= "min" and a.kind ~= "max" then
+    if (info.type == "month" or info.type == "date") and a.op ~= "count_values"
+       and a.op ~= "distinct" and a.op ~= "min" and a.op ~= "max" then
       error(("%s: %s needs a numeric column, '%s' is a %s column (min and max work)")
-        :format(what, a.kind, info.name, info.type), 0)
+        :format(what, a.op, info.name, info.type), 0)
     end
     t.column = info.index
   end
   if a.column2 ~= nil then
     local info = resolve_column(ctx, a.column2, what)
-    local refusal = schema.refusal(a.kind, info.name)
+    local refusal = schema.refusal(a.op, info.name)
     if refusal then error(refusal, 0) end
     if info.type == "string" then
-      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.kind, info.name), 0)
+      error(("%s: %s needs a numeric column, '%s' is a string column"):format(what, a.op, info.name), 0)
     end
     t.column2 = info.index
   end
@@ -791,14 +835,14 @@ local function describe(v)
     return v.op .. " " .. describe(v.value)
   end
   if is_agg(v) then
-    if v.kind == "share" then return "share(" .. describe(v.inner) .. ")" end
-    if v.kind == "filtered" then return describe(v.inner) .. " filtered" end
-    if v.kind == "combine" then return "combine(...)" end
+    if v.op == "share" then return "share(" .. describe(v.inner) .. ")" end
+    if v.op == "filtered" then return describe(v.inner) .. " filtered" end
+    if v.op == "combine" then return "combine(...)" end
     local args = {}
     if v.column then args[#args + 1] = v.column end
     if v.column2 then args[#args + 1] = v.column2 end
     if v.q and v.q ~= 0.5 then args[#args + 1] = tostring(v.q) end
-    return v.kind .. "(" .. table.concat(args, ", ") .. ")"
+    return v.op .. "(" .. table.concat(args, ", ") .. ")"
   end
   if type(v) == "table" then
     local t = {}
@@ -976,7 +1020,10 @@ function Query:run(spec)
       key_order[out.names[k]] = rank[k]
     end
   end
-  local res = result.new(columns, rows, out.names, key_order)
+  local kinds = {}
+  for _, n in ipairs(out.names) do kinds[n] = "key" end
+  for _, a in ipairs(self.agg_list) do kinds[a.name] = q.value_kind(a.agg) end
+  local res = result.new(columns, rows, out.names, key_order, kinds)
   if #out.names > 0 then
     table.sort(rows, function(a, b)
       for k, name in ipairs(out.names) do

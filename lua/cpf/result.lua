@@ -8,6 +8,10 @@ local KEYS = setmetatable({}, { __mode = "k" })    -- result -> names of its key
 -- result -> { [key column] = { [value] = rank } } for keys with an order of their own (families,
 -- buckets), as the query sorted them; other keys sort by value
 local KEY_ORDER = setmetatable({}, { __mode = "k" })
+-- result -> { [column] = "count" | "money" | "rate" | "number" | "key" }: what each column holds,
+-- set by the query's measures and aggregates, for the display formats; none for a result made
+-- from Lua tables (cpf.result), whose formats go by the values
+local KINDS = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
@@ -15,12 +19,21 @@ local result = {}
 --- identify a row (a query's grouping keys): labels, not quantities, which formats print as
 --- they are (no thousands separator in a year). `key_order` (optional) gives the rank of each
 --- value for keys with an order of their own: { famille = { validated = 1, ... } }.
-function result.new(columns, rows, keys, key_order)
+function result.new(columns, rows, keys, key_order, kinds)
   local self = setmetatable(rows or {}, Result)
   COLUMNS[self] = columns
   KEYS[self] = keys or {}
   KEY_ORDER[self] = key_order or {}
+  KINDS[self] = kinds or {}
   return self
+end
+
+--- What each column holds: { column = "count" | "money" | "rate" | "number" | "key" } (a copy),
+--- for the columns whose kind is known.
+function Result:kinds()
+  local t = {}
+  for k, v in pairs(KINDS[self]) do t[k] = v end
+  return t
 end
 
 --- The key_order a result was built with (for results derived from it).
@@ -99,14 +112,14 @@ function Result:sorted(...)
   end)
   local out = {}
   for i, pair in ipairs(rows) do out[i] = pair[1] end
-  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self])
+  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
 end
 
 --- The first n rows.
 function Result:head(n)
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
-  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self])
+  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
 end
 
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,
@@ -171,7 +184,9 @@ function Result:pivot(row_key, column_key, measure)
   if has_missing_column then columns[#columns + 1] = "(missing)" end
   local row_less = key_less(self, row_key)
   table.sort(row_order, function(a, b) return row_less(a[row_key], b[row_key]) end)
-  return result.new(columns, row_order, { row_key }, { [row_key] = KEY_ORDER[self][row_key] })
+  local kinds = { [row_key] = "key" }
+  for i = 2, #columns do kinds[columns[i]] = KINDS[self][measure] end
+  return result.new(columns, row_order, { row_key }, { [row_key] = KEY_ORDER[self][row_key] }, kinds)
 end
 
 local function cell_text(v)

@@ -128,6 +128,14 @@ function schema.resolve(labels, types)
   return specs
 end
 
+-- What a column's values are, for the display formats (issue: French reports): amounts in
+-- euros (the decimal columns: prices, amounts, funders' parts) and counts of files or people.
+schema.column_kinds = {}
+for _, c in ipairs(schema.columns) do
+  if c.type == "decimal" then schema.column_kinds[c.name] = "money"
+  elseif c.name:find("^nb_") then schema.column_kinds[c.name] = "count" end
+end
+
 -- ---------------------------------------------------------------- finding a column by name
 
 -- Names that are not columns of the file but keys computed from one: the year and the month
