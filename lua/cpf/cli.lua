@@ -133,6 +133,10 @@ with a 'source' column (cpf.load{...}).
                    piped), html, svg, or one registered by a --plugin
   --bar COL        table format: a bar column scaled on COL
   --title TEXT     html and svg formats: the title
+  --locale L       table, markdown, html and svg: fr (1 234,5; amounts 12,50 €; rates 35,2 %;
+                   a missing key 'Non renseigné'), en (1,234.5; €12.50; 35.2%) or C (the
+                   numbers as they are). Default: fr when LC_ALL, LC_NUMERIC or LANG is French,
+                   else C. The other formats never change.
   --opt KEY=VALUE  any option of the format (repeatable): --opt thousands=' ', --opt
                    chart.y=montant; true/false and numbers are converted
   -o, --output OUT write to the file OUT (atomically) instead of stdout
@@ -337,10 +341,15 @@ local function run_plugins(opts)
   end
 end
 
+-- --locale, else the environment's (a French LC_ALL, LC_NUMERIC or LANG gives fr)
+local function locale_of(opts)
+  return opts.locale or require("cpf.format.common").environment_locale()
+end
+
 -- The output settings of the format options (usage errors raise).
 local function output_settings(opts)
   local out, err = require("cpf.request").output {
-    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title, locale = locale_of(opts) }
   if not out then usage(err) end
   return out
 end
@@ -412,7 +421,8 @@ function cli.demo(args)
 end
 
 local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar = "value", title = "value",
-                         plugin = "list" }
+                         plugin = "list", locale = "value" }
+
 
 local QUERY_OPTIONS = with_options(FORMAT_OPTIONS)
 for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do
@@ -423,7 +433,7 @@ end
 local function query_request(opts)
   return require("cpf.request").parse {
     where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
-    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title }
+    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title, locale = locale_of(opts) }
 end
 
 --- cpf query's words (what follows "query" on the command line, as Neovim's :Cpf query takes

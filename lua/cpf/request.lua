@@ -236,6 +236,8 @@ local function text_options(list, fo)
   return fo
 end
 
+local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
+
 local function parse_output(fields)
   local fmt = fields.format or "table"
   if type(fmt) ~= "string" then usage(("format: text expected, got %s"):format(type(fmt))) end
@@ -252,6 +254,13 @@ local function parse_output(fields)
   if fields.title ~= nil then
     if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
     fo.title = fields.title
+  end
+  if fields.locale ~= nil then
+    if fields.locale ~= "C" and not common.locales[fields.locale] then
+      usage(("--locale must be fr, en or C, got '%s'"):format(tostring(fields.locale)))
+    end
+    -- the formats people read; the machine formats (csv, tsv, json...) never change
+    if DISPLAY_FORMATS[fmt] and fo.locale == nil then fo.locale = fields.locale end
   end
   local names = require("cpf").formats.names()
   local known = false
@@ -295,7 +304,7 @@ local Request = {}
 Request.__index = Request
 
 local FIELDS = { where = true, by = true, measure = true, sort = true, limit = true, format = true,
-                 opt = true, opts = true, bar = true, title = true }
+                 opt = true, opts = true, bar = true, title = true, locale = true }
 
 local function parse(fields)
   for k in pairs(fields) do

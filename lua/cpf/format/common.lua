@@ -172,10 +172,51 @@ end
 
 -- ---- columns and display numbers (table, markdown, html) ----
 
+-- ---- locales of the display formats ----
+
+local NBSP, NNBSP = "\194\160", "\226\128\175" -- U+00A0 no-break space, U+202F narrow no-break space
+
+--- What a locale changes in the display formats: the number marks, how an amount and a rate read
+--- and what a missing key says. "C" (the default) is none of it: the numbers as they are.
+common.locales = {
+  fr = { thousands = NNBSP, decimal = ",", money_prefix = "", money_suffix = NBSP .. "€",
+         rate_suffix = NBSP .. "%", missing = "Non renseigné" },
+  en = { thousands = ",", decimal = ".", money_prefix = "€", money_suffix = "", rate_suffix = "%",
+         missing = "Not specified" },
+}
+
+--- The locale the environment asks for: "fr" when LC_ALL, else LC_NUMERIC, else LANG names a
+--- French locale (fr_FR.UTF-8, fr_BE...), else "C".
+function common.environment_locale()
+  for _, var in ipairs { "LC_ALL", "LC_NUMERIC", "LANG" } do
+    local v = os.getenv(var)
+    if v and v ~= "" then return v:match("^fr[_.@]") and "fr" or v == "fr" and "fr" or "C" end
+  end
+  return "C"
+end
+
+-- The options of a column of `kind` under locale L, the caller's own options winning: the marks,
+-- and for amounts and rates the decimals, scale and signs around the number.
+local function locale_options(L, kind, opts)
+  local t = { thousands = L.thousands, decimal = L.decimal }
+  if kind == "money" then t.prefix, t.suffix = L.money_prefix, L.money_suffix end
+  if kind == "rate" then t.scale, t.suffix = 100, L.rate_suffix end
+  if kind == "key" then t.thousands, t.nil_text = false, L.missing end
+  for _, k in ipairs { "thousands", "decimal", "nil_text" } do
+    if opts[k] ~= nil and not (kind == "key" and k == "thousands") then t[k] = opts[k] end
+  end
+  return setmetatable(t, { __index = opts })
+end
+
+local KIND_DECIMALS = { count = 0, money = 2, rate = 1 }
+
 --- Per column: numeric (at least one number and nothing but numbers besides nil), the
 --- decimals its numbers are shown with: opts.decimals, or 0 when every number is whole, else
 --- 2 when the largest magnitude is at least 1, else 4 (shares and rates); and the options its
---- cells are written with (a key column's without thousands separators).
+--- cells are written with (a key column's without thousands separators). With opts.locale "fr"
+--- or "en", a column whose kind the result knows (res:kinds()) reads as that kind: a count
+--- whole, an amount with 2 decimals and €, a rate in percent with 1 decimal, a missing key as
+--- the locale says; the others with the locale's marks.
 function common.column_info(res, columns, opts)
   local info = {}
   -- key columns (years, codes) are labels: shown without thousands separators
@@ -184,6 +225,8 @@ function common.column_info(res, columns, opts)
     for _, k in ipairs(res:keys()) do is_key[k] = true end
     plain = setmetatable({ thousands = false }, { __index = opts })
   end
+  local L = opts.locale and common.locales[opts.locale]
+  local kinds = L and res.kinds and res:kinds() or {}
   for j, name in ipairs(columns) do
     local numbers, others, whole, largest = 0, 0, true, 0
     for _, row in ipairs(res) do
@@ -200,8 +243,15 @@ function common.column_info(res, columns, opts)
     end
     local decimals = 0
     if not whole then decimals = opts.decimals or (largest >= 1 and 2 or 4) end
-    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals,
-                opts = is_key[name] and plain or opts }
+    local column_opts = is_key[name] and plain or opts
+    if L then
+      local kind = kinds[name] or (is_key[name] and "key") or "number"
+      column_opts = locale_options(L, kind, opts)
+      if KIND_DECIMALS[kind] then
+        decimals = opts.decimals and kind ~= "count" and opts.decimals or KIND_DECIMALS[kind]
+      end
+    end
+    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals, opts = column_opts }
   end
   return info
 end
@@ -218,6 +268,7 @@ end
 --- digits grouped with opts.thousands, opts.decimal as the mark. nil for NaN and ±inf.
 function common.display_number(v, decimals, opts)
   if not is_finite(v) then return nil end
+  if opts.scale then v = v * opts.scale end -- a rate in percent
   local s
   if math_type and math_type(v) == "integer" then
     s = ("%d"):format(v)
@@ -231,7 +282,7 @@ function common.display_number(v, decimals, opts)
   local sign, int, frac = s:match("^(%-?)(%d+)(.*)$")
   if opts.thousands and opts.thousands ~= "" then int = group_thousands(int, opts.thousands) end
   if frac ~= "" and opts.decimal and opts.decimal ~= "." then frac = opts.decimal .. frac:sub(2) end
-  return sign .. int .. frac
+  return sign .. (opts.prefix or "") .. int .. frac .. (opts.suffix or "")
 end
 
 --- Text of any value for the display formats: numbers by display_number, nil (and NaN, ±inf)
@@ -321,12 +372,17 @@ function option.column(v, res)
   return ("names no column of the result ('%s')"):format(v)
 end
 
---- The display options of table, markdown and html.
+function option.locale(v)
+  if v ~= "C" and not common.locales[v] then return 'must be "fr", "en" or "C"' end
+end
+
+--- The display options of table, markdown, html and svg.
 function common.display_options(t)
   t.decimals = option.count(0, 9)
   t.thousands = option.string
   t.decimal = option.decimal
   t.nil_text = option.string
+  t.locale = option.locale
   return t
 end
 

@@ -88,7 +88,7 @@ local function value_range(values, n)
   return lo, hi
 end
 
-local function bar_chart(res, x, y, opts, title)
+local function bar_chart(res, x, y, title)
   local labels, values, texts, longest = {}, {}, {}, 0
   local n = #res
   for i, row in ipairs(res) do
@@ -96,7 +96,7 @@ local function bar_chart(res, x, y, opts, title)
     if common.display_width(labels[i]) > longest then longest = common.display_width(labels[i]) end
     local v = row[y.name]
     values[i] = type(v) == "number" and common.is_finite(v) and v or nil
-    texts[i] = common.display_text(values[i], y.decimals, opts)
+    texts[i] = common.display_text(values[i], y.decimals, y.opts) -- the column's: a rate in percent
   end
   -- about 7 px per character at 12 px
   local label_w = math.min(math.max(longest * 7 + 16, 60), 240)
@@ -142,7 +142,7 @@ local function nice_ticks(lo, hi)
   return ticks, decimals
 end
 
-local function line_chart(res, x, y, opts, title)
+local function line_chart(res, x, y, title)
   local points = {}
   for _, row in ipairs(res) do
     if row[x.name] ~= nil then points[#points + 1] = row end
@@ -158,6 +158,7 @@ local function line_chart(res, x, y, opts, title)
   local height = 320
   local left, right, top, bottom = 80, WIDTH - 24, title and 44 or 16, height - 56
   local ticks, tick_decimals = nice_ticks(value_range(values, n))
+  if y.opts.scale then tick_decimals = math.max(0, tick_decimals - 2) end -- 0.05 reads 5 %
   local lo, hi = ticks[1], ticks[#ticks]
   local function at_y(v) return bottom - (v - lo) / (hi - lo) * (bottom - top) end
   local function at_x(i) return n == 1 and (left + right) / 2 or left + (i - 1) / (n - 1) * (right - left) end
@@ -167,7 +168,7 @@ local function line_chart(res, x, y, opts, title)
     local ty = px(at_y(t))
     parts[#parts + 1] = ('<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#ddd"/>\n'):format(left, ty, right, ty)
     parts[#parts + 1] = ('<text x="%d" y="%s" text-anchor="end">%s</text>\n')
-      :format(left - 6, px(at_y(t) + 4), esc(common.display_number(t, tick_decimals, opts)))
+      :format(left - 6, px(at_y(t) + 4), esc(common.display_number(t, tick_decimals, y.opts)))
   end
   parts[#parts + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888"/>\n'):format(left, bottom, right, bottom)
   local every = ceil(n / 10)
@@ -192,7 +193,7 @@ local function line_chart(res, x, y, opts, title)
     if values[i] then
       parts[#parts + 1] = ('<circle cx="%s" cy="%s" r="3" fill="%s"><title>%s: %s</title></circle>\n')
         :format(px(at_x(i)), px(at_y(values[i])), COLOR, esc(months[i]),
-                esc(common.display_text(values[i], y.decimals, opts)))
+                esc(common.display_text(values[i], y.decimals, y.opts)))
     end
   end
   parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
@@ -209,8 +210,8 @@ local function chart(res, opts, title)
   local info = common.column_info(res, res:columns(), opts)
   local x, y = chart_columns(res, opts.chart, info)
   if not x or not y then return nil end
-  if is_month_series(res, x.name) then return line_chart(res, x, y, opts, title) end
-  return bar_chart(res, x, y, opts, title)
+  if is_month_series(res, x.name) then return line_chart(res, x, y, title) end
+  return bar_chart(res, x, y, title)
 end
 
 local chart_options = { title = option.string, chart = check_chart }

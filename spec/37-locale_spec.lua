@@ -1,0 +1,104 @@
+-- The locale of the display formats (issue 13): fr and en read each column by its kind
+-- (amounts with €, rates in percent, counts whole, a missing key named), C keeps the numbers
+-- as they are; the machine formats never change; the command line takes the environment's.
+local h = require "spec.helpers"
+local cpf = require "cpf"
+
+local N, S = "\226\128\175", "\194\160" -- U+202F narrow no-break space (thousands), U+00A0 (before € and %)
+
+local CSV = table.concat({
+  "date_validation;statut_dossier;region_lieu_formation;nb_dossiers;montant_engage",
+  "2024-01;Validé;Bretagne;1200;1234567,89",
+  "2024-02;Rejeté;Bretagne;300;0",
+  "2024-03;Validé;;5;250,5",
+  "2025-01;Clos - Réalisation Totale;Île-de-France;2;-1500",
+}, "\n") .. "\n"
+
+describe("locales", function()
+  local path, res
+  setup(function()
+    path = h.write_file(CSV, ".csv")
+    local ds = assert(cpf.load(path))
+    res = ds:group_by("region_lieu_formation")
+      :agg { "dossiers", "montant", "prix_moyen", "taux_annulation", "lignes" }:run()
+  end)
+  teardown(h.cleanup)
+
+  it("fr: narrow no-break thousands, decimal comma, € and % after a no-break space, Non renseigné", function()
+    assert.are.equal(table.concat({
+      "region_lieu_formation  dossiers         montant  prix_moyen  taux_annulation  lignes",
+      "---------------------  --------  --------------  ----------  ---------------  ------",
+      "Bretagne                  1" .. N .. "500  1" .. N .. "234" .. N .. "567,89" .. S .. "€    823,05" .. S .. "€"
+        .. "           20,0" .. S .. "%       2",
+      "Île-de-France                 2     -1" .. N .. "500,00" .. S .. "€   -750,00" .. S .. "€            0,0" .. S
+        .. "%       1",
+      "Non renseigné                 5        250,50" .. S .. "€     50,10" .. S .. "€            0,0" .. S
+        .. "%       1",
+      "" }, "\n"), res:format("table", { locale = "fr" }))
+    assert.are.equal(table.concat({
+      "| region_lieu_formation | dossiers |        montant | prix_moyen | taux_annulation | lignes |",
+      "|-----------------------|---------:|---------------:|-----------:|----------------:|-------:|",
+      "| Bretagne              |    1" .. N .. "500 | 1" .. N .. "234" .. N .. "567,89" .. S .. "€ |   823,05" .. S
+        .. "€ |          20,0" .. S .. "% |      2 |",
+      "| Île-de-France         |        2 |    -1" .. N .. "500,00" .. S .. "€ |  -750,00" .. S .. "€ |           0,0"
+        .. S .. "% |      1 |",
+      "| Non renseigné         |        5 |       250,50" .. S .. "€ |    50,10" .. S .. "€ |           0,0" .. S
+        .. "% |      1 |",
+      "" }, "\n"), res:format("markdown", { locale = "fr" }))
+  end)
+
+  it("en: comma thousands, € before, % after, Not specified", function()
+    assert.are.equal(table.concat({
+      "region_lieu_formation  dossiers        montant  prix_moyen  taux_annulation  lignes",
+      "---------------------  --------  -------------  ----------  ---------------  ------",
+      "Bretagne                  1,500  €1,234,567.89     €823.05            20.0%       2",
+      "Île-de-France                 2     -€1,500.00    -€750.00             0.0%       1",
+      "Not specified                 5        €250.50      €50.10             0.0%       1",
+      "" }, "\n"), res:format("table", { locale = "en" }))
+  end)
+
+  it("html and svg: the table's cells and the chart's labels in the locale", function()
+    local page = res:format("html", { locale = "fr", chart = { y = "taux_annulation" } })
+    assert.is_truthy(page:find('<td class="num">1' .. N .. '234' .. N .. '567,89' .. S .. '€</td>', 1, true))
+    assert.is_truthy(page:find("<td>Non renseigné</td>", 1, true))
+    assert.is_truthy(page:find(">20,0" .. S .. "%</text>", 1, true), "the bar's label reads in percent")
+    local svg = res:format("svg", { locale = "en", chart = { y = "montant" } })
+    assert.is_truthy(svg:find(">€1,234,567.89</text>", 1, true))
+    assert.is_truthy(svg:find(">Not specified</text>", 1, true))
+  end)
+
+  it("C, the default, keeps the numbers as they are; the machine formats ignore the locale", function()
+    local plain = res:format("table")
+    assert.are.equal(plain, res:format("table", { locale = "C" }))
+    assert.is_truthy(plain:find("Bretagne                   1500  1234567.89      823.05           0.2000       2",
+      1, true))
+    for _, fmt in ipairs { "csv", "tsv", "json", "jsonl", "csv-fr" } do
+      local out = assert(require("cpf.request").output { format = fmt, locale = "fr" })
+      assert.are.equal(res:format(fmt), assert(out:text(res)), fmt)
+    end
+    assert.are.equal([[option 'locale' must be "fr", "en" or "C"]],
+      h.error_of(function() return res:format("table", { locale = "de" }) end):match("option 'locale'.*$"))
+  end)
+
+  it("the command line takes --locale, else a French LC_ALL, LC_NUMERIC or LANG", function()
+    local function run(env, args)
+      local out, err, code = h.run("env -u LC_ALL -u LC_NUMERIC -u LANG " .. env .. " "
+        .. h.cpf_command("query " .. h.shell_quote(path) .. " --by annee --measure montant " .. (args or "")))
+      assert.are.equal(0, code, err)
+      return out
+    end
+    local fr = " 2024  1" .. N .. "234" .. N .. "818,39" .. S .. "€"
+    local c = " 2024  1234818.39"
+    assert.is_truthy(run("LC_ALL=fr_FR.UTF-8"):find(fr, 1, true))
+    assert.is_truthy(run("LC_NUMERIC=fr_BE.UTF-8 LANG=C.UTF-8"):find(fr, 1, true))
+    assert.is_truthy(run("LANG=fr_FR.UTF-8"):find(fr, 1, true))
+    assert.is_truthy(run("LANG=en_US.UTF-8"):find(c, 1, true))
+    assert.is_truthy(run(""):find(c, 1, true))
+    assert.is_truthy(run("LC_ALL=fr_FR.UTF-8", "--locale C"):find(c, 1, true))
+    assert.is_truthy(run("", "--locale en"):find(" 2024  €1,234,818.39", 1, true))
+    assert.are.equal("annee,montant\n2024,1234818.39\n2025,-1500\n", run("LC_ALL=fr_FR.UTF-8", "--format csv"))
+    local _, err, code = h.run(h.cpf_command("query " .. h.shell_quote(path) .. " --locale de"))
+    assert.are.equal(2, code)
+    assert.are.equal("cpf: --locale must be fr, en or C, got 'de'\ntry 'cpf query --help'\n", err)
+  end)
+end)
