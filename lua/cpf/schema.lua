@@ -136,6 +136,60 @@ for _, c in ipairs(schema.columns) do
   elseif c.name:find("^nb_") then schema.column_kinds[c.name] = "count" end
 end
 
+-- The titles the display formats give columns under a locale (cpf.format.common.column_info):
+-- CPF columns, virtual keys, measures and the columns of ds:funders().
+local FUNDER_NAMES = {
+  fr = { france_competences = "France compétences", titulaires = "titulaires", etat = "État",
+         pole_emploi = "Pôle emploi", regions = "Régions", opco = "OPCO", entreprises = "entreprises", cec = "CEC" },
+  en = { france_competences = "France compétences", titulaires = "holders", etat = "State",
+         pole_emploi = "Pôle emploi", regions = "Regions", opco = "OPCO", entreprises = "employers", cec = "CEC" },
+}
+schema.labels = {
+  fr = {
+    date_chargement = "Date de chargement", date_validation = "Mois de validation",
+    statut_dossier = "Statut du dossier", type_referentiel = "Référentiel", code_rs = "Code RS",
+    code_rncp = "Code RNCP", domaine_formation_nsf = "Domaine de formation (NSF)",
+    formacode_principal = "Formacode", libelle_formacode_principal = "Formation (Formacode)",
+    modalite_presence = "Modalité", region_lieu_formation = "Région",
+    departement_lieu_formation = "Département", nb_dossiers = "Dossiers", nb_titulaires = "Titulaires",
+    nb_dossiers_a_duree_connue = "Dossiers à durée connue", duree_moyenne = "Durée moyenne (h)",
+    montant_engage = "Montant engagé", code_officiel_departement = "Code du département",
+    nom_officiel_departement = "Département", code_officiel_region = "Code de la région",
+    nom_officiel_region = "Région",
+    annee = "Année", mois = "Mois", famille = "Famille de statut",
+    dossiers = "Dossiers", montant = "Montant engagé", prix_moyen = "Prix moyen", lignes = "Lignes",
+    taux_annulation = "Taux d'annulation", financeur = "Financeur", part = "Part",
+  },
+  en = {
+    date_chargement = "Load date", date_validation = "Validation month", statut_dossier = "File status",
+    type_referentiel = "Register", code_rs = "RS code", code_rncp = "RNCP code",
+    domaine_formation_nsf = "Training field (NSF)", formacode_principal = "Formacode",
+    libelle_formacode_principal = "Training (Formacode)", modalite_presence = "Attendance",
+    region_lieu_formation = "Region", departement_lieu_formation = "Department", nb_dossiers = "Files",
+    nb_titulaires = "Holders", nb_dossiers_a_duree_connue = "Files with a known duration",
+    duree_moyenne = "Average duration (h)", montant_engage = "Amount committed",
+    code_officiel_departement = "Department code", nom_officiel_departement = "Department",
+    code_officiel_region = "Region code", nom_officiel_region = "Region",
+    annee = "Year", mois = "Month", famille = "Status family",
+    dossiers = "Files", montant = "Amount committed", prix_moyen = "Average price", lignes = "Rows",
+    taux_annulation = "Cancellation rate", financeur = "Funder", part = "Share",
+  },
+}
+-- the funders' measures and columns: "Montant OPCO", "OPCO amount"...
+local FUNDER_TITLES = {
+  fr = { part = "Montant %s", share = "Part %s", dossiers = "Dossiers %s" },
+  en = { part = "%s amount", share = "%s share", dossiers = "%s files" },
+}
+for locale, names in pairs(FUNDER_NAMES) do
+  local t, titles = schema.labels[locale], FUNDER_TITLES[locale]
+  for f, name in pairs(names) do
+    t["part_" .. f] = titles.part:format(name)
+    t["share_" .. f] = titles.share:format(name)
+    t["dossiers_" .. f] = titles.dossiers:format(name)
+    t["nb_dossiers_finances_par_" .. f] = t["dossiers_" .. f]
+  end
+end
+
 -- ---------------------------------------------------------------- finding a column by name
 
 -- Names that are not columns of the file but keys computed from one: the year and the month

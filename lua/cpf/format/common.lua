@@ -227,6 +227,9 @@ function common.column_info(res, columns, opts)
   end
   local L = opts.locale and common.locales[opts.locale]
   local kinds = L and res.kinds and res:kinds() or {}
+  -- a column's title: opts.labels, else the locale's label of a CPF column or measure, else its name
+  local labels = opts.labels or {}
+  local locale_labels = L and require("cpf.schema").labels[opts.locale] or {}
   for j, name in ipairs(columns) do
     local numbers, others, whole, largest = 0, 0, true, 0
     for _, row in ipairs(res) do
@@ -251,7 +254,8 @@ function common.column_info(res, columns, opts)
         decimals = opts.decimals and kind ~= "count" and opts.decimals or KIND_DECIMALS[kind]
       end
     end
-    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals, opts = column_opts }
+    info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals, opts = column_opts,
+                title = labels[name] or locale_labels[name] or name }
   end
   return info
 end
@@ -372,6 +376,13 @@ function option.column(v, res)
   return ("names no column of the result ('%s')"):format(v)
 end
 
+function option.labels(v)
+  if type(v) ~= "table" then return "must be a table {column = title}" end
+  for k, x in pairs(v) do
+    if type(k) ~= "string" or type(x) ~= "string" then return "must map column names to titles (strings)" end
+  end
+end
+
 function option.locale(v)
   if v ~= "C" and not common.locales[v] then return 'must be "fr", "en" or "C"' end
 end
@@ -383,6 +394,7 @@ function common.display_options(t)
   t.decimal = option.decimal
   t.nil_text = option.string
   t.locale = option.locale
+  t.labels = option.labels
   return t
 end
 

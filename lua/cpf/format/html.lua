@@ -109,7 +109,7 @@ local function bar_chart(res, x, y, title)
   local parts = {}
   svg_open(parts, WIDTH, height, title)
   parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="end" font-weight="bold">%s</text>\n')
-    :format(label_w - 8, top - 8, esc(x.name))
+    :format(label_w - 8, top - 8, esc(x.title))
   parts[#parts + 1] = ('<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="#888"/>\n')
     :format(px(at(0)), top - 2, px(at(0)), top + n * row_h)
   for i = 1, n do
@@ -125,7 +125,7 @@ local function bar_chart(res, x, y, title)
     end
   end
   parts[#parts + 1] = ('<text x="%s" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
-    :format(px((x0 + x1) / 2), height - 10, esc(y.name))
+    :format(px((x0 + x1) / 2), height - 10, esc(y.title))
   parts[#parts + 1] = "</svg>\n"
   return table.concat(parts)
 end
@@ -197,10 +197,10 @@ local function line_chart(res, x, y, title)
     end
   end
   parts[#parts + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>\n')
-    :format(floor((left + right) / 2), height - 12, esc(x.name))
+    :format(floor((left + right) / 2), height - 12, esc(x.title))
   parts[#parts + 1] = ('<text transform="translate(16 %d) rotate(-90)" text-anchor="middle" '
     .. 'font-weight="bold">%s</text>\n')
-    :format(floor((top + bottom) / 2), esc(y.name))
+    :format(floor((top + bottom) / 2), esc(y.title))
   parts[#parts + 1] = "</svg>\n"
   return table.concat(parts)
 end
@@ -257,7 +257,7 @@ html.html = {
     local info = common.column_info(res, columns, opts)
     out:write("<table>\n<thead>\n<tr>")
     for _, c in ipairs(info) do
-      out:write(c.numeric and '<th class="num">' or "<th>", html_cell(c.name), "</th>")
+      out:write(c.numeric and '<th class="num">' or "<th>", html_cell(c.title), "</th>")
     end
     out:write("</tr>\n</thead>\n<tbody>\n")
     for _, row in ipairs(res) do

@@ -53,8 +53,8 @@ text.table = {
       return s
     end
     local header, widths = {}, {}
-    for j, name in ipairs(columns) do
-      header[j] = fix(name)
+    for j in ipairs(columns) do
+      header[j] = fix(info[j].title)
       widths[j] = width(header[j])
     end
     local rows = cell_texts(res, info, fix)
@@ -109,8 +109,8 @@ text.markdown = {
     local columns = res:columns()
     local info = common.column_info(res, columns, opts)
     local header, widths = {}, {}
-    for j, name in ipairs(columns) do
-      header[j] = markdown_cell(name)
+    for j in ipairs(columns) do
+      header[j] = markdown_cell(info[j].title)
       widths[j] = math.max(3, width(header[j]))
     end
     local rows = cell_texts(res, info, markdown_cell)
