@@ -111,6 +111,8 @@ function Result:get(i, name) end
 function Result:keys() end
 ---@return table<string, "count"|"money"|"rate"|"number"|"key"> what each column holds
 function Result:kinds() end
+---@return string[] the column specs the result was sorted by ("-montant")
+function Result:order() end
 ---@return fun(): integer, table<string, cpf.value>
 function Result:rows() end
 ---@return cpf.result

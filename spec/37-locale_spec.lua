@@ -77,6 +77,36 @@ describe("locales", function()
     assert.is_truthy(svg:find(">Not specified</text>", 1, true))
   end)
 
+  it("charts: y is the sorted measure, else the first measure; months read janv. 2024; rates in percent", function()
+    local path2 = h.write_file(table.concat({
+      "date_validation;statut_dossier;region_lieu_formation;nb_dossiers;montant_engage",
+      "2024-01;Validé;Bretagne;10;1000", "2024-02;Rejeté;Bretagne;30;500", "2024-03;Validé;Bretagne;20;2500",
+    }, "\n") .. "\n", ".csv")
+    local ds = assert(cpf.load(path2))
+    local by_month = ds:group_by("mois"):agg { "dossiers", "montant", "taux_annulation" }
+    local function y_title(svg)
+      return svg:match('rotate%(%-90%)" text%-anchor="middle" font%-weight="bold">(.-)</text>')
+    end
+    assert.are.equal("Dossiers", y_title(by_month:run():format("svg", { locale = "fr" })))
+    local sorted = by_month:order_by("-montant"):run():format("svg", { locale = "fr" })
+    assert.are.equal("Montant engagé", y_title(sorted))
+    for _, m in ipairs { "janv. 2024", "févr. 2024", "mars 2024" } do
+      assert.is_truthy(sorted:find(">" .. m .. "</text>", 1, true), m)
+    end
+    assert.is_truthy(sorted:find(">2" .. S .. "500,00" .. S .. "€</title>", 1, true) or
+      sorted:find(": 2" .. N .. "500,00" .. S .. "€</title>", 1, true), "the point's amount")
+    local rates = by_month:order_by("taux_annulation"):run():format("svg", { locale = "en" })
+    assert.are.equal("Cancellation rate", y_title(rates))
+    assert.is_truthy(rates:find(">Feb 2024</text>", 1, true))
+    assert.is_truthy(rates:find(">Feb 2024: 100.0%</title>", 1, true), "a rate in percent")
+    -- a key is never the default y, even a numeric one: region × year charts a measure
+    local region_year = ds:group_by("region_lieu_formation", "annee"):agg { "dossiers" }:run():format("svg")
+    assert.are.equal("dossiers", region_year:match('height %- 10[^>]*>(.-)</text>') or
+      region_year:match('<text x="[%d.]+" y="%d+" text%-anchor="middle" font%-weight="bold">(.-)</text>'))
+    -- under C the months stay as they are
+    assert.is_truthy(by_month:run():format("svg"):find(">2024-01</text>", 1, true))
+  end)
+
   it("C, the default, keeps the numbers as they are; the machine formats ignore the locale", function()
     local plain = res:format("table")
     assert.are.equal(plain, res:format("table", { locale = "C" }))

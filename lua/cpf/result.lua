@@ -12,6 +12,8 @@ local KEY_ORDER = setmetatable({}, { __mode = "k" })
 -- set by the query's measures and aggregates, for the display formats; none for a result made
 -- from Lua tables (cpf.result), whose formats go by the values
 local KINDS = setmetatable({}, { __mode = "k" })
+-- result -> the column specs it was last sorted by ("-montant"...), for the charts' default y
+local ORDER = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
@@ -26,6 +28,13 @@ function result.new(columns, rows, keys, key_order, kinds)
   KEY_ORDER[self] = key_order or {}
   KINDS[self] = kinds or {}
   return self
+end
+
+--- The column specs the result was sorted by (res:sorted, q:order_by), as given ("-montant"), or {}.
+function Result:order()
+  local t = {}
+  for i, c in ipairs(ORDER[self] or {}) do t[i] = c end
+  return t
 end
 
 --- What each column holds: { column = "count" | "money" | "rate" | "number" | "key" } (a copy),
@@ -112,14 +121,18 @@ function Result:sorted(...)
   end)
   local out = {}
   for i, pair in ipairs(rows) do out[i] = pair[1] end
-  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
+  local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
+  ORDER[res] = specs
+  return res
 end
 
 --- The first n rows.
 function Result:head(n)
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
-  return result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
+  local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
+  ORDER[res] = ORDER[self]
+  return res
 end
 
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,

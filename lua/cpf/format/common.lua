@@ -185,6 +185,20 @@ common.locales = {
          missing = "Not specified" },
 }
 
+local MONTHS = {
+  fr = { "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc." },
+  en = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" },
+}
+
+--- A month "YYYY-MM" as a chart reads it under a locale ("janv. 2024", "Jan 2024"); as it is
+--- under C or when it is no month.
+function common.month_label(v, locale)
+  local names = MONTHS[locale]
+  local y, m = tostring(v):match("^(%d%d%d%d)%-(%d%d)$")
+  if not names or not y or not names[tonumber(m)] then return v end
+  return names[tonumber(m)] .. " " .. y
+end
+
 --- The locale the environment asks for: "fr" when LC_ALL, else LC_NUMERIC, else LANG names a
 --- French locale (fr_FR.UTF-8, fr_BE...), else "C".
 function common.environment_locale()

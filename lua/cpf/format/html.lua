@@ -26,15 +26,25 @@ local function check_chart(v, res)
   end
 end
 
--- The charted columns: chart.x or the first column, chart.y or the first numeric column
--- other than x (nil when there is none).
+-- The charted columns: chart.x or the first column; chart.y, else the column the result is
+-- sorted by first when it is a numeric measure (what the page is about: "-montant"), else the
+-- first numeric measure, else the first numeric column other than x (nil when there is none).
 local function chart_columns(res, chart, info)
   local x = chart and chart.x or res:columns()[1]
   local y = chart and chart.y
+  local is_key = {}
+  for _, k in ipairs(res.keys and res:keys() or {}) do is_key[k] = true end
+  local function measure(c) return c.numeric and c.name ~= x and not is_key[c.name] end
+  if y == nil then
+    local first = (res.order and res:order() or {})[1]
+    first = first and first:gsub("^%-", "")
+    for _, c in ipairs(info) do if c.name == first and measure(c) then y = c.name end end
+  end
+  for _, c in ipairs(info) do if y == nil and measure(c) then y = c.name end end
+  for _, c in ipairs(info) do if y == nil and c.numeric and c.name ~= x then y = c.name end end
   local x_info, y_info
   for _, c in ipairs(info) do
     if c.name == x then x_info = c end
-    if y == nil and c.numeric and c.name ~= x then y = c.name end
     if c.name == y then y_info = c end
   end
   return x_info, y_info
@@ -151,7 +161,7 @@ local function line_chart(res, x, y, title)
   local n = #points
   local months, values = {}, {}
   for i, row in ipairs(points) do
-    months[i] = row[x.name]
+    months[i] = common.month_label(row[x.name], x.opts.locale) -- janv. 2024 under fr
     local v = row[y.name]
     values[i] = type(v) == "number" and common.is_finite(v) and v or nil
   end
