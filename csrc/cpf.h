@@ -212,6 +212,9 @@ typedef struct {
    * load ("load cancelled"). The rows are an estimate until the last call. */
   int (*monitor)(void *ud, size_t bytes_done, size_t bytes_total, size_t rows);
   void *monitor_ud;
+  /* The C library's decimal point (numparse_locale_point) read by the Lua thread before a load
+   * on another thread (localeconv is not thread-safe); 0: loader_load reads it itself. */
+  char locale_point;
 } cpf_load_options;
 
 typedef struct {

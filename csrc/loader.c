@@ -831,7 +831,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   if ((sep = source_separator(src, opts->sep, err)) == 0) return NULL;
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
-  point = numparse_locale_point(); /* here, on the calling thread: localeconv is not thread-safe */
+  /* on the calling thread, or read by it before (load_async): localeconv is not thread-safe */
+  point = opts->locale_point ? opts->locale_point : numparse_locale_point();
   /* the header's end again, now that the separator tells where its fields start */
   begin = source_header_end(src, sep);
   if (begin == 0) begin = src->data_start;

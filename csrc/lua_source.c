@@ -216,11 +216,6 @@ static int job_monitor(void *ud, size_t done, size_t total, size_t rows) {
 
 static void *job_thread(void *ud) {
   load_job *job = ud;
-  sigset_t all;
-  /* signals are the host's business (Neovim's, nginx's): none lands on cpf's threads, which
-   * the loader's own threads inherit */
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL);
   job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
   source_close(&job->src); /* the file and what was read of it, now rather than at __gc */
   pthread_mutex_lock(&job->lock);
@@ -355,11 +350,28 @@ static int source_load_async(lua_State *L) {
   memset(src, 0, sizeof *src);
   src->fd = -1;
   job->total = job->src.size; /* what poll says before the first checkpoint */
-  if (pthread_create(&job->thread, NULL, job_thread, job) != 0) {
-    cpf_error err;
-    memset(&err, 0, sizeof err);
-    cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a loading thread", job->src.path);
-    return push_failure(L, &err);
+  job->opts.locale_point = numparse_locale_point(); /* here: localeconv is not thread-safe */
+  {
+    /* Signals are the host's business (Neovim's, nginx's): the thread starts with them blocked
+     * (and the loader's threads inherit that), so that no handler of the host ever runs on it;
+     * faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) stay deliverable, to the host's crash handlers. */
+    sigset_t blocked, old;
+    int started;
+    sigfillset(&blocked);
+    sigdelset(&blocked, SIGSEGV);
+    sigdelset(&blocked, SIGBUS);
+    sigdelset(&blocked, SIGFPE);
+    sigdelset(&blocked, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &blocked, &old);
+    started = pthread_create(&job->thread, NULL, job_thread, job) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+      cpf_error err;
+      memset(&err, 0, sizeof err);
+      cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a loading thread", job->src.path);
+      source_close(&job->src); /* the file now, not at the next collection */
+      return push_failure(L, &err);
+    }
   }
   job->running = 1;
   return 1;

@@ -165,6 +165,7 @@ vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
 vim.cmd("Cpf query --by nope")
 vim.cmd("Cpf query --limit x")
 vim.cmd("Cpf frobnicate")
+vim.cmd("Cpf open '/tmp/cpf-no-such-`touch /tmp/cpf-nvim-pwned`-%%.csv'")
 vim.cmd("Cpf query --where 'a=1")
 report { notes = notes }
 ]]):format(bad, data), out_file)
@@ -177,8 +178,10 @@ report { notes = notes }
         lines(by_err)[1],
         lines(limit_err)[1],
         "cpf: unknown subcommand 'frobnicate' (open, query, describe, run, export, cancel)",
+        "cpf: /tmp/cpf-no-such-`touch /tmp/cpf-nvim-pwned`-%.csv: cannot open: No such file or directory",
         "cpf: unterminated ' in the command line",
       }, (function() local t = {} for i, n in ipairs(r.notes) do t[i] = n.msg end return t end)())
+      assert.is_nil(io.open("/tmp/cpf-nvim-pwned"), "a path is never expanded by Vim (no `command`)")
       for _, n in ipairs(r.notes) do
         assert.is_nil(n.msg:find("traceback", 1, true))
         assert.are.equal(4, n.level) -- vim.log.levels.ERROR
@@ -186,14 +189,18 @@ report { notes = notes }
     end)
 
     it("completes subcommands, options, the open dataset's columns, virtual keys, measures and formats", function()
+      local spaced_dir = h.tmpname("-dir")
+      os.execute("mkdir -p " .. q(spaced_dir) .. " && touch " .. q(spaced_dir .. "/a b.csv"))
+      finally(function() os.execute("rm -rf " .. q(spaced_dir)) end)
       local r = nvim(([[
 vim.cmd("Cpf open %s")
 vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
 local c = function(line) return vim.fn.getcompletion(line, "cmdline") end
 report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --by annee,reg"),
          measure = c("Cpf query --measure prix"), format = c("Cpf query --format csv"),
-         option = c("Cpf query --li"), export = c("Cpf export j"), sort = c("Cpf query --sort -mont") }
-]]):format(data), out_file)
+         option = c("Cpf query --li"), export = c("Cpf export j"), sort = c("Cpf query --sort -mont"),
+         inline = c("Cpf query --by=annee,reg"), spaced = require("cpf.nvim").complete("%s/a", "Cpf open %s/a", 999) }
+]]):format(data, spaced_dir, spaced_dir), out_file)
       assert.is_nil(r.lua_error)
       assert.are.same({ "open", "query", "describe", "run", "export", "cancel" }, r.subs)
       local columns = assert(require("cpf").load(data)):columns()
@@ -210,6 +217,8 @@ report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --b
       assert.are.same({ "--limit" }, r.option)
       assert.are.same({ "json", "jsonl" }, r.export)
       assert.are.same({ "-montant_engage" }, r.sort)
+      assert.are.same({ "--by=annee,region_lieu_formation" }, r.inline)
+      assert.are.same({ spaced_dir .. "/a\\ b.csv" }, r.spaced) -- escaped as :Cpf reads it back
     end)
 
     it(":checkhealth cpf reports OK, and :help cpf finds its tags", function()

@@ -139,6 +139,8 @@ if _VERSION == "Lua 5.4" and not jit then
       assert.are.equal(304, status)
       assert.are.equal(200, (get("/query", { { "by", "annee" } }, "-H 'If-None-Match: \"other\"'")))
       assert.are.equal(200, (get("/query", { { "by", "annee" } }, "-I")))
+      -- a wrong request is said so, whatever its If-None-Match
+      assert.are.equal(400, (get("/query", { { "by", "nope" } }, "-H " .. q("If-None-Match: " .. etag))))
     end)
 
     it("answers 2 000 requests from 8 concurrent clients, all 200 and right", function()
@@ -193,6 +195,8 @@ if _VERSION == "Lua 5.4" and not jit then
         { "/query?by=%FF%FE", 400 }, { "/query?" .. ("a=1&"):rep(120), 400 },
         { "/describe?by=annee", 400 }, { "/describe?format=xml", 400 }, { "/health?x=1", 400 },
         { "/etc/passwd", 404 }, { "/query/../../etc/passwd", 404 }, { "/query.lua", 404 }, { "/admin", 404 },
+        { "/query?where=libelle_formacode_principal~.-.-.-.-", 400 }, { "/query?where=code_rncp~(%d)%1", 400 },
+        { "/query?where=code_rncp~%25b()", 400 }, { "/query?where=code_rncp~[", 400 },
         { "/%2e%2e/%2e%2e/etc/passwd", 400 }, { "/query?by=" .. ("y"):rep(70000), 414 },
       }
       for _, t in ipairs(hostile) do
@@ -203,6 +207,7 @@ if _VERSION == "Lua 5.4" and not jit then
         assert.are.equal(t[2] .. " application/json; charset=utf-8", out, t[1]:sub(1, 80) .. ": " .. body)
         local doc = h.json_decode(body)
         assert.is_truthy(doc.object and type(doc.object.error) == "string", body)
+        assert.is_nil(body:find(".lua:", 1, true), "no place in cpf's source: " .. body)
       end
       for _, method in ipairs { "POST", "PUT", "DELETE", "PATCH" } do
         local out = sh(("curl -s -o /dev/null -w '%%{http_code}' -X %s %s")

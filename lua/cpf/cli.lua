@@ -64,7 +64,8 @@ Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get ins
 libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
 it (Ctrl-C, kill PID) stops the server. A CSV is converted to a snapshot in the prefix first; a
 snapshot is served in place, and when the file is replaced (cpf convert writes a temporary and
-renames it) the workers serve the new one within --check-every seconds, without a restart.
+renames it) the workers serve the new one within --check-every seconds, without a restart; a
+snapshot written over in place (cp) stops being served until a good one replaces it.
 
   GET /query?where=...&by=...&measure=...&sort=...&limit=...&format=json|csv|csv-fr|tsv|
       markdown|html|svg      the options of cpf query; default format json
@@ -718,9 +719,10 @@ local function absolute(path)
   return pwd .. "/" .. path
 end
 
--- nginx.conf takes paths as quoted strings: refuse what could end one or start a variable
+-- nginx.conf takes paths as quoted strings, and the shell commands below quote them: refuse what
+-- could end one, start a variable or run a command
 local function safe_path(path, what)
-  if path:find('[%z\1-\31"\\;{}$\127]') then
+  if path:find("[%z\1-\31\"'`\\;{}$\127]") then
     usage(("%s: a path for nginx cannot hold quotes, backslashes, ';', '{', '}', '$' or control characters: '%s'")
       :format(what, path))
   end
@@ -793,6 +795,8 @@ function cli.serve(args)
       :format(not found and (nginx or "nginx") .. " not found" or module .. " not found"))
   end
   local lua_dir, core_dir = luajit_build()
+  safe_path(lua_dir, "cpf's Lua directory")
+  safe_path(core_dir, "cpf's C core directory")
 
   local prefix = opts.prefix
   if not prefix then

@@ -202,12 +202,13 @@ function Job:cancel()
 end
 
 function Job:__tostring()
+  -- through poll, which keeps the answer: printing a job never loses its dataset
+  local finished, done, total = self:poll()
   local a = self.answer
-  if a then
+  if finished then
     return ("cpf load job %s: %s"):format(self.path, a[1] and "done" or ("failed: " .. tostring(a[2])))
   end
-  local _, done, total = self.core_job:poll()
-  return ("cpf load job %s: loading, %s / %s"):format(self.path, human_bytes(done or 0), human_bytes(total or 0))
+  return ("cpf load job %s: loading, %s / %s"):format(self.path, human_bytes(done), human_bytes(total))
 end
 
 --- Load in the background: the CSV is read by cpf's own threads, which never call Lua, and the
@@ -228,6 +229,11 @@ function cpf.load_async(path, opts)
     local ds, err, kind = cpf.open(path)
     if not ds then return nil, err, kind end
     return finished_job(path, ds)
+  end
+  -- a pipe, FIFO or device is read whole before its load starts, which would block here
+  local file_kind = core.file_kind(path) -- nil when missing: the open below says why, as cpf.load
+  if file_kind and file_kind ~= "regular" then
+    return nil, ("%s: a %s cannot load in the background (cpf.load reads it)"):format(path, file_kind), "usage"
   end
   local cache
   if opts.cache then

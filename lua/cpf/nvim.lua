@@ -28,6 +28,15 @@ function M.setup(opts)
   if config.buffer ~= "reuse" and config.buffer ~= "new" then
     error("cpf.nvim.setup: option 'buffer' must be \"reuse\" or \"new\"", 2)
   end
+  if config.format ~= "table" and config.format ~= "markdown" then
+    error("cpf.nvim.setup: option 'format' must be \"table\" or \"markdown\"", 2)
+  end
+  if type(config.poll_ms) ~= "number" or config.poll_ms < 1 or config.poll_ms ~= math.floor(config.poll_ms) then
+    error("cpf.nvim.setup: option 'poll_ms' must be a whole number of milliseconds, at least 1", 2)
+  end
+  if config.threads ~= nil and (type(config.threads) ~= "number" or config.threads < 1 or config.threads > 64) then
+    error("cpf.nvim.setup: option 'threads' must be a whole number from 1 to 64", 2)
+  end
 end
 
 -- What :Cpf has open: the last opened dataset, the running load, the last result.
@@ -37,6 +46,14 @@ local state = M.state
 local ERROR, WARN, INFO = vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO
 
 local function notify(msg, level) vim.notify(cli.message(msg), level or ERROR) end
+
+-- A path as typed: only a leading ~ is the home directory (vim.fn.expand would also read %, #,
+-- $VARS, wildcards and `commands` in it)
+local function path_of(word)
+  local home = os.getenv("HOME")
+  if home and (word == "~" or word:sub(1, 2) == "~/") then return home .. word:sub(2) end
+  return word
+end
 
 -- ---------------------------------------------------------------- words of a command line
 
@@ -142,7 +159,7 @@ end
 --- dataset later commands use; then calls then_fn(ds) if given. Returns true when started.
 function M.open(path, then_fn)
   if not path or path == "" then notify("open needs a FILE") return false end
-  path = vim.fn.expand(path)
+  path = path_of(path)
   if state.job then
     notify(("a load is running (%s): :Cpf cancel first"):format(state.job.path), WARN)
     return false
@@ -186,7 +203,7 @@ end
 
 -- The dataset of FILE (opened first when it is not the open one) or the open one, given to fn.
 local function with_dataset(path, fn)
-  if path and vim.fn.expand(path) ~= state.path then return M.open(path, fn) end
+  if path and path_of(path) ~= state.path then return M.open(path, fn) end
   if state.job then
     notify(("a load is running (%s): wait for it or :Cpf cancel"):format(state.job.path), WARN)
     return
@@ -234,7 +251,7 @@ end
 function M.export(words)
   if #words ~= 2 then notify("export needs FORMAT PATH") return end
   if not state.result then notify("no result yet: :Cpf query first") return end
-  local path = vim.fn.expand(words[2])
+  local path = path_of(words[2])
   local out, err = require("cpf.request").output { format = words[1] }
   if not out then notify(err) return end
   local ok
@@ -263,7 +280,7 @@ function M.run(words)
   local cpf_path = bin_cpf()
   if not cpf_path then notify("bin/cpf not found beside the plugin") return end
   local args = { "run" }
-  for i, w in ipairs(words) do args[#args + 1] = i == 1 and vim.fn.expand(w) or w end
+  for i, w in ipairs(words) do args[#args + 1] = i == 1 and path_of(w) or w end
   if #words == 1 and state.path then args[#args + 1] = state.path end
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = ("%q"):format(a) end
@@ -350,7 +367,12 @@ local function measure_names()
   return names
 end
 
-local function files(lead) return vim.fn.getcompletion(lead, "file") end
+-- file names escaped as M.split reads them back (a blank, a quote or a backslash)
+local function files(lead)
+  local out = {}
+  for i, f in ipairs(vim.fn.getcompletion(lead, "file")) do out[i] = (f:gsub("([%s'\"\\])", "\\%1")) end
+  return out
+end
 
 --- Completion of :Cpf: subcommands, then per subcommand files, options, columns and virtual
 --- keys, measures and formats (a comma list completes its last item).
@@ -367,8 +389,11 @@ function M.complete(lead, line, pos)
     return files(lead)
   end
   if sub == "query" then
+    local option, value = lead:match("^(%-%-[%w%-]+=)(.*)$") -- --by=an: the option's value
+    local inline = ""
+    if option then prev, lead, inline = option:sub(1, -2), value, option end
     local head, last = lead:match("^(.*,)([^,]*)$")
-    head, last = head or "", last or lead
+    head, last = inline .. (head or ""), last or lead
     if prev == "--by" or prev == "--sort" then
       local names = M.column_names()
       if prev == "--sort" then
@@ -378,9 +403,9 @@ function M.complete(lead, line, pos)
       end
       return matching(names, last, head)
     end
-    if prev == "--where" then return matching(M.column_names(), lead) end
+    if prev == "--where" then return matching(M.column_names(), lead, inline) end
     if prev == "--measure" then return matching(measure_names(), last, head) end
-    if prev == "--format" then return matching(cpf.formats.names(), lead) end
+    if prev == "--format" then return matching(cpf.formats.names(), lead, inline) end
     if lead:sub(1, 1) == "-" then return matching(cli.query_option_names(), lead) end
     return files(lead)
   end

@@ -25,7 +25,8 @@ local function protect(fn, ...)
   if out[1] then return unpack(out, 2, out.n) end
   local e = out[2]
   if getmetatable(e) == Failure then return nil, e.msg, e.kind end
-  return nil, tostring(e), "data"
+  -- cpf's own message, without the place in its source that raised it
+  return nil, (tostring(e):gsub("^[^\n]-%.lua:%d+: ", "")), "data"
 end
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
@@ -101,6 +102,10 @@ local function parse_where(text)
   local value = trim(text:sub(at + #op))
   if (op == ">" or op == ">=" or op == "<" or op == "<=" or op == "~" or op == "^=") and value == "" then
     usage(("--where '%s': '%s' needs a value"):format(text, op))
+  end
+  if op == "~" then -- a pattern Lua cannot read is the request's fault, said here
+    local ok, err = pcall(string.find, "", value)
+    if not ok then usage(("--where '%s': %s"):format(text, tostring(err):gsub("^.-:%d+: ", ""))) end
   end
   return { text = text, column = column, op = op, value = value }
 end

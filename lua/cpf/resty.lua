@@ -64,10 +64,23 @@ end
 
 local warned -- the last signature whose snapshot could not be opened (logged once)
 
+local function inode(signature) return signature and signature:match("dev=%d+;ino=%d+") end
+
 local function check_replaced(premature)
   if premature then return end
   local signature = core.file_signature(settings.snapshot)
   if not signature or (current and signature == current.signature) or signature == warned then return end
+  if current and inode(signature) == inode(current.signature) then
+    -- the mapped file itself was written (cp, >, truncate), not replaced by a rename: its pages
+    -- may be gone, and reading them would kill the worker (SIGBUS). Stop serving it now.
+    ngx.log(ngx.ERR, "cpf: ", settings.snapshot, " was modified in place (replace it by a rename, as cpf convert "
+      .. "does): it is no longer served")
+    local old = current
+    current = nil
+    old.retired = true
+    old.users = old.users + 1
+    release(old)
+  end
   local new, err = open_served()
   if not new then
     warned = signature
@@ -155,19 +168,47 @@ end
 
 -- ---------------------------------------------------------------- endpoints
 
-local function query(served, params)
-  for _, w in ipairs(params.where or {}) do
-    local pattern = w:match("~(.*)$")
-    if pattern and #pattern > settings.max_pattern then
-      refuse(400, ("--where '%s': a ~ pattern is limited to %d bytes"):format(w:sub(1, 40), settings.max_pattern))
-    end
+-- A ~ pattern a server runs for anyone: short, and with at most one repetition (* + -) and no
+-- back-reference, balance or frontier, so that matching a value stays linear-ish (Lua's matcher
+-- backtracks: ".-.-.-.-" against long values runs for minutes).
+local function check_pattern(w)
+  local pattern = w:match("~(.*)$")
+  if not pattern then return end
+  local shown = w:sub(1, 40)
+  if #pattern > settings.max_pattern then
+    refuse(400, ("--where '%s': a ~ pattern is limited to %d bytes"):format(shown, settings.max_pattern))
   end
+  local plain = pattern:gsub("%%.", function(e)
+    if e:match("^%%[%dbf]$") then
+      refuse(400, ("--where '%s': %s is not served (back-references, %%b and %%f)"):format(shown, e))
+    end
+    return "x"
+  end):gsub("%[.-%]", "x")
+  local _, repeats = plain:gsub("[%*%+%-]", "")
+  if repeats > 1 then
+    refuse(400, ("--where '%s': a ~ pattern may repeat one item at most (one of * + -)"):format(shown))
+  end
+end
+
+-- a matching If-None-Match, once the request is known to be right
+local function not_modified(served)
+  if ngx.var.http_if_none_match == served.etag then
+    send(304, FORMATS.json, nil, { ETag = served.etag })
+    return true
+  end
+end
+
+local function query(served, params)
+  for _, w in ipairs(params.where or {}) do check_pattern(w) end
   local fmt = format_of(params)
   local req, err = request.parse { where = params.where, by = params.by, measure = params.measure,
                                    sort = params.sort, limit = params.limit, format = fmt }
   if not req then refuse(400, err) end
   local res, rerr = req:run(served.ds)
   if not res then refuse(400, rerr) end
+  -- only now: a request is answered 304 once it is known to be right (an unknown column, a bad
+  -- value is found by the run)
+  if not_modified(served) then return end
   if #res > settings.max_rows then
     refuse(400, ("the result has %d rows, more than this server's limit of %d: add limit=N or narrow the question")
       :format(#res, settings.max_rows))
@@ -179,6 +220,7 @@ end
 
 local function describe(served, params)
   local fmt = format_of(params)
+  if not_modified(served) then return end
   local out = assert(request.output { format = fmt })
   local text, err = out:text(require("cpf.cli").describe_result(served.ds, 3))
   if not text then refuse(400, err) end
@@ -226,8 +268,17 @@ local function dashboard_page(ds)
   return table.concat(parts)
 end
 
+-- A dataset that is not the CPF export (no year, region or funders) gets its columns instead.
+local function columns_page(ds)
+  return require("cpf.cli").describe_result(ds, 3):format("html", { title = settings.title, chart = false })
+end
+
 local function dashboard(served)
-  served.dashboard = served.dashboard or dashboard_page(served.ds)
+  if not_modified(served) then return end
+  if not served.dashboard then
+    local ok, page = pcall(dashboard_page, served.ds)
+    served.dashboard = ok and page or columns_page(served.ds)
+  end
   return answer(served, "html", served.dashboard)
 end
 
@@ -248,9 +299,6 @@ local function serve()
   local params = parameters(route)
   local served = current
   if not served then refuse(503, "no dataset is served: see the error log") end
-  if ngx.var.http_if_none_match == served.etag then
-    return send(304, FORMATS.json, nil, { ETag = served.etag })
-  end
   served.users = served.users + 1
   local ok, err = pcall(function()
     if uri == "/query" then return query(served, params)
