@@ -153,6 +153,19 @@ local cpf = {}
 ---@param opts? cpf.load_options
 ---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind
 function cpf.load(path, opts) end
+---@class cpf.report
+local Report = {}
+---@param name? "html"|"markdown"
+---@return string
+function Report:format(name) end
+---@param path string .md or .markdown: markdown; else html
+---@param name? "html"|"markdown"
+---@return true|nil ok, string? err
+function Report:write(path, name) end
+---One page of several results: {title =, subtitle =, source =, dataset =, locale =, sections = {{title =, result =, chart =, note =, labels =}, ...}}
+---@param spec table
+---@return cpf.report
+function cpf.report(spec) end
 ---A background load: cpf's threads read the CSV, the job is polled from Lua.
 ---@param path string
 ---@param opts? cpf.load_options without progress

@@ -52,6 +52,7 @@ build = {
     ["cpf.nvim"] = "lua/cpf/nvim.lua",
     ["cpf.health"] = "lua/cpf/health.lua",
     ["cpf.resty"] = "lua/cpf/resty.lua",
+    ["cpf.report"] = "lua/cpf/report.lua",
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",

@@ -591,5 +591,8 @@ end
 local format = require "cpf.format"
 cpf.formats = { register = format.register, names = format.names, number_text = format.number_text }
 cpf.bar = format.bar
+--- cpf.report{title =, subtitle =, source =, dataset =, locale =, sections = {...}}: one page of
+--- several results (lua/cpf/report.lua), as HTML or Markdown.
+function cpf.report(spec) return require("cpf.report").new(spec) end
 
 return cpf

@@ -175,6 +175,16 @@ schema.labels = {
     taux_annulation = "Cancellation rate", financeur = "Funder", part = "Share",
   },
 }
+-- The values of the status family and funder keys as a reader says them, by locale.
+schema.value_labels = {
+  fr = { famille = { validated = "Validés", in_training = "En formation", left_training = "Sortis de formation",
+                     completed = "Terminés", cancelled = "Annulés" },
+         financeur = FUNDER_NAMES.fr },
+  en = { famille = { validated = "Validated", in_training = "In training", left_training = "Left training",
+                     completed = "Completed", cancelled = "Cancelled" },
+         financeur = FUNDER_NAMES.en },
+}
+
 -- the funders' measures and columns: "Montant OPCO", "OPCO amount"...
 local FUNDER_TITLES = {
   fr = { part = "Montant %s", share = "Part %s", dossiers = "Dossiers %s" },

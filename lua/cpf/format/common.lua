@@ -211,11 +211,12 @@ end
 
 -- The options of a column of `kind` under locale L, the caller's own options winning: the marks,
 -- and for amounts and rates the decimals, scale and signs around the number.
-local function locale_options(L, kind, opts)
+local function locale_options(L, kind, opts, value_labels)
   local t = { thousands = L.thousands, decimal = L.decimal }
   if kind == "money" then t.prefix, t.suffix = L.money_prefix, L.money_suffix end
   if kind == "rate" then t.scale, t.suffix = 100, L.rate_suffix end
   if kind == "key" then t.thousands, t.nil_text = false, L.missing end
+  t.value_labels = value_labels
   for _, k in ipairs { "thousands", "decimal", "nil_text" } do
     if opts[k] ~= nil and not (kind == "key" and k == "thousands") then t[k] = opts[k] end
   end
@@ -263,7 +264,8 @@ function common.column_info(res, columns, opts)
     local column_opts = is_key[name] and plain or opts
     if L then
       local kind = kinds[name] or (is_key[name] and "key") or "number"
-      column_opts = locale_options(L, kind, opts)
+      local values = kind == "key" and require("cpf.schema").value_labels[opts.locale][name] or nil
+      column_opts = locale_options(L, kind, opts, values)
       if KIND_DECIMALS[kind] then
         decimals = opts.decimals and kind ~= "count" and opts.decimals or KIND_DECIMALS[kind]
       end
@@ -307,6 +309,7 @@ end
 --- as opts.nil_text or "".
 function common.display_text(v, decimals, opts)
   if type(v) == "number" then v = common.display_number(v, decimals, opts) end
+  if opts.value_labels and v ~= nil and opts.value_labels[v] then v = opts.value_labels[v] end -- "Annulés"
   if v == nil then return opts.nil_text or "" end
   return tostring(v)
 end

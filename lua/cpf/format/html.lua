@@ -253,6 +253,36 @@ end
 local page_options = { chart = function(v, res) if v ~= false then return check_chart(v, res) end end }
 for k, v in pairs(chart_options) do page_options[k] = page_options[k] or v end
 
+--- The result's table as an HTML fragment (<table>...</table>), for pages of several results
+--- (cpf.report). opts: the display options.
+function html.table_fragment(res, opts)
+  local parts = {}
+  local info = common.column_info(res, res:columns(), opts)
+  parts[#parts + 1] = "<table>\n<thead>\n<tr>"
+  for _, c in ipairs(info) do
+    parts[#parts + 1] = (c.numeric and '<th class="num">' or "<th>") .. html_cell(c.title) .. "</th>"
+  end
+  parts[#parts + 1] = "</tr>\n</thead>\n<tbody>\n"
+  for _, row in ipairs(res) do
+    parts[#parts + 1] = "<tr>"
+    for _, c in ipairs(info) do
+      local v = row[c.name]
+      local numeric = c.numeric or type(v) == "number"
+      parts[#parts + 1] = (numeric and '<td class="num">' or "<td>")
+        .. html_cell(common.display_text(v, c.decimals, c.opts)) .. "</td>"
+    end
+    parts[#parts + 1] = "</tr>\n"
+  end
+  parts[#parts + 1] = "</tbody>\n</table>\n"
+  return table.concat(parts)
+end
+
+--- The result's chart as SVG (opts.chart: {x =, y =}; the defaults of the svg format), or nil
+--- when it has nothing to chart.
+function html.chart_fragment(res, opts, title) return chart(res, opts, title) end
+
+html.CSS = CSS
+
 html.html = {
   options = page_options,
   check = function(opts, res) return check_charted(opts, res, false) end,
@@ -263,24 +293,7 @@ html.html = {
       "<title>", title, "</title>\n<style>\n", CSS, "</style>\n</head>\n<body>\n<h1>", title, "</h1>\n")
     local svg = opts.chart ~= false and chart(res, opts, nil)
     if svg then out:write("<figure>\n", svg, "</figure>\n") end
-    local columns = res:columns()
-    local info = common.column_info(res, columns, opts)
-    out:write("<table>\n<thead>\n<tr>")
-    for _, c in ipairs(info) do
-      out:write(c.numeric and '<th class="num">' or "<th>", html_cell(c.title), "</th>")
-    end
-    out:write("</tr>\n</thead>\n<tbody>\n")
-    for _, row in ipairs(res) do
-      out:write("<tr>")
-      for _, c in ipairs(info) do
-        local v = row[c.name]
-        local numeric = c.numeric or type(v) == "number"
-        out:write(numeric and '<td class="num">' or "<td>", html_cell(common.display_text(v, c.decimals, c.opts)),
-          "</td>")
-      end
-      out:write("</tr>\n")
-    end
-    out:write("</tbody>\n</table>\n</body>\n</html>\n")
+    out:write(html.table_fragment(res, opts), "</body>\n</html>\n")
   end,
 }
 
