@@ -19,12 +19,19 @@ local kept = {}
 for _, r in ipairs(res) do
   if (r.dossiers or 0) >= min_files then kept[#kept + 1] = r end
 end
-res = cpf.result(res:columns(), kept)
+res = cpf.result(res:columns(), kept, res:keys(), res:kinds()) -- a rate stays a rate
 
-local ok, err = res:write(out, "html", {
-  title = "Taux d'annulation des dossiers CPF par département",
-  chart = { x = "departement_lieu_formation", y = "taux_annulation" },
-})
+-- one page to send as it is (cpf.report): French numbers, the chart, the table, the source line
+local ok, err = cpf.report {
+  title = "Taux d'annulation des dossiers CPF par département", dataset = ds,
+  sections = { {
+    title = "Part des dossiers annulés, par département du lieu de formation", result = res,
+    chart = { x = "departement_lieu_formation", y = "taux_annulation" },
+    labels = { annules = "Dossiers annulés" },
+    note = "Annulés : les statuts « Clos - Non Réalisé », « Dossier annulé gestionnaire » et « Rejeté ». "
+      .. "Le taux rapporte les dossiers annulés à tous les dossiers du département.",
+  } },
+}:write(out)
 if not ok then error(err, 0) end
 io.stderr:write(("wrote %s: %d departments\n"):format(out, #res))
 print("The 10 departments with the highest cancellation rates")

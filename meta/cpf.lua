@@ -197,8 +197,9 @@ function cpf.compare(old, new, keys, measures) end
 ---@param columns string[]
 ---@param rows table[]
 ---@param keys? string[] the key columns
+---@param kinds? table<string, "count"|"money"|"rate"|"number"|"key"> what each column holds
 ---@return cpf.result
-function cpf.result(columns, rows, keys) end
+function cpf.result(columns, rows, keys, kinds) end
 ---@return string
 function cpf.human_bytes(n) end
 ---@return string

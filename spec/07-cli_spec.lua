@@ -96,8 +96,19 @@ describe("bin/cpf", function()
     local dir = h.tmpname("-demo")
     assert(os.execute("mkdir " .. h.shell_quote(dir)))
     finally(function() os.execute("rm -rf " .. h.shell_quote(dir)) end)
-    local out, err, code = cpf_run("demo --rows 2000 " .. h.shell_quote(dir))
+    local page = dir .. "/demo.html"
+    local out, err, code = cpf_run("demo --rows 2000 " .. h.shell_quote(dir) .. " --html " .. h.shell_quote(page))
     assert.are.equal(0, code, err)
+    -- the same report as one French page (cpf.report): four sections, each with its chart
+    local html = h.read_file(page)
+    assert.are.equal(4, select(2, html:gsub("<section>", "")))
+    assert.are.equal(4, select(2, html:gsub("<figure>", "")))
+    for _, title in ipairs { "Dossiers, montant, prix moyen, durée et taux d&#39;annulation par année",
+                             "Les 10 régions au plus fort montant en ", "Dossiers par famille de statut",
+                             "Qui finance", "Rapport de démonstration sur 2\226\128\175000 lignes générées",
+                             "extraction du 4 mai 2026 (2\226\128\175000 lignes)" } do
+      assert.is_truthy(html:find(title, 1, true), title)
+    end
     assert.is_truthy(out:find("^cpf dataset: 2000 rows × 37 columns, "))
     for _, title in ipairs { "Files, amount, average price and duration, cancellation rate by year",
                              "Top 10 regions by amount in ", "Files by status family", "Who pays" } do

@@ -275,11 +275,16 @@ describe("examples", function()
     assert.is_truthy(html:find("<svg", 1, true))
     assert.is_truthy(html:find("<h1>Taux d", 1, true))
     local count, files, cancelled = 0, 0, 0
-    local row = '<tr><td>[^<]*</td><td class="num">(%d+)</td><td class="num">(%d+)</td>'
-      .. '<td class="num">[%d.]+</td></tr>'
+    -- a French page (cpf.report): 1 234 with U+202F, rates 35,2 %
+    local n, nb = "[%d\226\128\175]+", "\226\128\175"
+    local row = '<tr><td>[^<]*</td><td class="num">(' .. n .. ')</td><td class="num">(' .. n .. ')</td>'
+      .. '<td class="num">%d+,%d\194\160%%</td></tr>'
     for f, c in html:gmatch(row) do
-      count, files, cancelled = count + 1, files + tonumber(f), cancelled + tonumber(c)
+      count = count + 1
+      files, cancelled = files + tonumber((f:gsub(nb, ""))), cancelled + tonumber((c:gsub(nb, "")))
     end
+    assert.is_truthy(html:find("<h2>Part des dossiers annulés", 1, true))
+    assert.is_truthy(html:find("extraction du ", 1, true), "the source line")
     assert.are.equal(#ranked, count)
     assert.are.equal(total_files, files)
     assert.are.equal(total_cancelled, cancelled)

@@ -91,7 +91,7 @@ describe("cpf.load_async #threads", function()
     assert.are.equal(select(2, cpf.load(no_header)), err)
   end)
 
-  it("refuses a FIFO or a device, which would block it, and never loses the dataset to tostring", function()
+  it("refuses a FIFO or a device, which would block it, and never loses the dataset to tostring #no_tsan", function()
     local fifo = h.tmpname(".fifo")
     assert(os.execute("mkfifo " .. fifo))
     local job, err, kind = cpf.load_async(fifo)

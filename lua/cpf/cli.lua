@@ -17,8 +17,8 @@ commands:
                       save a CSV file as a snapshot, which opens in milliseconds
   gen ROWS OUT.csv [--seed N] [--fields] [--no-bom] [--crlf]
                       write a realistic generated CPF file
-  demo [DIR] [--rows N]
-                      generate a file and print a short report on it
+  demo [DIR] [--rows N] [--html PAGE.html]
+                      generate a file and print a short report on it (and as a page)
   serve DATA [--host H] [--port P] [--workers N] [--prefix DIR]
                       answer queries over HTTP (nginx with its Lua module)
   --version           print the version
@@ -50,10 +50,11 @@ Writes ROWS rows of realistic, deterministic CPF data (same seed, same bytes).
   --crlf       CRLF line endings
 ]],
   demo = [[
-usage: cpf demo [DIR] [--rows N]
+usage: cpf demo [DIR] [--rows N] [--html PAGE.html]
 
 Generates a CPF file (200000 rows by default) in DIR (default: a temporary directory),
-loads it and prints a short report.
+loads it and prints a short report. --html also writes the report as one page in French
+(cpf.report: charts, tables, the source line; prints on A4), ready to be sent.
 ]],
   serve = [[
 usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
@@ -383,8 +384,43 @@ function cli.gen(args)
   return 0
 end
 
+--- The demo report's sections for a CPF dataset: {title, result, chart} in the locale's words
+--- (fr: French titles; otherwise English). Used by cpf demo and cpf serve's page.
+function cli.demo_sections(ds, locale)
+  local cpf = require "cpf"
+  local fr = locale == "fr"
+  local sections = { {
+    title = fr and "Dossiers, montant, prix moyen, durée et taux d'annulation par année"
+      or "Files, amount, average price and duration, cancellation rate by year",
+    result = ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run(),
+    chart = { y = "montant" },
+  } }
+  -- the last year with all its twelve months (the current one is still being filled)
+  local last_year
+  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
+    if r.months == 12 then last_year = r.annee end
+  end
+  if last_year then
+    sections[#sections + 1] = {
+      title = (fr and "Les 10 régions au plus fort montant en %d" or "Top 10 regions by amount in %d")
+        :format(last_year),
+      result = ds:where { annee = last_year }:group_by("region_lieu_formation")
+        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
+      chart = { y = "montant" },
+    }
+  end
+  sections[#sections + 1] = {
+    title = fr and "Dossiers par famille de statut" or "Files by status family",
+    result = ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(),
+    chart = { y = "dossiers" },
+  }
+  sections[#sections + 1] = { title = fr and "Qui finance" or "Who pays", result = ds:funders(),
+                              chart = { x = "financeur", y = "montant" } }
+  return sections
+end
+
 function cli.demo(args)
-  local pos, opts = parse(args, 2, { rows = "value" })
+  local pos, opts = parse(args, 2, { rows = "value", html = "value" })
   if not pos then return usage_error(opts, "demo") end
   if opts.help then io.stdout:write(HELP.demo) return 0 end
   local rows = opts.rows and whole_number(opts.rows) or 200000
@@ -398,25 +434,19 @@ function cli.demo(args)
   local ds, lerr = cpf.load(path, { progress = require("cpf.core").stderr_is_tty() or nil })
   if not ds then return fail(lerr) end
   local out = io.stdout
-  local function section(title, res)
-    out:write(title, "\n", res:format("table", { thousands = " " }), "\n")
-  end
   out:write(tostring(ds), "\n\n")
-  section("Files, amount, average price and duration, cancellation rate by year",
-    ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run())
-  -- the last year with all its twelve months (the current one is still being filled)
-  local last_year
-  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
-    if r.months == 12 then last_year = r.annee end
+  for _, s in ipairs(cli.demo_sections(ds, "C")) do
+    out:write(s.title, "\n", s.result:format("table", { thousands = " " }), "\n")
   end
-  if last_year then
-    section(("Top 10 regions by amount in %d"):format(last_year),
-      ds:where { annee = last_year }:group_by("region_lieu_formation")
-        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run())
+  if opts.html then
+    -- the same report as one page a French reader can be sent
+    ok, err = cpf.report { title = "Mon Compte Formation – formations engagées",
+                           subtitle = ("Rapport de démonstration sur %s lignes générées"):format(
+                             require("cpf.format.common").display_number(#ds, 0, { thousands = "\226\128\175" })),
+                           dataset = ds, sections = cli.demo_sections(ds, "fr") }:write(opts.html)
+    if not ok then ds:close() return fail(err) end
+    io.stderr:write(("cpf: wrote %s\n"):format(opts.html))
   end
-  section("Files by status family",
-    ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run())
-  section("Who pays", ds:funders())
   ds:close()
   return 0
 end

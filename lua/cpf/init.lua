@@ -261,9 +261,10 @@ for _, name in ipairs { "eq", "gt", "ge", "lt", "le", "between", "one_of", "pref
 end
 cpf.measures = query.measures
 
---- cpf.result(columns [, rows [, keys]]): a result from column names and row tables, checked
---- here so that a wrong argument fails at the call, not in a later format.
-function cpf.result(columns, rows, keys)
+--- cpf.result(columns [, rows [, keys [, kinds]]]): a result from column names and row tables
+--- (kinds: {column = "count" | "money" | "rate" | "number" | "key"} for the display formats),
+--- checked here so that a wrong argument fails at the call, not in a later format.
+function cpf.result(columns, rows, keys, kinds)
   local function list_of_names(v, argn, what)
     if type(v) ~= "table" then
       error(("bad argument #%d to 'result' (%s expected, got %s)"):format(argn, what, type(v)), 3)
@@ -293,7 +294,19 @@ function cpf.result(columns, rows, keys)
       if not known[k] then error(("bad argument #3 to 'result' (key '%s' is not a column)"):format(k), 2) end
     end
   end
-  return result.new(columns, rows, keys)
+  if kinds ~= nil then
+    if type(kinds) ~= "table" then
+      error(("bad argument #4 to 'result' ({column = kind} expected, got %s)"):format(type(kinds)), 2)
+    end
+    local valid = { count = true, money = true, rate = true, number = true, key = true }
+    for c, k in pairs(kinds) do
+      if not valid[k] then
+        error(("bad argument #4 to 'result' (kind of '%s' must be count, money, rate, number or key)")
+          :format(tostring(c)), 2)
+      end
+    end
+  end
+  return result.new(columns, rows, keys, nil, kinds)
 end
 
 -- ds.group_by("annee") written with a dot passes the key as the dataset: say so at the call.

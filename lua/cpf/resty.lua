@@ -232,40 +232,11 @@ local function health(served)
     :format(json.string_text(cpf._VERSION), #served.ds, #served.ds:columns(), served.etag), { ETag = served.etag })
 end
 
--- The dashboard: the demo report's sections, each a chart and its table, in one page with
--- nothing to fetch. Built once per dataset.
+-- The dashboard: the demo report's sections (cpf demo --html), each a chart and its table, in
+-- one page with nothing to fetch (cpf.report). Built once per dataset.
 local function dashboard_page(ds)
-  local sections = {}
-  local function section(title, res, chart)
-    sections[#sections + 1] = res:format("html", { title = title, chart = chart })
-  end
-  section("Dossiers, montant, prix moyen et taux d'annulation par année",
-    ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "taux_annulation" }:run(),
-    { x = "annee", y = "montant" })
-  local last_year
-  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
-    if r.months == 12 then last_year = r.annee end
-  end
-  if last_year then
-    section(("Les 10 régions au plus fort montant en %d"):format(last_year),
-      ds:where { annee = last_year }:group_by("region_lieu_formation")
-        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
-      { x = "region_lieu_formation", y = "montant" })
-  end
-  section("Dossiers par famille de statut",
-    ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(), { y = "dossiers" })
-  section("Qui finance", ds:funders(), { x = "financeur", y = "montant" })
-  -- one page: the first section's head, every section's body
-  local head = sections[1]:match("^(.-<body>\n)")
-    :gsub("<title>.-</title>", "<title>" .. require("cpf.format.common").xml_escape(settings.title) .. "</title>")
-  local parts = { head, "<h1>", require("cpf.format.common").xml_escape(settings.title), "</h1>\n",
-                  ("<p>%d lignes, %d colonnes</p>\n"):format(#ds, #ds:columns()) }
-  for _, page in ipairs(sections) do
-    local body = page:match("<body>\n(.-)</body>")
-    parts[#parts + 1] = '<section>\n' .. body:gsub("<h1>(.-)</h1>", "<h2>%1</h2>", 1) .. "</section>\n"
-  end
-  parts[#parts + 1] = "</body>\n</html>\n"
-  return table.concat(parts)
+  return cpf.report { title = settings.title, dataset = ds,
+                      sections = require("cpf.cli").demo_sections(ds, "fr") }:format("html")
 end
 
 -- A dataset that is not the CPF export (no year, region or funders) gets its columns instead.

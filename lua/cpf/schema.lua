@@ -179,11 +179,14 @@ schema.labels = {
 schema.value_labels = {
   fr = { famille = { validated = "Validés", in_training = "En formation", left_training = "Sortis de formation",
                      completed = "Terminés", cancelled = "Annulés" },
-         financeur = FUNDER_NAMES.fr },
+         financeur = {} },
   en = { famille = { validated = "Validated", in_training = "In training", left_training = "Left training",
                      completed = "Completed", cancelled = "Cancelled" },
-         financeur = FUNDER_NAMES.en },
+         financeur = {} },
 }
+for locale, names in pairs(FUNDER_NAMES) do -- as a value, a name starts with a capital
+  for f, name in pairs(names) do schema.value_labels[locale].financeur[f] = (name:gsub("^%l", string.upper)) end
+end
 
 -- the funders' measures and columns: "Montant OPCO", "OPCO amount"...
 local FUNDER_TITLES = {
