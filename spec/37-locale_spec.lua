@@ -54,6 +54,84 @@ describe("locales", function()
     }, res:format("table", { locale = "en" }))
   end)
 
+  it("markdown en and the html table in fr and en, exactly", function()
+    local three = res:sorted("region_lieu_formation") -- a copy: the same kinds
+    local small = cpf.result({ "region_lieu_formation", "dossiers", "montant", "taux_annulation" }, {},
+      three:keys(), three:kinds())
+    for i, r in ipairs(three) do
+      small[i] = { region_lieu_formation = r.region_lieu_formation, dossiers = r.dossiers, montant = r.montant,
+                   taux_annulation = r.taux_annulation }
+    end
+    assert.are.equal(spaces {
+      "| Region        | Files | Amount committed | Cancellation rate |",
+      "|---------------|------:|-----------------:|------------------:|",
+      "| Bretagne      | 1,500 |    €1,234,567.89 |             20.0% |",
+      "| Île-de-France |     2 |       -€1,500.00 |              0.0% |",
+      "| Not specified |     5 |          €250.50 |              0.0% |",
+    }, small:format("markdown", { locale = "en" }))
+    local fragment = require("cpf.format.html").table_fragment
+    local function rows_of(locale)
+      return (fragment(small, { locale = locale }):match("<tbody>\n(.*)</tbody>"))
+    end
+    assert.are.equal(spaces {
+      '<tr><td>Bretagne</td><td class="num">1~500</td><td class="num">1~234~567,89`€</td>'
+        .. '<td class="num">20,0`%</td></tr>',
+      '<tr><td>Île-de-France</td><td class="num">2</td><td class="num">-1~500,00`€</td>'
+        .. '<td class="num">0,0`%</td></tr>',
+      '<tr><td>Non renseigné</td><td class="num">5</td><td class="num">250,50`€</td><td class="num">0,0`%</td></tr>',
+    }, rows_of("fr"))
+    assert.are.equal(spaces {
+      '<tr><td>Bretagne</td><td class="num">1,500</td><td class="num">€1,234,567.89</td>'
+        .. '<td class="num">20.0%</td></tr>',
+      '<tr><td>Île-de-France</td><td class="num">2</td><td class="num">-€1,500.00</td><td class="num">0.0%</td></tr>',
+      '<tr><td>Not specified</td><td class="num">5</td><td class="num">€250.50</td><td class="num">0.0%</td></tr>',
+    }, rows_of("en"))
+    assert.is_truthy(fragment(small, { locale = "fr" }):find(
+      '<tr><th>Région</th><th class="num">Dossiers</th><th class="num">Montant engagé</th>'
+        .. '<th class="num">Taux d&#39;annulation</th></tr>', 1, true))
+  end)
+
+  it("svg in fr and en, exactly: the key's title, the bars' labels in the kind's words", function()
+    local two = res:sorted("-taux_annulation"):head(2)
+    local picked = cpf.result({ "region_lieu_formation", "montant", "taux_annulation" }, {}, two:keys(), two:kinds())
+    for i, r in ipairs(two) do
+      picked[i] = { region_lieu_formation = r.region_lieu_formation, montant = r.montant,
+                    taux_annulation = r.taux_annulation }
+    end
+    picked = picked:sorted("-taux_annulation")
+    assert.are.equal(spaces {
+      '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="104" viewBox="0 0 640 104" font-family="'
+        .. 'sans-serif" font-size="12" role="img">',
+      '<text x="99" y="16" text-anchor="end" font-weight="bold">Région</text>',
+      '<line x1="107.0" y1="22" x2="107.0" y2="68" stroke="#888"/>',
+      '<text x="99" y="39" text-anchor="end">Bretagne</text>',
+      '<rect x="107.0" y="27" width="433.0" height="16" fill="#4e79a7"><title>Bretagne: 20,0`%</title></rect>',
+      '<text x="544.0" y="39">20,0`%</text>',
+      '<text x="99" y="61" text-anchor="end">Île-de-France</text>',
+      '<rect x="107.0" y="49" width="0.0" height="16" fill="#4e79a7">'
+        .. '<title>Île-de-France: 0,0`%</title></rect>',
+      '<text x="111.0" y="61">0,0`%</text>',
+      '<text x="323.5" y="94" text-anchor="middle" font-weight="bold">Taux d&#39;annulation</text>',
+      '</svg>',
+    }, picked:format("svg", { locale = "fr" }))
+    assert.are.equal(spaces {
+      '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="104" viewBox="0 0 640 104" font-family="'
+        .. 'sans-serif" font-size="12" role="img">',
+      '<text x="99" y="16" text-anchor="end" font-weight="bold">Region</text>',
+      '<line x1="107.5" y1="22" x2="107.5" y2="68" stroke="#888"/>',
+      '<text x="99" y="39" text-anchor="end">Bretagne</text>',
+      '<rect x="107.5" y="27" width="432.5" height="16" fill="#4e79a7">'
+        .. '<title>Bretagne: €1,234,567.89</title></rect>',
+      '<text x="544.0" y="39">€1,234,567.89</text>',
+      '<text x="99" y="61" text-anchor="end">Île-de-France</text>',
+      '<rect x="107.0" y="49" width="0.5" height="16" fill="#4e79a7">'
+        .. '<title>Île-de-France: -€1,500.00</title></rect>',
+      '<text x="111.5" y="61">-€1,500.00</text>',
+      '<text x="323.5" y="94" text-anchor="middle" font-weight="bold">Amount committed</text>',
+      '</svg>',
+    }, picked:format("svg", { locale = "en", chart = { y = "montant" } }))
+  end)
+
   it("labels = {column = title} overrides any locale's; the machine formats keep the names", function()
     local text = res:format("table", { locale = "fr", labels = { region_lieu_formation = "Où", lignes = "n" } })
     assert.are.equal("Où             Dossiers  Montant engagé  Prix moyen  Taux d'annulation  n",
