@@ -587,7 +587,44 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default). */
+/* The total order of compare_doubles as a strict "less": NaN last. */
+static int double_less(double x, double y) {
+  return x == x && (y != y || x < y);
+}
+
+/* Puts the k-th smallest of v[0..m) at v[k], the smaller ones before it and the others after
+ * (nth_element): quickselect with a median-of-three pivot and a three-way partition, so that
+ * runs of equal values (prices, durations) cost one pass; after 2 log2(m) + 8 rounds without
+ * converging (a pattern built against the pivot choice) the rest is sorted, so the worst case
+ * stays O(m log m). A quantile needs this, not a sort of every group. */
+static void select_kth(double *v, size_t m, size_t k) {
+  size_t lo = 0, hi = m, rounds = 0, limit = 8;
+  size_t t;
+  for (t = m; t > 1; t >>= 1) limit += 2;
+  while (hi - lo > 1) {
+    double a, b, c, pivot;
+    size_t lt, gt, i;
+    if (++rounds > limit) { qsort(v + lo, hi - lo, sizeof *v, compare_doubles); return; }
+    a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1];
+    /* the median of the three under the total order */
+    if (double_less(a, b)) pivot = double_less(b, c) ? b : (double_less(a, c) ? c : a);
+    else pivot = double_less(a, c) ? a : (double_less(b, c) ? c : b);
+    /* [lo, lt): less than the pivot, [lt, i): equal, (gt, hi): greater */
+    lt = lo, i = lo, gt = hi;
+    while (i < gt) {
+      double x = v[i];
+      if (double_less(x, pivot)) { v[i] = v[lt]; v[lt] = x; lt++; i++; }
+      else if (double_less(pivot, x)) { gt--; v[i] = v[gt]; v[gt] = x; }
+      else i++;
+    }
+    if (k < lt) hi = lt;
+    else if (k >= gt) lo = gt;
+    else return; /* v[k] equals the pivot, in its place */
+  }
+}
+
+/* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default):
+ * the order statistic below h = (m - 1) q by selection, the one above as the least of the rest. */
 static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
                         query_agg *agg, size_t nslots, cpf_error *err) {
   const cpf_column *col = &ds->cols[agg->column];
@@ -609,10 +646,19 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     size_t m = start[g + 1] - start[g];
     double *v = values + start[g], h, lo;
     if (m == 0) continue;
-    qsort(v, m, sizeof *v, compare_doubles);
     h = (double)(m - 1) * agg->q;
     lo = floor(h);
-    agg->numbers[g] = v[(size_t)lo] + (h - lo) * ((size_t)lo + 1 < m ? v[(size_t)lo + 1] - v[(size_t)lo] : 0);
+    {
+      size_t k = (size_t)lo, j;
+      double below, above;
+      select_kth(v, m, k);
+      below = above = v[k];
+      if (k + 1 < m) { /* everything after k is not less than v[k]: the next order statistic is their least */
+        above = v[k + 1];
+        for (j = k + 2; j < m; j++) if (double_less(v[j], above)) above = v[j];
+      }
+      agg->numbers[g] = below + (h - lo) * (above - below);
+    }
     agg->present[g] = 1;
   }
   free(start);

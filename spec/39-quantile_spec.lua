@@ -1,0 +1,60 @@
+-- Quantiles by selection (issue 17: a selection where a full sort was done): every quantile of
+-- every group equals the R type 7 value computed from the sorted values, on groups of every size
+-- with many equal values, missing values, sorted and reversed runs and one adversarial order.
+local h = require "spec.helpers"
+local cpf = require "cpf"
+
+local function r7(sorted, p)
+  local m = #sorted
+  if m == 0 then return nil end
+  local x = (m - 1) * p
+  local lo = math.floor(x)
+  local below, above = sorted[lo + 1], sorted[math.min(lo + 2, m)]
+  return below + (x - lo) * (above - below)
+end
+
+describe("quantiles", function()
+  it("equal the sorted values' R type 7 quantile in every group", function()
+    math.randomseed(17)
+    local lines, values = { "groupe;valeur" }, {}
+    for g = 1, 60 do
+      local size = g <= 10 and g - 1 or math.random(0, 400)
+      local mode = g % 5
+      values[g] = {}
+      for i = 1, size do
+        local v
+        if mode == 0 then v = math.random(1, 4) * 10            -- few distinct values
+        elseif mode == 1 then v = i                              -- already sorted
+        elseif mode == 2 then v = size - i                       -- reversed
+        elseif mode == 3 then v = (i % 2 == 0) and i or size - i -- organ pipe
+        else v = math.random() * 1000 - 500 end
+        if math.random() < 0.05 then
+          lines[#lines + 1] = ("g%02d;"):format(g) -- a missing value
+        else
+          lines[#lines + 1] = ("g%02d;%.17g"):format(g, v)
+          values[g][#values[g] + 1] = tonumber(("%.17g"):format(v))
+        end
+      end
+    end
+    local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"), { types = { valeur = "number" } }))
+    local ps = { 0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1 }
+    local spec = {}
+    for i, p in ipairs(ps) do spec[i] = { "q" .. i, cpf.quantile("valeur", p) } end
+    local res = ds:group_by("groupe"):agg(spec):run()
+    local by_group = {}
+    for _, r in ipairs(res) do by_group[r.groupe] = r end
+    for g = 1, 60 do
+      local sorted = values[g]
+      table.sort(sorted)
+      local r = by_group[("g%02d"):format(g)]
+      for i, p in ipairs(ps) do
+        local expected = r7(sorted, p)
+        if expected == nil then
+          assert.is_true(r == nil or r["q" .. i] == nil, ("group %d, p %g"):format(g, p))
+        else
+          assert.are.equal(expected, r["q" .. i], ("group %d (%d values), p %g"):format(g, #sorted, p))
+        end
+      end
+    end
+  end)
+end)
