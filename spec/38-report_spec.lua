@@ -90,7 +90,10 @@ describe("cpf.report", function()
       [{ title = "T", sections = { { title = "S", result = {} } } }] =
         "report: section 1: 'result' must be a result (q:run())",
       [{ title = "T", sections = { { title = "S", result = res, chart = { y = "nope" } } } }] =
-        "report: section 1: svg: option 'chart' field 'y' names no column of the result ('nope')",
+        "report: section 1: html: option 'chart' field 'y' names no column of the result ('nope')",
+      -- labels are checked with or without a chart (they were not when the section had no chart)
+      [{ title = "T", sections = { { title = "S", result = res, labels = { dossiers = 1 } } } }] =
+        "report: section 1: html: option 'labels' must map column names to titles (strings)",
       [{ title = "T", locale = "de", sections = { { title = "S", result = res } } }] =
         "report: 'locale' must be \"fr\", \"en\" or \"C\"",
     } do

@@ -261,10 +261,7 @@ local function parse(args, first, known, short)
   return pos, opts, rest or {}
 end
 
-local function whole_number(s)
-  local n = tonumber(s)
-  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end -- 1e9999 is not one
-end
+local whole_number = require("cpf.request").whole_number
 
 -- ---------------------------------------------------------------- loading data
 
@@ -611,10 +608,7 @@ function cli.describe(args)
     text, err, kind = cli.describe_text(ds, table.concat(pos, ", "), out, top)
     if not text then return request_failure(err, kind) end
     if opts.output then -- through a temporary renamed over it, as res:write does
-      local f, ferr = require("cpf.core").output_file(opts.output)
-      if not f then return fail(ferr) end
-      ok, err = f:write(text)
-      if ok then ok, err = f:commit() else f:abort() end
+      ok, err = require("cpf.format").write_text(opts.output, text)
       if not ok then return fail(err) end
     else
       io.stdout:write(text)

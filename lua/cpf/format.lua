@@ -118,6 +118,12 @@ local function new_out(target)
   return setmetatable({ parts = {}, n = 0, target = target }, Out)
 end
 
+--- Checks a format name and its options for a result as writing would, without writing: raises
+--- (at `level`) on a bad name or option.
+function format.check(res, name, opts, level)
+  resolve(res, name, opts, "format", 2, level or 1)
+end
+
 --- The result in a format, as a string. Raises on a bad format name or option.
 function format.to_string(res, name, opts, level)
   local fn, merged = resolve(res, name, opts, "format", 2, level or 1)
@@ -143,6 +149,17 @@ local function write_path(res, path, fn, opts)
     file:abort()
     return nil, tostring(out.err), "io"
   end
+  return file:commit()
+end
+
+--- Writes a text to a path as write_path does (a temporary renamed over it once complete):
+--- true, or nil, message, kind.
+function format.write_text(path, text)
+  local file, err, kind = require("cpf.core").output_file(path)
+  if not file then return nil, err, kind end
+  local ok
+  ok, err, kind = file:write(text)
+  if not ok then file:abort() return nil, err, kind end
   return file:commit()
 end
 

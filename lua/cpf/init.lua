@@ -298,9 +298,8 @@ function cpf.result(columns, rows, keys, kinds)
     if type(kinds) ~= "table" then
       error(("bad argument #4 to 'result' ({column = kind} expected, got %s)"):format(type(kinds)), 2)
     end
-    local valid = { count = true, money = true, rate = true, number = true, key = true }
     for c, k in pairs(kinds) do
-      if not valid[k] then
+      if not query.value_kinds[k] then
         error(("bad argument #4 to 'result' (kind of '%s' must be count, money, rate, number or key)")
           :format(tostring(c)), 2)
       end

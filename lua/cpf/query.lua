@@ -118,6 +118,7 @@ Agg.__index = {}
 
 -- What a result column holds, for the display formats: count, money, rate, number or key.
 local VALUE_KINDS = { count = true, money = true, rate = true, number = true, key = true }
+q.value_kinds = VALUE_KINDS
 
 --- The same aggregate with the kind of value it gives: cpf.sum "x":kind("money").
 function Agg.__index.kind(self, k)

@@ -80,9 +80,9 @@ local function check(spec)
     if s.note ~= nil and type(s.note) ~= "string" then
       error(("report: section %d: 'note' must be a string"):format(i), 3)
     end
-    -- the chart and labels as the html format checks them
-    local ok, err = pcall(format.to_string, s.result, "svg", { chart = s.chart or nil, labels = s.labels })
-    if not ok and s.chart then
+    -- the chart and labels as the html format checks them (nothing is drawn here)
+    local ok, err = pcall(format.check, s.result, "html", { chart = s.chart, labels = s.labels })
+    if not ok then
       error(("report: section %d: %s"):format(i, tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")), 3)
     end
   end
@@ -168,12 +168,7 @@ end
 function Report:write(path, name)
   if type(path) ~= "string" then error("bad argument #1 to 'write' (path expected)", 2) end
   name = name or (path:match("%.md$") or path:match("%.markdown$")) and "markdown" or "html"
-  local text = self:format(name)
-  local f, err = require("cpf.core").output_file(path)
-  if not f then return nil, err end
-  local ok
-  ok, err = f:write(text)
-  if ok then ok, err = f:commit() else f:abort() end
+  local ok, err = format.write_text(path, self:format(name))
   if not ok then return nil, err end
   return true
 end

@@ -70,10 +70,13 @@ local function split_rename(text, option)
   return name, spec
 end
 
+--- A whole number >= 0 from a number or its text, else nil (1e9999 is not one). The command
+--- line's options use it too.
 local function whole_number(v)
   local n = tonumber(v)
-  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end -- 1e9999 is not one
+  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end
 end
+request.whole_number = whole_number
 
 -- ---------------------------------------------------------------- --where
 
@@ -261,7 +264,7 @@ local function parse_output(fields)
     fo.title = fields.title
   end
   if fields.locale ~= nil then
-    if fields.locale ~= "C" and not common.locales[fields.locale] then
+    if common.option.locale(fields.locale) then -- the display formats' own check
       usage(("--locale must be fr, en or C, got '%s'"):format(tostring(fields.locale)))
     end
     -- the formats people read; the machine formats (csv, tsv, json...) never change
