@@ -809,8 +809,13 @@ function cli.serve(args)
   local found = nginx and io.open(nginx, "rb")
   if found then found:close() end
   -- OpenResty's nginx has the Lua module built in; Debian's loads it from NGINX_MODULES
-  local built_in = found and io.popen(("'%s' -V 2>&1"):format(safe_path(nginx, "--nginx"))):read("*a")
-    :find("lua-nginx-module", 1, true)
+  local built_in = false
+  if found then
+    -- closed before the exec below: an unreaped shell would stay a zombie child of nginx's master
+    local probe = io.popen(("'%s' -V 2>&1"):format(safe_path(nginx, "--nginx")))
+    built_in = probe:read("*a"):find("lua-nginx-module", 1, true) ~= nil
+    probe:close()
+  end
   local module = NGINX_MODULES .. "/ngx_http_lua_module.so"
   local m = not built_in and io.open(module, "rb")
   if m then m:close() end
