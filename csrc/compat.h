@@ -22,6 +22,18 @@ static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l) {
 #define compat_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #endif
 
+/* The one Lua value a userdata carries (a table here): lua_setfenv on 5.1, a uservalue after. */
+#if LUA_VERSION_NUM >= 504
+#define compat_setuservalue(L, i) lua_setiuservalue((L), (i), 1)
+#define compat_getuservalue(L, i) ((void)lua_getiuservalue((L), (i), 1))
+#elif LUA_VERSION_NUM >= 502
+#define compat_setuservalue(L, i) lua_setuservalue((L), (i))
+#define compat_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
+#else
+#define compat_setuservalue(L, i) ((void)lua_setfenv((L), (i)))
+#define compat_getuservalue(L, i) lua_getfenv((L), (i))
+#endif
+
 /* Integers: exact on 5.3/5.4; on 5.1/LuaJIT a lua_Number (exact up to 2^53). */
 static inline void compat_pushint64(lua_State *L, int64_t v) {
 #if LUA_VERSION_NUM >= 503

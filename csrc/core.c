@@ -104,6 +104,7 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   module = lua_gettop(L);
   register_dataset_bindings(L, module);
   register_query_bindings(L, module);
+  register_result_bindings(L, module);
   register_source_bindings(L, module);
   register_system_bindings(L, module);
   return 1;

@@ -297,6 +297,7 @@ typedef struct {
   const double *bounds;    /* KEY_BUCKET: sorted bucket bounds */
   size_t nbounds;
   int force_by_value;      /* KEY_COLUMN: code the values present, never a dense range */
+  const int32_t *rank;     /* KEY_REMAP / KEY_BUCKET: the Lua side's rank of each code, or NULL */
   /* set by key_compute */
   uint32_t cardinality;
   int64_t base;            /* KEY_YEAR / KEY_MONTH / small integer columns: value of code 0 */
@@ -366,6 +367,32 @@ void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t 
 static inline uint32_t query_row_group(const query_result *res, size_t row) {
   return res->slot_group[res->row_slot[row]];
 }
+
+/* ---- order.c: the order of a query's groups ---- */
+/* rank[c] for the codes c of the key used in codes[0..n): the code's position in the key's order
+ * (strings in byte order, values by value, years / months / dense integers in code order, or
+ * `given` when the Lua side ranked the labels of a family, bucket or key function); the "no
+ * value" code (cardinality - 1) gets UINT32_MAX. rank holds cardinality entries. */
+int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *codes, size_t n,
+                   const int32_t *given, uint32_t *rank, cpf_error *err);
+
+typedef enum { ORDER_KEY, ORDER_INTEGER, ORDER_NUMBER } order_kind;
+
+/* One "sort by" of the groups: a key's ranks, or an aggregate's values (int64 or double). */
+typedef struct {
+  order_kind kind;
+  int desc;
+  const uint32_t *codes, *rank; /* ORDER_KEY: code per group, rank per code */
+  const int64_t *integers;      /* ORDER_INTEGER */
+  const double *numbers;        /* ORDER_NUMBER */
+  const uint8_t *present;       /* aggregates: 0 = no value */
+} order_spec;
+
+/* Sorts perm[0..n) (group numbers) by specs[0], then specs[1]... stably (equal groups keep
+ * their order); groups without a value go after the others for that spec, in either
+ * direction; NaN counts as no value. */
+int order_groups(uint32_t *perm, size_t n, const order_spec *specs, size_t nspecs,
+                 cpf_error *err);
 
 /* A distinct value of a column and the number of rows that hold it. */
 typedef struct {

@@ -17,6 +17,7 @@
 #define SOURCE_META "cpf.source"
 #define LOAD_JOB_META "cpf.load_job"
 #define OUTPUT_META "cpf.output_file"
+#define RESULT_STORE_META "cpf.result_store"
 
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */
@@ -48,10 +49,23 @@ void new_userdata_type(lua_State *L, const char *name, lua_CFunction gc, const l
 cpf_dataset *check_dataset(lua_State *L, int idx); /* raises when closed */
 dataset_box *new_dataset_box(lua_State *L);
 
+/* ---- lua_query.c ---- */
+/* The Lua value a key code stands for; nil for the "no value" code; the code itself for
+ * remap/bucket keys, whose labels the Lua side knows. */
+void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code);
+
+/* ---- lua_result.c ---- */
+/* Pushes a result store that takes over the key codes and aggregate arrays of a run (res and
+ * aggs no longer own them), its rows in the keys' order; plan_keys: stack index of the plan's
+ * keys table (their labels), unused without keys. Raises on failure. */
+int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, query_key *keys,
+                      size_t nkeys, query_agg *aggs, size_t naggs, int plan_keys);
+
 /* Each binding file registers its userdata types and sets its functions into the module table
  * at index `module`. */
 void register_dataset_bindings(lua_State *L, int module);
 void register_query_bindings(lua_State *L, int module);  /* lua_query.c */
+void register_result_bindings(lua_State *L, int module); /* lua_result.c */
 void register_source_bindings(lua_State *L, int module); /* lua_source.c */
 void register_system_bindings(lua_State *L, int module); /* lua_system.c */
 

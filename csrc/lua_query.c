@@ -1,6 +1,6 @@
 /* lua_query.c — core.prepare, core.query and core.key_values: a query plan (plain Lua tables)
- * parsed once into the engine's structs, run by query_run as often as asked, and its columnar
- * result pushed back as Lua tables. */
+ * parsed once into the engine's structs, run by query_run as often as asked, its result handed
+ * over as a result store (lua_result.c). */
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -84,6 +84,22 @@ static void parse_key(lua_State *L, int t, const cpf_dataset *ds, query_key *key
     key->bounds = bounds;
     key->nbounds = nb;
   }
+  lua_getfield(L, t, "rank"); /* remap / bucket: the order of the labels, one rank per code */
+  if (!lua_isnil(L, -1)) {
+    size_t i, n = compat_rawlen(L, -1);
+    int32_t *rank = plan_alloc(L, (n ? n : 1) * sizeof *rank, anchor);
+    uint32_t outputs = key->kind == KEY_REMAP ? key->remap_outputs
+                     : key->kind == KEY_BUCKET ? (uint32_t)key->nbounds + 1 : 0;
+    if (outputs == 0 || n != outputs) luaL_error(L, "query plan: %d ranks for %d labels", (int)n, (int)outputs);
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, -1, (int)i + 1);
+      rank[i] = (int32_t)luaL_checknumber(L, -1);
+      if (rank[i] < 0 || (size_t)rank[i] >= n) luaL_error(L, "query plan: rank out of range");
+      lua_pop(L, 1);
+    }
+    key->rank = rank;
+  }
+  lua_pop(L, 1);
 }
 
 static void parse_cond(lua_State *L, int t, const cpf_dataset *ds, query_cond *cond, int anchor) {
@@ -175,9 +191,7 @@ static void parse_agg(lua_State *L, int t, const cpf_dataset *ds, query_agg *agg
 
 /* ---- results ---- */
 
-/* The value a key code stands for; nil for the "no value" code and for remap/bucket keys,
- * whose labels the Lua side knows. */
-static void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {
+void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {
   const cpf_column *col = &ds->cols[key->column];
   char buf[32];
   if (code + 1 >= key->cardinality || key->kind == KEY_REMAP || key->kind == KEY_BUCKET) {
@@ -277,6 +291,8 @@ static query_state *push_query_state(lua_State *L, int plan, cpf_dataset *ds) {
   lua_setfield(L, -2, "plan");
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "dataset");
+  lua_pushvalue(L, plan); /* its keys' labels go into every result */
+  lua_setfield(L, -2, "source");
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "cpf_prepared_plan");
   lua_setmetatable(L, -2);
@@ -362,10 +378,11 @@ static int push_row_masks(lua_State *L, const cpf_dataset *ds, query_state *qs, 
   return 0;
 }
 
-/* Runs the state's plan and pushes its result: {groups = n, rows = {...}, keys = {{...}, ...},
- * aggs = {{...}, ...}} as columns, key and aggregate values nil where a group has none. */
-static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs) {
-  size_t k, j;
+/* Runs the state (at stack index `state`) and pushes its result store, then a table of the
+ * extras custom reducers need ({row_groups = ..., row_masks = ...}) or nil. */
+static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs, int state) {
+  size_t j;
+  int plan_keys;
   cpf_error err;
   memset(&err, 0, sizeof err);
   query_state_reset(qs); /* a previous run stopped by a raising push */
@@ -373,38 +390,19 @@ static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs) {
     query_state_reset(qs);
     return raise_failure(L, &err);
   }
-  lua_createtable(L, 0, 4);
-  compat_pushint64(L, (int64_t)qs->res.ngroups);
-  lua_setfield(L, -2, "groups");
-  lua_createtable(L, (int)qs->res.ngroups, 0);
-  for (j = 0; j < qs->res.ngroups; j++) {
-    compat_pushint64(L, qs->res.rows[j]);
-    lua_rawseti(L, -2, (int)j + 1);
+  lua_getmetatable(L, state);
+  lua_getfield(L, -1, "source");
+  lua_getfield(L, -1, "keys");
+  plan_keys = lua_gettop(L);
+  push_result_store(L, ds, &qs->res, qs->keys, qs->nkeys, qs->aggs, qs->naggs, plan_keys);
+  lua_replace(L, plan_keys - 2);
+  lua_settop(L, plan_keys - 2); /* the store */
+  if (!qs->row_groups && qs->nmasks == 0) {
+    query_state_reset(qs);
+    lua_pushnil(L);
+    return 2;
   }
-  lua_setfield(L, -2, "rows");
-  lua_createtable(L, (int)qs->nkeys, 0);
-  for (k = 0; k < qs->nkeys; k++) {
-    lua_createtable(L, (int)qs->res.ngroups, 0);
-    for (j = 0; j < qs->res.ngroups; j++) {
-      push_key_value(L, ds, &qs->keys[k], qs->res.key_codes[k][j]);
-      lua_rawseti(L, -2, (int)j + 1);
-    }
-    lua_rawseti(L, -2, (int)k + 1);
-  }
-  lua_setfield(L, -2, "keys");
-  lua_createtable(L, (int)qs->naggs, 0);
-  for (k = 0; k < qs->naggs; k++) {
-    const query_agg *agg = &qs->aggs[k];
-    lua_createtable(L, (int)qs->res.ngroups, 0);
-    for (j = 0; j < qs->res.ngroups; j++) {
-      if (!agg->present[j]) continue;
-      if (agg->out == OUT_NUMBER) lua_pushnumber(L, agg->numbers[j]);
-      else push_stored_integer(L, agg->out, agg->scale, agg->integers[j]);
-      lua_rawseti(L, -2, (int)j + 1);
-    }
-    lua_rawseti(L, -2, (int)k + 1);
-  }
-  lua_setfield(L, -2, "aggs");
+  lua_createtable(L, 0, 2);
   if (qs->row_groups) { /* for custom reducers: the group of every row, 0 = not selected */
     lua_createtable(L, (int)ds->rows, 0);
     for (j = 0; j < ds->rows; j++) {
@@ -418,7 +416,7 @@ static int run_and_push(lua_State *L, cpf_dataset *ds, query_state *qs) {
     return raise_failure(L, &err);
   }
   query_state_reset(qs); /* free the C results now, not at the next collection */
-  return 1;
+  return 2;
 }
 
 /* core.prepare(ds, plan) -> a prepared plan: the plan table parsed once into the engine's
@@ -431,7 +429,7 @@ static int query_prepare(lua_State *L) {
   return 1;
 }
 
-/* core.query(ds, plan or prepared plan) -> the result columns (run_and_push). */
+/* core.query(ds, plan or prepared plan) -> result store, extras (run_and_push). */
 static int query_execute(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
   query_state *qs;
@@ -441,7 +439,7 @@ static int query_execute(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     qs = push_query_state(L, 2, ds);
   }
-  return run_and_push(L, ds, qs);
+  return run_and_push(L, ds, qs, lua_gettop(L) == 3 ? 3 : 2);
 }
 
 static const luaL_Reg query_functions[] = {

@@ -927,6 +927,24 @@ local function read_value(run, how, g)
   if v ~= nil and total ~= 0 then return v / total end
 end
 
+-- The rank (from 0) of each label of a family, bucket or key function in the order its groups
+-- sort: the labels listed in `order` first, as listed, then the others by value.
+local function label_ranks(labels, order)
+  local listed = {}
+  for i, v in ipairs(order or {}) do listed[v] = i end
+  local codes = {}
+  for c = 1, #labels do codes[c] = c end
+  table.sort(codes, function(a, b)
+    local x, y = listed[labels[a]] or math.huge, listed[labels[b]] or math.huge
+    if x ~= y then return x < y end
+    if labels[a] ~= labels[b] then return result.compare_values(labels[a], labels[b]) end
+    return a < b
+  end)
+  local rank = {}
+  for position, c in ipairs(codes) do rank[c] = position - 1 end
+  return rank
+end
+
 -- A query's compiled plan, kept while the query lives (queries are immutable and bound to one
 -- dataset, which never changes): running a query again rebuilds no column map, mask or label
 -- list, and calls none of its Lua functions (keys, conditions) again.
@@ -947,6 +965,9 @@ local function compile(self, ds)
       local kk = as_key(ctx, k)
       keys[i] = kk
       local ckey, lab = compile_key(ctx, kk)
+      if lab then -- the C side sorts and labels the groups: give it the labels and their order
+        ckey.labels, ckey.rank = lab, label_ranks(lab, kk.order or (kk.kind == "bucket" and lab))
+      end
       plan.keys[i] = ckey
       labels[i] = lab
       names[i] = kk.name
@@ -991,56 +1012,65 @@ function Query:run(spec)
     out = compile(self, ds)
     compiled[self] = out
   end
-  local raw = core.query(ds, out.prepared)
-  local rows = {}
-  for g = 1, raw.groups do
-    local row = {}
-    for k, name in ipairs(out.names) do
-      local v = raw.keys[k][g]
-      if out.labels[k] and v ~= nil then v = out.labels[k][v + 1] end
-      row[name] = v
-    end
-    rows[g] = row
+  local store, extras = core.query(ds, out.prepared)
+  local columns, sources = {}, {}
+  for k, name in ipairs(out.names) do
+    columns[k], sources[k] = name, { name, key = k }
   end
-  local columns = {}
-  for i, n in ipairs(out.names) do columns[i] = n end
+  -- aggregates C computed are read from the store; measures made in Lua (combinations,
+  -- shares, custom reducers) are computed here once per group, then handed to the store
+  local raw = { groups = store:groups(), row_groups = extras and extras.row_groups,
+                row_masks = extras and extras.row_masks,
+                aggs = setmetatable({}, { __index = function(t, i)
+                  local v = store:agg_values(i); t[i] = v; return v end }) }
   local run = { raw = raw, reduced = {}, totals = {} }
   if #out.reducers > 0 then run_reducers(ds, out.reducers, raw, run.reduced) end
   for i, a in ipairs(self.agg_list) do
     columns[#columns + 1] = a.name
     local how = out.reads[i]
-    for g = 1, raw.groups do rows[g][a.name] = read_value(run, how, g) end
+    if how.index then
+      sources[#sources + 1] = { a.name, agg = how.index }
+    else
+      local values = {}
+      for g = 1, raw.groups do values[g] = read_value(run, how, g) end
+      sources[#sources + 1] = { a.name, values = values }
+    end
   end
-  -- default order: by the keys, in their natural order (family keys in their own order)
-  local rank, key_order = {}, {}
+  store:set_columns(sources)
+  local key_order = {}
   for k, key_spec in ipairs(out.keys) do
     local order = key_spec.order or (key_spec.kind == "bucket" and out.labels[k])
-    if order then -- families and buckets keep their own order
-      rank[k] = {}
-      for i, v in ipairs(order) do rank[k][v] = i end
-      key_order[out.names[k]] = rank[k]
+    if order then -- families and buckets keep their own order (for res:pivot)
+      local rank = {}
+      for i, v in ipairs(order) do rank[v] = i end
+      key_order[out.names[k]] = rank
     end
   end
   local kinds = {}
   for _, n in ipairs(out.names) do kinds[n] = "key" end
   for _, a in ipairs(self.agg_list) do kinds[a.name] = q.value_kind(a.agg) end
-  local res = result.new(columns, rows, out.names, key_order, kinds)
-  if #out.names > 0 then
-    table.sort(rows, function(a, b)
-      for k, name in ipairs(out.names) do
-        local x, y = a[name], b[name]
-        if rank[k] then x, y = rank[k][x] or math.huge, rank[k][y] or math.huge end
-        if x ~= y then return result.compare_values(x, y) end
-      end
-      return false
-    end)
+  local sorted_in_c = true
+  if #self.order > 0 then -- q:order_by: sorted in C when every column is (else in Lua, below)
+    local specs = {}
+    for i, by in ipairs(self.order) do
+      local desc = by:sub(1, 1) == "-"
+      local name = desc and by:sub(2) or by
+      for c, n in ipairs(columns) do if n == name then specs[i] = { column = c, desc = desc } end end
+      if not specs[i] then error(("order_by: unknown column '%s'"):format(name), 0) end
+    end
+    sorted_in_c = store:sort(specs)
+    if sorted_in_c and self.max_rows then store:limit(self.max_rows) end
+  elseif self.max_rows then
+    store:limit(self.max_rows)
   end
-  if #self.order > 0 then
+  local res = result.from_store(columns, store, out.names, key_order, kinds,
+                                sorted_in_c and self.order or nil)
+  if not sorted_in_c then
     local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
     if not ok2 then error((tostring(sorted):gsub("^[^:]*:%d+: ", "")), 0) end
     res = sorted
+    if self.max_rows then res = res:head(self.max_rows) end
   end
-  if self.max_rows then res = res:head(self.max_rows) end
   return res
 end
 

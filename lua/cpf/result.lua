@@ -30,6 +30,54 @@ function result.new(columns, rows, keys, key_order, kinds)
   return self
 end
 
+-- result -> its result store (lua_result.c) when the rows live in C: a query's result
+local STORE = setmetatable({}, { __mode = "k" })
+
+-- Lua 5.2+ honours __len and __index on tables (and ipairs follows __index from 5.3): a query's
+-- result builds each row table the first time it is read. Lua 5.1 and LuaJIT ignore __len on
+-- tables, so there the store fills every row at once (in C).
+local LAZY = _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2"
+
+local Lazy = {
+  __index = function(self, k)
+    if type(k) ~= "number" then return Result[k] end
+    local row = STORE[self]:row(k)
+    if row ~= nil then rawset(self, k, row) end
+    return row
+  end,
+  __len = function(self) return STORE[self]:count() end,
+  __pairs = function(self)
+    return function(_, i)
+      i = i + 1
+      local row = self[i]
+      if row ~= nil then return i, row end
+    end, self, 0
+  end,
+}
+
+--- A result over a result store (core.query): rows built from C when read. `order` is the
+--- column specs the store is sorted by, for res:order().
+function result.from_store(columns, store, keys, key_order, kinds, order)
+  local self
+  if LAZY then
+    self = setmetatable({}, Lazy)
+  else
+    self = setmetatable(store:fill({}), Result)
+  end
+  STORE[self] = store
+  COLUMNS[self] = columns
+  KEYS[self] = keys or {}
+  KEY_ORDER[self] = key_order or {}
+  KINDS[self] = kinds or {}
+  ORDER[self] = order
+  return self
+end
+
+-- A result sharing another's columns and kinds over a view of its store (sorted or cut in C).
+local function from_view(self, store, order)
+  return result.from_store(COLUMNS[self], store, KEYS[self], KEY_ORDER[self], KINDS[self], order)
+end
+
 --- The column specs the result was sorted by (res:sorted, q:order_by), as given ("-montant"), or {}.
 function Result:order()
   local t = {}
@@ -105,6 +153,14 @@ function Result:sorted(...)
     if not has_column(self, name) then error(("order_by: unknown column '%s'"):format(name), 2) end
     keys[i] = { name = name, desc = desc }
   end
+  if STORE[self] then -- the rows live in C: sorted there (stable, nil last, as below)
+    local cspecs = {}
+    for i, k in ipairs(keys) do
+      for c, n in ipairs(COLUMNS[self]) do if n == k.name then cspecs[i] = { column = c, desc = k.desc } end end
+    end
+    local view = STORE[self]:view(cspecs)
+    if view then return from_view(self, view, specs) end
+  end
   local rows = {}
   for i, r in ipairs(self) do rows[i] = { r, i } end
   table.sort(rows, function(x, y)
@@ -128,6 +184,7 @@ end
 
 --- The first n rows.
 function Result:head(n)
+  if STORE[self] then return from_view(self, STORE[self]:view(nil, math.max(0, math.floor(n))), ORDER[self]) end
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
@@ -233,6 +290,11 @@ end
 --- tostring(res), print(res): the "table" format (aligned text, numbers right-aligned).
 function Result:__tostring()
   return (require("cpf.format").to_string(self, "table", nil, 3):gsub("\n$", ""))
+end
+
+-- a lazy result answers the metamethods (tostring...) as any other
+for k, v in pairs(Result) do
+  if k:sub(1, 2) == "__" and k ~= "__index" then Lazy[k] = v end
 end
 
 return result

@@ -1,0 +1,488 @@
+/* lua_result.c — a query's result kept columnar in C (a "result store"): the key codes and
+ * aggregate arrays query_run computed, the groups' order (sorted here, see order.c), and the
+ * Lua values of the key codes used. Lua rows are built only when read: one row (store:row, for
+ * a lazy result on Lua 5.2+) or all of them at once (store:fill, where a table cannot be lazy:
+ * Lua 5.1 and LuaJIT ignore __len on tables). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_bindings.h"
+
+typedef struct {
+  out_kind out;
+  int scale;
+  int64_t *integers;
+  double *numbers;
+  uint8_t *present;
+} store_agg;
+
+typedef enum { SOURCE_KEY, SOURCE_AGG, SOURCE_VALUES } column_source;
+
+typedef struct {
+  column_source source;
+  size_t index; /* key or aggregate number, from 0; SOURCE_VALUES: Lua array in values[col] */
+} store_column;
+
+typedef struct {
+  size_t ngroups;  /* groups the query found */
+  size_t count;    /* rows of the result: ngroups, fewer after a limit */
+  uint32_t *order; /* row i of the result is group order[i] */
+  int owner;       /* frees the arrays below; a view (store:view) shares its parent's */
+  size_t nkeys, naggs, ncols;
+  uint32_t **codes, **rank, *cardinality; /* per key: code per group, rank per code */
+  store_agg *aggs;
+  store_column *cols;
+} result_store;
+
+/* The uservalue of a store: the Lua side of what it holds. */
+#define UV_NAMES 1  /* column names, in order */
+#define UV_LABELS 2 /* per key: code + 1 -> its Lua value */
+#define UV_VALUES 3 /* per column computed in Lua: group + 1 -> value */
+#define UV_PARENT 4 /* a view: the store whose arrays it reads */
+
+static void free_owned(result_store *st) {
+  size_t k;
+  if (st->owner) {
+    for (k = 0; k < st->nkeys; k++) {
+      if (st->codes) free(st->codes[k]);
+      if (st->rank) free(st->rank[k]);
+    }
+    for (k = 0; k < st->naggs; k++) {
+      free(st->aggs[k].integers);
+      free(st->aggs[k].numbers);
+      free(st->aggs[k].present);
+    }
+    free(st->codes);
+    free(st->rank);
+    free(st->cardinality);
+    free(st->aggs);
+    free(st->cols);
+  }
+  free(st->order);
+  memset(st, 0, sizeof *st);
+}
+
+static int store_gc(lua_State *L) {
+  free_owned(luaL_checkudata(L, 1, RESULT_STORE_META));
+  return 0;
+}
+
+static result_store *check_store(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, RESULT_STORE_META);
+}
+
+static void *store_alloc(lua_State *L, size_t bytes) {
+  void *p = calloc(bytes ? bytes : 1, 1);
+  if (!p) luaL_error(L, "out of memory");
+  return p;
+}
+
+/* A new empty store and its uservalue table {names, labels, values}; both on the stack. */
+static result_store *new_store(lua_State *L) {
+  result_store *st = lua_newuserdata(L, sizeof *st);
+  memset(st, 0, sizeof *st);
+  luaL_getmetatable(L, RESULT_STORE_META);
+  lua_setmetatable(L, -2);
+  lua_createtable(L, 4, 0);
+  lua_newtable(L);
+  lua_rawseti(L, -2, UV_NAMES);
+  lua_newtable(L);
+  lua_rawseti(L, -2, UV_LABELS);
+  lua_newtable(L);
+  lua_rawseti(L, -2, UV_VALUES);
+  lua_pushvalue(L, -1);
+  compat_setuservalue(L, -3);
+  return st;
+}
+
+/* Sorts the store's rows by `specs`, each {kind, index, desc} already resolved to arrays. */
+static void sort_rows(lua_State *L, result_store *st, const order_spec *specs, size_t nspecs) {
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (order_groups(st->order, st->count, specs, nspecs, &err) != 0) raise_failure(L, &err);
+}
+
+int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, query_key *keys,
+                      size_t nkeys, query_agg *aggs, size_t naggs, int plan_keys) {
+  result_store *st = new_store(L);
+  int uv = lua_gettop(L);
+  size_t k, g;
+  order_spec *specs;
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  st->owner = 1;
+  st->ngroups = st->count = res->ngroups;
+  st->nkeys = nkeys;
+  st->naggs = naggs;
+  st->order = store_alloc(L, res->ngroups * sizeof *st->order);
+  for (g = 0; g < res->ngroups; g++) st->order[g] = (uint32_t)g;
+  st->codes = store_alloc(L, (nkeys ? nkeys : 1) * sizeof *st->codes);
+  st->rank = store_alloc(L, (nkeys ? nkeys : 1) * sizeof *st->rank);
+  st->cardinality = store_alloc(L, (nkeys ? nkeys : 1) * sizeof *st->cardinality);
+  st->aggs = store_alloc(L, (naggs ? naggs : 1) * sizeof *st->aggs);
+  for (k = 0; k < nkeys; k++) { /* the arrays move into the store: the run frees nothing of them */
+    st->codes[k] = res->key_codes[k];
+    res->key_codes[k] = NULL;
+    st->cardinality[k] = keys[k].cardinality;
+  }
+  for (k = 0; k < naggs; k++) {
+    st->aggs[k].out = aggs[k].out;
+    st->aggs[k].scale = aggs[k].scale;
+    st->aggs[k].integers = aggs[k].integers;
+    st->aggs[k].numbers = aggs[k].numbers;
+    st->aggs[k].present = aggs[k].present;
+    aggs[k].integers = NULL;
+    aggs[k].numbers = NULL;
+    aggs[k].present = NULL;
+  }
+  /* each key: its codes ranked, and the Lua value of each code the groups use */
+  lua_rawgeti(L, uv, UV_LABELS);
+  for (k = 0; k < nkeys; k++) {
+    query_key *key = &keys[k];
+    uint8_t *seen;
+    uint32_t c;
+    st->rank[k] = store_alloc(L, (key->cardinality ? key->cardinality : 1) * sizeof(uint32_t));
+    if (order_rank_key(ds, key, st->codes[k], st->ngroups, key->rank, st->rank[k], &err) != 0)
+      return raise_failure(L, &err);
+    if (key->kind == KEY_REMAP || key->kind == KEY_BUCKET) { /* labels the Lua side made */
+      lua_rawgeti(L, plan_keys, (int)k + 1);
+      lua_getfield(L, -1, "labels");
+      if (!lua_istable(L, -1)) luaL_error(L, "query plan: key %d without labels", (int)k + 1);
+      lua_remove(L, -2);
+      lua_rawseti(L, -2, (int)k + 1);
+      continue;
+    }
+    lua_newtable(L);
+    seen = scratch_alloc(L, key->cardinality ? key->cardinality : 1);
+    memset(seen, 0, key->cardinality ? key->cardinality : 1);
+    for (g = 0; g < st->ngroups; g++) {
+      c = st->codes[k][g];
+      if (seen[c] || c + 1 >= key->cardinality) continue;
+      seen[c] = 1;
+      push_key_value(L, ds, key, c);
+      lua_rawseti(L, -3, (int)c + 1);
+    }
+    lua_pop(L, 1); /* the scratch */
+    lua_rawseti(L, -2, (int)k + 1);
+  }
+  lua_pop(L, 1);
+  /* the default order: by the keys, the first one first, the missing value last */
+  specs = scratch_alloc(L, (nkeys ? nkeys : 1) * sizeof *specs);
+  for (k = 0; k < nkeys; k++) {
+    memset(&specs[k], 0, sizeof specs[k]);
+    specs[k].kind = ORDER_KEY;
+    specs[k].codes = st->codes[k];
+    specs[k].rank = st->rank[k];
+  }
+  sort_rows(L, st, specs, nkeys);
+  lua_pop(L, 2); /* the scratch and the uservalue: the store on top */
+  return 1;
+}
+
+/* store:set_columns{{name, key = k} | {name, agg = i} | {name, values = {by group}}, ...}:
+ * what each result column reads (indices from 1). */
+static int store_set_columns(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  size_t i, n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!st->owner || st->cols) luaL_error(L, "result store: columns already set");
+  n = compat_rawlen(L, 2);
+  st->cols = store_alloc(L, (n ? n : 1) * sizeof *st->cols);
+  compat_getuservalue(L, 1);
+  for (i = 0; i < n; i++) {
+    int64_t index;
+    lua_rawgeti(L, 2, (int)i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_rawgeti(L, -1, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "result store: column %d without a name", (int)i + 1);
+    lua_rawgeti(L, 3, UV_NAMES);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (int)i + 1);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "key");
+    lua_getfield(L, -2, "agg");
+    lua_getfield(L, -3, "values");
+    if (!lua_isnil(L, -3)) {
+      index = (int64_t)luaL_checknumber(L, -3);
+      if (index < 1 || (size_t)index > st->nkeys) luaL_error(L, "result store: bad key %d", (int)index);
+      st->cols[i].source = SOURCE_KEY;
+      st->cols[i].index = (size_t)index - 1;
+    } else if (!lua_isnil(L, -2)) {
+      index = (int64_t)luaL_checknumber(L, -2);
+      if (index < 1 || (size_t)index > st->naggs) luaL_error(L, "result store: bad aggregate %d", (int)index);
+      st->cols[i].source = SOURCE_AGG;
+      st->cols[i].index = (size_t)index - 1;
+    } else {
+      luaL_checktype(L, -1, LUA_TTABLE);
+      lua_rawgeti(L, 3, UV_VALUES);
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, (int)i + 1);
+      lua_pop(L, 1);
+      st->cols[i].source = SOURCE_VALUES;
+      st->cols[i].index = i;
+    }
+    lua_pop(L, 4);
+  }
+  st->ncols = n;
+  return 0;
+}
+
+/* The stack slots a row build reads: the names, each key's labels, the Lua-computed values. */
+typedef struct {
+  int names, labels, values;
+} row_context;
+
+static void push_context(lua_State *L, int store, row_context *cx) {
+  compat_getuservalue(L, store);
+  lua_rawgeti(L, -1, UV_NAMES);
+  cx->names = lua_gettop(L);
+  lua_rawgeti(L, -2, UV_LABELS);
+  cx->labels = lua_gettop(L);
+  lua_rawgeti(L, -3, UV_VALUES);
+  cx->values = lua_gettop(L);
+}
+
+/* Pushes the value of column c in group g (nil where it has none). */
+static void push_cell(lua_State *L, const result_store *st, const row_context *cx, size_t c, uint32_t g) {
+  const store_column *col = &st->cols[c];
+  switch (col->source) {
+  case SOURCE_KEY:
+    lua_rawgeti(L, cx->labels, (int)col->index + 1);
+    lua_rawgeti(L, -1, (int)st->codes[col->index][g] + 1);
+    lua_remove(L, -2);
+    return;
+  case SOURCE_AGG: {
+    const store_agg *a = &st->aggs[col->index];
+    if (!a->present[g]) lua_pushnil(L);
+    else if (a->out == OUT_NUMBER) lua_pushnumber(L, a->numbers[g]);
+    else push_stored_integer(L, a->out, a->scale, a->integers[g]);
+    return;
+  }
+  default:
+    lua_rawgeti(L, cx->values, (int)c + 1);
+    lua_rawgeti(L, -1, (int)g + 1);
+    lua_remove(L, -2);
+  }
+}
+
+static void push_row(lua_State *L, const result_store *st, const row_context *cx, uint32_t g) {
+  size_t c;
+  lua_createtable(L, 0, (int)st->ncols);
+  for (c = 0; c < st->ncols; c++) {
+    push_cell(L, st, cx, c, g);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    lua_rawgeti(L, cx->names, (int)c + 1);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+  }
+}
+
+/* store:row(i) -> the row table of result row i (from 1), or nil past the end. */
+static int store_row(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  lua_Number i = luaL_checknumber(L, 2);
+  row_context cx;
+  if (!(i >= 1 && i <= (lua_Number)st->count && i == (lua_Number)(size_t)i)) return 0;
+  push_context(L, 1, &cx);
+  push_row(L, st, &cx, st->order[(size_t)i - 1]);
+  return 1;
+}
+
+/* store:fill(t) -> t, with t[i] = row i for every row. */
+static int store_fill(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  row_context cx;
+  size_t i;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  push_context(L, 1, &cx);
+  for (i = 0; i < st->count; i++) {
+    push_row(L, st, &cx, st->order[i]);
+    lua_rawseti(L, 2, (int)i + 1);
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* store:column(c) -> the values of column c (from 1) in row order, nil where missing. */
+static int store_column_values(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t c = compat_checkint64(L, 2);
+  row_context cx;
+  size_t i;
+  if (c < 1 || (size_t)c > st->ncols) luaL_argerror(L, 2, "no such column");
+  push_context(L, 1, &cx);
+  lua_createtable(L, (int)st->count, 0);
+  for (i = 0; i < st->count; i++) {
+    push_cell(L, st, &cx, (size_t)c - 1, st->order[i]);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* store:agg_values(i) -> aggregate i's value in each group (by group number, from 1), for
+ * the measures computed in Lua from the aggregates. */
+static int store_agg_values(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t k = compat_checkint64(L, 2);
+  const store_agg *a;
+  size_t g;
+  if (k < 1 || (size_t)k > st->naggs) luaL_argerror(L, 2, "no such aggregate");
+  a = &st->aggs[k - 1];
+  lua_createtable(L, (int)st->ngroups, 0);
+  for (g = 0; g < st->ngroups; g++) {
+    if (!a->present[g]) continue;
+    if (a->out == OUT_NUMBER) lua_pushnumber(L, a->numbers[g]);
+    else push_stored_integer(L, a->out, a->scale, a->integers[g]);
+    lua_rawseti(L, -2, (int)g + 1);
+  }
+  return 1;
+}
+
+/* Reads specs {{column = c, desc = bool}, ...} at idx into order specs; a column computed in
+ * Lua is copied into a double array (scratch on the stack). false when a Lua column holds
+ * something else than numbers: the Lua side sorts then. */
+static int read_specs(lua_State *L, result_store *st, int idx, order_spec **out, size_t *n) {
+  size_t i, ns = compat_rawlen(L, idx);
+  order_spec *specs = scratch_alloc(L, (ns ? ns : 1) * sizeof *specs);
+  int top;
+  compat_getuservalue(L, 1);
+  lua_rawgeti(L, -1, UV_VALUES);
+  lua_remove(L, -2);
+  top = lua_gettop(L);
+  for (i = 0; i < ns; i++) {
+    int64_t c;
+    const store_column *col;
+    order_spec *s = &specs[i];
+    memset(s, 0, sizeof *s);
+    lua_rawgeti(L, idx, (int)i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_getfield(L, -1, "column");
+    c = (int64_t)luaL_checknumber(L, -1);
+    if (c < 1 || (size_t)c > st->ncols) luaL_error(L, "result store: bad sort column %d", (int)c);
+    s->desc = table_flag(L, -2, "desc");
+    lua_pop(L, 2);
+    col = &st->cols[c - 1];
+    if (col->source == SOURCE_KEY) {
+      s->kind = ORDER_KEY;
+      s->codes = st->codes[col->index];
+      s->rank = st->rank[col->index];
+    } else if (col->source == SOURCE_AGG) {
+      const store_agg *a = &st->aggs[col->index];
+      s->kind = a->out == OUT_NUMBER ? ORDER_NUMBER : ORDER_INTEGER;
+      s->integers = a->integers;
+      s->numbers = a->numbers;
+      s->present = a->present;
+    } else {
+      double *numbers;
+      uint8_t *present;
+      size_t g;
+      numbers = scratch_alloc(L, (st->ngroups ? st->ngroups : 1) * sizeof *numbers);
+      present = scratch_alloc(L, st->ngroups ? st->ngroups : 1);
+      lua_rawgeti(L, top, (int)c);
+      for (g = 0; g < st->ngroups; g++) {
+        int t;
+        lua_rawgeti(L, -1, (int)g + 1);
+        t = lua_type(L, -1);
+        if (t != LUA_TNUMBER && t != LUA_TNIL) { lua_settop(L, top - 1); return 0; }
+        present[g] = t == LUA_TNUMBER;
+        numbers[g] = present[g] ? lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1); /* the scratches stay on the stack until the call returns */
+      s->kind = ORDER_NUMBER;
+      s->numbers = numbers;
+      s->present = present;
+    }
+  }
+  *out = specs;
+  *n = ns;
+  return 1;
+}
+
+/* store:sort(specs) -> true, the rows sorted in place (stable); false when the Lua side has to
+ * (a Lua-computed column that holds strings). */
+static int store_sort(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  order_spec *specs;
+  size_t n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (!read_specs(L, st, 2, &specs, &n)) { lua_pushboolean(L, 0); return 1; }
+  sort_rows(L, st, specs, n);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* store:limit(n): keeps the first n rows. */
+static int store_limit(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t n = compat_checkint64(L, 2);
+  if (n < 0) luaL_argerror(L, 2, "negative limit");
+  if ((uint64_t)n < st->count) st->count = (size_t)n;
+  return 0;
+}
+
+/* store:view([specs], [n]) -> a new store over the same arrays: this one's rows sorted by
+ * specs (stable) and cut to n; nil when a Lua-computed column forbids sorting in C. */
+static int store_view(lua_State *L) {
+  result_store *st = check_store(L, 1), *view;
+  order_spec *specs = NULL;
+  size_t nspecs = 0;
+  int has_specs = !lua_isnoneornil(L, 2);
+  lua_settop(L, 3);
+  if (has_specs) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!read_specs(L, st, 2, &specs, &nspecs)) return 0;
+  }
+  view = new_store(L);
+  *view = *st;
+  view->owner = 0;
+  view->order = NULL; /* until copied: the gc must not free the parent's */
+  view->order = store_alloc(L, (st->count ? st->count : 1) * sizeof *view->order);
+  memcpy(view->order, st->order, st->count * sizeof *view->order);
+  /* the uservalue: the parent's tables, and the parent itself kept alive */
+  compat_getuservalue(L, 1);
+  lua_rawgeti(L, -1, UV_NAMES);
+  lua_rawseti(L, -3, UV_NAMES);
+  lua_rawgeti(L, -1, UV_LABELS);
+  lua_rawseti(L, -3, UV_LABELS);
+  lua_rawgeti(L, -1, UV_VALUES);
+  lua_rawseti(L, -3, UV_VALUES);
+  lua_pop(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, UV_PARENT);
+  lua_pop(L, 1); /* the view on top */
+  if (has_specs) {
+    cpf_error err;
+    memset(&err, 0, sizeof err);
+    if (order_groups(view->order, view->count, specs, nspecs, &err) != 0) return raise_failure(L, &err);
+  }
+  if (!lua_isnil(L, 3)) {
+    int64_t n = compat_checkint64(L, 3);
+    if (n < 0) luaL_argerror(L, 3, "negative limit");
+    if ((uint64_t)n < view->count) view->count = (size_t)n;
+  }
+  return 1;
+}
+
+static int store_count(lua_State *L) {
+  compat_pushint64(L, (int64_t)check_store(L, 1)->count);
+  return 1;
+}
+
+static int store_groups(lua_State *L) {
+  compat_pushint64(L, (int64_t)check_store(L, 1)->ngroups);
+  return 1;
+}
+
+static const luaL_Reg store_methods[] = {
+  {"set_columns", store_set_columns}, {"row", store_row}, {"fill", store_fill},
+  {"column", store_column_values}, {"agg_values", store_agg_values}, {"sort", store_sort},
+  {"limit", store_limit}, {"view", store_view}, {"count", store_count}, {"groups", store_groups},
+  {NULL, NULL}};
+
+void register_result_bindings(lua_State *L, int module) {
+  (void)module;
+  new_userdata_type(L, RESULT_STORE_META, store_gc, store_methods);
+  lua_pop(L, 1);
+}
