@@ -623,42 +623,193 @@ static void select_kth(double *v, size_t m, size_t k) {
   }
 }
 
-/* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default):
- * the order statistic below h = (m - 1) q by selection, the one above as the least of the rest. */
+/* The quantile of m values from the order statistic k = floor((m - 1) q), selected in v[0..c)
+ * where it has rank r (the c values from rank k - r on: k's and k + 1's), R type 7 between them:
+ * the statistic above k is the least of the values after it. */
+static double quantile_from(double *v, size_t c, size_t r, size_t m, double q) {
+  double h = (double)(m - 1) * q, lo = floor(h), below, above;
+  size_t j;
+  select_kth(v, c, r);
+  below = above = v[r];
+  if ((size_t)lo + 1 < m) {
+    above = v[r + 1];
+    for (j = r + 2; j < c; j++) if (double_less(v[j], above)) above = v[j];
+  }
+  return below + (h - lo) * (above - below);
+}
+
+/* A double's place in the total order of compare_doubles, as an unsigned integer: its bits (-0
+ * as 0, NaN after everything), whose top bits grow with the logarithm of the value: equal
+ * buckets of this range split skewed data (amounts: many small, a few huge) into buckets of
+ * similar counts, where equal buckets of the values would put most in the first. */
+static uint64_t double_key(double d) {
+  uint64_t bits;
+  if (d != d) return UINT64_MAX;
+  if (d == 0) d = 0;
+  memcpy(&bits, &d, sizeof bits);
+  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
+}
+
+#define KEY_BLOCK 2048
+
+/* The order keys of rows [start, start + count) of a numeric column, count <= KEY_BLOCK: one
+ * loop per storage width, so that the compiler sees a plain array walk. */
+static void block_keys(const cpf_column *col, size_t start, size_t count, uint64_t *out) {
+  size_t i;
+  double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
+  if (col->type == CPF_TYPE_NUMBER) {
+    const double *v = (const double *)col->data + start;
+    for (i = 0; i < count; i++) out[i] = double_key(v[i]);
+    return;
+  }
+#define KEYS_OF(T)                                                               \
+  {                                                                              \
+    const T *v = (const T *)col->data + start;                                   \
+    for (i = 0; i < count; i++) out[i] = double_key((double)v[i] * unit);        \
+  }
+  switch (col->width) {
+  case 1: KEYS_OF(int8_t) break;
+  case 2: KEYS_OF(int16_t) break;
+  case 4: KEYS_OF(int32_t) break;
+  default: KEYS_OF(int64_t) break;
+  }
+#undef KEYS_OF
+}
+
+/* Whether row i takes part in a quantile of `slots` slots. */
+#define QUANTILE_ROW(i) (gid[i] < slots && (!keep || keep[i]) && (!mb || !((mb[(i) >> 3] >> ((i) & 7)) & 1)))
+
+#define QUANTILE_MAX_SLOTS 1024
+
+/* Quantiles of a few groups (at most QUANTILE_MAX_SLOTS) without copying their values: a
+ * histogram of each group's values over B buckets of their order keys, then only the values of
+ * the one or two buckets holding the order statistics k and k + 1 are copied and selected.
+ * Three passes over the column; for most data the copy is a thousandth of the rows. */
+static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
+                               query_agg *agg, size_t slots, cpf_error *err) {
+  const cpf_column *col = &ds->cols[agg->column];
+  const uint8_t *mb = col->missing_bits;
+  size_t n = ds->rows, i, j, g, nb = 16384, total = 0;
+  uint64_t lo = UINT64_MAX, hi = 0, keys[KEY_BLOCK];
+  unsigned shift = 0;
+  size_t *count = calloc(slots, sizeof *count), *start = calloc(slots, sizeof *start);
+  size_t *below = calloc(slots, sizeof *below);
+  uint32_t *first = calloc(slots, sizeof *first), *second = calloc(slots, sizeof *second);
+  uint32_t *hist = NULL;
+  double *values = NULL;
+  int rc = -1;
+  while (nb > 256 && slots * nb > ((size_t)1 << 18)) nb /= 2; /* the histograms stay in 1 MB */
+  if (!count || !start || !below || !first || !second) goto oom;
+  if (col->type == CPF_TYPE_NUMBER) { /* the range of the keys; integer columns know theirs */
+    for (i = 0; i < n; i += KEY_BLOCK) {
+      size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
+      block_keys(col, i, m, keys);
+      for (j = 0; j < m; j++) {
+        if (!QUANTILE_ROW(i + j)) continue;
+        if (keys[j] < lo) lo = keys[j];
+        if (keys[j] > hi) hi = keys[j];
+      }
+    }
+  } else if (col->min <= col->max) {
+    double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
+    lo = double_key((double)col->min * unit);
+    hi = double_key((double)col->max * unit);
+  }
+  if (lo > hi) { rc = 0; goto done; } /* no value in any group */
+  while (((hi - lo) >> shift) >= nb) shift++;
+  /* clamped: a stored range that a damaged snapshot got wrong costs a wrong answer, not memory */
+#define BUCKET_OF(key) ((key) < lo ? 0 : (key) > hi ? nb - 1 : (size_t)(((key) - lo) >> shift))
+  if (!(hist = calloc(slots * nb, sizeof *hist))) goto oom;
+  for (i = 0; i < n; i += KEY_BLOCK) {
+    size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
+    block_keys(col, i, m, keys);
+    for (j = 0; j < m; j++)
+      if (QUANTILE_ROW(i + j)) hist[(size_t)gid[i + j] * nb + BUCKET_OF(keys[j])]++;
+  }
+  /* each group: the buckets of its statistics k and k + 1, and how many values come before */
+  for (g = 0; g < slots; g++) {
+    size_t m = 0, k, b, before = 0;
+    const uint32_t *h = hist + g * nb;
+    for (b = 0; b < nb; b++) m += h[b]; /* the group's number of values */
+    count[g] = m;
+    if (m == 0) continue;
+    k = (size_t)floor((double)(m - 1) * agg->q);
+    for (b = 0; before + h[b] <= k; b++) before += h[b];
+    first[g] = second[g] = (uint32_t)b;
+    below[g] = before;
+    if (k + 1 < m && before + h[b] == k + 1) { /* k + 1 opens a later bucket */
+      size_t b2 = b + 1;
+      while (h[b2] == 0) b2++;
+      second[g] = (uint32_t)b2;
+    }
+    start[g] = total;
+    total += h[first[g]] + (second[g] != first[g] ? h[second[g]] : 0);
+  }
+  if (!(values = malloc((total ? total : 1) * sizeof *values))) goto oom;
+  {
+    size_t *at = count; /* the arrays swap roles: at[g] = where g's next value goes, */
+    for (g = 0; g < slots; g++) { /* start[g] = its number of values */
+      size_t m = count[g];
+      at[g] = start[g];
+      start[g] = m;
+    }
+    for (i = 0; i < n; i += KEY_BLOCK) {
+      size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
+      block_keys(col, i, m, keys);
+      for (j = 0; j < m; j++) {
+        uint32_t b;
+        size_t gg = gid[i + j];
+        if (!QUANTILE_ROW(i + j)) continue;
+        b = (uint32_t)BUCKET_OF(keys[j]);
+        if (b == first[gg] || b == second[gg]) values[at[gg]++] = value_as_double(col, i + j);
+      }
+    }
+    for (g = 0; g < slots; g++) {
+      size_t m = start[g], k, c;
+      if (m == 0) continue;
+      k = (size_t)floor((double)(m - 1) * agg->q);
+      c = hist[g * nb + first[g]] + (second[g] != first[g] ? hist[g * nb + second[g]] : 0);
+      agg->numbers[g] = quantile_from(values + (at[g] - c), c, k - below[g], m, agg->q);
+      agg->present[g] = 1;
+    }
+  }
+  rc = 0;
+  goto done;
+oom:
+  cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+done:
+  free(count); free(start); free(below); free(first); free(second); free(hist); free(values);
+  return rc;
+}
+#undef QUANTILE_ROW
+#undef BUCKET_OF
+
+/* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default).
+ * The last slot holds the rows the selection dropped (query_run): never reported, not computed.
+ * Few groups: by buckets; many: each group's values copied together, then selected. */
 static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
                         query_agg *agg, size_t nslots, cpf_error *err) {
   const cpf_column *col = &ds->cols[agg->column];
   size_t n = ds->rows, i, g;
+  if (nslots > 0) nslots--; /* the dropped rows' slot */
+  if (nslots <= QUANTILE_MAX_SLOTS) return quantile_by_buckets(ds, gid, keep, agg, nslots, err);
   size_t *start = calloc(nslots + 1, sizeof *start), *fill;
   double *values;
   if (!start) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++)
-    if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
+    if (gid[i] < nslots && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
   for (g = 0; g < nslots; g++) start[g + 1] += start[g];
   values = malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
   fill = malloc((nslots ? nslots : 1) * sizeof *fill);
   if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   memcpy(fill, start, nslots * sizeof *fill);
   for (i = 0; i < n; i++)
-    if (gid[i] != QUERY_NO_GROUP && (!keep || keep[i]) && !is_missing(col, i))
+    if (gid[i] < nslots && (!keep || keep[i]) && !is_missing(col, i))
       values[fill[gid[i]]++] = value_as_double(col, i);
   for (g = 0; g < nslots; g++) {
     size_t m = start[g + 1] - start[g];
-    double *v = values + start[g], h, lo;
     if (m == 0) continue;
-    h = (double)(m - 1) * agg->q;
-    lo = floor(h);
-    {
-      size_t k = (size_t)lo, j;
-      double below, above;
-      select_kth(v, m, k);
-      below = above = v[k];
-      if (k + 1 < m) { /* everything after k is not less than v[k]: the next order statistic is their least */
-        above = v[k + 1];
-        for (j = k + 2; j < m; j++) if (double_less(v[j], above)) above = v[j];
-      }
-      agg->numbers[g] = below + (h - lo) * (above - below);
-    }
+    agg->numbers[g] = quantile_from(values + start[g], m, (size_t)floor((double)(m - 1) * agg->q), m, agg->q);
     agg->present[g] = 1;
   }
   free(start);
@@ -667,19 +818,71 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   return 0;
 }
 
-/* Distinct values per slot: a hash set of (slot, value) pairs; each new pair counts once. */
+#define DISTINCT_BITMAP_BITS ((size_t)1 << 26) /* 8 MB */
+
+/* Distinct codes (or integers in a small range) per slot: one bit per (slot, value), set once;
+ * a new bit counts. For few groups and a dictionary of moderate size: no hashing at all. */
+static void distinct_by_bitmap(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
+                               query_agg *agg, size_t slots, int64_t lo, size_t width,
+                               uint8_t *bits) {
+  const cpf_column *col = &ds->cols[agg->column];
+  size_t i;
+  for (i = 0; i < ds->rows; i++) {
+    size_t at;
+    uint32_t g = gid[i];
+    if (g >= slots || (keep && !keep[i]) || is_missing(col, i)) continue;
+    if (col->type == CPF_TYPE_STRING) {
+      uint32_t code = column_code_at(col, i);
+      if (code >= col->dict.count) continue; /* damaged data: no value, as elsewhere */
+      at = (size_t)g * width + code;
+    } else {
+      at = (size_t)g * width + (size_t)(column_integer_at(col, i) - lo);
+    }
+    if (!((bits[at >> 3] >> (at & 7)) & 1)) {
+      bits[at >> 3] |= (uint8_t)(1u << (at & 7));
+      agg->integers[g]++;
+      agg->present[g] = 1;
+    }
+  }
+}
+
+/* Distinct values per slot, the last slot (the rows the selection dropped) left out: by bitmap
+ * where it is small (see above), else a hash set of (slot, value) pairs; each new pair counts. */
 static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
                         query_agg *agg, size_t nslots, cpf_error *err) {
   const cpf_column *col = &ds->cols[agg->column];
-  size_t n = ds->rows, i, cap = 1024, used = 0;
+  size_t n = ds->rows, i, cap = 1024, used = 0, width = 0;
   uint64_t (*set)[2] = NULL;
-  for (i = 0; i < n; i++) if (gid[i] != QUERY_NO_GROUP) used++;
+  int64_t lo = 0;
+  if (nslots > 0) nslots--; /* the dropped rows' slot */
+  if (col->type == CPF_TYPE_STRING) {
+    width = col->dict.count;
+  } else if (is_integer_like(col)) { /* the range of the values, if it is small */
+    int64_t hi = INT64_MIN;
+    lo = INT64_MAX;
+    for (i = 0; i < n; i++) {
+      int64_t v;
+      if (gid[i] >= nslots || is_missing(col, i)) continue;
+      v = column_integer_at(col, i);
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    width = lo > hi ? 1 : (uint64_t)hi - (uint64_t)lo < DISTINCT_BITMAP_BITS ? (size_t)((uint64_t)hi - (uint64_t)lo) + 1 : 0;
+  }
+  if (width > 0 && nslots <= DISTINCT_BITMAP_BITS / width) {
+    uint8_t *bits = calloc((nslots * width + 7) / 8 + 1, 1);
+    if (!bits) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
+    distinct_by_bitmap(ds, gid, keep, agg, nslots, lo, width, bits);
+    free(bits);
+    return 0;
+  }
+  for (i = 0; i < n; i++) if (gid[i] < nslots) used++;
   while (cap < used * 2) cap *= 2;
   set = calloc(cap, sizeof *set);
   if (!set) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++) {
     uint64_t v, h, j;
-    if (gid[i] == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
+    if (gid[i] >= nslots || (keep && !keep[i]) || is_missing(col, i)) continue;
     if (col->type == CPF_TYPE_STRING) v = column_code_at(col, i);
     else if (col->type == CPF_TYPE_NUMBER) {
       double d = normalize_zero(column_number_at(col, i));
@@ -698,7 +901,6 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     }
   }
   free(set);
-  (void)nslots;
   return 0;
 }
 
@@ -960,7 +1162,24 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   }
   slot_rows = calloc(nslots + 1, sizeof *slot_rows);
   if (!slot_rows) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
-  for (i = 0; i < n; i++) slot_rows[gid[i]]++;
+  if (nkeys == 0 && !sel) {
+    slot_rows[0] = (int64_t)n; /* one group: no count per row */
+  } else if (nslots < 4096) { /* few slots: four counters a slot, so that runs of one slot */
+    int64_t *part = calloc(4 * (nslots + 1), sizeof *part); /* do not wait on each other */
+    if (!part) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
+    for (i = 0; i + 4 <= n; i += 4) {
+      part[gid[i]]++;
+      part[nslots + 1 + gid[i + 1]]++;
+      part[2 * (nslots + 1) + gid[i + 2]]++;
+      part[3 * (nslots + 1) + gid[i + 3]]++;
+    }
+    for (; i < n; i++) part[gid[i]]++;
+    for (g = 0; g <= nslots; g++)
+      slot_rows[g] = part[g] + part[nslots + 1 + g] + part[2 * (nslots + 1) + g] + part[3 * (nslots + 1) + g];
+    free(part);
+  } else {
+    for (i = 0; i < n; i++) slot_rows[gid[i]]++;
+  }
   for (k = 0; k < naggs; k++)
     if (agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */

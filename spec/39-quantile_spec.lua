@@ -57,4 +57,45 @@ describe("quantiles", function()
       end
     end
   end)
+
+  -- beyond 1024 groups the values are copied per group then selected; below, counted in
+  -- buckets first: both ways, with a selection and a filtered quantile, against the sorted values
+  for _, ngroups in ipairs { 3, 1500 } do
+    it(("equal the sorted values' quantiles over %d groups, with a where and a filter"):format(ngroups), function()
+      math.randomseed(ngroups)
+      local lines, kept = { "groupe;valeur;statut" }, {}
+      for _ = 1, ngroups * (ngroups > 100 and 6 or 900) do
+        local g = math.random(1, ngroups)
+        local v = math.random() < 0.3 and math.random(1, 5) * 100 or math.random(-1e6, 1e6) / 100
+        local statut = math.random() < 0.5 and "ok" or "non"
+        if math.random() < 0.05 then lines[#lines + 1] = ("g%04d;;%s"):format(g, statut)
+        else
+          lines[#lines + 1] = ("g%04d;%.2f;%s"):format(g, v, statut)
+          if statut == "ok" then
+            local name = ("g%04d"):format(g)
+            kept[name] = kept[name] or {}
+            table.insert(kept[name], tonumber(("%.2f"):format(v)))
+          end
+        end
+      end
+      local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"),
+        { types = { valeur = "decimal" } }))
+      local by_where = ds:where { statut = "ok" }:group_by("groupe")
+        :agg { m = cpf.median "valeur", p = cpf.quantile("valeur", 0.9) }:run()
+      local by_filter = ds:group_by("groupe")
+        :agg { m = cpf.filtered(cpf.median "valeur", { statut = "ok" }) }:run()
+      local filtered = {}
+      for _, r in ipairs(by_filter) do filtered[r.groupe] = r.m end
+      local seen = 0
+      for _, r in ipairs(by_where) do
+        local sorted = kept[r.groupe] or {}
+        table.sort(sorted)
+        assert.are.equal(r7(sorted, 0.5), r.m, r.groupe)
+        assert.are.equal(r7(sorted, 0.9), r.p, r.groupe)
+        assert.are.equal(r7(sorted, 0.5), filtered[r.groupe], r.groupe)
+        seen = seen + 1
+      end
+      assert.is_true(seen > 0)
+    end)
+  end
 end)

@@ -220,6 +220,50 @@ describe("query results", function()
     end
   end)
 
+  it("count distinct values by bitmap and by hash alike, with a where and a filter", function()
+    -- k: strings (bitmap of codes); w: integers 0..5 (bitmap of the range); n: integers 40 M
+    -- apart (hash); x: numbers (hash); 1 and 600 groups
+    local d = random_dataset(4000, 42)
+    for _, keys in ipairs { {}, { "w" }, { "k", "x" } } do
+      local q = d:where { w = cpf.ge(1) }:group_by((table.unpack or unpack)(keys))
+      local res = q:agg { dk = cpf.distinct "k", dw = cpf.distinct "w", dn = cpf.distinct "n",
+                          dx = cpf.distinct "x", fk = cpf.filtered(cpf.distinct "k", { x = cpf.gt(0) }) }:run()
+      local want, order = {}, {}
+      for i = 1, #d do
+        local w = d:get(i, "w")
+        if w ~= nil and w >= 1 then
+          local parts = {}
+          for j, k in ipairs(keys) do parts[j] = tostring(d:get(i, k)) end
+          local id = table.concat(parts, "|")
+          local g = want[id]
+          if not g then
+            g = { dk = {}, dw = {}, dn = {}, dx = {}, fk = {} }
+            want[id] = g
+            order[#order + 1] = id
+          end
+          for _, c in ipairs { "k", "w", "n", "x" } do
+            local v = d:get(i, c)
+            if v ~= nil then g["d" .. c][v] = true end
+          end
+          local x = d:get(i, "x")
+          if x ~= nil and x > 0 and d:get(i, "k") ~= nil then g.fk[d:get(i, "k")] = true end
+        end
+      end
+      assert.are.equal(#order, #res)
+      for _, r in ipairs(res) do
+        local parts = {}
+        for j, k in ipairs(keys) do parts[j] = tostring(r[k]) end
+        local g = want[table.concat(parts, "|")]
+        for _, c in ipairs { "dk", "dw", "dn", "dx", "fk" } do
+          local count = 0
+          for _ in pairs(g[c]) do count = count + 1 end
+          assert.are.equal(count, r[c], c .. " " .. table.concat(parts, "|")) -- 0 when none
+        end
+      end
+    end
+    d:close()
+  end)
+
   it("name an unknown order_by column", function()
     assert.are.equal("order_by: unknown column 'nope'",
       h.error_of(function() return ds:group_by("k"):agg { n = cpf.count() }:order_by("nope"):run() end))
