@@ -15,6 +15,9 @@ void dataset_free(cpf_dataset *ds) {
   free(ds->scratch_codes);
   free(ds->scratch_selection);
   if (ds->mapping) munmap(ds->mapping, ds->mapping_size);
+  free(ds->snapshot_path);
+  free(ds->column_state);
+  free(ds->column_damage);
   free(ds);
 }
 

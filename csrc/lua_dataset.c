@@ -137,10 +137,21 @@ static void push_value(lua_State *L, const cpf_column *col, size_t row) {
 }
 
 /* ds:get(row, column) -> the value, nil when missing */
+/* The deferred checks of a snapshot's column j (or of every column, j < 0) before its values
+ * are read: raises "path: column N: ..." for a damaged one. */
+static void need_checked(lua_State *L, const cpf_dataset *ds, int j) {
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if ((j < 0 ? snapshot_check_columns(ds, &err) : snapshot_check_column(ds, (size_t)j, &err)) != 0)
+    raise_failure(L, &err);
+}
+
 static int dataset_get(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
   size_t row = row_arg(L, ds, 2);
-  push_value(L, &ds->cols[column_arg(L, ds, 3)], row);
+  int j = column_arg(L, ds, 3);
+  need_checked(L, ds, j);
+  push_value(L, &ds->cols[j], row);
   return 1;
 }
 
@@ -155,6 +166,7 @@ static void push_row(lua_State *L, const cpf_dataset *ds, size_t row) {
 
 static int dataset_row(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
+  need_checked(L, ds, -1);
   push_row(L, ds, row_arg(L, ds, 2));
   return 1;
 }
@@ -171,7 +183,7 @@ static int rows_step(lua_State *L) {
 }
 
 static int dataset_rows(lua_State *L) {
-  check_dataset(L, 1);
+  need_checked(L, check_dataset(L, 1), -1);
   lua_settop(L, 1);
   lua_pushnumber(L, 0);
   lua_pushcclosure(L, rows_step, 2);
@@ -214,9 +226,11 @@ static int dataset_distinct(lua_State *L) {
 /* ds:dictionary(column) -> the distinct values of a string column, in code order */
 static int dataset_dictionary(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
-  const cpf_column *col = &ds->cols[column_arg(L, ds, 2)];
+  int j = column_arg(L, ds, 2);
+  const cpf_column *col = &ds->cols[j];
   uint32_t c;
   if (col->type != CPF_TYPE_STRING) return luaL_error(L, "column '%s' is not a string column", col->name);
+  need_checked(L, ds, j);
   lua_createtable(L, (int)col->dict.count, 0);
   for (c = 0; c < col->dict.count; c++) {
     size_t len;
@@ -237,9 +251,20 @@ static int dataset_save(lua_State *L) {
   const char *tag = luaL_optlstring(L, 3, "", &tag_len);
   cpf_error err;
   memset(&err, 0, sizeof err);
-  if (snapshot_save(ds, path, tag, tag_len, &err) != 0) {
+  if (snapshot_check_columns(ds, &err) != 0 || snapshot_save(ds, path, tag, tag_len, &err) != 0) {
     return push_failure(L, &err);
   }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ds:verify() -> true | nil, "path: column N: ...", "data": a snapshot's deferred checks of every
+ * column now (a loaded dataset has none) */
+static int dataset_verify(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  cpf_error err;
+  memset(&err, 0, sizeof err);
+  if (snapshot_check_columns(ds, &err) != 0) return push_failure(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -283,6 +308,7 @@ static int concat_datasets(lua_State *L) {
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, 1, (int)i + 1);
     parts[i] = check_dataset(L, -1);
+    need_checked(L, parts[i], -1);
     lua_pop(L, 1);
     lua_rawgeti(L, 2, (int)i + 1);
     sources[i] = luaL_checkstring(L, -1);
@@ -301,7 +327,7 @@ static const luaL_Reg dataset_methods[] = {
   {"close", dataset_close},     {"is_closed", dataset_is_closed}, {"columns", dataset_columns},
   {"get", dataset_get},         {"row", dataset_row},             {"rows", dataset_rows},
   {"distinct", dataset_distinct}, {"memory", dataset_memory_l},   {"dictionary", dataset_dictionary},
-  {"save", dataset_save}, {"is_snapshot", dataset_is_snapshot},
+  {"save", dataset_save}, {"is_snapshot", dataset_is_snapshot}, {"verify", dataset_verify},
   {NULL, NULL}};
 
 static const luaL_Reg dataset_functions[] = {

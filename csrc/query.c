@@ -151,6 +151,7 @@ static int key_by_value(const cpf_dataset *ds, const cpf_column *col, query_key 
 int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_error *err) {
   const cpf_column *col = &ds->cols[key->column];
   size_t i, n = ds->rows;
+  if (snapshot_check_column(ds, (size_t)key->column, err) != 0) return -1;
   key->by_value = 0;
   switch (key->kind) {
   case KEY_COLUMN:
@@ -1083,6 +1084,37 @@ done:
 
 /* ---- the query ---- */
 
+/* The deferred checks of a snapshot's columns (snapshot_check_column) that a condition reads. */
+static int check_cond_columns(const cpf_dataset *ds, const query_cond *c, cpf_error *err) {
+  size_t i;
+  if (!c) return 0;
+  switch (c->kind) {
+  case COND_MASK: return snapshot_check_column(ds, (size_t)c->key.column, err);
+  case COND_RANGE:
+  case COND_NULL: return snapshot_check_column(ds, (size_t)c->column, err);
+  case COND_ROWS: return 0;
+  default:
+    for (i = 0; i < c->nchildren; i++)
+      if (check_cond_columns(ds, &c->children[i], err) != 0) return -1;
+    return 0;
+  }
+}
+
+/* ... and those a whole query reads, before it reads any. */
+static int check_query_columns(const cpf_dataset *ds, const query_cond *where, const query_key *keys,
+                               size_t nkeys, const query_agg *aggs, size_t naggs, cpf_error *err) {
+  size_t k;
+  if (check_cond_columns(ds, where, err) != 0) return -1;
+  for (k = 0; k < nkeys; k++)
+    if (snapshot_check_column(ds, (size_t)keys[k].column, err) != 0) return -1;
+  for (k = 0; k < naggs; k++) {
+    if (aggs[k].column >= 0 && snapshot_check_column(ds, (size_t)aggs[k].column, err) != 0) return -1;
+    if (aggs[k].column2 >= 0 && snapshot_check_column(ds, (size_t)aggs[k].column2, err) != 0) return -1;
+    if (check_cond_columns(ds, aggs[k].filter, err) != 0) return -1;
+  }
+  return 0;
+}
+
 int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
               query_agg *aggs, size_t naggs, query_result *res, cpf_error *err) {
   size_t n = ds->rows, i, k, g, nslots = 1;
@@ -1092,6 +1124,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   int64_t *slot_rows = NULL;
   int rc = -1, applied = 0; /* applied: dropped rows already hold QUERY_NO_GROUP */
   memset(res, 0, sizeof *res);
+  if (check_query_columns(ds, where, keys, nkeys, aggs, naggs, err) != 0) return -1;
   if (!ds->scratch_gid) ds->scratch_gid = alloc_rows(n, sizeof *gid, err);
   if (!(gid = ds->scratch_gid)) goto done;
   if (where) {
@@ -1284,6 +1317,7 @@ int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out
   size_t n = 0, i;
   *out = NULL;
   *count = 0;
+  if (snapshot_check_column(ds, (size_t)column, err) != 0) return -1;
   if (col->type == CPF_TYPE_STRING) {
     /* one counter per code, and one for the rows without a value */
     size_t *counts = calloc((size_t)col->dict.count + 1, sizeof *counts);

@@ -63,6 +63,13 @@ function Dataset:close() end
 function Dataset:is_closed() end
 ---@return boolean
 function Dataset:is_snapshot() end
+
+--- A snapshot's deferred checks of every column, now (each column is otherwise checked when first
+--- read): true, or nil, "path: column N: ...", "data" for the first damaged one.
+---@return boolean|nil ok
+---@return string|nil message
+---@return string|nil kind
+function Dataset:verify() end
 ---@param path string
 ---@return true|nil ok, string? err
 function Dataset:save(path) end

@@ -388,7 +388,8 @@ function cpf.is_snapshot(path)
 end
 
 --- Open a snapshot written by ds:save: the file is mapped read-only and its columns are used in
---- place. opts.verify (default true) checks the checksums of all the data.
+--- place. The column table is checked now; each column's values when first read (ds:verify()
+--- checks them all at once), with opts.verify (default true) their checksums too.
 function cpf.open(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
