@@ -206,7 +206,8 @@ describe("hostile paths", function()
   end)
 
   -- a flipped byte of a column name used to open as a renamed column: names and labels are in
-  -- their column's checksum since snapshot format 2
+  -- their column's checksum since snapshot format 2, checked with the column's values when the
+  -- column is first used (a query naming the old name finds no such column)
   it("truncated and bit-flipped snapshots never open as a dataset with other values", function()
     local ds = assert(cpf.load(h.fixture "q_small.csv"))
     local snap = h.tmpname(".cpfsnap")
@@ -223,7 +224,11 @@ describe("hostile paths", function()
       b = math.floor(b / 16) % 2 == 1 and b - 16 or b + 16 -- bit 4 flipped (no ~ on LuaJIT)
       local flipped = bytes:sub(1, pos - 1) .. string.char(b) .. bytes:sub(pos + 1)
       local s = cpf.open(h.write_file(flipped, ".cpfsnap"))
-      if s then h.same_dataset(ds, s, "bit flipped at " .. pos) s:close() end
+      -- a column's name and values are checked together when it is first used (or by verify)
+      if s then
+        if s:verify() then h.same_dataset(ds, s, "bit flipped at " .. pos) end
+        s:close()
+      end
     end
   end)
 end)
