@@ -322,7 +322,7 @@ typedef struct {
 int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_error *err);
 void key_free(query_key *key);
 
-typedef enum { COND_MASK, COND_RANGE, COND_NULL, COND_ROWS, COND_NOT, COND_AND, COND_OR } cond_kind;
+typedef enum { COND_MASK, COND_RANGE, COND_NULL, COND_ROWS, COND_RUNS, COND_NOT, COND_AND, COND_OR } cond_kind;
 
 typedef struct query_cond {
   cond_kind kind;
@@ -334,9 +334,20 @@ typedef struct query_cond {
   int has_lo, has_hi, lo_open, hi_open;
   int negate;                 /* COND_NULL: 0 = is missing, 1 = has a value */
   const uint8_t *rows;        /* COND_ROWS: one byte per row */
+  const uint64_t *run_lo, *run_hi; /* COND_RUNS: sorted, disjoint [lo, hi] of value_key order */
+  size_t nruns;               /* keys (query_value_keys) on `column`; missing rows: negate */
   struct query_cond *children; /* COND_NOT (1), COND_AND, COND_OR */
   size_t nchildren;
 } query_cond;
+
+/* The distinct values of a numeric column (rows with a value), ascending, as exact order keys:
+ * an integer-like column's stored integer with its sign bit flipped, a double's bits made
+ * monotonic (-0 as 0, NaN last). *out (malloc'd, *count entries; never NULL on success) is the
+ * caller's. What a Lua function condition on a number is tested on, once per value. */
+int query_distinct_keys(const cpf_dataset *ds, int column, uint64_t **out, size_t *count,
+                        cpf_error *err);
+/* The stored value (an int64, or a double's bits) of an order key of that column. */
+int64_t query_key_value(const cpf_column *col, uint64_t key);
 
 /* out[i] = 1 for the rows the condition keeps. */
 int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_error *err);
@@ -389,6 +400,9 @@ static inline uint32_t query_row_group(const query_result *res, size_t row) {
  * value" code (cardinality - 1) gets UINT32_MAX. rank holds cardinality entries. */
 int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *codes, size_t n,
                    const int32_t *given, uint32_t *rank, cpf_error *err);
+
+/* Sorts keys[0..n) ascending in place (radix). */
+int order_sort_keys(uint64_t *keys, size_t n, cpf_error *err);
 
 typedef enum { ORDER_KEY, ORDER_INTEGER, ORDER_NUMBER } order_kind;
 

@@ -18,6 +18,16 @@
 #define LOAD_JOB_META "cpf.load_job"
 #define OUTPUT_META "cpf.output_file"
 #define RESULT_STORE_META "cpf.result_store"
+#define VALUE_RUNS_META "cpf.value_runs"
+
+/* The distinct values of a numeric column a Lua function keeps, as runs of order keys
+ * (core.value_runs; read by a plan's "runs" condition). */
+typedef struct {
+  uint64_t *lo, *hi;
+  size_t count;
+  int column;  /* the column, and its dataset's rows, it was made for */
+  size_t rows;
+} value_runs;
 
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */

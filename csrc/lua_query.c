@@ -1,6 +1,7 @@
 /* lua_query.c — core.prepare, core.query and core.key_values: a query plan (plain Lua tables)
  * parsed once into the engine's structs, run by query_run as often as asked, its result handed
  * over as a result store (lua_result.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -139,6 +140,21 @@ static void parse_cond(lua_State *L, int t, const cpf_dataset *ds, query_cond *c
     cond->rows = (const uint8_t *)luaL_checklstring(L, -1, &len);
     if (len != ds->rows) luaL_error(L, "query plan: row mask of %d bytes for %d rows", (int)len, (int)ds->rows);
     lua_pop(L, 1);
+  } else if (strcmp(op, "runs") == 0) {
+    const value_runs *runs;
+    cond->kind = COND_RUNS;
+    cond->column = plan_column(L, t, "column", ds);
+    if (cond->column < 0 || ds->cols[cond->column].type == CPF_TYPE_STRING)
+      luaL_error(L, "query plan: runs on a string column");
+    lua_getfield(L, t, "runs");
+    runs = luaL_checkudata(L, -1, VALUE_RUNS_META);
+    if (runs->column != cond->column || runs->rows != ds->rows)
+      luaL_error(L, "query plan: runs made for another column");
+    cond->run_lo = runs->lo;
+    cond->run_hi = runs->hi;
+    cond->nruns = runs->count;
+    lua_pop(L, 1); /* the runs stay referenced by the plan */
+    cond->negate = table_flag(L, t, "with_missing");
   } else if (strcmp(op, "not") == 0 || strcmp(op, "and") == 0 || strcmp(op, "or") == 0) {
     size_t i, nc;
     cond->kind = op[0] == 'n' ? COND_NOT : op[0] == 'a' ? COND_AND : COND_OR;
@@ -243,6 +259,75 @@ static int query_key_values(lua_State *L) {
   }
   compat_pushint64(L, (int64_t)key->cardinality - 1);
   key_free(key);
+  return 2;
+}
+
+/* ---- a Lua function condition on a numeric column: tested once per distinct value ---- */
+
+/* The runs of consecutive distinct values (in value order) a function keeps, as [lo, hi] pairs
+ * of order keys: a condition then costs a binary search over the runs per row ("> 1000" is one
+ * run), where a dictionary of the column's values would cost a hash lookup per row. */
+static int value_runs_gc(lua_State *L) {
+  value_runs *r = luaL_checkudata(L, 1, VALUE_RUNS_META);
+  free(r->lo);
+  free(r->hi);
+  r->lo = r->hi = NULL;
+  return 0;
+}
+
+/* core.value_runs(ds, column, fn) -> runs, count of distinct values: fn(value) is called once
+ * per distinct value present, ascending; a true answer keeps the value. fn's errors propagate. */
+static int query_value_runs(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  int64_t column = compat_checkint64(L, 2);
+  const cpf_column *col;
+  value_runs *runs;
+  void **held;
+  uint64_t *keys;
+  size_t n, i, nr = 0;
+  cpf_error err;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (column < 1 || (size_t)column > ds->ncols) return luaL_error(L, "value_runs: bad column");
+  col = &ds->cols[column - 1];
+  if (col->type == CPF_TYPE_STRING) return luaL_error(L, "value_runs: a string column");
+  lua_settop(L, 3);
+  runs = lua_newuserdata(L, sizeof *runs); /* 4: freed by its __gc even if fn raises */
+  memset(runs, 0, sizeof *runs);
+  luaL_getmetatable(L, VALUE_RUNS_META);
+  lua_setmetatable(L, -2);
+  held = scratch_hold(L); /* 5: the distinct keys */
+  memset(&err, 0, sizeof err);
+  if (query_distinct_keys(ds, (int)column - 1, &keys, &n, &err) != 0) return raise_failure(L, &err);
+  *held = keys;
+  runs->lo = malloc((n ? n : 1) * sizeof *runs->lo);
+  runs->hi = malloc((n ? n : 1) * sizeof *runs->hi);
+  if (!runs->lo || !runs->hi) return luaL_error(L, "out of memory");
+  runs->column = (int)column - 1;
+  runs->rows = ds->rows;
+  for (i = 0; i < n; i++) {
+    int64_t v = query_key_value(col, keys[i]);
+    int keep;
+    lua_pushvalue(L, 3);
+    if (col->type == CPF_TYPE_NUMBER) {
+      double d;
+      memcpy(&d, &v, sizeof d);
+      lua_pushnumber(L, d);
+    } else {
+      push_stored_integer(L, column_out_kind(col), col->scale, v);
+    }
+    lua_call(L, 1, 1);
+    keep = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!keep) continue;
+    if (nr > 0 && i > 0 && runs->hi[nr - 1] == keys[i - 1]) runs->hi[nr - 1] = keys[i]; /* extends */
+    else {
+      runs->lo[nr] = runs->hi[nr] = keys[i];
+      nr++;
+    }
+  }
+  runs->count = nr;
+  lua_settop(L, 4);
+  compat_pushint64(L, (int64_t)n);
   return 2;
 }
 
@@ -444,8 +529,11 @@ static int query_execute(lua_State *L) {
 
 static const luaL_Reg query_functions[] = {
   {"query", query_execute}, {"prepare", query_prepare}, {"key_values", query_key_values},
-  {NULL, NULL}};
+  {"value_runs", query_value_runs}, {NULL, NULL}};
 
 void register_query_bindings(lua_State *L, int module) {
+  static const luaL_Reg no_methods[] = {{NULL, NULL}};
+  new_userdata_type(L, VALUE_RUNS_META, value_runs_gc, no_methods);
+  lua_pop(L, 1);
   set_functions(L, module, query_functions);
 }

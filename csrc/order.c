@@ -10,9 +10,10 @@
 #define DIGIT_BITS 16
 #define DIGITS (1u << DIGIT_BITS)
 
-/* Stable sort of perm[0..n) by keys[0..n) (keys[i] goes with perm[i]): 16-bit digits, least
- * significant first, skipping the digits in which every key agrees (a rank below 65 536 costs
- * one pass). tmp_perm / tmp_keys hold n entries each; counts DIGITS. */
+/* Stable sort of perm[0..n) by keys[0..n) (keys[i] goes with perm[i]; perm NULL: the keys
+ * alone, sorted in place): 16-bit digits, least significant first, skipping the digits in
+ * which every key agrees (a rank below 65 536 costs one pass). tmp_perm / tmp_keys hold n
+ * entries each (tmp_perm unused without perm); counts DIGITS. */
 static void radix_sort(uint32_t *perm, uint64_t *keys, size_t n, uint32_t *tmp_perm,
                        uint64_t *tmp_keys, size_t *counts) {
   uint64_t differ = 0;
@@ -33,15 +34,20 @@ static void radix_sort(uint32_t *perm, uint64_t *keys, size_t n, uint32_t *tmp_p
       counts[i] = sum;
       sum += c;
     }
-    for (i = 0; i < n; i++) {
-      size_t at = counts[(k[i] >> shift) & (DIGITS - 1)]++;
-      tp[at] = p[i];
-      tk[at] = k[i];
+    if (p) {
+      for (i = 0; i < n; i++) {
+        size_t at = counts[(k[i] >> shift) & (DIGITS - 1)]++;
+        tp[at] = p[i];
+        tk[at] = k[i];
+      }
+      swap_p = p; p = tp; tp = swap_p;
+    } else {
+      for (i = 0; i < n; i++) tk[counts[(k[i] >> shift) & (DIGITS - 1)]++] = k[i];
     }
-    swap_p = p; p = tp; tp = swap_p;
     swap_k = k; k = tk; tk = swap_k;
   }
-  if (p != perm) memcpy(perm, p, n * sizeof *perm);
+  if (perm && p != perm) memcpy(perm, p, n * sizeof *perm);
+  if (!perm && k != keys) memcpy(keys, k, n * sizeof *keys);
 }
 
 /* Insertion sort, stable, for the few groups where clearing the digit counters would cost more
@@ -58,6 +64,28 @@ static void small_sort(uint32_t *perm, uint64_t *keys, size_t n) {
     keys[j] = key;
     perm[j] = g;
   }
+}
+
+int order_sort_keys(uint64_t *keys, size_t n, cpf_error *err) {
+  uint64_t *tmp_keys;
+  size_t *counts;
+  if (n <= 64) {
+    uint32_t unused[64] = {0};
+    small_sort(unused, keys, n);
+    return 0;
+  }
+  tmp_keys = malloc(n * sizeof *tmp_keys);
+  counts = malloc(DIGITS * sizeof *counts);
+  if (!tmp_keys || !counts) {
+    free(tmp_keys);
+    free(counts);
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+    return -1;
+  }
+  radix_sort(NULL, keys, n, NULL, tmp_keys, counts);
+  free(tmp_keys);
+  free(counts);
+  return 0;
 }
 
 /* ---- ranks of a key's codes ---- */

@@ -297,6 +297,70 @@ static int64_t upper_threshold(double hi, double p, int open) {
   return (int64_t)c;
 }
 
+/* ---- conditions on the distinct values of a numeric column (COND_RUNS) ---- */
+
+/* The exact order key of row i's value (see query_distinct_keys). */
+static uint64_t exact_key(const cpf_column *col, size_t i) {
+  double d;
+  uint64_t bits;
+  if (col->type != CPF_TYPE_NUMBER) return (uint64_t)column_integer_at(col, i) ^ ((uint64_t)1 << 63);
+  d = column_number_at(col, i);
+  if (d != d) return UINT64_MAX;
+  if (d == 0) d = 0;
+  memcpy(&bits, &d, sizeof bits);
+  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
+}
+
+int64_t query_key_value(const cpf_column *col, uint64_t key) {
+  uint64_t bits;
+  int64_t v;
+  if (col->type != CPF_TYPE_NUMBER) return (int64_t)(key ^ ((uint64_t)1 << 63));
+  if (key == UINT64_MAX) { double nan = NAN; memcpy(&v, &nan, sizeof v); return v; }
+  bits = (key >> 63) ? key & ~((uint64_t)1 << 63) : ~key;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+int query_distinct_keys(const cpf_dataset *ds, int column, uint64_t **out, size_t *count,
+                        cpf_error *err) {
+  const cpf_column *col = &ds->cols[column];
+  size_t n = ds->rows, m = 0, i, u = 0;
+  uint64_t *keys;
+  *out = NULL;
+  *count = 0;
+  if (snapshot_check_column(ds, (size_t)column, err) != 0) return -1;
+  if (!(keys = alloc_rows(n + 1, sizeof *keys, err))) return -1;
+  for (i = 0; i < n; i++)
+    if (!is_missing(col, i)) keys[m++] = exact_key(col, i);
+  if (order_sort_keys(keys, m, err) != 0) { free(keys); return -1; }
+  for (i = 0; i < m; i++)
+    if (u == 0 || keys[u - 1] != keys[i]) keys[u++] = keys[i];
+  *out = keys;
+  *count = u;
+  return 0;
+}
+
+/* Keeps the rows whose value lies in one of the runs, found by a branch-free binary search
+ * over the runs' starts; missing rows get `negate` (the function's answer on nil). */
+static void runs_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t *out) {
+  const cpf_column *col = &ds->cols[cond->column];
+  const uint64_t *lo = cond->run_lo, *hi = cond->run_hi;
+  size_t i, n = ds->rows, nr = cond->nruns;
+  for (i = 0; i < n; i++) {
+    uint64_t key;
+    size_t base = 0, len = nr;
+    if (is_missing(col, i)) { out[i] = (uint8_t)(cond->negate != 0); continue; }
+    if (nr == 0) { out[i] = 0; continue; }
+    key = exact_key(col, i);
+    while (len > 1) {
+      size_t half = len / 2;
+      base = lo[base + half] <= key ? base + half : base;
+      len -= half;
+    }
+    out[i] = (uint8_t)(lo[base] <= key && key <= hi[base]);
+  }
+}
+
 static int range_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t *out) {
   const cpf_column *col = &ds->cols[cond->column];
   size_t i, n = ds->rows;
@@ -395,6 +459,7 @@ int cond_evaluate(const cpf_dataset *ds, query_cond *cond, uint8_t *out, cpf_err
     return 0;
   }
   case COND_ROWS: memcpy(out, cond->rows, n); return 0;
+  case COND_RUNS: runs_evaluate(ds, cond, out); return 0;
   case COND_NOT:
     if (cond_evaluate(ds, &cond->children[0], out, err) != 0) return -1;
     for (i = 0; i < n; i++) out[i] = !out[i];
@@ -1091,6 +1156,7 @@ static int check_cond_columns(const cpf_dataset *ds, const query_cond *c, cpf_er
   switch (c->kind) {
   case COND_MASK: return snapshot_check_column(ds, (size_t)c->key.column, err);
   case COND_RANGE:
+  case COND_RUNS:
   case COND_NULL: return snapshot_check_column(ds, (size_t)c->column, err);
   case COND_ROWS: return 0;
   default:

@@ -264,6 +264,56 @@ describe("query results", function()
     d:close()
   end)
 
+  it("test a Lua function on a numeric column once per distinct value, ascending", function()
+    local lines = { "n;x;montant" }
+    math.randomseed(43)
+    for i = 1, 2500 do
+      local x = ({ "-0.0", "0", "0.5", "-7.25", "1e300", "-1e-300", "" })[i % 7 + 1]
+      if i % 11 == 0 then x = ("%.3f"):format(math.random() * 100 - 50) end
+      lines[#lines + 1] = ("%s;%s;%s"):format(i % 13 == 0 and "" or tostring((i * 7919) % 401 - 200),
+        x, i % 17 == 0 and "" or ("%d.%02d"):format(i % 300, i % 100))
+    end
+    local d = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"),
+      { types = { n = "integer", x = "number", montant = "decimal" } }))
+    for _, case in ipairs {
+      { "n", function(v) return v % 3 == 0 end }, { "n", function(v) return v > 0 end },
+      { "x", function(v) return v >= 0 end }, { "x", function(v) return v ~= 0.5 end },
+      { "montant", function(v) return v > 100.5 and v < 200 end }, { "montant", function() return false end },
+      { "montant", function(v) return v end }, -- any value is true: every row with a value
+    } do
+      local name, fn = case[1], case[2]
+      local calls, previous, seen = 0, nil, {}
+      local counted = d:where { [name] = function(v)
+        calls = calls + 1
+        assert.is_nil(seen[v], "called twice with " .. tostring(v))
+        seen[v] = true
+        if previous ~= nil then assert.is_true(previous < v, "not ascending") end
+        previous = v
+        return fn(v)
+      end }:run { n = cpf.count() }
+      local expected, distinct = 0, {}
+      for i = 1, #d do
+        local v = d:get(i, name)
+        if v ~= nil then
+          if v == 0 then v = 0.0 end -- -0.0 and 0.0: one value
+          distinct[v] = true
+          if fn(v) then expected = expected + 1 end
+        end
+      end
+      local ndistinct = 0
+      for _ in pairs(distinct) do ndistinct = ndistinct + 1 end
+      assert.are.equal(expected, counted[1].n, name)
+      assert.are.equal(ndistinct, calls, name .. ": one call per distinct value")
+      -- the negation keeps the rows without a value too, as for every condition
+      local negated = d:where { [name] = cpf.not_(fn) }:run { n = cpf.count() }[1].n
+      assert.are.equal(#d - expected, negated, name .. " negated")
+    end
+    assert.are.equal("boom", h.error_of(function()
+      return d:where { n = function() error("boom", 0) end }:run { n = cpf.count() }
+    end))
+    d:close()
+  end)
+
   it("name an unknown order_by column", function()
     assert.are.equal("order_by: unknown column 'nope'",
       h.error_of(function() return ds:group_by("k"):agg { n = cpf.count() }:order_by("nope"):run() end))

@@ -447,10 +447,9 @@ local function column_cond(ctx, info, c, what)
     local values = ctx.ds:dictionary(info.index)
     return mask_cond(ckey, values, #values, c, what)
   end
-  if op == "fn" then -- once per distinct value of a numeric column, values present only
-    local ckey = { kind = "column", column = info.index, by_value = true }
-    local values, count = core.key_values(ctx.ds, ckey)
-    return mask_cond(ckey, values, count, c, what)
+  if op == "fn" then -- once per distinct value of a numeric column (ascending), values present only
+    local runs = core.value_runs(ctx.ds, info.index, c.fn) -- truthy keeps, as test() says
+    return { op = "runs", column = info.index, runs = runs, with_missing = test(c, nil, what) }
   end
   if op == "prefix" or op == "match" then
     error(("%s: %s needs a string column, '%s' is %s"):format(what, op, info.name, info.type), 0)
