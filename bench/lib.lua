@@ -1,15 +1,16 @@
 -- bench/lib.lua — what the cpf benchmark scripts share: module paths of this checkout, the
--- report's totals (checked against DuckDB and pure Lua) and the process's memory figures.
+-- report's totals (checked against the peers and pure Lua) and the process's memory figures.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;"
   .. package.cpath
 
 local lib = {}
 
---- Σ dossiers and Σ montant over a result's rows.
+--- Σ dossiers and Σ montant over a result's rows (through res:rows(), the public interface,
+--- whatever the result's inner layout).
 function lib.totals(res)
   local d, m = 0, 0
-  for _, r in ipairs(res) do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
+  for _, r in res:rows() do d = d + (r.dossiers or 0); m = m + (r.montant or 0) end
   return d, m
 end
 
