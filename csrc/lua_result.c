@@ -288,16 +288,31 @@ static int store_row(lua_State *L) {
   return 1;
 }
 
-/* store:fill(t) -> t, with t[i] = row i for every row. */
+/* store:fill(t [, from, to]) -> t, with t[i] = row i for every row (or rows from..to, those
+ * t does not hold yet: a row already read keeps its table). A lazy result fills a block of
+ * rows at its first read there: one call for many rows, as ipairs reads them in turn. */
 static int store_fill(lua_State *L) {
   result_store *st = check_store(L, 1);
   row_context cx;
-  size_t i;
+  size_t i, from = 1, to;
+  int partial = !lua_isnoneornil(L, 3);
   luaL_checktype(L, 2, LUA_TTABLE);
+  to = st->count;
+  if (partial) {
+    int64_t a = compat_checkint64(L, 3), b = compat_checkint64(L, 4);
+    from = a < 1 ? 1 : (size_t)a;
+    if (b < (int64_t)to) to = b < 0 ? 0 : (size_t)b;
+  }
+  lua_settop(L, 2);
   push_context(L, 1, &cx);
-  for (i = 0; i < st->count; i++) {
-    push_row(L, st, &cx, st->order[i]);
-    lua_rawseti(L, 2, (int)i + 1);
+  for (i = from; i <= to; i++) {
+    if (partial) {
+      lua_rawgeti(L, 2, (int)i);
+      if (!lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+      lua_pop(L, 1);
+    }
+    push_row(L, st, &cx, st->order[i - 1]);
+    lua_rawseti(L, 2, (int)i);
   }
   lua_settop(L, 2);
   return 1;

@@ -38,12 +38,15 @@ local STORE = setmetatable({}, { __mode = "k" })
 -- tables, so there the store fills every row at once (in C).
 local LAZY = _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2"
 
+local BLOCK = 128 -- rows built by one read of a row not built yet: ipairs then reads them raw
 local Lazy = {
   __index = function(self, k)
     if type(k) ~= "number" then return Result[k] end
-    local row = STORE[self]:row(k)
-    if row ~= nil then rawset(self, k, row) end
-    return row
+    local store = STORE[self]
+    local n = store:count()
+    if k < 1 or k > n or k % 1 ~= 0 then return nil end
+    store:fill(self, k, math.min(n, k + BLOCK - 1))
+    return rawget(self, k)
   end,
   __len = function(self) return STORE[self]:count() end,
   __pairs = function(self)
