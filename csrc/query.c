@@ -579,12 +579,42 @@ oom:
     }                                                                                         \
   }
 
+/* Few slots, every row counted: four partial sums per slot, so that consecutive rows of one
+ * slot (the rows a selection dropped, runs of one group in a sorted file) add to different
+ * counters instead of each waiting for the previous add to the same one. Integers only: the
+ * order of a double sum is kept as it is (its rounding depends on it). */
+#define SUM4_LOOP(T)                                                                          \
+  {                                                                                           \
+    const T *v = (const T *)col->data;                                                        \
+    for (i = 0; i + 4 <= n; i += 4) {                                                         \
+      part[gid[i]] += (uint64_t)v[i];                                                         \
+      part[nslots + gid[i + 1]] += (uint64_t)v[i + 1];                                        \
+      part[2 * nslots + gid[i + 2]] += (uint64_t)v[i + 2];                                    \
+      part[3 * nslots + gid[i + 3]] += (uint64_t)v[i + 3];                                    \
+    }                                                                                         \
+    for (; i < n; i++) part[gid[i]] += (uint64_t)v[i];                                        \
+  }
+
 #define SUM_TERM(x) (uint64_t)(x) /* modulo 2^64: two's complement sums */
 static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
                          uint64_t *sum, int64_t *count, size_t n, const int64_t *slot_rows,
                          size_t nslots) {
   const uint8_t *mb = col->missing_bits;
   size_t i;
+  uint64_t *part = !keep && !mb && nslots <= 4096 ? calloc(4 * nslots, sizeof *part) : NULL;
+  if (part) {
+    size_t g;
+    switch (col->width) {
+    case 1: SUM4_LOOP(int8_t) break;
+    case 2: SUM4_LOOP(int16_t) break;
+    case 4: SUM4_LOOP(int32_t) break;
+    default: SUM4_LOOP(int64_t) break;
+    }
+    for (g = 0; g < nslots; g++) sum[g] += part[g] + part[nslots + g] + part[2 * nslots + g] + part[3 * nslots + g];
+    memcpy(count, slot_rows, nslots * sizeof *count);
+    free(part);
+    return;
+  }
   switch (col->width) {
   case 1: SUM_LOOP(int8_t) break;
   case 2: SUM_LOOP(int16_t) break;
@@ -1238,14 +1268,19 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       steps[k].count = (uint32_t)nslots;
     } else if (k > 0 && (uint64_t)nslots * card <= DENSE_LIMIT) {
       steps[k].radix = card;
-      for (i = 0; i < n; i++) /* a select, not a branch: the selection is unpredictable */
-        gid[i] = gid[i] == QUERY_NO_GROUP ? QUERY_NO_GROUP : gid[i] * card + codes[i];
+      for (i = 0; i < n; i++) { /* a blend, not a branch: the selection is unpredictable */
+        uint32_t drop = (uint32_t)(gid[i] == QUERY_NO_GROUP) * UINT32_MAX;
+        gid[i] = ((gid[i] * card + codes[i]) & ~drop) | (QUERY_NO_GROUP & drop);
+      }
       nslots *= card;
       steps[k].count = (uint32_t)nslots;
     } else {
       if (k == 0) steps[0].radix = 1; /* decoded through the hashed step only */
       if (sel && !applied) {
-        for (i = 0; i < n; i++) gid[i] = sel[i] ? gid[i] : QUERY_NO_GROUP;
+        for (i = 0; i < n; i++) {
+          uint32_t drop = (uint32_t)(sel[i] == 0) * UINT32_MAX;
+          gid[i] = (gid[i] & ~drop) | (QUERY_NO_GROUP & drop);
+        }
         applied = 1;
       }
       if (combine_hashed(gid, codes, n, &steps[k], err) != 0) goto done;
@@ -1255,9 +1290,15 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   /* Rows the selection dropped go to one more slot, never reported: the aggregate loops then
    * run without a branch on the selection. */
   if (applied) {
-    for (i = 0; i < n; i++) gid[i] = gid[i] == QUERY_NO_GROUP ? (uint32_t)nslots : gid[i];
+    for (i = 0; i < n; i++) {
+      uint32_t drop = (uint32_t)(gid[i] == QUERY_NO_GROUP) * UINT32_MAX;
+      gid[i] = (gid[i] & ~drop) | ((uint32_t)nslots & drop);
+    }
   } else if (sel) {
-    for (i = 0; i < n; i++) gid[i] = sel[i] ? gid[i] : (uint32_t)nslots;
+    for (i = 0; i < n; i++) { /* a blend, not a branch: the selection is unpredictable */
+      uint32_t drop = (uint32_t)(sel[i] == 0) * UINT32_MAX;
+      gid[i] = (gid[i] & ~drop) | ((uint32_t)nslots & drop);
+    }
   }
   slot_rows = calloc(nslots + 1, sizeof *slot_rows);
   if (!slot_rows) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }

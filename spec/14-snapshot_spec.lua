@@ -88,7 +88,8 @@ describe("snapshots", function()
     local opened = assert(cpf.open(bad))
     local none, err = opened:verify()
     assert.is_nil(none)
-    local column = tonumber(err:match("^" .. bad:gsub("%p", "%%%0") .. ": column (%d+): checksum mismatch: the data is damaged$"))
+    local pattern = "^" .. bad:gsub("%p", "%%%0") .. ": column (%d+): checksum mismatch: the data is damaged$"
+    local column = tonumber(err:match(pattern))
     assert.is_number(column, err)
     local name = opened:columns()[column].name
     assert.are.equal(err, h.error_of(function() return opened:group_by(name):run { n = cpf.count() } end))
@@ -167,7 +168,8 @@ describe("snapshots", function()
     -- a second process maps the file (verify reads every page) and waits on its stdin
     local child = assert(io.popen(h.interpreter .. " -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path "
       .. "package.cpath=\"" .. (os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name)) .. "/?.so;\"..package.cpath "
-      .. "local d = assert(require(\"cpf\").open(\"" .. file .. "\")) assert(d:verify()) io.stderr:write(\"ready\\n\") io.read()' 2>"
+      .. "local d = assert(require(\"cpf\").open(\"" .. file .. "\")) assert(d:verify()) "
+      .. "io.stderr:write(\"ready\\n\") io.read()' 2>"
       .. file .. ".ready", "w"))
     for _ = 1, 200 do -- until the child has mapped it
       local f = io.open(file .. ".ready")
