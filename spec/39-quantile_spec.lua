@@ -58,6 +58,47 @@ describe("quantiles", function()
     end
   end)
 
+  -- few groups, counted by buckets: every 4th row 0 and the others spread, most values equal
+  -- (one bucket holds the statistics), a heavy tie near the top, negative values
+  it("equal the sorted values' quantiles on skewed, tied and negative values", function()
+    for _, pattern in ipairs { "lying", "ties", "ties_high", "negative" } do
+      math.randomseed(#pattern)
+      local lines, values = { "groupe;valeur" }, { a = {}, b = {} }
+      for i = 0, 49999 do
+        local g = i % 7 == 0 and "b" or "a"
+        local v
+        if pattern == "lying" then v = (i % 4 == 0) and 0 or math.random(1, 100000) / 100
+        elseif pattern == "ties" then v = math.random() < 0.6 and 500 or math.random(0, 100000) / 100
+        elseif pattern == "ties_high" then v = math.random() < 0.15 and 999.99 or math.random(0, 99999) / 100
+        else v = -math.random(0, 100000) / 100 end
+        if i % 101 == 0 then lines[#lines + 1] = g .. ";"
+        else
+          lines[#lines + 1] = ("%s;%.2f"):format(g, v)
+          table.insert(values[g], tonumber(("%.2f"):format(v)))
+        end
+      end
+      local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"), { types = { valeur = "decimal" } }))
+      local ps = { 0, 0.1, 0.5, 0.85, 0.9, 1 }
+      local spec = {}
+      for i, p in ipairs(ps) do spec[i] = { "q" .. i, cpf.quantile("valeur", p) } end
+      local res = ds:group_by("groupe"):agg(spec):run()
+      local all = ds:query():agg(spec):run()[1]
+      local both = {}
+      for _, g in ipairs { "a", "b" } do
+        table.sort(values[g])
+        for _, v in ipairs(values[g]) do both[#both + 1] = v end
+      end
+      table.sort(both)
+      for _, r in ipairs(res) do
+        for i, p in ipairs(ps) do
+          assert.are.equal(r7(values[r.groupe], p), r["q" .. i], ("%s %s p %g"):format(pattern, r.groupe, p))
+          assert.are.equal(r7(both, p), all["q" .. i], ("%s all p %g"):format(pattern, p))
+        end
+      end
+      ds:close()
+    end
+  end)
+
   -- beyond 1024 groups the values are copied per group then selected; below, counted in
   -- buckets first: both ways, with a selection and a filtered quantile, against the sorted values
   for _, ngroups in ipairs { 3, 1500 } do
