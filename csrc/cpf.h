@@ -192,6 +192,8 @@ typedef struct {
   char *snapshot_path;         /* for the messages */
   int snapshot_verify;
   uint8_t *column_state;       /* per column: 0 not checked yet, 1 sound, 2 damaged */
+  uint64_t **distinct_keys;    /* per column, once asked: query_distinct_keys */
+  size_t *distinct_count;
   const char **column_damage;  /* per damaged column: what is wrong */
 } cpf_dataset;
 
@@ -342,9 +344,10 @@ typedef struct query_cond {
 
 /* The distinct values of a numeric column (rows with a value), ascending, as exact order keys:
  * an integer-like column's stored integer with its sign bit flipped, a double's bits made
- * monotonic (-0 as 0, NaN last). *out (malloc'd, *count entries; never NULL on success) is the
- * caller's. What a Lua function condition on a number is tested on, once per value. */
-int query_distinct_keys(const cpf_dataset *ds, int column, uint64_t **out, size_t *count,
+ * monotonic (-0 as 0, NaN last). Computed once per column and kept by the dataset (which never
+ * changes): *out belongs to it. What a Lua function condition on a number is tested on, once
+ * per value. */
+int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_t *count,
                         cpf_error *err);
 /* The stored value (an int64, or a double's bits) of an order key of that column. */
 int64_t query_key_value(const cpf_column *col, uint64_t key);

@@ -17,6 +17,10 @@ void dataset_free(cpf_dataset *ds) {
   if (ds->mapping) munmap(ds->mapping, ds->mapping_size);
   free(ds->snapshot_path);
   free(ds->column_state);
+  if (ds->distinct_keys)
+    for (i = 0; i < ds->ncols; i++) free(ds->distinct_keys[i]);
+  free(ds->distinct_keys);
+  free(ds->distinct_count);
   free(ds->column_damage);
   free(ds);
 }

@@ -282,8 +282,7 @@ static int query_value_runs(lua_State *L) {
   int64_t column = compat_checkint64(L, 2);
   const cpf_column *col;
   value_runs *runs;
-  void **held;
-  uint64_t *keys;
+  const uint64_t *keys;
   size_t n, i, nr = 0;
   cpf_error err;
   luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -295,10 +294,8 @@ static int query_value_runs(lua_State *L) {
   memset(runs, 0, sizeof *runs);
   luaL_getmetatable(L, VALUE_RUNS_META);
   lua_setmetatable(L, -2);
-  held = scratch_hold(L); /* 5: the distinct keys */
-  memset(&err, 0, sizeof err);
+  memset(&err, 0, sizeof err); /* the distinct keys: the dataset's, computed once */
   if (query_distinct_keys(ds, (int)column - 1, &keys, &n, &err) != 0) return raise_failure(L, &err);
-  *held = keys;
   runs->lo = malloc((n ? n : 1) * sizeof *runs->lo);
   runs->hi = malloc((n ? n : 1) * sizeof *runs->hi);
   if (!runs->lo || !runs->hi) return luaL_error(L, "out of memory");

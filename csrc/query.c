@@ -321,22 +321,39 @@ int64_t query_key_value(const cpf_column *col, uint64_t key) {
   return v;
 }
 
-int query_distinct_keys(const cpf_dataset *ds, int column, uint64_t **out, size_t *count,
+int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_t *count,
                         cpf_error *err) {
   const cpf_column *col = &ds->cols[column];
   size_t n = ds->rows, m = 0, i, u = 0;
-  uint64_t *keys;
+  uint64_t *keys, *fit;
   *out = NULL;
   *count = 0;
   if (snapshot_check_column(ds, (size_t)column, err) != 0) return -1;
-  if (!(keys = alloc_rows(n + 1, sizeof *keys, err))) return -1;
-  for (i = 0; i < n; i++)
-    if (!is_missing(col, i)) keys[m++] = exact_key(col, i);
-  if (order_sort_keys(keys, m, err) != 0) { free(keys); return -1; }
-  for (i = 0; i < m; i++)
-    if (u == 0 || keys[u - 1] != keys[i]) keys[u++] = keys[i];
-  *out = keys;
-  *count = u;
+  if (!ds->distinct_keys) {
+    ds->distinct_keys = calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_keys);
+    ds->distinct_count = calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_count);
+    if (!ds->distinct_keys || !ds->distinct_count) {
+      free(ds->distinct_keys);
+      free(ds->distinct_count);
+      ds->distinct_keys = NULL;
+      ds->distinct_count = NULL;
+      cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+      return -1;
+    }
+  }
+  if (!ds->distinct_keys[column]) {
+    if (!(keys = alloc_rows(n + 1, sizeof *keys, err))) return -1;
+    for (i = 0; i < n; i++)
+      if (!is_missing(col, i)) keys[m++] = exact_key(col, i);
+    if (order_sort_keys(keys, m, err) != 0) { free(keys); return -1; }
+    for (i = 0; i < m; i++)
+      if (u == 0 || keys[u - 1] != keys[i]) keys[u++] = keys[i];
+    fit = realloc(keys, (u ? u : 1) * sizeof *keys); /* the row-sized array shrinks to the values */
+    ds->distinct_keys[column] = fit ? fit : keys;
+    ds->distinct_count[column] = u;
+  }
+  *out = ds->distinct_keys[column];
+  *count = ds->distinct_count[column];
   return 0;
 }
 
