@@ -799,20 +799,20 @@ static void block_keys(const cpf_column *col, size_t start, size_t count, uint64
  * the one or two buckets holding the order statistics k and k + 1 are copied and selected.
  * Three passes over the column; for most data the copy is a thousandth of the rows. */
 static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const uint8_t *keep,
-                               query_agg *agg, size_t slots, cpf_error *err) {
-  const cpf_column *col = &ds->cols[agg->column];
+                               query_agg **list, size_t nq, size_t slots, cpf_error *err) {
+  const cpf_column *col = &ds->cols[list[0]->column];
   const uint8_t *mb = col->missing_bits;
-  size_t n = ds->rows, i, j, g, nb = 16384, total = 0;
+  size_t n = ds->rows, i, j, g, a, nb = 16384, total = 0, ns = nq * slots; /* (a, g) at a * slots + g */
   uint64_t lo = UINT64_MAX, hi = 0, keys[KEY_BLOCK];
   unsigned shift = 0;
-  size_t *count = calloc(slots, sizeof *count), *start = calloc(slots, sizeof *start);
-  size_t *below = calloc(slots, sizeof *below);
-  uint32_t *first = calloc(slots, sizeof *first), *second = calloc(slots, sizeof *second);
+  size_t *count = calloc(slots ? slots : 1, sizeof *count), *at = calloc(ns ? ns : 1, sizeof *at);
+  size_t *below = calloc(ns ? ns : 1, sizeof *below), *cand = calloc(ns ? ns : 1, sizeof *cand);
+  uint32_t *first = calloc(ns ? ns : 1, sizeof *first), *second = calloc(ns ? ns : 1, sizeof *second);
   uint32_t *hist = NULL;
   double *values = NULL;
   int rc = -1;
   while (nb > 256 && slots * nb > ((size_t)1 << 18)) nb /= 2; /* the histograms stay in 1 MB */
-  if (!count || !start || !below || !first || !second) goto oom;
+  if (!count || !at || !below || !cand || !first || !second) goto oom;
   if (col->type == CPF_TYPE_NUMBER) { /* the range of the keys; integer columns know theirs */
     for (i = 0; i < n; i += KEY_BLOCK) {
       size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
@@ -833,65 +833,63 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
   /* clamped: a stored range that a damaged snapshot got wrong costs a wrong answer, not memory */
 #define BUCKET_OF(key) ((key) < lo ? 0 : (key) > hi ? nb - 1 : (size_t)(((key) - lo) >> shift))
   if (!(hist = calloc(slots * nb, sizeof *hist))) goto oom;
-  for (i = 0; i < n; i += KEY_BLOCK) {
+  for (i = 0; i < n; i += KEY_BLOCK) { /* one histogram for every quantile of the column */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
     for (j = 0; j < m; j++)
       if (QUANTILE_ROW(i + j)) hist[(size_t)gid[i + j] * nb + BUCKET_OF(keys[j])]++;
   }
-  /* each group: the buckets of its statistics k and k + 1, and how many values come before */
+  /* each quantile and group: the buckets of its statistics k and k + 1, the values before */
   for (g = 0; g < slots; g++) {
-    size_t m = 0, k, b, before = 0;
     const uint32_t *h = hist + g * nb;
+    size_t m = 0, b;
     for (b = 0; b < nb; b++) m += h[b]; /* the group's number of values */
     count[g] = m;
     if (m == 0) continue;
-    k = (size_t)floor((double)(m - 1) * agg->q);
-    for (b = 0; before + h[b] <= k; b++) before += h[b];
-    first[g] = second[g] = (uint32_t)b;
-    below[g] = before;
-    if (k + 1 < m && before + h[b] == k + 1) { /* k + 1 opens a later bucket */
-      size_t b2 = b + 1;
-      while (h[b2] == 0) b2++;
-      second[g] = (uint32_t)b2;
+    for (a = 0; a < nq; a++) {
+      size_t k = (size_t)floor((double)(m - 1) * list[a]->q), before = 0, x = a * slots + g;
+      for (b = 0; before + h[b] <= k; b++) before += h[b];
+      first[x] = second[x] = (uint32_t)b;
+      below[x] = before;
+      if (k + 1 < m && before + h[b] == k + 1) { /* k + 1 opens a later bucket */
+        size_t b2 = b + 1;
+        while (h[b2] == 0) b2++;
+        second[x] = (uint32_t)b2;
+      }
+      cand[x] = h[first[x]] + (second[x] != first[x] ? h[second[x]] : 0);
+      at[x] = total;
+      total += cand[x];
     }
-    start[g] = total;
-    total += h[first[g]] + (second[g] != first[g] ? h[second[g]] : 0);
   }
   if (!(values = malloc((total ? total : 1) * sizeof *values))) goto oom;
-  {
-    size_t *at = count; /* the arrays swap roles: at[g] = where g's next value goes, */
-    for (g = 0; g < slots; g++) { /* start[g] = its number of values */
-      size_t m = count[g];
-      at[g] = start[g];
-      start[g] = m;
-    }
-    for (i = 0; i < n; i += KEY_BLOCK) {
-      size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
-      block_keys(col, i, m, keys);
-      for (j = 0; j < m; j++) {
-        uint32_t b;
-        size_t gg = gid[i + j];
-        if (!QUANTILE_ROW(i + j)) continue;
-        b = (uint32_t)BUCKET_OF(keys[j]);
-        if (b == first[gg] || b == second[gg]) values[at[gg]++] = value_as_double(col, i + j);
+  for (i = 0; i < n; i += KEY_BLOCK) { /* one pass copies the candidates of every quantile */
+    size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
+    block_keys(col, i, m, keys);
+    for (j = 0; j < m; j++) {
+      uint32_t b;
+      size_t gg = gid[i + j];
+      if (!QUANTILE_ROW(i + j)) continue;
+      b = (uint32_t)BUCKET_OF(keys[j]);
+      for (a = 0; a < nq; a++) {
+        size_t x = a * slots + gg;
+        if (b == first[x] || b == second[x]) values[at[x]++] = value_as_double(col, i + j);
       }
     }
-    for (g = 0; g < slots; g++) {
-      size_t m = start[g], k, c;
-      if (m == 0) continue;
-      k = (size_t)floor((double)(m - 1) * agg->q);
-      c = hist[g * nb + first[g]] + (second[g] != first[g] ? hist[g * nb + second[g]] : 0);
-      agg->numbers[g] = quantile_from(values + (at[g] - c), c, k - below[g], m, agg->q);
-      agg->present[g] = 1;
-    }
   }
+  for (a = 0; a < nq; a++)
+    for (g = 0; g < slots; g++) {
+      size_t m = count[g], x = a * slots + g, k;
+      if (m == 0) continue;
+      k = (size_t)floor((double)(m - 1) * list[a]->q);
+      list[a]->numbers[g] = quantile_from(values + (at[x] - cand[x]), cand[x], k - below[x], m, list[a]->q);
+      list[a]->present[g] = 1;
+    }
   rc = 0;
   goto done;
 oom:
   cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
 done:
-  free(count); free(start); free(below); free(first); free(second); free(hist); free(values);
+  free(count); free(at); free(below); free(cand); free(first); free(second); free(hist); free(values);
   return rc;
 }
 #undef QUANTILE_ROW
@@ -905,7 +903,7 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   const cpf_column *col = &ds->cols[agg->column];
   size_t n = ds->rows, i, g;
   if (nslots > 0) nslots--; /* the dropped rows' slot */
-  if (nslots <= QUANTILE_MAX_SLOTS) return quantile_by_buckets(ds, gid, keep, agg, nslots, err);
+  if (nslots <= QUANTILE_MAX_SLOTS) return quantile_by_buckets(ds, gid, keep, &agg, 1, nslots, err);
   size_t *start = calloc(nslots + 1, sizeof *start), *fill;
   double *values;
   if (!start) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
@@ -1194,6 +1192,42 @@ done:
   return rc;
 }
 
+/* Several unfiltered quantiles of one column (a median and a 90th percentile, the quartiles)
+ * over few groups: one histogram and one pass for them all, computed here before the other
+ * aggregates (agg_run then skips those whose arrays are set). `slots`: the query's, the
+ * dropped rows' slot excluded. */
+static int quantiles_together(const cpf_dataset *ds, const uint32_t *gid, query_agg *aggs,
+                              size_t naggs, size_t slots, cpf_error *err) {
+  size_t k, j, nq;
+  query_agg **list;
+  if (slots > QUANTILE_MAX_SLOTS || naggs < 2) return 0;
+  if (!(list = malloc(naggs * sizeof *list))) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
+  for (k = 0; k < naggs; k++) {
+    if (aggs[k].kind != AGG_QUANTILE || aggs[k].filter || aggs[k].numbers) continue;
+    if (ds->cols[aggs[k].column].type == CPF_TYPE_STRING) continue; /* agg_run says why */
+    for (nq = 0, j = k; j < naggs; j++)
+      if (aggs[j].kind == AGG_QUANTILE && !aggs[j].filter && !aggs[j].numbers &&
+          aggs[j].column == aggs[k].column)
+        list[nq++] = &aggs[j];
+    if (nq < 2) continue;
+    for (j = 0; j < nq; j++) { /* the arrays and output kind agg_run would give them */
+      list[j]->integers = calloc(slots + 1, sizeof *list[j]->integers);
+      list[j]->numbers = calloc(slots + 1, sizeof *list[j]->numbers);
+      list[j]->present = calloc(slots + 1, 1);
+      list[j]->out = OUT_NUMBER;
+      list[j]->scale = 0;
+      if (!list[j]->integers || !list[j]->numbers || !list[j]->present) {
+        free(list);
+        cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+        return -1;
+      }
+    }
+    if (quantile_by_buckets(ds, gid, NULL, list, nq, slots, err) != 0) { free(list); return -1; }
+  }
+  free(list);
+  return 0;
+}
+
 /* ---- the query ---- */
 
 /* The deferred checks of a snapshot's columns (snapshot_check_column) that a condition reads. */
@@ -1337,8 +1371,9 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   } else {
     for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   }
+  if (quantiles_together(ds, gid, aggs, naggs, nslots, err) != 0) goto done;
   for (k = 0; k < naggs; k++)
-    if (agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
+    if (!aggs[k].numbers && agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
   res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
