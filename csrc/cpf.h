@@ -404,6 +404,10 @@ static inline uint32_t query_row_group(const query_result *res, size_t row) {
 int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *codes, size_t n,
                    const int32_t *given, uint32_t *rank, cpf_error *err);
 
+/* A double's place in the total order of compare_doubles (query.c) as an unsigned integer:
+ * its bits with -0 as 0, negatives below positives, NaN after everything. The top bits grow
+ * with the value's logarithm (what the quantiles' buckets rely on). */
+uint64_t order_double_key(double d);
 /* Sorts keys[0..n) ascending in place (radix). */
 int order_sort_keys(uint64_t *keys, size_t n, cpf_error *err);
 

@@ -176,9 +176,9 @@ oom:
 
 /* ---- sorting the groups ---- */
 
-/* A double as an unsigned integer in the same order: -0 as 0, negatives below positives. */
-static uint64_t sortable_double(double d) {
+uint64_t order_double_key(double d) {
   uint64_t bits;
+  if (d != d) return UINT64_MAX;
   if (d == 0) d = 0; /* -0.0 ties with 0.0, as Lua's == says */
   memcpy(&bits, &d, sizeof bits);
   return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
@@ -200,7 +200,7 @@ static uint64_t spec_key(const order_spec *s, uint32_t g, int *missing) {
     break;
   default:
     if (!s->present[g] || s->numbers[g] != s->numbers[g]) { *missing = 1; return 0; } /* NaN too */
-    v = sortable_double(s->numbers[g]);
+    v = order_double_key(s->numbers[g]);
     break;
   }
   return s->desc ? ~v : v;

@@ -301,14 +301,8 @@ static int64_t upper_threshold(double hi, double p, int open) {
 
 /* The exact order key of row i's value (see query_distinct_keys). */
 static uint64_t exact_key(const cpf_column *col, size_t i) {
-  double d;
-  uint64_t bits;
-  if (col->type != CPF_TYPE_NUMBER) return (uint64_t)column_integer_at(col, i) ^ ((uint64_t)1 << 63);
-  d = column_number_at(col, i);
-  if (d != d) return UINT64_MAX;
-  if (d == 0) d = 0;
-  memcpy(&bits, &d, sizeof bits);
-  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
+  if (col->type == CPF_TYPE_NUMBER) return order_double_key(column_number_at(col, i));
+  return (uint64_t)column_integer_at(col, i) ^ ((uint64_t)1 << 63);
 }
 
 int64_t query_key_value(const cpf_column *col, uint64_t key) {
@@ -751,34 +745,25 @@ static double quantile_from(double *v, size_t c, size_t r, size_t m, double q) {
   return below + (h - lo) * (above - below);
 }
 
-/* A double's place in the total order of compare_doubles, as an unsigned integer: its bits (-0
- * as 0, NaN after everything), whose top bits grow with the logarithm of the value: equal
- * buckets of this range split skewed data (amounts: many small, a few huge) into buckets of
- * similar counts, where equal buckets of the values would put most in the first. */
-static uint64_t double_key(double d) {
-  uint64_t bits;
-  if (d != d) return UINT64_MAX;
-  if (d == 0) d = 0;
-  memcpy(&bits, &d, sizeof bits);
-  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
-}
-
 #define KEY_BLOCK 2048
 
 /* The order keys of rows [start, start + count) of a numeric column, count <= KEY_BLOCK: one
- * loop per storage width, so that the compiler sees a plain array walk. */
+ * loop per storage width, so that the compiler sees a plain array walk. The quantiles' buckets
+ * are equal ranges of these keys: their top bits grow with the logarithm of the value, so skewed
+ * data (amounts: many small, a few huge) spreads over buckets of similar counts, where equal
+ * ranges of the values would put most in the first. */
 static void block_keys(const cpf_column *col, size_t start, size_t count, uint64_t *out) {
   size_t i;
   double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
   if (col->type == CPF_TYPE_NUMBER) {
     const double *v = (const double *)col->data + start;
-    for (i = 0; i < count; i++) out[i] = double_key(v[i]);
+    for (i = 0; i < count; i++) out[i] = order_double_key(v[i]);
     return;
   }
 #define KEYS_OF(T)                                                               \
   {                                                                              \
     const T *v = (const T *)col->data + start;                                   \
-    for (i = 0; i < count; i++) out[i] = double_key((double)v[i] * unit);        \
+    for (i = 0; i < count; i++) out[i] = order_double_key((double)v[i] * unit); \
   }
   switch (col->width) {
   case 1: KEYS_OF(int8_t) break;
@@ -825,8 +810,8 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
     }
   } else if (col->min <= col->max) {
     double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
-    lo = double_key((double)col->min * unit);
-    hi = double_key((double)col->max * unit);
+    lo = order_double_key((double)col->min * unit);
+    hi = order_double_key((double)col->max * unit);
   }
   if (lo > hi) { rc = 0; goto done; } /* no value in any group */
   while (((hi - lo) >> shift) >= nb) shift++;
