@@ -414,31 +414,9 @@ static int read_specs(lua_State *L, result_store *st, int idx, order_spec **out,
   return 1;
 }
 
-/* store:sort(specs) -> true, the rows sorted in place (stable); false when the Lua side has to
- * (a Lua-computed column that holds strings). */
-static int store_sort(lua_State *L) {
-  result_store *st = check_store(L, 1);
-  order_spec *specs;
-  size_t n;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  if (!read_specs(L, st, 2, &specs, &n)) { lua_pushboolean(L, 0); return 1; }
-  sort_rows(L, st, specs, n);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* store:limit(n): keeps the first n rows. */
-static int store_limit(lua_State *L) {
-  result_store *st = check_store(L, 1);
-  int64_t n = compat_checkint64(L, 2);
-  if (n < 0) luaL_argerror(L, 2, "negative limit");
-  if ((uint64_t)n < st->count) st->count = (size_t)n;
-  return 0;
-}
-
 /* store:view([specs], [n]) -> a new store over the same arrays: this one's rows sorted by
- * specs (stable) and cut to n; nil when a Lua-computed column forbids sorting in C. */
+ * specs ({{column = index, desc = bool}, ...}, stable) and cut to n; nil when a column computed
+ * in Lua holds text, which the Lua side then sorts. */
 static int store_view(lua_State *L) {
   result_store *st = check_store(L, 1), *view;
   order_spec *specs = NULL;
@@ -467,11 +445,7 @@ static int store_view(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, UV_PARENT);
   lua_pop(L, 1); /* the view on top */
-  if (has_specs) {
-    cpf_error err;
-    memset(&err, 0, sizeof err);
-    if (order_groups(view->order, view->count, specs, nspecs, &err) != 0) return raise_failure(L, &err);
-  }
+  if (has_specs) sort_rows(L, view, specs, nspecs);
   if (!lua_isnil(L, 3)) {
     int64_t n = compat_checkint64(L, 3);
     if (n < 0) luaL_argerror(L, 3, "negative limit");
@@ -492,8 +466,8 @@ static int store_groups(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
   {"set_columns", store_set_columns}, {"row", store_row}, {"fill", store_fill},
-  {"column", store_column_values}, {"agg_values", store_agg_values}, {"sort", store_sort},
-  {"limit", store_limit}, {"view", store_view}, {"count", store_count}, {"groups", store_groups},
+  {"column", store_column_values}, {"agg_values", store_agg_values}, {"view", store_view},
+  {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};
 
 void register_result_bindings(lua_State *L, int module) {

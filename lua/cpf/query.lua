@@ -1048,19 +1048,12 @@ function Query:run(spec)
   local kinds = {}
   for _, n in ipairs(out.names) do kinds[n] = "key" end
   for _, a in ipairs(self.agg_list) do kinds[a.name] = q.value_kind(a.agg) end
+  -- q:order_by and q:limit: a view of the store sorted and cut in C before any row is built
+  -- (nil when a measure computed in Lua gives text: sorted in Lua, below)
   local sorted_in_c = true
-  if #self.order > 0 then -- q:order_by: sorted in C when every column is (else in Lua, below)
-    local specs = {}
-    for i, by in ipairs(self.order) do
-      local desc = by:sub(1, 1) == "-"
-      local name = desc and by:sub(2) or by
-      for c, n in ipairs(columns) do if n == name then specs[i] = { column = c, desc = desc } end end
-      if not specs[i] then error(("order_by: unknown column '%s'"):format(name), 0) end
-    end
-    sorted_in_c = store:sort(specs)
-    if sorted_in_c and self.max_rows then store:limit(self.max_rows) end
-  elseif self.max_rows then
-    store:limit(self.max_rows)
+  if #self.order > 0 or self.max_rows then
+    local view = store:view(#self.order > 0 and result.sort_keys(columns, self.order, 0) or nil, self.max_rows)
+    if view then store = view else sorted_in_c = false end
   end
   local res = result.from_store(columns, store, out.names, key_order, kinds,
                                 sorted_in_c and self.order or nil)

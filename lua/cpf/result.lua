@@ -146,22 +146,29 @@ end
 result.compare_values = compare_values
 
 --- Sorted copy: each spec is a column name, "-name" for descending; nil values last.
-function Result:sorted(...)
-  local specs = { ... }
+--- The column specs of a sort ("montant", "-montant") checked against column names, as
+--- { {name =, desc =, column = index}, ... } (what a result store's view sorts by too); a bad
+--- one raises at `level` (0: without a position).
+function result.sort_keys(columns, specs, level)
   local keys = {}
+  local function fail(msg) error(msg, level == 0 and 0 or level + 1) end
   for i, s in ipairs(specs) do
-    if type(s) ~= "string" then error(("bad argument #%d to 'order_by' (column name expected)"):format(i), 2) end
+    if type(s) ~= "string" then fail(("bad argument #%d to 'order_by' (column name expected)"):format(i)) end
     local desc = s:sub(1, 1) == "-"
     local name = desc and s:sub(2) or s
-    if not has_column(self, name) then error(("order_by: unknown column '%s'"):format(name), 2) end
-    keys[i] = { name = name, desc = desc }
+    local index
+    for c, n in ipairs(columns) do if n == name then index = c end end
+    if not index then fail(("order_by: unknown column '%s'"):format(name)) end
+    keys[i] = { name = name, desc = desc, column = index }
   end
+  return keys
+end
+
+function Result:sorted(...)
+  local specs = { ... }
+  local keys = result.sort_keys(COLUMNS[self], specs, 2)
   if STORE[self] then -- the rows live in C: sorted there (stable, nil last, as below)
-    local cspecs = {}
-    for i, k in ipairs(keys) do
-      for c, n in ipairs(COLUMNS[self]) do if n == k.name then cspecs[i] = { column = c, desc = k.desc } end end
-    end
-    local view = STORE[self]:view(cspecs)
+    local view = STORE[self]:view(keys)
     if view then return from_view(self, view, specs) end
   end
   local rows = {}
