@@ -1,8 +1,8 @@
 /* lua_result.c — a query's result kept columnar in C (a "result store"): the key codes and
  * aggregate arrays query_run computed, the groups' order (sorted here, see order.c), and the
- * Lua values of the key codes used. Lua rows are built only when read: one row (store:row, for
- * a lazy result on Lua 5.2+) or all of them at once (store:fill, where a table cannot be lazy:
- * Lua 5.1 and LuaJIT ignore __len on tables). */
+ * Lua values of the key codes used. Lua rows are built only when read (store:fill): a block of
+ * rows at a time for a lazy result on Lua 5.3+, all of them at once where a table cannot be lazy
+ * (Lua 5.1 and LuaJIT ignore __len on tables). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,17 +277,6 @@ static void push_row(lua_State *L, const result_store *st, const row_context *cx
   }
 }
 
-/* store:row(i) -> the row table of result row i (from 1), or nil past the end. */
-static int store_row(lua_State *L) {
-  result_store *st = check_store(L, 1);
-  lua_Number i = luaL_checknumber(L, 2);
-  row_context cx;
-  if (!(i >= 1 && i <= (lua_Number)st->count && i == (lua_Number)(size_t)i)) return 0;
-  push_context(L, 1, &cx);
-  push_row(L, st, &cx, st->order[(size_t)i - 1]);
-  return 1;
-}
-
 /* store:fill(t [, from, to]) -> t, with t[i] = row i for every row (or rows from..to, those
  * t does not hold yet: a row already read keeps its table). A lazy result fills a block of
  * rows at its first read there: one call for many rows, as ipairs reads them in turn. */
@@ -315,22 +304,6 @@ static int store_fill(lua_State *L) {
     lua_rawseti(L, 2, (int)i);
   }
   lua_settop(L, 2);
-  return 1;
-}
-
-/* store:column(c) -> the values of column c (from 1) in row order, nil where missing. */
-static int store_column_values(lua_State *L) {
-  result_store *st = check_store(L, 1);
-  int64_t c = compat_checkint64(L, 2);
-  row_context cx;
-  size_t i;
-  if (c < 1 || (size_t)c > st->ncols) luaL_argerror(L, 2, "no such column");
-  push_context(L, 1, &cx);
-  lua_createtable(L, (int)st->count, 0);
-  for (i = 0; i < st->count; i++) {
-    push_cell(L, st, &cx, (size_t)c - 1, st->order[i]);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
   return 1;
 }
 
@@ -465,8 +438,8 @@ static int store_groups(lua_State *L) {
 }
 
 static const luaL_Reg store_methods[] = {
-  {"set_columns", store_set_columns}, {"row", store_row}, {"fill", store_fill},
-  {"column", store_column_values}, {"agg_values", store_agg_values}, {"view", store_view},
+  {"set_columns", store_set_columns}, {"fill", store_fill}, {"agg_values", store_agg_values},
+  {"view", store_view},
   {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};
 
