@@ -273,22 +273,50 @@ static int parser_finish(struct csv_parser *p, parse_state *st) {
 }
 
 
-/* ---- the quote-free fast path ----
- * Most lines of the export hold no '"'. Such a line is split here, straight from the mapping,
- * with libcsv's field semantics: fields as they are, spaces included; an empty line is no
- * record. A line with a quote or a stray CR goes to libcsv, the parser of record, and so do the
- * following lines while a quoted field stays open (quote_scan). libcsv is only ever fed whole
- * lines, so a record it finishes ends where the fast path takes over again. */
+/* ---- the fast path ----
+ * Most lines of the export hold no '"', and most of the rest only quote a field whole, as
+ * `"plâtrerie ; isolation thermique"`. Such a line is split here, straight from the view, with
+ * libcsv's field semantics: fields as they are, spaces included; a quoted field's text between
+ * its quotes; an empty line is no record. Any other line goes to libcsv, the parser of record: a
+ * quote inside a field, a doubled quote, a line break or CR inside quotes, text after a closing
+ * quote, a stray CR, a field count other than the header's. So do the following lines while a
+ * quoted field stays open (quote_scan). libcsv is only ever fed whole lines, so a record it
+ * finishes ends where the fast path takes over again. */
 
-/* One pass over a line: the positions of its separators, and where its content ends. With SSE2
- * (every x86-64) 16 bytes are compared at once with the separator, '"', CR and LF, and the
+/* One pass over a line: the positions of its first `want` separators (the others only counted,
+ * fields past the last column asked for being passed over), and where its content ends. With
+ * SSE2 (every x86-64) 16 bytes are compared at once with the separator, '"', CR and LF, and the
  * separators are read off a bit mask; elsewhere a byte loop does the same.
- * Returns the bytes the line takes (its line break included), or 0 when the line has a quote or
- * a CR that is not part of its ending, or too many fields: libcsv must read it. */
+ * Returns the bytes the line takes (its line break included), or 0 when libcsv must read it. */
 #define MAX_PLAIN_FIELDS 1024
 
-static size_t scan_plain_line(const char *p, const char *end, char sep, uint32_t *seps,
-                              size_t *nseps, size_t *content) {
+/* A quote at p[i]: when it opens a field whose closing quote is followed by the separator or the
+ * line's end, with neither a quote nor a line break between, the position after the closing
+ * quote; else 0. */
+static size_t quoted_field_end(const char *p, size_t i, size_t n, char sep) {
+  size_t j;
+  if (i > 0 && p[i - 1] != sep) return 0; /* a quote inside a field */
+  for (j = i + 1; j < n; j++) {
+    char c = p[j];
+    if (c == '"') break;
+    if (c == '\n' || c == '\r') return 0;
+  }
+  if (j == n) return 0; /* not closed in view */
+  j++;
+  if (j < n && p[j] != sep && p[j] != '\n' && p[j] != '\r') return 0; /* "" or text after it */
+  return j;
+}
+
+/* The bits set in a 16-bit mask (__builtin_popcount is a libgcc call without -mpopcnt). */
+static size_t bits16(unsigned x) {
+  x = x - ((x >> 1) & 0x5555u);
+  x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+  x = (x + (x >> 4)) & 0x0F0Fu;
+  return (x + (x >> 8)) & 0x1Fu;
+}
+
+static size_t scan_plain_line(const char *p, const char *end, char sep, size_t want,
+                              uint32_t *seps, size_t *nseps, size_t *content) {
   size_t i = 0, n = (size_t)(end - p), k = 0;
   int capped = n > UINT32_MAX;
   if (capped) n = UINT32_MAX; /* positions are 32-bit; a longer line goes to libcsv */
@@ -296,26 +324,33 @@ static size_t scan_plain_line(const char *p, const char *end, char sep, uint32_t
   {
     const __m128i vs = _mm_set1_epi8(sep), vq = _mm_set1_epi8('"'), vcr = _mm_set1_epi8('\r'),
                   vlf = _mm_set1_epi8('\n');
-    for (; i + 16 <= n; i += 16) {
+    while (i + 16 <= n) {
       __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
       unsigned ms = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vs));
       unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(
           _mm_or_si128(_mm_cmpeq_epi8(x, vq), _mm_cmpeq_epi8(x, vcr)), _mm_cmpeq_epi8(x, vlf)));
       if (stop) ms &= (1u << __builtin_ctz(stop)) - 1; /* only the separators before the stop */
-      while (ms) {
-        if (k == MAX_PLAIN_FIELDS) return 0;
+      while (ms && k < want) {
         seps[k++] = (uint32_t)(i + (size_t)__builtin_ctz(ms));
         ms &= ms - 1;
       }
-      if (stop) { i += (size_t)__builtin_ctz(stop); goto stop_byte; }
+      if (ms) k += bits16(ms);
+      if (!stop) { i += 16; continue; }
+      i += (size_t)__builtin_ctz(stop);
+      if (p[i] != '"') goto stop_byte;
+      if (!(i = quoted_field_end(p, i, n, sep))) return 0;
     }
   }
 #endif
   for (; i < n; i++) {
     if (p[i] == sep) {
-      if (k == MAX_PLAIN_FIELDS) return 0;
-      seps[k++] = (uint32_t)i;
-    } else if (p[i] == '"' || p[i] == '\r' || p[i] == '\n') {
+      if (k < want) seps[k] = (uint32_t)i;
+      k++;
+    } else if (p[i] == '"') {
+      size_t after = quoted_field_end(p, i, n, sep);
+      if (!after) return 0;
+      i = after - 1;
+    } else if (p[i] == '\r' || p[i] == '\n') {
       goto stop_byte;
     }
   }
@@ -332,23 +367,23 @@ stop_byte:
     *nseps = k; *content = i; /* CRLF, or a CR ending the file: the record ends, as in libcsv */
     return i + 1 + (i + 1 < n);
   }
-  return 0; /* a quote, or a CR inside the line */
+  return 0; /* a CR inside the line */
 }
 
-/* Hands the fields of a scanned line to on_field as they are; an empty line is no record. */
+/* Hands the fields asked for (wanted[0..nwanted), ascending) of a scanned line with the header's
+ * field count to on_field, a quoted one without its quotes. */
 static void emit_plain_line(parse_state *st, const char *line, const uint32_t *seps, size_t nseps,
-                            size_t content) {
-  size_t k;
-  if (nseps == 0 && content == 0) return;
-  for (k = 0; k <= nseps; k++) {
-    const char *fb = line + (k == 0 ? 0 : seps[k - 1] + 1);
-    const char *fe = line + (k < nseps ? seps[k] : content);
-    if (st->field < st->ncols && st->cols[st->field].skipped && !st->err->code) {
-      st->field++; /* not asked for */
-      continue;
-    }
+                            size_t content, const size_t *wanted, size_t nwanted) {
+  size_t w;
+  for (w = 0; w < nwanted && !st->err->code; w++) {
+    size_t f = wanted[w];
+    const char *fb = line + (f == 0 ? 0 : seps[f - 1] + 1);
+    const char *fe = line + (f < nseps ? seps[f] : content);
+    if (fb < fe && *fb == '"') { fb++; fe--; } /* in this path, only a quoted field starts so */
+    st->field = f;
     on_field((void *)(uintptr_t)fb, (size_t)(fe - fb), st);
   }
+  st->field = st->ncols;
   on_record('\n', st);
 }
 
@@ -701,6 +736,8 @@ static void chunk_parse(chunk_job *job) {
   int quotes = QUOTE_FIELD_START; /* QUOTE_OPEN: libcsv holds an open quoted field */
   int mid_line = 0;  /* libcsv has been given the first part of a line longer than the view */
   uint32_t seps[MAX_PLAIN_FIELDS];
+  size_t *wanted = NULL, nwanted = 0, want = 0, f;
+  int plain = !job->opts->libcsv_only;
   memset(&st, 0, sizeof st);
   st.path = src->path;
   st.cols = job->cols;
@@ -708,6 +745,15 @@ static void chunk_parse(chunk_job *job) {
   st.err = &job->err;
   st.record = 1; /* the header is record 1 */
   window_init(&w, src, job->last ? size : job->limit);
+  /* the fast path reads the separators up to the last column asked for */
+  if (!(wanted = malloc((job->ncols ? job->ncols : 1) * sizeof *wanted))) {
+    cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
+    goto fail;
+  }
+  for (f = 0; f < job->ncols; f++)
+    if (!job->cols[f].skipped) wanted[nwanted++] = f;
+  want = nwanted ? wanted[nwanted - 1] + 1 : 0;
+  if (want > MAX_PLAIN_FIELDS) plain = 0;
   if (job->index == 0) job->begin = job->target;
   else if (chunk_find_start(job, &w) != 0) goto fail;
   if (parser_start(&p, job->sep, src->path, &job->err) != 0) goto fail;
@@ -721,8 +767,8 @@ static void chunk_parse(chunk_job *job) {
     line = w.data + (pos - w.off);
     avail = w.off + w.len - pos;
     at_end = w.off + w.len == size;
-    if (!mid_line && quotes != QUOTE_OPEN && !job->opts->libcsv_only) {
-      len = scan_plain_line(line, line + avail, job->sep, seps, &nseps, &content);
+    if (!mid_line && quotes != QUOTE_OPEN && plain) {
+      len = scan_plain_line(line, line + avail, job->sep, want, seps, &nseps, &content);
       if (len == avail && !at_end && line[len - 1] != '\n') {
         /* the line goes on past the view: see more of it, or let libcsv take it in pieces */
         if (!(w.off == pos && w.len == WINDOW_BYTES)) {
@@ -732,9 +778,11 @@ static void chunk_parse(chunk_job *job) {
         len = 0;
       }
     }
-    if (len > 0) {
-      emit_plain_line(&st, line, seps, nseps, content);
-    } else {
+    if (len > 0 && nseps == 0 && content == 0) {
+      /* an empty line: no record */
+    } else if (len > 0 && nseps + 1 == job->ncols) {
+      emit_plain_line(&st, line, seps, nseps, content, wanted, nwanted);
+    } else { /* libcsv reads it, and tells what is wrong with a line of too few or many fields */
       const char *nl = memchr(line, '\n', avail);
       len = nl ? (size_t)(nl - line) + 1 : avail;
       mid_line = nl == NULL && !at_end;
@@ -764,6 +812,7 @@ static void chunk_parse(chunk_job *job) {
   job->records = st.record - 1;
 fail:
   free(w.buf);
+  free(wanted);
   if (job->err.code || job->open_quote) {
     pthread_mutex_lock(&job->shared->lock);
     job->shared->stop = 1;

@@ -1,5 +1,6 @@
--- The quote-free fast path against libcsv: the same files loaded both ways (opts.parser =
--- "libcsv" sends every line through libcsv) must give identical datasets, or the same error.
+-- The loader's fast path (lines without quotes, fields quoted whole) against libcsv: the same files
+-- loaded both ways (opts.parser = "libcsv" sends every line through libcsv) must give identical
+-- datasets, or the same error.
 local h = require "spec.helpers"
 local cpf = require "cpf"
 local gen = require "cpf.gen"
@@ -52,7 +53,7 @@ local function random_csv(seed, cols, rows)
   return table.concat(out)
 end
 
-describe("quote-free fast path", function()
+describe("the loader's fast path", function()
   after_each(h.cleanup)
 
   it("gives the same dataset as libcsv on generated CPF files", function()
@@ -129,6 +130,26 @@ describe("quote-free fast path", function()
     assert.is_truthy(err2:find(":2: too few fields: 1 (the header has 2)", 1, true), err2)
     text = "a;b\n" .. long .. ";" .. long .. "\n" .. long .. ";" .. long   -- no final line break
     assert.are.equal(2, #same_load(h.write_file(text)))
+  end)
+
+  it("reads fields quoted whole, and passes over the fields after the last column asked for", function()
+    local text = 'a;b;c;d\n"x;y";1;"z";"p;q"\n"";2;"";""\n"q""r";3;s;t\n"w" ;4;"v";"u"\r\n5;"";6;"7\n8"\n9;a"b;10;11\n'
+    local ds = same_load(h.write_file(text))
+    assert.are.same({ a = "x;y", b = "1", c = "z", d = "p;q" }, ds:row(1))
+    assert.are.same({ b = "2" }, ds:row(2))
+    assert.are.same({ a = 'q"r', b = "3", c = "s", d = "t" }, ds:row(3))
+    assert.are.same({ a = "w", b = "4", c = "v", d = "u" }, ds:row(4))
+    assert.are.same({ a = "5", c = "6", d = "7\n8" }, ds:row(5))
+    assert.are.same({ a = "9", b = 'a"b', c = "10", d = "11" }, ds:row(6))
+    for _, columns in ipairs { { "a" }, { "b" }, { "a", "c" }, { "d" } } do
+      same_load(h.write_file(text), { columns = columns })
+    end
+    for seed = 1, 100 do
+      local cols = 2 + seed % 4
+      local text2 = random_csv(seed, cols, 1 + seed % 13)
+      local ok, err = pcall(same_load, h.write_file(text2), { sep = ";", columns = { "c" .. (1 + seed % (cols - 1)) } })
+      assert(ok, ("seed %d: %s\n%q"):format(seed, tostring(err), text2))
+    end
   end)
 
   it("loads only the columns asked for, with the same values", function()
