@@ -18,10 +18,23 @@
 #include "snapshot_format.h"
 
 /* Four independent multiply-xor lanes over 8-byte words: fast enough to check every byte of a
- * snapshot when it is opened. Only compared on machines of the same byte order. */
-uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t a = seed ^ 0x9E3779B97F4A7C15ull, b = seed + n, c = ~seed, d = seed * 31 + 7, w[4];
+ * snapshot when it is opened. Only compared on machines of the same byte order. It can be fed
+ * in pieces (checksum_start, checksum_words, checksum_end), so that a column's check reads its
+ * data once (check_data). */
+typedef struct {
+  uint64_t a, b, c, d;
+} checksum_lanes;
+
+static void checksum_start(checksum_lanes *h, uint64_t seed, size_t n) {
+  h->a = seed ^ 0x9E3779B97F4A7C15ull;
+  h->b = seed + n;
+  h->c = ~seed;
+  h->d = seed * 31 + 7;
+}
+
+/* The whole 32-byte words of s[0..n); returns the bytes left over (n % 32), not read. */
+static size_t checksum_words(checksum_lanes *h, const unsigned char *s, size_t n) {
+  uint64_t a = h->a, b = h->b, c = h->c, d = h->d, w[4];
   const uint64_t k = 0xff51afd7ed558ccdull;
   while (n >= 32) {
     memcpy(w, s, 32);
@@ -30,14 +43,30 @@ uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n) {
     s += 32;
     n -= 32;
   }
+  h->a = a; h->b = b; h->c = c; h->d = d;
+  return n;
+}
+
+/* The last n (< 32) bytes, and the sum. */
+static uint64_t checksum_end(checksum_lanes *h, const unsigned char *s, size_t n) {
+  const uint64_t k = 0xff51afd7ed558ccdull;
+  uint64_t a = h->a;
   while (n > 0) {
     a = (a ^ *s++) * k;
     a ^= a >> 29;
     n--;
   }
-  a ^= (b * 3) ^ (c * 5) ^ (d * 7);
+  a ^= (h->b * 3) ^ (h->c * 5) ^ (h->d * 7);
   a *= k;
   return a ^ (a >> 32);
+}
+
+uint64_t snapshot_checksum(uint64_t seed, const void *p, size_t n) {
+  checksum_lanes h;
+  size_t left;
+  checksum_start(&h, seed, n);
+  left = checksum_words(&h, p, n);
+  return checksum_end(&h, (const unsigned char *)p + (n - left), left);
 }
 
 /* ---- saving ---- */
@@ -346,35 +375,71 @@ RANGE_OF(int16_t, i16, INT16_MIN, INT16_MAX)
 RANGE_OF(int32_t, i32, INT32_MIN, INT32_MAX)
 RANGE_OF(int64_t, i64, INT64_MIN, INT64_MAX)
 
-/* Every code of the rows that have a value names a dictionary entry: the largest code over all
- * rows (missing rows hold 0) first, the exact test row by row only when that is not enough. */
-static int codes_in_range(const cpf_column *col, size_t rows) {
-  size_t i;
-  uint64_t max;
-  uint32_t count = col->dict.count;
-  switch (col->width) {
-  case 1: max = max_u8(col->data, rows); break;
-  case 2: max = max_u16(col->data, rows); break;
-  default: max = max_u32(col->data, rows); break;
+/* The extent of rows [first, first + n): the largest code of a string column (lo = 0), the
+ * smallest and largest value of an integer-like one. Missing rows hold 0 and count. */
+static void block_extent(const cpf_column *col, size_t first, size_t n, int64_t *lo, int64_t *hi) {
+  const unsigned char *v = (const unsigned char *)col->data + first * col->width;
+  if (col->type == CPF_TYPE_STRING) {
+    *lo = 0;
+    switch (col->width) {
+    case 1: *hi = (int64_t)max_u8((const uint8_t *)v, n); break;
+    case 2: *hi = (int64_t)max_u16((const uint16_t *)(const void *)v, n); break;
+    default: *hi = (int64_t)max_u32((const uint32_t *)(const void *)v, n); break;
+    }
+    return;
   }
-  if (rows == 0 || max < count) return 1;
+  switch (col->width) {
+  case 1: range_i8((const int8_t *)v, n, lo, hi); break;
+  case 2: range_i16((const int16_t *)(const void *)v, n, lo, hi); break;
+  case 4: range_i32((const int32_t *)(const void *)v, n, lo, hi); break;
+  default: range_i64((const int64_t *)(const void *)v, n, lo, hi); break;
+  }
+}
+
+/* Rows read a block at a time, checksum and extent together, while the block is in cache: the
+ * data is read from memory once (a multiple of 64 rows, and of 32 bytes at every width). */
+#define CHECK_BLOCK_ROWS 8192
+
+/* One pass over a column's data: its checksum continued from *sum (verify), and the extent of
+ * its values (a column of doubles has none to check). */
+static void check_data(const cpf_column *col, size_t rows, int verify, uint64_t *sum, int64_t *lo,
+                       int64_t *hi) {
+  const unsigned char *data = col->data;
+  size_t bytes = rows * col->width, r, left = 0;
+  int ranged = col->type != CPF_TYPE_NUMBER;
+  checksum_lanes h;
+  *lo = INT64_MAX;
+  *hi = INT64_MIN;
+  if (verify) checksum_start(&h, *sum, bytes);
+  for (r = 0; r < rows; r += CHECK_BLOCK_ROWS) {
+    size_t m = rows - r < CHECK_BLOCK_ROWS ? rows - r : CHECK_BLOCK_ROWS;
+    if (verify) left = checksum_words(&h, data + r * col->width, m * col->width);
+    if (ranged) {
+      int64_t a, b;
+      block_extent(col, r, m, &a, &b);
+      if (a < *lo) *lo = a;
+      if (b > *hi) *hi = b;
+    }
+  }
+  if (verify) *sum = checksum_end(&h, data + (bytes - left), left);
+}
+
+/* Every code of the rows that have a value names a dictionary entry: the largest code over all
+ * rows first, the exact test row by row only when that is not enough. */
+static int codes_in_range(const cpf_column *col, size_t rows, int64_t max) {
+  size_t i;
+  uint32_t count = col->dict.count;
+  if (rows == 0 || max < (int64_t)count) return 1;
   for (i = 0; i < rows; i++)
     if (column_code_at(col, i) >= count && column_is_valid(col, i)) return 0;
   return 1;
 }
 
-/* Every value present lies in [min, max], which the table recorded. */
-static int values_in_range(const cpf_column *col, size_t rows) {
+/* Every value present lies in [min, max], which the table recorded: the extent over all rows
+ * first, the exact test row by row only when that is not enough. */
+static int values_in_range(const cpf_column *col, size_t rows, int64_t lo, int64_t hi) {
   size_t i;
-  int64_t lo, hi;
-  if (rows == 0) return 1;
-  switch (col->width) {
-  case 1: range_i8(col->data, rows, &lo, &hi); break;
-  case 2: range_i16(col->data, rows, &lo, &hi); break;
-  case 4: range_i32(col->data, rows, &lo, &hi); break;
-  default: range_i64(col->data, rows, &lo, &hi); break;
-  }
-  if (lo >= col->min && hi <= col->max) return 1;
+  if (rows == 0 || (lo >= col->min && hi <= col->max)) return 1;
   for (i = 0; i < rows; i++) {
     int64_t v = column_integer_at(col, i);
     if ((v < col->min || v > col->max) && column_is_valid(col, i)) return 0;
@@ -384,11 +449,15 @@ static int values_in_range(const cpf_column *col, size_t rows) {
 
 static const char *check_values(const unsigned char *base, const cpf_column *col,
                                 const snap_column *t, size_t rows, int verify) {
-  if (verify) { /* first: on a damaged file, the checksum is the message that says so */
+  uint64_t sum = 0;
+  int64_t lo, hi;
+  if (verify) {
     /* the names as they lie in the file (the column holds copies, NUL-terminated there) */
-    uint64_t sum = snapshot_checksum(0, base + t->name_offset, t->name_size);
+    sum = snapshot_checksum(0, base + t->name_offset, t->name_size);
     sum = snapshot_checksum(sum, base + t->label_offset, t->label_size);
-    sum = snapshot_checksum(sum, col->data, t->data_size);
+  }
+  check_data(col, rows, verify, &sum, &lo, &hi);
+  if (verify) { /* first: on a damaged file, the checksum is the message that says so */
     if (col->missing_bits) sum = snapshot_checksum(sum, col->missing_bits, t->bits_size);
     if (col->type == CPF_TYPE_STRING) {
       sum = snapshot_checksum(sum, col->dict.bytes, t->dict_bytes_size);
@@ -399,8 +468,8 @@ static const char *check_values(const unsigned char *base, const cpf_column *col
   if (col->missing_bits && !bitmap_matches(col->missing_bits, rows, t->missing))
     return "bad missing-value bitmap";
   if (col->type == CPF_TYPE_STRING) {
-    if (!codes_in_range(col, rows)) return "a code beyond the dictionary";
-  } else if (col->type != CPF_TYPE_NUMBER && !values_in_range(col, rows)) {
+    if (!codes_in_range(col, rows, hi)) return "a code beyond the dictionary";
+  } else if (col->type != CPF_TYPE_NUMBER && !values_in_range(col, rows, lo, hi)) {
     return "a value outside the recorded range: the data is damaged";
   }
   return NULL;

@@ -168,6 +168,34 @@ describe("hostile snapshots", function()
     assert.are.same({}, exercise(assert(cpf.open(base))))
   end)
 
+  it("find damage in any block of a long column (the checks read 8192 rows at a time)", function()
+    local lines = { "code_rncp;grand_nombre;nb_dossiers" }
+    for i = 1, 20001 do -- 20 001 bytes of 1-byte values: the last one after the 32-byte words
+      lines[#lines + 1] = ("RNCP%05d;%d;%d"):format(i % 300, i * 1000000000000, i % 10)
+    end
+    local long = h.write_file(table.concat(lines, "\n") .. "\n", ".csv")
+    local saved = h.tmpname(".cpfsnap")
+    assert.is_true(assert(cpf.load(long)):save(saved))
+    local b = h.read_file(saved)
+    local c = craft.parse(b).columns
+    assert.are.same({ 2, 8, 1 }, { c[1].width, c[2].width, c[3].width })
+    assert.is_nil(check(b, "sound"))
+    for _, case in ipairs {
+      -- rows 19 999 and 16 385: past the first two blocks, in the last, partial one
+      { craft.with_bytes(b, c[1].data_offset + 2 * 19998, string.pack("=I2", 300)),
+        "column 1: a code beyond the dictionary" },
+      { craft.with_bytes(b, c[2].data_offset + 8 * 16384, string.pack("=i8", c[2].max + 1)),
+        "column 2: a value outside the recorded range: the data is damaged" },
+      { craft.with_bytes(b, c[3].data_offset + 20000, "\255"),
+        "column 3: a value outside the recorded range: the data is damaged" },
+      -- the last bytes, which the checksum reads after its 32-byte words, changed
+      { b:sub(1, c[3].data_offset + 20000) .. "\7" .. b:sub(c[3].data_offset + 20002),
+        "column 3: checksum mismatch: the data is damaged" },
+    } do
+      assert.are.equal(case[2], check(case[1], case[2]))
+    end
+  end)
+
   it("refuse the changes that used to corrupt memory, each with its message", function()
     local c = snap.columns
     local function col(j, ...) -- several fields of column j: name, value, name, value...
