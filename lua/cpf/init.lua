@@ -567,9 +567,11 @@ function dataset_mt.__column_name(ds, name)
   return c and c.name
 end
 
--- One line, at most 16 characters, cut between UTF-8 characters.
-local terminal_text = require("cpf.format.common").terminal_text
+-- The output formats' modules are loaded on first use: a script that only queries (a report
+-- from a snapshot in a fresh process) does not compile them.
+local function terminal_text(s) return require("cpf.format.common").terminal_text(s) end
 
+-- One line, at most 16 characters, cut between UTF-8 characters.
 local function preview_cell(v)
   local s = terminal_text(v == nil and "" or tostring(v))
   local chars = 0
@@ -601,9 +603,12 @@ function dataset_mt.__tostring(ds)
 end
 
 -- Output formats (cpf.format): res:write / res:format, custom formats, terminal bars.
-local format = require "cpf.format"
-cpf.formats = { register = format.register, names = format.names, number_text = format.number_text }
-cpf.bar = format.bar
+local function format_function(name)
+  return function(...) return require("cpf.format")[name](...) end
+end
+cpf.formats = { register = format_function "register", names = format_function "names",
+                number_text = format_function "number_text" }
+cpf.bar = format_function "bar"
 --- cpf.report{title =, subtitle =, source =, dataset =, locale =, sections = {...}}: one page of
 --- several results (lua/cpf/report.lua), as HTML or Markdown.
 function cpf.report(spec) return require("cpf.report").new(spec) end
