@@ -351,12 +351,48 @@ int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_
   return 0;
 }
 
-/* Keeps the rows whose value lies in one of the runs, found by a branch-free binary search
- * over the runs' starts; missing rows get `negate` (the function's answer on nil). */
+/* Rows whose stored value lies in [lo, hi] get 1 in out (others keep theirs): one loop per
+ * storage width, which the compiler vectorises. */
+static void mark_value_range(const cpf_column *col, size_t n, int64_t lo, int64_t hi, uint8_t *out) {
+  size_t i;
+#define MARK_LOOP(T)                                                                   \
+  do {                                                                                 \
+    const T *data = (const T *)col->data;                                              \
+    for (i = 0; i < n; i++) out[i] |= (uint8_t)(data[i] >= lo && data[i] <= hi);       \
+  } while (0)
+  switch (col->width) {
+  case 1: MARK_LOOP(int8_t); break;
+  case 2: MARK_LOOP(int16_t); break;
+  case 4: MARK_LOOP(int32_t); break;
+  default: MARK_LOOP(int64_t); break;
+  }
+#undef MARK_LOOP
+}
+
+/* Beyond this many runs, a binary search per row costs less than a pass per run. */
+#define RUNS_BY_PASSES 4
+
+/* Keeps the rows whose value lies in one of the runs; missing rows get `negate` (the function's
+ * answer on nil). On an integer-like column with few runs (a threshold function: one), a
+ * vectorised pass per run; else a branch-free binary search over the runs' starts per row. */
 static void runs_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t *out) {
   const cpf_column *col = &ds->cols[cond->column];
   const uint64_t *lo = cond->run_lo, *hi = cond->run_hi;
   size_t i, n = ds->rows, nr = cond->nruns;
+  if (col->type != CPF_TYPE_NUMBER && nr <= RUNS_BY_PASSES) {
+    size_t r, byte;
+    memset(out, 0, n);
+    for (r = 0; r < nr; r++) /* the keys of an integer-like column are its values, sign flipped */
+      mark_value_range(col, n, (int64_t)(lo[r] ^ ((uint64_t)1 << 63)),
+                       (int64_t)(hi[r] ^ ((uint64_t)1 << 63)), out);
+    if (col->missing_bits) /* missing rows hold 0, which a run may hold: set apart */
+      for (byte = 0; byte < (n + 7) / 8; byte++) {
+        if (col->missing_bits[byte] == 0) continue;
+        for (i = byte * 8; i < n && i < byte * 8 + 8; i++)
+          if (is_missing(col, i)) out[i] = (uint8_t)(cond->negate != 0);
+      }
+    return;
+  }
   for (i = 0; i < n; i++) {
     uint64_t key;
     size_t base = 0, len = nr;

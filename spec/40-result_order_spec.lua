@@ -269,18 +269,25 @@ describe("query results", function()
   end)
 
   it("test a Lua function on a numeric column once per distinct value, ascending", function()
-    local lines = { "n;x;montant" }
+    local lines = { "n;x;montant;t;big" }
     math.randomseed(43)
     for i = 1, 2500 do
       local x = ({ "-0.0", "0", "0.5", "-7.25", "1e300", "-1e-300", "" })[i % 7 + 1]
       if i % 11 == 0 then x = ("%.3f"):format(math.random() * 100 - 50) end
-      lines[#lines + 1] = ("%s;%s;%s"):format(i % 13 == 0 and "" or tostring((i * 7919) % 401 - 200),
-        x, i % 17 == 0 and "" or ("%d.%02d"):format(i % 300, i % 100))
+      lines[#lines + 1] = ("%s;%s;%s;%s;%s"):format(i % 13 == 0 and "" or tostring((i * 7919) % 401 - 200),
+        x, i % 17 == 0 and "" or ("%d.%02d"):format(i % 300, i % 100),
+        i % 19 == 0 and "" or tostring(i % 100 - 50), i % 23 == 0 and "" or ("%.0f"):format(i * 1e12))
     end
     local d = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"),
-      { types = { n = "integer", x = "number", montant = "decimal" } }))
+      { types = { n = "integer", x = "number", montant = "decimal", t = "integer", big = "integer" } }))
     for _, case in ipairs {
       { "n", function(v) return v % 3 == 0 end }, { "n", function(v) return v > 0 end },
+      -- 1 to 4 runs of values on 1-, 2- and 8-byte columns (a pass per run), 5 (a search per row)
+      { "n", function(v) return v < -100 or v > 100 end },
+      { "t", function(v) return v == -50 or (v > 10 and v < 20) or v == 49 or v == 0 end },
+      { "t", function(v) return v == -50 or v == -40 or v == -30 or v == -20 or v == 0 end },
+      { "t", function(v) return v >= -50 end }, { "t", function(v) return v < 0 end },
+      { "big", function(v) return v < 5e14 or v > 2e15 end },
       { "x", function(v) return v >= 0 end }, { "x", function(v) return v ~= 0.5 end },
       { "montant", function(v) return v > 100.5 and v < 200 end }, { "montant", function() return false end },
       { "montant", function(v) return v end }, -- any value is true: every row with a value
