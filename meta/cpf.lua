@@ -101,8 +101,12 @@ function Query:agg(spec) end
 ---@return cpf.query
 function Query:order_by(...) end
 ---@param n integer
+---@param opts? {per: string|string[]} the first n rows of each group of rows sharing those columns
 ---@return cpf.query
-function Query:limit(n) end
+function Query:limit(n, opts) end
+---@param conds table<string, any> conditions on the result's columns, applied after aggregation
+---@return cpf.query
+function Query:having(conds) end
 ---@param spec? table
 ---@return cpf.result
 function Query:run(spec) end
@@ -124,8 +128,31 @@ function Result:order() end
 function Result:rows() end
 ---@return cpf.result
 function Result:sorted(...) end
+---@param opts? {per: string|string[]}
 ---@return cpf.result
-function Result:head(n) end
+function Result:head(n, opts) end
+---@return table<string, {fr: string, en: string}> titles of the columns the result derived
+function Result:labels() end
+---@param conds table<string, any> {column = condition}, the constructors of q:where
+---@return cpf.result
+function Result:where(conds) end
+---@param spec table {{"name", function(row) end [, kind]}, ...} or {name = function(row) end}
+---@return cpf.result
+function Result:with(spec) end
+---@param other cpf.result|cpf.dataset|table a result, a dataset or {[key] = value or row}
+---@param on string|table<string, string> a column of both sides, or {left = "right"}
+---@param opts? {how: "left"|"inner", columns: string[], many: boolean, suffix: string}
+---@return cpf.result
+function Result:join(other, on, opts) end
+---@param opts {over: string, by: string|string[]|nil}
+---@return cpf.result with column_prec, column_evol and column_evol_pct
+function Result:change(column, opts) end
+---@param opts {over: string, by: string|string[]|nil}
+---@return cpf.result with column_cumul
+function Result:cumsum(column, opts) end
+---@param opts? {by: string|string[]|nil, desc: boolean}
+---@return cpf.result with column_rang
+function Result:rank(column, opts) end
 ---@return cpf.result
 function Result:pivot(row_key, column_key, measure) end
 ---@param format string

@@ -43,6 +43,7 @@ build = {
     ["cpf.query"] = "lua/cpf/query.lua",
     ["cpf.request"] = "lua/cpf/request.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
+    ["cpf.transform"] = "lua/cpf/transform.lua",
     ["cpf.format"] = "lua/cpf/format.lua",
     ["cpf.format.common"] = "lua/cpf/format/common.lua",
     ["cpf.format.delimited"] = "lua/cpf/format/delimited.lua",

@@ -340,7 +340,7 @@ function Dataset:funders(q)
   end
   -- the query's keys and conditions only: its own aggregates, order and limit do not apply
   local base = q:agg {}
-  base.agg_list, base.order, base.max_rows = {}, {}, nil
+  base.agg_list, base.order, base.max_rows, base.limit_per, base.having_list = {}, {}, nil, nil, nil
   local wide = base:agg(spec):run()
   local key_names = {}
   for _, c in ipairs(wide:columns()) do

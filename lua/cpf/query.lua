@@ -413,6 +413,8 @@ local function test(c, v, what)
   error("unknown condition " .. tostring(op), 0)
 end
 
+q.test = test
+
 local compile_key -- forward
 
 -- A condition evaluated once per distinct value of a key: a byte mask over the key's codes.
@@ -800,13 +802,30 @@ function Query:order_by(...)
   return n
 end
 
-function Query:limit(count)
+--- limit(n [, {per = column or {columns}}]): the first n rows in the query's order; with per,
+--- the first n of each group of rows sharing those columns' values.
+function Query:limit(count, opts)
   check_query(self, "limit")
   if type(count) ~= "number" or count < 0 or count ~= math.floor(count) then
     error("bad argument #1 to 'limit' (whole number expected)", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'limit' ({per = column} expected)", 2) end
   local n = copy(self)
-  n.max_rows = count
+  n.max_rows, n.limit_per = count, opts and opts.per
+  return n
+end
+
+--- having{column = condition, ...}: conditions on the result's columns (aggregates and
+--- measures by their result name, keys too), applied after aggregation, before order_by and
+--- limit; the condition constructors of where. Several calls add conditions.
+function Query:having(conds)
+  check_query(self, "having")
+  if type(conds) ~= "table" or q.is_cond(conds) then
+    error("bad argument #1 to 'having' ({column = condition} expected)", 2)
+  end
+  local n = copy(self)
+  n.having_list = n.having_list or {}
+  n.having_list[#n.having_list + 1] = conds
   return n
 end
 
@@ -871,8 +890,20 @@ function Query:__tostring()
     lines[#lines + 1] = "  group by " .. table.concat(t, ", ")
   end
   for _, a in ipairs(self.agg_list) do lines[#lines + 1] = ("  %s = %s"):format(a.name, describe(a.agg)) end
+  for _, conds in ipairs(self.having_list or {}) do
+    local names = {}
+    for name in pairs(conds) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      lines[#lines + 1] = ("  having %s: %s"):format(name, describe(q.as_cond(conds[name])))
+    end
+  end
   if #self.order > 0 then lines[#lines + 1] = "  order by " .. table.concat(self.order, ", ") end
-  if self.max_rows then lines[#lines + 1] = "  limit " .. self.max_rows end
+  if self.max_rows then
+    local per = self.limit_per
+    if type(per) == "table" then per = table.concat(per, ", ") end
+    lines[#lines + 1] = "  limit " .. self.max_rows .. (per and " per " .. per or "")
+  end
   return table.concat(lines, "\n")
 end
 
@@ -1050,9 +1081,11 @@ function Query:run(spec)
   for _, a in ipairs(self.agg_list) do kinds[a.name] = q.value_kind(a.agg) end
   -- q:order_by and q:limit: a view of the store sorted and cut in C before any row is built
   -- (nil when a measure computed in Lua gives text: sorted in Lua, below)
+  -- (having and limit per group: the limit waits for them)
   local sorted_in_c = true
-  if #self.order > 0 or self.max_rows then
-    local view = store:view(#self.order > 0 and result.sort_keys(columns, self.order, 0) or nil, self.max_rows)
+  local plain_limit = not self.having_list and not self.limit_per and self.max_rows or nil
+  if #self.order > 0 or plain_limit then
+    local view = store:view(#self.order > 0 and result.sort_keys(columns, self.order, 0) or nil, plain_limit)
     if view then store = view else sorted_in_c = false end
   end
   local res = result.from_store(columns, store, out.names, key_order, kinds,
@@ -1061,7 +1094,18 @@ function Query:run(spec)
     local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
     if not ok2 then error((tostring(sorted):gsub("^[^:]*:%d+: ", "")), 0) end
     res = sorted
-    if self.max_rows then res = res:head(self.max_rows) end
+    if plain_limit then res = res:head(plain_limit) end
+  end
+  if self.having_list or self.limit_per then
+    local transform = require "cpf.transform"
+    local ok3, derived = pcall(function()
+      for _, conds in ipairs(self.having_list or {}) do res = transform.where(res, conds, "having") end
+      if self.limit_per then return transform.head_per(res, self.max_rows, self.limit_per) end
+      if self.max_rows then return res:head(self.max_rows) end
+      return res
+    end)
+    if not ok3 then error(transform.message(derived) or derived, 0) end
+    res = derived
   end
   return res
 end

@@ -14,6 +14,9 @@ local KEY_ORDER = setmetatable({}, { __mode = "k" })
 local KINDS = setmetatable({}, { __mode = "k" })
 -- result -> the column specs it was last sorted by ("-montant"...), for the charts' default y
 local ORDER = setmetatable({}, { __mode = "k" })
+-- result -> { [column] = { fr = ..., en = ... } }: titles of the columns a result derived
+-- (res:change, res:rank...), which the schema's labels do not know
+local LABELS = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
@@ -78,7 +81,9 @@ end
 
 -- A result sharing another's columns and kinds over a view of its store (sorted or cut in C).
 local function from_view(self, store, order)
-  return result.from_store(COLUMNS[self], store, KEYS[self], KEY_ORDER[self], KINDS[self], order)
+  local res = result.from_store(COLUMNS[self], store, KEYS[self], KEY_ORDER[self], KINDS[self], order)
+  LABELS[res] = LABELS[self]
+  return res
 end
 
 --- The column specs the result was sorted by (res:sorted, q:order_by), as given ("-montant"), or {}.
@@ -98,6 +103,19 @@ end
 
 --- The key_order a result was built with (for results derived from it).
 function result.key_order(res) return KEY_ORDER[res] or {} end
+
+--- Titles of columns, by locale: { column = { fr = "...", en = "..." } } (a copy), for the
+--- columns a result derived; the display formats use them before the schema's.
+function Result:labels()
+  local t = {}
+  for k, v in pairs(LABELS[self] or {}) do t[k] = v end
+  return t
+end
+
+--- Sets a result's column titles ({column = {fr =, en =}}) and the order it is sorted by
+--- (for results derived from others, cpf.transform).
+function result.set_labels(res, labels) LABELS[res] = labels end
+function result.set_order(res, order) ORDER[res] = order end
 
 --- Names of the key columns (a copy).
 function Result:keys()
@@ -189,18 +207,58 @@ function Result:sorted(...)
   for i, pair in ipairs(rows) do out[i] = pair[1] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = specs
+  LABELS[res] = LABELS[self]
   return res
 end
 
---- The first n rows.
-function Result:head(n)
+--- The first n rows; with {per = column or {columns}}, the first n of each group of rows that
+--- share those columns' values.
+function Result:head(n, opts)
+  if type(n) ~= "number" or n < 0 or n ~= math.floor(n) then
+    error("bad argument #1 to 'head' (whole number expected)", 2)
+  end
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("bad argument #2 to 'head' ({per = column} expected)", 2) end
+    if opts.per ~= nil then
+      local ok, res = pcall(require("cpf.transform").head_per, self, n, opts.per)
+      if ok then return res end
+      error(require("cpf.transform").message(res) or res, 2)
+    end
+  end
   if STORE[self] then return from_view(self, STORE[self]:view(nil, math.max(0, math.floor(n))), ORDER[self]) end
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = ORDER[self]
+  LABELS[res] = LABELS[self]
   return res
 end
+
+-- Re-raises an error of cpf.transform at the line that called the method, any other as it is.
+local function rethrow(err)
+  local message = require("cpf.transform").message(err)
+  if message then error(message, 3) end
+  error(err, 0)
+end
+
+-- Operations that derive a result (lua/cpf/transform.lua).
+local function derive(name)
+  return function(...)
+    local ok, res = pcall(require("cpf.transform")[name], ...)
+    if not ok then rethrow(res) end
+    return res
+  end
+end
+--- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
+--- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
+--- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
+Result.where = derive "where"
+Result.with = derive "with"
+Result.join = derive "join"
+Result.change = derive "change"
+Result.cumsum = derive "cumsum"
+Result.rank = derive "rank"
+
 
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,
 -- buckets) first, then by value; the missing value last.

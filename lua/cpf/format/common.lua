@@ -245,6 +245,7 @@ function common.column_info(res, columns, opts)
   -- a column's title: opts.labels, else the locale's label of a CPF column or measure, else its name
   local labels = opts.labels or {}
   local locale_labels = L and require("cpf.schema").labels[opts.locale] or {}
+  local own_labels = L and res.labels and res:labels() or {} -- the result's derived columns'
   for j, name in ipairs(columns) do
     local numbers, others, whole, largest = 0, 0, true, 0
     for _, row in ipairs(res) do
@@ -271,7 +272,8 @@ function common.column_info(res, columns, opts)
       end
     end
     info[j] = { name = name, numeric = numbers > 0 and others == 0, decimals = decimals, opts = column_opts,
-                title = labels[name] or locale_labels[name] or name }
+                title = labels[name] or (own_labels[name] and own_labels[name][opts.locale])
+                  or locale_labels[name] or name }
   end
   return info
 end

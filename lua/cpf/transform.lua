@@ -1,0 +1,546 @@
+-- cpf.transform — results made from results: rows kept by conditions on their values
+-- (res:where, q:having), derived columns (res:with), reference tables joined (res:join), the
+-- first rows of each group (res:head(n, {per = ...})), and values over time (res:change,
+-- res:cumsum, res:rank). Every operation returns a new result and leaves its input unchanged;
+-- each new column gets a kind and a French and English label for the display formats.
+local result = require "cpf.result"
+
+local transform = {}
+
+local VALUE_KINDS = { count = true, money = true, rate = true, number = true }
+
+-- A bad argument: raised as a table, which the result's methods re-raise as a message at
+-- the caller's line (an error of the user's own functions passes through as it is).
+local function fail(what, msg) error({ cpf_transform = true, message = what .. ": " .. msg }, 0) end
+
+--- The message of an error raised here, or nil for an error of another kind.
+function transform.message(err)
+  return type(err) == "table" and err.cpf_transform and err.message or nil
+end
+
+local function column_list(res) return table.concat(res:columns(), ", ") end
+
+local function has(res, name)
+  for _, c in ipairs(res:columns()) do if c == name then return true end end
+  return false
+end
+
+-- A column the operation reads: an error naming the result's columns when it has none of that name.
+local function need_column(res, name, what)
+  if type(name) ~= "string" then fail(what, ("column name expected, got %s"):format(type(name))) end
+  if not has(res, name) then
+    fail(what, ("'%s' is not a column of the result (its columns: %s)"):format(name, column_list(res)))
+  end
+end
+
+-- A new result over rows, with the input's keys, key order, kinds and labels plus `extra`
+-- ({name =, kind =, labels = {fr =, en =}} per new column, in order).
+local function derived(res, columns, rows, extra, keys)
+  local kinds = res:kinds()
+  local labels = res:labels()
+  for _, x in ipairs(extra or {}) do
+    kinds[x.name] = x.kind
+    labels[x.name] = x.labels
+  end
+  local out = result.new(columns, rows, keys or res:keys(), result.key_order(res), kinds)
+  result.set_labels(out, labels)
+  return out
+end
+
+local function copy_row(row)
+  local t = {}
+  for k, v in pairs(row) do t[k] = v end
+  return t
+end
+
+-- The label of column `name` in `locale`: the result's own, else the schema's, else the name.
+local function label_of(res, name, locale)
+  local own = res:labels()[name]
+  if own and own[locale] then return own[locale] end
+  return require("cpf.schema").labels[locale][name] or name
+end
+
+-- ---------------------------------------------------------------- conditions on values
+
+--- res:where{column = condition, ...}: the rows whose values pass every condition (the
+--- condition constructors of a query's where: a value, a list, cpf.ge(100), cpf.not_(...), a
+--- function of the value...). A missing value passes no condition but cpf.is_null, as in SQL.
+function transform.where(res, conds, what)
+  what = what or "where"
+  if type(conds) ~= "table" then fail(what, ("{column = condition} expected, got %s"):format(type(conds))) end
+  local q = require "cpf.query"
+  local list = {}
+  for name, c in pairs(conds) do
+    need_column(res, name, what)
+    list[#list + 1] = { name = name, cond = q.as_cond(c), what = ("%s %s"):format(what, name) }
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  local rows = {}
+  for _, row in ipairs(res) do
+    local keep = true
+    for _, c in ipairs(list) do
+      if not q.test(c.cond, row[c.name], c.what) then keep = false break end
+    end
+    if keep then rows[#rows + 1] = row end
+  end
+  local out = derived(res, res:columns(), rows)
+  result.set_order(out, res:order())
+  return out
+end
+
+-- ---------------------------------------------------------------- derived columns
+
+-- The {name, fn, kind} entries of res:with: a list in order, or {name = fn} ordered by name.
+local function with_entries(spec)
+  if type(spec) ~= "table" then fail("with", ("table of columns expected, got %s"):format(type(spec))) end
+  local list, named = {}, {}
+  for _, e in ipairs(spec) do
+    if type(e) ~= "table" or type(e[1]) ~= "string" or type(e[2]) ~= "function" then
+      fail("with", "list entries must be {\"name\", function(row) ... end [, kind]}")
+    end
+    list[#list + 1] = { name = e[1], fn = e[2], kind = e[3] }
+  end
+  for k, v in pairs(spec) do
+    if type(k) == "string" then
+      if type(v) ~= "function" then fail("with", ("'%s' must be a function(row)"):format(k)) end
+      named[#named + 1] = k
+    end
+  end
+  table.sort(named)
+  for _, k in ipairs(named) do list[#list + 1] = { name = k, fn = spec[k] } end
+  return list
+end
+
+--- res:with{{"name", function(row) ... end [, kind]}, ...} (or {name = fn}): columns computed
+--- once per row; each function sees the row's values (those of the columns before it
+--- included) and returns a number, a string or nil.
+function transform.with(res, spec)
+  local entries = with_entries(spec)
+  local columns, seen = res:columns(), {}
+  for _, c in ipairs(columns) do seen[c] = true end
+  local extra = {}
+  for _, e in ipairs(entries) do
+    if seen[e.name] then fail("with", ("the result already has a column '%s'"):format(e.name)) end
+    if e.kind ~= nil and not VALUE_KINDS[e.kind] then
+      fail("with", ("kind of '%s' must be count, money, rate or number"):format(e.name))
+    end
+    seen[e.name] = true
+    columns[#columns + 1] = e.name
+    extra[#extra + 1] = { name = e.name, kind = e.kind or "number" }
+  end
+  local rows = {}
+  for i, row in ipairs(res) do
+    local new = copy_row(row)
+    for _, e in ipairs(entries) do
+      local v = e.fn(copy_row(new))
+      local t = type(v)
+      if v ~= nil and t ~= "number" and t ~= "string" then
+        fail("with", ("'%s' returned a %s for row %d (a number, a string or nil expected)"):format(e.name, t, i))
+      end
+      if v ~= v then v = nil end -- NaN: no value
+      new[e.name] = v
+    end
+    rows[i] = new
+  end
+  local out = derived(res, columns, rows, extra)
+  result.set_order(out, res:order())
+  return out
+end
+
+-- ---------------------------------------------------------------- joins
+
+-- The reference side of a join as { columns = {...}, rows = {...}, kinds =, labels = }.
+local function reference_of(other, right_key, opts)
+  if type(other) == "userdata" and other.columns and other.row then -- a dataset
+    local names = {}
+    for i, c in ipairs(other:columns()) do names[i] = c.name end
+    local column = other:column(right_key)
+    if column then right_key = column.name end
+    local rows = {}
+    for i = 1, #other do rows[i] = other:row(i) end
+    return { columns = names, rows = rows, kinds = {}, labels = {}, key = right_key }
+  end
+  if type(other) == "table" and getmetatable(other) and other.columns and other.kinds then -- a result
+    local rows = {}
+    for i, r in ipairs(other) do rows[i] = r end
+    return { columns = other:columns(), rows = rows, kinds = other:kinds(), labels = other:labels(),
+             key = right_key }
+  end
+  if type(other) ~= "table" then
+    fail("join", ("a result, a dataset or a table {[key] = value or row} expected, got %s"):format(type(other)))
+  end
+  -- a Lua table: keys in a stable order (numbers, then strings), values as rows
+  local keys = {}
+  for k in pairs(other) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) ~= type(b) then return type(a) < type(b) end
+    return a < b
+  end)
+  local rows, columns, seen = {}, { right_key }, { [right_key] = true }
+  for _, k in ipairs(keys) do
+    local v = other[k]
+    local row
+    if type(v) == "table" then
+      row = copy_row(v)
+      local names = {}
+      for name in pairs(v) do if not seen[name] then names[#names + 1] = name end end
+      table.sort(names)
+      for _, name in ipairs(names) do seen[name] = true columns[#columns + 1] = name end
+    else
+      local name = opts.columns and opts.columns[1]
+      if type(name) ~= "string" then
+        fail("join", "a table of plain values needs the name of their column: opts.columns = {\"name\"}")
+      end
+      if not seen[name] then seen[name] = true columns[#columns + 1] = name end
+      row = { [name] = v }
+    end
+    row[right_key] = k
+    rows[#rows + 1] = row
+  end
+  return { columns = columns, rows = rows, kinds = {}, labels = {}, key = right_key }
+end
+
+local function value_text(v) return type(v) == "string" and ("'%s'"):format(v) or tostring(v) end
+
+-- "string", "number" or "string and number": the types of a side's key values.
+local function key_types(rows, key)
+  local types = {}
+  for _, r in ipairs(rows) do
+    local v = r[key]
+    if v ~= nil then types[type(v)] = true end
+  end
+  local list = {}
+  for t in pairs(types) do list[#list + 1] = t end
+  table.sort(list)
+  return list
+end
+
+--- res:join(other, on [, opts]): the result's rows with the columns of the matching row of
+--- `other` (a result, a dataset or a table {[key] = value or row}). on: a column of both sides,
+--- or {left = "right"}. opts.how = "left" (every row kept) or "inner"; opts.columns: which of
+--- other's columns (default all but its key); opts.many: a key may match several rows;
+--- opts.suffix: added to the name of other's columns the result has already.
+function transform.join(res, other, on, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then fail("join", ("options table expected, got %s"):format(type(opts))) end
+  local left_key, right_key
+  if type(on) == "string" then
+    left_key, right_key = on, on
+  elseif type(on) == "table" then
+    left_key, right_key = next(on)
+    if type(left_key) ~= "string" or type(right_key) ~= "string" or next(on, left_key) ~= nil then
+      fail("join", "on must be a column name or {left_column = \"right_column\"}")
+    end
+  else
+    fail("join", ("on must be a column name or {left_column = \"right_column\"}, got %s"):format(type(on)))
+  end
+  local how = opts.how or "left"
+  if how ~= "left" and how ~= "inner" then fail("join", "opts.how must be \"left\" or \"inner\"") end
+  need_column(res, left_key, "join")
+  local ref = reference_of(other, right_key, opts)
+  right_key = ref.key
+  local in_ref = {}
+  for _, c in ipairs(ref.columns) do in_ref[c] = true end
+  if not in_ref[right_key] then
+    fail("join", ("'%s' is not a column of the reference (its columns: %s)")
+      :format(right_key, table.concat(ref.columns, ", ")))
+  end
+  -- the columns brought, and their names in the joined result
+  local brought = {}
+  if opts.columns and not (type(other) == "table" and not getmetatable(other)) then
+    if type(opts.columns) ~= "table" then fail("join", "opts.columns must be a list of column names") end
+    for _, c in ipairs(opts.columns) do
+      if not in_ref[c] then
+        fail("join", ("'%s' is not a column of the reference (its columns: %s)")
+          :format(tostring(c), table.concat(ref.columns, ", ")))
+      end
+      brought[#brought + 1] = c
+    end
+  else
+    for _, c in ipairs(ref.columns) do if c ~= right_key then brought[#brought + 1] = c end end
+  end
+  local columns, names = res:columns(), {}
+  for _, c in ipairs(brought) do
+    local name = c
+    if has(res, c) then
+      if type(opts.suffix) ~= "string" then
+        fail("join", ("both sides have a column '%s' (give opts.suffix to rename the reference's)"):format(c))
+      end
+      name = c .. opts.suffix
+      if has(res, name) then fail("join", ("both sides have a column '%s'"):format(name)) end
+    end
+    names[c] = name
+    columns[#columns + 1] = name
+  end
+  -- keys compare as stored: a string key never matches a number, and saying so beats no match
+  local lt, rt = key_types(res, left_key), key_types(ref.rows, right_key)
+  if #lt > 0 and #rt > 0 and table.concat(lt, " and ") ~= table.concat(rt, " and ") then
+    fail("join", ("%s holds %s values, the reference's %s holds %s values: keys compare as stored ('01' is not 1)")
+      :format(left_key, table.concat(lt, " and "), right_key, table.concat(rt, " and ")))
+  end
+  local index, first_twice = {}, nil
+  for _, r in ipairs(ref.rows) do
+    local k = r[right_key]
+    if k ~= nil then
+      local list = index[k]
+      if not list then list = {} index[k] = list end
+      list[#list + 1] = r
+      if #list == 2 and first_twice == nil then first_twice = k end
+    end
+  end
+  if first_twice ~= nil and not opts.many then -- opts.many = true joins each of them
+    fail("join", ("the reference has %d rows for %s %s"):format(#index[first_twice], right_key,
+      value_text(first_twice)))
+  end
+  local rows = {}
+  for _, row in ipairs(res) do
+    local k = row[left_key]
+    local matches = k ~= nil and index[k]
+    if matches then
+      for _, r in ipairs(matches) do
+        local new = copy_row(row)
+        for _, c in ipairs(brought) do new[names[c]] = r[c] end
+        rows[#rows + 1] = new
+      end
+    elseif how == "left" then
+      rows[#rows + 1] = row
+    end
+  end
+  local extra = {}
+  for _, c in ipairs(brought) do
+    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
+  end
+  local out = derived(res, columns, rows, extra)
+  result.set_order(out, res:order())
+  return out
+end
+
+-- ---------------------------------------------------------------- groups of rows
+
+-- The per / by columns of an operation: a name or a list of names, each a column.
+local function column_names(res, v, what, option)
+  if v == nil then return {} end
+  local list = type(v) == "table" and v or { v }
+  for _, name in ipairs(list) do
+    if type(name) ~= "string" then fail(what, ("%s must be a column name or a list of them"):format(option)) end
+    need_column(res, name, what)
+  end
+  return list
+end
+
+-- The identity of a row's values in `names` as one table key (nil and the types told apart).
+local function group_id(row, names)
+  if #names == 1 then
+    local v = row[names[1]]
+    if v == nil then return "\0nil" end
+    return type(v) == "string" and "s" .. v or v
+  end
+  local parts = {}
+  for i, name in ipairs(names) do
+    local v = row[name]
+    if v == nil then parts[i] = "n"
+    elseif type(v) == "number" then parts[i] = ("d%.17g"):format(v)
+    else parts[i] = "s" .. #tostring(v) .. ":" .. tostring(v) end
+  end
+  return table.concat(parts, "\0")
+end
+
+--- res:head(n, {per = column or {columns}}): the first n rows of each group of rows sharing
+--- those columns' values, in the result's order.
+function transform.head_per(res, n, per)
+  local names = column_names(res, per, "head", "per")
+  if #names == 0 then fail("head", "per must name at least one column") end
+  local taken, rows = {}, {}
+  for _, row in ipairs(res) do
+    local id = group_id(row, names)
+    local c = (taken[id] or 0) + 1
+    taken[id] = c
+    if c <= n then rows[#rows + 1] = row end
+  end
+  local out = derived(res, res:columns(), rows)
+  result.set_order(out, res:order())
+  return out
+end
+
+-- ---------------------------------------------------------------- over time
+
+-- The rows of each `by` group in `over` order (ascending, nil last), as lists of row indices;
+-- two rows of one group with the same `over` value are an error (which one is before?).
+local function ordered_groups(res, over, by, what)
+  local groups, order = {}, {}
+  for i, row in ipairs(res) do
+    local id = group_id(row, by)
+    local g = groups[id]
+    if not g then g = {} groups[id] = g order[#order + 1] = g end
+    g[#g + 1] = i
+  end
+  local less = result.compare_values
+  for _, g in ipairs(order) do
+    table.sort(g, function(a, b)
+      local x, y = res[a][over], res[b][over]
+      if x == y then return a < b end
+      return less(x, y)
+    end)
+    for k = 2, #g do
+      local v = res[g[k]][over]
+      if v ~= nil and v == res[g[k - 1]][over] then
+        local within = {}
+        for _, name in ipairs(by) do within[#within + 1] = ("%s = %s"):format(name, value_text(res[g[k]][name])) end
+        fail(what, ("2 rows have %s = %s%s: add the keys that tell them apart to by")
+          :format(over, value_text(v), #within > 0 and " within " .. table.concat(within, ", ") or ""))
+      end
+    end
+  end
+  return order
+end
+
+-- by: the option's columns, else the result's keys other than `over` and `column`.
+local function by_columns(res, opts, over, column, what)
+  if opts.by ~= nil then return column_names(res, opts.by, what, "by") end
+  local by = {}
+  for _, k in ipairs(res:keys()) do if k ~= over and k ~= column then by[#by + 1] = k end end
+  return by
+end
+
+local function need_new(res, names, what)
+  for _, name in ipairs(names) do
+    if has(res, name) then fail(what, ("the result already has a column '%s'"):format(name)) end
+  end
+end
+
+local function over_options(res, column, opts, what)
+  need_column(res, column, what)
+  if type(opts) ~= "table" or opts.over == nil then fail(what, "opts.over names the column of the periods") end
+  need_column(res, opts.over, what)
+  return opts.over, by_columns(res, opts, opts.over, column, what)
+end
+
+local function numeric(v, column, what)
+  if v ~= nil and type(v) ~= "number" then
+    fail(what, ("'%s' holds %s values, numbers expected"):format(column, type(v)))
+  end
+  return v
+end
+
+-- Labels of a column derived from `column`: fr and en, from its label in each locale.
+local function labels_from(res, column, fr, en)
+  return { fr = fr:format(label_of(res, column, "fr")), en = en:format(label_of(res, column, "en")) }
+end
+
+--- res:change(column, {over =, by =}): column_prec (the previous period's value within the
+--- group), column_evol (the difference) and column_evol_pct (the relative change, a rate; nil
+--- when the previous value is missing or 0).
+function transform.change(res, column, opts)
+  local what = "change"
+  local over, by = over_options(res, column, opts, what)
+  local prec, evol, pct = column .. "_prec", column .. "_evol", column .. "_evol_pct"
+  need_new(res, { prec, evol, pct }, what)
+  local rows = {}
+  for i, row in ipairs(res) do rows[i] = copy_row(row) end
+  for _, g in ipairs(ordered_groups(res, over, by, what)) do
+    local previous
+    for _, i in ipairs(g) do
+      local row = rows[i]
+      local v = numeric(row[column], column, what)
+      if row[over] ~= nil then
+        row[prec] = previous
+        if v ~= nil and previous ~= nil then
+          row[evol] = v - previous
+          if previous ~= 0 then row[pct] = (v - previous) / previous end
+        end
+        previous = v
+      end
+    end
+  end
+  local kind = res:kinds()[column] or "number"
+  local columns = res:columns()
+  for _, c in ipairs { prec, evol, pct } do columns[#columns + 1] = c end
+  local out = derived(res, columns, rows, {
+    { name = prec, kind = kind, labels = labels_from(res, column, "%s, période précédente", "%s, previous period") },
+    { name = evol, kind = kind, labels = labels_from(res, column, "Évolution (%s)", "Change (%s)") },
+    { name = pct, kind = "rate", labels = labels_from(res, column, "Évolution en %% (%s)", "Change in %% (%s)") },
+  })
+  result.set_order(out, res:order())
+  return out
+end
+
+--- res:cumsum(column, {over =, by =}): column_cumul, the running total within the group in
+--- period order (a missing value adds nothing; nil until the first value).
+function transform.cumsum(res, column, opts)
+  local what = "cumsum"
+  local over, by = over_options(res, column, opts, what)
+  local cumul = column .. "_cumul"
+  need_new(res, { cumul }, what)
+  local rows = {}
+  for i, row in ipairs(res) do rows[i] = copy_row(row) end
+  for _, g in ipairs(ordered_groups(res, over, by, what)) do
+    local total
+    for _, i in ipairs(g) do
+      local v = numeric(rows[i][column], column, what)
+      if v ~= nil then total = (total or 0) + v end
+      if rows[i][over] ~= nil then rows[i][cumul] = total end
+    end
+  end
+  local columns = res:columns()
+  columns[#columns + 1] = cumul
+  local out = derived(res, columns, rows, {
+    { name = cumul, kind = res:kinds()[column] or "number",
+      labels = labels_from(res, column, "%s, cumul", "%s, running total") },
+  })
+  result.set_order(out, res:order())
+  return out
+end
+
+--- res:rank(column, {by =, desc = true}): column_rang, 1 for the largest value (desc = false:
+--- the smallest) over the whole result or within each by group; ties share a rank, as SQL's
+--- RANK(); a missing value has no rank.
+function transform.rank(res, column, opts)
+  local what = "rank"
+  opts = opts or {}
+  if type(opts) ~= "table" then fail(what, ("options table expected, got %s"):format(type(opts))) end
+  need_column(res, column, what)
+  local by = column_names(res, opts.by, what, "by")
+  local desc = opts.desc ~= false
+  local name = column .. "_rang"
+  need_new(res, { name }, what)
+  local rows, groups, order = {}, {}, {}
+  for i, row in ipairs(res) do
+    rows[i] = copy_row(row)
+    local v = row[column]
+    if v ~= nil then
+      if type(v) ~= "number" and type(v) ~= "string" then
+        fail(what, ("'%s' holds %s values"):format(column, type(v)))
+      end
+      local id = group_id(row, by)
+      local g = groups[id]
+      if not g then g = {} groups[id] = g order[#order + 1] = g end
+      g[#g + 1] = i
+    end
+  end
+  for _, g in ipairs(order) do
+    local ok, err = pcall(table.sort, g, function(a, b)
+      local x, y = rows[a][column], rows[b][column]
+      if x == y then return a < b end
+      if desc then return x > y end
+      return x < y
+    end)
+    if not ok then fail(what, ("'%s' mixes numbers and strings (%s)"):format(column, tostring(err))) end
+    for k, i in ipairs(g) do
+      local previous = g[k - 1]
+      if previous and rows[previous][column] == rows[i][column] then
+        rows[i][name] = rows[previous][name]
+      else
+        rows[i][name] = k
+      end
+    end
+  end
+  local columns = res:columns()
+  columns[#columns + 1] = name
+  local out = derived(res, columns, rows, {
+    { name = name, kind = "count", labels = labels_from(res, column, "Rang (%s)", "Rank (%s)") },
+  })
+  result.set_order(out, res:order())
+  return out
+end
+
+return transform
