@@ -72,6 +72,65 @@ describe("cpf query", function()
     }, "\n") .. "\n", out)
   end)
 
+  it("reshapes the result: --having, --limit --per, --change, --cumsum, --rank, --join", function()
+    local function csv(args)
+      local out, err, code = cpf_run("query " .. q(fixture) .. " " .. args .. " --format csv")
+      assert.are.equal(0, code, err)
+      assert.are.equal("", err)
+      return out
+    end
+    assert.are.equal("region_lieu_formation,dossiers,montant\nBretagne,3,1300.5\nCorse,3,1500\n"
+      .. "Provence-Alpes-Côte d'Azur,4,4000.25\n", csv("--by region_lieu_formation --having 'dossiers>=3'"))
+    assert.are.equal("region_lieu_formation,dossiers,montant\nCorse,3,1500\n",
+      csv("--by region_lieu_formation --having 'dossiers>=3' --having 'montant<2000' "
+        .. "--having 'region_lieu_formation^=C'"))
+    -- the first row of each year in the sort's order; a tie keeps the earlier row (the key order)
+    assert.are.equal("annee,region_lieu_formation,dossiers\n2023,Bretagne,3\n2024,Provence-Alpes-Côte d'Azur,4\n",
+      csv("--by annee,region_lieu_formation --measure dossiers --sort annee,-dossiers --limit 1 --per annee"))
+    assert.are.equal("annee,dossiers,montant,montant_prec,montant_evol,montant_evol_pct\n2023,6,2800.5,,,\n"
+      .. "2024,5,4250.25,2800.5,1449.75,0.5176754151044456\n", csv("--by annee --change montant:annee"))
+    assert.are.equal("annee,dossiers,dossiers_cumul,dossiers_rang\n2023,6,6,1\n2024,5,11,2\n",
+      csv("--by annee --measure dossiers --cumsum dossiers:annee --rank dossiers"))
+    -- --sort may name a column the reshaping added
+    assert.are.equal("annee,dossiers,dossiers_rang\n2024,5,2\n2023,6,1\n",
+      csv("--by annee --measure dossiers --rank dossiers --sort -dossiers_rang"))
+    local ref = h.write_file("region_lieu_formation;habitants\nBretagne;3400000\nCorse;350000\n", ".csv")
+    assert.are.equal("region_lieu_formation,dossiers,habitants\nBretagne,3,3400000\nCorse,3,350000\n"
+      .. "Provence-Alpes-Côte d'Azur,4,\n,1,\n",
+      csv("--by region_lieu_formation --measure dossiers --join " .. q(ref .. ":region_lieu_formation")))
+    -- the new columns' titles in the display formats
+    local out, err = cpf_run("query " .. q(fixture)
+      .. " --by annee --measure montant --change montant:annee --locale en")
+    assert.are.equal("", err)
+    assert.are.equal(table.concat({
+      "Year  Amount committed  Amount committed, previous period  Change (Amount committed)  "
+        .. "Change in % (Amount committed)",
+      "----  ----------------  ---------------------------------  -------------------------  "
+        .. "------------------------------",
+      "2023         €2,800.50",
+      "2024         €4,250.25                          €2,800.50                  €1,449.75  "
+        .. "                         51.8%",
+    }, "\n") .. "\n", out)
+    for _, case in ipairs {
+      { "--change montant", 2, "--change 'montant': expected COLUMN:PERIOD, e.g. montant:annee" },
+      { "--rank :x", 2, "--rank ':x': expected COLUMN or COLUMN:KEY,..." },
+      { "--having x", 2, "--having 'x': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~" },
+      { "--per annee", 2, "--per needs --limit N (the rows kept in each group)" },
+      { "--by annee --having nope=1", 2,
+        "--having 'nope=1': no column 'nope' in the result (annee, dossiers, montant)" },
+      { "--by annee --change montant:nope", 1,
+        "change: 'nope' is not a column of the result (its columns: annee, dossiers, montant)" },
+      { "--join x.csv", 1, "--join 'x.csv': expected FILE:COLUMN (COLUMN of both the result and the reference)" },
+      { "--join nofile.csv:annee", 1, "--join 'nofile.csv:annee': nofile.csv: cannot open: No such file or directory" },
+    } do
+      local o, e, code = cpf_run("query " .. q(fixture) .. " " .. case[1])
+      assert.are.equal(case[2], code, case[1])
+      assert.are.equal("", o, case[1])
+      local expected = "cpf: " .. case[3] .. "\n" .. (case[2] == 2 and "try 'cpf query --help'\n" or "")
+      assert.are.equal(expected, e, case[1])
+    end
+  end)
+
   it("reads the measure grammar: names, FN:COL, ratio, wmean, quantile, share, NAME=SPEC", function()
     local out, err, code = cpf_run("query " .. q(fixture) .. " --by annee --format csv --measure"
       .. " 'lignes,count,count:duree_moyenne,sum:nb_dossiers,mean:montant_engage,min:montant_engage,"

@@ -137,6 +137,8 @@ describe("documentation", function()
     assert(os.execute("mkdir " .. q(dir)))
     finally(function() os.execute("rm -rf " .. q(dir)) end)
     assert(gen.write(dir .. "/formations-engagees.csv", 3000, { seed = 5 }))
+    -- the reference table the README joins (illustrative figures)
+    h.write_bytes(dir .. "/population.csv", "code_officiel_departement;population\n01;657856\n2A;160000\n75;2100000\n")
     local script = dir .. "/readme.lua"
     h.write_bytes(script, table.concat(blocks(text_of["README.md"], "lua"), "\n"))
 

@@ -101,6 +101,14 @@ report { started = started, rows = #require("cpf.nvim").state.dataset, ticks = d
         "--where annee=2024 --where \"region_lieu_formation=Provence-Alpes-Côte d'Azur\" "
           .. "--by departement_lieu_formation,famille --measure dossiers,prix_moyen --sort=-dossiers --limit 5",
         "--by mois --measure lignes,taux_annulation --format markdown",
+        -- the result reshaped: having, a change over years, top n per group, cumsum, rank, a join
+        "--by region_lieu_formation,annee --measure montant --having 'montant>100000' --change montant:annee",
+        "--by region_lieu_formation,code_rncp --sort region_lieu_formation,-montant --limit 2 "
+          .. "--per region_lieu_formation",
+        "--by mois --measure dossiers --cumsum dossiers:mois --rank dossiers",
+        "--by region_lieu_formation --join "
+          .. h.write_file("region_lieu_formation;habitants\nBretagne;3400000\nNormandie;3300000\n", ".csv")
+          .. ":region_lieu_formation",
       }
       -- the first names the file, which is not open yet: it opens, then answers
       local script = { "local got = {}" }

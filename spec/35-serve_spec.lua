@@ -35,7 +35,7 @@ end
 
 if _VERSION == "Lua 5.4" and not jit then
   describe("cpf serve #no_asan", function()
-    local tmp, snap, base, pid, prefix, rows
+    local tmp, snap, base, pid, prefix, rows, ref_csv
 
     local function get(path, params, extra)
       local body = h.tmpname(".body")
@@ -56,6 +56,17 @@ if _VERSION == "Lua 5.4" and not jit then
       assert(gen.write(csv, rows, { seed = 31 }))
       snap = tmp .. "/served.cpfsnap"
       cli(("convert %s %s"):format(q(csv), q(snap)))
+      -- a reference table requests join by name (--ref pop=...): illustrative figures
+      local lines = { "region_lieu_formation;habitants" }
+      local d = assert(require("cpf").load(csv, { columns = { "region_lieu_formation" } }))
+      for i, v in ipairs(d:distinct "region_lieu_formation") do
+        if v.value then lines[#lines + 1] = v.value .. ";" .. i * 100000 end
+      end
+      d:close()
+      ref_csv = tmp .. "/population.csv"
+      local f = assert(io.open(ref_csv, "wb"))
+      f:write(table.concat(lines, "\n") .. "\n")
+      f:close()
       sh("make -s LUA=luajit")
       prefix = tmp .. "/prefix"
       -- a free port: the first that nothing answers on, from a pseudo-random start
@@ -68,8 +79,9 @@ if _VERSION == "Lua 5.4" and not jit then
       base = ("http://127.0.0.1:%d"):format(port)
       -- as root, nginx's workers run as nobody, who may not read a private checkout: --user
       local user = sh("id -u"):match("^0\n") and " --user root" or ""
-      pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2%s "
-        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), user, q(tmp .. "/serve.log"))):match("%d+")
+      pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2%s --ref pop=%s "
+        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), user, q(ref_csv), q(tmp .. "/serve.log")))
+        :match("%d+")
       for _ = 1, 100 do
         local _, _, code = h.run("curl -s -o /dev/null " .. q(base .. "/health"))
         if code == 0 then break end
@@ -128,6 +140,35 @@ if _VERSION == "Lua 5.4" and not jit then
       end
       local _, describe = get("/describe", { { "format", "csv" } })
       assert.are.equal(cli("describe " .. q(snap) .. " --format csv"), describe)
+    end)
+
+    it("answers having, per, change, cumsum, rank and a declared join with the command line's bytes", function()
+      local queries = {
+        { { "by", "region_lieu_formation,annee" }, { "having", "dossiers>=3000" }, { "format", "csv" } },
+        { { "by", "region_lieu_formation,code_rncp" }, { "sort", "region_lieu_formation,-montant" },
+          { "limit", "2" }, { "per", "region_lieu_formation" }, { "format", "json" } },
+        { { "by", "region_lieu_formation,annee" }, { "measure", "montant" }, { "change", "montant:annee" },
+          { "format", "csv" } },
+        { { "by", "mois" }, { "measure", "dossiers" }, { "cumsum", "dossiers:mois" }, { "rank", "dossiers" },
+          { "format", "tsv" } },
+      }
+      for i, params in ipairs(queries) do
+        local status, body = get("/query", params)
+        assert.are.equal(200, status, body)
+        assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(params))), body, "query " .. i)
+      end
+      local status, body = get("/query", { { "by", "region_lieu_formation" }, { "join", "pop:region_lieu_formation" },
+                                           { "format", "csv" } })
+      assert.are.equal(200, status, body)
+      assert.are.equal(cli(("query %s --by region_lieu_formation --join %s --format csv")
+        :format(q(snap), q(ref_csv .. ":region_lieu_formation"))), body)
+      assert.is_truthy(body:find("habitants", 1, true), body)
+      -- a request never names a file
+      status, body = get("/query", { { "by", "region_lieu_formation" },
+                                     { "join", ref_csv .. ":region_lieu_formation" } })
+      assert.are.equal(400, status)
+      assert.are.equal(('{"error": "join: no reference named \'%s\' (this server declares: pop)"}\n')
+        :format(ref_csv:sub(1, 40)), body)
     end)
 
     it("sends nosniff and an ETag from the snapshot, and 304 when it matches", function()

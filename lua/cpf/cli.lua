@@ -59,7 +59,7 @@ loads it and prints a short report. --html also writes the report as one page in
   serve = [[
 usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
                       [--max-rows N] [--max-request N] [--max-pattern N] [--check-every S]
-                      [--user NAME] [--nginx PATH] [data options]
+                      [--ref NAME=FILE]... [--user NAME] [--nginx PATH] [data options]
 
 Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get install nginx
 libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
@@ -69,7 +69,8 @@ renames it) the workers serve the new one within --check-every seconds, without 
 snapshot written over in place (cp) stops being served until a good one replaces it.
 
   GET /query?where=...&by=...&measure=...&sort=...&limit=...&format=json|csv|csv-fr|tsv|
-      markdown|html|svg      the options of cpf query; default format json
+      markdown|html|svg      the options of cpf query; default format json; also having,
+                             per, change, cumsum, rank, and join=NAME:COLUMN with a --ref
   GET /describe[?format=]    the columns, as cpf describe
   GET /health                {"status": "ok", "rows": N, ...}
   GET /                      a dashboard page (charts and tables, nothing fetched)
@@ -87,12 +88,17 @@ Bad requests get 400, 404 or 405 with {"error": "..."}.
   --nginx PATH     the nginx to run (default: nginx on PATH or in /usr/sbin; OpenResty's, which
                    has the Lua module built in, works too)
   --check-every S  seconds between checks for a replaced snapshot (default 1)
+  --ref NAME=FILE  a reference table (CSV, converted to a snapshot in the prefix, or a
+                   snapshot) that requests join by name: join=NAME:COLUMN (repeatable;
+                   a request never names a file)
   --user NAME      the workers' user when started by root (default: nginx's, nobody, which
                    must be able to read cpf's files and the snapshot)
 ]],
   query = [[
 usage: cpf query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
-                 [--limit N] [--format FORMAT] [-o OUT] [data options]
+                 [--limit N] [--per KEYS] [--having COND]... [--join FILE:COL]...
+                 [--change COL:PERIOD] [--cumsum COL:PERIOD] [--rank COL:KEYS]
+                 [--format FORMAT] [-o OUT] [data options]
 
 Groups the rows kept by the conditions by the keys and prints the measures of each group.
 Only the columns the query names are loaded. Several DATA files are loaded as one dataset
@@ -131,6 +137,17 @@ with a 'source' column (cpf.load{...}).
   --sort COLS      result columns, comma-separated, '-' before a name for descending
                    (default: by the keys)
   --limit N        keep the first N rows (after --sort)
+  --per KEYS       with --limit: the first N rows of each group of rows sharing these
+                   result columns, e.g. --sort region_lieu_formation,-montant --limit 3
+                   --per region_lieu_formation
+  --having COND    keep the result rows where COND holds, on result columns (measures by
+                   their result name): --having 'dossiers>=100'; the grammar of --where
+  --join FILE:COL  add the columns of a reference file (CSV or snapshot) whose COL matches
+                   the result's COL (every result row kept; values compared as stored)
+  --change COL:PERIOD   add COL_prec, COL_evol and COL_evol_pct: the previous PERIOD's
+                   value within the other --by keys, the difference, the relative change
+  --cumsum COL:PERIOD   add COL_cumul: the running total over PERIOD within the other keys
+  --rank COL[:KEYS]     add COL_rang: 1 for the largest, ties sharing (within KEYS)
   --format FORMAT  csv, csv-fr, tsv, json, jsonl, markdown, table (the default, also when
                    piped), html, svg, or one registered by a --plugin
   --bar COL        table format: a bar column scaled on COL
@@ -453,15 +470,37 @@ local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar =
 
 
 local QUERY_OPTIONS = with_options(FORMAT_OPTIONS)
-for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value" } do
+for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value",
+                    having = "list", per = "list", change = "list", cumsum = "list", rank = "list",
+                    join = "list" } do
   QUERY_OPTIONS[k] = v
+end
+
+-- --join FILE:COLUMN: the reference files (a CSV or a snapshot) loaded, as the request's joins;
+-- nil, message on failure.
+local function reference_joins(texts)
+  local request, cpf = require "cpf.request", require "cpf"
+  local joins = {}
+  for i, text in ipairs(texts or {}) do
+    local path, column = request.split_join(text)
+    if not path then return nil, column end
+    local ref, err
+    if cpf.is_snapshot(path) then ref, err = cpf.open(path) else ref, err = cpf.load(path) end
+    if not ref then return nil, ("--join '%s': %s"):format(text, err) end
+    joins[i] = { ref = ref, on = column, text = text }
+  end
+  return joins
 end
 
 -- The request of cpf query's options: the request, or nil, message, kind.
 local function query_request(opts)
+  local joins, jerr = reference_joins(opts.join)
+  if not joins then return nil, jerr, "data" end
   return require("cpf.request").parse {
     where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
-    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title, locale = locale_of(opts) }
+    having = opts.having, per = opts.per, change = opts.change, cumsum = opts.cumsum, rank = opts.rank,
+    join = joins, format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title,
+    locale = locale_of(opts) }
 end
 
 --- cpf query's words (what follows "query" on the command line, as Neovim's :Cpf query takes
@@ -785,7 +824,8 @@ end
 function cli.serve(args)
   local known = with_options { host = "value", port = "value", workers = "value", prefix = "value",
                                ["max-rows"] = "value", ["check-every"] = "value", user = "value",
-                               nginx = "value", ["max-request"] = "value", ["max-pattern"] = "value" }
+                               nginx = "value", ["max-request"] = "value", ["max-pattern"] = "value",
+                               ref = "list" }
   local pos, opts = parse(args, 2, known, SHORT)
   if not pos then usage(opts) end
   if opts.help then io.stdout:write(HELP.serve) return 0 end
@@ -852,6 +892,28 @@ function cli.serve(args)
     ds:close()
   end
   safe_path(snapshot, "DATA")
+  -- --ref NAME=FILE: reference tables that requests join by name (join=NAME:COLUMN)
+  local refs = {}
+  for _, text in ipairs(opts.ref or {}) do
+    local name, file = text:match("^([%w_]+)=(.+)$")
+    if not name then usage(("--ref '%s': expected NAME=FILE, NAME letters, digits and _"):format(text)) end
+    if refs[name] then usage(("--ref: the reference '%s' is declared twice"):format(name)) end
+    local path
+    if cpf.is_snapshot(file) then
+      path = absolute(file)
+    else
+      path = prefix .. "/ref-" .. name .. ".cpfsnap"
+      local ref, err = cpf.convert(file, path)
+      if not ref then return fail(("--ref %s: %s"):format(name, err)) end
+      ref:close()
+    end
+    refs[name] = safe_path(path, "--ref " .. name)
+  end
+  local ref_names = {}
+  for name in pairs(refs) do ref_names[#ref_names + 1] = name end
+  table.sort(ref_names)
+  local ref_fields = {}
+  for i, name in ipairs(ref_names) do ref_fields[i] = ("%s = %q"):format(name, refs[name]) end
 
   local function write(path, text)
     local f, err = io.open(path, "wb")
@@ -860,8 +922,8 @@ function cli.serve(args)
     f:close()
   end
   write(prefix .. "/conf/init_worker.lua", ("require(\"cpf.resty\").init_worker { snapshot = %q, "
-    .. "max_rows = %d, max_request = %d, max_pattern = %d, check_every = %s }\n")
-    :format(snapshot, max_rows, max_request, max_pattern, tostring(check_every)))
+    .. "max_rows = %d, max_request = %d, max_pattern = %d, check_every = %s, refs = { %s } }\n")
+    :format(snapshot, max_rows, max_request, max_pattern, tostring(check_every), table.concat(ref_fields, ", ")))
   write(prefix .. "/conf/nginx.conf", table.concat({
     "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
     built_in and "# the Lua module is built into this nginx" or

@@ -25,6 +25,8 @@ local function protect(fn, ...)
   if out[1] then return unpack(out, 2, out.n) end
   local e = out[2]
   if getmetatable(e) == Failure then return nil, e.msg, e.kind end
+  local derived = require("cpf.transform").message(e) -- a result operation's refusal
+  if derived then return nil, derived, "data" end
   -- cpf's own message, without the place in its source that raised it
   return nil, (tostring(e):gsub("^[^\n]-%.lua:%d+: ", "")), "data"
 end
@@ -90,7 +92,8 @@ local function split_values(s)
   return out
 end
 
-local function parse_where(text)
+local function parse_where(text, option)
+  option = option or "--where"
   local at = text:find("[=!<>%^~]")
   local column = at and trim(text:sub(1, at - 1))
   local op
@@ -100,15 +103,15 @@ local function parse_where(text)
     end
   end
   if not column or column == "" or not op then
-    usage(("--where '%s': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~"):format(text))
+    usage(("%s '%s': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~"):format(option, text))
   end
   local value = trim(text:sub(at + #op))
   if (op == ">" or op == ">=" or op == "<" or op == "<=" or op == "~" or op == "^=") and value == "" then
-    usage(("--where '%s': '%s' needs a value"):format(text, op))
+    usage(("%s '%s': '%s' needs a value"):format(option, text, op))
   end
   if op == "~" then -- a pattern Lua cannot read is the request's fault, said here
     local ok, err = pcall(string.find, "", value)
-    if not ok then usage(("--where '%s': %s"):format(text, tostring(err):gsub("^.-:%d+: ", ""))) end
+    if not ok then usage(("%s '%s': %s"):format(option, text, tostring(err):gsub("^.-:%d+: ", ""))) end
   end
   return { text = text, column = column, op = op, value = value }
 end
@@ -312,7 +315,38 @@ local Request = {}
 Request.__index = Request
 
 local FIELDS = { where = true, by = true, measure = true, sort = true, limit = true, format = true,
-                 opt = true, opts = true, bar = true, title = true, locale = true }
+                 opt = true, opts = true, bar = true, title = true, locale = true, having = true,
+                 per = true, change = true, cumsum = true, rank = true, join = true }
+
+-- "COL:OVER" (--change, --cumsum) -> column, over.
+local function parse_over(text, option)
+  local column, over = text:match("^%s*([^:]-)%s*:%s*([^:]-)%s*$")
+  if not column or column == "" or over == "" then
+    usage(("%s '%s': expected COLUMN:PERIOD, e.g. %s"):format(option, text,
+      option == "--change" and "montant:annee" or "dossiers:mois"))
+  end
+  return { column = column, over = over, text = text }
+end
+
+-- "COL" or "COL:KEY,KEY" (--rank) -> column, by.
+local function parse_rank(text)
+  local column, by = text:match("^%s*([^:]-)%s*:(.*)$")
+  column = column or trim(text)
+  if column == "" then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
+  local keys = by and split_list { by } or nil
+  if by and #keys == 0 then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
+  return { column = column, by = keys, text = text }
+end
+
+--- "REF:COLUMN" (--join) -> ref, column: what a front end reads before it resolves REF (a file
+--- on the command line, a reference the server declares over HTTP); nil, message if malformed.
+function request.split_join(text)
+  local ref, column = tostring(text):match("^(.+):([^:]+)$")
+  if not ref or trim(column) == "" then
+    return nil, ("--join '%s': expected FILE:COLUMN (COLUMN of both the result and the reference)"):format(text)
+  end
+  return ref, trim(column)
+end
 
 local function parse(fields)
   for k in pairs(fields) do
@@ -332,6 +366,28 @@ local function parse(fields)
   end
   if #req.measures == 0 then usage("--measure: no measure given") end
   req.sorts = split_list(texts(fields.sort, "sort"))
+  req.havings = {}
+  for i, text in ipairs(texts(fields.having, "having")) do req.havings[i] = parse_where(text, "--having") end
+  local per = split_list(texts(fields.per, "per"))
+  if #per > 0 then
+    if fields.limit == nil then usage("--per needs --limit N (the rows kept in each group)") end
+    req.per = per
+  end
+  req.changes, req.cumsums, req.ranks = {}, {}, {}
+  for i, text in ipairs(texts(fields.change, "change")) do req.changes[i] = parse_over(text, "--change") end
+  for i, text in ipairs(texts(fields.cumsum, "cumsum")) do req.cumsums[i] = parse_over(text, "--cumsum") end
+  for i, text in ipairs(texts(fields.rank, "rank")) do req.ranks[i] = parse_rank(text) end
+  -- joins: {ref = a result or dataset, on = column, text =}, the reference resolved by the front end
+  req.joins = {}
+  if fields.join ~= nil then
+    if type(fields.join) ~= "table" then usage("join: a list of {ref =, on =} expected") end
+    for i, j in ipairs(fields.join) do
+      if type(j) ~= "table" or j.ref == nil or type(j.on) ~= "string" then
+        usage(("join: entry %d must be {ref = a dataset or result, on = column}"):format(i))
+      end
+      req.joins[i] = j
+    end
+  end
   if fields.limit ~= nil then
     req.limit = whole_number(fields.limit)
     if not req.limit or (type(fields.limit) ~= "string" and type(fields.limit) ~= "number") then
@@ -357,8 +413,10 @@ end
 
 --- Parses a request: {where = {"COLUMN OP VALUE", ...}, by = "KEYS", measure = "MEASURES",
 --- sort = "COLS", limit = "N", format = "FORMAT", opt = {"KEY=VALUE", ...}, opts = {...},
---- bar =, title =}, each text field a string or a list of strings, with the grammar of the
---- command line's options. Returns the request, or nil, message, "usage". req.columns: the
+--- bar =, title =, having = {"COLUMN OP VALUE", ...}, per = "KEYS", change = {"COL:PERIOD"},
+--- cumsum = {"COL:PERIOD"}, rank = {"COL[:KEY,...]"}, join = {{ref = dataset or result, on =
+--- column}}}, each text field a string or a list of strings, with the grammar of the command
+--- line's options. Returns the request, or nil, message, "usage". req.columns: the
 --- names of the columns it reads (as written; virtual keys included).
 function request.parse(fields)
   if type(fields) ~= "table" then return nil, "request: table of fields expected", "usage" end
@@ -402,8 +460,37 @@ function Request:query(ds)
   return protect(build_query, self, ds)
 end
 
+-- The type a having condition's value is read as: that of the result column's values.
+local function result_type(res, column)
+  for _, row in ipairs(res) do
+    local v = row[column]
+    if v ~= nil then return type(v) end
+  end
+  return "string"
+end
+
+-- What the request does to the query's result, in this order: --having, --join, --change,
+-- --cumsum, --rank (so that --sort and --limit may name the columns they add).
+local function derive(self, res)
+  local transform = require "cpf.transform"
+  for _, w in ipairs(self.havings) do
+    local has = false
+    for _, c in ipairs(res:columns()) do if c == w.column then has = true end end
+    if not has then
+      usage(("--having '%s': no column '%s' in the result (%s)"):format(w.text, w.column,
+        table.concat(res:columns(), ", ")))
+    end
+    res = transform.where(res, { [w.column] = where_condition(w, result_type(res, w.column)) }, "having")
+  end
+  for _, j in ipairs(self.joins) do res = transform.join(res, j.ref, j.on) end
+  for _, c in ipairs(self.changes) do res = transform.change(res, c.column, { over = c.over }) end
+  for _, c in ipairs(self.cumsums) do res = transform.cumsum(res, c.column, { over = c.over }) end
+  for _, r in ipairs(self.ranks) do res = transform.rank(res, r.column, { by = r.by }) end
+  return res
+end
+
 local function run(self, ds)
-  local res = build_query(self, ds):run()
+  local res = derive(self, build_query(self, ds):run())
   local result_columns = res:columns()
   local sorts = {}
   for i, s in ipairs(self.sorts) do
@@ -416,7 +503,11 @@ local function run(self, ds)
     sorts[i] = s:gsub("^%+", "")
   end
   if #sorts > 0 then res = res:sorted(unpack(sorts)) end
-  if self.limit then res = res:head(self.limit) end
+  if self.per then
+    res = require("cpf.transform").head_per(res, self.limit, self.per)
+  elseif self.limit then
+    res = res:head(self.limit)
+  end
   return res
 end
 

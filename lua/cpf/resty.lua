@@ -5,7 +5,8 @@
 --   location / { content_by_lua_block { require("cpf.resty").handle() } }
 --
 -- Endpoints: GET /query (the request language of cpf query: where, by, measure, sort, limit,
--- format), /describe, /health and / (a dashboard page). Every bad request is a 4xx with
+-- per, having, change, cumsum, rank, format; join=NAME:COLUMN with a reference the server
+-- declares, never a file), /describe, /health and / (a dashboard page). Every bad request is a 4xx with
 -- {"error": "..."}; nothing a request says can name a file, run Lua or read anything but the
 -- served dataset. Each worker maps the snapshot (pages shared between workers), checks the file
 -- every check_every seconds and swaps to a replaced one; a dataset is closed once the last
@@ -24,7 +25,9 @@ local settings = {
   max_request = 4096,  -- bytes of the request line's target (path and query string)
   max_pattern = 100,   -- bytes of a ~ pattern of where
   title = "Mon Compte Formation – formations engagées",
+  refs = {},           -- reference tables requests may join: name -> snapshot path
 }
+local references = {} -- name -> the reference's dataset, opened by init_worker
 
 -- Content types, with their charset (sniffing is off: X-Content-Type-Options).
 local FORMATS = {
@@ -37,7 +40,8 @@ local FORMAT_NAMES = "json, csv, csv-fr, tsv, markdown, html, svg"
 
 -- The parameters of each endpoint: "list" may repeat, "one" may not.
 local ROUTES = {
-  ["/query"] = { where = "list", by = "one", measure = "one", sort = "one", limit = "one", format = "one" },
+  ["/query"] = { where = "list", by = "one", measure = "one", sort = "one", limit = "one", format = "one",
+                 having = "list", per = "one", change = "list", cumsum = "list", rank = "list", join = "list" },
   ["/describe"] = { format = "one" },
   ["/health"] = {},
   ["/"] = {},
@@ -106,6 +110,10 @@ function M.init_worker(opts)
   if type(settings.snapshot) ~= "string" then error("cpf.resty: setting 'snapshot' (a path) is required", 2) end
   local served, err = open_served()
   if not served then ngx.log(ngx.ERR, "cpf: ", err) else current = served end
+  for name, path in pairs(settings.refs) do
+    local ref, rerr = cpf.open(path)
+    if ref then references[name] = ref else ngx.log(ngx.ERR, "cpf: reference ", name, ": ", rerr) end
+  end
   local ok, terr = ngx.timer.every(settings.check_every, check_replaced)
   if not ok then ngx.log(ngx.ERR, "cpf: cannot start the snapshot check: ", terr) end
 end
@@ -200,9 +208,29 @@ end
 
 local function query(served, params)
   for _, w in ipairs(params.where or {}) do check_pattern(w) end
+  for _, w in ipairs(params.having or {}) do check_pattern(w) end
+  -- join=NAME:COLUMN: NAME is a reference the server declares (cpf serve --ref), never a file
+  local joins = {}
+  for i, text in ipairs(params.join or {}) do
+    local name, column = request.split_join(text)
+    if not name then refuse(400, column) end
+    local ref = references[name]
+    if not ref then
+      local names = {}
+      for k in pairs(references) do names[#names + 1] = k end
+      table.sort(names)
+      refuse(400, #names == 0 and
+        "join: a request cannot name a file; this server declares no reference to join (cpf serve --ref NAME=FILE)"
+        or ("join: no reference named '%s' (this server declares: %s)")
+          :format(name:sub(1, 40), table.concat(names, ", ")))
+    end
+    joins[i] = { ref = ref, on = column }
+  end
   local fmt = format_of(params)
   local req, err = request.parse { where = params.where, by = params.by, measure = params.measure,
-                                   sort = params.sort, limit = params.limit, format = fmt }
+                                   sort = params.sort, limit = params.limit, format = fmt,
+                                   having = params.having, per = params.per, change = params.change,
+                                   cumsum = params.cumsum, rank = params.rank, join = joins }
   if not req then refuse(400, err) end
   local res, rerr = req:run(served.ds)
   if not res then refuse(400, rerr) end
