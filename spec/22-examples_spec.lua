@@ -9,7 +9,8 @@ local q = h.shell_quote
 local _ -- the values a test ignores
 
 local EXAMPLES = { "top10_certifications", "region_year_crosstab", "cancellation_by_department",
-                   "funder_mix", "rncp_price_duration", "month_series", "custom_format" }
+                   "funder_mix", "rncp_price_duration", "month_series", "custom_format",
+                   "euros_per_inhabitant", "top3_by_region", "year_over_year" }
 
 local CANCELLED = { ["Clos - Non Réalisé annulé titulaire"] = true, ["Clos - Non Réalisé annulé OF"] = true,
                     ["Dossier annulé gestionnaire"] = true, ["Rejeté"] = true }
@@ -65,6 +66,13 @@ local function parse_table(lines, i)
   return names, rows, j
 end
 
+-- A French display number ("1 234 567,89 €", "12,5 %": narrow no-break spaces) -> 1234567.89
+local function fr_num(s)
+  if s == nil or s == "" then return nil end
+  local t = s:gsub("\226\128\175", ""):gsub("\194\160", ""):gsub("€", ""):gsub("%%", ""):gsub(" ", "")
+  return assert(tonumber((t:gsub(",", "."))), "not a number: " .. s)
+end
+
 -- "1 234 567.89" -> 1234567.89; "" -> nil
 local function num(s)
   if s == nil or s == "" then return nil end
@@ -108,6 +116,7 @@ describe("examples", function()
         status = ds:get(i, "statut_dossier"), type = ds:get(i, "type_referentiel"),
         rncp = ds:get(i, "code_rncp"), rs = ds:get(i, "code_rs"),
         region = ds:get(i, "region_lieu_formation"), dept = ds:get(i, "departement_lieu_formation"),
+        dept_code = ds:get(i, "code_officiel_departement"),
         mode = ds:get(i, "modalite_presence"),
         files = ds:get(i, "nb_dossiers"), cents = cents(ds:get(i, "montant_engage")),
         duration = ds:get(i, "duree_moyenne"), known = ds:get(i, "nb_dossiers_a_duree_connue"),
@@ -136,6 +145,127 @@ describe("examples", function()
     for _, name in ipairs(EXAMPLES) do
       assert.is_truthy(io.open("examples/" .. name .. ".lua"), name)
     end
+  end)
+
+  it("euros_per_inhabitant: the amount by department over INSEE's population, joined on the code", function()
+    -- the population table in INSEE's layout; its figures are illustrative, not INSEE's
+    local population = h.fixture "population_departements_illustratif.csv"
+    local people = {}
+    for line in io.lines(population) do
+      local code, pmun = line:match("^[^;]*;[^;]*;([^;]*);[^;]*;[^;]*;[^;]*;[^;]*;(%d+);")
+      if code then people[code] = tonumber(pmun) end
+    end
+    local o, err, code = h.run(h.cpf_command("run examples/euros_per_inhabitant.lua " .. q(data) .. " "
+      .. q(population) .. " -- 2024"))
+    assert.are.equal(0, code, err)
+    local lines = lines_of(o)
+    assert.are.equal("Montant engagé par habitant, par département en 2024 (population : PMUN)", lines[1])
+    local names, table_rows = parse_table(lines, 2)
+    assert.are.same({ "Code du département", "Département", "Dossiers", "Montant engagé", "Habitants",
+                      "€ par habitant" }, names)
+    local cents_by, files_by = {}, {}
+    for _, r in ipairs(rows) do
+      if r.year == 2024 then
+        local c = r.dept_code or "Non renseigné"
+        cents_by[c] = (cents_by[c] or 0) + r.cents
+        files_by[c] = (files_by[c] or 0) + r.files
+      end
+    end
+    local n, previous = 0, math.huge
+    for _, row in ipairs(table_rows) do
+      local c = row["Code du département"]
+      n = n + 1
+      assert.are.equal(files_by[c], fr_num(row.Dossiers), c)
+      assert.are.equal(cents_by[c], math.floor(fr_num(row["Montant engagé"]) * 100 + 0.5), c)
+      assert.are.equal(people[c], fr_num(row.Habitants), c) -- none for a missing code
+      local per_head = fr_num(row["€ par habitant"])
+      if people[c] then
+        near(cents_by[c] / 100 / people[c], per_head, 0.005, "per head " .. c)
+        assert.is_true(per_head <= previous + 0.005, "sorted by € per inhabitant") -- largest first
+        previous = per_head
+      else
+        assert.is_nil(per_head)
+        previous = -math.huge -- the rows without a population come last
+      end
+    end
+    local departments = 0
+    for _ in pairs(cents_by) do departments = departments + 1 end
+    assert.are.equal(departments, n)
+  end)
+
+  it("top3_by_region: the 3 largest amounts of each region, ranked", function()
+    local out = run_example("top3_by_region", "2024")
+    local lines = lines_of(out)
+    assert.are.equal("Les 3 certifications au plus fort montant engagé, par région en 2024", lines[1])
+    local names, table_rows = parse_table(lines, 2)
+    assert.are.same({ "Région", "Rang", "Certification", "Dossiers", "Montant engagé", "Prix moyen" }, names)
+    local by_region = {}
+    for _, r in ipairs(rows) do
+      if r.year == 2024 then
+        local region = r.region or "Non renseigné"
+        local name = r.type == "RNCP" and "RNCP" .. r.rncp or r.type == "RS" and "RS" .. r.rs
+          or r.type or "hors référentiel"
+        by_region[region] = by_region[region] or {}
+        local c = by_region[region][name] or { name = name, cents = 0, files = 0 }
+        by_region[region][name] = c
+        c.cents, c.files = c.cents + r.cents, c.files + r.files
+      end
+    end
+    local expected = 0
+    local got = {}
+    for _, row in ipairs(table_rows) do
+      got[row["Région"]] = got[row["Région"]] or {}
+      table.insert(got[row["Région"]], row)
+    end
+    for region, certs in pairs(by_region) do
+      local ranked = {}
+      for _, c in pairs(certs) do ranked[#ranked + 1] = c end
+      table.sort(ranked, function(a, b) return a.cents > b.cents end)
+      local shown = assert(got[region], region)
+      assert.are.equal(math.min(3, #ranked), #shown, region)
+      for k, row in ipairs(shown) do
+        expected = expected + 1
+        assert.are.equal(ranked[k].cents, math.floor(fr_num(row["Montant engagé"]) * 100 + 0.5), region)
+        assert.are.equal(by_region[region][row.Certification].cents, ranked[k].cents, region)
+        assert.are.equal(tostring(k), row.Rang, region) -- no tie among these amounts
+      end
+    end
+    assert.are.equal(expected, #table_rows)
+  end)
+
+  it("year_over_year: each region's amount against the year before, and a one-page report", function()
+    local page = h.tmpname(".html")
+    local out, err = run_example("year_over_year", q(page) .. " 2024")
+    assert.are.equal("wrote " .. page .. "\n", err)
+    local lines = lines_of(out)
+    local names, table_rows = parse_table(lines, 1)
+    assert.are.same({ "Région", "Année", "Dossiers", "Montant engagé", "Montant engagé, période précédente",
+                      "Évolution (Montant engagé)", "Évolution en % (Montant engagé)" }, names)
+    local by_region = {}
+    for _, r in ipairs(rows) do
+      local region = r.region or "Non renseigné"
+      by_region[region] = by_region[region] or {}
+      by_region[region][r.year] = (by_region[region][r.year] or 0) + r.cents
+    end
+    local n, previous = 0, math.huge
+    for _, row in ipairs(table_rows) do
+      n = n + 1
+      local c = by_region[row["Région"]]
+      assert.are.equal("2024", row["Année"])
+      assert.are.equal(c[2024], math.floor(fr_num(row["Montant engagé"]) * 100 + 0.5))
+      assert.are.equal(c[2023], math.floor(fr_num(row["Montant engagé, période précédente"]) * 100 + 0.5))
+      assert.are.equal(c[2024] - c[2023], math.floor(fr_num(row["Évolution (Montant engagé)"]) * 100 + 0.5))
+      local pct = fr_num(row["Évolution en % (Montant engagé)"])
+      near(100 * (c[2024] - c[2023]) / c[2023], pct, 0.051, "change " .. row["Région"])
+      assert.is_true(pct <= previous, "largest rise first")
+      previous = pct
+    end
+    local regions = 0
+    for _, years in pairs(by_region) do if years[2024] then regions = regions + 1 end end
+    assert.are.equal(regions, n)
+    local html = h.read_file(page)
+    assert.is_truthy(html:find("Montant engagé par région : 2024 par rapport à 2023", 1, true))
+    assert.is_truthy(html:find("<svg", 1, true), "a chart")
   end)
 
   it("top10_certifications: the 10 largest amounts of the last full year", function()
