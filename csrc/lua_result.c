@@ -28,6 +28,7 @@ typedef struct {
   size_t count;    /* rows of the result: ngroups, fewer after a limit */
   uint32_t *order; /* row i of the result is group order[i] */
   int owner;       /* frees the arrays below; a view (store:view) shares its parent's */
+  int own_cols;    /* a view with columns of its own (store:extend) frees its cols */
   size_t nkeys, naggs, ncols;
   uint32_t **codes, **rank, *cardinality; /* per key: code per group, rank per code */
   store_agg *aggs;
@@ -56,6 +57,8 @@ static void free_owned(result_store *st) {
     free(st->rank);
     free(st->cardinality);
     free(st->aggs);
+    free(st->cols);
+  } else if (st->own_cols) {
     free(st->cols);
   }
   free(st->order);
@@ -390,6 +393,32 @@ static int read_specs(lua_State *L, result_store *st, int idx, order_spec **out,
 /* store:view([specs], [n]) -> a new store over the same arrays: this one's rows sorted by
  * specs ({{column = index, desc = bool}, ...}, stable) and cut to n; nil when a column computed
  * in Lua holds text, which the Lua side then sorts. */
+/* A view of the store at idx pushed: the same arrays and Lua tables, its own copy of the rows'
+ * order, the parent kept alive by the view's uservalue (left below the view: popped by the
+ * caller with lua_remove, or used to set tables of the view's own). */
+static result_store *new_view(lua_State *L, int idx) {
+  result_store *st = check_store(L, idx), *view;
+  view = new_store(L);
+  *view = *st;
+  view->owner = 0;
+  view->own_cols = 0;
+  view->order = NULL; /* until copied: the gc must not free the parent's */
+  view->order = store_alloc(L, (st->count ? st->count : 1) * sizeof *view->order);
+  memcpy(view->order, st->order, st->count * sizeof *view->order);
+  compat_getuservalue(L, idx);
+  lua_rawgeti(L, -1, UV_NAMES);
+  lua_rawseti(L, -3, UV_NAMES);
+  lua_rawgeti(L, -1, UV_LABELS);
+  lua_rawseti(L, -3, UV_LABELS);
+  lua_rawgeti(L, -1, UV_VALUES);
+  lua_rawseti(L, -3, UV_VALUES);
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, UV_PARENT);
+  lua_pop(L, 1); /* the view on top */
+  return view;
+}
+
 static int store_view(lua_State *L) {
   result_store *st = check_store(L, 1), *view;
   order_spec *specs = NULL;
@@ -400,30 +429,107 @@ static int store_view(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!read_specs(L, st, 2, &specs, &nspecs)) return 0;
   }
-  view = new_store(L);
-  *view = *st;
-  view->owner = 0;
-  view->order = NULL; /* until copied: the gc must not free the parent's */
-  view->order = store_alloc(L, (st->count ? st->count : 1) * sizeof *view->order);
-  memcpy(view->order, st->order, st->count * sizeof *view->order);
-  /* the uservalue: the parent's tables, and the parent itself kept alive */
-  compat_getuservalue(L, 1);
-  lua_rawgeti(L, -1, UV_NAMES);
-  lua_rawseti(L, -3, UV_NAMES);
-  lua_rawgeti(L, -1, UV_LABELS);
-  lua_rawseti(L, -3, UV_LABELS);
-  lua_rawgeti(L, -1, UV_VALUES);
-  lua_rawseti(L, -3, UV_VALUES);
-  lua_pop(L, 1);
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, UV_PARENT);
-  lua_pop(L, 1); /* the view on top */
+  view = new_view(L, 1);
   if (has_specs) sort_rows(L, view, specs, nspecs);
   if (!lua_isnil(L, 3)) {
     int64_t n = compat_checkint64(L, 3);
     if (n < 0) luaL_argerror(L, 3, "negative limit");
     if ((uint64_t)n < view->count) view->count = (size_t)n;
   }
+  return 1;
+}
+
+/* store:values(c) -> the values of column c (from 1) row by row, in the store's order (nil
+ * where a row has none): what a condition on a result column tests, without row tables. */
+static int store_values(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t c = compat_checkint64(L, 2);
+  row_context cx;
+  size_t i;
+  if (c < 1 || (size_t)c > st->ncols) luaL_argerror(L, 2, "no such column");
+  lua_settop(L, 2);
+  push_context(L, 1, &cx);
+  lua_createtable(L, (int)st->count, 0);
+  for (i = 0; i < st->count; i++) {
+    push_cell(L, st, &cx, (size_t)c - 1, st->order[i]);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* store:group_ids() -> the group number (from 1) of each row, in the store's order: where a
+ * column computed for the rows goes in a values array (by group) of store:extend. */
+static int store_group_ids(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  size_t i;
+  lua_createtable(L, (int)st->count, 0);
+  for (i = 0; i < st->count; i++) {
+    lua_pushinteger(L, (lua_Integer)st->order[i] + 1);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+/* store:select(mask) -> a view of the rows whose byte of mask (a string of count() bytes) is not
+ * 0, in the same order. */
+static int store_select(lua_State *L) {
+  result_store *st = check_store(L, 1), *view;
+  size_t len, i, n = 0;
+  const char *mask = luaL_checklstring(L, 2, &len);
+  if (len != st->count) luaL_argerror(L, 2, "one byte per row expected");
+  lua_settop(L, 2);
+  view = new_view(L, 1);
+  for (i = 0; i < st->count; i++)
+    if (mask[i]) view->order[n++] = st->order[i];
+  view->count = n;
+  return 1;
+}
+
+/* store:extend{{name, values = {by group}}, ...} -> a view with these columns after the store's
+ * (values by group number, from 1, as set_columns takes them). */
+static int store_extend(lua_State *L) {
+  result_store *st = check_store(L, 1), *view;
+  size_t n, i;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = compat_rawlen(L, 2);
+  lua_settop(L, 2);
+  view = new_view(L, 1); /* 3 */
+  view->cols = NULL;
+  view->cols = store_alloc(L, (st->ncols + n) * sizeof *view->cols);
+  view->own_cols = 1;
+  memcpy(view->cols, st->cols, st->ncols * sizeof *view->cols);
+  /* names and values tables of its own: the parent's entries, then the new columns' */
+  compat_getuservalue(L, 3); /* 4 */
+  lua_createtable(L, (int)(st->ncols + n), 0); /* 5: names */
+  lua_createtable(L, (int)(st->ncols + n), 0); /* 6: values */
+  compat_getuservalue(L, 1); /* 7 */
+  lua_rawgeti(L, 7, UV_NAMES); /* 8 */
+  lua_rawgeti(L, 7, UV_VALUES); /* 9 */
+  for (i = 1; i <= st->ncols; i++) {
+    lua_rawgeti(L, 8, (int)i);
+    lua_rawseti(L, 5, (int)i);
+    lua_rawgeti(L, 9, (int)i);
+    lua_rawseti(L, 6, (int)i);
+  }
+  lua_settop(L, 6);
+  for (i = 0; i < n; i++) {
+    size_t c = st->ncols + i;
+    lua_rawgeti(L, 2, (int)i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_rawgeti(L, -1, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "result store: column %d without a name", (int)(c + 1));
+    lua_rawseti(L, 5, (int)c + 1);
+    lua_getfield(L, -1, "values");
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_rawseti(L, 6, (int)c + 1);
+    lua_pop(L, 1);
+    view->cols[c].source = SOURCE_VALUES;
+    view->cols[c].index = c;
+  }
+  view->ncols = st->ncols + n;
+  lua_rawseti(L, 4, UV_VALUES);
+  lua_rawseti(L, 4, UV_NAMES);
+  lua_settop(L, 3);
   return 1;
 }
 
@@ -439,7 +545,8 @@ static int store_groups(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
   {"set_columns", store_set_columns}, {"fill", store_fill}, {"agg_values", store_agg_values},
-  {"view", store_view},
+  {"view", store_view}, {"values", store_values}, {"group_ids", store_group_ids},
+  {"select", store_select}, {"extend", store_extend},
   {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};
 

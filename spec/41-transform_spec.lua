@@ -251,6 +251,44 @@ describe("results from results", function()
     end)
   end)
 
+  it("give the same rows whether the result's rows live in C (a query's) or in Lua tables", function()
+    local res = ds:group_by("region_lieu_formation", "code_rncp"):agg { "dossiers", "montant" }
+      :order_by("-montant"):run()
+    local rows = {}
+    for i, r in res:rows() do
+      local t = {}
+      for k, v in pairs(r) do t[k] = v end
+      rows[i] = t
+    end
+    local copy = cpf.result(res:columns(), rows, res:keys(), res:kinds())
+    local ref = cpf.result({ "code_rncp", "libelle" }, { { code_rncp = "R1", libelle = "un" },
+      { code_rncp = "R3", libelle = "trois" }, { code_rncp = "R9", libelle = "absent" } })
+    local function same(a, b, what)
+      assert.are.same(a:columns(), b:columns(), what)
+      assert.are.equal(#b, #a, what)
+      for i = 1, #a do assert.are.same(b[i], a[i], what .. " row " .. i) end
+      assert.are.same(b:kinds(), a:kinds(), what)
+    end
+    for what, op in pairs {
+      where = function(r) return r:where { dossiers = cpf.between(5, 30), region_lieu_formation = cpf.not_null() } end,
+      where_fn = function(r) return r:where { montant = function(v) return v % 2 < 1 end } end,
+      where_none = function(r) return r:where { code_rncp = "nope" } end,
+      head_per = function(r) return r:head(2, { per = "region_lieu_formation" }) end,
+      head_per2 = function(r) return r:head(1, { per = { "code_rncp", "region_lieu_formation" } }) end,
+      join = function(r) return r:join(ref, "code_rncp") end,
+      join_inner = function(r) return r:join(ref, "code_rncp", { how = "inner" }) end,
+      chain = function(r)
+        return r:join(ref, "code_rncp"):where { libelle = cpf.not_null() }:head(1, { per = "libelle" })
+      end,
+    } do
+      same(op(res), op(copy), what)
+    end
+    -- a condition of the wrong type says so on either path
+    local msg = "where dossiers: cannot compare number values with string \"x\""
+    assert.are.equal(msg, h.error_of(function() return res:where { dossiers = "x" } end))
+    assert.are.equal(msg, h.error_of(function() return copy:where { dossiers = "x" } end))
+  end)
+
   describe("over time", function()
     it("change: the previous period's value within each group, its difference and rate", function()
       local res = by_region_year():run()

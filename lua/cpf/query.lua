@@ -415,6 +415,46 @@ end
 
 q.test = test
 
+--- A function(v) that answers test(c, v, what), made once for a condition tested on many values
+--- (a result's rows): bounds and values checked on the first value of each type, not per call.
+function q.tester(c, what)
+  local op = c.op
+  if op == "range" then
+    local lo, hi, lo_open, hi_open = c.lo, c.hi, c.lo_open, c.hi_open
+    local checked = {}
+    return function(v)
+      if v == nil then return false end
+      local t = type(v)
+      if not checked[t] then
+        test(c, v, what) -- raises the message of a bound of another type
+        checked[t] = true
+      end
+      if lo ~= nil then
+        if lo_open then if not (v > lo) then return false end elseif not (v >= lo) then return false end
+      end
+      if hi ~= nil then
+        if hi_open then if not (v < hi) then return false end elseif not (v <= hi) then return false end
+      end
+      return true
+    end
+  end
+  if op == "eq" or op == "set" then
+    local set, checked = {}, {}
+    for _, x in ipairs(op == "eq" and { c.value } or c.values) do set[x] = true end
+    return function(v)
+      if v == nil then return false end
+      local t = type(v)
+      if not checked[t] then test(c, v, what) checked[t] = true end
+      return set[v] == true
+    end
+  end
+  if op == "not" then
+    local inner = q.tester(c.cond, what)
+    return function(v) return not inner(v) end
+  end
+  return function(v) return test(c, v, what) end
+end
+
 local compile_key -- forward
 
 -- A condition evaluated once per distinct value of a key: a byte mask over the key's codes.

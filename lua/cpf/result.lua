@@ -79,6 +79,18 @@ function result.from_store(columns, store, keys, key_order, kinds, order)
   return self
 end
 
+--- The result store (lua_result.c) a query's result reads its rows from, or nil (a result
+--- made from Lua tables): cpf.transform works on it without building rows.
+function result.store_of(res) return STORE[res] end
+
+--- A result over a view of `res`'s store (store:select, store:extend): `columns` its column
+--- names, `kinds` and `labels` for the columns it adds.
+function result.from_view(res, view, columns, kinds, labels)
+  local out = result.from_store(columns, view, KEYS[res], KEY_ORDER[res], kinds, ORDER[res])
+  LABELS[out] = labels
+  return out
+end
+
 -- A result sharing another's columns and kinds over a view of its store (sorted or cut in C).
 local function from_view(self, store, order)
   local res = result.from_store(COLUMNS[self], store, KEYS[self], KEY_ORDER[self], KINDS[self], order)

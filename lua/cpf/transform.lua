@@ -47,6 +47,23 @@ local function derived(res, columns, rows, extra, keys)
   return out
 end
 
+local function column_index(res, name)
+  for i, c in ipairs(res:columns()) do if c == name then return i end end
+end
+
+-- {true, false, ...} -> "\1\0...", a row mask for store:select.
+local function mask_of(keep)
+  local bytes, chunk = {}, {}
+  for i = 1, #keep do
+    chunk[#chunk + 1] = keep[i] and 1 or 0
+    if #chunk == 4096 or i == #keep then
+      bytes[#bytes + 1] = string.char((table.unpack or unpack)(chunk))
+      chunk = {}
+    end
+  end
+  return table.concat(bytes)
+end
+
 local function copy_row(row)
   local t = {}
   for k, v in pairs(row) do t[k] = v end
@@ -75,6 +92,18 @@ function transform.where(res, conds, what)
     list[#list + 1] = { name = name, cond = q.as_cond(c), what = ("%s %s"):format(what, name) }
   end
   table.sort(list, function(a, b) return a.name < b.name end)
+  local store = result.store_of(res)
+  if store then -- the rows stay in C: each condition tests its column's values, a view keeps the rows
+    local keep = {}
+    for i = 1, store:count() do keep[i] = true end
+    for _, c in ipairs(list) do
+      local values, pass = store:values(column_index(res, c.name)), q.tester(c.cond, c.what)
+      for i = 1, #keep do
+        if keep[i] and not pass(values[i]) then keep[i] = false end
+      end
+    end
+    return result.from_view(res, store:select(mask_of(keep)), res:columns(), res:kinds(), res:labels())
+  end
   local rows = {}
   for _, row in ipairs(res) do
     local keep = true
@@ -202,11 +231,11 @@ end
 
 local function value_text(v) return type(v) == "string" and ("'%s'"):format(v) or tostring(v) end
 
--- "string", "number" or "string and number": the types of a side's key values.
-local function key_types(rows, key)
+-- "string", "number" or "string and number": the types of a side's key values (values[1..n]).
+local function key_types(values, n)
   local types = {}
-  for _, r in ipairs(rows) do
-    local v = r[key]
+  for i = 1, n do
+    local v = values[i]
     if v ~= nil then types[type(v)] = true end
   end
   local list = {}
@@ -273,7 +302,16 @@ function transform.join(res, other, on, opts)
     columns[#columns + 1] = name
   end
   -- keys compare as stored: a string key never matches a number, and saying so beats no match
-  local lt, rt = key_types(res, left_key), key_types(ref.rows, right_key)
+  local store = result.store_of(res)
+  local left_values = {}
+  if store then
+    left_values = store:values(column_index(res, left_key))
+  else
+    for i, row in ipairs(res) do left_values[i] = row[left_key] end
+  end
+  local right_values = {}
+  for i, r in ipairs(ref.rows) do right_values[i] = r[right_key] end
+  local lt, rt = key_types(left_values, #res), key_types(right_values, #ref.rows)
   if #lt > 0 and #rt > 0 and table.concat(lt, " and ") ~= table.concat(rt, " and ") then
     fail("join", ("%s holds %s values, the reference's %s holds %s values: keys compare as stored ('01' is not 1)")
       :format(left_key, table.concat(lt, " and "), right_key, table.concat(rt, " and ")))
@@ -292,6 +330,29 @@ function transform.join(res, other, on, opts)
     fail("join", ("the reference has %d rows for %s %s"):format(#index[first_twice], right_key,
       value_text(first_twice)))
   end
+  local extra = {}
+  for _, c in ipairs(brought) do
+    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
+  end
+  if store and not opts.many then -- one match at most: columns by group over the rows in C
+    local keys, groups = left_values, store:group_ids()
+    local sources, keep = {}, {}
+    for j, c in ipairs(brought) do sources[j] = { names[c], values = {} } end
+    for i = 1, store:count() do
+      local k = keys[i]
+      local r = k ~= nil and index[k] and index[k][1]
+      keep[i] = r and true or false
+      if r then
+        local g = groups[i]
+        for j, c in ipairs(brought) do sources[j].values[g] = r[c] end
+      end
+    end
+    local view = store:extend(sources)
+    if how == "inner" then view = view:select(mask_of(keep)) end
+    local kinds, labels = res:kinds(), res:labels()
+    for _, x in ipairs(extra) do kinds[x.name], labels[x.name] = x.kind, x.labels end
+    return result.from_view(res, view, columns, kinds, labels)
+  end
   local rows = {}
   for _, row in ipairs(res) do
     local k = row[left_key]
@@ -305,10 +366,6 @@ function transform.join(res, other, on, opts)
     elseif how == "left" then
       rows[#rows + 1] = row
     end
-  end
-  local extra = {}
-  for _, c in ipairs(brought) do
-    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
   end
   local out = derived(res, columns, rows, extra)
   result.set_order(out, res:order())
@@ -350,6 +407,20 @@ end
 function transform.head_per(res, n, per)
   local names = column_names(res, per, "head", "per")
   if #names == 0 then fail("head", "per must name at least one column") end
+  local store = result.store_of(res)
+  if store then
+    local columns = {}
+    for i, name in ipairs(names) do columns[i] = store:values(column_index(res, name)) end
+    local taken, keep, view = {}, {}, {}
+    for i = 1, store:count() do
+      for k, name in ipairs(names) do view[name] = columns[k][i] end
+      local id = group_id(view, names)
+      local c = (taken[id] or 0) + 1
+      taken[id] = c
+      keep[i] = c <= n
+    end
+    return result.from_view(res, store:select(mask_of(keep)), res:columns(), res:kinds(), res:labels())
+  end
   local taken, rows = {}, {}
   for _, row in ipairs(res) do
     local id = group_id(row, names)
