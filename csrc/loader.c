@@ -307,6 +307,7 @@ static size_t quoted_field_end(const char *p, size_t i, size_t n, char sep) {
   return j;
 }
 
+#ifdef CPF_SSE2
 /* The bits set in a 16-bit mask (__builtin_popcount is a libgcc call without -mpopcnt). */
 static size_t bits16(unsigned x) {
   x = x - ((x >> 1) & 0x5555u);
@@ -314,6 +315,7 @@ static size_t bits16(unsigned x) {
   x = (x + (x >> 4)) & 0x0F0Fu;
   return (x + (x >> 8)) & 0x1Fu;
 }
+#endif
 
 static size_t scan_plain_line(const char *p, const char *end, char sep, size_t want,
                               uint32_t *seps, size_t *nseps, size_t *content) {
