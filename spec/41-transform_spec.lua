@@ -283,6 +283,27 @@ describe("results from results", function()
     } do
       same(op(res), op(copy), what)
     end
+    -- over time, on a result with a year key
+    local years = by_region_year():order_by("-montant"):run()
+    local year_rows = {}
+    for i, r in years:rows() do
+      local t = {}
+      for k, v in pairs(r) do t[k] = v end
+      year_rows[i] = t
+    end
+    local years_copy = cpf.result(years:columns(), year_rows, years:keys(), years:kinds())
+    for what, op in pairs {
+      change = function(r) return r:change("montant", { over = "annee" }) end,
+      cumsum = function(r) return r:cumsum("dossiers", { over = "annee" }) end,
+      rank = function(r) return r:rank("montant", { by = "annee" }) end,
+      rank_all = function(r) return r:rank("dossiers", { desc = false }) end,
+      all = function(r)
+        return r:change("montant", { over = "annee" }):rank("montant_evol_pct")
+          :where { montant_evol_pct_rang = cpf.le(3) }
+      end,
+    } do
+      same(op(years), op(years_copy), what)
+    end
     -- a condition of the wrong type says so on either path
     local msg = "where dossiers: cannot compare number values with string \"x\""
     assert.are.equal(msg, h.error_of(function() return res:where { dossiers = "x" } end))

@@ -435,28 +435,86 @@ end
 
 -- ---------------------------------------------------------------- over time
 
+-- The values of `names` row by row ({[name] = {v1, v2, ...}}) and the row count: read from a
+-- query's result store (no row table built), else from the rows.
+local function read_columns(res, names)
+  local store, cols = result.store_of(res), {}
+  for _, name in ipairs(names) do
+    if not cols[name] then
+      if store then
+        cols[name] = store:values(column_index(res, name))
+      else
+        local t = {}
+        for i, row in ipairs(res) do t[i] = row[name] end
+        cols[name] = t
+      end
+    end
+  end
+  return cols, #res
+end
+
+-- The result with new columns after its own ({name =, values = {by row}, kind =, labels =}
+-- each): a view of the store with columns by group for a query's result, else new rows.
+local function with_columns(res, new)
+  local columns, kinds, labels = res:columns(), res:kinds(), res:labels()
+  for _, c in ipairs(new) do
+    columns[#columns + 1] = c.name
+    kinds[c.name], labels[c.name] = c.kind, c.labels
+  end
+  local store = result.store_of(res)
+  if store then
+    local groups, sources = store:group_ids(), {}
+    for j, c in ipairs(new) do
+      local by_group = {}
+      for i = 1, #groups do by_group[groups[i]] = c.values[i] end
+      sources[j] = { c.name, values = by_group }
+    end
+    return result.from_view(res, store:extend(sources), columns, kinds, labels)
+  end
+  local rows = {}
+  for i, row in ipairs(res) do
+    local r = copy_row(row)
+    for _, c in ipairs(new) do r[c.name] = c.values[i] end
+    rows[i] = r
+  end
+  local out = derived(res, columns, rows, new)
+  result.set_order(out, res:order())
+  return out
+end
+
+-- The rows (indices) of each `by` group, in first-seen order; `keep(i)` says which rows count.
+local function groups_of(cols, n, by, keep)
+  local groups, order, view = {}, {}, {}
+  for i = 1, n do
+    if not keep or keep(i) then
+      for _, name in ipairs(by) do view[name] = cols[name][i] end
+      local id = group_id(view, by)
+      local g = groups[id]
+      if not g then g = {} groups[id] = g order[#order + 1] = g end
+      g[#g + 1] = i
+    end
+  end
+  return order
+end
+
 -- The rows of each `by` group in `over` order (ascending, nil last), as lists of row indices;
 -- two rows of one group with the same `over` value are an error (which one is before?).
-local function ordered_groups(res, over, by, what)
-  local groups, order = {}, {}
-  for i, row in ipairs(res) do
-    local id = group_id(row, by)
-    local g = groups[id]
-    if not g then g = {} groups[id] = g order[#order + 1] = g end
-    g[#g + 1] = i
-  end
-  local less = result.compare_values
+local function ordered_groups(cols, n, over, by, what)
+  local order = groups_of(cols, n, by)
+  local less, at = result.compare_values, cols[over]
   for _, g in ipairs(order) do
     table.sort(g, function(a, b)
-      local x, y = res[a][over], res[b][over]
+      local x, y = at[a], at[b]
       if x == y then return a < b end
       return less(x, y)
     end)
     for k = 2, #g do
-      local v = res[g[k]][over]
-      if v ~= nil and v == res[g[k - 1]][over] then
+      local v = at[g[k]]
+      if v ~= nil and v == at[g[k - 1]] then
         local within = {}
-        for _, name in ipairs(by) do within[#within + 1] = ("%s = %s"):format(name, value_text(res[g[k]][name])) end
+        for _, name in ipairs(by) do
+          within[#within + 1] = ("%s = %s"):format(name, value_text(cols[name][g[k]]))
+        end
         fail(what, ("2 rows have %s = %s%s: add the keys that tell them apart to by")
           :format(over, value_text(v), #within > 0 and " within " .. table.concat(within, ", ") or ""))
       end
@@ -506,33 +564,30 @@ function transform.change(res, column, opts)
   local over, by = over_options(res, column, opts, what)
   local prec, evol, pct = column .. "_prec", column .. "_evol", column .. "_evol_pct"
   need_new(res, { prec, evol, pct }, what)
-  local rows = {}
-  for i, row in ipairs(res) do rows[i] = copy_row(row) end
-  for _, g in ipairs(ordered_groups(res, over, by, what)) do
+  local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
+  local prec_v, evol_v, pct_v = {}, {}, {}
+  for _, g in ipairs(ordered_groups(cols, n, over, by, what)) do
     local previous
     for _, i in ipairs(g) do
-      local row = rows[i]
-      local v = numeric(row[column], column, what)
-      if row[over] ~= nil then
-        row[prec] = previous
+      local v = numeric(cols[column][i], column, what)
+      if cols[over][i] ~= nil then
+        prec_v[i] = previous
         if v ~= nil and previous ~= nil then
-          row[evol] = v - previous
-          if previous ~= 0 then row[pct] = (v - previous) / previous end
+          evol_v[i] = v - previous
+          if previous ~= 0 then pct_v[i] = (v - previous) / previous end
         end
         previous = v
       end
     end
   end
   local kind = res:kinds()[column] or "number"
-  local columns = res:columns()
-  for _, c in ipairs { prec, evol, pct } do columns[#columns + 1] = c end
-  local out = derived(res, columns, rows, {
-    { name = prec, kind = kind, labels = labels_from(res, column, "%s, période précédente", "%s, previous period") },
-    { name = evol, kind = kind, labels = labels_from(res, column, "Évolution (%s)", "Change (%s)") },
-    { name = pct, kind = "rate", labels = labels_from(res, column, "Évolution en %% (%s)", "Change in %% (%s)") },
+  return with_columns(res, {
+    { name = prec, values = prec_v, kind = kind,
+      labels = labels_from(res, column, "%s, période précédente", "%s, previous period") },
+    { name = evol, values = evol_v, kind = kind, labels = labels_from(res, column, "Évolution (%s)", "Change (%s)") },
+    { name = pct, values = pct_v, kind = "rate",
+      labels = labels_from(res, column, "Évolution en %% (%s)", "Change in %% (%s)") },
   })
-  result.set_order(out, res:order())
-  return out
 end
 
 --- res:cumsum(column, {over =, by =}): column_cumul, the running total within the group in
@@ -542,24 +597,20 @@ function transform.cumsum(res, column, opts)
   local over, by = over_options(res, column, opts, what)
   local cumul = column .. "_cumul"
   need_new(res, { cumul }, what)
-  local rows = {}
-  for i, row in ipairs(res) do rows[i] = copy_row(row) end
-  for _, g in ipairs(ordered_groups(res, over, by, what)) do
+  local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
+  local values = {}
+  for _, g in ipairs(ordered_groups(cols, n, over, by, what)) do
     local total
     for _, i in ipairs(g) do
-      local v = numeric(rows[i][column], column, what)
+      local v = numeric(cols[column][i], column, what)
       if v ~= nil then total = (total or 0) + v end
-      if rows[i][over] ~= nil then rows[i][cumul] = total end
+      if cols[over][i] ~= nil then values[i] = total end
     end
   end
-  local columns = res:columns()
-  columns[#columns + 1] = cumul
-  local out = derived(res, columns, rows, {
-    { name = cumul, kind = res:kinds()[column] or "number",
+  return with_columns(res, {
+    { name = cumul, values = values, kind = res:kinds()[column] or "number",
       labels = labels_from(res, column, "%s, cumul", "%s, running total") },
   })
-  result.set_order(out, res:order())
-  return out
 end
 
 --- res:rank(column, {by =, desc = true}): column_rang, 1 for the largest value (desc = false:
@@ -574,23 +625,17 @@ function transform.rank(res, column, opts)
   local desc = opts.desc ~= false
   local name = column .. "_rang"
   need_new(res, { name }, what)
-  local rows, groups, order = {}, {}, {}
-  for i, row in ipairs(res) do
-    rows[i] = copy_row(row)
-    local v = row[column]
-    if v ~= nil then
-      if type(v) ~= "number" and type(v) ~= "string" then
-        fail(what, ("'%s' holds %s values"):format(column, type(v)))
-      end
-      local id = group_id(row, by)
-      local g = groups[id]
-      if not g then g = {} groups[id] = g order[#order + 1] = g end
-      g[#g + 1] = i
+  local cols, n = read_columns(res, { column, (table.unpack or unpack)(by) })
+  local at, ranks = cols[column], {}
+  for i = 1, n do
+    local v = at[i]
+    if v ~= nil and type(v) ~= "number" and type(v) ~= "string" then
+      fail(what, ("'%s' holds %s values"):format(column, type(v)))
     end
   end
-  for _, g in ipairs(order) do
+  for _, g in ipairs(groups_of(cols, n, by, function(i) return at[i] ~= nil end)) do
     local ok, err = pcall(table.sort, g, function(a, b)
-      local x, y = rows[a][column], rows[b][column]
+      local x, y = at[a], at[b]
       if x == y then return a < b end
       if desc then return x > y end
       return x < y
@@ -598,20 +643,12 @@ function transform.rank(res, column, opts)
     if not ok then fail(what, ("'%s' mixes numbers and strings (%s)"):format(column, tostring(err))) end
     for k, i in ipairs(g) do
       local previous = g[k - 1]
-      if previous and rows[previous][column] == rows[i][column] then
-        rows[i][name] = rows[previous][name]
-      else
-        rows[i][name] = k
-      end
+      ranks[i] = previous and at[previous] == at[i] and ranks[previous] or k
     end
   end
-  local columns = res:columns()
-  columns[#columns + 1] = name
-  local out = derived(res, columns, rows, {
-    { name = name, kind = "count", labels = labels_from(res, column, "Rang (%s)", "Rank (%s)") },
+  return with_columns(res, {
+    { name = name, values = ranks, kind = "count", labels = labels_from(res, column, "Rang (%s)", "Rank (%s)") },
   })
-  result.set_order(out, res:order())
-  return out
 end
 
 return transform
