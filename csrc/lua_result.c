@@ -485,8 +485,9 @@ static int store_select(lua_State *L) {
   return 1;
 }
 
-/* store:extend{{name, values = {by group}}, ...} -> a view with these columns after the store's
- * (values by group number, from 1, as set_columns takes them). */
+/* store:extend{{name, values = {by group}} or {name, rows = {by row}}, ...} -> a view with these
+ * columns after the store's (values by group number, from 1, as set_columns takes them, or row
+ * by row in the store's order). */
 static int store_extend(lua_State *L) {
   result_store *st = check_store(L, 1), *view;
   size_t n, i;
@@ -520,6 +521,18 @@ static int store_extend(lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "result store: column %d without a name", (int)(c + 1));
     lua_rawseti(L, 5, (int)c + 1);
     lua_getfield(L, -1, "values");
+    if (lua_isnil(L, -1)) { /* {name, rows = {by row}}: set by group here, in one presized array */
+      size_t r;
+      lua_pop(L, 1);
+      lua_getfield(L, -1, "rows");
+      luaL_checktype(L, -1, LUA_TTABLE);
+      lua_createtable(L, (int)st->ngroups, 0);
+      for (r = 0; r < st->count; r++) {
+        lua_rawgeti(L, -2, (int)r + 1);
+        lua_rawseti(L, -2, (int)st->order[r] + 1);
+      }
+      lua_remove(L, -2);
+    }
     luaL_checktype(L, -1, LUA_TTABLE);
     lua_rawseti(L, 6, (int)c + 1);
     lua_pop(L, 1);

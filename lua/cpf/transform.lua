@@ -334,18 +334,22 @@ function transform.join(res, other, on, opts)
   for _, c in ipairs(brought) do
     extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
   end
-  if store and not opts.many then -- one match at most: columns by group over the rows in C
-    local keys, groups = left_values, store:group_ids()
-    local sources, keep = {}, {}
-    for j, c in ipairs(brought) do sources[j] = { names[c], values = {} } end
+  if store and not opts.many then -- one match at most: columns by row, added to a view of the store
+    local keys, matched, keep = left_values, {}, {}
     for i = 1, store:count() do
       local k = keys[i]
-      local r = k ~= nil and index[k] and index[k][1]
-      keep[i] = r and true or false
-      if r then
-        local g = groups[i]
-        for j, c in ipairs(brought) do sources[j].values[g] = r[c] end
+      local list = k ~= nil and index[k]
+      matched[i] = list and list[1] or false
+      keep[i] = list and true or false
+    end
+    local sources = {}
+    for j, c in ipairs(brought) do
+      local values = {}
+      for i = 1, #matched do
+        local r = matched[i]
+        if r then values[i] = r[c] end
       end
+      sources[j] = { names[c], rows = values }
     end
     local view = store:extend(sources)
     if how == "inner" then view = view:select(mask_of(keep)) end
@@ -463,12 +467,8 @@ local function with_columns(res, new)
   end
   local store = result.store_of(res)
   if store then
-    local groups, sources = store:group_ids(), {}
-    for j, c in ipairs(new) do
-      local by_group = {}
-      for i = 1, #groups do by_group[groups[i]] = c.values[i] end
-      sources[j] = { c.name, values = by_group }
-    end
+    local sources = {}
+    for j, c in ipairs(new) do sources[j] = { c.name, rows = c.values } end
     return result.from_view(res, store:extend(sources), columns, kinds, labels)
   end
   local rows = {}
