@@ -9,15 +9,20 @@
 //            run is session.query(sql, 'TabSeparated'): the whole result as
 //            one string in JS, ClickHouse's cheapest text answer (the answer
 //            files are written from its JSONCompact output instead, which
-//            keeps text and NULL apart).
+//            keeps text and NULL apart). join_ref's reference table: CREATE
+//            TABLE ref ENGINE = Memory, once, untimed.
 // Lines: {"tool":"chdb","mode":M,"threads":N,"seconds":S,...}
 import { START, now, parseArgs, readHeader, normalise, columnType, sqlString, quoteIdent, sqlColumns, emit,
-  maxrssKb, warm, summarise, main } from './peer_lib.mjs';
+  maxrssKb, warm, summarise, main, checkRef, REF_COLUMNS } from './peer_lib.mjs';
 import { CLASSES, ONESHOT_SQL } from './classes.mjs';
 
 // quantileExactInclusive: linear interpolation between the exact order
 // statistics, R's type 7 (PERCENTILE.INC), as cpf.quantile.
-const DIALECT = { quantile: (col, q) => `quantileExactInclusive(${q})(${col})` };
+// lagInFrame: the previous row of the window frame (the default frame, up to
+// the current row, holds it), NULL on a partition's first row rather than
+// the type's default; no QUALIFY: a window is filtered in an outer query.
+const DIALECT = { quantile: (col, q) => `quantileExactInclusive(${q})(${col})`,
+  lag: (col) => `lagInFrame(toNullable(${col}), 1, NULL)`, qualify: false };
 
 // The session's settings:
 // - max_threads: the thread count every engine gets.
@@ -83,12 +88,19 @@ main('chdb', async () => {
   emit({ tool: 'chdb', mode: 'load', threads: opts.threads, seconds: loadSeconds, rows: Number(count),
     maxrss_kb: maxrssKb() });
 
+  let refLoaded = false;
   await warm(opts, 'chdb', {
     answer(cls) {
-      const out = json(cls.sql(c, DIALECT, 't'));
+      if (cls.ref && !refLoaded) {     // once, untimed: join_ref's reference table, both columns text
+        const structure = REF_COLUMNS.map((name) => `${quoteIdent(name)} Nullable(String)`).join(', ');
+        session.query(`CREATE TABLE ref ENGINE = Memory AS SELECT * FROM file(${sqlString(checkRef(opts.file))},`
+          + ` 'CSVWithNames', ${sqlString(structure)})`);
+        refLoaded = true;
+      }
+      const out = json(cls.sql(c, DIALECT, 't', 'ref'));
       return { names: out.meta.map((m) => m.name), rows: out.data };
     },
-    run: (cls) => session.query(cls.sql(c, DIALECT, 't'), 'TabSeparated'),
+    run: (cls) => session.query(cls.sql(c, DIALECT, 't', 'ref'), 'TabSeparated'),
     // rows of the TSV answer (each ends with a line feed; text escapes its own)
     count: (text) => {
       let n = 0;

@@ -8,6 +8,10 @@
 -- DIR/<class>.cpf.tsv), then 7 times `build(ds):run()` (a fresh query each time: compiling it is
 -- part of answering, as a peer parses and plans its SQL each time) and 7 times the same followed
 -- by reading every cell of the result once, so that a lazy result cannot look faster than it is.
+-- A class with `after(res)` (a result's own method: join, change, cumsum) has it applied to the
+-- query's result inside the timed part: the timed unit is then `after(build(ds):run())`.
+-- join_ref joins to the reference table bench/ref_rncp.lua writes beside FILE (lib.ref_path),
+-- loaded once, untimed, when the class first runs (as the peers load theirs).
 -- Prints one JSON line per class:
 --   {"tool":"cpf","mode":"warm","class":C,"seconds":S,"min_seconds":S,"read_seconds":S,
 --    "read_min_seconds":S,"groups":G,"rows":R,"maxrss_kb":K}
@@ -47,15 +51,35 @@ if not runs or runs < 1 or runs % 1 ~= 0 then usage("--runs wants a positive int
 local CLOS = "Clos - Réalisation Totale"   -- the most frequent status of the export
 local PREFIX = "37"                        -- ~9 % of the rows have a code_rncp starting with it
 local AMOUNT = 1000                        -- montant_engage > 1000: about half of the rows
+local MIN_FILES = 100                      -- having: code_rncp x month groups of >= 100 files
+local TOP = 3                              -- top3_per_region: the first 3 rows of each region
 
 local year, month = cpf.year "date_validation", cpf.month "date_validation"
 local REGION = "region_lieu_formation"
 
 -- Result columns and their kinds, written in the answer files' header and used by the report
--- to compare values: key (exact), count (exact integer), money (cents), real (relative).
+-- to compare values: key (exact), count (exact integer), money (cents), real (relative), text
+-- (exact: a column of labels, not a key).
 local BY_REGION_YEAR = { { REGION, "key" }, { "annee", "key" }, { "dossiers", "count" },
   { "montant", "money" }, { "prix_moyen", "real" } }
 local function region_year(q) return q:group_by(REGION, year):agg { "dossiers", "montant", "prix_moyen" } end
+local BY_CODE_MONTH = { { "code_rncp", "key" }, { "mois", "key" }, { "dossiers", "count" }, { "montant", "money" } }
+
+-- join_ref's reference table, loaded on first use (not timed); both columns text, as every
+-- engine is told.
+local reference
+local function ref()
+  if not reference then
+    local refpath = lib.ref_path(path)
+    local f = io.open(refpath, "rb")
+    if not f then
+      error(("no reference table %s: write it with `lua5.4 bench/ref_rncp.lua %s`"):format(refpath, path), 0)
+    end
+    f:close()
+    reference = assert(cpf.load(refpath, { types = { code_rncp = "string", libelle = "string" } }))
+  end
+  return reference
+end
 
 local CLASSES = {
   { name = "region_year", columns = BY_REGION_YEAR,
@@ -101,6 +125,30 @@ local CLASSES = {
   { name = "three_keys", columns = { { REGION, "key" }, { "modalite_presence", "key" }, { "annee", "key" },
       { "dossiers", "count" }, { "montant", "money" } },
     build = function(ds) return ds:group_by(REGION, "modalite_presence", year):agg { "dossiers", "montant" } end },
+  -- Results from results (doc/api.md): conditions on aggregates, top n per group, a join to a
+  -- reference table, the change from the previous period, a running total.
+  { name = "having", columns = BY_CODE_MONTH,
+    build = function(ds)
+      return ds:group_by("code_rncp", month):agg { "dossiers", "montant" }:having { dossiers = cpf.ge(MIN_FILES) }
+    end },
+  { name = "top3_per_region", columns = { { REGION, "key" }, { "code_rncp", "key" }, { "dossiers", "count" },
+      { "montant", "money" } },
+    build = function(ds)
+      return ds:group_by(REGION, "code_rncp"):agg { "dossiers", "montant" }
+               :order_by(REGION, "-montant", "code_rncp"):limit(TOP, { per = REGION })
+    end },
+  { name = "join_ref", columns = { BY_CODE_MONTH[1], BY_CODE_MONTH[2], BY_CODE_MONTH[3], BY_CODE_MONTH[4],
+      { "libelle", "text" } },
+    setup = ref,
+    build = function(ds) return ds:group_by("code_rncp", month):agg { "dossiers", "montant" } end,
+    after = function(res) return res:join(ref(), "code_rncp", { columns = { "libelle" } }) end },
+  { name = "yoy_change", columns = { { REGION, "key" }, { "annee", "key" }, { "montant", "money" },
+      { "montant_prec", "money" }, { "montant_evol", "money" }, { "montant_evol_pct", "real" } },
+    build = function(ds) return ds:group_by(REGION, "annee"):agg { "montant" } end,
+    after = function(res) return res:change("montant", { over = "annee" }) end },
+  { name = "cumsum_month", columns = { { "mois", "key" }, { "dossiers", "count" }, { "dossiers_cumul", "count" } },
+    build = function(ds) return ds:group_by("mois"):agg { "dossiers" } end,
+    after = function(res) return res:cumsum("dossiers", { over = "mois" }) end },
 }
 
 -- ------------------------------------------------------------------ answers
@@ -167,10 +215,13 @@ local ds = assert(cpf.load(path, { threads = 2 }))
 for _, class in ipairs(CLASSES) do
   if not only or only[class.name] then
     collectgarbage()                          -- the previous class's garbage is not this one's
-    local res = class.build(ds):run()         -- warm-up, and the answer
+    if class.setup then class.setup() end     -- once, untimed (join_ref's reference table)
+    local after = class.after or function(res) return res end
+    local function answer() return after(class.build(ds):run()) end
+    local res = answer()                      -- warm-up, and the answer
     if answers then write_answer(answers, class, res) end
-    local s, s_min = timed(runs, function() res = class.build(ds):run() end)
-    local r, r_min = timed(runs, function() read_all(class.build(ds):run()) end)
+    local s, s_min = timed(runs, function() res = answer() end)
+    local r, r_min = timed(runs, function() read_all(answer()) end)
     print(('{"tool":"cpf","mode":"warm","class":"%s","lua":"%s","seconds":%.6f,"min_seconds":%.6f,'
       .. '"read_seconds":%.6f,"read_min_seconds":%.6f,"groups":%d,"rows":%d,"maxrss_kb":%d}'):format(
       class.name, jit and "luajit" or _VERSION, s, s_min, r, r_min, #res, #ds, lib.status_kb("VmHWM")))

@@ -5,9 +5,10 @@
 //   warm     CREATE TABLE t AS SELECT * FROM read_csv(...) (the "load"
 //            line), then each class of bench/classes.mjs on t; a timed run is
 //            runAndReadAll: the result materialised, as DuckDB hands it to JS.
+//            join_ref's reference table: CREATE TABLE ref, once, untimed.
 // Lines: {"tool":"duckdb","mode":M,"threads":N,"seconds":S,...}
 import { START, now, parseArgs, readHeader, normalise, sqlString, sqlColumns, TEXT_COLUMNS, emit, maxrssKb,
-  warm, summarise, main } from './peer_lib.mjs';
+  warm, summarise, main, checkRef, REF_COLUMNS } from './peer_lib.mjs';
 import { CLASSES, ONESHOT_SQL } from './classes.mjs';
 
 // Why these options:
@@ -28,8 +29,15 @@ function csvSource(file, header) {
 }
 
 // quantile_cont: linear interpolation between order statistics, R's type 7,
-// as cpf.quantile.
-const DIALECT = { quantile: (col, q) => `quantile_cont(${col}, ${q})` };
+// as cpf.quantile; lag: the previous row of the window; QUALIFY filters on a
+// window function in the query that computes it.
+const DIALECT = { quantile: (col, q) => `quantile_cont(${col}, ${q})`, lag: (col) => `lag(${col})`, qualify: true };
+
+// join_ref's reference table (bench/peer_lib.mjs, refPath), both columns text.
+function refSource(file) {
+  const columns = REF_COLUMNS.map((name) => `${sqlString(name)}: 'VARCHAR'`).join(', ');
+  return `read_csv(${sqlString(checkRef(file))}, delim=';', quote='"', escape='"', header=true, columns={${columns}})`;
+}
 
 main('duckdb', async () => {
   const opts = parseArgs('duckdb');
@@ -62,12 +70,17 @@ main('duckdb', async () => {
   emit({ tool: 'duckdb', mode: 'load', threads: opts.threads, seconds: loadSeconds, rows: Number(count),
     maxrss_kb: maxrssKb() });
 
+  let refLoaded = false;
   await warm(opts, 'duckdb', {
     async answer(cls) {
-      const reader = await connection.runAndReadAll(cls.sql(c, DIALECT, 't'));
+      if (cls.ref && !refLoaded) {     // once, untimed
+        await connection.run(`CREATE TABLE ref AS SELECT * FROM ${refSource(opts.file)}`);
+        refLoaded = true;
+      }
+      const reader = await connection.runAndReadAll(cls.sql(c, DIALECT, 't', 'ref'));
       return { names: reader.columnNames(), rows: reader.getRowsJS() };
     },
-    run: (cls) => connection.runAndReadAll(cls.sql(c, DIALECT, 't')),
+    run: (cls) => connection.runAndReadAll(cls.sql(c, DIALECT, 't', 'ref')),
     count: (reader) => reader.currentRowCount,
   }, CLASSES);
 });

@@ -14,6 +14,12 @@ function lib.totals(res)
   return d, m
 end
 
+--- The reference table of the join_ref warm class for a data file: code_rncp;libelle, one row
+--- per code (bench/ref_rncp.lua writes it; bench/peer_lib.mjs's refPath gives the same name).
+function lib.ref_path(csv)
+  return (csv:gsub("%.csv$", "")) .. ".ref-rncp.csv"
+end
+
 --- A field of /proc/self/status in kB: "VmRSS" (now) or "VmHWM" (peak).
 function lib.status_kb(field)
   for line in io.lines("/proc/self/status") do

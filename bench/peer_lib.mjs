@@ -16,7 +16,7 @@
 //              --answers), then N timed runs (default 7), median and min.
 //     --probe  imports the engine's package and prints its version: run.sh
 //              calls it first and reports a peer that fails it as missing.
-import { openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { openSync, readSync, closeSync, writeFileSync, existsSync } from 'node:fs';
 
 // Wall clock in seconds (hrtime: monotonic, ns resolution).
 export const now = () => Number(process.hrtime.bigint()) / 1e9;
@@ -109,6 +109,18 @@ export function columnType(canonical) {
 export const TEXT_COLUMNS = ['date_validation', 'code_rs', 'code_rncp', 'formacode_principal',
   'code_officiel_departement', 'code_officiel_region'];
 
+// The reference table of the warm class join_ref, beside the data file (bench/ref_rncp.lua
+// writes it; bench/lib.lua's ref_path gives the same name): `code_rncp;libelle`, one row per
+// code, both columns read as text by every engine. Loaded once per process, untimed, when the
+// class first runs; a missing file fails that class only, saying how to write it.
+export const refPath = (file) => file.replace(/\.csv$/, '') + '.ref-rncp.csv';
+export const REF_COLUMNS = ['code_rncp', 'libelle'];
+export function checkRef(file) {
+  const ref = refPath(file);
+  if (!existsSync(ref)) throw new Error(`no reference table ${ref}: write it with \`lua5.4 bench/ref_rncp.lua ${file}\``);
+  return ref;
+}
+
 export const sqlString = (s) => `'${String(s).replaceAll("'", "''")}'`;
 // Double quotes quote an identifier in DuckDB and in ClickHouse alike.
 export const quoteIdent = (name) => `"${name.replaceAll('"', '""')}"`;
@@ -150,13 +162,14 @@ export function emit(line) {
 // ------------------------------------------------------------------ answers
 
 // One cell of an answer file; the same rules as bench/cpf_query.lua: \N for
-// a missing value, text with backslash, tab, CR and LF escaped, counts
+// a missing value, text with backslash, tab, CR and LF escaped (a key or text
+// column's strings as they are, even when they look like numbers), counts
 // exact, money to the cent, the rest with 12 significant digits.
 function cell(v, kind) {
   if (v === null || v === undefined) return '\\N';
   if (typeof v === 'string') {
     // chDB's JSON quotes 64-bit integers: a number in a string
-    if (kind === 'key' || !/^-?[0-9.eE+-]+$/.test(v)) {
+    if (kind === 'key' || kind === 'text' || !/^-?[0-9.eE+-]+$/.test(v)) {
       return v.replace(/[\\\t\r\n]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' })[c]);
     }
     v = /^-?[0-9]+$/.test(v) ? BigInt(v) : Number(v);

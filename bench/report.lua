@@ -205,13 +205,13 @@ local function split(line)
   return t
 end
 
--- Two cells agree: keys, counts and missing values exactly; money within a
--- cent (the peers add doubles, cpf adds exact cents; a sum that lands on a
--- half cent may round either way) plus 1e-12 relative; reals (averages,
--- quantiles) within 1e-9 relative.
+-- Two cells agree: keys, counts, text (labels) and missing values exactly;
+-- money within a cent (the peers add doubles, cpf adds exact cents; a sum that
+-- lands on a half cent may round either way) plus 1e-12 relative; reals
+-- (averages, quantiles, relative changes) within 1e-9 relative.
 local function same_cell(a, b, kind)
   if a == b then return true end
-  if kind == "key" or kind == "count" then return false end
+  if kind == "key" or kind == "count" or kind == "text" then return false end
   local x, y = tonumber(a), tonumber(b)
   if not x or not y then return false end
   local scale = math.max(math.abs(x), math.abs(y))
@@ -365,6 +365,25 @@ say("- distinct: distinct code_rncp by region; top10: files and amount of the 10
 say("- filtered: files and amount, and the same over the rows of status 'Clos - Réalisation Totale'"
   .. " (`cpf.filtered`, SQL `FILTER (WHERE …)`, polars `filter` inside `agg`) by region and year;"
   .. " three_keys: files and amount by region, modalite_presence and year.")
+say("- having: rncp_month's groups of at least 100 files (cpf `q:having{dossiers = cpf.ge(100)}`, SQL"
+  .. " `HAVING sum(nb_dossiers) >= 100`, polars `filter` after `agg`).")
+say("- top3_per_region: files and amount by region and code_rncp, the 3 codes of largest amount in each"
+  .. " region (ties by code), region ascending then amount descending (cpf `order_by` +"
+  .. " `limit(3, {per = region})`, DuckDB `QUALIFY row_number() OVER (PARTITION BY region …) <= 3`,"
+  .. " ClickHouse the same `row_number()` filtered in an outer query, polars a sort then"
+  .. " `intRange(0, len()).over(region) < 3`).")
+say("- join_ref: rncp_month left-joined on code_rncp to a 20 000-row reference table (each code once,"
+  .. " `code_rncp;libelle`, text; written by bench/ref_rncp.lua beside the data file, loaded once per"
+  .. " process, untimed), bringing `libelle`; cpf times `q:run()` then `res:join(ref, \"code_rncp\","
+  .. " {columns = {\"libelle\"}})`, the peers the query with its `LEFT JOIN`.")
+say("- yoy_change: amount by region and year, with the previous year's amount within the region"
+  .. " (`montant_prec`: the previous year present), the difference and the relative change (none when"
+  .. " the previous amount is missing or 0); cpf `q:run()` then `res:change(\"montant\", {over = \"annee\"})`,"
+  .. " SQL `LAG` (ClickHouse `lagInFrame`) `OVER (PARTITION BY region ORDER BY annee)`, polars"
+  .. " `shift(1).over(region)`.")
+say("- cumsum_month: files by month and their running total in month order (a row without a month would"
+  .. " have none); cpf `q:run()` then `res:cumsum(\"dossiers\", {over = \"mois\"})`, SQL"
+  .. " `sum(dossiers) OVER (ORDER BY mois)`, polars `cumSum`.")
 say("- What a peer's time covers: DuckDB `runAndReadAll` (the result materialised), polars `collectSync`"
   .. " (a DataFrame), chDB `query(sql, 'TabSeparated')` (the result as one string). A query is built"
   .. " anew for every run on every engine (cpf compiles it, the peers parse and plan their SQL).")
@@ -373,8 +392,8 @@ say()
 -- ----------------------------------------------------------------- answers
 say("## Answers check")
 say()
-say("Each peer's answer to each class (round 1, untimed) against cpf's, row by row: keys, counts and missing"
-  .. " values exactly, money within a cent, averages and quantiles within 1e-9 relative"
+say("Each peer's answer to each class (round 1, untimed) against cpf's, row by row: keys, counts, labels and"
+  .. " missing values exactly, money within a cent, averages, quantiles and relative changes within 1e-9 relative"
   .. " (`bench/out/answers/<class>.<engine>.tsv`).")
 say()
 say("| class | DuckDB | polars | chDB |")

@@ -26,7 +26,10 @@
 #      cpf-2m.csv, 200000 -> cpf-200k.csv, 12345 -> cpf-12345.csv), generated
 #      with `bin/cpf gen N FILE --seed 1` if missing. The file is read once
 #      (cat > /dev/null) before timing so every tool sees it in the page cache:
-#      the figures are parsing, not disk.
+#      the figures are parsing, not disk. Beside it, the reference table of the
+#      warm class join_ref, bench/data/cpf-<N>.ref-rncp.csv (20 000 rows,
+#      `code_rncp;libelle`), written by bench/ref_rncp.lua when missing or
+#      older than the data file.
 #   3. measurements, round-robin: round 1 of every measurement, then round 2,
 #      ... so a slow drift of the machine is spread over all tools instead of
 #      landing on whichever ran last. Every engine gets 2 threads. In round 1
@@ -56,7 +59,10 @@
 #      count in RUNS_OF if it should not run K times; list it in ONESHOTS if
 #      its whole process time is the figure).
 # A new warm query class goes into bench/cpf_query.lua AND bench/classes.mjs,
-# under one name, with the same result columns and row order.
+# under one name, with the same result columns and row order (on the cpf side,
+# `after` applies a result's own method -- join, change, cumsum -- inside the
+# timed part; a class reading join_ref's reference table says `ref: true` in
+# classes.mjs and each driver loads it once, untimed).
 set -u -o pipefail
 export LC_ALL=C   # '.' decimals in $EPOCHREALTIME and awk, whatever the caller's locale
 
@@ -166,6 +172,11 @@ if [ ! -s "$CSV" ]; then
   # truncated file that a later run would take for complete.
   ./bin/cpf gen "$ROWS" "$CSV.tmp" --seed 1 >&2 || die "generator failed"
   mv "$CSV.tmp" "$CSV"
+fi
+REF="${CSV%.csv}.ref-rncp.csv"   # bench/lib.lua's ref_path, bench/peer_lib.mjs's refPath
+if [ ! -s "$REF" ] || [ "$CSV" -nt "$REF" ]; then
+  log "writing the reference table $REF (bench/ref_rncp.lua)"
+  lua5.4 bench/ref_rncp.lua "$CSV" >&2 || die "bench/ref_rncp.lua failed"
 fi
 CSV_BYTES=$(stat -L -c %s "$CSV")
 log "warming the page cache with $CSV ($((CSV_BYTES / 1048576)) MiB)"
