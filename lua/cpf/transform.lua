@@ -231,13 +231,8 @@ end
 
 local function value_text(v) return type(v) == "string" and ("'%s'"):format(v) or tostring(v) end
 
--- "string", "number" or "string and number": the types of a side's key values (values[1..n]).
-local function key_types(values, n)
-  local types = {}
-  for i = 1, n do
-    local v = values[i]
-    if v ~= nil then types[type(v)] = true end
-  end
+-- {"number", "string"}: the types of a side's key values, from the set of them.
+local function key_types(types)
   local list = {}
   for t in pairs(types) do list[#list + 1] = t end
   table.sort(list)
@@ -309,53 +304,61 @@ function transform.join(res, other, on, opts)
   else
     for i, row in ipairs(res) do left_values[i] = row[left_key] end
   end
-  local right_values = {}
-  for i, r in ipairs(ref.rows) do right_values[i] = r[right_key] end
-  local lt, rt = key_types(left_values, #res), key_types(right_values, #ref.rows)
+  -- the reference's first row of each key, and the others of a key given twice
+  local first, more, twice, right_types = {}, {}, nil, {}
+  for _, r in ipairs(ref.rows) do
+    local k = r[right_key]
+    if k ~= nil then
+      right_types[type(k)] = true
+      if first[k] == nil then
+        first[k] = r
+      else
+        more[k] = more[k] or {}
+        table.insert(more[k], r)
+        if twice == nil then twice = k end
+      end
+    end
+  end
+  -- one pass over the result's keys: their types, and the matching row's values brought
+  local n, left_types, keep, brought_values, inner = #res, {}, {}, {}, how == "inner"
+  for j = 1, #brought do brought_values[j] = {} end
+  for i = 1, n do
+    local k = left_values[i]
+    local r = false
+    if k ~= nil then
+      left_types[type(k)] = true
+      r = first[k] or false
+    end
+    if inner then keep[i] = r and true or false end
+    if r then
+      for j, c in ipairs(brought) do brought_values[j][i] = r[c] end
+    end
+  end
+  local lt, rt = key_types(left_types), key_types(right_types)
   if #lt > 0 and #rt > 0 and table.concat(lt, " and ") ~= table.concat(rt, " and ") then
     fail("join", ("%s holds %s values, the reference's %s holds %s values: keys compare as stored ('01' is not 1)")
       :format(left_key, table.concat(lt, " and "), right_key, table.concat(rt, " and ")))
   end
-  local index, first_twice = {}, nil
-  for _, r in ipairs(ref.rows) do
-    local k = r[right_key]
-    if k ~= nil then
-      local list = index[k]
-      if not list then list = {} index[k] = list end
-      list[#list + 1] = r
-      if #list == 2 and first_twice == nil then first_twice = k end
-    end
-  end
-  if first_twice ~= nil and not opts.many then -- opts.many = true joins each of them
-    fail("join", ("the reference has %d rows for %s %s"):format(#index[first_twice], right_key,
-      value_text(first_twice)))
+  if twice ~= nil and not opts.many then -- opts.many = true joins each of them
+    fail("join", ("the reference has %d rows for %s %s"):format(#more[twice] + 1, right_key, value_text(twice)))
   end
   local extra = {}
   for _, c in ipairs(brought) do
     extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
   end
-  if store and not opts.many then -- one match at most: columns by row, added to a view of the store
-    local keys, matched, keep = left_values, {}, {}
-    for i = 1, store:count() do
-      local k = keys[i]
-      local list = k ~= nil and index[k]
-      matched[i] = list and list[1] or false
-      keep[i] = list and true or false
-    end
+  if store and twice == nil then -- one match at most: columns by row, added to a view of the store
     local sources = {}
-    for j, c in ipairs(brought) do
-      local values = {}
-      for i = 1, #matched do
-        local r = matched[i]
-        if r then values[i] = r[c] end
-      end
-      sources[j] = { names[c], rows = values }
-    end
+    for j, c in ipairs(brought) do sources[j] = { names[c], rows = brought_values[j] } end
     local view = store:extend(sources)
     if how == "inner" then view = view:select(mask_of(keep)) end
     local kinds, labels = res:kinds(), res:labels()
     for _, x in ipairs(extra) do kinds[x.name], labels[x.name] = x.kind, x.labels end
     return result.from_view(res, view, columns, kinds, labels)
+  end
+  local index = {} -- key -> every row of the reference for it, in order
+  for k, r in pairs(first) do
+    index[k] = { r }
+    for _, x in ipairs(more[k] or {}) do index[k][#index[k] + 1] = x end
   end
   local rows = {}
   for _, row in ipairs(res) do
