@@ -546,6 +546,75 @@ static int store_extend(lua_State *L) {
   return 1;
 }
 
+/* store:join_key(c, lookup, refcols) -> values, mask, types for a key column c: each distinct
+ * value of the key (its code's label) is looked up once in lookup {value -> reference row
+ * number}; values[j] is refcols[j] (by reference row) set by group for the rows that match,
+ * mask a string of one byte per row (1 = matched), types the set of the key values' Lua types.
+ * nil when column c is not a key (the Lua side then reads the values row by row). */
+static int store_join_key(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t c = compat_checkint64(L, 2);
+  size_t k, card, code, i, j, nref;
+  int32_t *map;
+  char *mask;
+  int labels, outs, base;
+  if (c < 1 || (size_t)c > st->ncols) luaL_argerror(L, 2, "no such column");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  if (st->cols[c - 1].source != SOURCE_KEY) { lua_pushnil(L); return 1; }
+  k = st->cols[c - 1].index;
+  card = st->cardinality[k];
+  nref = compat_rawlen(L, 4);
+  map = scratch_alloc(L, (card ? card : 1) * sizeof *map); /* 5 */
+  mask = scratch_alloc(L, st->count ? st->count : 1);      /* 6 */
+  compat_getuservalue(L, 1);
+  lua_rawgeti(L, -1, UV_LABELS);
+  lua_rawgeti(L, -1, (int)k + 1);
+  labels = lua_gettop(L);
+  lua_newtable(L); /* the types */
+  for (code = 0; code < card; code++) {
+    map[code] = -1;
+    lua_rawgeti(L, labels, (int)code + 1);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    lua_pushstring(L, luaL_typename(L, -1));
+    lua_pushboolean(L, 1);
+    lua_rawset(L, labels + 1);
+    lua_rawget(L, 3);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number n = lua_tonumber(L, -1);
+      if (n >= 1 && n <= (lua_Number)INT32_MAX) map[code] = (int32_t)n - 1;
+    }
+    lua_pop(L, 1);
+  }
+  /* the outputs, each beside its reference column on the stack */
+  luaL_checkstack(L, (int)(2 * nref + 4), "join: too many columns");
+  lua_createtable(L, (int)nref, 0);
+  outs = lua_gettop(L);
+  base = outs + 1;
+  for (j = 0; j < nref; j++) {
+    lua_rawgeti(L, 4, (int)j + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_createtable(L, (int)st->ngroups, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, outs, (int)j + 1);
+  }
+  for (i = 0; i < st->count; i++) {
+    uint32_t g = st->order[i];
+    int32_t m = map[st->codes[k][g]];
+    mask[i] = (char)(m >= 0);
+    if (m < 0) continue;
+    for (j = 0; j < nref; j++) {
+      lua_rawgeti(L, base + 2 * (int)j, (int)m + 1);
+      lua_rawseti(L, base + 2 * (int)j + 1, (int)g + 1);
+    }
+  }
+  lua_pushvalue(L, outs);
+  lua_pushlstring(L, mask, st->count);
+  lua_pushvalue(L, labels + 1);
+  return 3;
+}
+
 static int store_count(lua_State *L) {
   compat_pushint64(L, (int64_t)check_store(L, 1)->count);
   return 1;
@@ -559,7 +628,7 @@ static int store_groups(lua_State *L) {
 static const luaL_Reg store_methods[] = {
   {"set_columns", store_set_columns}, {"fill", store_fill}, {"agg_values", store_agg_values},
   {"view", store_view}, {"values", store_values}, {"group_ids", store_group_ids},
-  {"select", store_select}, {"extend", store_extend},
+  {"select", store_select}, {"extend", store_extend}, {"join_key", store_join_key},
   {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};
 

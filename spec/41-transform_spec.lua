@@ -277,6 +277,11 @@ describe("results from results", function()
       head_per2 = function(r) return r:head(1, { per = { "code_rncp", "region_lieu_formation" } }) end,
       join = function(r) return r:join(ref, "code_rncp") end,
       join_inner = function(r) return r:join(ref, "code_rncp", { how = "inner" }) end,
+      -- on a column that is no key (an aggregate): its values read row by row
+      join_aggregate = function(r) return r:join({ [10] = { tag = "dix" }, [12] = { tag = "douze" } }, "dossiers") end,
+      join_aggregate_inner = function(r)
+        return r:join({ [10] = { tag = "dix" } }, "dossiers", { how = "inner" })
+      end,
       chain = function(r)
         return r:join(ref, "code_rncp"):where { libelle = cpf.not_null() }:head(1, { per = "libelle" })
       end,

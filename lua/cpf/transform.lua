@@ -296,28 +296,66 @@ function transform.join(res, other, on, opts)
     names[c] = name
     columns[#columns + 1] = name
   end
-  -- keys compare as stored: a string key never matches a number, and saying so beats no match
-  local store = result.store_of(res)
-  local left_values = {}
-  if store then
-    left_values = store:values(column_index(res, left_key))
-  else
-    for i, row in ipairs(res) do left_values[i] = row[left_key] end
-  end
   -- the reference's first row of each key, and the others of a key given twice
-  local first, more, twice, right_types = {}, {}, nil, {}
-  for _, r in ipairs(ref.rows) do
+  local first, first_at, more, twice, right_types = {}, {}, {}, nil, {}
+  for at, r in ipairs(ref.rows) do
     local k = r[right_key]
     if k ~= nil then
       right_types[type(k)] = true
       if first[k] == nil then
-        first[k] = r
+        first[k], first_at[k] = r, at
       else
         more[k] = more[k] or {}
         table.insert(more[k], r)
         if twice == nil then twice = k end
       end
     end
+  end
+  -- keys compare as stored: a string key never matches a number, and saying so beats no match
+  local function check_keys(left_types)
+    local lt, rt = key_types(left_types), key_types(right_types)
+    if #lt > 0 and #rt > 0 and table.concat(lt, " and ") ~= table.concat(rt, " and ") then
+      fail("join", ("%s holds %s values, the reference's %s holds %s values: keys compare as stored ('01' is not 1)")
+        :format(left_key, table.concat(lt, " and "), right_key, table.concat(rt, " and ")))
+    end
+    if twice ~= nil and not opts.many then -- opts.many = true joins each of them
+      fail("join", ("the reference has %d rows for %s %s"):format(#more[twice] + 1, right_key, value_text(twice)))
+    end
+  end
+  local extra = {}
+  for _, c in ipairs(brought) do
+    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
+  end
+  local store = result.store_of(res)
+  local function joined(view)
+    local kinds, labels = res:kinds(), res:labels()
+    for _, x in ipairs(extra) do kinds[x.name], labels[x.name] = x.kind, x.labels end
+    return result.from_view(res, view, columns, kinds, labels)
+  end
+  if store and twice == nil then
+    -- a key column of a query's result: each distinct key value looked up once, the brought
+    -- values set by group in C
+    local refcols = {}
+    for j, c in ipairs(brought) do
+      local values = {}
+      for at, r in ipairs(ref.rows) do values[at] = r[c] end
+      refcols[j] = values
+    end
+    local by_group, mask, left_types = store:join_key(column_index(res, left_key), first_at, refcols)
+    if by_group then
+      check_keys(left_types)
+      local sources = {}
+      for j, c in ipairs(brought) do sources[j] = { names[c], values = by_group[j] } end
+      local view = store:extend(sources)
+      if how == "inner" then view = view:select(mask) end
+      return joined(view)
+    end
+  end
+  local left_values = {}
+  if store then
+    left_values = store:values(column_index(res, left_key))
+  else
+    for i, row in ipairs(res) do left_values[i] = row[left_key] end
   end
   -- one pass over the result's keys: their types, and the matching row's values brought
   local n, left_types, keep, brought_values, inner = #res, {}, {}, {}, how == "inner"
@@ -334,26 +372,13 @@ function transform.join(res, other, on, opts)
       for j, c in ipairs(brought) do brought_values[j][i] = r[c] end
     end
   end
-  local lt, rt = key_types(left_types), key_types(right_types)
-  if #lt > 0 and #rt > 0 and table.concat(lt, " and ") ~= table.concat(rt, " and ") then
-    fail("join", ("%s holds %s values, the reference's %s holds %s values: keys compare as stored ('01' is not 1)")
-      :format(left_key, table.concat(lt, " and "), right_key, table.concat(rt, " and ")))
-  end
-  if twice ~= nil and not opts.many then -- opts.many = true joins each of them
-    fail("join", ("the reference has %d rows for %s %s"):format(#more[twice] + 1, right_key, value_text(twice)))
-  end
-  local extra = {}
-  for _, c in ipairs(brought) do
-    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
-  end
+  check_keys(left_types)
   if store and twice == nil then -- one match at most: columns by row, added to a view of the store
     local sources = {}
     for j, c in ipairs(brought) do sources[j] = { names[c], rows = brought_values[j] } end
     local view = store:extend(sources)
-    if how == "inner" then view = view:select(mask_of(keep)) end
-    local kinds, labels = res:kinds(), res:labels()
-    for _, x in ipairs(extra) do kinds[x.name], labels[x.name] = x.kind, x.labels end
-    return result.from_view(res, view, columns, kinds, labels)
+    if inner then view = view:select(mask_of(keep)) end
+    return joined(view)
   end
   local index = {} -- key -> every row of the reference for it, in order
   for k, r in pairs(first) do
