@@ -136,7 +136,7 @@ function Result:labels() end
 ---@param conds table<string, any> {column = condition}, the constructors of q:where
 ---@return cpf.result
 function Result:where(conds) end
----@param spec table {{"name", function(row) end [, kind]}, ...} or {name = function(row) end}
+---@param spec table {{"name", function(row) end [, kind [, {fr =, en =}]]}, ...} or {name = function(row) end}
 ---@return cpf.result
 function Result:with(spec) end
 ---@param other cpf.result|cpf.dataset|table a result, a dataset or {[key] = value or row}

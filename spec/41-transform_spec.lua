@@ -143,6 +143,12 @@ describe("results from results", function()
       local named = res:with { z = function() return "z" end, a = function(r) return r.annee end }
       assert.are.same({ "region_lieu_formation", "annee", "dossiers", "montant", "a", "z" }, named:columns())
       assert.are.equal(0, #res:where { annee = 1999 }:with { x = function() return 1 end })
+      -- titles in each locale, for the display formats
+      local titled = res:head(1):with { { "prix", price, "money", { fr = "Prix par dossier", en = "Price per file" } } }
+      assert.are.same({ fr = "Prix par dossier", en = "Price per file" }, titled:labels().prix)
+      assert.is_truthy(titled:format("table", { locale = "en" }):find("Price per file", 1, true))
+      assert.are.equal("with: the titles of 'prix' must be {fr = \"...\", en = \"...\"}",
+        h.error_of(function() return res:with { { "prix", price, "money", { fr = "Prix" } } } end))
     end)
 
     it("refuses a value that is not a number, a string or nil, and a name taken", function()

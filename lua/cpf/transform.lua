@@ -125,9 +125,12 @@ local function with_entries(spec)
   local list, named = {}, {}
   for _, e in ipairs(spec) do
     if type(e) ~= "table" or type(e[1]) ~= "string" or type(e[2]) ~= "function" then
-      fail("with", "list entries must be {\"name\", function(row) ... end [, kind]}")
+      fail("with", "list entries must be {\"name\", function(row) ... end [, kind [, {fr =, en =}]]}")
     end
-    list[#list + 1] = { name = e[1], fn = e[2], kind = e[3] }
+    if e[4] ~= nil and (type(e[4]) ~= "table" or type(e[4].fr) ~= "string" or type(e[4].en) ~= "string") then
+      fail("with", ("the titles of '%s' must be {fr = \"...\", en = \"...\"}"):format(e[1]))
+    end
+    list[#list + 1] = { name = e[1], fn = e[2], kind = e[3], labels = e[4] }
   end
   for k, v in pairs(spec) do
     if type(k) == "string" then
@@ -140,9 +143,10 @@ local function with_entries(spec)
   return list
 end
 
---- res:with{{"name", function(row) ... end [, kind]}, ...} (or {name = fn}): columns computed
---- once per row; each function sees the row's values (those of the columns before it
---- included) and returns a number, a string or nil.
+--- res:with{{"name", function(row) ... end [, kind [, {fr =, en =}]]}, ...} (or {name = fn}):
+--- columns computed once per row; each function sees the row's values (those of the columns
+--- before it included) and returns a number, a string or nil; the titles, when given, are what
+--- the display formats print for the column in each locale.
 function transform.with(res, spec)
   local entries = with_entries(spec)
   local columns, seen = res:columns(), {}
@@ -155,7 +159,7 @@ function transform.with(res, spec)
     end
     seen[e.name] = true
     columns[#columns + 1] = e.name
-    extra[#extra + 1] = { name = e.name, kind = e.kind or "number" }
+    extra[#extra + 1] = { name = e.name, kind = e.kind or "number", labels = e.labels }
   end
   local rows = {}
   for i, row in ipairs(res) do
