@@ -351,22 +351,38 @@ int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_
   return 0;
 }
 
-/* Rows whose stored value lies in [lo, hi] get 1 in out (others keep theirs): one loop per
- * storage width, which the compiler vectorises. */
-static void mark_value_range(const cpf_column *col, size_t n, int64_t lo, int64_t hi, uint8_t *out) {
+/* out[i] for the rows whose stored value lies in [lo, hi]: set to the test's answer, or with
+ * `add` 1 added to what out holds (a union of ranges). One loop per storage width, which the
+ * compiler vectorises; missing rows are tested on the 0 they hold (set_missing_rows). */
+static void mark_value_range(const cpf_column *col, size_t n, int64_t lo, int64_t hi, int add,
+                             uint8_t *out) {
   size_t i;
-#define MARK_LOOP(T)                                                                   \
-  do {                                                                                 \
-    const T *data = (const T *)col->data;                                              \
-    for (i = 0; i < n; i++) out[i] |= (uint8_t)(data[i] >= lo && data[i] <= hi);       \
+#define RANGE_LOOP(T)                                                                    \
+  do {                                                                                   \
+    const T *data = (const T *)col->data;                                                \
+    if (add)                                                                             \
+      for (i = 0; i < n; i++) out[i] |= (uint8_t)(data[i] >= lo && data[i] <= hi);       \
+    else                                                                                 \
+      for (i = 0; i < n; i++) out[i] = (uint8_t)(data[i] >= lo && data[i] <= hi);        \
   } while (0)
   switch (col->width) {
-  case 1: MARK_LOOP(int8_t); break;
-  case 2: MARK_LOOP(int16_t); break;
-  case 4: MARK_LOOP(int32_t); break;
-  default: MARK_LOOP(int64_t); break;
+  case 1: RANGE_LOOP(int8_t); break;
+  case 2: RANGE_LOOP(int16_t); break;
+  case 4: RANGE_LOOP(int32_t); break;
+  default: RANGE_LOOP(int64_t); break;
   }
-#undef MARK_LOOP
+#undef RANGE_LOOP
+}
+
+/* out[i] = value for the missing rows, which are rare: a byte of the bitmap at a time. */
+static void set_missing_rows(const cpf_column *col, size_t n, uint8_t value, uint8_t *out) {
+  size_t byte, i;
+  if (!col->missing_bits) return;
+  for (byte = 0; byte < (n + 7) / 8; byte++) {
+    if (col->missing_bits[byte] == 0) continue;
+    for (i = byte * 8; i < n && i < byte * 8 + 8; i++)
+      if (is_missing(col, i)) out[i] = value;
+  }
 }
 
 /* Beyond this many runs, a binary search per row costs less than a pass per run. */
@@ -380,17 +396,12 @@ static void runs_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t
   const uint64_t *lo = cond->run_lo, *hi = cond->run_hi;
   size_t i, n = ds->rows, nr = cond->nruns;
   if (col->type != CPF_TYPE_NUMBER && nr <= RUNS_BY_PASSES) {
-    size_t r, byte;
+    size_t r;
     memset(out, 0, n);
     for (r = 0; r < nr; r++) /* the keys of an integer-like column are its values, sign flipped */
       mark_value_range(col, n, (int64_t)(lo[r] ^ ((uint64_t)1 << 63)),
-                       (int64_t)(hi[r] ^ ((uint64_t)1 << 63)), out);
-    if (col->missing_bits) /* missing rows hold 0, which a run may hold: set apart */
-      for (byte = 0; byte < (n + 7) / 8; byte++) {
-        if (col->missing_bits[byte] == 0) continue;
-        for (i = byte * 8; i < n && i < byte * 8 + 8; i++)
-          if (is_missing(col, i)) out[i] = (uint8_t)(cond->negate != 0);
-      }
+                       (int64_t)(hi[r] ^ ((uint64_t)1 << 63)), 1, out);
+    set_missing_rows(col, n, (uint8_t)(cond->negate != 0), out); /* their 0 may lie in a run */
     return;
   }
   for (i = 0; i < n; i++) {
@@ -423,28 +434,10 @@ static int range_evaluate(const cpf_dataset *ds, const query_cond *cond, uint8_t
     double p = col->type == CPF_TYPE_DECIMAL ? pow10_table[col->scale] : 1;
     int64_t lo = cond->has_lo ? lower_threshold(cond->lo, p, cond->lo_open) : INT64_MIN;
     int64_t hi = cond->has_hi ? upper_threshold(cond->hi, p, cond->hi_open) : INT64_MAX;
-    /* one loop per storage width, which the compiler vectorises (a year of months on a
-     * 2-byte column: annee = 2023), then the missing rows, which are rare, cleared */
-#define RANGE_LOOP(T)                                                                  \
-    do {                                                                               \
-      const T *data = (const T *)col->data;                                            \
-      for (i = 0; i < n; i++) out[i] = (uint8_t)(data[i] >= lo && data[i] <= hi);      \
-    } while (0)
-    switch (col->width) {
-    case 1: RANGE_LOOP(int8_t); break;
-    case 2: RANGE_LOOP(int16_t); break;
-    case 4: RANGE_LOOP(int32_t); break;
-    default: RANGE_LOOP(int64_t); break;
-    }
-#undef RANGE_LOOP
-    if (col->missing_bits) {
-      size_t byte;
-      for (byte = 0; byte < (n + 7) / 8; byte++) {
-        if (col->missing_bits[byte] == 0) continue;
-        for (i = byte * 8; i < n && i < byte * 8 + 8; i++)
-          if (is_missing(col, i)) out[i] = 0;
-      }
-    }
+    /* a vectorised pass (a year of months on a 2-byte column: annee = 2023), then the
+     * missing rows cleared */
+    mark_value_range(col, n, lo, hi, 0, out);
+    set_missing_rows(col, n, 0, out);
   }
   return 0;
 }
