@@ -457,19 +457,6 @@ static int store_values(lua_State *L) {
   return 1;
 }
 
-/* store:group_ids() -> the group number (from 1) of each row, in the store's order: where a
- * column computed for the rows goes in a values array (by group) of store:extend. */
-static int store_group_ids(lua_State *L) {
-  result_store *st = check_store(L, 1);
-  size_t i;
-  lua_createtable(L, (int)st->count, 0);
-  for (i = 0; i < st->count; i++) {
-    lua_pushinteger(L, (lua_Integer)st->order[i] + 1);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  return 1;
-}
-
 /* store:select(mask) -> a view of the rows whose byte of mask (a string of count() bytes) is not
  * 0, in the same order. */
 static int store_select(lua_State *L) {
@@ -627,7 +614,7 @@ static int store_groups(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
   {"set_columns", store_set_columns}, {"fill", store_fill}, {"agg_values", store_agg_values},
-  {"view", store_view}, {"values", store_values}, {"group_ids", store_group_ids},
+  {"view", store_view}, {"values", store_values},
   {"select", store_select}, {"extend", store_extend}, {"join_key", store_join_key},
   {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};

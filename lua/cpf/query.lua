@@ -413,8 +413,6 @@ local function test(c, v, what)
   error("unknown condition " .. tostring(op), 0)
 end
 
-q.test = test
-
 --- A function(v) that answers test(c, v, what), made once for a condition tested on many values
 --- (a result's rows): bounds and values checked on the first value of each type, not per call.
 function q.tester(c, what)

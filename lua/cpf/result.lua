@@ -83,20 +83,18 @@ end
 --- made from Lua tables): cpf.transform works on it without building rows.
 function result.store_of(res) return STORE[res] end
 
---- A result over a view of `res`'s store (store:select, store:extend): `columns` its column
---- names, `kinds` and `labels` for the columns it adds.
-function result.from_view(res, view, columns, kinds, labels)
-  local out = result.from_store(columns, view, KEYS[res], KEY_ORDER[res], kinds, ORDER[res])
-  LABELS[out] = labels
+--- A result over a view of `res`'s store (store:view, store:select, store:extend), with res's
+--- keys and key order; `columns`, `kinds`, `labels` and `order` default to res's (a view that
+--- adds columns gives its own).
+function result.from_view(res, view, columns, kinds, labels, order)
+  local out = result.from_store(columns or COLUMNS[res], view, KEYS[res], KEY_ORDER[res], kinds or KINDS[res],
+                                order or ORDER[res])
+  LABELS[out] = labels or LABELS[res]
   return out
 end
 
 -- A result sharing another's columns and kinds over a view of its store (sorted or cut in C).
-local function from_view(self, store, order)
-  local res = result.from_store(COLUMNS[self], store, KEYS[self], KEY_ORDER[self], KINDS[self], order)
-  LABELS[res] = LABELS[self]
-  return res
-end
+local function from_view(self, store, order) return result.from_view(self, store, nil, nil, nil, order) end
 
 --- The column specs the result was sorted by (res:sorted, q:order_by), as given ("-montant"), or {}.
 function Result:order()

@@ -33,17 +33,18 @@ local function need_column(res, name, what)
   end
 end
 
--- A new result over rows, with the input's keys, key order, kinds and labels plus `extra`
--- ({name =, kind =, labels = {fr =, en =}} per new column, in order).
-local function derived(res, columns, rows, extra, keys)
+-- A new result over rows, with the input's keys, key order, kinds, labels and order plus
+-- `extra` ({name =, kind =, labels = {fr =, en =}} per new column, in order).
+local function derived(res, columns, rows, extra)
   local kinds = res:kinds()
   local labels = res:labels()
   for _, x in ipairs(extra or {}) do
     kinds[x.name] = x.kind
     labels[x.name] = x.labels
   end
-  local out = result.new(columns, rows, keys or res:keys(), result.key_order(res), kinds)
+  local out = result.new(columns, rows, res:keys(), result.key_order(res), kinds)
   result.set_labels(out, labels)
+  result.set_order(out, res:order())
   return out
 end
 
@@ -77,6 +78,61 @@ local function label_of(res, name, locale)
   return require("cpf.schema").labels[locale][name] or name
 end
 
+-- The values of `names` row by row ({[name] = {v1, v2, ...}}) and the row count: read from a
+-- query's result store (no row table built), else from the rows.
+local function read_columns(res, names)
+  local store, cols = result.store_of(res), {}
+  for _, name in ipairs(names) do
+    if not cols[name] then
+      if store then
+        cols[name] = store:values(column_index(res, name))
+      else
+        local t = {}
+        for i, row in ipairs(res) do t[i] = row[name] end
+        cols[name] = t
+      end
+    end
+  end
+  return cols, #res
+end
+
+-- The result with new columns after its own ({name =, kind =, labels =} and values = {by row},
+-- or for a query's result groups = {by group}, each): a view of the store with these columns
+-- for a query's result, else new rows.
+local function with_columns(res, new)
+  local columns, kinds, labels = res:columns(), res:kinds(), res:labels()
+  for _, c in ipairs(new) do
+    columns[#columns + 1] = c.name
+    kinds[c.name], labels[c.name] = c.kind, c.labels
+  end
+  local store = result.store_of(res)
+  if store then
+    local sources = {}
+    for j, c in ipairs(new) do sources[j] = { c.name, rows = c.values, values = c.groups } end
+    return result.from_view(res, store:extend(sources), columns, kinds, labels)
+  end
+  local rows = {}
+  for i, row in ipairs(res) do
+    local r = copy_row(row)
+    for _, c in ipairs(new) do r[c.name] = c.values[i] end
+    rows[i] = r
+  end
+  return derived(res, columns, rows, new)
+end
+
+-- The rows `keep` keeps ({true, false, ...} row by row, or for a query's result a mask string
+-- of store:select), in order: a view of a query's result store, else the kept row tables.
+local function kept_rows(res, keep)
+  local store = result.store_of(res)
+  if store then
+    local mask = type(keep) == "string" and keep or mask_of(keep)
+    return result.from_view(res, store:select(mask), res:columns(), res:kinds(), res:labels())
+  end
+  local rows = {}
+  for i, row in ipairs(res) do if keep[i] then rows[#rows + 1] = row end end
+  return derived(res, res:columns(), rows)
+end
+
 -- ---------------------------------------------------------------- conditions on values
 
 --- res:where{column = condition, ...}: the rows whose values pass every condition (the
@@ -92,29 +148,19 @@ function transform.where(res, conds, what)
     list[#list + 1] = { name = name, cond = q.as_cond(c), what = ("%s %s"):format(what, name) }
   end
   table.sort(list, function(a, b) return a.name < b.name end)
-  local store = result.store_of(res)
-  if store then -- the rows stay in C: each condition tests its column's values, a view keeps the rows
-    local keep = {}
-    for i = 1, store:count() do keep[i] = true end
-    for _, c in ipairs(list) do
-      local values, pass = store:values(column_index(res, c.name)), q.tester(c.cond, c.what)
-      for i = 1, #keep do
-        if keep[i] and not pass(values[i]) then keep[i] = false end
-      end
+  -- each condition tests its column's values (a query's result builds no row table)
+  local names = {}
+  for i, c in ipairs(list) do names[i] = c.name end
+  local cols, n = read_columns(res, names)
+  local keep = {}
+  for i = 1, n do keep[i] = true end
+  for _, c in ipairs(list) do
+    local values, pass = cols[c.name], q.tester(c.cond, c.what)
+    for i = 1, n do
+      if keep[i] and not pass(values[i]) then keep[i] = false end
     end
-    return result.from_view(res, store:select(mask_of(keep)), res:columns(), res:kinds(), res:labels())
   end
-  local rows = {}
-  for _, row in ipairs(res) do
-    local keep = true
-    for _, c in ipairs(list) do
-      if not q.test(c.cond, row[c.name], c.what) then keep = false break end
-    end
-    if keep then rows[#rows + 1] = row end
-  end
-  local out = derived(res, res:columns(), rows)
-  result.set_order(out, res:order())
-  return out
+  return kept_rows(res, keep)
 end
 
 -- ---------------------------------------------------------------- derived columns
@@ -175,9 +221,7 @@ function transform.with(res, spec)
     end
     rows[i] = new
   end
-  local out = derived(res, columns, rows, extra)
-  result.set_order(out, res:order())
-  return out
+  return derived(res, columns, rows, extra)
 end
 
 -- ---------------------------------------------------------------- joins
@@ -326,19 +370,14 @@ function transform.join(res, other, on, opts)
       fail("join", ("the reference has %d rows for %s %s"):format(#more[twice] + 1, right_key, value_text(twice)))
     end
   end
-  local extra = {}
-  for _, c in ipairs(brought) do
-    extra[#extra + 1] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
+  local added = {} -- the brought columns as with_columns adds them
+  for j, c in ipairs(brought) do
+    added[j] = { name = names[c], kind = ref.kinds[c], labels = ref.labels[c] }
   end
   local store = result.store_of(res)
-  local function joined(view)
-    local kinds, labels = res:kinds(), res:labels()
-    for _, x in ipairs(extra) do kinds[x.name], labels[x.name] = x.kind, x.labels end
-    return result.from_view(res, view, columns, kinds, labels)
-  end
   if store and twice == nil then
     -- a key column of a query's result: each distinct key value looked up once, the brought
-    -- values set by group in C
+    -- values set by group in C (nil for another column: read row by row below)
     local refcols = {}
     for j, c in ipairs(brought) do
       local values = {}
@@ -348,22 +387,15 @@ function transform.join(res, other, on, opts)
     local by_group, mask, left_types = store:join_key(column_index(res, left_key), first_at, refcols)
     if by_group then
       check_keys(left_types)
-      local sources = {}
-      for j, c in ipairs(brought) do sources[j] = { names[c], values = by_group[j] } end
-      local view = store:extend(sources)
-      if how == "inner" then view = view:select(mask) end
-      return joined(view)
+      for j in ipairs(brought) do added[j].groups = by_group[j] end
+      local out = with_columns(res, added)
+      return how == "inner" and kept_rows(out, mask) or out
     end
   end
-  local left_values = {}
-  if store then
-    left_values = store:values(column_index(res, left_key))
-  else
-    for i, row in ipairs(res) do left_values[i] = row[left_key] end
-  end
   -- one pass over the result's keys: their types, and the matching row's values brought
-  local n, left_types, keep, brought_values, inner = #res, {}, {}, {}, how == "inner"
-  for j = 1, #brought do brought_values[j] = {} end
+  local cols, n = read_columns(res, { left_key })
+  local left_values, left_types, keep = cols[left_key], {}, {}
+  for j in ipairs(brought) do added[j].values = {} end
   for i = 1, n do
     local k = left_values[i]
     local r = false
@@ -371,41 +403,34 @@ function transform.join(res, other, on, opts)
       left_types[type(k)] = true
       r = first[k] or false
     end
-    if inner then keep[i] = r and true or false end
+    keep[i] = r and true or false
     if r then
-      for j, c in ipairs(brought) do brought_values[j][i] = r[c] end
+      for j, c in ipairs(brought) do added[j].values[i] = r[c] end
     end
   end
   check_keys(left_types)
-  if store and twice == nil then -- one match at most: columns by row, added to a view of the store
-    local sources = {}
-    for j, c in ipairs(brought) do sources[j] = { names[c], rows = brought_values[j] } end
-    local view = store:extend(sources)
-    if inner then view = view:select(mask_of(keep)) end
-    return joined(view)
+  if twice == nil then -- one match at most: the result with the columns added
+    local out = with_columns(res, added)
+    return how == "inner" and kept_rows(out, keep) or out
   end
-  local index = {} -- key -> every row of the reference for it, in order
-  for k, r in pairs(first) do
-    index[k] = { r }
-    for _, x in ipairs(more[k] or {}) do index[k][#index[k] + 1] = x end
-  end
+  -- opts.many and a key given twice: a row per match, in the reference's order
   local rows = {}
-  for _, row in ipairs(res) do
-    local k = row[left_key]
-    local matches = k ~= nil and index[k]
-    if matches then
-      for _, r in ipairs(matches) do
-        local new = copy_row(row)
-        for _, c in ipairs(brought) do new[names[c]] = r[c] end
-        rows[#rows + 1] = new
-      end
+  local function add(row, match)
+    local new = copy_row(row)
+    for _, c in ipairs(brought) do new[names[c]] = match[c] end
+    rows[#rows + 1] = new
+  end
+  for i, row in ipairs(res) do
+    local k = left_values[i]
+    local r = k ~= nil and first[k]
+    if r then
+      add(row, r)
+      for _, x in ipairs(more[k] or {}) do add(row, x) end
     elseif how == "left" then
       rows[#rows + 1] = row
     end
   end
-  local out = derived(res, columns, rows, extra)
-  result.set_order(out, res:order())
-  return out
+  return derived(res, columns, rows, added)
 end
 
 -- ---------------------------------------------------------------- groups of rows
@@ -438,82 +463,6 @@ local function group_id(row, names)
   return table.concat(parts, "\0")
 end
 
---- res:head(n, {per = column or {columns}}): the first n rows of each group of rows sharing
---- those columns' values, in the result's order.
-function transform.head_per(res, n, per)
-  local names = column_names(res, per, "head", "per")
-  if #names == 0 then fail("head", "per must name at least one column") end
-  local store = result.store_of(res)
-  if store then
-    local columns = {}
-    for i, name in ipairs(names) do columns[i] = store:values(column_index(res, name)) end
-    local taken, keep, view = {}, {}, {}
-    for i = 1, store:count() do
-      for k, name in ipairs(names) do view[name] = columns[k][i] end
-      local id = group_id(view, names)
-      local c = (taken[id] or 0) + 1
-      taken[id] = c
-      keep[i] = c <= n
-    end
-    return result.from_view(res, store:select(mask_of(keep)), res:columns(), res:kinds(), res:labels())
-  end
-  local taken, rows = {}, {}
-  for _, row in ipairs(res) do
-    local id = group_id(row, names)
-    local c = (taken[id] or 0) + 1
-    taken[id] = c
-    if c <= n then rows[#rows + 1] = row end
-  end
-  local out = derived(res, res:columns(), rows)
-  result.set_order(out, res:order())
-  return out
-end
-
--- ---------------------------------------------------------------- over time
-
--- The values of `names` row by row ({[name] = {v1, v2, ...}}) and the row count: read from a
--- query's result store (no row table built), else from the rows.
-local function read_columns(res, names)
-  local store, cols = result.store_of(res), {}
-  for _, name in ipairs(names) do
-    if not cols[name] then
-      if store then
-        cols[name] = store:values(column_index(res, name))
-      else
-        local t = {}
-        for i, row in ipairs(res) do t[i] = row[name] end
-        cols[name] = t
-      end
-    end
-  end
-  return cols, #res
-end
-
--- The result with new columns after its own ({name =, values = {by row}, kind =, labels =}
--- each): a view of the store with columns by group for a query's result, else new rows.
-local function with_columns(res, new)
-  local columns, kinds, labels = res:columns(), res:kinds(), res:labels()
-  for _, c in ipairs(new) do
-    columns[#columns + 1] = c.name
-    kinds[c.name], labels[c.name] = c.kind, c.labels
-  end
-  local store = result.store_of(res)
-  if store then
-    local sources = {}
-    for j, c in ipairs(new) do sources[j] = { c.name, rows = c.values } end
-    return result.from_view(res, store:extend(sources), columns, kinds, labels)
-  end
-  local rows = {}
-  for i, row in ipairs(res) do
-    local r = copy_row(row)
-    for _, c in ipairs(new) do r[c.name] = c.values[i] end
-    rows[i] = r
-  end
-  local out = derived(res, columns, rows, new)
-  result.set_order(out, res:order())
-  return out
-end
-
 -- The rows (indices) of each `by` group, in first-seen order; `keep(i)` says which rows count.
 local function groups_of(cols, n, by, keep)
   local groups, order, view = {}, {}, {}
@@ -528,6 +477,22 @@ local function groups_of(cols, n, by, keep)
   end
   return order
 end
+
+--- res:head(n, {per = column or {columns}}): the first n rows of each group of rows sharing
+--- those columns' values, in the result's order.
+function transform.head_per(res, n, per)
+  local names = column_names(res, per, "head", "per")
+  if #names == 0 then fail("head", "per must name at least one column") end
+  local cols, count = read_columns(res, names)
+  local keep = {}
+  for i = 1, count do keep[i] = false end
+  for _, g in ipairs(groups_of(cols, count, names)) do
+    for k = 1, math.min(n, #g) do keep[g[k]] = true end
+  end
+  return kept_rows(res, keep)
+end
+
+-- ---------------------------------------------------------------- over time
 
 -- The rows of each `by` group in `over` order (ascending, nil last), as lists of row indices;
 -- two rows of one group with the same `over` value are an error (which one is before?).
