@@ -258,15 +258,19 @@ describe("results from results", function()
   end)
 
   it("give the same rows whether the result's rows live in C (a query's) or in Lua tables", function()
+    -- the same result made of Lua tables (cpf.result), whose operations take the Lua path
+    local function lua_copy(r)
+      local rows = {}
+      for i, row in r:rows() do
+        local t = {}
+        for k, v in pairs(row) do t[k] = v end
+        rows[i] = t
+      end
+      return cpf.result(r:columns(), rows, r:keys(), r:kinds())
+    end
     local res = ds:group_by("region_lieu_formation", "code_rncp"):agg { "dossiers", "montant" }
       :order_by("-montant"):run()
-    local rows = {}
-    for i, r in res:rows() do
-      local t = {}
-      for k, v in pairs(r) do t[k] = v end
-      rows[i] = t
-    end
-    local copy = cpf.result(res:columns(), rows, res:keys(), res:kinds())
+    local copy = lua_copy(res)
     local ref = cpf.result({ "code_rncp", "libelle" }, { { code_rncp = "R1", libelle = "un" },
       { code_rncp = "R3", libelle = "trois" }, { code_rncp = "R9", libelle = "absent" } })
     local function same(a, b, what)
@@ -296,13 +300,7 @@ describe("results from results", function()
     end
     -- over time, on a result with a year key
     local years = by_region_year():order_by("-montant"):run()
-    local year_rows = {}
-    for i, r in years:rows() do
-      local t = {}
-      for k, v in pairs(r) do t[k] = v end
-      year_rows[i] = t
-    end
-    local years_copy = cpf.result(years:columns(), year_rows, years:keys(), years:kinds())
+    local years_copy = lua_copy(years)
     for what, op in pairs {
       change = function(r) return r:change("montant", { over = "annee" }) end,
       cumsum = function(r) return r:cumsum("dossiers", { over = "annee" }) end,
