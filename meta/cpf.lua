@@ -56,6 +56,9 @@ function Dataset:distinct(column) end
 ---@param column string|integer
 ---@return string[]
 function Dataset:dictionary(column) end
+---@param top? integer the most frequent text values shown (default 3; 0: none)
+---@return cpf.result
+function Dataset:describe(top) end
 ---@return integer bytes
 function Dataset:memory() end
 function Dataset:close() end

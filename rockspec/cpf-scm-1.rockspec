@@ -42,6 +42,7 @@ build = {
     ["cpf.cli"] = "lua/cpf/cli.lua",
     ["cpf.query"] = "lua/cpf/query.lua",
     ["cpf.request"] = "lua/cpf/request.lua",
+    ["cpf.errors"] = "lua/cpf/errors.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
     ["cpf.transform"] = "lua/cpf/transform.lua",
     ["cpf.format"] = "lua/cpf/format.lua",

@@ -224,9 +224,40 @@ report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --b
       assert.are.same({ "csv", "csv-fr" }, r.format)
       assert.are.same({ "--limit" }, r.option)
       assert.are.same({ "json", "jsonl" }, r.export)
-      assert.are.same({ "-montant_engage" }, r.sort)
+      assert.are.same({ "-montant_engage", "-montant" }, r.sort) -- columns and virtual keys, then measures
       assert.are.same({ "--by=annee,region_lieu_formation" }, r.inline)
       assert.are.same({ spaced_dir .. "/a\\ b.csv" }, r.spaced) -- escaped as :Cpf reads it back
+    end)
+
+    it("completes every request field of the request table, every measure and aggregate form", function()
+      local request = require "cpf.request"
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+local c = function(line) return vim.fn.getcompletion(line, "cmdline") end
+report { options = c("Cpf query --"), measure = c("Cpf query --measure "), by = c("Cpf query --by "),
+         per = c("Cpf query --per "), change = c("Cpf query --change dossiers:"), locale = c("Cpf query --locale "),
+         format = c("Cpf query --format "), rank = c("Cpf query --rank mon") }
+]]):format(data), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.same(request.option_names("nvim"), r.options)
+      local columns = assert(require("cpf").load(data)):columns()
+      assert.are.same(request.complete("measure", "", columns), r.measure)
+      assert.are.same(request.complete("by", "", columns), r.by)
+      assert.are.same(r.by, r.per)
+      for _, k in ipairs { "annee", "mois", "famille" } do
+        local found = false
+        for _, x in ipairs(r.by) do found = found or x == k end
+        assert.is_true(found, k)
+      end
+      local measures = {}
+      for _, m in ipairs(r.measure) do measures[m] = true end
+      for name in pairs(require("cpf").measures) do assert.is_true(measures[name], name) end
+      for _, form in ipairs(request.measure_forms()) do assert.is_true(measures[form], form) end
+      assert.is_true(#r.change > 0 and r.change[1]:sub(1, 9) == "dossiers:", r.change[1])
+      assert.are.same({ "fr", "en", "C" }, r.locale)
+      assert.are.same(require("cpf").formats.names(), r.format)
+      assert.are.same({ "montant" }, r.rank)
     end)
 
     it(":checkhealth cpf reports OK, and :help cpf finds its tags", function()

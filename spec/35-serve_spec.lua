@@ -171,6 +171,40 @@ if _VERSION == "Lua 5.4" and not jit then
         :format(ref_csv:sub(1, 40)), body)
     end)
 
+    it("takes every request field of the request table with the command line's bytes, and no other field", function()
+      local request = require "cpf.request"
+      local examples = { join = "pop:region_lieu_formation", bar = "dossiers", title = "Titre" }
+      local companions = { title = { { "format", "html" } }, bar = { { "format", "table" } },
+                           per = { { "limit", "2" } }, locale = { { "format", "markdown" } },
+                           opt = { { "format", "markdown" } } }
+      for _, f in ipairs(request.fields_of("http")) do
+        local value = examples[f.name] or f.example
+        assert.is_string(value, f.name)
+        local key = f.name == "join" and "region_lieu_formation" or "annee"
+        local params = { { f.name, value } }
+        if f.name ~= "by" then params[#params + 1] = { "by", key } end
+        for _, c in ipairs(companions[f.name] or {}) do params[#params + 1] = c end
+        local status, body = get("/query", params)
+        assert.are.equal(200, status, f.name .. ": " .. body)
+        local cli_params = {}
+        for i, p in ipairs(params) do cli_params[i] = p end
+        if f.name == "join" then cli_params[1] = { "join", ref_csv .. ":region_lieu_formation" } end
+        local has_format = false
+        for _, p in ipairs(params) do has_format = has_format or p[1] == "format" end
+        if not has_format then cli_params[#cli_params + 1] = { "format", "json" } end
+        assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(cli_params))), body, f.name)
+      end
+      -- the load fields and the command line's own are no parameters: a request never says how to
+      -- read a file, nor where to write
+      for _, f in ipairs(request.fields) do
+        if not request.takes("http", f) then
+          local status, body = get("/query", { { f.name, "1" } })
+          assert.are.equal(400, status, f.name)
+          assert.is_truthy(body:find(('{"error": "unknown parameter \'%s\' ('):format(f.name), 1, true), body)
+        end
+      end
+    end)
+
     it("sends nosniff and an ETag from the snapshot, and 304 when it matches", function()
       local headers = sh("curl -s -D - -o /dev/null " .. q(base .. "/query?by=annee"))
       assert.is_truthy(headers:find("X-Content-Type-Options: nosniff", 1, true), headers)
@@ -225,7 +259,9 @@ if _VERSION == "Lua 5.4" and not jit then
     it("refuses hostile requests with a JSON 4xx, and logs no error", function()
       local hostile = {
         { "/query?by=nope", 400 }, { "/query?measure=nope", 400 }, { "/query?measure=sum:nope", 400 },
-        { "/query?format=lua", 400 }, { "/query?format=../../etc/passwd", 400 }, { "/query?format=table", 400 },
+        { "/query?format=lua", 400 }, { "/query?format=../../etc/passwd", 400 }, { "/query?locale=de", 400 },
+        { "/query?sep=,", 400 }, { "/query?threads=2", 400 }, { "/query?output=/tmp/x", 400 },
+        { "/query?cache=1", 400 }, { "/query?opts=x", 400 }, { "/query?bar=dossiers&format=csv", 400 },
         { "/query?limit=-1", 400 }, { "/query?limit=abc", 400 }, { "/query?limit=1.5", 400 },
         { "/query?limit=1e9999", 400 }, { "/query?by=annee&by=mois", 400 }, { "/query?format=csv&format=json", 400 },
         { "/query?where", 400 }, { "/query?where=x", 400 }, { "/query?where==", 400 },

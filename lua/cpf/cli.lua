@@ -1,7 +1,9 @@
 -- cpf.cli — the `cpf` command: subcommands, their options and help texts.
 -- Data goes to stdout, messages to stderr; exit 1 on errors, 2 on usage errors.
+local request = require "cpf.request"
+local errors = require "cpf.errors"
+
 local cli = {}
-local terminal_text = require("cpf.format.common").terminal_text
 
 local USAGE = [[
 usage: cpf COMMAND [ARGS]
@@ -29,15 +31,18 @@ snapshot written by 'cpf convert' (a .cpfsnap file, or any file starting with CP
 Data goes to stdout, messages to stderr. Exit status: 0 ok, 1 error, 2 usage error.
 ]]
 
-local DATA_HELP = [[
-data options:
-  --sep C          field separator (default: detected from the header line)
-  --decimal C      decimal mark, '.' or ',' (default: either, '.' when the separator is ',')
-  --threads N      load on N threads, 1 to 64 (default: one per core)
-  --cache          reuse DATA.cpfsnap while the CSV is unchanged, else write it (loads every
-                   column)
-  -q, --quiet      no progress line (shown on a terminal when a load takes over a second)
-]]
+local DATA_HELP = request.data_help()
+
+-- The options of cpf query: its request fields and the command line's own (-o, --plugin), from
+-- the request table; the data options follow.
+local QUERY_OPTIONS_HELP
+do
+  local fields = {}
+  for _, f in ipairs(request.fields_of("cli")) do
+    if f.class ~= "load" and f.help_section ~= "data" then fields[#fields + 1] = f end
+  end
+  QUERY_OPTIONS_HELP = request.help(fields)
+end
 
 local HELP = {
   gen = [[
@@ -68,9 +73,9 @@ snapshot is served in place, and when the file is replaced (cpf convert writes a
 renames it) the workers serve the new one within --check-every seconds, without a restart; a
 snapshot written over in place (cp) stops being served until a good one replaces it.
 
-  GET /query?where=...&by=...&measure=...&sort=...&limit=...&format=json|csv|csv-fr|tsv|
-      markdown|html|svg      the options of cpf query; default format json; also having,
-                             per, change, cumsum, rank, and join=NAME:COLUMN with a --ref
+  GET /query?where=...&by=...&measure=...&sort=...&limit=...&format=...
+                             the request fields of cpf query (not its data options nor
+                             -o); default format json; join=NAME:COLUMN with a --ref
   GET /describe[?format=]    the columns, as cpf describe
   GET /health                {"status": "ok", "rows": N, ...}
   GET /                      a dashboard page (charts and tables, nothing fetched)
@@ -104,64 +109,7 @@ Groups the rows kept by the conditions by the keys and prints the measures of ea
 Only the columns the query names are loaded. Several DATA files are loaded as one dataset
 with a 'source' column (cpf.load{...}).
 
-  --where COND     keep the rows where COND holds; several --where must all hold.
-                   COND is COLUMN OP VALUE, OP one of:
-                     =   equal: col=v; one of: col=a|b|c; missing: col=
-                     !=  not equal / none of: col!=a|b; not missing: col!=
-                         (keeps the rows where col is missing; col!=a| drops them)
-                     >  >=  <  <=   compare: nb_dossiers>=10, date_validation>=2023-06
-                     ^=  starts with: statut_dossier^=Clos (a|b: any of the prefixes)
-                     ~   matches a Lua pattern: code_rncp~^3
-                   COLUMN is a column name or header, or annee, mois (of date validation)
-                   or famille (status family: validated, in_training, left_training,
-                   completed, cancelled). VALUE is a number for numeric columns and annee;
-                   a month column takes 2023, 2023-06 or 2023-06-01. '\|' is a literal '|';
-                   spaces around COLUMN and VALUE are ignored.
-  --by KEYS        grouping keys, comma-separated: columns, annee, mois, famille
-                   (none: one row for the whole selection); NAME=KEY names the result
-                   column, e.g. 'Région=region_lieu_formation'
-  --measure LIST   comma-separated, in this order (default: dossiers,montant):
-                     dossiers montant prix_moyen duree_moyenne taux_annulation lignes
-                     part_F share_F dossiers_F  (F: france_competences titulaires etat
-                     pole_emploi regions opco entreprises cec)   — the CPF measures
-                     count                      rows
-                     count:COL                  rows where COL has a value
-                     sum:COL mean:COL min:COL max:COL median:COL distinct:COL
-                     quantile:COL:P             P from 0 to 1
-                     ratio:A:B                  sum of A / sum of B
-                     wmean:X:W                  sum of X*W / sum of W
-                     share:M                    M (a measure or sum:COL) as a share of its total
-                   NAME=SPEC names the result column, any text before the first '='
-                   (default: the measure name, or FN_COL such as sum_montant_engage,
-                   ratio_A_B, quantile_COL_P): "Taux d'annulation=taux_annulation"
-  --sort COLS      result columns, comma-separated, '-' before a name for descending
-                   (default: by the keys)
-  --limit N        keep the first N rows (after --sort)
-  --per KEYS       with --limit: the first N rows of each group of rows sharing these
-                   result columns, e.g. --sort region_lieu_formation,-montant --limit 3
-                   --per region_lieu_formation
-  --having COND    keep the result rows where COND holds, on result columns (measures by
-                   their result name): --having 'dossiers>=100'; the grammar of --where
-  --join FILE:COL  add the columns of a reference file (CSV or snapshot) whose COL matches
-                   the result's COL (every result row kept; values compared as stored)
-  --change COL:PERIOD   add COL_prec, COL_evol and COL_evol_pct: the previous PERIOD's
-                   value within the other --by keys, the difference, the relative change
-  --cumsum COL:PERIOD   add COL_cumul: the running total over PERIOD within the other keys
-  --rank COL[:KEYS]     add COL_rang: 1 for the largest, ties sharing (within KEYS)
-  --format FORMAT  csv, csv-fr, tsv, json, jsonl, markdown, table (the default, also when
-                   piped), html, svg, or one registered by a --plugin
-  --bar COL        table format: a bar column scaled on COL
-  --title TEXT     html and svg formats: the title
-  --locale L       table, markdown, html and svg: fr (1 234,5; amounts 12,50 €; rates 35,2 %;
-                   a missing key 'Non renseigné'), en (1,234.5; €12.50; 35.2%) or C (the
-                   numbers as they are). Default: fr when LC_ALL, LC_NUMERIC or LANG is French,
-                   else C. The other formats never change.
-  --opt KEY=VALUE  any option of the format (repeatable): --opt thousands=' ', --opt
-                   chart.y=montant; true/false and numbers are converted
-  -o, --output OUT write to the file OUT (atomically) instead of stdout
-  --plugin FILE    run a Lua file first, with cpf as its argument (local cpf = ...), for
-                   example to register a format (repeatable)
-
+]] .. QUERY_OPTIONS_HELP .. "\n" .. [[
 example:
   cpf query data.csv --where 'statut_dossier=Validé' --where annee=2023 \
       --by region_lieu_formation --measure dossiers,montant,prix_moyen --sort -montant --limit 10
@@ -207,92 +155,46 @@ milliseconds (cpf.open). Prints the rows, the two sizes and the time on stderr (
 ]] .. "\n" .. DATA_HELP,
 }
 
--- Messages name files, columns and values of the data: shown escaped, so that no control
--- character of theirs reaches the terminal.
-local function message(msg) return "cpf: " .. terminal_text(msg, true) .. "\n" end
-
+-- Messages name files, columns and values of the data: shown escaped (errors.message), so that
+-- no control character of theirs reaches the terminal.
 local function usage_error(msg, command)
-  io.stderr:write(message(msg))
+  io.stderr:write(errors.message(msg), "\n")
   io.stderr:write(command and ("try 'cpf " .. command .. " --help'\n") or "try 'cpf --help'\n")
   return 2
 end
 
 local function fail(msg)
-  io.stderr:write(message(msg))
+  io.stderr:write(errors.message(msg), "\n")
   return 1
 end
 
 -- A usage error raised from deep inside a command: caught by main.
-local USAGE_ERROR = {}
-local function usage(msg) error(setmetatable({ msg = msg }, USAGE_ERROR), 0) end
+local function usage(msg) errors.raise("usage", msg) end
 
--- Splits args into positionals and options. `known` maps each long option name to "flag",
--- "value" (the last one wins) or "list" (every value, in order); `short` maps one-letter
--- options to long names. "--name=value" works for values; after "--" everything goes to rest.
-local function parse(args, first, known, short)
-  local pos, opts, rest = {}, {}, nil
-  short = short or {}
-  local i = first
-  while i <= #args do
-    local a = args[i]
-    local name, inline
-    if a == "--" then
-      rest = {}
-      for j = i + 1, #args do rest[#rest + 1] = args[j] end
-      break
-    elseif a == "--help" or a == "-h" then
-      opts.help = true
-    elseif a:sub(1, 2) == "--" then
-      name, inline = a:match("^%-%-([^=]+)=(.*)$")
-      if not name then name = a:sub(3) end
-    elseif a:match("^%-%a$") then
-      name = short[a:sub(2)]
-      if not name then return nil, ("unknown option '%s'"):format(a) end
-    else
-      pos[#pos + 1] = a
-    end
-    if name then
-      local kind = known[name]
-      local shown = inline and a:match("^[^=]*") or a
-      if not kind then return nil, ("unknown option '%s'"):format(shown) end
-      if kind == "flag" then
-        if inline then return nil, ("option '%s' takes no value"):format(shown) end
-        opts[name] = true
-      else
-        local v = inline
-        if v == nil then
-          i = i + 1
-          v = args[i]
-          if v == nil then return nil, ("option '%s' needs a value"):format(shown) end
-        end
-        if kind == "list" then
-          opts[name] = opts[name] or {}
-          opts[name][#opts[name] + 1] = v
-        else
-          opts[name] = v
-        end
-      end
-    end
-    i = i + 1
-  end
-  return pos, opts, rest or {}
+local whole_number = request.whole_number
+
+-- The words of a command against its options (request.read_args); a wrong option raises.
+local function read_args(args, known, short)
+  local pos, opts, rest = request.read_args(args, 2, known, short)
+  if not pos then usage(opts) end
+  return pos, opts, rest
 end
 
-local whole_number = require("cpf.request").whole_number
+-- The options of a command that loads DATA: the load fields and -q, with `extra`.
+local function data_options(extra)
+  local known, short = {}, {}
+  for _, f in ipairs(request.fields_of("cli")) do
+    if f.class == "load" or f.help_section == "data" then known[f.name] = f.shape == "flag" and "flag" or "value" end
+  end
+  for k, v in pairs(extra or {}) do known[k] = v end
+  for _, f in ipairs(request.fields_of("cli")) do
+    if f.short and known[f.name] then short[f.short] = f.name end
+  end
+  return known, short
+end
 
 -- ---------------------------------------------------------------- loading data
 
-local DATA_OPTIONS = { sep = "value", decimal = "value", threads = "value", cache = "flag", quiet = "flag" }
-local SHORT = { q = "quiet", o = "output" }
-
-local function with_options(extra)
-  local t = {}
-  for k, v in pairs(DATA_OPTIONS) do t[k] = v end
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
-end
-
--- Load options from the command line options (usage errors raise).
 -- opts[name] as a whole number, nil when absent; a usage error otherwise.
 local function whole_option(opts, name)
   if opts[name] == nil then return nil end
@@ -301,23 +203,11 @@ local function whole_option(opts, name)
   return n
 end
 
+-- cpf.load's options from the command line's (usage errors raise), with a progress line on a
+-- terminal unless -q.
 local function load_options(opts)
-  local lo = {}
-  for _, key in ipairs { "sep", "decimal" } do
-    local v = opts[key]
-    if v ~= nil then
-      if v == "\\t" or v == "tab" then v = "\t" end
-      if #v ~= 1 then usage(("--%s must be one character, got '%s'"):format(key, v)) end
-      lo[key] = v
-    end
-  end
-  if lo.decimal and lo.decimal ~= "." and lo.decimal ~= "," then usage("--decimal must be '.' or ','") end
-  if opts.threads then
-    local n = whole_number(opts.threads)
-    if not n or n < 1 or n > 64 then usage("--threads must be a whole number from 1 to 64") end
-    lo.threads = n
-  end
-  if opts.cache then lo.cache = true end
+  local lo, err = request.load_options(opts)
+  if not lo then usage(err) end
   if not opts.quiet and require("cpf.core").stderr_is_tty() then lo.progress = true end
   return lo
 end
@@ -357,15 +247,17 @@ local function run_plugins(opts)
   end
 end
 
--- --locale, else the environment's (a French LC_ALL, LC_NUMERIC or LANG gives fr)
-local function locale_of(opts)
-  return opts.locale or require("cpf.format.common").environment_locale()
-end
+-- What the command line adds to a request: the environment's locale (a French LC_ALL,
+-- LC_NUMERIC or LANG gives fr) and --join's references, files it loads.
+local SETTINGS = { locale = require("cpf.format.common").environment_locale(), reference = request.file_reference }
 
 -- The output settings of the format options (usage errors raise).
 local function output_settings(opts)
-  local out, err = require("cpf.request").output {
-    format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title, locale = locale_of(opts) }
+  local fields = {}
+  for _, f in ipairs(request.fields_of("cli", "request")) do
+    if f.output and opts[f.name] ~= nil then fields[f.name] = opts[f.name] end
+  end
+  local out, err = request.output(fields, SETTINGS)
   if not out then usage(err) end
   return out
 end
@@ -379,7 +271,7 @@ end
 -- ---------------------------------------------------------------- commands
 
 function cli.gen(args)
-  local pos, opts = parse(args, 2, { seed = "value", fields = "flag", ["no-bom"] = "flag", crlf = "flag" })
+  local pos, opts = request.read_args(args, 2, { seed = "value", fields = "flag", ["no-bom"] = "flag", crlf = "flag" })
   if not pos then return usage_error(opts, "gen") end
   if opts.help then io.stdout:write(HELP.gen) return 0 end
   if #pos ~= 2 then return usage_error("gen needs ROWS and OUT.csv", "gen") end
@@ -398,43 +290,8 @@ function cli.gen(args)
   return 0
 end
 
---- The demo report's sections for a CPF dataset: {title, result, chart} in the locale's words
---- (fr: French titles; otherwise English). Used by cpf demo and cpf serve's page.
-function cli.demo_sections(ds, locale)
-  local cpf = require "cpf"
-  local fr = locale == "fr"
-  local sections = { {
-    title = fr and "Dossiers, montant, prix moyen, durée et taux d'annulation par année"
-      or "Files, amount, average price and duration, cancellation rate by year",
-    result = ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run(),
-    chart = { y = "montant" },
-  } }
-  -- the last year with all its twelve months (the current one is still being filled)
-  local last_year
-  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
-    if r.months == 12 then last_year = r.annee end
-  end
-  if last_year then
-    sections[#sections + 1] = {
-      title = (fr and "Les 10 régions au plus fort montant en %d" or "Top 10 regions by amount in %d")
-        :format(last_year),
-      result = ds:where { annee = last_year }:group_by("region_lieu_formation")
-        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
-      chart = { y = "montant" },
-    }
-  end
-  sections[#sections + 1] = {
-    title = fr and "Dossiers par famille de statut" or "Files by status family",
-    result = ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(),
-    chart = { y = "dossiers" },
-  }
-  sections[#sections + 1] = { title = fr and "Qui finance" or "Who pays", result = ds:funders(),
-                              chart = { x = "financeur", y = "montant" } }
-  return sections
-end
-
 function cli.demo(args)
-  local pos, opts = parse(args, 2, { rows = "value", html = "value" })
+  local pos, opts = request.read_args(args, 2, { rows = "value", html = "value" })
   if not pos then return usage_error(opts, "demo") end
   if opts.help then io.stdout:write(HELP.demo) return 0 end
   local rows = opts.rows and whole_number(opts.rows) or 200000
@@ -445,11 +302,12 @@ function cli.demo(args)
   local ok, err = require("cpf.gen").write(path, rows, { seed = 2026 })
   if not ok then return fail(err) end
   local cpf = require "cpf"
+  local report = require "cpf.report"
   local ds, lerr = cpf.load(path, { progress = require("cpf.core").stderr_is_tty() or nil })
   if not ds then return fail(lerr) end
   local out = io.stdout
   out:write(tostring(ds), "\n\n")
-  for _, s in ipairs(cli.demo_sections(ds, "C")) do
+  for _, s in ipairs(report.demo_sections(ds, "C")) do
     out:write(s.title, "\n", s.result:format("table", { thousands = " " }), "\n")
   end
   if opts.html then
@@ -457,7 +315,7 @@ function cli.demo(args)
     ok, err = cpf.report { title = "Mon Compte Formation – formations engagées",
                            subtitle = ("Rapport de démonstration sur %s lignes générées"):format(
                              require("cpf.format.common").display_number(#ds, 0, { thousands = "\226\128\175" })),
-                           dataset = ds, sections = cli.demo_sections(ds, "fr") }:write(opts.html)
+                           dataset = ds, sections = report.demo_sections(ds, "fr") }:write(opts.html)
     if not ok then ds:close() return fail(err) end
     io.stderr:write(("cpf: wrote %s\n"):format(opts.html))
   end
@@ -465,76 +323,14 @@ function cli.demo(args)
   return 0
 end
 
-local FORMAT_OPTIONS = { format = "value", output = "value", opt = "list", bar = "value", title = "value",
-                         plugin = "list", locale = "value" }
-
-
-local QUERY_OPTIONS = with_options(FORMAT_OPTIONS)
-for k, v in pairs { where = "list", by = "list", measure = "list", sort = "list", limit = "value",
-                    having = "list", per = "list", change = "list", cumsum = "list", rank = "list",
-                    join = "list" } do
-  QUERY_OPTIONS[k] = v
-end
-
--- --join FILE:COLUMN: the reference files (a CSV or a snapshot) loaded, as the request's joins;
--- nil, message on failure.
-local function reference_joins(texts)
-  local request, cpf = require "cpf.request", require "cpf"
-  local joins = {}
-  for i, text in ipairs(texts or {}) do
-    local path, column = request.split_join(text)
-    if not path then return nil, column end
-    local ref, err
-    if cpf.is_snapshot(path) then ref, err = cpf.open(path) else ref, err = cpf.load(path) end
-    if not ref then return nil, ("--join '%s': %s"):format(text, err) end
-    joins[i] = { ref = ref, on = column, text = text }
-  end
-  return joins
-end
-
--- The request of cpf query's options: the request, or nil, message, kind.
-local function query_request(opts)
-  local joins, jerr = reference_joins(opts.join)
-  if not joins then return nil, jerr, "data" end
-  return require("cpf.request").parse {
-    where = opts.where, by = opts.by, measure = opts.measure, sort = opts.sort, limit = opts.limit,
-    having = opts.having, per = opts.per, change = opts.change, cumsum = opts.cumsum, rank = opts.rank,
-    join = joins, format = opts.format, opt = opts.opt, bar = opts.bar, title = opts.title,
-    locale = locale_of(opts) }
-end
-
---- cpf query's words (what follows "query" on the command line, as Neovim's :Cpf query takes
---- them): the DATA paths, the request and the option table, or nil, message (the CLI's).
-function cli.parse_query(words)
-  local pos, opts, rest = parse(words, 1, QUERY_OPTIONS, SHORT)
-  if not pos then return nil, opts end
-  if opts.help then return nil, "see cpf query --help" end
-  for _, a in ipairs(rest) do pos[#pos + 1] = a end
-  local req, err = query_request(opts)
-  if not req then return nil, err end
-  return pos, req, opts
-end
-
---- The option names of cpf query, sorted (for completion).
-function cli.query_option_names()
-  local names = {}
-  for k in pairs(QUERY_OPTIONS) do names[#names + 1] = "--" .. k end
-  table.sort(names)
-  return names
-end
-
---- A message as the command line shows it: "cpf: " and the text, control characters escaped.
-function cli.message(msg) return (message(msg):gsub("\n$", "")) end
-
 function cli.query(args)
-  local pos, opts, rest = parse(args, 2, QUERY_OPTIONS, SHORT)
-  if not pos then usage(opts) end
+  local pos, opts, rest = read_args(args, request.options_of("cli"))
   if opts.help then io.stdout:write(HELP.query) return 0 end
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos == 0 then usage("query needs a DATA file") end
   local lo = load_options(opts)
   run_plugins(opts)
-  local req, rerr, rkind = query_request(opts)
+  local req, rerr, rkind = request.from_options(opts, SETTINGS)
   if not req then return request_failure(rerr, rkind) end
 
   -- the columns the query reads ('source' is added by the load of several files)
@@ -568,69 +364,16 @@ function cli.query(args)
   return 0
 end
 
--- Text of a min/max value: exact numbers, months and dates as they are.
-local function value_text(v)
-  if type(v) == "number" then return require("cpf").formats.number_text(v) or tostring(v) end
-  return v
-end
-
---- The describe table of a dataset: one row per column.
-local function describe_result(ds, top)
-  local cpf = require "cpf"
-  local common = require "cpf.format.common"
-  local cols = ds:columns()
-  local spec = {}
-  for i, c in ipairs(cols) do
-    if c.type ~= "string" then
-      spec[#spec + 1] = { "d" .. i, cpf.distinct(c.name) }
-      spec[#spec + 1] = { "min" .. i, cpf.min(c.name) }
-      spec[#spec + 1] = { "max" .. i, cpf.max(c.name) }
-    end
+-- describe: the output fields, -o and --plugin, the data options, --top
+local DESCRIBE_OPTIONS = { top = "value" }
+for _, f in ipairs(request.fields_of("cli")) do
+  if f.output or f.class == "cli" and f.help_section ~= "data" then
+    DESCRIBE_OPTIONS[f.name] = f.shape == "one" and "value" or "list"
   end
-  local stats = #spec > 0 and ds:run(spec)[1] or {}
-  local rows = {}
-  for i, c in ipairs(cols) do
-    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing }
-    if c.type == "string" then
-      row.distinct = #ds:dictionary(i)
-      if top > 0 then
-        local t = {}
-        for _, e in ipairs(ds:distinct(i)) do
-          if e.value ~= nil then
-            local v = common.truncate((e.value:gsub("%s+", " ")), 32)
-            t[#t + 1] = ("%s (%d)"):format(v, e.count)
-            if #t == top then break end
-          end
-        end
-        row.top = table.concat(t, ", ")
-      end
-    else
-      row.distinct = stats["d" .. i] or 0
-      row.min, row.max = value_text(stats["min" .. i]), value_text(stats["max" .. i])
-    end
-    rows[i] = row
-  end
-  local names = { "column", "label", "type", "missing", "distinct", "min", "max" }
-  if top > 0 then names[#names + 1] = "top" end
-  return cpf.result(names, rows)
-end
-
---- What cpf describe prints in the table format: a title line (the data's name, rows, columns)
---- then one row per column with `top` values (default 3). out: request.output's, default table.
---- The text, or nil, message, kind.
-function cli.describe_text(ds, name, out, top)
-  out = out or assert(require("cpf.request").output { format = "table" })
-  if out.options.max_width == nil then out.options.max_width = false end
-  local body, err, kind = out:text(describe_result(ds, top or 3))
-  if not body then return nil, err, kind end
-  return ("%s: %d rows, %d columns\n"):format(name, #ds, #ds:columns()) .. body
 end
 
 function cli.describe(args)
-  local known = with_options(FORMAT_OPTIONS)
-  known.top = "value"
-  local pos, opts, rest = parse(args, 2, known, SHORT)
-  if not pos then usage(opts) end
+  local pos, opts, rest = read_args(args, data_options(DESCRIBE_OPTIONS))
   if opts.help then io.stdout:write(HELP.describe) return 0 end
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos == 0 then usage("describe needs a DATA file") end
@@ -644,7 +387,7 @@ function cli.describe(args)
   if out.format == "table" then
     -- a title line, then the table (in the file too with -o)
     local text
-    text, err, kind = cli.describe_text(ds, table.concat(pos, ", "), out, top)
+    text, err, kind = out:describe(ds, table.concat(pos, ", "), top)
     if not text then return request_failure(err, kind) end
     if opts.output then -- through a temporary renamed over it, as res:write does
       ok, err = require("cpf.format").write_text(opts.output, text)
@@ -653,7 +396,7 @@ function cli.describe(args)
       io.stdout:write(text)
     end
   else
-    ok, err, kind = out:write(describe_result(ds, top), opts.output or io.stdout)
+    ok, err, kind = out:write(ds:describe(top), opts.output or io.stdout)
     if not ok then return request_failure(err, kind) end
   end
   ds:close()
@@ -669,10 +412,9 @@ local function file_size(path)
 end
 
 function cli.convert(args)
-  local known = with_options()
+  local known, short = data_options()
   known.cache = nil
-  local pos, opts, rest = parse(args, 2, known, SHORT)
-  if not pos then usage(opts) end
+  local pos, opts, rest = read_args(args, known, short)
   if opts.help then io.stdout:write(HELP.convert) return 0 end
   for _, a in ipairs(rest) do pos[#pos + 1] = a end
   if #pos < 1 or #pos > 2 then usage("convert needs DATA.csv and at most one OUT.cpfsnap") end
@@ -728,8 +470,7 @@ local function script_error_handler(script)
 end
 
 function cli.run(args)
-  local pos, opts, rest = parse(args, 2, with_options(), SHORT)
-  if not pos then usage(opts) end
+  local pos, opts, rest = read_args(args, data_options())
   if opts.help then io.stdout:write(HELP.run) return 0 end
   if #pos == 0 then usage("run needs a SCRIPT.lua") end
   local lo = load_options(opts)
@@ -822,12 +563,11 @@ local function find_nginx()
 end
 
 function cli.serve(args)
-  local known = with_options { host = "value", port = "value", workers = "value", prefix = "value",
+  local known, short = data_options { host = "value", port = "value", workers = "value", prefix = "value",
                                ["max-rows"] = "value", ["check-every"] = "value", user = "value",
                                nginx = "value", ["max-request"] = "value", ["max-pattern"] = "value",
                                ref = "list" }
-  local pos, opts = parse(args, 2, known, SHORT)
-  if not pos then usage(opts) end
+  local pos, opts = read_args(args, known, short)
   if opts.help then io.stdout:write(HELP.serve) return 0 end
   if #pos ~= 1 then usage("serve needs one DATA file") end
   local host = opts.host or "127.0.0.1"
@@ -971,9 +711,6 @@ function cli.serve(args)
   return fail("cannot run nginx: " .. tostring(err))
 end
 
---- The describe result of a dataset (one row per column), for the HTTP service.
-function cli.describe_result(ds, top) return describe_result(ds, top or 3) end
-
 function cli.main(args)
   local command = args[1]
   if command == nil or command == "--help" or command == "-h" then
@@ -997,7 +734,10 @@ function cli.main(args)
   end
   local ok, code = pcall(run, args)
   if not ok then
-    if getmetatable(code) == USAGE_ERROR then return usage_error(code.msg, command) end
+    if errors.is(code) then
+      if code.kind == "usage" then return usage_error(code.msg, command) end
+      return fail(code.msg)
+    end
     return fail(tostring(code))
   end
   return code

@@ -9,18 +9,25 @@ local concat = table.concat
 -- Built-in formats, loaded on first use, in the order messages list them. A preset is a
 -- format with other defaults (the caller's options still win).
 local BUILTIN_ORDER = { "csv", "csv-fr", "tsv", "json", "jsonl", "markdown", "table", "html", "svg" }
+-- media: the Content-Type an HTTP answer in this format has (cpf serve).
 local BUILTIN = {
-  csv = { module = "cpf.format.delimited", name = "csv" },
-  ["csv-fr"] = { module = "cpf.format.delimited", name = "csv",
+  csv = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8" },
+  ["csv-fr"] = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8",
                  defaults = { sep = ";", bom = true, decimal = ",", formula_guard = true } },
-  tsv = { module = "cpf.format.delimited", name = "tsv" },
-  json = { module = "cpf.format.json", name = "json" },
-  jsonl = { module = "cpf.format.json", name = "jsonl" },
-  markdown = { module = "cpf.format.text", name = "markdown" },
-  table = { module = "cpf.format.text", name = "table" },
-  html = { module = "cpf.format.html", name = "html" },
-  svg = { module = "cpf.format.html", name = "svg" },
+  tsv = { module = "cpf.format.delimited", name = "tsv", media = "text/tab-separated-values; charset=utf-8" },
+  json = { module = "cpf.format.json", name = "json", media = "application/json; charset=utf-8" },
+  jsonl = { module = "cpf.format.json", name = "jsonl", media = "application/x-ndjson; charset=utf-8" },
+  markdown = { module = "cpf.format.text", name = "markdown", media = "text/markdown; charset=utf-8" },
+  table = { module = "cpf.format.text", name = "table", media = "text/plain; charset=utf-8" },
+  html = { module = "cpf.format.html", name = "html", media = "text/html; charset=utf-8" },
+  svg = { module = "cpf.format.html", name = "svg", media = "image/svg+xml; charset=utf-8" },
 }
+
+--- Whether a format is one of cpf's own (a custom format's failure is its own fault).
+function format.is_builtin(name) return BUILTIN[name] ~= nil end
+
+--- The Content-Type of an answer in a built-in format, or nil.
+function format.media_type(name) return BUILTIN[name] and BUILTIN[name].media end
 local custom, custom_order = {}, {}
 
 --- Names of every format: the built-in ones, then the custom ones in registration order.

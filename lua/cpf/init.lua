@@ -13,8 +13,16 @@ local cpf = {
 local dataset_mt = core.dataset_metatable
 local Dataset = dataset_mt.__index -- methods written in C, completed below
 
-local load_options = { sep = true, decimal = true, types = true, progress = true, parser = true,
-                       threads = true, cache = true, columns = true }
+-- cpf.load's options: the load fields of the request table (cpf.request), read when a load is
+-- given options (a script that only opens snapshots never compiles the request language).
+local load_option_set
+local function load_options()
+  if not load_option_set then
+    load_option_set = {}
+    for _, f in ipairs(require("cpf.request").fields_of("lua", "load")) do load_option_set[f.name] = true end
+  end
+  return load_option_set
+end
 
 -- level: where the error points, 3 (the default) being the caller of the function calling this
 local function check_options(opts, allowed, fname, level)
@@ -93,7 +101,8 @@ end
 -- The options of cpf.load and cpf.load_async, checked (errors at the caller of those) and
 -- completed: progress is a function or nil.
 local function checked_load_options(opts, fname, path)
-  opts = check_options(opts, load_options, fname, 4)
+  if opts ~= nil and type(opts) == "table" and next(opts) == nil then opts = nil end
+  opts = check_options(opts, opts ~= nil and load_options() or {}, fname, 4)
   if opts.columns ~= nil and (type(opts.columns) ~= "table" or #opts.columns == 0) then
     error(fname .. ": option 'columns' must be a non-empty list of column names", 3)
   end
@@ -400,26 +409,34 @@ function cpf.open(path, opts)
   return ds
 end
 
+-- A load option's value as the cache's tag writes it: a list of names sorted (the columns
+-- asked for), a map as its sorted NAME\0VALUE pairs (types), anything else as text. Names
+-- may hold any byte but NUL.
+local function tag_value(v)
+  if type(v) ~= "table" then return tostring(v) end
+  local items = {}
+  if #v > 0 then
+    for i, x in ipairs(v) do items[i] = tostring(x) end
+    table.sort(items)
+    return table.concat(items, "\0")
+  end
+  for k, x in pairs(v) do items[#items + 1] = tostring(k) .. "\0" .. tostring(x) end
+  table.sort(items)
+  return table.concat(items, "\1")
+end
+
 -- What a cached snapshot must have been made from: the CSV's identity (size, modification and
--- change times, inode) and every option that changes what is loaded, the columns asked for
--- included (a snapshot of some columns never answers for the whole file). The names are kept
--- as given, NUL-separated: a name may hold any byte but NUL.
+-- change times, inode) and every load option that changes what is loaded (the load fields
+-- marked `tag` in the request table: the columns asked for among them, so that a snapshot of
+-- some columns never answers for the whole file).
 function cache_tag(path, opts)
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
-  local types = {}
-  for k, v in pairs(opts.types or {}) do types[#types + 1] = tostring(k) .. "\0" .. tostring(v) end
-  table.sort(types)
-  local columns = "all"
-  if opts.columns then
-    local names = {}
-    for i, c in ipairs(opts.columns) do names[i] = tostring(c) end
-    table.sort(names)
-    columns = table.concat(names, "\0")
+  local parts = { "cpf " .. cpf._VERSION, signature }
+  for _, name in ipairs(require("cpf.request").load_tag_fields()) do
+    parts[#parts + 1] = name .. "=" .. tag_value(opts[name])
   end
-  return ("cpf %s;%s;sep=%s;decimal=%s;parser=%s;types=%s;columns=%s"):format(cpf._VERSION,
-    signature, tostring(opts.sep), tostring(opts.decimal), tostring(opts.parser),
-    table.concat(types, "\1"), columns)
+  return table.concat(parts, ";")
 end
 
 --- cpf.load(csv, {cache = true}): reuse the snapshot csv .. ".cpfsnap" while the CSV (size,
@@ -451,7 +468,7 @@ function cpf.convert(csv, out, opts)
   if out ~= nil and type(out) ~= "string" then
     error(("bad argument #2 to 'convert' (string expected, got %s)"):format(type(out)), 2)
   end
-  opts = check_options(opts, load_options, "convert")
+  opts = check_options(opts, opts ~= nil and load_options() or {}, "convert")
   if out and core.same_file(csv, out) then
     return nil, out .. ": is an input file: refusing to overwrite it", "usage"
   end
@@ -558,6 +575,61 @@ function Dataset:column(name)
   local c = schema.find_column(self:columns(), name)
   if c and not c.virtual then return c end
   return nil
+end
+
+-- Text of a min/max value: exact numbers, months and dates as they are.
+local function value_text(v)
+  if type(v) == "number" then return cpf.formats.number_text(v) or tostring(v) end
+  return v
+end
+
+--- The description of a dataset, any delimited file's: one row per column with its name, label
+--- (the header as written), type, missing and distinct counts (missing not counted), min and
+--- max (numbers, months, dates) and, for text columns, the `top` (default 3) most frequent
+--- values with their row counts, cut to 32 characters (none with top = 0). What cpf describe,
+--- :Cpf describe and /describe show.
+function Dataset:describe(top)
+  check_dataset(self, "describe")
+  top = top or 3
+  if type(top) ~= "number" or top < 0 or top ~= math.floor(top) then
+    error("bad argument #1 to 'describe' (whole number expected)", 2)
+  end
+  local common = require "cpf.format.common" -- the formats' helpers, loaded on first use
+  local cols = self:columns()
+  local spec = {}
+  for i, c in ipairs(cols) do
+    if c.type ~= "string" then
+      spec[#spec + 1] = { "d" .. i, query.distinct(c.name) }
+      spec[#spec + 1] = { "min" .. i, query.min(c.name) }
+      spec[#spec + 1] = { "max" .. i, query.max(c.name) }
+    end
+  end
+  local stats = #spec > 0 and self:run(spec)[1] or {}
+  local rows = {}
+  for i, c in ipairs(cols) do
+    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing }
+    if c.type == "string" then
+      row.distinct = #self:dictionary(i)
+      if top > 0 then
+        local t = {}
+        for _, e in ipairs(self:distinct(i)) do
+          if e.value ~= nil then
+            local v = common.truncate((e.value:gsub("%s+", " ")), 32)
+            t[#t + 1] = ("%s (%d)"):format(v, e.count)
+            if #t == top then break end
+          end
+        end
+        row.top = table.concat(t, ", ")
+      end
+    else
+      row.distinct = stats["d" .. i] or 0
+      row.min, row.max = value_text(stats["min" .. i]), value_text(stats["max" .. i])
+    end
+    rows[i] = row
+  end
+  local names = { "column", "label", "type", "missing", "distinct", "min", "max" }
+  if top > 0 then names[#names + 1] = "top" end
+  return cpf.result(names, rows)
 end
 
 -- ds:get, ds:distinct and ds:dictionary (written in C) hand a name that is not canonical to

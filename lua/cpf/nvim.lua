@@ -1,11 +1,12 @@
 -- cpf.nvim — the Neovim front end behind :Cpf (plugin/cpf.lua registers the command; :help cpf).
 -- CSV files load in the background (cpf.load_async, polled from a timer, progress in the message
--- area) so the editor stays responsive; queries use the command line's request language
--- (cpf.cli.parse_query → cpf.request), so :Cpf query gives the bytes `cpf query` prints; results
--- go to scratch buffers named cpf://...; errors are vim.notify messages with cpf's own text.
+-- area) so the editor stays responsive; queries use the request language (cpf.request: its
+-- request fields are :Cpf query's options and completion), so :Cpf query gives the bytes
+-- `cpf query` prints; results go to scratch buffers named cpf://...; errors are vim.notify
+-- messages with cpf's own text.
 local cpf = require "cpf"
-local cli = require "cpf.cli"
-local schema = require "cpf.schema"
+local request = require "cpf.request"
+local errors = require "cpf.errors"
 
 local M = {}
 
@@ -45,7 +46,7 @@ local state = M.state
 
 local ERROR, WARN, INFO = vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO
 
-local function notify(msg, level) vim.notify(cli.message(msg), level or ERROR) end
+local function notify(msg, level) vim.notify(errors.message(msg), level or ERROR) end
 
 -- A path as typed: only a leading ~ is the home directory (vim.fn.expand would also read %, #,
 -- $VARS, wildcards and `commands` in it)
@@ -214,16 +215,22 @@ end
 
 -- ---------------------------------------------------------------- commands
 
---- :Cpf query [FILE] OPTIONS: the options of `cpf query`.
+-- What :Cpf query adds to a request: the user's default format, the environment's locale (as
+-- the command line), and --join's references, files it loads.
+local function settings()
+  return { format = config.format, locale = require("cpf.format.common").environment_locale(),
+           reference = request.file_reference }
+end
+
+--- :Cpf query [FILE] OPTIONS: the request fields of `cpf query` (not its data options).
 function M.query(words)
-  local files, req, opts = cli.parse_query(words)
-  if not files then notify(req) return end
+  local files, opts, rest = request.read_args(words, 1, request.options_of("nvim"))
+  if not files then notify(opts) return end
+  if opts.help then notify(":help cpf-query for the options", INFO) return end
+  for _, a in ipairs(rest) do files[#files + 1] = a end
   if #files > 1 then notify("query takes one FILE (several files: cpf.load{...} in a script)") return end
-  if not opts.format and config.format ~= "table" then -- the user's default format
-    words[#words + 1] = "--format=" .. config.format
-    files, req = cli.parse_query(words)
-    if not files then notify(req) return end
-  end
+  local req, rerr = request.from_options(opts, settings())
+  if not req then notify(rerr) return end
   with_dataset(files[1], function(ds)
     local path = state.path
     local res, err = req:run(ds, cpf.is_snapshot(path) and path or (path .. ":1"))
@@ -240,8 +247,8 @@ end
 function M.describe(words)
   if #words > 1 then notify("describe takes one FILE") return end
   with_dataset(words[1], function(ds)
-    local out = assert(require("cpf.request").output { format = config.format })
-    local text, err = cli.describe_text(ds, state.path, out)
+    local out = assert(request.output { format = config.format })
+    local text, err = out:describe(ds, state.path)
     if not text then notify(err) return end
     M.show("describe", text, config.format)
   end)
@@ -252,7 +259,7 @@ function M.export(words)
   if #words ~= 2 then notify("export needs FORMAT PATH") return end
   if not state.result then notify("no result yet: :Cpf query first") return end
   local path = path_of(words[2])
-  local out, err = require("cpf.request").output { format = words[1] }
+  local out, err = request.output { format = words[1] }
   if not out then notify(err) return end
   local ok
   ok, err = out:write(state.result, path)
@@ -331,7 +338,7 @@ function M.command(line)
     else notify(("unknown subcommand '%s' (%s)"):format(sub, table.concat(SUBCOMMANDS, ", "))) end
   end)
   -- a fault of cpf's own still reads as a message, not a traceback
-  if not ok then notify(tostring(perr):gsub("^[^:\n]*%.lua:%d+: ", "")) end
+  if not ok then notify(errors.strip(perr)) end
 end
 
 -- ---------------------------------------------------------------- completion
@@ -344,29 +351,6 @@ local function matching(list, lead, prefix)
   return out
 end
 
---- The names a key or condition can use: the open dataset's columns (the CPF schema's when
---- nothing is open) and the virtual keys.
-function M.column_names()
-  local names = {}
-  local columns = state.dataset and state.dataset:columns() or schema.columns
-  for _, c in ipairs(columns) do names[#names + 1] = c.name end
-  local virtual = {}
-  for k in pairs(schema.virtual_keys) do virtual[#virtual + 1] = k end
-  table.sort(virtual)
-  for _, k in ipairs(virtual) do names[#names + 1] = k end
-  return names
-end
-
-local function measure_names()
-  local names = {}
-  for k in pairs(schema.measures) do names[#names + 1] = k end
-  table.sort(names)
-  for _, f in ipairs { "count", "count:", "sum:", "mean:", "min:", "max:", "median:", "distinct:" } do
-    names[#names + 1] = f
-  end
-  return names
-end
-
 -- file names escaped as M.split reads them back (a blank, a quote or a backslash)
 local function files(lead)
   local out = {}
@@ -374,8 +358,9 @@ local function files(lead)
   return out
 end
 
---- Completion of :Cpf: subcommands, then per subcommand files, options, columns and virtual
---- keys, measures and formats (a comma list completes its last item).
+--- Completion of :Cpf: subcommands, then per subcommand files, and for :Cpf query its options
+--- and their values as the request table says (columns of the open dataset and virtual keys,
+--- measures and aggregate forms, formats, locales, files).
 function M.complete(lead, line, pos)
   local before = line:sub(1, pos)
   local words = M.split(before) or {}
@@ -392,21 +377,15 @@ function M.complete(lead, line, pos)
     local option, value = lead:match("^(%-%-[%w%-]+=)(.*)$") -- --by=an: the option's value
     local inline = ""
     if option then prev, lead, inline = option:sub(1, -2), value, option end
-    local head, last = lead:match("^(.*,)([^,]*)$")
-    head, last = inline .. (head or ""), last or lead
-    if prev == "--by" or prev == "--sort" then
-      local names = M.column_names()
-      if prev == "--sort" then
-        local signed = {}
-        for _, c in ipairs(names) do signed[#signed + 1] = c signed[#signed + 1] = "-" .. c end
-        names = signed
-      end
-      return matching(names, last, head)
+    local name = prev:match("^%-%-([%w%-]+)$")
+    local field = name and request.takes("nvim", name) and request.field[name]
+    if field and field.shape ~= "flag" then
+      local columns = state.dataset and not state.dataset:is_closed() and state.dataset:columns() or nil
+      local found = request.complete(field, lead, columns)
+      if not found then return matching(files(lead), "", inline) end
+      return matching(found, "", inline)
     end
-    if prev == "--where" then return matching(M.column_names(), lead, inline) end
-    if prev == "--measure" then return matching(measure_names(), last, head) end
-    if prev == "--format" then return matching(cpf.formats.names(), lead, inline) end
-    if lead:sub(1, 1) == "-" then return matching(cli.query_option_names(), lead) end
+    if lead:sub(1, 1) == "-" then return matching(request.option_names("nvim"), lead) end
     return files(lead)
   end
   return {}

@@ -4,6 +4,7 @@
 local core = require "cpf.core"
 local schema = require "cpf.schema"
 local result = require "cpf.result"
+local errors = require "cpf.errors"
 
 local q = {}
 
@@ -1130,7 +1131,7 @@ function Query:run(spec)
                                 sorted_in_c and self.order or nil)
   if not sorted_in_c then
     local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
-    if not ok2 then error((tostring(sorted):gsub("^[^:]*:%d+: ", "")), 0) end
+    if not ok2 then error(errors.strip(sorted), 0) end
     res = sorted
     if plain_limit then res = res:head(plain_limit) end
   end
@@ -1142,7 +1143,7 @@ function Query:run(spec)
       if self.max_rows then return res:head(self.max_rows) end
       return res
     end)
-    if not ok3 then error(transform.message(derived) or derived, 0) end
+    if not ok3 then error(errors.is(derived) and derived.msg or derived, 0) end
     res = derived
   end
   return res

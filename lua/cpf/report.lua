@@ -2,9 +2,11 @@
 -- subtitle, sections (a title, a chart, the table, a note) and the source line, as one
 -- self-contained HTML page (inline CSS, no script, nothing fetched; A4 when printed, a page per
 -- section) or as Markdown. Numbers, labels and months follow the locale (fr by default).
+local cpf = require "cpf"
 local common = require "cpf.format.common"
 local html = require "cpf.format.html"
 local format = require "cpf.format"
+local errors = require "cpf.errors"
 
 local report = {}
 
@@ -83,7 +85,7 @@ local function check(spec)
     -- the chart and labels as the html format checks them (nothing is drawn here)
     local ok, err = pcall(format.check, s.result, "html", { chart = s.chart, labels = s.labels })
     if not ok then
-      error(("report: section %d: %s"):format(i, tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")), 3)
+      error(("report: section %d: %s"):format(i, errors.strip(err)), 3)
     end
   end
   return locale
@@ -171,6 +173,41 @@ function Report:write(path, name)
   local ok, err = format.write_text(path, self:format(name))
   if not ok then return nil, err end
   return true
+end
+
+--- The demo report's sections for a CPF dataset: {title, result, chart} in the locale's words
+--- (fr: French titles; otherwise English). Used by cpf demo and cpf serve's page (the
+--- front ends share it here, never through each other).
+function report.demo_sections(ds, locale)
+  local fr = locale == "fr"
+  local sections = { {
+    title = fr and "Dossiers, montant, prix moyen, durée et taux d'annulation par année"
+      or "Files, amount, average price and duration, cancellation rate by year",
+    result = ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run(),
+    chart = { y = "montant" },
+  } }
+  -- the last year with all its twelve months (the current one is still being filled)
+  local last_year
+  for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
+    if r.months == 12 then last_year = r.annee end
+  end
+  if last_year then
+    sections[#sections + 1] = {
+      title = (fr and "Les 10 régions au plus fort montant en %d" or "Top 10 regions by amount in %d")
+        :format(last_year),
+      result = ds:where { annee = last_year }:group_by("region_lieu_formation")
+        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
+      chart = { y = "montant" },
+    }
+  end
+  sections[#sections + 1] = {
+    title = fr and "Dossiers par famille de statut" or "Files by status family",
+    result = ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(),
+    chart = { y = "dossiers" },
+  }
+  sections[#sections + 1] = { title = fr and "Qui finance" or "Who pays", result = ds:funders(),
+                              chart = { x = "financeur", y = "montant" } }
+  return sections
 end
 
 return report

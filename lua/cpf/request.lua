@@ -1,35 +1,24 @@
--- cpf.request — the text request language: a question written as text (the command line's
--- --where, --by, --measure, --sort, --limit and output options; Neovim's :Cpf query; HTTP
--- query strings) turned into a query and output settings. Every front end goes through here,
--- so one question gives the same bytes everywhere. Errors come back as values:
--- nil, message, kind, where kind is "usage" (the request is wrong) or "data" (the data cannot
--- answer it: an unknown column, a value of the wrong type), never as a raise.
+-- cpf.request — the request language and its one table of fields. A question written as text
+-- (the command line's options, Neovim's :Cpf query, an HTTP query string) or as a Lua table is
+-- turned here into a query and output settings, so one question gives the same bytes on every
+-- front end. Each front end derives what it takes from FIELDS: the command line its options
+-- and help, cpf serve its parameters, Neovim its completion. Errors come back as values:
+-- nil, message, kind (cpf.errors), "usage" when the request is wrong, "data" when the data
+-- cannot answer it; never as a raise.
+local cpf = require "cpf"
 local schema = require "cpf.schema"
 local query = require "cpf.query"
 local common = require "cpf.format.common"
+local errors = require "cpf.errors"
+local transform = require "cpf.transform"
+local format = require "cpf.format"
 
 local request = {}
 
 local unpack = table.unpack or unpack
 
--- A request error raised inside this module and turned into nil, message, kind at its edge.
-local Failure = {}
-local function raise(kind, msg) error(setmetatable({ kind = kind, msg = msg }, Failure), 0) end
-local function usage(msg) raise("usage", msg) end
-
--- Calls fn(...) and returns its results, or nil, message, kind for a request error. An error
--- raised by cpf while it builds or runs the query is the data's answer: kind "data".
-local function pack(...) return { n = select("#", ...), ... } end
-local function protect(fn, ...)
-  local out = pack(pcall(fn, ...))
-  if out[1] then return unpack(out, 2, out.n) end
-  local e = out[2]
-  if getmetatable(e) == Failure then return nil, e.msg, e.kind end
-  local derived = require("cpf.transform").message(e) -- a result operation's refusal
-  if derived then return nil, derived, "data" end
-  -- cpf's own message, without the place in its source that raised it
-  return nil, (tostring(e):gsub("^[^\n]-%.lua:%d+: ", "")), "data"
-end
+local function usage(msg) errors.raise("usage", msg) end
+local protect = errors.protect
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
@@ -111,7 +100,7 @@ local function parse_where(text, option)
   end
   if op == "~" then -- a pattern Lua cannot read is the request's fault, said here
     local ok, err = pcall(string.find, "", value)
-    if not ok then usage(("%s '%s': %s"):format(option, text, tostring(err):gsub("^.-:%d+: ", ""))) end
+    if not ok then usage(("%s '%s': %s"):format(option, text, errors.strip(err))) end
   end
   return { text = text, column = column, op = op, value = value }
 end
@@ -121,42 +110,55 @@ local NUMERIC = { integer = true, number = true, decimal = true, year = true }
 -- The condition of a parsed --where, values converted for the column's type (a virtual key's
 -- type is its kind: year, month or family).
 local function where_condition(w, ctype)
-  local cpf = require "cpf"
   local function convert(v)
     if NUMERIC[ctype] then return tonumber(v) or v end
     return v
   end
   local function one_of(raw)
-    if raw == "" then return cpf.is_null() end
+    if raw == "" then return query.is_null() end
     local values, null = {}, false
     for _, v in ipairs(split_values(raw)) do
       if v == "" then null = true else values[#values + 1] = convert(v) end
     end
-    local c = #values == 1 and cpf.eq(values[1]) or cpf.one_of(values)
-    if null then c = cpf.any { c, cpf.is_null() } end
+    local c = #values == 1 and query.eq(values[1]) or query.one_of(values)
+    if null then c = query.any { c, query.is_null() } end
     return c
   end
   local op, v = w.op, w.value
   if op == "=" then return one_of(v) end
-  if op == "!=" then return cpf.not_(one_of(v)) end
-  if op == ">" then return cpf.gt(convert(v)) end
-  if op == ">=" then return cpf.ge(convert(v)) end
-  if op == "<" then return cpf.lt(convert(v)) end
-  if op == "<=" then return cpf.le(convert(v)) end
-  if op == "~" then return cpf.match(v) end
+  if op == "!=" then return query.not_(one_of(v)) end
+  if op == ">" then return query.gt(convert(v)) end
+  if op == ">=" then return query.ge(convert(v)) end
+  if op == "<" then return query.lt(convert(v)) end
+  if op == "<=" then return query.le(convert(v)) end
+  if op == "~" then return query.match(v) end
   local prefixes = {}
-  for i, p in ipairs(split_values(v)) do prefixes[i] = cpf.prefix(p) end
-  return #prefixes == 1 and prefixes[1] or cpf.any(prefixes)
+  for i, p in ipairs(split_values(v)) do prefixes[i] = query.prefix(p) end
+  return #prefixes == 1 and prefixes[1] or query.any(prefixes)
 end
 
 -- ---------------------------------------------------------------- --measure
 
-local ONE_COLUMN = { sum = "sum", mean = "mean", min = "min", max = "max", median = "median",
-                     distinct = "distinct", count = "count" }
-local TWO_COLUMNS = { ratio = "ratio", wmean = "wmean" }
+-- The aggregate forms a measure spec may take besides the CPF measures' names: FN:COL for one
+-- column, FN:A:B for two, quantile:COL:P, share:M. Completion offers exactly these.
+local ONE_COLUMN = { "sum", "mean", "min", "max", "median", "distinct", "count" }
+local TWO_COLUMNS = { "ratio", "wmean" }
+local ONE_COLUMN_SET, TWO_COLUMNS_SET = {}, {}
+for _, f in ipairs(ONE_COLUMN) do ONE_COLUMN_SET[f] = true end
+for _, f in ipairs(TWO_COLUMNS) do TWO_COLUMNS_SET[f] = true end
 
 local MEASURE_GRAMMAR = "a CPF measure, count, FN:COL (sum mean min max median distinct count), "
   .. "quantile:COL:P, ratio:A:B, wmean:X:W or share:M"
+
+--- The aggregate forms of --measure, as completion offers them: count, sum:, ..., share:.
+function request.measure_forms()
+  local forms = { "count" }
+  for _, f in ipairs(ONE_COLUMN) do forms[#forms + 1] = f .. ":" end
+  forms[#forms + 1] = "quantile:"
+  for _, f in ipairs(TWO_COLUMNS) do forms[#forms + 1] = f .. ":" end
+  forms[#forms + 1] = "share:"
+  return forms
+end
 
 -- The refusal of an aggregate that adds up a non-additive column, whichever way it is named.
 local function refuse_column(kind, column, text)
@@ -167,36 +169,35 @@ end
 
 -- A measure spec -> aggregate and default name.
 local function measure_agg(spec, text)
-  local cpf = require "cpf"
   local parts = {}
   for p in (spec .. ":"):gmatch("(.-):") do parts[#parts + 1] = trim(p) end
   local fn = parts[1]
   local function bad(why) usage(("--measure '%s': %s"):format(text, why or ("expected " .. MEASURE_GRAMMAR))) end
   for i = 2, #parts do if parts[i] == "" then bad() end end
   if #parts == 1 then
-    if fn == "count" then return cpf.count(), "count" end
-    if cpf.measures[fn] then return cpf.measures[fn], fn end
+    if fn == "count" then return query.count(), "count" end
+    if query.measures[fn] then return query.measures[fn], fn end
     local refusal = schema.measure_refusal(fn)
     if refusal then bad(refusal) end
     bad()
   end
   if fn == "share" then
     local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
-    return cpf.share(inner), "share_" .. inner_name
+    return query.share(inner), "share_" .. inner_name
   end
-  if ONE_COLUMN[fn] and #parts == 2 then
+  if ONE_COLUMN_SET[fn] and #parts == 2 then
     refuse_column(fn, parts[2], text)
-    return cpf[ONE_COLUMN[fn]](parts[2]), fn .. "_" .. schema.normalize(parts[2])
+    return query[fn](parts[2]), fn .. "_" .. schema.normalize(parts[2])
   end
   if fn == "quantile" and #parts == 3 then
     local p = tonumber(parts[3])
     if not p or p < 0 or p > 1 then bad("P must be a number from 0 to 1") end
-    return cpf.quantile(parts[2], p), ("quantile_%s_%s"):format(schema.normalize(parts[2]), parts[3])
+    return query.quantile(parts[2], p), ("quantile_%s_%s"):format(schema.normalize(parts[2]), parts[3])
   end
-  if TWO_COLUMNS[fn] and #parts == 3 then
+  if TWO_COLUMNS_SET[fn] and #parts == 3 then
     refuse_column(fn, parts[2], text)
     refuse_column(fn, parts[3], text)
-    return cpf[TWO_COLUMNS[fn]](parts[2], parts[3]),
+    return query[fn](parts[2], parts[3]),
       ("%s_%s_%s"):format(fn, schema.normalize(parts[2]), schema.normalize(parts[3]))
   end
   bad()
@@ -220,9 +221,6 @@ local function agg_columns(a, out)
 end
 
 -- ---------------------------------------------------------------- output settings
-
-local BUILTIN_FORMATS = { csv = true, ["csv-fr"] = true, tsv = true, json = true, jsonl = true,
-                          markdown = true, table = true, html = true, svg = true }
 
 local Output = {}
 Output.__index = Output
@@ -249,8 +247,9 @@ end
 
 local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
 
-local function parse_output(fields)
-  local fmt = fields.format or "table"
+-- settings.format: the front end's default format (the command line's table, HTTP's json).
+local function parse_output(fields, settings)
+  local fmt = fields.format or settings.format or "table"
   if type(fmt) ~= "string" then usage(("format: text expected, got %s"):format(type(fmt))) end
   local fo = {}
   if fields.opts ~= nil then
@@ -266,32 +265,26 @@ local function parse_output(fields)
     if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
     fo.title = fields.title
   end
-  if fields.locale ~= nil then
-    if common.option.locale(fields.locale) then -- the display formats' own check
-      usage(("--locale must be fr, en or C, got '%s'"):format(tostring(fields.locale)))
+  local locale = fields.locale
+  if locale == nil then locale = settings.locale end
+  if locale ~= nil then
+    if common.option.locale(locale) then -- the display formats' own check
+      usage(("--locale must be fr, en or C, got '%s'"):format(tostring(locale)))
     end
     -- the formats people read; the machine formats (csv, tsv, json...) never change
-    if DISPLAY_FORMATS[fmt] and fo.locale == nil then fo.locale = fields.locale end
+    if DISPLAY_FORMATS[fmt] and fo.locale == nil then fo.locale = locale end
   end
-  local names = require("cpf").formats.names()
+  local names = format.names()
   local known = false
   for _, n in ipairs(names) do if n == fmt then known = true end end
   if not known then usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", "))) end
   return setmetatable({ format = fmt, options = fo }, Output)
 end
 
---- Output settings alone: {format =, opt = {"KEY=VALUE", ...}, opts = {...}, bar =, title =}
---- -> output, or nil, message, "usage". output.format, output.options.
-function request.output(fields)
-  if type(fields) ~= "table" then return nil, "request: table of fields expected", "usage" end
-  return protect(parse_output, fields)
-end
-
 -- A format's raise: on its options for a built-in format (usage), else the format's own fault.
 local function format_failure(self, msg)
-  msg = tostring(msg)
-  if BUILTIN_FORMATS[self.format] then return nil, (msg:gsub("^[^:\n]*%.lua:%d+: ", "")), "usage" end
-  return nil, msg, "callback"
+  if format.is_builtin(self.format) then return nil, errors.strip(msg), "usage" end
+  return nil, tostring(msg), "callback"
 end
 
 --- The result in the output's format, as text; nil, message, kind on failure.
@@ -309,14 +302,21 @@ function Output:write(res, target)
   return true
 end
 
--- ---------------------------------------------------------------- requests
+--- What `cpf describe`, :Cpf describe and /describe show in the table format: a title line
+--- (`name`, the rows, the columns), then one row per column (ds:describe(top)), never cut to
+--- the terminal's width; in another format the rows alone. The text, or nil, message, kind.
+function Output:describe(ds, name, top)
+  local res = ds:describe(top)
+  if self.format ~= "table" then return self:text(res) end
+  local options = {}
+  for k, v in pairs(self.options) do options[k] = v end
+  if options.max_width == nil then options.max_width = false end
+  local body, err, kind = setmetatable({ format = self.format, options = options }, Output):text(res)
+  if not body then return nil, err, kind end
+  return ("%s: %d rows, %d columns\n"):format(name, #ds, #ds:columns()) .. body
+end
 
-local Request = {}
-Request.__index = Request
-
-local FIELDS = { where = true, by = true, measure = true, sort = true, limit = true, format = true,
-                 opt = true, opts = true, bar = true, title = true, locale = true, having = true,
-                 per = true, change = true, cumsum = true, rank = true, join = true }
+-- ---------------------------------------------------------------- --change, --cumsum, --rank, --join
 
 -- "COL:OVER" (--change, --cumsum) -> column, over.
 local function parse_over(text, option)
@@ -348,53 +348,318 @@ function request.split_join(text)
   return ref, trim(column)
 end
 
-local function parse(fields)
-  for k in pairs(fields) do
-    if not FIELDS[k] then usage(("request: unknown field '%s'"):format(tostring(k))) end
+-- A join entry: {ref = a dataset or result, on = column} as it is, or the text REF:COLUMN with
+-- REF resolved by the front end's settings.reference(ref, text) -> dataset, or nil, message, kind.
+local function parse_join(entry, i, settings)
+  if type(entry) == "string" then
+    local ref, column = request.split_join(entry)
+    if not ref then usage(column) end
+    if not settings.reference then
+      usage(("join '%s': a text join needs the front end's references; in Lua give {ref = a dataset or result, "
+        .. "on = column}"):format(entry))
+    end
+    local found, err, kind = settings.reference(ref, entry)
+    if not found then errors.raise(kind or "data", err) end
+    return { ref = found, on = column, text = entry }
   end
-  local req = setmetatable({ wheres = {}, keys = {}, measures = {}, sorts = {} }, Request)
-  for i, text in ipairs(texts(fields.where, "where")) do req.wheres[i] = parse_where(text) end
-  for _, text in ipairs(split_list(texts(fields.by, "by"))) do
+  if type(entry) ~= "table" or entry.ref == nil or type(entry.on) ~= "string" then
+    usage(("join: entry %d must be {ref = a dataset or result, on = column}"):format(i))
+  end
+  return entry
+end
+
+--- The reference of --join FILE:COLUMN on the command line and in Neovim: the file loaded (a
+--- CSV) or opened (a snapshot); nil, message, kind on failure.
+function request.file_reference(path, text)
+  local ref, err, kind
+  if cpf.is_snapshot(path) then ref, err, kind = cpf.open(path) else ref, err, kind = cpf.load(path) end
+  if not ref then return nil, ("--join '%s': %s"):format(text or path, err), kind or "data" end
+  return ref
+end
+
+-- ---------------------------------------------------------------- the table of fields
+
+-- Every field a request or a load may have, in the order of `cpf query --help`. Each entry:
+--   name      the field's name: the Lua table's key, the option --name, the HTTP parameter
+--   class     "request" (what to compute and how to show it: the command line, HTTP, Neovim
+--             and Lua), "load" (how to read a file: the command line and Lua, never HTTP: a
+--             request never names a file or how to read it) or "cli" (the command line's own)
+--   shape     "flag" (no value), "one" (one value; on the command line the last one given),
+--             "list" (comma-separated; repeated options add up on the command line, one
+--             parameter over HTTP) or "repeat" (each value an item; repeatable everywhere)
+--   arg       the value's placeholder in the help; short: a one-letter alias (-o)
+--   complete  what Neovim completes for the value: "column" (a column or virtual key),
+--             "keys" (a comma list of them), "sort" (signed result columns), "measures" (the
+--             CPF measures and aggregate forms), "measure_over" (MEASURE:PERIOD), "rank"
+--             (MEASURE:KEYS), "result" (a result column), "format", "locale", "file"
+--   help      the help text, its first line beside the option
+--   example   a value that works on any CPF file (the specs send each field with it)
+--   lua_only  a Lua value (a table, a function) that no text front end takes
+--   output    an output setting (cpf describe takes these too)
+--   pattern   its values may hold a ~ Lua pattern (cpf serve bounds them)
+--   tag       a load field that changes what is loaded: part of a cached snapshot's tag
+--   help_section "data" for a command-line field listed with the data options
+local FIELDS = {
+  { name = "where", class = "request", shape = "repeat", arg = "COND", complete = "column", pattern = true,
+    example = "annee>=2021", help = [[
+keep the rows where COND holds; several --where must all hold.
+COND is COLUMN OP VALUE, OP one of:
+  =   equal: col=v; one of: col=a|b|c; missing: col=
+  !=  not equal / none of: col!=a|b; not missing: col!=
+      (keeps the rows where col is missing; col!=a| drops them)
+  >  >=  <  <=   compare: nb_dossiers>=10, date_validation>=2023-06
+  ^=  starts with: statut_dossier^=Clos (a|b: any of the prefixes)
+  ~   matches a Lua pattern: code_rncp~^3
+COLUMN is a column name or header, or annee, mois (of date validation)
+or famille (status family: validated, in_training, left_training,
+completed, cancelled). VALUE is a number for numeric columns and annee;
+a month column takes 2023, 2023-06 or 2023-06-01. '\|' is a literal '|';
+spaces around COLUMN and VALUE are ignored.]] },
+  { name = "by", class = "request", shape = "list", arg = "KEYS", complete = "keys", example = "annee", help = [[
+grouping keys, comma-separated: columns, annee, mois, famille
+(none: one row for the whole selection); NAME=KEY names the result
+column, e.g. 'Région=region_lieu_formation']] },
+  { name = "measure", class = "request", shape = "list", arg = "LIST", complete = "measures",
+    example = "dossiers,prix_moyen", help = [[
+comma-separated, in this order (default: dossiers,montant):
+  dossiers montant prix_moyen duree_moyenne taux_annulation lignes
+  part_F share_F dossiers_F  (F: france_competences titulaires etat
+  pole_emploi regions opco entreprises cec)   — the CPF measures
+  count                      rows
+  count:COL                  rows where COL has a value
+  sum:COL mean:COL min:COL max:COL median:COL distinct:COL
+  quantile:COL:P             P from 0 to 1
+  ratio:A:B                  sum of A / sum of B
+  wmean:X:W                  sum of X*W / sum of W
+  share:M                    M (a measure or sum:COL) as a share of its total
+NAME=SPEC names the result column, any text before the first '='
+(default: the measure name, or FN_COL such as sum_montant_engage,
+ratio_A_B, quantile_COL_P): "Taux d'annulation=taux_annulation"]] },
+  { name = "sort", class = "request", shape = "list", arg = "COLS", complete = "sort", example = "-dossiers",
+    help = [[
+result columns, comma-separated, '-' before a name for descending
+(default: by the keys)]] },
+  { name = "limit", class = "request", shape = "one", arg = "N", example = "5",
+    help = "keep the first N rows (after --sort)" },
+  { name = "per", class = "request", shape = "list", arg = "KEYS", complete = "keys", example = "annee", help = [[
+with --limit: the first N rows of each group of rows sharing these
+result columns, e.g. --sort region_lieu_formation,-montant --limit 3
+--per region_lieu_formation]] },
+  { name = "having", class = "request", shape = "repeat", arg = "COND", complete = "result", pattern = true,
+    example = "dossiers>=1", help = [[
+keep the result rows where COND holds, on result columns (measures by
+their result name): --having 'dossiers>=100'; the grammar of --where]] },
+  { name = "join", class = "request", shape = "repeat", arg = "FILE:COL", complete = "file", help = [[
+add the columns of a reference file (CSV or snapshot) whose COL matches
+the result's COL (every result row kept; values compared as stored);
+over HTTP, NAME:COL with a reference the server declares]] },
+  { name = "change", class = "request", shape = "repeat", arg = "COL:PERIOD", complete = "measure_over",
+    example = "dossiers:annee", help = [[
+add COL_prec, COL_evol and COL_evol_pct: the previous PERIOD's
+value within the other --by keys, the difference, the relative change]] },
+  { name = "cumsum", class = "request", shape = "repeat", arg = "COL:PERIOD", complete = "measure_over",
+    example = "dossiers:annee",
+    help = "add COL_cumul: the running total over PERIOD within the other keys" },
+  { name = "rank", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank", example = "dossiers",
+    help = "add COL_rang: 1 for the largest, ties sharing (within KEYS)" },
+  { name = "format", class = "request", shape = "one", arg = "FORMAT", complete = "format", output = true,
+    example = "csv", help = [[
+csv, csv-fr, tsv, json, jsonl, markdown, table (the default, also when
+piped; json over HTTP), html, svg, or one registered by a --plugin]] },
+  { name = "bar", class = "request", shape = "one", arg = "COL", complete = "result", output = true,
+    help = "table format: a bar column scaled on COL" },
+  { name = "title", class = "request", shape = "one", arg = "TEXT", output = true,
+    help = "html and svg formats: the title" },
+  { name = "locale", class = "request", shape = "one", arg = "L", complete = "locale", output = true,
+    example = "fr", help = [[
+table, markdown, html and svg: fr (1 234,5; amounts 12,50 €; rates 35,2 %;
+a missing key 'Non renseigné'), en (1,234.5; €12.50; 35.2%) or C (the
+numbers as they are). Default: fr when LC_ALL, LC_NUMERIC or LANG is French,
+else C (over HTTP: C). The other formats never change.]] },
+  { name = "opt", class = "request", shape = "repeat", arg = "KEY=VALUE", output = true, example = "decimals=1",
+    help = [[
+any option of the format (repeatable): --opt thousands=' ', --opt
+chart.y=montant; true/false and numbers are converted]] },
+  { name = "opts", class = "request", shape = "one", lua_only = true, output = true,
+    help = "the format's options as a Lua table (merged under --opt)" },
+  { name = "output", class = "cli", shape = "one", arg = "OUT", short = "o",
+    help = "write to the file OUT (atomically) instead of stdout" },
+  { name = "plugin", class = "cli", shape = "repeat", arg = "FILE", help = [[
+run a Lua file first, with cpf as its argument (local cpf = ...), for
+example to register a format (repeatable)]] },
+  { name = "sep", class = "load", shape = "one", arg = "C", tag = true,
+    help = "field separator (default: detected from the header line)" },
+  { name = "decimal", class = "load", shape = "one", arg = "C", tag = true,
+    help = "decimal mark, '.' or ',' (default: either, '.' when the separator is ',')" },
+  { name = "threads", class = "load", shape = "one", arg = "N",
+    help = "load on N threads, 1 to 64 (default: one per core)" },
+  { name = "cache", class = "load", shape = "flag", help = [[
+reuse DATA.cpfsnap while the CSV is unchanged, else write it (loads every
+column)]] },
+  { name = "types", class = "load", lua_only = true, tag = true, help = "{column = type} overrides" },
+  { name = "parser", class = "load", lua_only = true, tag = true, help = '"auto" or "libcsv"' },
+  { name = "columns", class = "load", lua_only = true, tag = true, help = "the columns to load (names)" },
+  { name = "progress", class = "load", lua_only = true, help = "a function, or true for a line on stderr" },
+  { name = "quiet", class = "cli", shape = "flag", short = "q", help_section = "data",
+    help = "no progress line (shown on a terminal when a load takes over a second)" },
+}
+request.fields = FIELDS
+
+local FIELD = {}
+for _, f in ipairs(FIELDS) do FIELD[f.name] = f end
+request.field = FIELD
+
+-- The front ends each class belongs to.
+local FRONTS = { request = { cli = true, http = true, nvim = true, lua = true },
+                 load = { cli = true, lua = true }, cli = { cli = true } }
+
+--- Whether a field is taken by a front end: "cli", "http", "nvim" or "lua".
+function request.takes(front, field)
+  local f = field
+  if type(field) ~= "table" then f = FIELD[field] end
+  if not f or not FRONTS[f.class][front] then return false end
+  if f.lua_only then return front == "lua" end
+  return true
+end
+
+--- The fields a front end takes, in the table's order (optionally of one class only).
+function request.fields_of(front, class)
+  local out = {}
+  for _, f in ipairs(FIELDS) do
+    if request.takes(front, f) and (class == nil or f.class == class) then out[#out + 1] = f end
+  end
+  return out
+end
+
+--- The names of the load options that change what is loaded (a cached snapshot's tag), in
+--- the table's order.
+function request.load_tag_fields()
+  local out = {}
+  for _, f in ipairs(FIELDS) do if f.class == "load" and f.tag then out[#out + 1] = f.name end end
+  return out
+end
+
+-- ---------------------------------------------------------------- each field's parser
+
+-- A request field's parser fills the request from the field's value: `values` is the value as
+-- its shape reads it (a list of texts for list and repeat; the value itself for one), `raw` the
+-- value as given, `fields` the whole request, `settings` the front end's (parse_fields).
+local function no_parse() end
+
+FIELD.where.parse = function(req, values)
+  for i, text in ipairs(values) do req.wheres[i] = parse_where(text) end
+end
+
+FIELD.by.parse = function(req, values)
+  for _, text in ipairs(values) do
     local name, key = split_rename(text, "--by")
     req.keys[#req.keys + 1] = { name = name, column = key, text = text }
   end
-  local measure_texts = fields.measure == nil and { "dossiers,montant" } or texts(fields.measure, "measure")
-  for _, text in ipairs(split_list(measure_texts)) do
+end
+
+FIELD.measure.parse = function(req, values, raw)
+  if raw == nil then values = { "dossiers", "montant" } end
+  for _, text in ipairs(values) do
     local name, spec = split_rename(text, "--measure")
     local agg, default = measure_agg(spec, text)
     req.measures[#req.measures + 1] = { name = name or default, agg = agg, text = text }
   end
   if #req.measures == 0 then usage("--measure: no measure given") end
-  req.sorts = split_list(texts(fields.sort, "sort"))
-  req.havings = {}
-  for i, text in ipairs(texts(fields.having, "having")) do req.havings[i] = parse_where(text, "--having") end
-  local per = split_list(texts(fields.per, "per"))
-  if #per > 0 then
-    if fields.limit == nil then usage("--per needs --limit N (the rows kept in each group)") end
-    req.per = per
+end
+
+FIELD.sort.parse = function(req, values) req.sorts = values end
+
+FIELD.limit.parse = function(req, _, raw)
+  if raw == nil then return end
+  req.limit = whole_number(raw)
+  if not req.limit or (type(raw) ~= "string" and type(raw) ~= "number") then
+    usage(("--limit must be a whole number, got '%s'"):format(tostring(raw)))
   end
-  req.changes, req.cumsums, req.ranks = {}, {}, {}
-  for i, text in ipairs(texts(fields.change, "change")) do req.changes[i] = parse_over(text, "--change") end
-  for i, text in ipairs(texts(fields.cumsum, "cumsum")) do req.cumsums[i] = parse_over(text, "--cumsum") end
-  for i, text in ipairs(texts(fields.rank, "rank")) do req.ranks[i] = parse_rank(text) end
-  -- joins: {ref = a result or dataset, on = column, text =}, the reference resolved by the front end
-  req.joins = {}
-  if fields.join ~= nil then
-    if type(fields.join) ~= "table" then usage("join: a list of {ref =, on =} expected") end
-    for i, j in ipairs(fields.join) do
-      if type(j) ~= "table" or j.ref == nil or type(j.on) ~= "string" then
-        usage(("join: entry %d must be {ref = a dataset or result, on = column}"):format(i))
-      end
-      req.joins[i] = j
+end
+
+FIELD.per.parse = function(req, values, _, fields)
+  if #values == 0 then return end
+  if fields.limit == nil then usage("--per needs --limit N (the rows kept in each group)") end
+  req.per = values
+end
+
+FIELD.having.parse = function(req, values)
+  for i, text in ipairs(values) do req.havings[i] = parse_where(text, "--having") end
+end
+
+FIELD.join.items = "any" -- {ref =, on =} tables from Lua, REF:COLUMN texts from the front ends
+FIELD.join.parse = function(req, values, _, _, settings)
+  for i, entry in ipairs(values) do req.joins[i] = parse_join(entry, i, settings) end
+end
+
+FIELD.change.parse = function(req, values)
+  for i, text in ipairs(values) do req.changes[i] = parse_over(text, "--change") end
+end
+
+FIELD.cumsum.parse = function(req, values)
+  for i, text in ipairs(values) do req.cumsums[i] = parse_over(text, "--cumsum") end
+end
+
+FIELD.rank.parse = function(req, values)
+  for i, text in ipairs(values) do req.ranks[i] = parse_rank(text) end
+end
+
+-- the output settings are read together, once the others are (parse_output)
+for _, f in ipairs(FIELDS) do if f.output then f.parse = no_parse end end
+
+-- A load field's parser reads the command line's text as cpf.load's option.
+local function one_character(name)
+  return function(v)
+    if v == "\\t" or v == "tab" then v = "\t" end
+    if #v ~= 1 then usage(("--%s must be one character, got '%s'"):format(name, v)) end
+    return v
+  end
+end
+FIELD.sep.parse_text = one_character("sep")
+FIELD.decimal.parse_text = function(v)
+  v = one_character("decimal")(v)
+  if v ~= "." and v ~= "," then usage("--decimal must be '.' or ','") end
+  return v
+end
+FIELD.threads.parse_text = function(v)
+  local n = whole_number(v)
+  if not n or n < 1 or n > 64 then usage("--threads must be a whole number from 1 to 64") end
+  return n
+end
+FIELD.cache.parse_text = function() return true end
+
+-- A field's value as its shape reads it.
+local function values_of(f, v)
+  if f.shape == "one" or f.shape == "flag" then return v end
+  if f.items == "any" then
+    if v == nil then return {} end
+    if type(v) ~= "table" then return { v } end
+    return v
+  end
+  local list = texts(v, f.name)
+  if f.shape == "list" then return split_list(list) end
+  return list
+end
+
+-- ---------------------------------------------------------------- requests
+
+local Request = {}
+Request.__index = Request
+
+-- settings: what the front end adds — format (its default format), locale (its default
+-- locale), reference (function(ref, text) -> the dataset of join REF:COLUMN, or nil, message).
+local function parse_fields(fields, settings)
+  for k in pairs(fields) do
+    if not request.takes("lua", k) or FIELD[k].class ~= "request" then
+      usage(("request: unknown field '%s'"):format(tostring(k)))
     end
   end
-  if fields.limit ~= nil then
-    req.limit = whole_number(fields.limit)
-    if not req.limit or (type(fields.limit) ~= "string" and type(fields.limit) ~= "number") then
-      usage(("--limit must be a whole number, got '%s'"):format(tostring(fields.limit)))
-    end
+  local req = setmetatable({ wheres = {}, keys = {}, measures = {}, sorts = {}, havings = {}, changes = {},
+                             cumsums = {}, ranks = {}, joins = {} }, Request)
+  for _, f in ipairs(FIELDS) do
+    if f.class == "request" then f.parse(req, values_of(f, fields[f.name]), fields[f.name], fields, settings) end
   end
-  req.output = parse_output(fields)
+  req.output = parse_output(fields, settings)
   -- the columns the request reads, and which option asked for each (for messages)
   req.columns, req.origin = {}, {}
   local function need(name, from)
@@ -411,16 +676,52 @@ local function parse(fields)
   return req
 end
 
---- Parses a request: {where = {"COLUMN OP VALUE", ...}, by = "KEYS", measure = "MEASURES",
---- sort = "COLS", limit = "N", format = "FORMAT", opt = {"KEY=VALUE", ...}, opts = {...},
---- bar =, title =, having = {"COLUMN OP VALUE", ...}, per = "KEYS", change = {"COL:PERIOD"},
---- cumsum = {"COL:PERIOD"}, rank = {"COL[:KEY,...]"}, join = {{ref = dataset or result, on =
---- column}}}, each text field a string or a list of strings, with the grammar of the command
---- line's options. Returns the request, or nil, message, "usage". req.columns: the
---- names of the columns it reads (as written; virtual keys included).
-function request.parse(fields)
+--- Parses a request: a table of request fields (request.fields_of("lua", "request"): where =
+--- {"COLUMN OP VALUE", ...}, by = "KEYS", measure = "MEASURES", sort = "COLS", limit = "N",
+--- format =, opt = {"KEY=VALUE", ...}, opts = {...}, bar =, title =, locale =, having =, per
+--- =, change = {"COL:PERIOD"}, cumsum =, rank = {"COL[:KEY,...]"}, join = {{ref = dataset or
+--- result, on = column}, or "REF:COLUMN" with settings.reference}), each text field a string or
+--- a list of strings with the grammar of the command line's options. settings (optional):
+--- format and locale (the front end's defaults), reference (see parse_fields). Returns the
+--- request, or nil, message, kind. req.columns: the names of the columns it reads (as
+--- written; virtual keys included).
+function request.parse(fields, settings)
   if type(fields) ~= "table" then return nil, "request: table of fields expected", "usage" end
-  return protect(parse, fields)
+  return protect(parse_fields, fields, settings or {})
+end
+
+--- Output settings alone: {format =, opt = {"KEY=VALUE", ...}, opts = {...}, bar =, title =,
+--- locale =} -> output, or nil, message, "usage". output.format, output.options.
+function request.output(fields, settings)
+  if type(fields) ~= "table" then return nil, "request: table of fields expected", "usage" end
+  for k in pairs(fields) do
+    if not (FIELD[k] and FIELD[k].output) then
+      return nil, ("output: unknown field '%s'"):format(tostring(k)), "usage"
+    end
+  end
+  return protect(parse_output, fields, settings or {})
+end
+
+--- The request fields of a table of options (what request.read_args gives: request, load and
+--- command-line fields together), parsed as request.parse does.
+function request.from_options(opts, settings)
+  local fields = {}
+  for _, f in ipairs(FIELDS) do
+    if f.class == "request" and opts[f.name] ~= nil then fields[f.name] = opts[f.name] end
+  end
+  return request.parse(fields, settings)
+end
+
+--- cpf.load's options from the command line's texts of the load fields (request.read_args):
+--- {sep =, decimal =, threads =, cache =}, or nil, message, "usage".
+function request.load_options(opts)
+  return protect(function()
+    local lo = {}
+    for _, f in ipairs(request.fields_of("cli", "load")) do
+      if opts[f.name] ~= nil then lo[f.name] = f.parse_text(opts[f.name]) end
+    end
+    return lo
+  end)
 end
 
 --- Whether the columns (ds:columns() or cpf.header()) have every column the request reads:
@@ -472,7 +773,6 @@ end
 -- What the request does to the query's result, in this order: --having, --join, --change,
 -- --cumsum, --rank (so that --sort and --limit may name the columns they add).
 local function derive(self, res)
-  local transform = require "cpf.transform"
   for _, w in ipairs(self.havings) do
     local has = false
     for _, c in ipairs(res:columns()) do if c == w.column then has = true end end
@@ -504,7 +804,7 @@ local function run(self, ds)
   end
   if #sorts > 0 then res = res:sorted(unpack(sorts)) end
   if self.per then
-    res = require("cpf.transform").head_per(res, self.limit, self.per)
+    res = transform.head_per(res, self.limit, self.per)
   elseif self.limit then
     res = res:head(self.limit)
   end
@@ -524,5 +824,245 @@ function Request:text(res) return self.output:text(res) end
 
 --- Writes the result in the request's format to a file handle or a path (Output:write).
 function Request:write(res, target) return self.output:write(res, target) end
+
+-- ---------------------------------------------------------------- the command line's words
+
+--- The option kinds request.read_args takes for a front end's fields (request.fields_of), with
+--- `extra` ({name = "flag" | "value" | "list"}) added: known, short.
+function request.options_of(front, extra)
+  local known, short = {}, {}
+  for _, f in ipairs(request.fields_of(front)) do
+    known[f.name] = f.shape == "flag" and "flag" or f.shape == "one" and "value" or "list"
+    if f.short then short[f.short] = f.name end
+  end
+  for k, v in pairs(extra or {}) do known[k] = v end
+  return known, short
+end
+
+--- Splits command-line words from args[first] into positionals and options: `known` maps each
+--- long option name to "flag", "value" (the last one wins) or "list" (every value, in order);
+--- `short` maps one-letter options to long names. "--name=value" works for values; after
+--- "--" everything goes to rest. Returns positionals, options, rest, or nil, message.
+function request.read_args(args, first, known, short)
+  local pos, opts, rest = {}, {}, nil
+  short = short or {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    local name, inline
+    if a == "--" then
+      rest = {}
+      for j = i + 1, #args do rest[#rest + 1] = args[j] end
+      break
+    elseif a == "--help" or a == "-h" then
+      opts.help = true
+    elseif a:sub(1, 2) == "--" then
+      name, inline = a:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = a:sub(3) end
+    elseif a:match("^%-%a$") then
+      name = short[a:sub(2)]
+      if not name then return nil, ("unknown option '%s'"):format(a) end
+    else
+      pos[#pos + 1] = a
+    end
+    if name then
+      local kind = known[name]
+      local shown = inline and a:match("^[^=]*") or a
+      if not kind then return nil, ("unknown option '%s'"):format(shown) end
+      if kind == "flag" then
+        if inline then return nil, ("option '%s' takes no value"):format(shown) end
+        opts[name] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = args[i]
+          if v == nil then return nil, ("option '%s' needs a value"):format(shown) end
+        end
+        if kind == "list" then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = v
+        else
+          opts[name] = v
+        end
+      end
+    end
+    i = i + 1
+  end
+  return pos, opts, rest or {}
+end
+
+-- ---------------------------------------------------------------- help
+
+local HELP_WIDTH = 17 -- the option column, after two spaces
+
+--- The help of fields (a list of entries of request.fields), as `cpf query --help` prints it:
+--- the option and its placeholder, the help text beside it (below it when the option is wider
+--- than its column).
+function request.help(fields)
+  local lines = {}
+  local indent = (" "):rep(2 + HELP_WIDTH)
+  for _, f in ipairs(fields) do
+    local option = (f.short and "-" .. f.short .. ", " or "") .. "--" .. f.name .. (f.arg and " " .. f.arg or "")
+    local first = true
+    for line in (f.help .. "\n"):gmatch("([^\n]*)\n") do
+      if first then
+        if #option < HELP_WIDTH then
+          lines[#lines + 1] = "  " .. option .. (" "):rep(HELP_WIDTH - #option) .. line
+        else
+          lines[#lines + 1] = "  " .. option
+          lines[#lines + 1] = indent .. line
+        end
+        first = false
+      else
+        lines[#lines + 1] = indent .. line
+      end
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- The data options of the command line's commands that load DATA ("data options:" and their
+--- help).
+function request.data_help()
+  local fields = {}
+  for _, f in ipairs(request.fields_of("cli")) do
+    if f.class == "load" or f.help_section == "data" then fields[#fields + 1] = f end
+  end
+  return "data options:\n" .. request.help(fields)
+end
+
+--- The options a :Cpf query takes, as doc/cpf.txt lists them (a spec holds the two together).
+function request.field_list(front)
+  local lines = {}
+  for _, f in ipairs(request.fields_of(front, "request")) do
+    lines[#lines + 1] = ("        --%s%s%s"):format(f.name, f.arg and " " .. f.arg or "",
+      f.shape == "repeat" and " (repeatable)" or "")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- ---------------------------------------------------------------- HTTP
+
+--- The HTTP parameters of a query: name -> "one" (may not repeat) or "list" (repeatable).
+function request.http_parameters()
+  local out = {}
+  for _, f in ipairs(request.fields_of("http")) do out[f.name] = f.shape == "repeat" and "list" or "one" end
+  return out
+end
+
+-- ---------------------------------------------------------------- completion
+
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+local function matching(list, lead, prefix)
+  local out = {}
+  for _, item in ipairs(list) do
+    if item:sub(1, #lead) == lead then out[#out + 1] = (prefix or "") .. item end
+  end
+  return out
+end
+
+-- The names a key or condition can use: the columns (the CPF schema's without a dataset) and
+-- the virtual keys.
+local function key_names(columns)
+  local names = {}
+  for _, c in ipairs(columns or schema.columns) do names[#names + 1] = c.name end
+  for _, k in ipairs(sorted_keys(schema.virtual_keys)) do names[#names + 1] = k end
+  return names
+end
+
+-- The CPF measures' names (what a result column is called by default).
+local function measure_names() return sorted_keys(schema.measures) end
+
+-- The measure specs: the CPF measures, then the aggregate forms.
+local function measure_specs()
+  local names = measure_names()
+  for _, f in ipairs(request.measure_forms()) do names[#names + 1] = f end
+  return names
+end
+
+local function concat_lists(a, b)
+  local out = {}
+  for _, x in ipairs(a) do out[#out + 1] = x end
+  for _, x in ipairs(b) do out[#out + 1] = x end
+  return out
+end
+
+-- A comma list: the candidates for its last item, each with what comes before it.
+local function last_item(lead)
+  local head, last = lead:match("^(.*,)([^,]*)$")
+  return head or "", last or lead
+end
+
+local COMPLETE = {}
+function COMPLETE.column(lead, columns) return matching(key_names(columns), lead) end
+function COMPLETE.keys(lead, columns)
+  local head, last = last_item(lead)
+  return matching(key_names(columns), last, head)
+end
+function COMPLETE.result(lead, columns) return matching(concat_lists(measure_names(), key_names(columns)), lead) end
+function COMPLETE.sort(lead, columns)
+  local head, last = last_item(lead)
+  local signed = {}
+  for _, c in ipairs(concat_lists(key_names(columns), measure_names())) do
+    signed[#signed + 1] = c
+    signed[#signed + 1] = "-" .. c
+  end
+  return matching(signed, last, head)
+end
+function COMPLETE.measures(lead, columns)
+  local head, last = last_item(lead)
+  local form, arg = last:match("^(.*:)([^:]*)$") -- sum:mon -> the columns after sum:
+  if form then
+    if form == "share:" then return matching(measure_specs(), arg, head .. form) end
+    local names = {}
+    for _, c in ipairs(columns or schema.columns) do names[#names + 1] = c.name end
+    return matching(names, arg, head .. form)
+  end
+  return matching(measure_specs(), last, head)
+end
+-- MEASURE:PERIOD (--change, --cumsum) and MEASURE:KEYS (--rank)
+function COMPLETE.measure_over(lead, columns)
+  local measure, after = lead:match("^([^:]*:)(.*)$")
+  if measure then return matching(key_names(columns), after, measure) end
+  return matching(measure_names(), lead)
+end
+function COMPLETE.rank(lead, columns)
+  local measure, after = lead:match("^([^:]*:)(.*)$")
+  if measure then
+    local head, last = last_item(after)
+    return matching(key_names(columns), last, measure .. head)
+  end
+  return matching(measure_names(), lead)
+end
+function COMPLETE.format(lead) return matching(format.names(), lead) end
+function COMPLETE.locale(lead) return matching({ "fr", "en", "C" }, lead) end
+
+--- The completions of a field's value typed so far (`lead`), each the whole value: columns
+--- (the open dataset's, else the CPF schema's), virtual keys, measures and aggregate forms,
+--- formats, locales, as the field's `complete` says. nil for a field that completes files
+--- (the editor's own completion) and {} for one that completes nothing.
+function request.complete(field, lead, columns)
+  local f = field
+  if type(field) ~= "table" then f = FIELD[field] end
+  if not f then return {} end
+  if f.complete == "file" then return nil end
+  local complete = COMPLETE[f.complete]
+  return complete and complete(lead, columns) or {}
+end
+
+--- The options a front end completes: "--where", "--by"... sorted.
+function request.option_names(front)
+  local names = {}
+  for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name end
+  table.sort(names)
+  return names
+end
 
 return request

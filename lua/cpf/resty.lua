@@ -4,9 +4,10 @@
 --   init_worker_by_lua_block { require("cpf.resty").init_worker { snapshot = "/srv/cpf.cpfsnap" } }
 --   location / { content_by_lua_block { require("cpf.resty").handle() } }
 --
--- Endpoints: GET /query (the request language of cpf query: where, by, measure, sort, limit,
--- per, having, change, cumsum, rank, format; join=NAME:COLUMN with a reference the server
--- declares, never a file), /describe, /health and / (a dashboard page). Every bad request is a 4xx with
+-- Endpoints: GET /query (the request fields of the request table, cpf.request: where, by,
+-- measure, sort, limit, per, having, change, cumsum, rank, format, locale, title, bar, opt...;
+-- join=NAME:COLUMN with a reference the server declares, never a file), /describe, /health
+-- and / (a dashboard page). Every bad request is a 4xx with
 -- {"error": "..."}; nothing a request says can name a file, run Lua or read anything but the
 -- served dataset. Each worker maps the snapshot (pages shared between workers), checks the file
 -- every check_every seconds and swaps to a replaced one; a dataset is closed once the last
@@ -14,6 +15,9 @@
 local cpf = require "cpf"
 local core = require "cpf.core"
 local request = require "cpf.request"
+local errors = require "cpf.errors"
+local format = require "cpf.format"
+local report = require "cpf.report"
 local json = require "cpf.format.json"
 
 local M = {}
@@ -29,19 +33,12 @@ local settings = {
 }
 local references = {} -- name -> the reference's dataset, opened by init_worker
 
--- Content types, with their charset (sniffing is off: X-Content-Type-Options).
-local FORMATS = {
-  json = "application/json; charset=utf-8", csv = "text/csv; charset=utf-8",
-  ["csv-fr"] = "text/csv; charset=utf-8", tsv = "text/tab-separated-values; charset=utf-8",
-  markdown = "text/markdown; charset=utf-8", html = "text/html; charset=utf-8",
-  svg = "image/svg+xml; charset=utf-8",
-}
-local FORMAT_NAMES = "json, csv, csv-fr, tsv, markdown, html, svg"
+local JSON = format.media_type("json") -- errors and /health
 
--- The parameters of each endpoint: "list" may repeat, "one" may not.
+-- The parameters of each endpoint: "list" may repeat, "one" may not. A query's are the request
+-- fields of the request table.
 local ROUTES = {
-  ["/query"] = { where = "list", by = "one", measure = "one", sort = "one", limit = "one", format = "one",
-                 having = "list", per = "one", change = "list", cumsum = "list", rank = "list", join = "list" },
+  ["/query"] = request.http_parameters(),
   ["/describe"] = { format = "one" },
   ["/health"] = {},
   ["/"] = {},
@@ -130,12 +127,12 @@ local function send(status, content_type, body, extra)
 end
 
 local function fail(status, msg, extra)
-  return send(status, FORMATS.json, '{"error": ' .. json.string_text(msg) .. "}\n", extra)
+  return send(status, JSON, '{"error": ' .. json.string_text(msg) .. "}\n", extra)
 end
 
--- A request error: raised inside serve, answered by handle.
-local Refusal = {}
-local function refuse(status, msg) error(setmetatable({ status = status, msg = msg }, Refusal), 0) end
+-- A request error: an error value (cpf.errors) with its HTTP status, raised inside serve and
+-- answered by handle.
+local function refuse(status, msg) errors.raise(status == 503 and "io" or "usage", msg, { status = status }) end
 
 -- The query string's parameters, checked against the route's: name -> text or list of texts.
 local function parameters(allowed)
@@ -160,18 +157,29 @@ local function parameters(allowed)
   return out
 end
 
-local function format_of(params)
-  local fmt = params.format or "json"
-  if not FORMATS[fmt] then refuse(400, ("unknown format '%s' (%s)"):format(fmt, FORMAT_NAMES)) end
-  return fmt
+-- What a request adds to its fields: JSON by default, and join=NAME:COLUMN's references,
+-- those the server declares (cpf serve --ref), never a file.
+local function reference(name)
+  local ref = references[name]
+  if ref then return ref end
+  local names = {}
+  for k in pairs(references) do names[#names + 1] = k end
+  table.sort(names)
+  if #names == 0 then
+    return nil, "join: a request cannot name a file; this server declares no reference to join "
+      .. "(cpf serve --ref NAME=FILE)", "usage"
+  end
+  return nil, ("join: no reference named '%s' (this server declares: %s)")
+    :format(name:sub(1, 40), table.concat(names, ", ")), "usage"
 end
+local SETTINGS = { format = "json", reference = reference }
 
 local function answer(served, fmt, text)
   local extra = { ETag = served.etag }
   if fmt == "html" or fmt == "svg" then
     extra["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
   end
-  return send(200, FORMATS[fmt], text, extra)
+  return send(200, format.media_type(fmt), text, extra)
 end
 
 -- ---------------------------------------------------------------- endpoints
@@ -201,36 +209,18 @@ end
 -- a matching If-None-Match, once the request is known to be right
 local function not_modified(served)
   if ngx.var.http_if_none_match == served.etag then
-    send(304, FORMATS.json, nil, { ETag = served.etag })
+    send(304, JSON, nil, { ETag = served.etag })
     return true
   end
 end
 
 local function query(served, params)
-  for _, w in ipairs(params.where or {}) do check_pattern(w) end
-  for _, w in ipairs(params.having or {}) do check_pattern(w) end
-  -- join=NAME:COLUMN: NAME is a reference the server declares (cpf serve --ref), never a file
-  local joins = {}
-  for i, text in ipairs(params.join or {}) do
-    local name, column = request.split_join(text)
-    if not name then refuse(400, column) end
-    local ref = references[name]
-    if not ref then
-      local names = {}
-      for k in pairs(references) do names[#names + 1] = k end
-      table.sort(names)
-      refuse(400, #names == 0 and
-        "join: a request cannot name a file; this server declares no reference to join (cpf serve --ref NAME=FILE)"
-        or ("join: no reference named '%s' (this server declares: %s)")
-          :format(name:sub(1, 40), table.concat(names, ", ")))
+  for _, f in ipairs(request.fields_of("http")) do
+    if f.pattern then
+      for _, w in ipairs(params[f.name] or {}) do check_pattern(w) end
     end
-    joins[i] = { ref = ref, on = column }
   end
-  local fmt = format_of(params)
-  local req, err = request.parse { where = params.where, by = params.by, measure = params.measure,
-                                   sort = params.sort, limit = params.limit, format = fmt,
-                                   having = params.having, per = params.per, change = params.change,
-                                   cumsum = params.cumsum, rank = params.rank, join = joins }
+  local req, err = request.parse(params, SETTINGS)
   if not req then refuse(400, err) end
   local res, rerr = req:run(served.ds)
   if not res then refuse(400, rerr) end
@@ -243,20 +233,20 @@ local function query(served, params)
   end
   local text, terr = req:text(res)
   if not text then refuse(400, terr) end
-  return answer(served, fmt, text)
+  return answer(served, req.output.format, text)
 end
 
 local function describe(served, params)
-  local fmt = format_of(params)
+  local out, err = request.output({ format = params.format }, SETTINGS)
+  if not out then refuse(400, err) end
   if not_modified(served) then return end
-  local out = assert(request.output { format = fmt })
-  local text, err = out:text(require("cpf.cli").describe_result(served.ds, 3))
-  if not text then refuse(400, err) end
-  return answer(served, fmt, text)
+  local text, terr = out:text(served.ds:describe(3))
+  if not text then refuse(400, terr) end
+  return answer(served, out.format, text)
 end
 
 local function health(served)
-  return send(200, FORMATS.json, ('{"status": "ok", "version": %s, "rows": %d, "columns": %d, "dataset": %s}\n')
+  return send(200, JSON, ('{"status": "ok", "version": %s, "rows": %d, "columns": %d, "dataset": %s}\n')
     :format(json.string_text(cpf._VERSION), #served.ds, #served.ds:columns(), served.etag), { ETag = served.etag })
 end
 
@@ -264,12 +254,12 @@ end
 -- one page with nothing to fetch (cpf.report). Built once per dataset.
 local function dashboard_page(ds)
   return cpf.report { title = settings.title, dataset = ds,
-                      sections = require("cpf.cli").demo_sections(ds, "fr") }:format("html")
+                      sections = report.demo_sections(ds, "fr") }:format("html")
 end
 
 -- A dataset that is not the CPF export (no year, region or funders) gets its columns instead.
 local function columns_page(ds)
-  return require("cpf.cli").describe_result(ds, 3):format("html", { title = settings.title, chart = false })
+  return ds:describe(3):format("html", { title = settings.title, chart = false })
 end
 
 local function dashboard(served)
@@ -313,7 +303,7 @@ end
 function M.handle()
   local ok, err = pcall(serve)
   if ok then return end
-  if getmetatable(err) == Refusal then return fail(err.status, err.msg) end
+  if errors.is(err) and err.status then return fail(err.status, err.msg) end
   ngx.log(ngx.ERR, "cpf: ", tostring(err))
   return fail(500, "internal error")
 end

@@ -1,5 +1,7 @@
 -- cpf.result — the small table a query returns: rows in the array part (so #res works on
 -- every Lua, LuaJIT included), column names in order, and helpers to read and reshape it.
+local errors = require "cpf.errors"
+
 local Result = {}
 Result.__index = Result
 
@@ -232,7 +234,8 @@ function Result:head(n, opts)
     if opts.per ~= nil then
       local ok, res = pcall(require("cpf.transform").head_per, self, n, opts.per)
       if ok then return res end
-      error(require("cpf.transform").message(res) or res, 2)
+      if errors.is(res) then error(res.msg, 2) end
+      error(res, 0)
     end
   end
   if STORE[self] then return from_view(self, STORE[self]:view(nil, math.max(0, math.floor(n))), ORDER[self]) end
@@ -244,10 +247,10 @@ function Result:head(n, opts)
   return res
 end
 
--- Re-raises an error of cpf.transform at the line that called the method, any other as it is.
+-- Re-raises an error value of cpf.transform at the line that called the method, any other as
+-- it is.
 local function rethrow(err)
-  local message = require("cpf.transform").message(err)
-  if message then error(message, 3) end
+  if errors.is(err) then error(err.msg, 3) end
   error(err, 0)
 end
 

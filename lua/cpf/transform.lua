@@ -4,19 +4,16 @@
 -- res:cumsum, res:rank). Every operation returns a new result and leaves its input unchanged;
 -- each new column gets a kind and a French and English label for the display formats.
 local result = require "cpf.result"
+local errors = require "cpf.errors"
 
 local transform = {}
 
 local VALUE_KINDS = { count = true, money = true, rate = true, number = true }
 
--- A bad argument: raised as a table, which the result's methods re-raise as a message at
--- the caller's line (an error of the user's own functions passes through as it is).
-local function fail(what, msg) error({ cpf_transform = true, message = what .. ": " .. msg }, 0) end
-
---- The message of an error raised here, or nil for an error of another kind.
-function transform.message(err)
-  return type(err) == "table" and err.cpf_transform and err.message or nil
-end
+-- A bad argument: raised as an error value (cpf.errors, kind "data"), which the result's
+-- methods re-raise as a message at the caller's line (an error of the user's own functions
+-- passes through as it is).
+local function fail(what, msg) errors.raise("data", what .. ": " .. msg) end
 
 local function column_list(res) return table.concat(res:columns(), ", ") end
 
