@@ -1,89 +1,6 @@
-/* core.c — the module cpf.core: luaopen_cpf_core registers the bindings of each lua_*.c file,
- * and the helpers they share (lua_bindings.h) live here. */
-#include <stdlib.h>
-
+/* core.c — the module cpf.core: luaopen_cpf_core only registers, each binding file
+ * (lua_*.c) its functions and userdata types; the helpers they share are in lua_util.c. */
 #include "lua_bindings.h"
-
-/* ---- engine errors ---- */
-
-int push_failure(lua_State *L, const cpf_error *err) {
-  lua_pushnil(L);
-  lua_pushstring(L, err->message[0] ? err->message : "failed");
-  lua_pushstring(L, cpf_error_kind(err->code));
-  return 3;
-}
-
-/* the message as it is: it names the problem itself, a position would only point here */
-int raise_failure(lua_State *L, const cpf_error *err) {
-  lua_pushstring(L, err->message);
-  return lua_error(L);
-}
-
-/* ---- scratch memory owned by a userdata, so a Lua error cannot leak it ---- */
-static int scratch_gc(lua_State *L) {
-  void **box = luaL_checkudata(L, 1, SCRATCH_META);
-  free(*box);
-  *box = NULL;
-  return 0;
-}
-
-void **scratch_hold(lua_State *L) {
-  void **box = lua_newuserdata(L, sizeof *box);
-  *box = NULL;
-  luaL_getmetatable(L, SCRATCH_META);
-  lua_setmetatable(L, -2);
-  return box;
-}
-
-void *scratch_alloc(lua_State *L, size_t bytes) {
-  void **box = scratch_hold(L);
-  *box = malloc(bytes ? bytes : 1);
-  if (*box == NULL) luaL_error(L, "out of memory");
-  return *box;
-}
-
-/* ---- reading Lua values ---- */
-
-int table_flag(lua_State *L, int t, const char *field) {
-  int v;
-  lua_getfield(L, t, field);
-  v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-/* ---- pushing stored values ---- */
-
-static const double pow10_double[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-
-void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v) {
-  char buf[32];
-  switch (out) {
-  case OUT_SCALED: /* both exact below 2^53: the division gives the double nearest the decimal */
-    lua_pushnumber(L, (lua_Number)v / pow10_double[scale]);
-    break;
-  case OUT_MONTH: format_month(v, buf); lua_pushstring(L, buf); break;
-  case OUT_DATE: format_date(v, buf); lua_pushstring(L, buf); break;
-  default: compat_pushint64(L, v); break;
-  }
-}
-
-/* ---- registering ---- */
-
-void set_functions(lua_State *L, int t, const luaL_Reg *functions) {
-  lua_pushvalue(L, t);
-  compat_setfuncs(L, functions);
-  lua_pop(L, 1);
-}
-
-void new_userdata_type(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_newtable(L);
-  compat_setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-}
 
 #if defined(__GNUC__)
 #define CPF_EXPORT __attribute__((visibility("default")))
@@ -95,11 +12,7 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L);
 
 CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   int module;
-  luaL_newmetatable(L, SCRATCH_META);
-  lua_pushcfunction(L, scratch_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-
+  register_util_types(L);
   lua_newtable(L);
   module = lua_gettop(L);
   register_dataset_bindings(L, module);

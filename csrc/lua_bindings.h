@@ -1,5 +1,7 @@
 /* lua_bindings.h — what the binding files (core.c, lua_*.c) share: the userdata types, the
- * helpers that turn engine values and errors into Lua values, and each file's registration.
+ * helpers of lua_util.c that turn engine values and errors into Lua values, the result store
+ * the query binding hands its run to, and each file's registration. A binding file calls
+ * another's functions only through lua_util.c (and lua_query.c into lua_result.c's store).
  * Only the binding files include it: the engine (cpf.h) never sees a Lua header. */
 #ifndef CPF_LUA_BINDINGS_H
 #define CPF_LUA_BINDINGS_H
@@ -33,7 +35,7 @@ typedef struct {
   cpf_dataset *ds; /* NULL once closed */
 } dataset_box;
 
-/* ---- core.c ---- */
+/* ---- lua_util.c ---- */
 /* An engine error as Lua sees it: nil, message, kind ("data", "io", "memory", "cancelled",
  * "callback" or "usage"), so that a caller decides on the kind, never on the text. */
 int push_failure(lua_State *L, const cpf_error *err);
@@ -54,17 +56,17 @@ void set_functions(lua_State *L, int t, const luaL_Reg *functions);
 /* Creates the metatable `name` with __gc and an __index table of `methods`; leaves it on the
  * stack. */
 void new_userdata_type(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods);
-
-/* ---- lua_dataset.c ---- */
-cpf_dataset *check_dataset(lua_State *L, int idx); /* raises when closed */
+/* The dataset userdata (its methods are lua_dataset.c's): the dataset at idx, raising when
+ * closed; an empty box pushed, filled by the caller. */
+cpf_dataset *check_dataset(lua_State *L, int idx);
 dataset_box *new_dataset_box(lua_State *L);
+/* The userdata types of the helpers (scratch memory), before any binding registers. */
+void register_util_types(lua_State *L);
 
-/* ---- lua_query.c ---- */
+/* ---- lua_result.c: the result store ---- */
 /* The Lua value a key code stands for; nil for the "no value" code; the code itself for
  * remap/bucket keys, whose labels the Lua side knows. */
 void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code);
-
-/* ---- lua_result.c ---- */
 /* Pushes a result store that takes over the key codes and aggregate arrays of a run (res and
  * aggs no longer own them), its rows in the keys' order; plan_keys: stack index of the plan's
  * keys table (their labels), unused without keys. Raises on failure. */

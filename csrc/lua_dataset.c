@@ -7,21 +7,7 @@
 #include "lua_bindings.h"
 #include "snapshot_format.h"
 
-cpf_dataset *check_dataset(lua_State *L, int idx) {
-  dataset_box *box = luaL_checkudata(L, idx, DATASET_META);
-  if (box->ds == NULL) luaL_error(L, "dataset is closed");
-  return box->ds;
-}
 
-/* An empty dataset userdata on the stack, its box filled by the caller: a dataset made after
- * this point is freed by the collector even if Lua raises before it is returned. */
-dataset_box *new_dataset_box(lua_State *L) {
-  dataset_box *box = lua_newuserdata(L, sizeof *box);
-  box->ds = NULL;
-  luaL_getmetatable(L, DATASET_META);
-  lua_setmetatable(L, -2);
-  return box;
-}
 
 static int dataset_close(lua_State *L) {
   dataset_box *box = luaL_checkudata(L, 1, DATASET_META);

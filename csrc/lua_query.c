@@ -207,33 +207,6 @@ static void parse_agg(lua_State *L, int t, const cpf_dataset *ds, query_agg *agg
 
 /* ---- results ---- */
 
-void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {
-  const cpf_column *col = &ds->cols[key->column];
-  char buf[32];
-  if (code + 1 >= key->cardinality || key->kind == KEY_REMAP || key->kind == KEY_BUCKET) {
-    if (key->kind == KEY_REMAP || key->kind == KEY_BUCKET) compat_pushint64(L, code);
-    else lua_pushnil(L);
-    return;
-  }
-  switch (key->kind) {
-  case KEY_YEAR: compat_pushint64(L, key->base + code); return;
-  case KEY_MONTH: format_month(key->base + code, buf); lua_pushstring(L, buf); return;
-  default: break;
-  }
-  if (col->type == CPF_TYPE_STRING) {
-    size_t len;
-    const char *s = dictionary_value(&col->dict, code, &len);
-    lua_pushlstring(L, s, len);
-  } else if (key->by_value) {
-    union { int64_t i; double d; } v;
-    memcpy(&v, dictionary_value(&key->values, code, NULL), sizeof v);
-    if (col->type == CPF_TYPE_NUMBER) lua_pushnumber(L, v.d);
-    else push_stored_integer(L, column_out_kind(col), col->scale, v.i);
-  } else {
-    push_stored_integer(L, column_out_kind(col), col->scale, key->base + code);
-  }
-}
-
 /* core.key_values(ds, key) -> values (one per code, the "no value" code excluded), count */
 static int query_key_values(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);

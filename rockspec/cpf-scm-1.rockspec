@@ -58,6 +58,7 @@ build = {
     ["cpf.core"] = {
       sources = {
         "csrc/core.c",
+        "csrc/lua_util.c",
         "csrc/lua_dataset.c",
         "csrc/lua_query.c",
         "csrc/lua_result.c",

@@ -81,3 +81,41 @@ describe("cpf.core build", function()
     end
   end)
 end)
+
+describe("the C bindings", function()
+  -- the functions a C file defines for the others (not static), by a line that starts a definition
+  local function exported(text)
+    local names = {}
+    for line in text:gmatch("[^\n]+") do
+      if not line:match("^static") and not line:match("^%s") and not line:match("^#") and line:match("%) {$") then
+        local name = line:match("([%w_]+)%(")
+        if name then names[#names + 1] = name end
+      end
+    end
+    return names
+  end
+
+  it("keeps core.c to registering, and calls another binding file only through lua_util.c", function()
+    local files = {}
+    for name in io.popen("ls csrc"):lines() do
+      if name == "core.c" or name:match("^lua_.*%.c$") then files[#files + 1] = name end
+    end
+    local owner, texts = {}, {}
+    for _, name in ipairs(files) do
+      texts[name] = h.read_file("csrc/" .. name)
+      for _, fn in ipairs(exported(texts[name])) do owner[fn] = name end
+    end
+    assert.are.same({ "luaopen_cpf_core" }, exported(texts["core.c"]))
+    assert.are.equal("lua_result.c", owner.push_key_value, "push_key_value lives with the result store")
+    for _, name in ipairs(files) do
+      for fn in texts[name]:gmatch("([%w_]+)%(") do
+        local from = owner[fn]
+        if from and from ~= name and from ~= "lua_util.c" then
+          local allowed = (name == "core.c" and fn:match("^register_"))
+            or (name == "lua_query.c" and from == "lua_result.c") -- a run handed to the result store
+          assert.is_truthy(allowed, ("%s calls %s of %s"):format(name, fn, from))
+        end
+      end
+    end
+  end)
+end)
