@@ -192,7 +192,10 @@ if _VERSION == "Lua 5.4" and not jit then
         local has_format = false
         for _, p in ipairs(params) do has_format = has_format or p[1] == "format" end
         if not has_format then cli_params[#cli_params + 1] = { "format", "json" } end
-        assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(cli_params))), body, f.name)
+        -- an HTTP answer is UTF-8: bars are drawn with blocks, as on a UTF-8 terminal
+        local env = f.name == "bar" and "LC_ALL=C.UTF-8 " or ""
+        local expected = sh(("%slua5.4 bin/cpf query %s %s"):format(env, q(snap), cli_args(cli_params)))
+        assert.are.equal(expected, body, f.name)
       end
       -- the load fields and the command line's own are no parameters: a request never says how to
       -- read a file, nor where to write
@@ -203,6 +206,65 @@ if _VERSION == "Lua 5.4" and not jit then
           assert.is_truthy(body:find(('{"error": "unknown parameter \'%s\' ('):format(f.name), 1, true), body)
         end
       end
+    end)
+
+    it("is a library in a hand-written nginx.conf: two servers of new(opts) under their own prefixes", function()
+      local dir = tmp .. "/library"
+      sh("mkdir -p " .. q(dir .. "/logs") .. " " .. q(dir .. "/conf"))
+      local port = tonumber(base:match(":(%d+)$")) + 1
+      for _ = 1, 50 do
+        local _, _, code = h.run(("curl -s -o /dev/null --max-time 1 http://127.0.0.1:%d/"):format(port))
+        if code == 7 then break end
+        port = port + 1
+      end
+      h.write_bytes(dir .. "/conf/servers.lua", "return {}\n")
+      local root = h.root or "."
+      local as_root = sh("id -u"):match("^0\n") and "user root;" or ""
+      h.write_bytes(dir .. "/conf/nginx.conf", table.concat({
+        'load_module "/usr/lib/nginx/modules/ndk_http_module.so";',
+        'load_module "/usr/lib/nginx/modules/ngx_http_lua_module.so";', as_root,
+        "worker_processes 1;", ('pid "%s/logs/nginx.pid";'):format(dir),
+        ('error_log "%s/logs/error.log" warn;'):format(dir), "events { worker_connections 64; }", "http {",
+        ('  access_log off; client_body_temp_path "%s/logs/body"; proxy_temp_path "%s/logs/proxy";'):format(dir, dir),
+        ('  fastcgi_temp_path "%s/logs/f"; uwsgi_temp_path "%s/logs/u"; scgi_temp_path "%s/logs/s";')
+          :format(dir, dir, dir),
+        ('  lua_package_path "%s/conf/?.lua;%s/lua/?.lua;%s/lua/?/init.lua;;";'):format(dir, root, root),
+        ('  lua_package_cpath "%s/build/luajit/?.so;;";'):format(root),
+        "  init_worker_by_lua_block {",
+        "    local servers, resty = require 'servers', require 'cpf.resty'",
+        ("    servers.a = assert(resty.new { snapshot = %q, prefix = '/a', max_rows = 3 })"):format(snap),
+        ("    servers.b = assert(resty.new { snapshot = %q, prefix = '/b/cpf' })"):format(snap),
+        "    for _, s in pairs(servers) do assert(s:open()) assert(s:watch()) end",
+        "  }",
+        ("  server { listen 127.0.0.1:%d;"):format(port),
+        "    location /a { content_by_lua_block { require('servers').a:handle() } }",
+        "    location /b/cpf { content_by_lua_block { require('servers').b:handle() } }",
+        "  }", "}", "" }, "\n"))
+      local conf = dir .. "/conf/nginx.conf"
+      sh(("nginx -p %s -c %s -e %s"):format(q(dir), q(conf), q(dir .. "/logs/error.log")))
+      finally(function() os.execute(("nginx -p %s -c %s -s stop 2>/dev/null"):format(q(dir), q(conf))) end)
+      local lib = ("http://127.0.0.1:%d"):format(port)
+      local function at(url)
+        local body = h.tmpname(".body")
+        local code
+        for _ = 1, 50 do
+          code = sh(("curl -s -o %s -w '%%{http_code}' %s"):format(q(body), q(url)))
+          if code ~= "000" then break end
+          os.execute("sleep 0.1")
+        end
+        return code, h.read_file(body)
+      end
+      local code, body = at(lib .. "/b/cpf/query?by=annee&format=csv")
+      assert.are.equal("200", code, body)
+      assert.are.equal(cli(("query %s --by annee --format csv"):format(q(snap))), body)
+      code, body = at(lib .. "/a/query?by=annee")
+      assert.are.equal("400", code, body) -- this server's own max_rows
+      assert.is_truthy(body:find("more than this server's limit of 3", 1, true), body)
+      code = at(lib .. "/a/health")
+      assert.are.equal("200", code)
+      code, body = at(lib .. "/a/nope")
+      assert.are.equal("404", code)
+      assert.is_truthy(body:find("(/a/query, /a/describe, /a/health, /a/)", 1, true), body)
     end)
 
     it("sends nosniff and an ETag from the snapshot, and 304 when it matches", function()

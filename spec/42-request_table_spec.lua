@@ -235,3 +235,104 @@ describe("cpf.errors", function()
     assert.are.equal("data", raised.kind)
   end)
 end)
+
+describe("the Lua layer's files", function()
+  local function lua_files()
+    local files = {}
+    for path in io.popen("find lua -name '*.lua' | sort"):lines() do files[#files + 1] = path end
+    return files
+  end
+
+  it("are each under 800 lines and open with their job", function()
+    for _, path in ipairs(lua_files()) do
+      local text = h.read_file(path)
+      local _, lines = text:gsub("\n", "")
+      assert.is_true(lines <= 800, ("%s: %d lines"):format(path, lines))
+      assert.is_truthy(text:match("^%-%- "), path .. " opens with a comment saying its job")
+    end
+  end)
+
+  it("require at the top, but a module loaded on first use, which a comment says", function()
+    for _, path in ipairs(lua_files()) do
+      local lines = {}
+      for line in (h.read_file(path) .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+      for i, line in ipairs(lines) do
+        local code = line:gsub("\\.", ""):gsub('"[^"]*"', '""'):gsub("%-%-.*$", "")
+        if code:match("^%s+") and (code:match("require%(") or code:match("[=,]%s*require%s*[%(\"]")) then
+          local commented = line:find("--", 1, true)
+          for j = math.max(1, i - 3), i - 1 do commented = commented or lines[j]:match("^%s*%-%-") end
+          assert.is_truthy(commented, ("%s:%d: an inline require without a comment saying why"):format(path, i))
+        end
+      end
+    end
+  end)
+
+  it("form no require cycle between query, result and transform", function()
+    local function requires(name)
+      local text = h.read_file("lua/" .. name:gsub("%.", "/") .. ".lua")
+      local out = {}
+      for line in text:gmatch("[^\n]+") do
+        local m = line:match('^local [%w_]+ = require "([%w%.]+)"')
+        if m then out[#out + 1] = m end
+      end
+      return out
+    end
+    local seen, stack = {}, {}
+    local function visit(name)
+      if stack[name] then error("require cycle through " .. name) end
+      if seen[name] or not name:match("^cpf") or name == "cpf.core" then return end
+      stack[name] = true
+      for _, r in ipairs(requires(name == "cpf" and "cpf.init" or name)) do visit(r) end
+      stack[name], seen[name] = nil, true
+    end
+    for _, m in ipairs { "cpf.query", "cpf.result", "cpf.transform", "cpf.request", "cpf.cli", "cpf.resty" } do
+      visit(m)
+    end
+  end)
+end)
+
+describe("schema.lua", function()
+  it("owns every CPF rule: no other module names the funders' exception, the source line's fields, "
+     .. "the demo's sections or a measure's kind", function()
+    local words = { "france_competences", "date_chargement", "nb_dossiers_finances_par_", ':kind("rate")',
+                    "Dossiers par famille", "Caisse des Dépôts", "Mon Compte Formation" }
+    for path in io.popen("find lua -name '*.lua' | sort"):lines() do
+      if path ~= "lua/cpf/schema.lua" and not path:match("^lua/cpf/gen") then
+        local text = h.read_file(path)
+        for _, w in ipairs(words) do
+          assert.is_nil(text:find(w, 1, true), path .. " names " .. w)
+        end
+      end
+    end
+    local schema = require "cpf.schema"
+    assert.are.same({ "part_etat", "nb_dossiers_finances_par_etat" }, { schema.funder_columns("etat") })
+    assert.are.same({ "part_france_competences" }, { schema.funder_columns("france_competences") })
+    assert.are.equal("rate", require("cpf.query").value_kind(require("cpf").measures.taux_annulation))
+  end)
+end)
+
+describe("cpf.resty as a library", function()
+  it("follows the lua-resty conventions: _VERSION, new(opts) -> a server or nil, err", function()
+    local resty = require "cpf.resty"
+    assert.are.equal(cpf._VERSION, resty._VERSION)
+    for _, case in ipairs {
+      { nil, "cpf.resty.new: a table of settings expected" },
+      { {}, "cpf.resty.new: setting 'snapshot' (a path) is required" },
+      { { snapshot = "x", nope = 1 }, "cpf.resty.new: unknown setting 'nope'" },
+      { { snapshot = "x", max_rows = 0 }, "cpf.resty.new: setting 'max_rows' must be a whole number from 1" },
+      { { snapshot = "x", check_every = -1 }, "cpf.resty.new: setting 'check_every' must be a number above 0" },
+      { { snapshot = "x", prefix = "cpf" }, "cpf.resty.new: setting 'prefix' must be \"\" or a path such as \"/cpf\"" },
+    } do
+      assert.are.same({ nil, case[2] }, { resty.new(case[1]) })
+    end
+    local server = assert(resty.new { snapshot = "/nonexistent.cpfsnap", prefix = "/cpf", max_rows = 5 })
+    assert.are.equal(5, server.settings.max_rows)
+    assert.are.equal(4096, server.settings.max_request)
+    local ok, err = server:open()
+    assert.is_nil(ok)
+    assert.is_truthy(err:find("/nonexistent.cpfsnap", 1, true), err)
+    local other = assert(resty.new { snapshot = "/other.cpfsnap" })
+    assert.are_not.equal(server, other)
+    assert.are.equal("", other.settings.prefix)
+  end)
+end)

@@ -1,7 +1,11 @@
 -- cpf.cli — the `cpf` command: subcommands, their options and help texts.
 -- Data goes to stdout, messages to stderr; exit 1 on errors, 2 on usage errors.
+local cpf = require "cpf"
+local core = require "cpf.core"
 local request = require "cpf.request"
 local errors = require "cpf.errors"
+local format = require "cpf.format"
+local common = require "cpf.format.common"
 
 local cli = {}
 
@@ -208,18 +212,17 @@ end
 local function load_options(opts)
   local lo, err = request.load_options(opts)
   if not lo then usage(err) end
-  if not opts.quiet and require("cpf.core").stderr_is_tty() then lo.progress = true end
+  if not opts.quiet and core.stderr_is_tty() then lo.progress = true end
   return lo
 end
 
 -- One dataset from one path or several CSV paths; nil, message on failure. `output` (-o) must
 -- not be one of the inputs: writing the result would destroy the data.
 local function load_dataset(paths, lo, output)
-  local cpf = require "cpf"
   local files = {}
   for i, p in ipairs(paths) do files[i] = p == "-" and "/dev/stdin" or p end
   for _, p in ipairs(files) do
-    if output and require("cpf.core").same_file(p, output) then
+    if output and core.same_file(p, output) then
       return nil, output .. ": is an input file: refusing to overwrite it"
     end
   end
@@ -238,7 +241,6 @@ end
 -- ---------------------------------------------------------------- plugins and output
 
 local function run_plugins(opts)
-  local cpf = require "cpf"
   for _, file in ipairs(opts.plugin or {}) do
     local chunk, err = loadfile(file)
     if not chunk then error(err, 0) end
@@ -249,7 +251,7 @@ end
 
 -- What the command line adds to a request: the environment's locale (a French LC_ALL,
 -- LC_NUMERIC or LANG gives fr) and --join's references, files it loads.
-local SETTINGS = { locale = require("cpf.format.common").environment_locale(), reference = request.file_reference }
+local SETTINGS = { locale = common.environment_locale(), reference = request.file_reference }
 
 -- The output settings of the format options (usage errors raise).
 local function output_settings(opts)
@@ -282,7 +284,7 @@ function cli.gen(args)
     seed = whole_number(opts.seed)
     if not seed then return usage_error("--seed must be a whole number", "gen") end
   end
-  local ok, err = require("cpf.gen").write(pos[2], rows, {
+  local ok, err = require("cpf.gen").write(pos[2], rows, { -- the generator loads for gen and demo only
     seed = seed, header = opts.fields and "fields" or "labels",
     bom = not opts["no-bom"], crlf = opts.crlf or false,
   })
@@ -299,11 +301,10 @@ function cli.demo(args)
   local dir = pos[1] or os.getenv("TMPDIR") or "/tmp"
   local path = dir .. "/cpf-demo.csv"
   io.stderr:write(("cpf: generating %d rows into %s\n"):format(rows, path))
-  local ok, err = require("cpf.gen").write(path, rows, { seed = 2026 })
+  local ok, err = require("cpf.gen").write(path, rows, { seed = 2026 }) -- loaded for gen and demo only
   if not ok then return fail(err) end
-  local cpf = require "cpf"
-  local report = require "cpf.report"
-  local ds, lerr = cpf.load(path, { progress = require("cpf.core").stderr_is_tty() or nil })
+  local report = require "cpf.report" -- the report's modules load for the demo only
+  local ds, lerr = cpf.load(path, { progress = core.stderr_is_tty() or nil })
   if not ds then return fail(lerr) end
   local out = io.stdout
   out:write(tostring(ds), "\n\n")
@@ -312,9 +313,9 @@ function cli.demo(args)
   end
   if opts.html then
     -- the same report as one page a French reader can be sent
-    ok, err = cpf.report { title = "Mon Compte Formation – formations engagées",
+    ok, err = cpf.report { title = cpf.schema.source.title,
                            subtitle = ("Rapport de démonstration sur %s lignes générées"):format(
-                             require("cpf.format.common").display_number(#ds, 0, { thousands = "\226\128\175" })),
+                             common.display_number(#ds, 0, { thousands = "\226\128\175" })),
                            dataset = ds, sections = report.demo_sections(ds, "fr") }:write(opts.html)
     if not ok then ds:close() return fail(err) end
     io.stderr:write(("cpf: wrote %s\n"):format(opts.html))
@@ -338,7 +339,6 @@ function cli.query(args)
   for _, name in ipairs(req.columns) do
     if not (name == "source" and #pos > 1) then columns[#columns + 1] = name end
   end
-  local cpf = require "cpf"
   local snapshot = #pos == 1 and cpf.is_snapshot(pos[1])
   if not lo.cache and not snapshot and #columns > 0 then
     -- only the columns the query reads are loaded, once the first file's header shows it has
@@ -390,7 +390,7 @@ function cli.describe(args)
     text, err, kind = out:describe(ds, table.concat(pos, ", "), top)
     if not text then return request_failure(err, kind) end
     if opts.output then -- through a temporary renamed over it, as res:write does
-      ok, err = require("cpf.format").write_text(opts.output, text)
+      ok, err = format.write_text(opts.output, text)
       if not ok then return fail(err) end
     else
       io.stdout:write(text)
@@ -421,7 +421,6 @@ function cli.convert(args)
   local lo = load_options(opts)
   local src = pos[1]
   local out = pos[2] or (src == "-" and "stdin.cpfsnap" or src .. ".cpfsnap")
-  local core = require "cpf.core"
   local start = core.clock()
   local ds, err
   if src == "-" then -- no file to tag the snapshot with: a plain one
@@ -430,12 +429,12 @@ function cli.convert(args)
     local ok, serr = ds:save(out)
     if not ok then ds:close() return fail(serr) end
   else -- tagged: cpf.load(src, {cache = true}) and `cpf query --cache` reuse it
-    ds, err = require("cpf").convert(src, out, lo)
+    ds, err = cpf.convert(src, out, lo)
     if not ds then return fail(err) end
   end
   local elapsed = core.clock() - start
   if not opts.quiet then
-    local human = require("cpf").human_bytes
+    local human = cpf.human_bytes
     local in_size, out_size = file_size(src == "-" and "/dev/stdin" or src), file_size(out)
     io.stderr:write(("cpf: %s -> %s: %d rows, %s -> %s in %.2f s\n"):format(src, out, #ds,
       in_size and in_size > 0 and human(in_size) or "?", out_size and human(out_size) or "?", elapsed))
@@ -480,7 +479,6 @@ function cli.run(args)
   f:close()
   local chunk, lerr = loadfile(script)
   if not chunk then return fail(lerr) end
-  local cpf = require "cpf"
   local datasets = { paths = {} }
   for i = 2, #pos do
     local ds, err = load_dataset({ pos[i] }, lo)
@@ -538,19 +536,19 @@ local function luajit_build()
   local init = find_module("cpf", package.path)
   local lua_dir = init and absolute(init):match("^(.*)/cpf/init%.lua$")
   if not lua_dir then error("cpf serve: cpf/init.lua is not found on package.path", 0) end
-  local core
-  if jit then core = find_module("cpf.core", package.cpath) end
-  if not core then
+  local core_so
+  if jit then core_so = find_module("cpf.core", package.cpath) end
+  if not core_so then
     local checkout = lua_dir:match("^(.*)/lua$")
     local built = checkout and checkout .. "/build/luajit/cpf/core.so"
     local f = built and io.open(built, "rb")
-    if f then f:close() core = built end
+    if f then f:close() core_so = built end
   end
-  if not core then
+  if not core_so then
     error("cpf serve needs the C core built for LuaJIT, which nginx's Lua module runs: make LUA=luajit in the "
       .. "checkout, or install the rock for LuaJIT (README)", 0)
   end
-  return lua_dir, absolute(core):match("^(.*)/cpf/core%.so$")
+  return lua_dir, absolute(core_so):match("^(.*)/cpf/core%.so$")
 end
 
 local NGINX_MODULES = "/usr/lib/nginx/modules"
@@ -574,7 +572,7 @@ function cli.serve(args)
   if not host:match("^[%w%.%-:%[%]]+$") then usage(("--host must be an address or a name, got '%s'"):format(host)) end
   local port = whole_option(opts, "port") or 8080
   if port < 1 or port > 65535 then usage("--port must be from 1 to 65535") end
-  local workers = whole_option(opts, "workers") or require("cpf.core").load_threads()
+  local workers = whole_option(opts, "workers") or core.load_threads()
   if workers < 1 or workers > 64 then usage("--workers must be from 1 to 64") end
   local max_rows = whole_option(opts, "max-rows") or 10000
   local max_request = whole_option(opts, "max-request") or 4096
@@ -618,8 +616,6 @@ function cli.serve(args)
     local ok = os.execute("mkdir -p '" .. dir .. "'")
     if not ok then return fail(dir .. ": cannot create the directory") end
   end
-
-  local cpf = require "cpf"
   local data = pos[1]
   local snapshot
   if cpf.is_snapshot(data) then
@@ -706,7 +702,7 @@ function cli.serve(args)
     "" }, "\n"))
   io.stderr:write(("cpf: serving %s on http://%s:%d/ with %d worker%s (nginx prefix %s); Ctrl-C stops it\n")
     :format(data, host, port, workers, workers == 1 and "" or "s", prefix))
-  local _, err = require("cpf.core").exec { nginx, "-p", prefix, "-e", prefix .. "/logs/error.log",
+  local _, err = core.exec { nginx, "-p", prefix, "-e", prefix .. "/logs/error.log",
                                             "-c", prefix .. "/conf/nginx.conf", "-g", "daemon off;" }
   return fail("cannot run nginx: " .. tostring(err))
 end
@@ -725,7 +721,7 @@ function cli.main(args)
     return 0
   end
   if command == "--version" then
-    io.stdout:write("cpf ", require("cpf")._VERSION, "\n")
+    io.stdout:write("cpf ", cpf._VERSION, "\n")
     return 0
   end
   local run = HELP[command] and cli[command]

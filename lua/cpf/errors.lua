@@ -54,6 +54,7 @@ end
 --- A message as the command line and Neovim show it: "cpf: " and the text, its control
 --- characters escaped (messages name files, columns and values of the data).
 function errors.message(msg)
+  -- the formats' helpers load with the first message: cpf.errors stays light for the engine
   return "cpf: " .. require("cpf.format.common").terminal_text(tostring(msg), true)
 end
 

@@ -1,5 +1,6 @@
 -- cpf.format — how a result leaves the program: the registry of output formats (built in and
 -- custom), res:format to a string, res:write to a path (atomically) or a file handle.
+local core = require "cpf.core"
 local common = require "cpf.format.common"
 
 local format = {}
@@ -72,7 +73,7 @@ local function resolve(res, name, opts, fname, opts_arg, level)
     end
     return fn, opts or {}
   end
-  local spec = require(builtin.module)[builtin.name]
+  local spec = require(builtin.module)[builtin.name] -- a built-in format's module loads on first use
   local merged = {}
   for k, v in pairs(builtin.defaults or {}) do merged[k] = v end
   for k, v in pairs(opts or {}) do
@@ -143,7 +144,7 @@ end
 -- target once complete (cpf.core's output files): readers never see half a file, and nothing but
 -- a regular file is replaced (a symlink, FIFO or device at the target is refused).
 local function write_path(res, path, fn, opts)
-  local file, err, kind = require("cpf.core").output_file(path)
+  local file, err, kind = core.output_file(path)
   if not file then return nil, err, kind end
   local out = new_out(file)
   local ok, failure = pcall(fn, res, out, opts)
@@ -162,7 +163,7 @@ end
 --- Writes a text to a path as write_path does (a temporary renamed over it once complete):
 --- true, or nil, message, kind.
 function format.write_text(path, text)
-  local file, err, kind = require("cpf.core").output_file(path)
+  local file, err, kind = core.output_file(path)
   if not file then return nil, err, kind end
   local ok
   ok, err, kind = file:write(text)

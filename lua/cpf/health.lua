@@ -29,7 +29,7 @@ function M.check()
     return
   end
   r.ok(("cpf %s (%s)"):format(cpf._VERSION, find("cpf", package.path) or "lua/cpf/init.lua"))
-  local core = require "cpf.core"
+  local core = require "cpf.core" -- required here, where a missing build is reported
   r.ok(("C core loaded for %s: %s"):format(jit and jit.version or _VERSION,
     find("cpf.core", package.cpath) or "cpf.core"))
   if not jit then r.warn("this Neovim runs without LuaJIT: the core must be built for " .. _VERSION) end

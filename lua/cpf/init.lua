@@ -19,6 +19,7 @@ local load_option_set
 local function load_options()
   if not load_option_set then
     load_option_set = {}
+    -- the request table loads with the first load given options
     for _, f in ipairs(require("cpf.request").fields_of("lua", "load")) do load_option_set[f.name] = true end
   end
   return load_option_set
@@ -342,10 +343,9 @@ function Dataset:funders(q)
   if getmetatable(q) ~= query.Query then error("bad argument #1 to 'funders' (query expected)", 2) end
   local spec = { { "montant_total", query.sum "montant_engage" } }
   for _, f in ipairs(schema.funders) do
-    spec[#spec + 1] = { "part_" .. f, query.sum("part_" .. f) }
-    if f ~= "france_competences" then
-      spec[#spec + 1] = { "dossiers_" .. f, query.sum("nb_dossiers_finances_par_" .. f) }
-    end
+    local part, files = schema.funder_columns(f)
+    spec[#spec + 1] = { "part_" .. f, query.sum(part) }
+    if files then spec[#spec + 1] = { "dossiers_" .. f, query.sum(files) } end
   end
   -- the query's keys and conditions only: its own aggregates, order and limit do not apply
   local base = q:agg {}
@@ -433,6 +433,7 @@ function cache_tag(path, opts)
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
   local parts = { "cpf " .. cpf._VERSION, signature }
+  -- the request table, loaded with the first cached load (load_options above says why)
   for _, name in ipairs(require("cpf.request").load_tag_fields()) do
     parts[#parts + 1] = name .. "=" .. tag_value(opts[name])
   end
@@ -676,6 +677,7 @@ end
 
 -- Output formats (cpf.format): res:write / res:format, custom formats, terminal bars.
 local function format_function(name)
+  -- loaded on first use, as the dataset's preview above
   return function(...) return require("cpf.format")[name](...) end
 end
 cpf.formats = { register = format_function "register", names = format_function "names",

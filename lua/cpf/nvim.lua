@@ -7,6 +7,7 @@
 local cpf = require "cpf"
 local request = require "cpf.request"
 local errors = require "cpf.errors"
+local common = require "cpf.format.common"
 
 local M = {}
 
@@ -218,7 +219,7 @@ end
 -- What :Cpf query adds to a request: the user's default format, the environment's locale (as
 -- the command line), and --join's references, files it loads.
 local function settings()
-  return { format = config.format, locale = require("cpf.format.common").environment_locale(),
+  return { format = config.format, locale = common.environment_locale(),
            reference = request.file_reference }
 end
 

@@ -3,6 +3,7 @@
 -- self-contained HTML page (inline CSS, no script, nothing fetched; A4 when printed, a page per
 -- section) or as Markdown. Numbers, labels and months follow the locale (fr by default).
 local cpf = require "cpf"
+local schema = require "cpf.schema"
 local common = require "cpf.format.common"
 local html = require "cpf.format.html"
 local format = require "cpf.format"
@@ -34,21 +35,22 @@ local function long_date(text, locale)
 end
 
 --- The source line of a dataset: who publishes the data, the extraction's date (the latest
---- date_chargement) and the rows.
+--- value of the schema's date column) and the rows.
 function report.source_line(ds, locale)
   locale = common.locales[locale] and locale or "fr"
+  local source = schema.source
   local date
-  if ds:column("date_chargement") then
-    local last = ds:run { last = require("cpf.query").max "date_chargement" }[1].last
+  if ds:column(source.date_column) then
+    local last = ds:run { last = cpf.max(source.date_column) }[1].last
     date = long_date(last, locale)
   end
   local rows = common.display_number(#ds, 0, { thousands = common.locales[locale].thousands })
   if locale == "fr" then
-    return ("Source : Caisse des Dépôts, Mon Compte Formation – formations engagées%s (%s lignes)")
-      :format(date and ", extraction du " .. date or "", rows)
+    return ("Source : %s, %s%s (%s lignes)")
+      :format(source.publisher, source.title, date and ", extraction du " .. date or "", rows)
   end
-  return ("Source: Caisse des Dépôts, Mon Compte Formation – formations engagées%s (%s rows)")
-    :format(date and ", extracted on " .. date or "", rows)
+  return ("Source: %s, %s%s (%s rows)")
+    :format(source.publisher, source.title, date and ", extracted on " .. date or "", rows)
 end
 
 local function check(spec)
@@ -175,38 +177,34 @@ function Report:write(path, name)
   return true
 end
 
---- The demo report's sections for a CPF dataset: {title, result, chart} in the locale's words
---- (fr: French titles; otherwise English). Used by cpf demo and cpf serve's page (the
---- front ends share it here, never through each other).
+--- The demo report's sections for a CPF dataset (schema.demo_sections): {title, result, chart}
+--- in the locale's words (fr: French titles; otherwise English). Used by cpf demo and cpf
+--- serve's page (the front ends share it here, never through each other).
 function report.demo_sections(ds, locale)
-  local fr = locale == "fr"
-  local sections = { {
-    title = fr and "Dossiers, montant, prix moyen, durée et taux d'annulation par année"
-      or "Files, amount, average price and duration, cancellation rate by year",
-    result = ds:group_by("annee"):agg { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" }:run(),
-    chart = { y = "montant" },
-  } }
+  local lang = locale == "fr" and "fr" or "en"
   -- the last year with all its twelve months (the current one is still being filled)
   local last_year
   for _, r in ipairs(ds:group_by("annee"):run { months = cpf.distinct "date_validation" }) do
     if r.months == 12 then last_year = r.annee end
   end
-  if last_year then
-    sections[#sections + 1] = {
-      title = (fr and "Les 10 régions au plus fort montant en %d" or "Top 10 regions by amount in %d")
-        :format(last_year),
-      result = ds:where { annee = last_year }:group_by("region_lieu_formation")
-        :agg { "dossiers", "montant", "prix_moyen" }:order_by("-montant"):limit(10):run(),
-      chart = { y = "montant" },
-    }
+  local sections = {}
+  for _, s in ipairs(schema.demo_sections) do
+    local title, res = s.title[lang], nil
+    if s.funders then
+      res = ds:funders()
+    elseif not s.last_full_year or last_year then
+      local q = s.last_full_year and ds:where { annee = last_year } or ds:query()
+      local measures = {}
+      for i, m in ipairs(s.measures) do measures[i] = m end
+      for name, column in pairs(s.share_of or {}) do measures[#measures + 1] = { name, cpf.share(column) } end
+      q = q:group_by((table.unpack or unpack)(s.by)):agg(measures)
+      if s.order then q = q:order_by(s.order) end
+      if s.limit then q = q:limit(s.limit) end
+      res = q:run()
+      if s.last_full_year then title = title:format(last_year) end
+    end
+    if res then sections[#sections + 1] = { title = title, result = res, chart = s.chart } end
   end
-  sections[#sections + 1] = {
-    title = fr and "Dossiers par famille de statut" or "Files by status family",
-    result = ds:group_by("famille"):agg { "dossiers", { "part", cpf.share "nb_dossiers" } }:run(),
-    chart = { y = "dossiers" },
-  }
-  sections[#sections + 1] = { title = fr and "Qui finance" or "Who pays", result = ds:funders(),
-                              chart = { x = "financeur", y = "montant" } }
   return sections
 end
 

@@ -12,6 +12,8 @@ local common = require "cpf.format.common"
 local errors = require "cpf.errors"
 local transform = require "cpf.transform"
 local format = require "cpf.format"
+local grammar = require "cpf.request.grammar"
+local complete = require "cpf.request.complete"
 
 local request = {}
 
@@ -20,238 +22,32 @@ local unpack = table.unpack or unpack
 local function usage(msg) errors.raise("usage", msg) end
 local protect = errors.protect
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
--- A field as a list of texts: nil -> {}, "a" -> {"a"}, {"a", "b"} as it is.
-local function texts(v, field)
-  if v == nil then return {} end
-  if type(v) == "string" then return { v } end
-  if type(v) ~= "table" then usage(("%s: text expected, got %s"):format(field, type(v))) end
-  for i, x in ipairs(v) do
-    if type(x) ~= "string" then usage(("%s: entry %d is a %s, text expected"):format(field, i, type(x))) end
-  end
-  return v
-end
-
--- "a,b, c" (in each text) -> {"a", "b", "c"}, empty items dropped.
-local function split_list(values)
-  local out = {}
-  for _, v in ipairs(values) do
-    for item in (v .. ","):gmatch("(.-),") do
-      item = trim(item)
-      if item ~= "" then out[#out + 1] = item end
-    end
-  end
-  return out
-end
-
--- "NAME=SPEC" -> name, spec (everything before the first '=' names the result column, any
--- UTF-8 text); "SPEC" -> nil, spec.
-local function split_rename(text, option)
-  local at = text:find("=", 1, true)
-  if not at then return nil, text end
-  local name, spec = trim(text:sub(1, at - 1)), trim(text:sub(at + 1))
-  if name == "" or spec == "" then
-    usage(("%s '%s': expected NAME=%s with a name and a %s"):format(option, text,
-      option == "--by" and "KEY" or "SPEC", option == "--by" and "key" or "measure"))
-  end
-  if common.valid_utf8(name) ~= name then
-    usage(("%s '%s': the name is not valid UTF-8"):format(option, text))
-  end
-  return name, spec
-end
-
---- A whole number >= 0 from a number or its text, else nil (1e9999 is not one). The command
---- line's options use it too.
-local function whole_number(v)
-  local n = tonumber(v)
-  if n and n >= 0 and n == math.floor(n) and n ~= math.huge then return n end
-end
+local texts, split_list, split_rename = grammar.texts, grammar.split_list, grammar.split_rename
+local parse_where, where_condition, measure_agg = grammar.parse_where, grammar.where_condition, grammar.measure_agg
+local agg_columns, text_options = grammar.agg_columns, grammar.text_options
+local parse_over, parse_rank = grammar.parse_over, grammar.parse_rank
+local whole_number = grammar.whole_number
+--- A whole number >= 0 from a number or its text, else nil (the command line's options use it).
 request.whole_number = whole_number
-
--- ---------------------------------------------------------------- --where
-
-local OPS = { ">=", "<=", "!=", "^=", "=", ">", "<", "~" }
-
--- Splits on '|' (not on '\|').
-local function split_values(s)
-  local out = {}
-  s = s:gsub("\\|", "\0")
-  for item in (s .. "|"):gmatch("(.-)|") do out[#out + 1] = trim(item:gsub("%z", "|")) end
-  return out
-end
-
-local function parse_where(text, option)
-  option = option or "--where"
-  local at = text:find("[=!<>%^~]")
-  local column = at and trim(text:sub(1, at - 1))
-  local op
-  if at then
-    for _, o in ipairs(OPS) do
-      if text:sub(at, at + #o - 1) == o then op = o break end
-    end
-  end
-  if not column or column == "" or not op then
-    usage(("%s '%s': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~"):format(option, text))
-  end
-  local value = trim(text:sub(at + #op))
-  if (op == ">" or op == ">=" or op == "<" or op == "<=" or op == "~" or op == "^=") and value == "" then
-    usage(("%s '%s': '%s' needs a value"):format(option, text, op))
-  end
-  if op == "~" then -- a pattern Lua cannot read is the request's fault, said here
-    local ok, err = pcall(string.find, "", value)
-    if not ok then usage(("%s '%s': %s"):format(option, text, errors.strip(err))) end
-  end
-  return { text = text, column = column, op = op, value = value }
-end
-
-local NUMERIC = { integer = true, number = true, decimal = true, year = true }
-
--- The condition of a parsed --where, values converted for the column's type (a virtual key's
--- type is its kind: year, month or family).
-local function where_condition(w, ctype)
-  local function convert(v)
-    if NUMERIC[ctype] then return tonumber(v) or v end
-    return v
-  end
-  local function one_of(raw)
-    if raw == "" then return query.is_null() end
-    local values, null = {}, false
-    for _, v in ipairs(split_values(raw)) do
-      if v == "" then null = true else values[#values + 1] = convert(v) end
-    end
-    local c = #values == 1 and query.eq(values[1]) or query.one_of(values)
-    if null then c = query.any { c, query.is_null() } end
-    return c
-  end
-  local op, v = w.op, w.value
-  if op == "=" then return one_of(v) end
-  if op == "!=" then return query.not_(one_of(v)) end
-  if op == ">" then return query.gt(convert(v)) end
-  if op == ">=" then return query.ge(convert(v)) end
-  if op == "<" then return query.lt(convert(v)) end
-  if op == "<=" then return query.le(convert(v)) end
-  if op == "~" then return query.match(v) end
-  local prefixes = {}
-  for i, p in ipairs(split_values(v)) do prefixes[i] = query.prefix(p) end
-  return #prefixes == 1 and prefixes[1] or query.any(prefixes)
-end
-
--- ---------------------------------------------------------------- --measure
-
--- The aggregate forms a measure spec may take besides the CPF measures' names: FN:COL for one
--- column, FN:A:B for two, quantile:COL:P, share:M. Completion offers exactly these.
-local ONE_COLUMN = { "sum", "mean", "min", "max", "median", "distinct", "count" }
-local TWO_COLUMNS = { "ratio", "wmean" }
-local ONE_COLUMN_SET, TWO_COLUMNS_SET = {}, {}
-for _, f in ipairs(ONE_COLUMN) do ONE_COLUMN_SET[f] = true end
-for _, f in ipairs(TWO_COLUMNS) do TWO_COLUMNS_SET[f] = true end
-
-local MEASURE_GRAMMAR = "a CPF measure, count, FN:COL (sum mean min max median distinct count), "
-  .. "quantile:COL:P, ratio:A:B, wmean:X:W or share:M"
-
---- The aggregate forms of --measure, as completion offers them: count, sum:, ..., share:.
-function request.measure_forms()
-  local forms = { "count" }
-  for _, f in ipairs(ONE_COLUMN) do forms[#forms + 1] = f .. ":" end
-  forms[#forms + 1] = "quantile:"
-  for _, f in ipairs(TWO_COLUMNS) do forms[#forms + 1] = f .. ":" end
-  forms[#forms + 1] = "share:"
-  return forms
-end
-
--- The refusal of an aggregate that adds up a non-additive column, whichever way it is named.
-local function refuse_column(kind, column, text)
-  local n = schema.normalize(column)
-  local refusal = schema.refusal(kind, schema.aliases[n] or n)
-  if refusal then usage(("--measure '%s': %s"):format(text, refusal)) end
-end
-
--- A measure spec -> aggregate and default name.
-local function measure_agg(spec, text)
-  local parts = {}
-  for p in (spec .. ":"):gmatch("(.-):") do parts[#parts + 1] = trim(p) end
-  local fn = parts[1]
-  local function bad(why) usage(("--measure '%s': %s"):format(text, why or ("expected " .. MEASURE_GRAMMAR))) end
-  for i = 2, #parts do if parts[i] == "" then bad() end end
-  if #parts == 1 then
-    if fn == "count" then return query.count(), "count" end
-    if query.measures[fn] then return query.measures[fn], fn end
-    local refusal = schema.measure_refusal(fn)
-    if refusal then bad(refusal) end
-    bad()
-  end
-  if fn == "share" then
-    local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
-    return query.share(inner), "share_" .. inner_name
-  end
-  if ONE_COLUMN_SET[fn] and #parts == 2 then
-    refuse_column(fn, parts[2], text)
-    return query[fn](parts[2]), fn .. "_" .. schema.normalize(parts[2])
-  end
-  if fn == "quantile" and #parts == 3 then
-    local p = tonumber(parts[3])
-    if not p or p < 0 or p > 1 then bad("P must be a number from 0 to 1") end
-    return query.quantile(parts[2], p), ("quantile_%s_%s"):format(schema.normalize(parts[2]), parts[3])
-  end
-  if TWO_COLUMNS_SET[fn] and #parts == 3 then
-    refuse_column(fn, parts[2], text)
-    refuse_column(fn, parts[3], text)
-    return query[fn](parts[2], parts[3]),
-      ("%s_%s_%s"):format(fn, schema.normalize(parts[2]), schema.normalize(parts[3]))
-  end
-  bad()
-end
-
--- The columns an aggregate reads (names as written), in a stable order.
-local function agg_columns(a, out)
-  if type(a) ~= "table" then return out end
-  if a.column then out[#out + 1] = a.column end
-  if a.column2 then out[#out + 1] = a.column2 end
-  if a.spec and a.spec.column then out[#out + 1] = a.spec.column end
-  if a.inner then agg_columns(a.inner, out) end
-  for _, p in ipairs(a.parts or {}) do agg_columns(p, out) end
-  if type(a.where) == "table" then
-    local names = {}
-    for k in pairs(a.where) do if type(k) == "string" then names[#names + 1] = k end end
-    table.sort(names)
-    for _, k in ipairs(names) do out[#out + 1] = k end
-  end
-  return out
-end
+request.split_join = grammar.split_join
+request.measure_forms = grammar.measure_forms
 
 -- ---------------------------------------------------------------- output settings
 
 local Output = {}
 Output.__index = Output
 
--- "KEY=VALUE" texts -> nested option table (a.b=1 -> {a = {b = 1}}); true/false and numbers
--- converted.
-local function text_options(list, fo)
-  for _, kv in ipairs(list) do
-    local key, value = kv:match("^([%w_%.]+)=(.*)$")
-    if not key then usage(("--opt '%s': expected KEY=VALUE"):format(kv)) end
-    if value == "true" then value = true
-    elseif value == "false" then value = false
-    else value = tonumber(value) or value end
-    local t, path = fo, {}
-    for k in key:gmatch("[^%.]+") do path[#path + 1] = k end
-    for i = 1, #path - 1 do
-      t[path[i]] = type(t[path[i]]) == "table" and t[path[i]] or {}
-      t = t[path[i]]
-    end
-    t[path[#path]] = value
-  end
-  return fo
-end
 
 local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
 
--- settings.format: the front end's default format (the command line's table, HTTP's json).
+-- settings.format: the front end's default format (the command line's table, HTTP's json);
+-- settings.format_options: {format = its default options}, under the request's own.
 local function parse_output(fields, settings)
   local fmt = fields.format or settings.format or "table"
   if type(fmt) ~= "string" then usage(("format: text expected, got %s"):format(type(fmt))) end
   local fo = {}
+  -- the front end's own defaults for this format (HTTP: Unicode bars, its answers being UTF-8)
+  for k, v in pairs(settings.format_options and settings.format_options[fmt] or {}) do fo[k] = v end
   if fields.opts ~= nil then
     if type(fields.opts) ~= "table" then usage(("opts: table expected, got %s"):format(type(fields.opts))) end
     for k, v in pairs(fields.opts) do fo[k] = v end
@@ -318,35 +114,8 @@ end
 
 -- ---------------------------------------------------------------- --change, --cumsum, --rank, --join
 
--- "COL:OVER" (--change, --cumsum) -> column, over.
-local function parse_over(text, option)
-  local column, over = text:match("^%s*([^:]-)%s*:%s*([^:]-)%s*$")
-  if not column or column == "" or over == "" then
-    usage(("%s '%s': expected COLUMN:PERIOD, e.g. %s"):format(option, text,
-      option == "--change" and "montant:annee" or "dossiers:mois"))
-  end
-  return { column = column, over = over, text = text }
-end
 
--- "COL" or "COL:KEY,KEY" (--rank) -> column, by.
-local function parse_rank(text)
-  local column, by = text:match("^%s*([^:]-)%s*:(.*)$")
-  column = column or trim(text)
-  if column == "" then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
-  local keys = by and split_list { by } or nil
-  if by and #keys == 0 then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
-  return { column = column, by = keys, text = text }
-end
 
---- "REF:COLUMN" (--join) -> ref, column: what a front end reads before it resolves REF (a file
---- on the command line, a reference the server declares over HTTP); nil, message if malformed.
-function request.split_join(text)
-  local ref, column = tostring(text):match("^(.+):([^:]+)$")
-  if not ref or trim(column) == "" then
-    return nil, ("--join '%s': expected FILE:COLUMN (COLUMN of both the result and the reference)"):format(text)
-  end
-  return ref, trim(column)
-end
 
 -- A join entry: {ref = a dataset or result, on = column} as it is, or the text REF:COLUMN with
 -- REF resolved by the front end's settings.reference(ref, text) -> dataset, or nil, message, kind.
@@ -399,6 +168,19 @@ end
 --   pattern   its values may hold a ~ Lua pattern (cpf serve bounds them)
 --   tag       a load field that changes what is loaded: part of a cached snapshot's tag
 --   help_section "data" for a command-line field listed with the data options
+-- The funders' measures in --measure's help, from the schema's list of funders.
+local FUNDER_HELP
+do
+  local words = "  part_F share_F dossiers_F  (F: "
+  local lines = {}
+  for _, f in ipairs(schema.funders) do
+    if #words + #f + 1 > 70 then lines[#lines + 1] = (words:gsub(" $", "")) words = "  " end
+    words = words .. f .. " "
+  end
+  lines[#lines + 1] = (words:gsub(" $", ")   — the CPF measures"))
+  FUNDER_HELP = table.concat(lines, "\n")
+end
+
 local FIELDS = {
   { name = "where", class = "request", shape = "repeat", arg = "COND", complete = "column", pattern = true,
     example = "annee>=2021", help = [[
@@ -423,8 +205,7 @@ column, e.g. 'Région=region_lieu_formation']] },
     example = "dossiers,prix_moyen", help = [[
 comma-separated, in this order (default: dossiers,montant):
   dossiers montant prix_moyen duree_moyenne taux_annulation lignes
-  part_F share_F dossiers_F  (F: france_competences titulaires etat
-  pole_emploi regions opco entreprises cec)   — the CPF measures
+]] .. FUNDER_HELP .. "\n" .. [[
   count                      rows
   count:COL                  rows where COL has a value
   sum:COL mean:COL min:COL max:COL median:COL distinct:COL
@@ -953,97 +734,6 @@ end
 
 -- ---------------------------------------------------------------- completion
 
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
-local function matching(list, lead, prefix)
-  local out = {}
-  for _, item in ipairs(list) do
-    if item:sub(1, #lead) == lead then out[#out + 1] = (prefix or "") .. item end
-  end
-  return out
-end
-
--- The names a key or condition can use: the columns (the CPF schema's without a dataset) and
--- the virtual keys.
-local function key_names(columns)
-  local names = {}
-  for _, c in ipairs(columns or schema.columns) do names[#names + 1] = c.name end
-  for _, k in ipairs(sorted_keys(schema.virtual_keys)) do names[#names + 1] = k end
-  return names
-end
-
--- The CPF measures' names (what a result column is called by default).
-local function measure_names() return sorted_keys(schema.measures) end
-
--- The measure specs: the CPF measures, then the aggregate forms.
-local function measure_specs()
-  local names = measure_names()
-  for _, f in ipairs(request.measure_forms()) do names[#names + 1] = f end
-  return names
-end
-
-local function concat_lists(a, b)
-  local out = {}
-  for _, x in ipairs(a) do out[#out + 1] = x end
-  for _, x in ipairs(b) do out[#out + 1] = x end
-  return out
-end
-
--- A comma list: the candidates for its last item, each with what comes before it.
-local function last_item(lead)
-  local head, last = lead:match("^(.*,)([^,]*)$")
-  return head or "", last or lead
-end
-
-local COMPLETE = {}
-function COMPLETE.column(lead, columns) return matching(key_names(columns), lead) end
-function COMPLETE.keys(lead, columns)
-  local head, last = last_item(lead)
-  return matching(key_names(columns), last, head)
-end
-function COMPLETE.result(lead, columns) return matching(concat_lists(measure_names(), key_names(columns)), lead) end
-function COMPLETE.sort(lead, columns)
-  local head, last = last_item(lead)
-  local signed = {}
-  for _, c in ipairs(concat_lists(key_names(columns), measure_names())) do
-    signed[#signed + 1] = c
-    signed[#signed + 1] = "-" .. c
-  end
-  return matching(signed, last, head)
-end
-function COMPLETE.measures(lead, columns)
-  local head, last = last_item(lead)
-  local form, arg = last:match("^(.*:)([^:]*)$") -- sum:mon -> the columns after sum:
-  if form then
-    if form == "share:" then return matching(measure_specs(), arg, head .. form) end
-    local names = {}
-    for _, c in ipairs(columns or schema.columns) do names[#names + 1] = c.name end
-    return matching(names, arg, head .. form)
-  end
-  return matching(measure_specs(), last, head)
-end
--- MEASURE:PERIOD (--change, --cumsum) and MEASURE:KEYS (--rank)
-function COMPLETE.measure_over(lead, columns)
-  local measure, after = lead:match("^([^:]*:)(.*)$")
-  if measure then return matching(key_names(columns), after, measure) end
-  return matching(measure_names(), lead)
-end
-function COMPLETE.rank(lead, columns)
-  local measure, after = lead:match("^([^:]*:)(.*)$")
-  if measure then
-    local head, last = last_item(after)
-    return matching(key_names(columns), last, measure .. head)
-  end
-  return matching(measure_names(), lead)
-end
-function COMPLETE.format(lead) return matching(format.names(), lead) end
-function COMPLETE.locale(lead) return matching({ "fr", "en", "C" }, lead) end
-
 --- The completions of a field's value typed so far (`lead`), each the whole value: columns
 --- (the open dataset's, else the CPF schema's), virtual keys, measures and aggregate forms,
 --- formats, locales, as the field's `complete` says. nil for a field that completes files
@@ -1053,8 +743,7 @@ function request.complete(field, lead, columns)
   if type(field) ~= "table" then f = FIELD[field] end
   if not f then return {} end
   if f.complete == "file" then return nil end
-  local complete = COMPLETE[f.complete]
-  return complete and complete(lead, columns) or {}
+  return complete.value(f.complete, lead, columns)
 end
 
 --- The options a front end completes: "--where", "--by"... sorted.

@@ -1,8 +1,15 @@
--- cpf.resty — an HTTP service of one snapshot inside OpenResty / nginx-lua workers: `cpf serve`
--- writes the nginx.conf that uses it, and a hand-written one calls the same two functions:
+-- cpf.resty — a library that serves one snapshot over HTTP inside OpenResty / nginx-lua
+-- workers, usable in any nginx.conf (cpf serve writes one that uses it). Per worker, the
+-- simplest way:
 --
 --   init_worker_by_lua_block { require("cpf.resty").init_worker { snapshot = "/srv/cpf.cpfsnap" } }
---   location / { content_by_lua_block { require("cpf.resty").handle() } }
+--   location /cpf/ { content_by_lua_block { require("cpf.resty").handle() } }
+--
+-- or instances of one's own (lua-resty style: nil, err for bad settings):
+--
+--   local server = assert(require("cpf.resty").new { snapshot = "/srv/cpf.cpfsnap", prefix = "/cpf" })
+--   server:open(); server:watch()       -- in init_worker_by_lua*
+--   server:handle()                     -- in content_by_lua*
 --
 -- Endpoints: GET /query (the request fields of the request table, cpf.request: where, by,
 -- measure, sort, limit, per, having, change, cumsum, rank, format, locale, title, bar, opt...;
@@ -20,24 +27,37 @@ local format = require "cpf.format"
 local report = require "cpf.report"
 local json = require "cpf.format.json"
 
-local M = {}
+local _M = { _VERSION = cpf._VERSION }
 
-local settings = {
-  snapshot = nil,      -- the snapshot's path (required)
-  check_every = 1,     -- seconds between checks that the file was replaced
-  max_rows = 10000,    -- rows a result may have
-  max_request = 4096,  -- bytes of the request line's target (path and query string)
-  max_pattern = 100,   -- bytes of a ~ pattern of where
-  title = "Mon Compte Formation – formations engagées",
-  refs = {},           -- reference tables requests may join: name -> snapshot path
+local Server = {}
+Server.__index = Server
+
+-- The settings of new(opts), with their defaults and checks (nil when right, else why not).
+local function positive(v) if type(v) ~= "number" or v <= 0 then return "must be a number above 0" end end
+local function whole(v)
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then return "must be a whole number from 1" end
+end
+local SETTINGS = {
+  snapshot = { nil, function(v) if type(v) ~= "string" then return "(a path) is required" end end },
+  check_every = { 1, positive },      -- seconds between checks that the file was replaced
+  max_rows = { 10000, whole },        -- rows a result may have
+  max_request = { 4096, whole },      -- bytes of the request line's target (path and query string)
+  max_pattern = { 100, whole },       -- bytes of a ~ pattern of where
+  title = { cpf.schema.source.title, function(v) if type(v) ~= "string" then return "must be a string" end end },
+  refs = { {}, function(v) if type(v) ~= "table" then return "must be a table {name = snapshot path}" end end },
+  -- the location the endpoints are under ("/cpf": /cpf/query...), "" for the server's root
+  prefix = { "", function(v)
+    if type(v) ~= "string" or (v ~= "" and not v:match("^/[%w%-_/%.]*[^/]$")) then
+      return 'must be "" or a path such as "/cpf"'
+    end
+  end },
 }
-local references = {} -- name -> the reference's dataset, opened by init_worker
 
 local JSON = format.media_type("json") -- errors and /health
 
 -- The parameters of each endpoint: "list" may repeat, "one" may not. A query's are the request
 -- fields of the request table.
-local ROUTES = {
+local ROUTES = { -- under the server's prefix
   ["/query"] = request.http_parameters(),
   ["/describe"] = { format = "one" },
   ["/health"] = {},
@@ -46,9 +66,33 @@ local ROUTES = {
 
 -- ---------------------------------------------------------------- the served dataset
 
-local current -- { ds, signature, etag, users, retired, dashboard }
+--- A server of one snapshot, or nil, message for a setting it cannot take. opts: snapshot
+--- (path, required), check_every (1 s), max_rows (10000), max_request (4096 bytes),
+--- max_pattern (100 bytes), title (the dashboard's), refs ({name = snapshot path}: the
+--- references requests join by name), prefix ("": the location of its endpoints). Nothing is
+--- opened yet: server:open() (the snapshot and the references), server:watch().
+function _M.new(opts)
+  if type(opts) ~= "table" then return nil, "cpf.resty.new: a table of settings expected" end
+  local settings = {}
+  for k in pairs(opts) do
+    if not SETTINGS[k] then return nil, ("cpf.resty.new: unknown setting '%s'"):format(tostring(k)) end
+  end
+  for k, spec in pairs(SETTINGS) do
+    local v = opts[k]
+    if v == nil then v = spec[1] end
+    local why = spec[2](v)
+    if why then return nil, ("cpf.resty.new: setting '%s' %s"):format(k, why) end
+    settings[k] = v
+  end
+  -- current: the served dataset { ds, signature, etag, users, retired, dashboard }; warned: the
+  -- last signature whose snapshot could not be opened (logged once); references: name -> dataset
+  local self = setmetatable({ settings = settings, current = nil, warned = nil, references = {} }, Server)
+  self.request_settings = { format = "json", reference = function(name) return self:reference(name) end,
+                            format_options = { table = { ascii = false } } }
+  return self
+end
 
-local function open_served()
+local function open_served(settings)
   local path = settings.snapshot
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
@@ -63,56 +107,59 @@ local function release(served)
   if served.retired and served.users == 0 and not served.ds:is_closed() then served.ds:close() end
 end
 
-local warned -- the last signature whose snapshot could not be opened (logged once)
-
 local function inode(signature) return signature and signature:match("dev=%d+;ino=%d+") end
 
-local function check_replaced(premature)
-  if premature then return end
+-- Retires the served dataset: closed now unless a request still uses it.
+local function retire(old)
+  old.retired = true
+  old.users = old.users + 1
+  release(old)
+end
+
+--- Checks whether the snapshot was replaced and serves the new one (the timer of watch).
+function Server:check()
+  local settings, current = self.settings, self.current
   local signature = core.file_signature(settings.snapshot)
-  if not signature or (current and signature == current.signature) or signature == warned then return end
+  if not signature or (current and signature == current.signature) or signature == self.warned then return end
   if current and inode(signature) == inode(current.signature) then
     -- the mapped file itself was written (cp, >, truncate), not replaced by a rename: its pages
     -- may be gone, and reading them would kill the worker (SIGBUS). Stop serving it now.
     ngx.log(ngx.ERR, "cpf: ", settings.snapshot, " was modified in place (replace it by a rename, as cpf convert "
       .. "does): it is no longer served")
-    local old = current
+    self.current = nil
+    retire(current)
     current = nil
-    old.retired = true
-    old.users = old.users + 1
-    release(old)
   end
-  local new, err = open_served()
+  local new, err = open_served(settings)
   if not new then
-    warned = signature
+    self.warned = signature
     ngx.log(ngx.ERR, "cpf: keeping the served dataset: ", err)
     return
   end
-  local old = current
-  current, warned = new, nil
-  if old then
-    old.retired = true
-    old.users = old.users + 1
-    release(old) -- closes it now unless a request still uses it
-  end
+  self.current, self.warned = new, nil
+  if current then retire(current) end
 end
 
---- In init_worker_by_lua*: opens the snapshot and starts the check for a replaced file.
---- opts: snapshot (path, required), check_every, max_rows, max_request, max_pattern, title.
-function M.init_worker(opts)
-  for k, v in pairs(opts or {}) do
-    if settings[k] == nil and k ~= "snapshot" then error("cpf.resty: unknown setting '" .. tostring(k) .. "'", 2) end
-    settings[k] = v
-  end
-  if type(settings.snapshot) ~= "string" then error("cpf.resty: setting 'snapshot' (a path) is required", 2) end
-  local served, err = open_served()
-  if not served then ngx.log(ngx.ERR, "cpf: ", err) else current = served end
-  for name, path in pairs(settings.refs) do
+--- Opens the snapshot and the references: true, or nil, message (the first failure; what
+--- opened is kept, and a snapshot that cannot be opened yet is served once check finds it).
+function Server:open()
+  local first
+  local served, err = open_served(self.settings)
+  if served then self.current = served else first = err end
+  for name, path in pairs(self.settings.refs) do
     local ref, rerr = cpf.open(path)
-    if ref then references[name] = ref else ngx.log(ngx.ERR, "cpf: reference ", name, ": ", rerr) end
+    if ref then self.references[name] = ref else first = first or ("reference " .. name .. ": " .. rerr) end
   end
-  local ok, terr = ngx.timer.every(settings.check_every, check_replaced)
-  if not ok then ngx.log(ngx.ERR, "cpf: cannot start the snapshot check: ", terr) end
+  if first then return nil, first end
+  return true
+end
+
+--- Starts the check for a replaced snapshot every check_every seconds (an ngx timer): true,
+--- or nil, message.
+function Server:watch()
+  return ngx.timer.every(self.settings.check_every, function(premature)
+    if not premature then self:check() end
+  end)
 end
 
 -- ---------------------------------------------------------------- responses
@@ -159,11 +206,11 @@ end
 
 -- What a request adds to its fields: JSON by default, and join=NAME:COLUMN's references,
 -- those the server declares (cpf serve --ref), never a file.
-local function reference(name)
-  local ref = references[name]
+function Server:reference(name)
+  local ref = self.references[name]
   if ref then return ref end
   local names = {}
-  for k in pairs(references) do names[#names + 1] = k end
+  for k in pairs(self.references) do names[#names + 1] = k end
   table.sort(names)
   if #names == 0 then
     return nil, "join: a request cannot name a file; this server declares no reference to join "
@@ -172,7 +219,6 @@ local function reference(name)
   return nil, ("join: no reference named '%s' (this server declares: %s)")
     :format(name:sub(1, 40), table.concat(names, ", ")), "usage"
 end
-local SETTINGS = { format = "json", reference = reference }
 
 local function answer(served, fmt, text)
   local extra = { ETag = served.etag }
@@ -187,7 +233,7 @@ end
 -- A ~ pattern a server runs for anyone: short, and with at most one repetition (* + -) and no
 -- back-reference, balance or frontier, so that matching a value stays linear-ish (Lua's matcher
 -- backtracks: ".-.-.-.-" against long values runs for minutes).
-local function check_pattern(w)
+local function check_pattern(settings, w)
   local pattern = w:match("~(.*)$")
   if not pattern then return end
   local shown = w:sub(1, 40)
@@ -214,13 +260,14 @@ local function not_modified(served)
   end
 end
 
-local function query(served, params)
+local function query(self, served, params)
+  local settings = self.settings
   for _, f in ipairs(request.fields_of("http")) do
     if f.pattern then
-      for _, w in ipairs(params[f.name] or {}) do check_pattern(w) end
+      for _, w in ipairs(params[f.name] or {}) do check_pattern(settings, w) end
     end
   end
-  local req, err = request.parse(params, SETTINGS)
+  local req, err = request.parse(params, self.request_settings)
   if not req then refuse(400, err) end
   local res, rerr = req:run(served.ds)
   if not res then refuse(400, rerr) end
@@ -236,8 +283,8 @@ local function query(served, params)
   return answer(served, req.output.format, text)
 end
 
-local function describe(served, params)
-  local out, err = request.output({ format = params.format }, SETTINGS)
+local function describe(self, served, params)
+  local out, err = request.output({ format = params.format }, self.request_settings)
   if not out then refuse(400, err) end
   if not_modified(served) then return end
   local text, terr = out:text(served.ds:describe(3))
@@ -252,32 +299,38 @@ end
 
 -- The dashboard: the demo report's sections (cpf demo --html), each a chart and its table, in
 -- one page with nothing to fetch (cpf.report). Built once per dataset.
-local function dashboard_page(ds)
+local function dashboard_page(settings, ds)
   return cpf.report { title = settings.title, dataset = ds,
                       sections = report.demo_sections(ds, "fr") }:format("html")
 end
 
 -- A dataset that is not the CPF export (no year, region or funders) gets its columns instead.
-local function columns_page(ds)
+local function columns_page(settings, ds)
   return ds:describe(3):format("html", { title = settings.title, chart = false })
 end
 
-local function dashboard(served)
+local function dashboard(self, served)
   if not_modified(served) then return end
   if not served.dashboard then
-    local ok, page = pcall(dashboard_page, served.ds)
-    served.dashboard = ok and page or columns_page(served.ds)
+    local ok, page = pcall(dashboard_page, self.settings, served.ds)
+    served.dashboard = ok and page or columns_page(self.settings, served.ds)
   end
   return answer(served, "html", served.dashboard)
 end
 
 -- ---------------------------------------------------------------- the handler
 
-local function serve()
+local function serve(self)
+  local settings = self.settings
   local method = ngx.req.get_method()
   local uri = ngx.var.uri
-  local route = ROUTES[uri]
-  if not route then refuse(404, ("no such endpoint '%s' (/query, /describe, /health, /)"):format(uri:sub(1, 200))) end
+  local prefix = settings.prefix
+  local route = uri:sub(1, #prefix) == prefix and ROUTES[uri:sub(#prefix + 1) == "" and "/" or uri:sub(#prefix + 1)]
+  if not route then
+    refuse(404, ("no such endpoint '%s' (%s/query, %s/describe, %s/health, %s/)")
+      :format(uri:sub(1, 200), prefix, prefix, prefix, prefix))
+  end
+  uri = uri:sub(#prefix + 1)
   if method ~= "GET" and method ~= "HEAD" then
     return fail(405, ("method %s is not allowed: GET or HEAD"):format(method:sub(1, 20)), { Allow = "GET, HEAD" })
   end
@@ -286,26 +339,51 @@ local function serve()
     refuse(400, ("request: longer than %d bytes"):format(settings.max_request))
   end
   local params = parameters(route)
-  local served = current
+  local served = self.current
   if not served then refuse(503, "no dataset is served: see the error log") end
   served.users = served.users + 1
   local ok, err = pcall(function()
-    if uri == "/query" then return query(served, params)
-    elseif uri == "/describe" then return describe(served, params)
+    if uri == "/query" then return query(self, served, params)
+    elseif uri == "/describe" then return describe(self, served, params)
     elseif uri == "/health" then return health(served)
-    else return dashboard(served) end
+    else return dashboard(self, served) end
   end)
   release(served)
   if not ok then error(err, 0) end
 end
 
---- In content_by_lua*: answers the request.
-function M.handle()
-  local ok, err = pcall(serve)
+--- In content_by_lua*: answers the request (every error a JSON 4xx or 500, never a raise).
+function Server:handle()
+  local ok, err = pcall(serve, self)
   if ok then return end
   if errors.is(err) and err.status then return fail(err.status, err.msg) end
   ngx.log(ngx.ERR, "cpf: ", tostring(err))
   return fail(500, "internal error")
 end
 
-return M
+-- ---------------------------------------------------------------- the worker's default server
+
+local default -- the server init_worker made, which handle() uses
+
+--- In init_worker_by_lua*: the worker's default server (new(opts), raising on a bad setting),
+--- its snapshot opened (a failure is logged: 503 until a good snapshot replaces it) and
+--- watched.
+function _M.init_worker(opts)
+  local server, err = _M.new(opts)
+  if not server then error(err, 2) end
+  local ok, oerr = server:open()
+  if not ok then ngx.log(ngx.ERR, "cpf: ", oerr) end
+  local watching, werr = server:watch()
+  if not watching then ngx.log(ngx.ERR, "cpf: cannot start the snapshot check: ", werr) end
+  default = server
+end
+
+--- In content_by_lua*: the default server answers the request.
+function _M.handle()
+  if not default then
+    return fail(500, "cpf.resty: init_worker was not called in this worker (init_worker_by_lua*)")
+  end
+  return default:handle()
+end
+
+return _M

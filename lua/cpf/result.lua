@@ -20,7 +20,7 @@ local ORDER = setmetatable({}, { __mode = "k" })
 -- (res:change, res:rank...), which the schema's labels do not know
 local LABELS = setmetatable({}, { __mode = "k" })
 
-local result = {}
+local result = { Result = Result } -- the class: cpf.transform installs its methods on it
 
 --- A result from column names and row tables (name -> value). `keys` names the columns that
 --- identify a row (a query's grouping keys): labels, not quantities, which formats print as
@@ -231,8 +231,8 @@ function Result:head(n, opts)
   end
   if opts ~= nil then
     if type(opts) ~= "table" then error("bad argument #2 to 'head' ({per = column} expected)", 2) end
-    if opts.per ~= nil then
-      local ok, res = pcall(require("cpf.transform").head_per, self, n, opts.per)
+    if opts.per ~= nil then -- cpf.transform's, installed there
+      local ok, res = pcall(result.head_per, self, n, opts.per)
       if ok then return res end
       if errors.is(res) then error(res.msg, 2) end
       error(res, 0)
@@ -247,30 +247,8 @@ function Result:head(n, opts)
   return res
 end
 
--- Re-raises an error value of cpf.transform at the line that called the method, any other as
--- it is.
-local function rethrow(err)
-  if errors.is(err) then error(err.msg, 3) end
-  error(err, 0)
-end
-
--- Operations that derive a result (lua/cpf/transform.lua).
-local function derive(name)
-  return function(...)
-    local ok, res = pcall(require("cpf.transform")[name], ...)
-    if not ok then rethrow(res) end
-    return res
-  end
-end
---- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
---- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
---- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
-Result.where = derive "where"
-Result.with = derive "with"
-Result.join = derive "join"
-Result.change = derive "change"
-Result.cumsum = derive "cumsum"
-Result.rank = derive "rank"
+-- res:where, res:with, res:join, res:change, res:cumsum, res:rank and res:head(n, {per}) derive
+-- a result: cpf.transform installs them on Result (results and their transforms meet there).
 
 
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,
@@ -340,37 +318,26 @@ function Result:pivot(row_key, column_key, measure)
   return result.new(columns, row_order, { row_key }, { [row_key] = KEY_ORDER[self][row_key] }, kinds)
 end
 
-local function cell_text(v)
-  if v == nil then return "" end
-  if type(v) == "number" then
-    if math.type and math.type(v) == "integer" then return tostring(v) end
-    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
-    return ("%.6g"):format(v) == tostring(v) and tostring(v) or ("%.2f"):format(v)
-  end
-  return tostring(v)
-end
-result.cell_text = cell_text
-
--- Display width of UTF-8 text in a terminal (accents one column, East Asian wide two).
-result.display_width = function(s) return require("cpf.format.common").display_width(s) end
+-- The formats load on first use: a script that only queries never compiles them.
+local function formats() return require "cpf.format" end
 
 --- res:write(target, format [, opts]): the result in a format (see cpf.format) to a path,
 --- written to a temporary file renamed over it, or to a file handle. true, or nil and
 --- "path: message" on an I/O failure; a bad target, format name or option raises.
 function Result:write(target, format_name, opts)
-  local ok, err, kind = require("cpf.format").write(self, target, format_name, opts, 3)
+  local ok, err, kind = formats().write(self, target, format_name, opts, 3)
   return ok, err, kind
 end
 
 --- res:format(format [, opts]): the result in a format, as a string.
 function Result:format(format_name, opts)
-  local text = require("cpf.format").to_string(self, format_name, opts, 3)
+  local text = formats().to_string(self, format_name, opts, 3)
   return text
 end
 
 --- tostring(res), print(res): the "table" format (aligned text, numbers right-aligned).
 function Result:__tostring()
-  return (require("cpf.format").to_string(self, "table", nil, 3):gsub("\n$", ""))
+  return (formats().to_string(self, "table", nil, 3):gsub("\n$", ""))
 end
 
 -- a lazy result answers the metamethods (tostring...) as any other

@@ -278,6 +278,17 @@ schema.family_order = { "validated", "in_training", "left_training", "completed"
 schema.funders = { "france_competences", "titulaires", "etat", "pole_emploi", "regions",
                    "opco", "entreprises", "cec" }
 
+--- A funder's columns: its part of the amount, and the files it co-funds — nil for France
+--- compétences, which the export does not count separately (it funds every file).
+function schema.funder_columns(f)
+  return "part_" .. f, f ~= "france_competences" and "nb_dossiers_finances_par_" .. f or nil
+end
+
+-- The fields of a report's source line: the column that dates an extraction (its latest value
+-- is the extraction's date), who publishes the data and its title.
+schema.source = { date_column = "date_chargement", publisher = "Caisse des Dépôts",
+                  title = "Mon Compte Formation – formations engagées" }
+
 -- ---------------------------------------------------------------- measures
 
 -- The columns whose values must not be added across rows, and why. One holder appears in
@@ -321,11 +332,31 @@ schema.measures = {
   end,
 }
 for _, f in ipairs(schema.funders) do
-  schema.measures["part_" .. f] = { "sum", "part_" .. f }
-  schema.measures["share_" .. f] = { "ratio", "part_" .. f, "montant_engage" }
-  if f ~= "france_competences" then
-    schema.measures["dossiers_" .. f] = { "sum", "nb_dossiers_finances_par_" .. f }
-  end
+  local part, files = schema.funder_columns(f)
+  schema.measures["part_" .. f] = { "sum", part }
+  schema.measures["share_" .. f] = { "ratio", part, "montant_engage" }
+  if files then schema.measures["dossiers_" .. f] = { "sum", files } end
 end
+
+-- The kind of a measure the query cannot tell from its aggregate (a combination): what the
+-- display formats show it as.
+schema.measure_kinds = { taux_annulation = "rate" }
+
+-- The demo report's sections (cpf demo, cpf serve's page; report.demo_sections builds them):
+-- each a title in French and English, the keys, the measures and the chart. `last_full_year`:
+-- only the last year whose twelve months are in the file (the current one is still being
+-- filled); `funders`: ds:funders().
+schema.demo_sections = {
+  { title = { fr = "Dossiers, montant, prix moyen, durée et taux d'annulation par année",
+              en = "Files, amount, average price and duration, cancellation rate by year" },
+    by = { "annee" }, measures = { "dossiers", "montant", "prix_moyen", "duree_moyenne", "taux_annulation" },
+    chart = { y = "montant" } },
+  { title = { fr = "Les 10 régions au plus fort montant en %d", en = "Top 10 regions by amount in %d" },
+    last_full_year = true, by = { "region_lieu_formation" }, measures = { "dossiers", "montant", "prix_moyen" },
+    order = "-montant", limit = 10, chart = { y = "montant" } },
+  { title = { fr = "Dossiers par famille de statut", en = "Files by status family" },
+    by = { "famille" }, measures = { "dossiers" }, share_of = { part = "nb_dossiers" }, chart = { y = "dossiers" } },
+  { title = { fr = "Qui finance", en = "Who pays" }, funders = true, chart = { x = "financeur", y = "montant" } },
+}
 
 return schema

@@ -5,6 +5,9 @@
 -- each new column gets a kind and a French and English label for the display formats.
 local result = require "cpf.result"
 local errors = require "cpf.errors"
+local schema = require "cpf.schema"
+local build = require "cpf.query.build"
+local compile = require "cpf.query.compile"
 
 local transform = {}
 
@@ -72,7 +75,7 @@ end
 local function label_of(res, name, locale)
   local own = res:labels()[name]
   if own and own[locale] then return own[locale] end
-  return require("cpf.schema").labels[locale][name] or name
+  return schema.labels[locale][name] or name
 end
 
 -- The values of `names` row by row ({[name] = {v1, v2, ...}}) and the row count: read from a
@@ -138,11 +141,10 @@ end
 function transform.where(res, conds, what)
   what = what or "where"
   if type(conds) ~= "table" then fail(what, ("{column = condition} expected, got %s"):format(type(conds))) end
-  local q = require "cpf.query"
   local list = {}
   for name, c in pairs(conds) do
     need_column(res, name, what)
-    list[#list + 1] = { name = name, cond = q.as_cond(c), what = ("%s %s"):format(what, name) }
+    list[#list + 1] = { name = name, cond = build.as_cond(c), what = ("%s %s"):format(what, name) }
   end
   table.sort(list, function(a, b) return a.name < b.name end)
   -- each condition tests its column's values (a query's result builds no row table)
@@ -152,7 +154,7 @@ function transform.where(res, conds, what)
   local keep = {}
   for i = 1, n do keep[i] = true end
   for _, c in ipairs(list) do
-    local values, pass = cols[c.name], q.tester(c.cond, c.what)
+    local values, pass = cols[c.name], compile.tester(c.cond, c.what)
     for i = 1, n do
       if keep[i] and not pass(values[i]) then keep[i] = false end
     end
@@ -644,5 +646,31 @@ function transform.rank(res, column, opts)
     { name = name, values = ranks, kind = "count", labels = labels_from(res, column, "Rang (%s)", "Rank (%s)") },
   })
 end
+
+-- ---------------------------------------------------------------- the result's methods
+
+-- Results and their transforms meet here: the methods that derive a result are installed on
+-- the result's class, each re-raising an error of this module at the line that called it (an
+-- error of the user's own functions passes through as it is).
+local function rethrow(err)
+  if errors.is(err) then error(err.msg, 3) end
+  error(err, 0)
+end
+
+local function method(fn)
+  return function(...)
+    local ok, res = pcall(fn, ...)
+    if not ok then rethrow(res) end
+    return res
+  end
+end
+
+--- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
+--- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
+--- res:rank(column [, {by =, desc =}]), and res:head(n, {per =}) through result.head_per.
+for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rank" } do
+  result.Result[name] = method(transform[name])
+end
+result.head_per = transform.head_per
 
 return transform

@@ -1,5 +1,7 @@
 -- cpf.format.common — what every output format shares: numbers written the same under every C
 -- locale and Lua, valid UTF-8, display width for terminals, and per-column display rules.
+local schema = require "cpf.schema"
+
 local common = {}
 
 local floor, huge = math.floor, math.huge
@@ -244,7 +246,7 @@ function common.column_info(res, columns, opts)
   local kinds = L and res.kinds and res:kinds() or {}
   -- a column's title: opts.labels, else the locale's label of a CPF column or measure, else its name
   local labels = opts.labels or {}
-  local locale_labels = L and require("cpf.schema").labels[opts.locale] or {}
+  local locale_labels = L and schema.labels[opts.locale] or {}
   local own_labels = L and res.labels and res:labels() or {} -- the result's derived columns'
   for j, name in ipairs(columns) do
     local numbers, others, whole, largest = 0, 0, true, 0
@@ -265,7 +267,7 @@ function common.column_info(res, columns, opts)
     local column_opts = is_key[name] and plain or opts
     if L then
       local kind = kinds[name] or (is_key[name] and "key") or "number"
-      local values = kind == "key" and require("cpf.schema").value_labels[opts.locale][name] or nil
+      local values = kind == "key" and schema.value_labels[opts.locale][name] or nil
       column_opts = locale_options(L, kind, opts, values)
       if KIND_DECIMALS[kind] then
         decimals = opts.decimals and kind ~= "count" and opts.decimals or KIND_DECIMALS[kind]
