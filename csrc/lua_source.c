@@ -36,6 +36,16 @@ static int open_source(lua_State *L) {
   return 1;
 }
 
+/* source:starts_with(bytes) -> whether the file's first bytes are these: a snapshot's magic
+ * seen without opening the file again */
+static int source_starts_with(lua_State *L) {
+  cpf_source *src = check_source(L, 1);
+  size_t n;
+  const char *bytes = luaL_checklstring(L, 2, &n);
+  lua_pushboolean(L, src->prefix != NULL && src->prefix_len >= n && memcmp(src->prefix, bytes, n) == 0);
+  return 1;
+}
+
 /* source:header([sep]) -> labels, separator | nil, message */
 static int source_header(lua_State *L) {
   cpf_source *src = check_source(L, 1);
@@ -378,6 +388,7 @@ static int source_load_async(lua_State *L) {
 }
 
 static const luaL_Reg source_methods[] = {{"header", source_header},  {"load", source_load},
+                                          {"starts_with", source_starts_with},
                                           {"load_async", source_load_async}, {"close", source_close_l},
                                           {NULL, NULL}};
 

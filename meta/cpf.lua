@@ -212,6 +212,20 @@ function cpf.load_async(path, opts) end
 ---@param opts? {sep?: string, types?: table<string, string>}
 ---@return {name: string, label: string, type: string}[]|nil columns, string? err
 function cpf.header(path, opts) end
+---@class cpf.source
+---@field snapshot boolean
+---@field path string
+local Source = {}
+---@return {name: string, label: string, type: string}[]
+function Source:columns() end
+---@param columns? string[]
+---@return cpf.dataset|nil ds, string? err, string? kind
+function Source:load(columns) end
+function Source:close() end
+---@param path string
+---@param opts? cpf.load_options
+---@return cpf.source|nil src, string? err, string? kind
+function cpf.source(path, opts) end
 ---@param paths string[]
 ---@param opts? cpf.load_options
 ---@return cpf.dataset|nil ds, string? err, "data"|"io"|"memory"|"cancelled"|"callback"|"usage"|nil kind

@@ -336,3 +336,54 @@ describe("cpf.resty as a library", function()
     assert.are.equal("", other.settings.prefix)
   end)
 end)
+
+describe("cpf query", function()
+  it("opens its data file once, resolves its header once and checks the request once", function()
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 2000, { seed = 5 }))
+    local schema = require "cpf.schema"
+    local Request = getmetatable(assert(request.parse {})).__index
+    local counts = { open = 0, resolve = 0, check = 0 }
+    local real = { open = core.open, io_open = io.open, resolve = schema.resolve, check = Request.check }
+    core.open = function(p, ...) if p == path then counts.open = counts.open + 1 end return real.open(p, ...) end
+    io.open = function(p, ...) if p == path then counts.open = counts.open + 1 end return real.io_open(p, ...) end
+    schema.resolve = function(...) counts.resolve = counts.resolve + 1 return real.resolve(...) end
+    Request.check = function(...) counts.check = counts.check + 1 return real.check(...) end
+    local out = h.tmpname(".csv")
+    local ok, code = pcall(require("cpf.cli").main,
+      { "query", path, "--where", "annee=2023", "--by", "region_lieu_formation", "--format", "csv", "-o", out })
+    core.open, io.open, schema.resolve, Request.check = real.open, real.io_open, real.resolve, real.check
+    assert.is_true(ok, tostring(code))
+    assert.are.equal(0, code)
+    assert.are.same({ open = 1, resolve = 1, check = 1 }, counts)
+    -- the same answer as a load of the whole file
+    local ds = assert(cpf.load(path))
+    local req = assert(request.parse { where = "annee=2023", by = "region_lieu_formation", format = "csv" })
+    assert.are.equal(assert(req:text(assert(req:run(ds)))), h.read_file(out))
+    ds:close()
+  end)
+
+  it("cpf.source opens a file once for its columns and its load, a snapshot as cpf.open", function()
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 500, { seed = 6 }))
+    local src = assert(cpf.source(path))
+    assert.is_false(src.snapshot)
+    assert.are.same(cpf.header(path), src:columns())
+    local ds = assert(src:load { "annee", "nb_dossiers" })
+    assert.are.same({ "date_validation", "nb_dossiers" }, { ds:columns()[1].name, ds:columns()[2].name })
+    assert.has_error(function() src:load() end, "source: already loaded or closed")
+    local snap = h.tmpname(".bin") -- a snapshot without the extension: seen by its first bytes
+    assert(ds:save(snap))
+    local s2 = assert(cpf.source(snap))
+    assert.is_true(s2.snapshot)
+    assert.are.same(ds:columns(), s2:columns())
+    local d2 = assert(s2:load())
+    assert.are.equal(#ds, #d2)
+    d2:close()
+    ds:close()
+    assert.are.same({ nil, "/nonexistent.csv: cannot open: No such file or directory", "io" },
+      { cpf.source("/nonexistent.csv") })
+    assert.has_error(function() cpf.source(path, { cache = true }) end,
+      "source: option 'cache' is not for source (cache: cpf.load; columns: src:load)")
+  end)
+end)

@@ -324,6 +324,17 @@ function cli.demo(args)
   return 0
 end
 
+-- The request run on the loaded data and written out: the exit status.
+local function answer(req, ds, where, opts, run_opts)
+  local res, err, kind = req:run(ds, where, run_opts)
+  if not res then return request_failure(err, kind) end
+  local ok
+  ok, err, kind = req:write(res, opts.output or io.stdout)
+  if not ok then return request_failure(err, kind) end
+  ds:close()
+  return 0
+end
+
 function cli.query(args)
   local pos, opts, rest = read_args(args, request.options_of("cli"))
   if opts.help then io.stdout:write(HELP.query) return 0 end
@@ -339,10 +350,26 @@ function cli.query(args)
   for _, name in ipairs(req.columns) do
     if not (name == "source" and #pos > 1) then columns[#columns + 1] = name end
   end
-  local snapshot = #pos == 1 and cpf.is_snapshot(pos[1])
-  if not lo.cache and not snapshot and #columns > 0 then
-    -- only the columns the query reads are loaded, once the first file's header shows it has
-    -- them all; a pipe's header cannot be read ahead: it is loaded whole and checked below
+  if #pos == 1 and not lo.cache then
+    -- one file, opened once: its header checked against the request, then only the columns the
+    -- request reads loaded from the same open file (a snapshot: opened, checked, queried)
+    local path = pos[1] == "-" and "/dev/stdin" or pos[1]
+    if opts.output and core.same_file(path, opts.output) then
+      return fail(opts.output .. ": is an input file: refusing to overwrite it")
+    end
+    local src, serr = cpf.source(path, lo)
+    if not src then return fail(serr) end
+    local where = src.snapshot and pos[1] or (pos[1] .. ":1")
+    local ok, cerr = req:check(src:columns(), where)
+    if not ok then src:close() return fail(cerr) end
+    local ds, err = src:load(not src.snapshot and #columns > 0 and columns or nil)
+    if not ds then return fail(err) end
+    return answer(req, ds, where, opts, { checked = true })
+  end
+  if not lo.cache and #columns > 0 then
+    -- several files (CSV only): only the columns the query reads are loaded, once the first
+    -- file's header shows it has them all; a pipe's header cannot be read ahead: it is loaded
+    -- whole and checked by the run
     local header = cpf.header(pos[1], { sep = lo.sep, types = lo.types })
     if header then
       -- the load of several files adds the column 'source'
@@ -354,14 +381,7 @@ function cli.query(args)
   end
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
-  local res, kind
-  res, err, kind = req:run(ds, snapshot and pos[1] or (pos[1] .. ":1"))
-  if not res then return request_failure(err, kind) end
-  local ok
-  ok, err, kind = req:write(res, opts.output or io.stdout)
-  if not ok then return request_failure(err, kind) end
-  ds:close()
-  return 0
+  return answer(req, ds, (#pos == 1 and cpf.is_snapshot(pos[1])) and pos[1] or (pos[1] .. ":1"), opts)
 end
 
 -- describe: the output fields, -o and --plugin, the data options, --top

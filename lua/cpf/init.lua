@@ -66,15 +66,22 @@ local load_cached, cache_tag -- defined with the snapshots below
 
 -- A CSV's source and the columns its header gives (what cpf.load and cpf.header share):
 -- source, specs, separator, or nil, message, kind.
+-- The columns an open CSV source's header gives: specs, separator, or nil, message, kind.
+local function read_header(source, path, opts)
+  local labels, sep, kind = source:header(opts.sep)
+  if not labels then return nil, sep, kind end
+  local specs, err
+  specs, err, kind = schema.resolve(labels, opts.types)
+  if not specs then return nil, path .. ":1: " .. err, kind end
+  return specs, sep
+end
+
 local function open_csv(path, opts)
   local source, err, kind = core.open(path)
   if not source then return nil, err, kind end
-  local labels, sep
-  labels, sep, kind = source:header(opts.sep)
-  if not labels then source:close() return nil, sep, kind end
-  local specs
-  specs, err, kind = schema.resolve(labels, opts.types)
-  if not specs then source:close() return nil, path .. ":1: " .. err, kind end
+  local specs, sep
+  specs, sep, kind = read_header(source, path, opts)
+  if not specs then source:close() return nil, sep, kind end
   return source, specs, sep
 end
 
@@ -143,14 +150,18 @@ end
 
 -- The source of a CSV and the columns to load from it, with the core's load options:
 -- source, specs, core options, or nil, message, kind.
+local function core_options(sep, opts, progress)
+  return { sep = sep, decimal = opts.decimal, progress = progress, libcsv_only = opts.parser == "libcsv",
+           threads = opts.threads }
+end
+
 local function prepare_load(path, opts, progress)
   local source, specs, sep = open_csv(path, opts)
   if not source then return nil, specs, sep end -- sep: the kind
   local err, kind
   if opts.columns then specs, err, kind = schema.select(specs, opts.columns) end
   if not specs then source:close() return nil, path .. ":1: " .. err, kind end
-  return source, specs, { sep = sep, decimal = opts.decimal, progress = progress,
-                          libcsv_only = opts.parser == "libcsv", threads = opts.threads }
+  return source, specs, core_options(sep, opts, progress)
 end
 
 --- Load a delimited file into a dataset.
@@ -170,6 +181,83 @@ function cpf.load(path, opts)
   local ds, err, kind = source:load(specs, core_opts)
   source:close() -- close the file and free what was read of it now, not at the next collection
   return ds, err, kind
+end
+
+-- ---------------------------------------------------------------- a data file opened once
+
+local Source = {}
+Source.__index = Source
+
+--- cpf.source(path [, opts]): a data file opened once for what a front end does before it
+--- loads — read the columns, check a request against them, then load only the columns it
+--- reads (cpf query) — with cpf.load's options but cache and columns. A snapshot (by its
+--- extension or its first bytes) is opened as cpf.open does. src.snapshot; src:columns() (as
+--- cpf.header gives them; a snapshot's as ds:columns()); src:load([columns]) -> the dataset,
+--- or nil, message, kind (the file is closed then; a snapshot has all its columns);
+--- src:close(). Returns nil, message, kind when the file cannot be opened or its header read.
+function cpf.source(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'source' (string expected, got %s)"):format(type(path)), 2)
+  end
+  local progress
+  opts, progress = checked_load_options(opts, "source", path)
+  if opts.cache or opts.columns then
+    error(("source: option '%s' is not for source (cache: cpf.load; columns: src:load)")
+      :format(opts.cache and "cache" or "columns"), 2)
+  end
+  local source, err, kind
+  if not path:match("%.cpfsnap$") then source, err, kind = core.open(path) end
+  -- a snapshot: seen by its first bytes when it opened as a file, else by cpf.is_snapshot (a
+  -- large one may have no line break in the first MiB a CSV's header must end within)
+  if not source or source:starts_with(core.snapshot_magic) then
+    if source then source:close() end
+    if not cpf.is_snapshot(path) then return nil, err, kind end
+    local ds, oerr, okind = cpf.open(path)
+    if not ds then return nil, oerr, okind end
+    return setmetatable({ path = path, snapshot = true, ds = ds }, Source)
+  end
+  local specs, sep
+  specs, sep, kind = read_header(source, path, opts)
+  if not specs then source:close() return nil, sep, kind end
+  return setmetatable({ path = path, snapshot = false, source = source, specs = specs, sep = sep, opts = opts,
+                        progress = progress }, Source)
+end
+
+function Source:columns()
+  if self.snapshot then
+    if not self.ds then error("source: already loaded or closed", 2) end
+    return self.ds:columns()
+  end
+  local columns = {}
+  for i, s in ipairs(self.specs) do columns[i] = { name = s.name, label = s.label, type = s.type } end
+  return columns
+end
+
+function Source:load(columns)
+  if self.snapshot then
+    local ds = self.ds
+    if not ds then error("source: already loaded or closed", 2) end
+    self.ds = nil
+    return ds
+  end
+  local source = self.source
+  if not source then error("source: already loaded or closed", 2) end
+  if columns ~= nil and (type(columns) ~= "table" or #columns == 0) then
+    error("bad argument #1 to 'load' (a non-empty list of column names expected)", 2)
+  end
+  self.source = nil
+  local specs, err, kind = self.specs, nil, nil
+  if columns then specs, err, kind = schema.select(specs, columns) end
+  if not specs then source:close() return nil, self.path .. ":1: " .. err, kind end
+  local ds
+  ds, err, kind = source:load(specs, core_options(self.sep, self.opts, self.progress))
+  source:close() -- close the file and free what was read of it now, not at the next collection
+  return ds, err, kind
+end
+
+function Source:close()
+  if self.source then self.source:close() self.source = nil end
+  if self.ds then self.ds:close() self.ds = nil end
 end
 
 -- A background load (cpf.load_async): job:poll(), job:wait(), job:cancel().

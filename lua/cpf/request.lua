@@ -593,10 +593,13 @@ local function run(self, ds)
 end
 
 --- Runs the request on a dataset: its result, sorted and cut as asked, or nil, message, kind
---- (`where` goes before the message of an unknown column, as in Request:check).
-function Request:run(ds, where)
-  local ok, why, kind = self:check(ds:columns(), where)
-  if not ok then return nil, why, kind end
+--- (`where` goes before the message of an unknown column, as in Request:check). opts.checked:
+--- the caller checked the dataset's columns already (the header of the file it loaded).
+function Request:run(ds, where, opts)
+  if not (opts and opts.checked) then
+    local ok, why, kind = self:check(ds:columns(), where)
+    if not ok then return nil, why, kind end
+  end
   return protect(run, self, ds)
 end
 
