@@ -119,3 +119,13 @@ describe("the C bindings", function()
     end
   end)
 end)
+
+describe("the C sources", function()
+  it("each open with a comment saying their job", function()
+    for name in io.popen("ls csrc"):lines() do
+      if name:match("%.[ch]$") then
+        assert.is_truthy(h.read_file("csrc/" .. name):match("^/%* %S"), name)
+      end
+    end
+  end)
+end)

@@ -68,7 +68,6 @@ local function decode(s, i)
   end
   return cp, len
 end
-common.decode = decode
 
 local REPLACEMENT = "\239\191\189" -- U+FFFD
 
