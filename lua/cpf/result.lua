@@ -20,7 +20,7 @@ local ORDER = setmetatable({}, { __mode = "k" })
 -- (res:change, res:rank...), which the schema's labels do not know
 local LABELS = setmetatable({}, { __mode = "k" })
 
-local result = { Result = Result } -- the class: cpf.transform installs its methods on it
+local result = {}
 
 --- A result from column names and row tables (name -> value). `keys` names the columns that
 --- identify a row (a query's grouping keys): labels, not quantities, which formats print as
@@ -231,8 +231,9 @@ function Result:head(n, opts)
   end
   if opts ~= nil then
     if type(opts) ~= "table" then error("bad argument #2 to 'head' ({per = column} expected)", 2) end
-    if opts.per ~= nil then -- cpf.transform's, installed there
-      local ok, res = pcall(result.head_per, self, n, opts.per)
+    if opts.per ~= nil then
+      -- cpf.transform's, loaded on first use (see derive below)
+      local ok, res = pcall(require("cpf.transform").head_per, self, n, opts.per)
       if ok then return res end
       if errors.is(res) then error(res.msg, 2) end
       error(res, 0)
@@ -247,8 +248,22 @@ function Result:head(n, opts)
   return res
 end
 
--- res:where, res:with, res:join, res:change, res:cumsum, res:rank and res:head(n, {per}) derive
--- a result: cpf.transform installs them on Result (results and their transforms meet there).
+-- The methods that derive a result (res:where, res:with, res:join, res:change, res:cumsum,
+-- res:rank and res:head(n, {per})) are cpf.transform's, installed here with the others. It
+-- loads on first use: a report that only queries never compiles it. An error value it raises
+-- is re-raised at the line that called the method, any other as it is.
+local function derive(name)
+  return function(...)
+    local ok, res = pcall(require("cpf.transform")[name], ...) -- loaded on first use
+    if ok then return res end
+    if errors.is(res) then error(res.msg, 2) end
+    error(res, 0)
+  end
+end
+--- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
+--- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
+--- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
+for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rank" } do Result[name] = derive(name) end
 
 
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,

@@ -647,30 +647,4 @@ function transform.rank(res, column, opts)
   })
 end
 
--- ---------------------------------------------------------------- the result's methods
-
--- Results and their transforms meet here: the methods that derive a result are installed on
--- the result's class, each re-raising an error of this module at the line that called it (an
--- error of the user's own functions passes through as it is).
-local function rethrow(err)
-  if errors.is(err) then error(err.msg, 3) end
-  error(err, 0)
-end
-
-local function method(fn)
-  return function(...)
-    local ok, res = pcall(fn, ...)
-    if not ok then rethrow(res) end
-    return res
-  end
-end
-
---- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
---- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
---- res:rank(column [, {by =, desc =}]), and res:head(n, {per =}) through result.head_per.
-for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rank" } do
-  result.Result[name] = method(transform[name])
-end
-result.head_per = transform.head_per
-
 return transform

@@ -1,11 +1,11 @@
 -- cpf.query.run — the third stage of a query: its plan (cpf.query.compile, kept while the query
 -- lives) run in one C call, the measures made in Lua (combinations, shares, custom reducers)
 -- computed once per group, and the result store wrapped as a result, sorted and cut in C;
--- having and a limit per group are the result's own operations (cpf.transform).
+-- having and a limit per group are the result's own operations (cpf.transform, loaded when a
+-- query has them).
 local core = require "cpf.core"
 local result = require "cpf.result"
 local errors = require "cpf.errors"
-local transform = require "cpf.transform"
 local q = require "cpf.query.build"
 local compile = require "cpf.query.compile"
 
@@ -134,6 +134,7 @@ function M.query(self, spec)
     if plain_limit then res = res:head(plain_limit) end
   end
   if self.having_list or self.limit_per then
+    local transform = require "cpf.transform" -- loaded on first use: most queries have neither
     local ok3, derived = pcall(function()
       for _, conds in ipairs(self.having_list or {}) do res = transform.where(res, conds, "having") end
       if self.limit_per then return transform.head_per(res, self.max_rows, self.limit_per) end
