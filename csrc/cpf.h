@@ -101,6 +101,13 @@ num_status parse_number(const char *s, size_t len, char decimal_mark, char local
 char numparse_locale_point(void);
 num_status parse_month(const char *s, size_t len, int64_t *out);
 num_status parse_date(const char *s, size_t len, int64_t *out);
+/* Numbers as text, the same on every Lua (LuaJIT's string.format rounds ties its own way)
+ * and under every C locale ('.' as the decimal point): `decimals` fixed decimals, rounded as
+ * the C library rounds the exact binary value; or the fewest significant digits (1 to 17) that
+ * read back as the same double. Buffers of at least 400 bytes (any double in "%.9f"); the
+ * length written is returned. locale_point: numparse_locale_point(). */
+size_t format_fixed(double v, int decimals, char *buf, size_t size);
+size_t format_shortest(double v, char locale_point, char *buf, size_t size);
 /* Formatting for display: buffers of at least 32 bytes (enough for any int64 value). */
 void format_month(int64_t month, char *buf);
 void format_date(int64_t days, char *buf);

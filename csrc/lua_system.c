@@ -160,10 +160,38 @@ static const luaL_Reg output_file_methods[] = {
   {"write", output_file_write_l}, {"commit", output_file_commit_l}, {"abort", output_file_abort_l},
   {NULL, NULL}};
 
+/* core.number_text(v) -> the fewest significant digits that read back as v, '.' as the
+ * decimal point; nil for NaN and infinities. The same text on every Lua and under any locale. */
+static int number_text(lua_State *L) {
+  double v = (double)luaL_checknumber(L, 1);
+  char buf[400];
+  size_t n;
+  if (v != v || v - v != 0) return 0; /* NaN, +-inf: no text */
+  n = format_shortest(v, numparse_locale_point(), buf, sizeof buf);
+  lua_pushlstring(L, buf, n);
+  return 1;
+}
+
+/* core.fixed_text(v, decimals) -> v with `decimals` (0 to 9) fixed decimals, rounded as the C
+ * library rounds the exact binary value (1060.625 -> "1060.62" on every Lua); nil for NaN and
+ * infinities. */
+static int fixed_text(lua_State *L) {
+  double v = (double)luaL_checknumber(L, 1);
+  lua_Integer decimals = luaL_checkinteger(L, 2);
+  char buf[400];
+  size_t n;
+  luaL_argcheck(L, decimals >= 0 && decimals <= 9, 2, "decimals from 0 to 9 expected");
+  if (v != v || v - v != 0) return 0;
+  n = format_fixed(v, (int)decimals, buf, sizeof buf);
+  lua_pushlstring(L, buf, n);
+  return 1;
+}
+
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
-  {"load_threads", load_threads},     {"exec", exec_program},           {NULL, NULL}};
+  {"load_threads", load_threads},     {"exec", exec_program},           {"number_text", number_text},
+  {"fixed_text", fixed_text},         {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

@@ -236,3 +236,44 @@ void format_month(int64_t month, char *buf) {
   }
   sprintf(buf, "%04lld-%02lld", (long long)y, (long long)(m + 1));
 }
+
+/* ---- numbers as text ---- */
+
+/* The C library writes the current locale's decimal point: whatever it wrote that is neither
+ * a digit, a sign nor an exponent becomes '.' (at most one such run in a printf number). */
+static size_t c_point(char *buf, size_t len) {
+  size_t i, j = 0;
+  int in_mark = 0;
+  for (i = 0; i < len; i++) {
+    char c = buf[i];
+    int plain = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E' ||
+                (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (plain) { buf[j++] = c; in_mark = 0; }
+    else if (!in_mark) { buf[j++] = '.'; in_mark = 1; }
+  }
+  buf[j] = 0;
+  return j;
+}
+
+size_t format_fixed(double v, int decimals, char *buf, size_t size) {
+  int n = snprintf(buf, size, "%.*f", decimals, v);
+  if (n < 0) { buf[0] = 0; return 0; }
+  return c_point(buf, (size_t)n < size ? (size_t)n : size - 1);
+}
+
+size_t format_shortest(double v, char locale_point, char *buf, size_t size) {
+  int digits;
+  for (digits = 1; digits <= 17; digits++) {
+    double back;
+    int n = snprintf(buf, size, "%.*g", digits, v);
+    size_t len;
+    if (n < 0) break;
+    len = c_point(buf, (size_t)n < size ? (size_t)n : size - 1);
+    if (parse_number(buf, len, '.', locale_point, &back) == NUM_OK && back == v) return len;
+  }
+  {
+    int n = snprintf(buf, size, "%.17g", v);
+    if (n < 0) { buf[0] = 0; return 0; }
+    return c_point(buf, (size_t)n < size ? (size_t)n : size - 1);
+  }
+}

@@ -269,18 +269,29 @@ describe("composed aggregates", function()
   end)
 
   it("refuses what is no aggregate at the call, with a message", function()
-    assert.are.equal("combine: part 1 is no aggregate or measure name (unknown measure 'dossier')",
-      h.error_of(function() return cpf.combine({ "dossier" }, print) end))
-    assert.are.equal("combine: part 2 is no aggregate or measure name (got number)",
+    -- a name that is no measure is a column (its sum): an unknown one is said when the query runs
+    local q = ds:agg { x = cpf.combine({ "dossier" }, print) }
+    assert.are.equal("aggregate x: unknown column 'dossier'", h.error_of(function() return q:run() end))
+    assert.are.equal("combine: part 2 is no aggregate, measure or column name (got number)",
       h.error_of(function() return cpf.combine({ cpf.count(), 3 }, print) end))
-    assert.are.equal("combine: part 1 is no aggregate or measure name (" .. schema.not_additive.nb_titulaires .. ")",
+    assert.are.equal("combine: part 1 is no aggregate, measure or column name ("
+      .. schema.not_additive.nb_titulaires .. ")",
       h.error_of(function() return cpf.combine({ "titulaires" }, print) end))
     assert.are.equal("bad argument #1 to 'combine' (list of aggregates or measure names expected)",
       h.error_of(function() return cpf.combine({}, print) end))
     assert.are.equal("bad argument #2 to 'combine' (function expected, got nil)",
       h.error_of(function() return cpf.combine({ cpf.count() }) end))
-    assert.are.equal("bad argument #1 to 'filtered' (aggregate or measure name expected, unknown measure 'x')",
-      h.error_of(function() return cpf.filtered("x", {}) end))
+    assert.are.equal("bad argument #1 to 'filtered' (aggregate, measure or column name expected, got number)",
+      h.error_of(function() return cpf.filtered(1, {}) end))
+    -- share, filtered and combine read a name the same way: a measure, else a column's sum
+    local path = h.tmpname(".csv")
+    assert(require("cpf.gen").write(path, 1000, { seed = 8 }))
+    local g = assert(cpf.load(path))
+    local one = g:run { a = cpf.share "montant", b = cpf.filtered("montant", { annee = 2023 }),
+                        c = cpf.combine({ "montant" }, function(x) return x end), d = cpf.share "nb_dossiers" }[1]
+    local all = g:run { m = "montant", m23 = cpf.filtered(cpf.sum "montant_engage", { annee = 2023 }) }[1]
+    assert.are.same({ 1, all.m23, all.m, 1 }, { one.a, one.b, one.c, one.d })
+    g:close()
     assert.are.equal("bad argument #2 to 'filtered' ({column = condition} or function expected, got string)",
       h.error_of(function() return cpf.filtered(cpf.count(), "annee = 2024") end))
   end)

@@ -1,5 +1,6 @@
 -- cpf.format.common — what every output format shares: numbers written the same under every C
 -- locale and Lua, valid UTF-8, display width for terminals, and per-column display rules.
+local core = require "cpf.core"
 local schema = require "cpf.schema"
 
 local common = {}
@@ -13,36 +14,22 @@ local function is_finite(v)
 end
 common.is_finite = is_finite
 
--- string.format writes the C locale's decimal point (a "," under fr_FR on PUC Lua): put "."
--- back. Only the decimal point can be outside letters, digits and signs in a printf number.
-local function c_point(s)
-  if s:find("[^%w%-%+%.]") then s = s:gsub("[^%w%-%+]+", ".") end
-  return s
-end
-
---- string.format of one number, with "." as the decimal point whatever the C locale.
-local function c_format(fmt, v)
-  return c_point(fmt:format(v))
-end
-common.c_format = c_format
-
-local G_FORMATS = {}
-for n = 1, 17 do G_FORMATS[n] = "%." .. n .. "g" end
+-- Numbers become text in C (core.number_text, core.fixed_text): the same digits on every Lua
+-- (LuaJIT's string.format rounds ties its own way) and "." whatever the C locale.
+local number_text, fixed_text = core.number_text, core.fixed_text
+--- v with `decimals` fixed decimals (0 to 9), "." as the decimal point; nil for NaN and ±inf.
+common.fixed_text = fixed_text
 
 --- Text of a finite number that reads back as the same number, "." as the decimal point:
 --- integers (5.3/5.4) and whole floats up to 2^53 as integers, other floats with the fewest
---- significant digits (1 to 17) that round-trip. nil for NaN and ±inf.
+--- significant digits (1 to 17) that round-trip, written by the C core (core.number_text) so
+--- that every Lua writes the same digits. nil for NaN and ±inf.
 function common.number_text(v)
   if not is_finite(v) then return nil end
   if v == 0 then return "0" end -- -0.0 too
   if math_type and math_type(v) == "integer" then return ("%d"):format(v) end
   if v == floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return ("%.0f"):format(v) end
-  for n = 1, 17 do
-    -- tonumber reads the locale's own mark, so the round trip is checked before the fix-up
-    local s = G_FORMATS[n]:format(v)
-    if tonumber(s) == v then return c_point(s) end
-  end
-  return c_format("%.17g", v)
+  return number_text(v)
 end
 
 -- ---- UTF-8 ----
@@ -299,7 +286,7 @@ function common.display_number(v, decimals, opts)
   elseif math.abs(v) >= 1e15 and v ~= floor(v) or math.abs(v) >= 1e21 then
     s = common.number_text(v) -- fixed decimals would write digits the double does not hold
   else
-    s = c_format("%." .. decimals .. "f", v)
+    s = fixed_text(v, decimals) -- the C library's rounding of the exact value, on every Lua
   end
   if s:find("^%-[0.]+$") then s = s:sub(2) end -- no "-0.00"
   local sign, int, frac = s:match("^(%-?)(%d+)(.*)$")

@@ -10,7 +10,7 @@ local floor, ceil, log = math.floor, math.ceil, math.log
 local COLOR = "#4e79a7"
 local WIDTH = 640
 
-local function px(v) return common.c_format("%.1f", v) end
+local function px(v) return common.fixed_text(v, 1) end
 
 local function one_line(s)
   return (s:gsub("\r\n", " "):gsub("[\t\r\n]", " "))

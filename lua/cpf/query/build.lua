@@ -78,12 +78,20 @@ for name, v in pairs(schema.virtual_keys) do KEY_NAME[v.kind], KEY_COLUMN[v.kind
 
 function q.year(column) return key { kind = "year", column = column, name = KEY_NAME.year } end
 function q.month(column) return key { kind = "month", column = column, name = KEY_NAME.month } end
+--- cpf.bucket(column, bounds): a key of ranges, "< b1", "[b1, b2)", ..., ">= bn". Bounds are
+--- numbers, or for a month or date column "YYYY-MM" / "YYYY-MM-DD" texts (labels in months).
 function q.bucket(column, bounds)
   if type(bounds) ~= "table" or #bounds == 0 then error("bad argument #2 to 'bucket' (list of bounds expected)", 2) end
+  local kind = type(bounds[1]) == "string" and "string" or "number"
   for i, b in ipairs(bounds) do
-    if type(b) ~= "number" or b ~= b then
+    if kind == "number" and (type(b) ~= "number" or b ~= b) then
       error(("bad argument #2 to 'bucket' (bound %d is %s, a number expected)")
         :format(i, b ~= b and "NaN" or type(b)), 2)
+    end
+    if kind == "string" and not (type(b) == "string" and (b:match("^%d%d%d%d%-%d%d$")
+                                   or b:match("^%d%d%d%d%-%d%d%-%d%d$"))) then
+      error(("bad argument #2 to 'bucket' (bound %d is %s, \"YYYY-MM\" or \"YYYY-MM-DD\" expected)")
+        :format(i, type(b) == "string" and ("%q"):format(b) or type(b)), 2)
     end
   end
   for i = 2, #bounds do
@@ -175,22 +183,25 @@ function q.quantile(column, p)
 end
 function q.ratio(a, b) return agg { op = "ratio", column = a, column2 = b } end
 function q.wmean(x, w) return agg { op = "wmean", column = x, column2 = w } end
---- A measure as a fraction of its total over all groups.
-function q.share(inner)
-  if type(inner) == "string" then inner = q.sum(inner) end
-  if not is_agg(inner) then error("bad argument #1 to 'share' (aggregate expected)", 2) end
-  return agg { op = "share", inner = inner }
-end
-
--- A measure name as its aggregate, for the places that take one (combine, filtered); nil and a
--- message when it is none.
+-- A name as the aggregate the places that take one use (share, filtered, combine), one rule
+-- for all: a CPF measure by its name (montant, prix_moyen), else the sum of the column of that
+-- name (nb_dossiers), checked when the query runs; nil and a message for anything else.
 local function part_agg(v)
   if is_agg(v) then return v end
   if type(v) ~= "string" then return nil, ("got %s"):format(type(v)) end
   local refusal = schema.measure_refusal(v)
   if refusal then return nil, refusal end
-  if not q.measures[v] then return nil, ("unknown measure '%s'"):format(v) end
-  return q.measures[v]
+  return q.measures[v] or q.sum(v)
+end
+
+--- A measure as a fraction of its total over all groups: an aggregate, a measure name or a
+--- column name (its sum).
+function q.share(inner)
+  local a, why = part_agg(inner)
+  if not a then
+    error(("bad argument #1 to 'share' (aggregate, measure or column name expected, %s)"):format(why), 2)
+  end
+  return agg { op = "share", inner = a }
 end
 
 --- An aggregate counted only over the rows a condition keeps: cpf.filtered(cpf.sum "x", {col = v}).
@@ -198,7 +209,9 @@ end
 --- around it: a node of the aggregate tree, like share and combine.
 function q.filtered(inner, where)
   local a, why = part_agg(inner)
-  if not a then error(("bad argument #1 to 'filtered' (aggregate or measure name expected, %s)"):format(why), 2) end
+  if not a then
+    error(("bad argument #1 to 'filtered' (aggregate, measure or column name expected, %s)"):format(why), 2)
+  end
   if type(where) ~= "table" and type(where) ~= "function" then
     error(("bad argument #2 to 'filtered' ({column = condition} or function expected, got %s)")
       :format(type(where)), 2)
@@ -217,7 +230,7 @@ function q.combine(parts, fn)
   local list = {}
   for i, p in ipairs(parts) do
     local a, why = part_agg(p)
-    if not a then error(("combine: part %d is no aggregate or measure name (%s)"):format(i, why), 2) end
+    if not a then error(("combine: part %d is no aggregate, measure or column name (%s)"):format(i, why), 2) end
     list[i] = a
   end
   return agg { op = "combine", parts = list, fn = fn }

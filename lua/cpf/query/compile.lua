@@ -363,6 +363,12 @@ end
 
 -- ---------------------------------------------------------------- compiling keys
 
+-- A bucket's numeric bound as its label writes it: the same text on every Lua (1.0 is "1").
+local function bound_text(v)
+  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
+  return core.number_text(v)
+end
+
 -- Returns the C key and, for keys whose values Lua computes, the label of each code.
 function compile_key(ctx, k)
   local info = resolve_column(ctx, k.column, "group_by")
@@ -370,10 +376,29 @@ function compile_key(ctx, k)
   if k.kind == "year" or k.kind == "month" then return { kind = k.kind, column = info.index } end
   if k.kind == "bucket" then
     if info.type == "string" then error(("bucket: '%s' is a string column"):format(info.name), 0) end
-    local labels, b = {}, k.bounds
-    labels[1] = "< " .. tostring(b[1])
-    for i = 1, #b - 1 do labels[i + 1] = ("[%s, %s)"):format(tostring(b[i]), tostring(b[i + 1])) end
-    labels[#b + 1] = ">= " .. tostring(b[#b])
+    local b, texts = k.bounds, {}
+    local temporal = info.type == "month" or info.type == "date"
+    if temporal and type(b[1]) ~= "string" then
+      error(("bucket: '%s' is a %s column: give its bounds as \"YYYY-MM\" (or \"YYYY-MM-DD\"), got the number %s")
+        :format(info.name, info.type, bound_text(b[1])), 0)
+    end
+    if not temporal and type(b[1]) == "string" then
+      error(("bucket: '%s' is a %s column: its bounds are numbers, got %q"):format(info.name, info.type, b[1]), 0)
+    end
+    if temporal then -- the stored units: months (year * 12 + month - 1) or days
+      local codes = {}
+      for i, v in ipairs(b) do
+        codes[i] = temporal_interval(info, v, "bucket")
+        if i > 1 and not (codes[i] > codes[i - 1]) then error("bucket: bounds must increase", 0) end
+        texts[i] = v
+      end
+      b = codes
+    else
+      for i, v in ipairs(b) do texts[i] = bound_text(v) end
+    end
+    local labels = { "< " .. texts[1] }
+    for i = 1, #texts - 1 do labels[i + 1] = ("[%s, %s)"):format(texts[i], texts[i + 1]) end
+    labels[#texts + 1] = ">= " .. texts[#texts]
     return { kind = "bucket", column = info.index, bounds = b }, labels
   end
   if k.kind == "fn" then

@@ -1,0 +1,68 @@
+-- Reports analysts write (issue 29): one number text on every Lua, buckets over months, the
+-- same names for share, filtered and combine — each checked against sums from ds:rows().
+local h = require "spec.helpers"
+local cpf = require "cpf"
+local gen = require "cpf.gen"
+local core = require "cpf.core"
+
+describe("numbers as text", function()
+  it("are written by one routine in C: the same digits on every Lua, '.' under any locale", function()
+    assert.are.equal("1060.62", core.fixed_text(1060.625, 2)) -- a tie: the C library's rounding
+    assert.are.equal("1060.63", core.fixed_text(1060.6251, 2))
+    assert.are.equal("-0.00", core.fixed_text(-0.004, 2))
+    assert.are.equal("0.1", core.number_text(0.1))
+    assert.are.equal("0.3333333333333333", core.number_text(1 / 3))
+    assert.are.equal("1e+300", core.number_text(1e300))
+    assert.is_nil(core.number_text(0 / 0))
+    assert.is_nil(core.fixed_text(math.huge, 2))
+    local res = cpf.result({ "m" }, { { m = 1060.625 } }, nil, { m = "number" })
+    assert.are.equal("      m\n-------\n1060.62\n", res:format("table", { decimals = 2 }))
+    assert.are.equal("|        m |\n|---------:|\n| 1\226\128\175060,62 |\n", -- U+202F between thousands
+      res:format("markdown", { decimals = 2, locale = "fr" }))
+  end)
+end)
+
+describe("buckets", function()
+  local path, ds, rows
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 12 }))
+    ds = assert(cpf.load(path))
+    rows = {}
+    for _, r in ds:rows() do rows[#rows + 1] = r end
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  it("over a month column take \"YYYY-MM\" bounds and are labelled in months", function()
+    local res = ds:group_by(cpf.bucket("date_validation", { "2021-01", "2022-07" })):run { n = cpf.sum "nb_dossiers" }
+    local want = { 0, 0, 0 }
+    for _, r in ipairs(rows) do
+      local m = r.date_validation
+      if m then
+        local i = m < "2021-01" and 1 or m < "2022-07" and 2 or 3
+        want[i] = want[i] + r.nb_dossiers
+      end
+    end
+    assert.are.same({ "< 2021-01", "[2021-01, 2022-07)", ">= 2022-07" },
+      { res[1].date_validation_tranche, res[2].date_validation_tranche, res[3].date_validation_tranche })
+    assert.are.same(want, { res[1].n, res[2].n, res[3].n })
+  end)
+
+  it("refuse numbers over a month column, and texts over a number column, with a message", function()
+    assert.are.equal("bucket: 'date_validation' is a month column: give its bounds as \"YYYY-MM\" (or \"YYYY-MM-DD\"), "
+      .. "got the number 2021", h.error_of(function() ds:group_by(cpf.bucket("date_validation", { 2021 })):run() end))
+    assert.are.equal("bucket: 'nb_dossiers' is a integer column: its bounds are numbers, got \"2021-01\"",
+      h.error_of(function() ds:group_by(cpf.bucket("nb_dossiers", { "2021-01" })):run() end))
+    assert.are.equal("bad argument #2 to 'bucket' (bound 2 is \"2021\", \"YYYY-MM\" or \"YYYY-MM-DD\" expected)",
+      h.error_of(function() cpf.bucket("date_validation", { "2021-01", "2021" }) end))
+    assert.are.equal("bucket: bounds must increase",
+      h.error_of(function() cpf.bucket("date_validation", { "2022-01", "2021-01" }) end))
+  end)
+
+  it("label fractional and whole bounds the same on every Lua", function()
+    local res = ds:group_by(cpf.bucket("nb_dossiers", { 1.0, 2.5 })):run { n = cpf.count() }
+    local labels = {}
+    for i, r in ipairs(res) do labels[i] = r.nb_dossiers_tranche end
+    for _, l in ipairs(labels) do assert.is_truthy(l == "< 1" or l == "[1, 2.5)" or l == ">= 2.5", l) end
+  end)
+end)
