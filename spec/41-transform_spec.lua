@@ -157,7 +157,7 @@ describe("results from results", function()
         h.error_of(function() return res:with { x = function() return {} end } end))
       assert.are.equal("with: the result already has a column 'montant'",
         h.error_of(function() return res:with { montant = function() return 1 end } end))
-      assert.are.equal("with: kind of 'x' must be count, money, rate or number",
+      assert.are.equal("with: kind of 'x' must be count, money, rate, number or key",
         h.error_of(function() return res:with { { "x", function() return 1 end, "euros" } } end))
       assert.are.equal("boom", h.error_of(function() return res:with { x = function() error("boom", 0) end } end))
     end)

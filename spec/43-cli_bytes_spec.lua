@@ -1,7 +1,8 @@
 -- The command line's bytes did not change when its request language moved into one table
 -- (issue 28): every command below gives the exit status, stdout and stderr that the code
 -- before that change gave (spec/fixtures/cli_bytes.txt, written by it). The changes meant are
--- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42).
+-- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42), csv-fr's
+-- rounding (spec/44).
 local h = require "spec.helpers"
 -- luacheck: no max line length
 local gen = require "cpf.gen"
@@ -14,7 +15,6 @@ local COMMANDS = {
   [=[query DATA --by mois --measure count,median:prix_moyen,quantile:duree_moyenne:0.9 --format tsv]=],
   [=[query DATA --by 'Région=region_lieu_formation' --measure "Taux d'annulation=taux_annulation,Dossiers=dossiers" --sort -Dossiers --limit 3 --format markdown]=],
   [=[query DATA --where 'code_rncp^=3' --where 'famille!=cancelled' --measure distinct:code_rncp --opt 'thousands= ']=],
-  [=[query DATA --by annee --measure share:montant,ratio:montant_engage:nb_dossiers,wmean:prix_moyen:nb_dossiers --format csv-fr]=],
   [=[query DATA --by annee,famille --having 'dossiers>=100' --change montant:annee --cumsum dossiers:annee --rank montant:famille --format csv]=],
   [=[query DATA --by region_lieu_formation,annee --sort region_lieu_formation,-montant --limit 2 --per region_lieu_formation --format jsonl]=],
   [=[query DATA --by annee --join REF:annee --format csv]=],

@@ -66,3 +66,35 @@ describe("buckets", function()
     for _, l in ipairs(labels) do assert.is_truthy(l == "< 1" or l == "[1, 2.5)" or l == ">= 2.5", l) end
   end)
 end)
+
+describe("csv-fr", function()
+  it("rounds computed money to the cent and other computed decimals to 6; csv stays exact", function()
+    local res = cpf.result({ "annee", "montant", "prix", "taux", "n" },
+      { { annee = 2020, montant = 3908.2289928057553, prix = 1 / 3, taux = 0.1234567891, n = 12 },
+        { annee = 2021, montant = 57331777.3, prix = 2.5, taux = -0.0000001, n = 7 } },
+      { "annee" }, { montant = "money", prix = "number", taux = "rate", n = "count" })
+    assert.are.equal("\239\187\191annee;montant;prix;taux;n\n2020;3908,23;0,333333;0,123457;12\n"
+      .. "2021;57331777,3;2,5;0;7\n", res:format("csv-fr"))
+    assert.are.equal("annee,montant,prix,taux,n\n2020,3908.2289928057553,0.3333333333333333,0.1234567891,12\n"
+      .. "2021,57331777.3,2.5,-1e-07,7\n", res:format("csv"))
+    assert.are.equal("annee;montant\n2020;3908,2289928057553\n2021;57331777,3\n",
+      cpf.result({ "annee", "montant" }, { { annee = 2020, montant = 3908.2289928057553 },
+        { annee = 2021, montant = 57331777.3 } }, nil, { montant = "money" })
+        :format("csv-fr", { rounded = false, bom = false }))
+  end)
+end)
+
+describe("res:with", function()
+  it("takes the kind key, and a year it makes never gets a thousands separator", function()
+    local res = cpf.result({ "d" }, { { d = "2020-03" }, { d = "2021-11" } })
+    local with = res:with { annee = function(r) return tonumber(r.d:sub(1, 4)) end }
+    assert.are.equal("key", with:kinds().annee)
+    assert.are.equal("| d       | Année |\n|---------|------:|\n| 2020-03 |  2020 |\n| 2021-11 |  2021 |\n",
+      with:format("markdown", { locale = "fr" }))
+    local keyed = res:with { { "an", function(r) return tonumber(r.d:sub(1, 4)) end, "key" } }
+    assert.are.equal("key", keyed:kinds().an)
+    assert.is_truthy(keyed:format("table", { locale = "fr" }):find(" 2020\n", 1, true))
+    assert.are.equal("with: kind of 'x' must be count, money, rate, number or key",
+      h.error_of(function() res:with { { "x", function() return 1 end, "year" } } end))
+  end)
+end)

@@ -12,6 +12,10 @@ local compile = require "cpf.query.compile"
 local transform = {}
 
 local VALUE_KINDS = { count = true, money = true, rate = true, number = true }
+-- The names of the schema's period keys (annee, mois...): a column res:with makes under one of
+-- them holds labels (kind "key": a year prints 2020, never 2 020).
+local PERIOD_NAMES = {}
+for name in pairs(schema.virtual_keys) do PERIOD_NAMES[name] = true end
 
 -- A bad argument: raised as an error value (cpf.errors, kind "data"), which the result's
 -- methods re-raise as a message at the caller's line (an error of the user's own functions
@@ -191,7 +195,9 @@ end
 --- res:with{{"name", function(row) ... end [, kind [, {fr =, en =}]]}, ...} (or {name = fn}):
 --- columns computed once per row; each function sees the row's values (those of the columns
 --- before it included) and returns a number, a string or nil; the titles, when given, are what
---- the display formats print for the column in each locale.
+--- the display formats print for the column in each locale. kind: count, money, rate, number
+--- (the default) or key (a label, printed as it is: a year); a column named as a period key of
+--- the schema (annee, mois...) is a key unless a kind is given.
 function transform.with(res, spec)
   local entries = with_entries(spec)
   local columns, seen = res:columns(), {}
@@ -199,12 +205,14 @@ function transform.with(res, spec)
   local extra = {}
   for _, e in ipairs(entries) do
     if seen[e.name] then fail("with", ("the result already has a column '%s'"):format(e.name)) end
-    if e.kind ~= nil and not VALUE_KINDS[e.kind] then
-      fail("with", ("kind of '%s' must be count, money, rate or number"):format(e.name))
+    if e.kind ~= nil and not VALUE_KINDS[e.kind] and e.kind ~= "key" then
+      fail("with", ("kind of '%s' must be count, money, rate, number or key"):format(e.name))
     end
     seen[e.name] = true
     columns[#columns + 1] = e.name
-    extra[#extra + 1] = { name = e.name, kind = e.kind or "number", labels = e.labels }
+    -- a period named as the schema names its keys (annee, mois...) is a label: never 2 020
+    local kind = e.kind or (PERIOD_NAMES[e.name] and "key") or "number"
+    extra[#extra + 1] = { name = e.name, kind = kind, labels = e.labels }
   end
   local rows = {}
   for i, row in ipairs(res) do

@@ -1,7 +1,7 @@
 -- cpf.format.delimited — csv (RFC 4180, quoted only when needed; formula-like text guarded for
 -- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tab, CR, LF and backslash in
 -- values are written \t, \r, \n and \\, as PostgreSQL, ClickHouse and Miller read them); numbers
--- exact, optional BOM and decimal comma.
+-- exact (rounded by kind on demand, csv-fr's default), optional BOM and decimal comma.
 local common = require "cpf.format.common"
 local option = common.option
 
@@ -9,10 +9,27 @@ local delimited = {}
 
 local BOM = "\239\187\191"
 
-local function field_text(v, decimal)
+-- The decimals a rounded csv keeps of a computed number, by the column's kind: money to the
+-- cent, anything else (rates, means, ratios) to 6 decimals; keys and whole numbers as they are.
+local ROUNDED_DECIMALS = { money = 2, rate = 6, number = 6, count = 6 }
+
+-- v with at most `decimals` decimals, trailing zeros dropped: 3908.2289928057553 -> 3908.23;
+-- the exact text when it is no longer (123456789012.34 stays, never 123456789012.339996).
+local function rounded_text(v, decimals)
+  local s = common.fixed_text(v, decimals)
+  if s:find(".", 1, true) then s = s:gsub("0+$", ""):gsub("%.$", "") end
+  if s == "-0" then s = "0" end
+  local exact = common.number_text(v)
+  if #exact <= #s then return exact end
+  return s
+end
+
+local function field_text(v, decimal, decimals)
   if v == nil then return "" end
   if type(v) == "number" then
-    local s = common.number_text(v)
+    local s
+    if decimals and v == v and v ~= math.floor(v) and v - v == 0 then s = rounded_text(v, decimals)
+    else s = common.number_text(v) end
     if not s then return "" end -- NaN, ±inf: written as missing
     if decimal == "," then s = s:gsub("%.", ",") end
     return s
@@ -35,7 +52,7 @@ local function write_records(res, out, opts, field)
   for j, name in ipairs(columns) do cells[j] = field(name) end
   out:write(table.concat(cells, opts.sep), eol)
   for _, row in ipairs(res) do
-    for j, name in ipairs(columns) do cells[j] = field(row[name]) end
+    for j, name in ipairs(columns) do cells[j] = field(row[name], j) end
     out:write(table.concat(cells, opts.sep), eol)
   end
 end
@@ -48,7 +65,7 @@ end
 
 delimited.csv = {
   options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol,
-              formula_guard = option.boolean },
+              formula_guard = option.boolean, rounded = option.boolean },
   check = function(opts)
     if opts.decimal == "," and (opts.sep or ",") == "," then
       return "decimal ',' needs another separator than ',' (sep = ';')"
@@ -59,8 +76,14 @@ delimited.csv = {
     local special = "[%" .. sep .. '"\r\n]'
     if sep:find("%w") then special = "[" .. sep .. '"\r\n]' end
     local one_column = #res:columns() == 1
-    local function field(v)
-      local s = field_text(v, decimal)
+    -- rounded (csv-fr's default): computed decimals rounded by the column's kind, for people
+    local decimals_of = {}
+    if opts.rounded then
+      local kinds = res:kinds()
+      for j, name in ipairs(res:columns()) do decimals_of[j] = ROUNDED_DECIMALS[kinds[name] or "number"] end
+    end
+    local function field(v, j)
+      local s = field_text(v, decimal, j and decimals_of[j])
       -- a spreadsheet shows '=1+2 as the text =1+2 instead of running it (formula_guard)
       if guard and type(v) == "string" and formula_like(s) then s = "'" .. s end
       -- an empty line is no record to a reader: a lone missing value is written ""
