@@ -103,8 +103,9 @@ num_status parse_month(const char *s, size_t len, int64_t *out);
 num_status parse_date(const char *s, size_t len, int64_t *out);
 /* Numbers as text, the same on every Lua (LuaJIT's string.format rounds ties its own way)
  * and under every C locale ('.' as the decimal point): `decimals` fixed decimals, rounded as
- * the C library rounds the exact binary value; or the fewest significant digits (1 to 17) that
- * read back as the same double. Buffers of at least 400 bytes (any double in "%.9f"); the
+ * the C library rounds the exact binary value; or a whole number up to 2^53 as an integer
+ * (1000, never 1e+03), any other the fewest significant digits (1 to 17) that read back as the
+ * same double. Buffers of at least 400 bytes (any double in "%.9f"); the
  * length written is returned. locale_point: numparse_locale_point(). */
 size_t format_fixed(double v, int decimals, char *buf, size_t size);
 size_t format_shortest(double v, char locale_point, char *buf, size_t size);

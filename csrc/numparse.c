@@ -263,6 +263,7 @@ size_t format_fixed(double v, int decimals, char *buf, size_t size) {
 
 size_t format_shortest(double v, char locale_point, char *buf, size_t size) {
   int digits;
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) return format_fixed(v == 0 ? 0.0 : v, 0, buf, size);
   for (digits = 1; digits <= 17; digits++) {
     double back;
     int n = snprintf(buf, size, "%.*g", digits, v);

@@ -98,3 +98,57 @@ describe("res:with", function()
       h.error_of(function() res:with { { "x", function() return 1 end, "year" } } end))
   end)
 end)
+
+describe("one order on every path", function()
+  local path, ds
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 13 }))
+    ds = assert(cpf.load(path))
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  local function column(res, name)
+    local out = {}
+    for i, r in ipairs(res) do out[i] = r[name] end
+    return out
+  end
+
+  it("sorts families and buckets in their own order on a result held in Lua tables", function()
+    local res = ds:group_by("famille"):agg { "dossiers" }:run()
+    local in_c = column(res:sorted("famille"), "famille")
+    local lua_rows = res:with { x = function() return 1 end } -- rows in Lua tables now
+    assert.are.same(in_c, column(lua_rows:sorted("famille"), "famille"))
+    assert.are.same({ "validated", "in_training", "left_training", "completed", "cancelled" }, in_c)
+    local b = ds:group_by(cpf.bucket("montant_engage", { 1000, 5000 })):agg { "dossiers" }:run()
+    local want = { "< 1000", "[1000, 5000)", ">= 5000" }
+    assert.are.same(want, column(b:with { x = function() return 1 end }:sorted("montant_engage_tranche"),
+      "montant_engage_tranche"))
+    assert.are.same({ ">= 5000", "[1000, 5000)", "< 1000" },
+      column(b:with { x = function() return 1 end }:sorted("-montant_engage_tranche"), "montant_engage_tranche"))
+  end)
+
+  it("runs cumsum and change over a bucket or family key in its own order", function()
+    local b = ds:group_by(cpf.bucket("montant_engage", { 1000, 5000 })):agg { "dossiers" }:run()
+    local c = b:cumsum("dossiers", { over = "montant_engage_tranche" })
+    local running, want = 0, {}
+    for i, r in ipairs(b) do running = running + r.dossiers want[i] = running end
+    assert.are.same(want, column(c, "dossiers_cumul"))
+    local f = ds:group_by("famille"):agg { "dossiers" }:run()
+    local ch = f:change("dossiers", { over = "famille" })
+    assert.are.same({ nil, f[1].dossiers }, { ch[1].dossiers_prec, ch[2].dossiers_prec })
+  end)
+end)
+
+describe("res:join on a Lua table of rows", function()
+  it("brings only opts.columns, as for a result or a dataset", function()
+    local res = cpf.result({ "dep", "n" }, { { dep = "35", n = 1 }, { dep = "75", n = 2 } }, { "dep" })
+    local ref = { ["35"] = { pop = 1100000, nom = "Ille-et-Vilaine" }, ["75"] = { pop = 2100000, nom = "Paris" } }
+    local joined = res:join(ref, "dep", { columns = { "pop" } })
+    assert.are.same({ "dep", "n", "pop" }, joined:columns())
+    assert.are.same({ 1100000, 2100000 }, { joined[1].pop, joined[2].pop })
+    assert.are.same({ "dep", "n", "nom", "pop" }, res:join(ref, "dep"):columns())
+    assert.are.equal("join: 'x' is not a column of the reference (its columns: dep, nom, pop)",
+      h.error_of(function() res:join(ref, "dep", { columns = { "x" } }) end))
+  end)
+end)

@@ -194,6 +194,26 @@ function result.sort_keys(columns, specs, level)
   return keys
 end
 
+-- The order of a column's values as the query sorts its keys: the key's own ranks (families,
+-- buckets) first, then by value; the missing value last.
+local function key_less(self, name)
+  local rank = KEY_ORDER[self][name]
+  return function(a, b)
+    if a == nil then return false end
+    if b == nil then return true end
+    if rank then
+      local x, y = rank[a] or math.huge, rank[b] or math.huge
+      if x ~= y then return x < y end
+    end
+    return compare_values(a, b)
+  end
+end
+
+--- The comparator of a column's values in the order the query sorts its keys: families and
+--- buckets in their own order, other values ascending, the missing value last (every path that
+--- orders rows or periods uses it: sorted in Lua, change, cumsum).
+function result.value_less(res, name) return key_less(res, name) end
+
 function Result:sorted(...)
   local specs = { ... }
   local keys = result.sort_keys(COLUMNS[self], specs, 2)
@@ -201,16 +221,17 @@ function Result:sorted(...)
     local view = STORE[self]:view(keys)
     if view then return from_view(self, view, specs) end
   end
-  local rows = {}
+  local rows, less = {}, {}
   for i, r in ipairs(self) do rows[i] = { r, i } end
+  for i, k in ipairs(keys) do less[i] = key_less(self, k.name) end -- families, buckets: their order
   table.sort(rows, function(x, y)
-    for _, k in ipairs(keys) do
+    for i, k in ipairs(keys) do
       local a, b = x[1][k.name], y[1][k.name]
       if a ~= b then
         if a == nil then return false end
         if b == nil then return true end
-        if k.desc then return compare_values(b, a) end
-        return compare_values(a, b)
+        if k.desc then return less[i](b, a) end
+        return less[i](a, b)
       end
     end
     return x[2] < y[2] -- stable
@@ -265,21 +286,6 @@ end
 --- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
 for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rank" } do Result[name] = derive(name) end
 
-
--- The order of a column's values as the query sorts its keys: the key's own ranks (families,
--- buckets) first, then by value; the missing value last.
-local function key_less(self, name)
-  local rank = KEY_ORDER[self][name]
-  return function(a, b)
-    if a == nil then return false end
-    if b == nil then return true end
-    if rank then
-      local x, y = rank[a] or math.huge, rank[b] or math.huge
-      if x ~= y then return x < y end
-    end
-    return compare_values(a, b)
-  end
-end
 
 --- Crosstab: one row per value of row_key, one column per value of column_key, cells = measure.
 --- Missing cells are nil. Rows and columns come in the query's key order (families and buckets

@@ -260,7 +260,7 @@ local function reference_of(other, right_key, opts)
     if type(a) ~= type(b) then return type(a) < type(b) end
     return a < b
   end)
-  local rows, columns, seen = {}, { right_key }, { [right_key] = true }
+  local rows, columns, seen, plain = {}, { right_key }, { [right_key] = true }, false
   for _, k in ipairs(keys) do
     local v = other[k]
     local row
@@ -271,6 +271,7 @@ local function reference_of(other, right_key, opts)
       table.sort(names)
       for _, name in ipairs(names) do seen[name] = true columns[#columns + 1] = name end
     else
+      plain = true
       local name = opts.columns and opts.columns[1]
       if type(name) ~= "string" then
         fail("join", "a table of plain values needs the name of their column: opts.columns = {\"name\"}")
@@ -281,7 +282,8 @@ local function reference_of(other, right_key, opts)
     row[right_key] = k
     rows[#rows + 1] = row
   end
-  return { columns = columns, rows = rows, kinds = {}, labels = {}, key = right_key }
+  -- plain: opts.columns named the values' column, it chose none among the rows' columns
+  return { columns = columns, rows = rows, kinds = {}, labels = {}, key = right_key, plain = plain }
 end
 
 local function value_text(v) return type(v) == "string" and ("'%s'"):format(v) or tostring(v) end
@@ -326,7 +328,7 @@ function transform.join(res, other, on, opts)
   end
   -- the columns brought, and their names in the joined result
   local brought = {}
-  if opts.columns and not (type(other) == "table" and not getmetatable(other)) then
+  if opts.columns and not ref.plain then
     if type(opts.columns) ~= "table" then fail("join", "opts.columns must be a list of column names") end
     for _, c in ipairs(opts.columns) do
       if not in_ref[c] then
@@ -501,11 +503,12 @@ end
 
 -- ---------------------------------------------------------------- over time
 
--- The rows of each `by` group in `over` order (ascending, nil last), as lists of row indices;
--- two rows of one group with the same `over` value are an error (which one is before?).
-local function ordered_groups(cols, n, over, by, what)
+-- The rows of each `by` group in `over` order (the query's order of that key: families and
+-- buckets in their own, other values ascending, nil last), as lists of row indices; two rows
+-- of one group with the same `over` value are an error (which one is before?).
+local function ordered_groups(res, cols, n, over, by, what)
   local order = groups_of(cols, n, by)
-  local less, at = result.compare_values, cols[over]
+  local less, at = result.value_less(res, over), cols[over]
   for _, g in ipairs(order) do
     table.sort(g, function(a, b)
       local x, y = at[a], at[b]
@@ -570,7 +573,7 @@ function transform.change(res, column, opts)
   need_new(res, { prec, evol, pct }, what)
   local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local prec_v, evol_v, pct_v = {}, {}, {}
-  for _, g in ipairs(ordered_groups(cols, n, over, by, what)) do
+  for _, g in ipairs(ordered_groups(res, cols, n, over, by, what)) do
     local previous
     for _, i in ipairs(g) do
       local v = numeric(cols[column][i], column, what)
@@ -603,7 +606,7 @@ function transform.cumsum(res, column, opts)
   need_new(res, { cumul }, what)
   local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local values = {}
-  for _, g in ipairs(ordered_groups(cols, n, over, by, what)) do
+  for _, g in ipairs(ordered_groups(res, cols, n, over, by, what)) do
     local total
     for _, i in ipairs(g) do
       local v = numeric(cols[column][i], column, what)
