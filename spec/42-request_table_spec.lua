@@ -346,6 +346,7 @@ describe("cpf query", function()
     local counts = { open = 0, resolve = 0, check = 0 }
     local real = { open = core.open, io_open = io.open, resolve = schema.resolve, check = Request.check }
     core.open = function(p, ...) if p == path then counts.open = counts.open + 1 end return real.open(p, ...) end
+    -- luacheck: push ignore 122 (io.open counted, then put back)
     io.open = function(p, ...) if p == path then counts.open = counts.open + 1 end return real.io_open(p, ...) end
     schema.resolve = function(...) counts.resolve = counts.resolve + 1 return real.resolve(...) end
     Request.check = function(...) counts.check = counts.check + 1 return real.check(...) end
@@ -353,6 +354,7 @@ describe("cpf query", function()
     local ok, code = pcall(require("cpf.cli").main,
       { "query", path, "--where", "annee=2023", "--by", "region_lieu_formation", "--format", "csv", "-o", out })
     core.open, io.open, schema.resolve, Request.check = real.open, real.io_open, real.resolve, real.check
+    -- luacheck: pop
     assert.is_true(ok, tostring(code))
     assert.are.equal(0, code)
     assert.are.same({ open = 1, resolve = 1, check = 1 }, counts)
