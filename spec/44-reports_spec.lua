@@ -152,3 +152,43 @@ describe("res:join on a Lua table of rows", function()
       h.error_of(function() res:join(ref, "dep", { columns = { "x" } }) end))
   end)
 end)
+
+describe("charts", function()
+  -- every label's extent at about 7 px a character: inside the drawing, right of the y title
+  local function check_labels(svg, min_end)
+    local width = tonumber(svg:match('viewBox="0 0 (%d+)'))
+    local seen = 0
+    for x, anchor, text in svg:gmatch('<text x="([%d%.]+)" y="[%d%.]+" text%-anchor="(%a+)"[^>]*>([^<]*)</text>') do
+      local w = require("cpf.format.common").display_width(text) * 7
+      x = tonumber(x)
+      if anchor == "end" then assert.is_true(x - w >= min_end, ("'%s' ends at %s"):format(text, x)) end
+      if anchor == "middle" then
+        assert.is_true(x - w / 2 >= 0 and x + w / 2 <= width, ("'%s' centred at %s"):format(text, x))
+      end
+      seen = seen + 1
+    end
+    for x, text in svg:gmatch('<text x="([%d%.]+)" y="[%d%.]+">([^<]*)</text>') do
+      local w = require("cpf.format.common").display_width(text) * 7
+      assert.is_true(tonumber(x) + w <= width, ("'%s' starts at %s"):format(text, x))
+      seen = seen + 1
+    end
+    return seen
+  end
+
+  it("size their axes from their labels at any magnitude, in fr and en, none leaving the drawing", function()
+    for _, scale in ipairs { 1, 1e3, 1e6, 1.5e9, 1e12 } do
+      local rows = {}
+      for m = 1, 24 do
+        rows[m] = { mois = ("%d-%02d"):format(2023 + math.floor((m - 1) / 12), (m - 1) % 12 + 1), montant = scale * (1 + m / 10) }
+      end
+      local res = cpf.result({ "mois", "montant" }, rows, { "mois" }, { montant = "money" })
+      for _, locale in ipairs { "fr", "en" } do
+        -- the y labels right of the rotated y title (x = 16)
+        assert.is_true(check_labels(res:format("svg", { locale = locale }), 24) > 10, scale .. " " .. locale)
+        local bars = cpf.result({ "region", "montant" }, { { region = "Île-de-France", montant = scale * 1.5 },
+          { region = "Bretagne", montant = scale } }, { "region" }, { montant = "money" })
+        assert.is_true(check_labels(bars:format("svg", { locale = locale }), 0) >= 4, scale .. " " .. locale)
+      end
+    end
+  end)
+end)

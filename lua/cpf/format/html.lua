@@ -10,6 +10,9 @@ local floor, ceil, log = math.floor, math.ceil, math.log
 local COLOR = "#4e79a7"
 local WIDTH = 640
 
+-- The width of a character of the charts' 12 px text, about (what margins are sized with).
+local CHAR_W = 7
+
 local function px(v) return common.fixed_text(v, 1) end
 
 local function one_line(s)
@@ -108,9 +111,11 @@ local function bar_chart(res, x, y, title)
     values[i] = type(v) == "number" and common.is_finite(v) and v or nil
     texts[i] = common.display_text(values[i], y.decimals, y.opts) -- the column's: a rate in percent
   end
-  -- about 7 px per character at 12 px
+  -- about 7 px per character at 12 px; the values' texts after the bars fit the right margin
   local label_w = math.min(math.max(longest * 7 + 16, 60), 240)
-  local x0, x1 = label_w, WIDTH - 100
+  local longest_text = 0
+  for i = 1, n do longest_text = math.max(longest_text, common.display_width(texts[i] or "")) end
+  local x0, x1 = label_w, WIDTH - math.max(60, longest_text * CHAR_W + 12)
   local top = title and 52 or 24
   local row_h = 22
   local height = top + n * row_h + 36
@@ -166,22 +171,34 @@ local function line_chart(res, x, y, title)
     values[i] = type(v) == "number" and common.is_finite(v) and v or nil
   end
   local height = 320
-  local left, right, top, bottom = 80, WIDTH - 24, title and 44 or 16, height - 56
   local ticks, tick_decimals = nice_ticks(value_range(values, n))
   if y.opts.scale then tick_decimals = math.max(0, tick_decimals - 2) end -- 0.05 reads 5 %
+  -- the margins from the labels' widths at any magnitude: the y labels right of the rotated
+  -- title, the last month's label (centred on its point) inside the drawing
+  local tick_texts, widest_tick, widest_month = {}, 0, 0
+  for k, t in ipairs(ticks) do
+    tick_texts[k] = common.display_number(t, tick_decimals, y.opts)
+    widest_tick = math.max(widest_tick, common.display_width(tick_texts[k]))
+  end
+  for i = 1, n do widest_month = math.max(widest_month, common.display_width(months[i])) end
+  local last_half = n > 0 and ceil(common.display_width(months[n]) * CHAR_W / 2) or 0
+  local left = math.max(80, 32 + widest_tick * CHAR_W)
+  local right, top, bottom = WIDTH - math.max(24, last_half + 4), title and 44 or 16, height - 56
   local lo, hi = ticks[1], ticks[#ticks]
   local function at_y(v) return bottom - (v - lo) / (hi - lo) * (bottom - top) end
   local function at_x(i) return n == 1 and (left + right) / 2 or left + (i - 1) / (n - 1) * (right - left) end
   local parts = {}
   svg_open(parts, WIDTH, height, title)
-  for _, t in ipairs(ticks) do
+  for k, t in ipairs(ticks) do
     local ty = px(at_y(t))
     parts[#parts + 1] = ('<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#ddd"/>\n'):format(left, ty, right, ty)
     parts[#parts + 1] = ('<text x="%d" y="%s" text-anchor="end">%s</text>\n')
-      :format(left - 6, px(at_y(t) + 4), esc(common.display_number(t, tick_decimals, y.opts)))
+      :format(left - 6, px(at_y(t) + 4), esc(tick_texts[k]))
   end
   parts[#parts + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888"/>\n'):format(left, bottom, right, bottom)
+  -- at most ten month labels, fewer when wide ones would overlap
   local every = ceil(n / 10)
+  if n > 1 then every = math.max(every, ceil((widest_month * CHAR_W + 8) / ((right - left) / (n - 1)))) end
   for i = 1, n, every do
     parts[#parts + 1] = ('<text x="%s" y="%d" text-anchor="middle">%s</text>\n')
       :format(px(at_x(i)), bottom + 18, esc(months[i]))
