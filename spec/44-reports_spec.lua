@@ -179,7 +179,8 @@ describe("charts", function()
     for _, scale in ipairs { 1, 1e3, 1e6, 1.5e9, 1e12 } do
       local rows = {}
       for m = 1, 24 do
-        rows[m] = { mois = ("%d-%02d"):format(2023 + math.floor((m - 1) / 12), (m - 1) % 12 + 1), montant = scale * (1 + m / 10) }
+        local mois = ("%d-%02d"):format(2023 + math.floor((m - 1) / 12), (m - 1) % 12 + 1)
+        rows[m] = { mois = mois, montant = scale * (1 + m / 10) }
       end
       local res = cpf.result({ "mois", "montant" }, rows, { "mois" }, { montant = "money" })
       for _, locale in ipairs { "fr", "en" } do
