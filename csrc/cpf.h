@@ -310,7 +310,11 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
 /* ---- query.c: selections, grouping keys and aggregates over a dataset ---- */
 #define QUERY_NO_GROUP UINT32_MAX /* gid of a row the selection dropped */
 
-typedef enum { KEY_COLUMN, KEY_YEAR, KEY_MONTH, KEY_REMAP, KEY_BUCKET } key_kind;
+/* The periods of a month or date column: year, semester, quarter, month (codes in time order
+ * from `base`, in those units since year 0), and the month of the year (1-12, whatever the
+ * year). */
+typedef enum { KEY_COLUMN, KEY_YEAR, KEY_MONTH, KEY_REMAP, KEY_BUCKET, KEY_QUARTER, KEY_SEMESTER,
+               KEY_MONTH_OF_YEAR } key_kind;
 
 /* A grouping key: maps each row to a code in [0, cardinality); the last code is "no value". */
 typedef struct {
@@ -324,7 +328,7 @@ typedef struct {
   const int32_t *rank;     /* KEY_REMAP / KEY_BUCKET: the Lua side's rank of each code, or NULL */
   /* set by key_compute */
   uint32_t cardinality;
-  int64_t base;            /* KEY_YEAR / KEY_MONTH / small integer columns: value of code 0 */
+  int64_t base;            /* periods / small integer columns: value of code 0 */
   int by_value;            /* KEY_COLUMN on a non-string column: values interned below */
   cpf_dictionary values;   /* ... as 8-byte strings (int64 or double bits) */
 } query_key;

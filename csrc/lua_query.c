@@ -44,6 +44,9 @@ static void parse_key(lua_State *L, int t, const cpf_dataset *ds, query_key *key
   if (strcmp(kind, "column") == 0) key->kind = KEY_COLUMN;
   else if (strcmp(kind, "year") == 0) key->kind = KEY_YEAR;
   else if (strcmp(kind, "month") == 0) key->kind = KEY_MONTH;
+  else if (strcmp(kind, "quarter") == 0) key->kind = KEY_QUARTER;
+  else if (strcmp(kind, "semester") == 0) key->kind = KEY_SEMESTER;
+  else if (strcmp(kind, "month_of_year") == 0) key->kind = KEY_MONTH_OF_YEAR;
   else if (strcmp(kind, "remap") == 0) key->kind = KEY_REMAP;
   else if (strcmp(kind, "bucket") == 0) key->kind = KEY_BUCKET;
   else luaL_error(L, "query plan: unknown key kind '%s'", kind);

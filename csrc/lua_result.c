@@ -116,6 +116,18 @@ void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, u
   switch (key->kind) {
   case KEY_YEAR: compat_pushint64(L, key->base + code); return;
   case KEY_MONTH: format_month(key->base + code, buf); lua_pushstring(L, buf); return;
+  case KEY_MONTH_OF_YEAR: compat_pushint64(L, key->base + code); return;
+  case KEY_QUARTER:
+  case KEY_SEMESTER: { /* 2024-T1, 2024-S2: the French labels, as annee and mois are French */
+    int64_t p = key->base + code;
+    int per_year = key->kind == KEY_QUARTER ? 4 : 2;
+    int64_t year = p >= 0 ? p / per_year : -((-p + per_year - 1) / per_year);
+    int part = (int)(p - year * per_year) + 1; /* 1 to 4 */
+    snprintf(buf, sizeof buf, "%04lld-%c%c", (long long)year, key->kind == KEY_QUARTER ? 'T' : 'S',
+             (char)('0' + (part >= 1 && part <= 4 ? part : 0)));
+    lua_pushstring(L, buf);
+    return;
+  }
   default: break;
   }
   if (col->type == CPF_TYPE_STRING) {

@@ -96,11 +96,13 @@ NOT_INLINED static void codes_of_bytes(const uint8_t *restrict v, uint32_t *rest
 /* year (month / 12) or month of 16-bit months, less lo, clamped to nil; lo >= 0, so a negative
  * value wraps to a large code and is clamped too */
 NOT_INLINED static void codes_of_months(const int16_t *restrict v, uint32_t *restrict codes, size_t n,
-                                        uint32_t lo, uint32_t nil, int yearly) {
+                                        uint32_t lo, uint32_t nil, uint32_t months) {
   size_t i, main = n & ~(size_t)63;
-  if (yearly) {
+  if (months == 12) { /* the year: a constant divisor the compiler turns into a multiply */
     for (i = 0; i < main; i++) codes[i] = clamp_code((uint32_t)v[i] / 12 - lo, nil);
     for (; i < n; i++) codes[i] = clamp_code((uint32_t)v[i] / 12 - lo, nil);
+  } else if (months > 1) {
+    for (i = 0; i < n; i++) codes[i] = clamp_code((uint32_t)v[i] / months - lo, nil);
   } else {
     for (i = 0; i < main; i++) codes[i] = clamp_code((uint32_t)v[i] - lo, nil);
     for (; i < n; i++) codes[i] = clamp_code((uint32_t)v[i] - lo, nil);
@@ -109,10 +111,10 @@ NOT_INLINED static void codes_of_months(const int16_t *restrict v, uint32_t *res
 
 /* the same, folded into the group ids: gid = gid * card + code */
 NOT_INLINED static void fuse_months(const int16_t *restrict v, uint32_t *restrict gid, size_t n,
-                                    uint32_t lo, uint32_t card, int yearly) {
+                                    uint32_t lo, uint32_t card, uint32_t months) {
   size_t i, main = n & ~(size_t)63;
   uint32_t nil = card - 1;
-  if (yearly) {
+  if (months == 12) {
     for (i = 0; i < main; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] / 12 - lo, nil);
     for (; i < n; i++) gid[i] = gid[i] * card + clamp_code((uint32_t)v[i] / 12 - lo, nil);
   } else {
@@ -180,31 +182,38 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
     }
     return key_by_value(ds, col, key, codes, err);
   case KEY_YEAR:
-  case KEY_MONTH: {
+  case KEY_SEMESTER:
+  case KEY_QUARTER:
+  case KEY_MONTH:
+  case KEY_MONTH_OF_YEAR: {
     int64_t lo, hi;
     uint32_t nil;
-    int yearly = key->kind == KEY_YEAR;
+    /* a period is `months` months long; the month of the year is the month modulo 12 */
+    int of_year = key->kind == KEY_MONTH_OF_YEAR;
+    uint32_t months = key->kind == KEY_YEAR ? 12 : key->kind == KEY_SEMESTER ? 6 : key->kind == KEY_QUARTER ? 3 : 1;
+    const char *name = key->kind == KEY_YEAR ? "year" : key->kind == KEY_SEMESTER ? "semester"
+                     : key->kind == KEY_QUARTER ? "quarter" : of_year ? "month_of_year" : "month";
     if (col->type != CPF_TYPE_MONTH && col->type != CPF_TYPE_DATE) {
-      cpf_error_set(err, CPF_ERR_USAGE, "%s() needs a month or date column, '%s' is %s", yearly ? "year" : "month",
-                    col->name, cpf_type_name(col->type));
+      cpf_error_set(err, CPF_ERR_USAGE, "%s() needs a month or date column, '%s' is %s", name, col->name,
+                    cpf_type_name(col->type));
       return -1;
     }
     lo = col->type == CPF_TYPE_DATE ? month_of_days(col->min) : col->min;
     hi = col->type == CPF_TYPE_DATE ? month_of_days(col->max) : col->max;
-    if (yearly) { lo = floor_div(lo, 12); hi = floor_div(hi, 12); }
+    if (of_year) { lo = 0; hi = 11; }
+    else if (months > 1) { lo = floor_div(lo, months); hi = floor_div(hi, months); }
     if (lo > hi || (uint64_t)hi - (uint64_t)lo >= DENSE_LIMIT) {
       /* loaded or opened columns hold years 0000-9999: only a column built otherwise gets here */
-      cpf_error_set(err, CPF_ERR_USAGE, "%s() on '%s': its values span too many %s", yearly ? "year" : "month",
-                    col->name, yearly ? "years" : "months");
+      cpf_error_set(err, CPF_ERR_USAGE, "%s() on '%s': its values span too many periods", name, col->name);
       return -1;
     }
-    key->base = lo;
+    key->base = of_year ? 1 : lo;
     nil = (uint32_t)(hi - lo) + 1;
     key->cardinality = nil + 1;
     /* codes are clamped: a value outside [min, max] (damaged data) reads as no value */
-    if (col->type == CPF_TYPE_MONTH && col->width == 2 && lo >= 0 && hi <= INT16_MAX) {
+    if (!of_year && col->type == CPF_TYPE_MONTH && col->width == 2 && lo >= 0 && hi <= INT16_MAX) {
       /* months since year 0 fit 16 bits until year 2730 */
-      codes_of_months(col->data, codes, n, (uint32_t)lo, nil, yearly);
+      codes_of_months(col->data, codes, n, (uint32_t)lo, nil, months);
       mark_missing(col, codes, nil, n);
       return 0;
     }
@@ -214,7 +223,8 @@ int key_compute(const cpf_dataset *ds, query_key *key, uint32_t *codes, cpf_erro
       m = column_integer_at(col, i);
       if (m < col->min || m > col->max) { codes[i] = nil; continue; }
       if (col->type == CPF_TYPE_DATE) m = month_of_days(m);
-      codes[i] = clamp_code64((uint64_t)((yearly ? floor_div(m, 12) : m) - lo), nil);
+      m = of_year ? m - floor_div(m, 12) * 12 : floor_div(m, months);
+      codes[i] = clamp_code64((uint64_t)(m - lo), nil);
     }
     return 0;
   }
@@ -270,7 +280,7 @@ static int key_is_fusable(const cpf_dataset *ds, query_key *key) {
 /* A value outside [min, max] (damaged data) gets the unused last code: gid stays in range. */
 static void key_fuse(const cpf_dataset *ds, const query_key *key, uint32_t *gid) {
   fuse_months(ds->cols[key->column].data, gid, ds->rows, (uint32_t)key->base, key->cardinality,
-              key->kind == KEY_YEAR);
+              key->kind == KEY_YEAR ? 12 : 1);
 }
 
 /* ---- conditions ---- */

@@ -287,6 +287,12 @@ function cpf.family(column_or_family) end
 function cpf.year(column) end
 ---@return cpf.key
 function cpf.month(column) end
+---@return cpf.key "2024-S2"
+function cpf.semester(column) end
+---@return cpf.key "2024-T1"
+function cpf.quarter(column) end
+---@return cpf.key 1 to 12
+function cpf.month_of_year(column) end
 ---@return cpf.key
 function cpf.bucket(column, bounds) end
 ---@param fn fun(value: string): string|number|boolean|nil

@@ -214,7 +214,7 @@ report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --b
       local columns = assert(require("cpf").load(data)):columns()
       local expected = {}
       for _, col in ipairs(columns) do expected[#expected + 1] = col.name end
-      for _, k in ipairs { "annee", "famille", "mois" } do expected[#expected + 1] = k end
+      for k in pairs(require("cpf.schema").virtual_keys) do expected[#expected + 1] = k end
       table.sort(expected)
       local by = r.by
       table.sort(by)

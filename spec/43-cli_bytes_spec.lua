@@ -2,7 +2,7 @@
 -- (issue 28): every command below gives the exit status, stdout and stderr that the code
 -- before that change gave (spec/fixtures/cli_bytes.txt, written by it). The changes meant are
 -- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42), csv-fr's
--- rounding (spec/44).
+-- rounding and the charts' margins (spec/44, spec/20).
 local h = require "spec.helpers"
 -- luacheck: no max line length
 local gen = require "cpf.gen"
@@ -18,8 +18,6 @@ local COMMANDS = {
   [=[query DATA --by annee,famille --having 'dossiers>=100' --change montant:annee --cumsum dossiers:annee --rank montant:famille --format csv]=],
   [=[query DATA --by region_lieu_formation,annee --sort region_lieu_formation,-montant --limit 2 --per region_lieu_formation --format jsonl]=],
   [=[query DATA --by annee --join REF:annee --format csv]=],
-  [=[query DATA --by annee --format html --title 'Un titre' --locale fr]=],
-  [=[query DATA --by annee --format svg --locale en]=],
   [=[query DATA --by annee --bar montant --locale fr]=],
   [=[query DATA --by nope]=],
   [=[query DATA --where nope=1]=],

@@ -193,3 +193,70 @@ describe("charts", function()
     end
   end)
 end)
+
+describe("periods as keys", function()
+  local path, ds, rows
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 4000, { seed = 14 }))
+    ds = assert(cpf.load(path))
+    rows = {}
+    for _, r in ds:rows() do rows[#rows + 1] = r end
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  -- Σ nb_dossiers by fn(row's date_validation "YYYY-MM"), from the rows
+  local function sums(fn)
+    local out = {}
+    for _, r in ipairs(rows) do
+      if r.date_validation then
+        local k = fn(r.date_validation)
+        out[k] = (out[k] or 0) + r.nb_dossiers
+      end
+    end
+    return out
+  end
+  local function by_key(res, key)
+    local out = {}
+    for _, r in ipairs(res) do if r[key] ~= nil then out[r[key]] = r.dossiers end end
+    return out
+  end
+  local function month_of(m) return tonumber(m:sub(6, 7)) end
+
+  it("group by trimestre, semestre and mois_de_l_annee as SQL's quarter(), 2024-T1 and 2024-S2 labels", function()
+    local want_q = sums(function(m) return ("%s-T%d"):format(m:sub(1, 4), math.floor((month_of(m) - 1) / 3) + 1) end)
+    local want_s = sums(function(m) return ("%s-S%d"):format(m:sub(1, 4), month_of(m) <= 6 and 1 or 2) end)
+    local want_m = sums(month_of)
+    assert.are.same(want_q, by_key(ds:group_by("trimestre"):agg { "dossiers" }:run(), "trimestre"))
+    assert.are.same(want_s, by_key(ds:group_by("semestre"):agg { "dossiers" }:run(), "semestre"))
+    assert.are.same(want_m, by_key(ds:group_by("mois_de_l_annee"):agg { "dossiers" }:run(), "mois_de_l_annee"))
+    assert.are.same(want_q, by_key(ds:group_by(cpf.quarter "date_validation"):agg { "dossiers" }:run(), "trimestre"))
+    -- in time order, the C order of the codes
+    local res = ds:group_by("trimestre"):agg { "dossiers" }:run()
+    for i = 2, #res do assert.is_true(res[i - 1].trimestre < res[i].trimestre) end
+  end)
+
+  it("compile conditions on them to ranges of the column: trimestre=2024-T2 is April to June", function()
+    local q2 = ds:where { trimestre = "2024-T2" }:run { n = cpf.sum "nb_dossiers" }[1].n
+    local months = ds:where { date_validation = cpf.between("2024-04", "2024-06") }
+      :run { n = cpf.sum "nb_dossiers" }[1].n
+    assert.are.equal(months, q2)
+    assert.are.equal(ds:where { date_validation = cpf.between("2024-01", "2024-06") }:run { n = "dossiers" }[1].n,
+      ds:where { semestre = "2024-S1" }:run { n = "dossiers" }[1].n)
+    local dec = 0
+    for _, r in ipairs(rows) do if r.date_validation and month_of(r.date_validation) == 12 then dec = dec + 1 end end
+    assert.are.equal(dec, ds:where { mois_de_l_annee = 12 }:run { n = cpf.count() }[1].n)
+    local out, err, code = h.run(h.cpf_command(("query %s --where trimestre=2024-T2 --by trimestre --measure dossiers "
+      .. "--format csv"):format(h.shell_quote(path))))
+    assert.are.equal(0, code, err)
+    assert.are.equal(("trimestre,dossiers\n2024-T2,%d\n"):format(q2), out)
+  end)
+
+  it("work on a date column too, and refuse other columns with a message", function()
+    local res = ds:group_by(cpf.semester "date_chargement"):run { n = cpf.count() }
+    assert.are.equal(#rows, res[1].n)
+    assert.is_truthy(res[1].semestre:match("^%d%d%d%d%-S[12]$"))
+    assert.are.equal("quarter() needs a month or date column, 'nb_dossiers' is integer",
+      h.error_of(function() ds:group_by(cpf.quarter "nb_dossiers"):run() end))
+  end)
+end)

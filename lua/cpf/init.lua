@@ -352,7 +352,8 @@ end
 
 -- Conditions, keys, aggregates and measures (see cpf.query).
 for _, name in ipairs { "eq", "gt", "ge", "lt", "le", "between", "one_of", "prefix", "match",
-                        "is_null", "not_null", "not_", "any", "year", "month", "bucket", "key",
+                        "is_null", "not_null", "not_", "any", "year", "semester", "quarter", "month",
+                        "month_of_year", "bucket", "key",
                         "family", "count", "sum", "mean", "min", "max", "distinct", "median",
                         "quantile", "ratio", "wmean", "share", "filtered", "combine", "reduce" } do
   cpf[name] = query[name]

@@ -192,14 +192,16 @@ COND is COLUMN OP VALUE, OP one of:
   >  >=  <  <=   compare: nb_dossiers>=10, date_validation>=2023-06
   ^=  starts with: statut_dossier^=Clos (a|b: any of the prefixes)
   ~   matches a Lua pattern: code_rncp~^3
-COLUMN is a column name or header, or annee, mois (of date validation)
-or famille (status family: validated, in_training, left_training,
-completed, cancelled). VALUE is a number for numeric columns and annee;
-a month column takes 2023, 2023-06 or 2023-06-01. '\|' is a literal '|';
-spaces around COLUMN and VALUE are ignored.]] },
+COLUMN is a column name or header, or annee, semestre, trimestre, mois,
+mois_de_l_annee (periods of date validation) or famille (status family:
+validated, in_training, left_training, completed, cancelled). VALUE is a
+number for numeric columns, annee and mois_de_l_annee; semestre takes
+2024-S1, trimestre 2024-T2; a month column takes 2023, 2023-S1, 2023-T2,
+2023-06 or 2023-06-01. '\|' is a literal '|'; spaces around COLUMN and
+VALUE are ignored.]] },
   { name = "by", class = "request", shape = "list", arg = "KEYS", complete = "keys", example = "annee", help = [[
-grouping keys, comma-separated: columns, annee, mois, famille
-(none: one row for the whole selection); NAME=KEY names the result
+grouping keys, comma-separated: columns, annee, semestre, trimestre, mois,
+mois_de_l_annee, famille (none: one row for the whole selection); NAME=KEY names the result
 column, e.g. 'Région=region_lieu_formation']] },
   { name = "measure", class = "request", shape = "list", arg = "LIST", complete = "measures",
     example = "dossiers,prix_moyen", help = [[

@@ -156,7 +156,8 @@ schema.labels = {
     montant_engage = "Montant engagé", code_officiel_departement = "Code du département",
     nom_officiel_departement = "Département", code_officiel_region = "Code de la région",
     nom_officiel_region = "Région",
-    annee = "Année", mois = "Mois", famille = "Famille de statut",
+    annee = "Année", semestre = "Semestre", trimestre = "Trimestre", mois = "Mois",
+    mois_de_l_annee = "Mois de l'année", famille = "Famille de statut",
     dossiers = "Dossiers", montant = "Montant engagé", prix_moyen = "Prix moyen", lignes = "Lignes",
     taux_annulation = "Taux d'annulation", financeur = "Financeur", part = "Part",
   },
@@ -170,7 +171,8 @@ schema.labels = {
     duree_moyenne = "Average duration (h)", montant_engage = "Amount committed",
     code_officiel_departement = "Department code", nom_officiel_departement = "Department",
     code_officiel_region = "Region code", nom_officiel_region = "Region",
-    annee = "Year", mois = "Month", famille = "Status family",
+    annee = "Year", semestre = "Half-year", trimestre = "Quarter", mois = "Month",
+    mois_de_l_annee = "Month of the year", famille = "Status family",
     dossiers = "Files", montant = "Amount committed", prix_moyen = "Average price", lignes = "Rows",
     taux_annulation = "Cancellation rate", financeur = "Funder", part = "Share",
   },
@@ -209,7 +211,10 @@ end
 -- of validation, and the status family. A real column of the same name wins.
 schema.virtual_keys = {
   annee = { kind = "year", column = "date_validation" },
+  semestre = { kind = "semester", column = "date_validation" },
+  trimestre = { kind = "quarter", column = "date_validation" },
   mois = { kind = "month", column = "date_validation" },
+  mois_de_l_annee = { kind = "month_of_year", column = "date_validation" },
   famille = { kind = "family", column = "statut_dossier" },
 }
 
@@ -217,8 +222,9 @@ schema.virtual_keys = {
 --- loader's specs: tables with name and label), or nil. The one rule every part of cpf uses,
 --- in this order: the canonical name, the header as written, the name normalised (an alias
 --- of an older export included), a header that normalises to it. Failing those, a virtual key
---- (annee, mois, famille) gives { name = "annee", virtual = "year", column = <the column it
---- is computed from> }, or nil when the file lacks that column.
+--- (annee, semestre, trimestre, mois, mois_de_l_annee, famille) gives { name = "annee",
+--- virtual = "year", column = <the column it is computed from> }, or nil when the file lacks
+--- that column.
 function schema.find_column(columns, name)
   if type(name) ~= "string" then return nil end
   for _, c in ipairs(columns) do if c.name == name then return c end end

@@ -76,8 +76,16 @@ local function key(t) return setmetatable(t, Key) end
 local KEY_NAME, KEY_COLUMN = {}, {}
 for name, v in pairs(schema.virtual_keys) do KEY_NAME[v.kind], KEY_COLUMN[v.kind] = name, v.column end
 
+--- The periods of a month or date column as keys: cpf.year (2024), cpf.semester ("2024-S2"),
+--- cpf.quarter ("2024-T1"), cpf.month ("2024-05") and cpf.month_of_year (1 to 12, whatever
+--- the year), named as the schema's virtual keys (annee, semestre, trimestre, mois).
 function q.year(column) return key { kind = "year", column = column, name = KEY_NAME.year } end
+function q.semester(column) return key { kind = "semester", column = column, name = KEY_NAME.semester } end
+function q.quarter(column) return key { kind = "quarter", column = column, name = KEY_NAME.quarter } end
 function q.month(column) return key { kind = "month", column = column, name = KEY_NAME.month } end
+function q.month_of_year(column)
+  return key { kind = "month_of_year", column = column, name = KEY_NAME.month_of_year }
+end
 --- cpf.bucket(column, bounds): a key of ranges, "< b1", "[b1, b2)", ..., ">= bn". Bounds are
 --- numbers, or for a month or date column "YYYY-MM" / "YYYY-MM-DD" texts (labels in months).
 function q.bucket(column, bounds)

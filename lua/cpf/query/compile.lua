@@ -47,10 +47,14 @@ local function resolve_column(ctx, name, what)
   error(("%s: unknown column '%s'"):format(what, name), 0)
 end
 
+-- The constructors of the period keys a virtual name may compute.
+local PERIOD_KEYS = { year = "year", semester = "semester", quarter = "quarter", month = "month",
+                      month_of_year = "month_of_year" }
+
 -- The key a virtual name computes, on the column it was found on.
 local function virtual_key(v)
-  if v.virtual == "year" then return q.year(v.column.name) end
-  if v.virtual == "month" then return q.month(v.column.name) end
+  local period = PERIOD_KEYS[v.virtual]
+  if period then return q[period](v.column.name) end
   return q.family(v.column.name)
 end
 
@@ -85,9 +89,24 @@ local function days_in_month(y, m)
   return d
 end
 
--- The [first, last] interval a bound value covers in a month or date column's units.
+-- "2024-T2" (a quarter) or "2024-S1" (a semester) -> its first and last months (1-12), or nil.
+local function period_months(v)
+  local y, kind, n = v:match("^(%d%d%d%d)%-([TS])(%d)$")
+  n = tonumber(n)
+  if not y or n < 1 or n > (kind == "T" and 4 or 2) then return nil end
+  local len = kind == "T" and 3 or 6
+  return tonumber(y), (n - 1) * len + 1, n * len
+end
+
+-- The [first, last] interval a bound value covers in a month or date column's units: a year, a
+-- quarter ("2024-T2"), a semester ("2024-S1"), a month ("2024-05") or a day.
 local function temporal_interval(info, v, what)
   local y, m, d
+  if type(v) == "string" and period_months(v) then
+    local py, first, last = period_months(v)
+    if info.type == "month" then return py * 12 + first - 1, py * 12 + last - 1 end
+    return days_from_civil(py, first, 1), days_from_civil(py, last, days_in_month(py, last))
+  end
   if type(v) == "number" and v == math.floor(v) then
     y = v
   elseif type(v) == "string" then
@@ -99,7 +118,7 @@ local function temporal_interval(info, v, what)
     if d and (d < 1 or d > days_in_month(y, m)) then y = nil end
   end
   if not y then
-    error(("%s: expected a year, \"YYYY-MM\" or \"YYYY-MM-DD\" for %s column '%s', got %s")
+    error(("%s: expected a year, \"YYYY-Tn\", \"YYYY-Sn\", \"YYYY-MM\" or \"YYYY-MM-DD\" for %s column '%s', got %s")
       :format(what, info.type, info.name, type(v) == "string" and ("%q"):format(v) or tostring(v)), 0)
   end
   if info.type == "month" then
@@ -285,14 +304,21 @@ local function column_cond(ctx, info, c, what)
   error(("%s: unsupported condition '%s'"):format(what, tostring(op)), 0)
 end
 
--- Whether a condition on the year or month key says the same as on the month or date column it
--- is computed from: equalities, sets and bounds (and their not, or, is_null) of whole years
--- (annee) or "YYYY-MM" months (mois). Anything else is tested on the key's values.
+-- The periods whose conditions are ranges of the month or date column they are computed from.
+local RANGE_PERIODS = { year = true, quarter = true, semester = true, month = true }
+
+-- Whether a condition on a period key (year, semester, quarter, month) says the same as on the
+-- month or date column it is computed from: equalities, sets and bounds (and their not, or,
+-- is_null) of whole years (annee), "YYYY-Sn" (semestre), "YYYY-Tn" (trimestre) or "YYYY-MM"
+-- (mois). Anything else is tested on the key's values.
 local function derived_as_range(c, kind)
   local function value_ok(v)
     if kind == "year" then return type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 9999 end
-    local m = type(v) == "string" and tonumber(v:match("^%d%d%d%d%-(%d%d)$"))
-    return m and m >= 1 and m <= 12
+    if type(v) ~= "string" then return false end
+    if kind == "quarter" then return v:match("^%d%d%d%d%-T[1-4]$") ~= nil end
+    if kind == "semester" then return v:match("^%d%d%d%d%-S[12]$") ~= nil end
+    local m = tonumber(v:match("^%d%d%d%d%-(%d%d)$"))
+    return m ~= nil and m >= 1 and m <= 12
   end
   local op = c.op
   if op == "null" then return true end
@@ -321,7 +347,7 @@ local function compile_cond(ctx, target, value, what)
     local info = resolve_column(ctx, target, what)
     return column_cond(ctx, info, c, what .. " " .. info.name)
   end
-  if found and (found.virtual == "year" or found.virtual == "month")
+  if found and RANGE_PERIODS[found.virtual]
      and (found.column.type == "month" or found.column.type == "date")
      and derived_as_range(c, found.virtual) then
     -- annee = 2023 is date_validation in 2023: a range on the column, no per-row key to compute
@@ -373,7 +399,7 @@ end
 function compile_key(ctx, k)
   local info = resolve_column(ctx, k.column, "group_by")
   if k.kind == "column" then return { kind = "column", column = info.index } end
-  if k.kind == "year" or k.kind == "month" then return { kind = k.kind, column = info.index } end
+  if PERIOD_KEYS[k.kind] then return { kind = k.kind, column = info.index } end
   if k.kind == "bucket" then
     if info.type == "string" then error(("bucket: '%s' is a string column"):format(info.name), 0) end
     local b, texts = k.bounds, {}
