@@ -112,7 +112,8 @@ describe("cpf query", function()
         .. "                         51.8%",
     }, "\n") .. "\n", out)
     for _, case in ipairs {
-      { "--change montant", 2, "--change 'montant': expected COLUMN:PERIOD, e.g. montant:annee" },
+      { "--change montant", 2,
+        "--change 'montant': expected COLUMN:PERIOD[:LAG], e.g. montant:annee or montant:mois:12" },
       { "--rank :x", 2, "--rank ':x': expected COLUMN or COLUMN:KEY,..." },
       { "--having x", 2, "--having 'x': expected COLUMN OP VALUE, OP one of = != > >= < <= ^= ~" },
       { "--per annee", 2, "--per needs --limit N (the rows kept in each group)" },

@@ -325,13 +325,11 @@ describe("results from results", function()
       local out = res:change("montant", { over = "annee" })
       assert.are.same({ "region_lieu_formation", "annee", "dossiers", "montant", "montant_prec", "montant_evol",
                         "montant_evol_pct" }, out:columns())
-      -- expected from the groups: the previous year present for the same region (2022 is absent)
+      -- expected from the groups: the calendar's previous year for the same region (2022 is
+      -- absent: 2023 has no previous value, as SQL's self-join on annee - 1 gives)
       local groups = totals(ds, { "region_lieu_formation", "annee" })
-      local years = { 2020, 2021, 2023, 2024, 2025 }
       for _, r in out:rows() do
-        local at
-        for i, y in ipairs(years) do if y == r.annee then at = i end end
-        local prev = at > 1 and groups[tostring(r.region_lieu_formation) .. "|" .. years[at - 1]]
+        local prev = groups[tostring(r.region_lieu_formation) .. "|" .. (r.annee - 1)]
         assert.is_true(near(prev and prev.montant or nil, r.montant_prec))
         if prev then
           assert.is_true(near(r.montant - prev.montant, r.montant_evol))

@@ -71,7 +71,7 @@ describe("the request table", function()
       tested[f.name] = true
     end
     for _, name in ipairs { "where", "by", "measure", "sort", "limit", "per", "having", "join", "change", "cumsum",
-                            "rank", "format", "bar", "title", "locale", "opt" } do
+                            "rolling", "rank", "format", "bar", "title", "locale", "opt" } do
       assert.is_true(tested[name], name)
     end
     -- the load fields and the command line's own
@@ -125,7 +125,7 @@ describe("the request table", function()
     assert.is_truthy(doc:find(list, 1, true), "doc/cpf.txt lists:\n" .. list)
     local names = request.option_names("nvim")
     assert.are.same({ "--bar", "--by", "--change", "--cumsum", "--format", "--having", "--join", "--limit", "--locale",
-                      "--measure", "--opt", "--per", "--rank", "--sort", "--title", "--where" }, names)
+                      "--measure", "--opt", "--per", "--rank", "--rolling", "--sort", "--title", "--where" }, names)
   end)
 
   it("completes every measure, aggregate form and virtual key the command line accepts", function()

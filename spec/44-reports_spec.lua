@@ -260,3 +260,88 @@ describe("periods as keys", function()
       h.error_of(function() ds:group_by(cpf.quarter "nb_dossiers"):run() end))
   end)
 end)
+
+describe("windows on results", function()
+  local path, ds, rows
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 4000, { seed = 15 }))
+    ds = assert(cpf.load(path))
+    rows = {}
+    for _, r in ds:rows() do rows[#rows + 1] = r end
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  local function month_number(m) return tonumber(m:sub(1, 4)) * 12 + tonumber(m:sub(6, 7)) - 1 end
+  -- Σ nb_dossiers by (region, month number), from the rows
+  local function by_region_month()
+    local t, first = {}, {}
+    for _, r in ipairs(rows) do
+      if r.date_validation and r.region_lieu_formation then
+        local k = r.region_lieu_formation .. "|" .. month_number(r.date_validation)
+        t[k] = (t[k] or 0) + r.nb_dossiers
+        local f, m = first[r.region_lieu_formation], month_number(r.date_validation)
+        if not f or m < f then first[r.region_lieu_formation] = m end
+      end
+    end
+    return t, first
+  end
+
+  it("rolling: the sum of the N calendar periods ending at each row's, none before a full window", function()
+    local res = ds:where { region_lieu_formation = cpf.not_null() }:group_by("region_lieu_formation", "mois")
+      :agg { "dossiers" }:run()
+    local out = res:rolling("dossiers", 12, { over = "mois" })
+    local t, first = by_region_month()
+    local checked = 0
+    for _, r in out:rows() do
+      local m, region = month_number(r.mois), r.region_lieu_formation
+      local want
+      if m - 11 >= first[region] then
+        for k = m - 11, m do
+          local v = t[region .. "|" .. k]
+          if v then want = (want or 0) + v end
+        end
+      end
+      assert.are.equal(want, r.dossiers_glissant_12, region .. " " .. r.mois)
+      checked = checked + 1
+    end
+    assert.is_true(checked > 100)
+    local mean = res:rolling("dossiers", 3, { over = "mois", fn = "mean" })
+    local sum = res:rolling("dossiers", 3, { over = "mois" })
+    for i, r in ipairs(mean) do
+      local s = sum[i].dossiers_glissant_3
+      assert.are.equal(s and s / 3, r.dossiers_glissant_3)
+    end
+  end)
+
+  it("change with a lag: the same month a year before, counted on the calendar", function()
+    local res = ds:where { region_lieu_formation = cpf.not_null() }:group_by("region_lieu_formation", "mois")
+      :agg { "dossiers" }:run()
+    local out = res:change("dossiers", { over = "mois", lag = 12 })
+    local t = by_region_month()
+    for _, r in out:rows() do
+      local prev = t[r.region_lieu_formation .. "|" .. (month_number(r.mois) - 12)]
+      assert.are.equal(prev, r.dossiers_prec)
+      assert.are.equal(prev and r.dossiers - prev, r.dossiers_evol)
+    end
+  end)
+
+  it("refuses to roll what does not add up, and says what does", function()
+    local res = ds:group_by("annee"):agg { "dossiers", "prix_moyen" }:run()
+    assert.are.equal("rolling: 'prix_moyen' does not add up across periods (a ratio, a mean, a median...): roll the "
+      .. "sums it is made of (montant and dossiers for prix_moyen) and divide",
+      h.error_of(function() res:rolling("prix_moyen", 2, { over = "annee" }) end))
+    assert.are.equal("rolling: the window must be a whole number of periods from 1, got 0",
+      h.error_of(function() res:rolling("dossiers", 0, { over = "annee" }) end))
+  end)
+
+  it("is in the request language: --rolling COL:PERIOD:N and --change COL:PERIOD:LAG", function()
+    local out, err, code = h.run(h.cpf_command(("query %s --by annee --measure dossiers --rolling dossiers:annee:2 "
+      .. "--change dossiers:annee:2 --format csv"):format(h.shell_quote(path))))
+    assert.are.equal(0, code, err)
+    local res = ds:group_by("annee"):agg { "dossiers" }:run():change("dossiers", { over = "annee", lag = 2 })
+      :rolling("dossiers", 2, { over = "annee" })
+    assert.are.equal(res:format("csv"), out)
+    assert.is_truthy(out:find("^annee,dossiers,dossiers_prec,dossiers_evol,dossiers_evol_pct,dossiers_glissant_2\n"))
+  end)
+end)

@@ -236,13 +236,20 @@ their result name): --having 'dossiers>=100'; the grammar of --where]] },
 add the columns of a reference file (CSV or snapshot) whose COL matches
 the result's COL (every result row kept; values compared as stored);
 over HTTP, NAME:COL with a reference the server declares]] },
-  { name = "change", class = "request", shape = "repeat", arg = "COL:PERIOD", complete = "measure_over",
+  { name = "change", class = "request", shape = "repeat", arg = "COL:PERIOD[:LAG]", complete = "measure_over",
     example = "dossiers:annee", help = [[
-add COL_prec, COL_evol and COL_evol_pct: the previous PERIOD's
-value within the other --by keys, the difference, the relative change]] },
+add COL_prec, COL_evol and COL_evol_pct: the value LAG periods before
+(default 1; montant:mois:12 is the same month a year before) within the
+other --by keys, counted on the calendar (an absent period's value is
+missing), the difference, the relative change]] },
   { name = "cumsum", class = "request", shape = "repeat", arg = "COL:PERIOD", complete = "measure_over",
     example = "dossiers:annee",
     help = "add COL_cumul: the running total over PERIOD within the other keys" },
+  { name = "rolling", class = "request", shape = "repeat", arg = "COL:PERIOD:N", complete = "measure_over",
+    example = "dossiers:annee:2", help = [[
+add COL_glissant_N: the sum of the N periods ending at each row's,
+within the other keys, on the calendar (an absent period adds nothing;
+no value before a full window); COL must add up (dossiers, montant...)]] },
   { name = "rank", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank", example = "dossiers",
     help = "add COL_rang: 1 for the largest, ties sharing (within KEYS)" },
   { name = "format", class = "request", shape = "one", arg = "FORMAT", complete = "format", output = true,
@@ -383,6 +390,10 @@ FIELD.cumsum.parse = function(req, values)
   for i, text in ipairs(values) do req.cumsums[i] = parse_over(text, "--cumsum") end
 end
 
+FIELD.rolling.parse = function(req, values)
+  for i, text in ipairs(values) do req.rollings[i] = parse_over(text, "--rolling") end
+end
+
 FIELD.rank.parse = function(req, values)
   for i, text in ipairs(values) do req.ranks[i] = parse_rank(text) end
 end
@@ -438,7 +449,7 @@ local function parse_fields(fields, settings)
     end
   end
   local req = setmetatable({ wheres = {}, keys = {}, measures = {}, sorts = {}, havings = {}, changes = {},
-                             cumsums = {}, ranks = {}, joins = {} }, Request)
+                             cumsums = {}, rollings = {}, ranks = {}, joins = {} }, Request)
   for _, f in ipairs(FIELDS) do
     if f.class == "request" then f.parse(req, values_of(f, fields[f.name]), fields[f.name], fields, settings) end
   end
@@ -554,7 +565,7 @@ local function result_type(res, column)
 end
 
 -- What the request does to the query's result, in this order: --having, --join, --change,
--- --cumsum, --rank (so that --sort and --limit may name the columns they add).
+-- --cumsum, --rolling, --rank (so that --sort and --limit may name the columns they add).
 local function derive(self, res)
   for _, w in ipairs(self.havings) do
     local has = false
@@ -566,8 +577,9 @@ local function derive(self, res)
     res = transform.where(res, { [w.column] = where_condition(w, result_type(res, w.column)) }, "having")
   end
   for _, j in ipairs(self.joins) do res = transform.join(res, j.ref, j.on) end
-  for _, c in ipairs(self.changes) do res = transform.change(res, c.column, { over = c.over }) end
+  for _, c in ipairs(self.changes) do res = transform.change(res, c.column, { over = c.over, lag = c.n }) end
   for _, c in ipairs(self.cumsums) do res = transform.cumsum(res, c.column, { over = c.over }) end
+  for _, c in ipairs(self.rollings) do res = transform.rolling(res, c.column, c.n, { over = c.over }) end
   for _, r in ipairs(self.ranks) do res = transform.rank(res, r.column, { by = r.by }) end
   return res
 end

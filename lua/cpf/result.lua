@@ -19,6 +19,9 @@ local ORDER = setmetatable({}, { __mode = "k" })
 -- result -> { [column] = { fr = ..., en = ... } }: titles of the columns a result derived
 -- (res:change, res:rank...), which the schema's labels do not know
 local LABELS = setmetatable({}, { __mode = "k" })
+-- result -> { [column] = "additive" } for the columns a query computed as sums or counts: what
+-- adds up across rows and periods (windows, totals); a ratio, a mean or a median does not
+local ADDITIVE = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
@@ -92,6 +95,7 @@ function result.from_view(res, view, columns, kinds, labels, order)
   local out = result.from_store(columns or COLUMNS[res], view, KEYS[res], KEY_ORDER[res], kinds or KINDS[res],
                                 order or ORDER[res])
   LABELS[out] = labels or LABELS[res]
+  ADDITIVE[out] = ADDITIVE[res]
   return out
 end
 
@@ -123,6 +127,17 @@ function Result:labels()
   for k, v in pairs(LABELS[self] or {}) do t[k] = v end
   return t
 end
+
+--- The columns of a result known to add up across rows ({column = true}: sums and counts of a
+--- query; nil for a result made in Lua, which says nothing of it), and setting them (a query's
+--- run, results derived from others).
+function result.additive(res)
+  if not ADDITIVE[res] then return nil end
+  local t = {}
+  for k, v in pairs(ADDITIVE[res]) do t[k] = v end
+  return t
+end
+function result.set_additive(res, t) ADDITIVE[res] = t end
 
 --- Sets a result's column titles ({column = {fr =, en =}}) and the order it is sorted by
 --- (for results derived from others, cpf.transform).
@@ -241,6 +256,7 @@ function Result:sorted(...)
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = specs
   LABELS[res] = LABELS[self]
+  ADDITIVE[res] = ADDITIVE[self]
   return res
 end
 
@@ -266,6 +282,7 @@ function Result:head(n, opts)
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = ORDER[self]
   LABELS[res] = LABELS[self]
+  ADDITIVE[res] = ADDITIVE[self]
   return res
 end
 
@@ -283,8 +300,11 @@ local function derive(name)
 end
 --- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
 --- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
---- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
-for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rank" } do Result[name] = derive(name) end
+--- res:rolling(column, n, {over =, by =, fn =}), res:rank(column [, {by =, desc =}]): see
+--- lua/cpf/transform.lua.
+for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rolling", "rank" } do
+  Result[name] = derive(name)
+end
 
 
 --- Crosstab: one row per value of row_key, one column per value of column_key, cells = measure.

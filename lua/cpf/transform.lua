@@ -49,6 +49,7 @@ local function derived(res, columns, rows, extra)
   local out = result.new(columns, rows, res:keys(), result.key_order(res), kinds)
   result.set_labels(out, labels)
   result.set_order(out, res:order())
+  result.set_additive(out, result.additive(res))
   return out
 end
 
@@ -563,27 +564,83 @@ local function labels_from(res, column, fr, en)
   return { fr = fr:format(label_of(res, column, "fr")), en = en:format(label_of(res, column, "en")) }
 end
 
---- res:change(column, {over =, by =}): column_prec (the previous period's value within the
---- group), column_evol (the difference) and column_evol_pct (the relative change, a rate; nil
---- when the previous value is missing or 0).
+-- The calendar number of a period: a year (2024), a semester "2024-S2" (year * 2 + 1), a
+-- quarter "2024-T1" (year * 4), a month "2024-05" (year * 12 + 4) or a day "2024-05-03" (days),
+-- with its unit; nil for a value that is no calendar period (a family, a bucket, a text).
+local function period_number(v)
+  if type(v) == "number" then
+    if v == math.floor(v) then return v, "year" end
+    return nil
+  end
+  if type(v) ~= "string" then return nil end
+  local y, kind, k = v:match("^(%d%d%d%d)%-([ST])(%d)$")
+  if y then return tonumber(y) * (kind == "S" and 2 or 4) + tonumber(k) - 1, kind end
+  local m
+  y, m = v:match("^(%d%d%d%d)%-(%d%d)$")
+  if y then return tonumber(y) * 12 + tonumber(m) - 1, "month" end
+  local d
+  y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if y then return compile.days_from_civil(tonumber(y), tonumber(m), tonumber(d)), "day" end
+  return nil
+end
+
+-- The position of each row of a group on the calendar of its periods (`over` values): their
+-- calendar numbers when every period is one (years, semesters, quarters, months, days), so
+-- that an absent period counts; else their rank in the group's order (families, buckets,
+-- texts). Returns position by row index, and row index by position.
+local function positions(g, at)
+  local pos, unit = {}, nil
+  for _, i in ipairs(g) do
+    if at[i] ~= nil then
+      local num, u = period_number(at[i])
+      if num == nil or (unit and u ~= unit) then pos = nil break end
+      unit, pos[i] = u, num
+    end
+  end
+  if not pos then -- no calendar: the order of the group
+    pos = {}
+    for k, i in ipairs(g) do if at[i] ~= nil then pos[i] = k end end
+  end
+  local row_at = {}
+  for i, p in pairs(pos) do row_at[p] = i end
+  return pos, row_at
+end
+
+local function whole_option(v, name, what, default)
+  if v == nil then return default end
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
+    fail(what, ("opts.%s must be a whole number from 1, got %s"):format(name, tostring(v)))
+  end
+  return v
+end
+
+--- res:change(column, {over =, by =, lag = 1}): column_prec (the value `lag` periods before,
+--- counted on the calendar: the previous year of 2022 is 2021 even when 2021 has no row, and
+--- its value is then missing; lag = 12 over months is the same month a year before),
+--- column_evol (the difference) and column_evol_pct (the relative change, a rate; nil when the
+--- previous value is missing or 0). Periods that are no calendar (families, buckets) count by
+--- their order.
 function transform.change(res, column, opts)
   local what = "change"
   local over, by = over_options(res, column, opts, what)
+  local lag = whole_option(opts.lag, "lag", what, 1)
   local prec, evol, pct = column .. "_prec", column .. "_evol", column .. "_evol_pct"
   need_new(res, { prec, evol, pct }, what)
   local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local prec_v, evol_v, pct_v = {}, {}, {}
+  local values = cols[column]
   for _, g in ipairs(ordered_groups(res, cols, n, over, by, what)) do
-    local previous
+    local pos, row_at = positions(g, cols[over])
     for _, i in ipairs(g) do
-      local v = numeric(cols[column][i], column, what)
-      if cols[over][i] ~= nil then
+      local v = numeric(values[i], column, what)
+      if pos[i] then
+        local j = row_at[pos[i] - lag]
+        local previous = j and numeric(values[j], column, what)
         prec_v[i] = previous
         if v ~= nil and previous ~= nil then
           evol_v[i] = v - previous
           if previous ~= 0 then pct_v[i] = (v - previous) / previous end
         end
-        previous = v
       end
     end
   end
@@ -617,6 +674,58 @@ function transform.cumsum(res, column, opts)
   return with_columns(res, {
     { name = cumul, values = values, kind = res:kinds()[column] or "number",
       labels = labels_from(res, column, "%s, cumul", "%s, running total") },
+  })
+end
+
+--- res:rolling(column, n, {over =, by =, fn = "sum" | "mean"}): column_glissant_N, the sum (or
+--- the sum / n) of the n periods ending at the row's, counted on the calendar as change does
+--- (an absent period adds nothing), within the group; no value before a full window (its first
+--- period before the group's first). The column must add up: a query's sum or count, or in a
+--- result made in Lua a count or an amount; a ratio, a mean or a median is refused.
+function transform.rolling(res, column, n, opts)
+  local what = "rolling"
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    fail(what, ("the window must be a whole number of periods from 1, got %s"):format(tostring(n)))
+  end
+  opts = opts or {}
+  local over, by = over_options(res, column, opts, what)
+  local fn = opts.fn or "sum"
+  if fn ~= "sum" and fn ~= "mean" then
+    fail(what, ("opts.fn must be \"sum\" or \"mean\", got %s"):format(tostring(fn)))
+  end
+  local known = result.additive(res) -- a query's; nil for a result made in Lua
+  local kind = res:kinds()[column]
+  local adds_up
+  if known then adds_up = known[column] else adds_up = kind == "count" or kind == "money" end
+  if not adds_up then
+    fail(what, ("'%s' does not add up across periods (a ratio, a mean, a median...): roll the sums it is "
+      .. "made of (montant and dossiers for prix_moyen) and divide"):format(column))
+  end
+  local name = ("%s_glissant_%d"):format(column, n)
+  need_new(res, { name }, what)
+  local cols, count = read_columns(res, { column, over, (table.unpack or unpack)(by) })
+  local values, out = cols[column], {}
+  for _, g in ipairs(ordered_groups(res, cols, count, over, by, what)) do
+    local pos, row_at = positions(g, cols[over])
+    local first
+    for _, p in pairs(pos) do if not first or p < first then first = p end end
+    for _, i in ipairs(g) do
+      local p = pos[i]
+      if p and p - n + 1 >= first then
+        local total
+        for q = p - n + 1, p do
+          local j = row_at[q]
+          local v = j and numeric(values[j], column, what)
+          if v ~= nil then total = (total or 0) + v end
+        end
+        if total ~= nil and fn == "mean" then total = total / n end
+        out[i] = total
+      end
+    end
+  end
+  return with_columns(res, {
+    { name = name, values = out, kind = (fn == "mean" and kind == "count") and "number" or kind or "number",
+      labels = labels_from(res, column, "%s, " .. n .. " périodes glissantes", "%s, rolling " .. n .. " periods") },
   })
 end
 

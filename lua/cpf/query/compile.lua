@@ -607,4 +607,7 @@ function compile.query(self, ds)
   return out
 end
 
+--- Days since 1970-01-01 of a proleptic Gregorian date (the date columns' stored unit).
+compile.days_from_civil = days_from_civil
+
 return compile

@@ -127,6 +127,13 @@ function M.query(self, spec)
   end
   local res = result.from_store(columns, store, out.names, key_order, kinds,
                                 sorted_in_c and self.order or nil)
+  -- sums and counts add up across rows and periods (windows, totals); ratios, means do not
+  local additive = {}
+  for _, a in ipairs(self.agg_list) do
+    local op = a.agg.op
+    if op == "sum" or op == "count" or op == "count_values" then additive[a.name] = true end
+  end
+  result.set_additive(res, additive)
   if not sorted_in_c then
     local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
     if not ok2 then error(errors.strip(sorted), 0) end

@@ -236,13 +236,22 @@ local function text_options(list, fo)
 end
 
 -- "COL:OVER" (--change, --cumsum) -> column, over.
+-- "COL:OVER" (--cumsum), "COL:OVER[:LAG]" (--change), "COL:OVER:N" (--rolling) -> column,
+-- over and the number (lag, window).
+local EXAMPLES = { ["--change"] = "montant:annee or montant:mois:12", ["--cumsum"] = "dossiers:mois",
+                   ["--rolling"] = "montant:mois:12" }
 local function parse_over(text, option)
-  local column, over = text:match("^%s*([^:]-)%s*:%s*([^:]-)%s*$")
-  if not column or column == "" or over == "" then
-    usage(("%s '%s': expected COLUMN:PERIOD, e.g. %s"):format(option, text,
-      option == "--change" and "montant:annee" or "dossiers:mois"))
+  local parts = {}
+  for p in (text .. ":"):gmatch("(.-):") do parts[#parts + 1] = trim(p) end
+  local shape = option == "--cumsum" and "COLUMN:PERIOD" or option == "--change" and "COLUMN:PERIOD[:LAG]"
+    or "COLUMN:PERIOD:N"
+  local wanted = option == "--cumsum" and 2 or 3
+  local number = parts[3] and whole_number(parts[3])
+  if #parts < 2 or #parts > wanted or parts[1] == "" or parts[2] == "" or (option == "--rolling" and #parts ~= 3)
+     or (parts[3] and not (number and number >= 1)) then
+    usage(("%s '%s': expected %s, e.g. %s"):format(option, text, shape, EXAMPLES[option]))
   end
-  return { column = column, over = over, text = text }
+  return { column = parts[1], over = parts[2], n = number, text = text }
 end
 
 -- "COL" or "COL:KEY,KEY" (--rank) -> column, by.
