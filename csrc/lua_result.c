@@ -496,6 +496,25 @@ static int store_values(lua_State *L) {
   return 1;
 }
 
+/* store:key_values(k) -> the value of key k (from 1) in each group, by group number (from 1):
+ * what a measure computed in Lua per group reads of its group (a share within some keys). */
+static int store_key_values(lua_State *L) {
+  result_store *st = check_store(L, 1);
+  int64_t k = compat_checkint64(L, 2);
+  row_context cx;
+  size_t g;
+  if (k < 1 || (size_t)k > st->nkeys || !st->codes || !st->codes[k - 1]) luaL_argerror(L, 2, "no such key");
+  lua_settop(L, 2);
+  push_context(L, 1, &cx);
+  lua_rawgeti(L, cx.labels, (int)k);
+  lua_createtable(L, (int)st->ngroups, 0);
+  for (g = 0; g < st->ngroups; g++) {
+    lua_rawgeti(L, -2, (int)st->codes[k - 1][g] + 1);
+    lua_rawseti(L, -2, (int)g + 1);
+  }
+  return 1;
+}
+
 /* store:select(mask) -> a view of the rows whose byte of mask (a string of count() bytes) is not
  * 0, in the same order. */
 static int store_select(lua_State *L) {
@@ -653,7 +672,7 @@ static int store_groups(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
   {"set_columns", store_set_columns}, {"fill", store_fill}, {"agg_values", store_agg_values},
-  {"view", store_view}, {"values", store_values},
+  {"view", store_view}, {"values", store_values}, {"key_values", store_key_values},
   {"select", store_select}, {"extend", store_extend}, {"join_key", store_join_key},
   {"count", store_count}, {"groups", store_groups},
   {NULL, NULL}};

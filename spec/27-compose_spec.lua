@@ -91,8 +91,15 @@ local function filtered(inner, cond_name)
 end
 
 local function share(inner)
+  -- a share of what does not add up across groups (a mean, a ratio...) is refused: the node
+  -- stays what it is
+  local ok, agg = pcall(cpf.share, inner.agg)
+  if not ok then
+    assert(tostring(agg):find("does not add up across groups", 1, true), agg)
+    return inner
+  end
   return {
-    agg = cpf.share(inner.agg),
+    agg = agg,
     value = function(groups, g)
       local total = 0
       for i = 1, #groups do total = total + (inner.value(groups, i) or 0) end

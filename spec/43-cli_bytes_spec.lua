@@ -2,7 +2,7 @@
 -- (issue 28): every command below gives the exit status, stdout and stderr that the code
 -- before that change gave (spec/fixtures/cli_bytes.txt, written by it). The changes meant are
 -- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42), csv-fr's
--- rounding and the charts' margins (spec/44, spec/20).
+-- rounding and the charts' margins (spec/44, spec/20), --change's grammar with a lag (spec/21).
 local h = require "spec.helpers"
 -- luacheck: no max line length
 local gen = require "cpf.gen"
@@ -33,7 +33,6 @@ local COMMANDS = {
   [=[query DATA --title x]=],
   [=[query DATA --locale de]=],
   [=[query DATA --join /nope.csv:annee]=],
-  [=[query DATA --change montant]=],
   [=[query DATA --rank '']=],
   [=[query DATA --having 'nope>1' --by annee]=],
   [=[query DATA --sep , --by annee]=],

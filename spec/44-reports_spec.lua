@@ -345,3 +345,61 @@ describe("windows on results", function()
     assert.is_truthy(out:find("^annee,dossiers,dossiers_prec,dossiers_evol,dossiers_evol_pct,dossiers_glissant_2\n"))
   end)
 end)
+
+describe("shares within groups", function()
+  local path, ds, rows
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 16 }))
+    ds = assert(cpf.load(path))
+    rows = {}
+    for _, r in ds:rows() do rows[#rows + 1] = r end
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  -- Σ nb_dossiers by year and family, and by year, from the rows
+  local function sums()
+    local cell, year = {}, {}
+    for _, r in ipairs(rows) do
+      if r.date_validation then
+        local y = tonumber(r.date_validation:sub(1, 4))
+        local f = require("cpf.schema").families[r.statut_dossier] or "?"
+        cell[y .. "|" .. f] = (cell[y .. "|" .. f] or 0) + r.nb_dossiers
+        year[y] = (year[y] or 0) + r.nb_dossiers
+      end
+    end
+    return cell, year
+  end
+
+  it("each group's share of its year, in a query (cpf.share(m, {within})) and on a result (res:share)", function()
+    local cell, year = sums()
+    local q = ds:where { annee = cpf.not_null() }:group_by("annee", "famille")
+      :agg { "dossiers", { "part", cpf.share("dossiers", { within = "annee" }) } }:run()
+    local r = q:share("dossiers", { within = "annee" })
+    for _, row in r:rows() do
+      local want = cell[row.annee .. "|" .. row.famille] / year[row.annee]
+      assert.is_true(math.abs(want - row.part) < 1e-12)
+      assert.is_true(math.abs(want - row.dossiers_part) < 1e-12)
+    end
+    assert.are.equal("rate", r:kinds().dossiers_part)
+  end)
+
+  it("refuses a share of what does not add up, in a query and on a result", function()
+    assert.are.equal("bad argument #1 to 'share' (a ratio does not add up across groups: share the sums it is made of)",
+      h.error_of(function() cpf.share "prix_moyen" end))
+    local res = ds:group_by("annee"):agg { "prix_moyen" }:run()
+    assert.are.equal("share: 'prix_moyen' does not add up across rows (a ratio, a mean, a median...): share the sums "
+      .. "it is made of", h.error_of(function() res:share("prix_moyen") end))
+    assert.are.equal("share: within names no key of the query ('nope'; its keys: annee)",
+      h.error_of(function() ds:group_by("annee"):agg { x = cpf.share("dossiers", { within = "nope" }) }:run() end))
+  end)
+
+  it("is --share COL:KEYS in the request language, over every group before --having and --limit", function()
+    local out, err, code = h.run(h.cpf_command(("query %s --by annee,famille --measure dossiers "
+      .. "--share dossiers:annee --having 'dossiers>=100' --format csv"):format(h.shell_quote(path))))
+    assert.are.equal(0, code, err)
+    local want = ds:group_by("annee", "famille"):agg { "dossiers" }:run():share("dossiers", { within = "annee" })
+      :where { dossiers = cpf.ge(100) }
+    assert.are.equal(want:format("csv"), out)
+  end)
+end)

@@ -250,6 +250,10 @@ missing), the difference, the relative change]] },
 add COL_glissant_N: the sum of the N periods ending at each row's,
 within the other keys, on the calendar (an absent period adds nothing;
 no value before a full window); COL must add up (dossiers, montant...)]] },
+  { name = "share", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank",
+    example = "dossiers:annee", help = [[
+add COL_part: each row's COL over the sum of its group's, the rows
+sharing KEYS (the whole result without); COL must add up]] },
   { name = "rank", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank", example = "dossiers",
     help = "add COL_rang: 1 for the largest, ties sharing (within KEYS)" },
   { name = "format", class = "request", shape = "one", arg = "FORMAT", complete = "format", output = true,
@@ -394,6 +398,10 @@ FIELD.rolling.parse = function(req, values)
   for i, text in ipairs(values) do req.rollings[i] = parse_over(text, "--rolling") end
 end
 
+FIELD.share.parse = function(req, values)
+  for i, text in ipairs(values) do req.shares[i] = parse_rank(text, "--share") end
+end
+
 FIELD.rank.parse = function(req, values)
   for i, text in ipairs(values) do req.ranks[i] = parse_rank(text) end
 end
@@ -449,7 +457,7 @@ local function parse_fields(fields, settings)
     end
   end
   local req = setmetatable({ wheres = {}, keys = {}, measures = {}, sorts = {}, havings = {}, changes = {},
-                             cumsums = {}, rollings = {}, ranks = {}, joins = {} }, Request)
+                             cumsums = {}, rollings = {}, shares = {}, ranks = {}, joins = {} }, Request)
   for _, f in ipairs(FIELDS) do
     if f.class == "request" then f.parse(req, values_of(f, fields[f.name]), fields[f.name], fields, settings) end
   end
@@ -564,9 +572,11 @@ local function result_type(res, column)
   return "string"
 end
 
--- What the request does to the query's result, in this order: --having, --join, --change,
--- --cumsum, --rolling, --rank (so that --sort and --limit may name the columns they add).
+-- What the request does to the query's result, in this order: --share (over every group),
+-- --having, --join, --change, --cumsum, --rolling, --rank (so that --sort and --limit may name
+-- the columns they add).
 local function derive(self, res)
+  for _, s in ipairs(self.shares) do res = transform.share(res, s.column, { within = s.by }) end
   for _, w in ipairs(self.havings) do
     local has = false
     for _, c in ipairs(res:columns()) do if c == w.column then has = true end end

@@ -300,9 +300,9 @@ local function derive(name)
 end
 --- res:where{column = condition}, res:with{...}, res:join(other, on [, opts]),
 --- res:change(column, {over =, by =}), res:cumsum(column, {over =, by =}),
---- res:rolling(column, n, {over =, by =, fn =}), res:rank(column [, {by =, desc =}]): see
---- lua/cpf/transform.lua.
-for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rolling", "rank" } do
+--- res:rolling(column, n, {over =, by =, fn =}), res:share(column [, {within =}]),
+--- res:rank(column [, {by =, desc =}]): see lua/cpf/transform.lua.
+for _, name in ipairs { "where", "with", "join", "change", "cumsum", "rolling", "share", "rank" } do
   Result[name] = derive(name)
 end
 

@@ -202,14 +202,34 @@ local function part_agg(v)
   return q.measures[v] or q.sum(v)
 end
 
---- A measure as a fraction of its total over all groups: an aggregate, a measure name or a
---- column name (its sum).
-function q.share(inner)
+-- The aggregates whose values do not add up across groups: a share of one means nothing.
+local NOT_ADDITIVE = { ratio = "a ratio", wmean = "a weighted mean", mean = "a mean", quantile = "a quantile",
+                       distinct = "a distinct count" }
+
+--- A measure as a fraction of its total over all groups, or with {within = keys} over the
+--- groups sharing those keys' values (each year's funders adding up to 1): an aggregate, a
+--- measure name or a column name (its sum), which must add up across groups.
+function q.share(inner, opts)
   local a, why = part_agg(inner)
   if not a then
     error(("bad argument #1 to 'share' (aggregate, measure or column name expected, %s)"):format(why), 2)
   end
-  return agg { op = "share", inner = a }
+  local core_op = a
+  while core_op.op == "filtered" do core_op = core_op.inner end
+  if NOT_ADDITIVE[core_op.op] then
+    error(("bad argument #1 to 'share' (%s does not add up across groups: share the sums it is made of)")
+      :format(NOT_ADDITIVE[core_op.op]), 2)
+  end
+  local within
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("bad argument #2 to 'share' ({within = keys} expected)", 2) end
+    within = opts.within
+    if type(within) == "string" then within = { within } end
+    if within ~= nil and (type(within) ~= "table" or #within == 0) then
+      error("bad argument #2 to 'share' (within: a key name or a list of them)", 2)
+    end
+  end
+  return agg { op = "share", inner = a, within = within }
 end
 
 --- An aggregate counted only over the rows a condition keeps: cpf.filtered(cpf.sum "x", {col = v}).

@@ -484,7 +484,7 @@ local function compile_agg(ctx, a, list, name, conds)
     return compile_agg(ctx, a.inner, list, name, inner)
   end
   if a.op == "share" then
-    return { share = compile_agg(ctx, a.inner, list, name, conds) }
+    return { share = compile_agg(ctx, a.inner, list, name, conds), within = a.within }
   end
   if a.op == "combine" then
     local parts = {}

@@ -50,18 +50,38 @@ local function read_value(run, how, g)
     return how.fn((table.unpack or unpack)(args, 1, #how.combine))
   end
   if how.reduce then return run.reduced[how][g] end
-  local total = run.totals[how]
-  if total == nil then
-    total = 0
+  -- a share: the totals of the groups sharing the `within` keys' values (one total without)
+  local totals = run.totals[how]
+  if totals == nil then
+    local key_values = {}
+    for i, name in ipairs(how.within or {}) do
+      local k = run.key_index[name]
+      if not k then
+        error(("share: within names no key of the query ('%s'; its keys: %s)")
+          :format(tostring(name), table.concat(run.key_names, ", ")), 0)
+      end
+      key_values[i] = run.store:key_values(k)
+    end
+    local function id(h)
+      if #key_values == 0 then return "" end
+      local t = {}
+      for i, kv in ipairs(key_values) do
+        local v = kv[h]
+        t[i] = v == nil and "\0" or type(v) .. tostring(v)
+      end
+      return table.concat(t, "\1")
+    end
+    totals = { id = id, sums = {} }
     for h = 1, run.raw.groups do
       local v = read_value(run, how.share, h)
       if v ~= nil and type(v) ~= "number" then
         error(("share: the aggregate inside is a %s in a group; share needs numbers"):format(type(v)), 0)
       end
-      total = total + (v or 0)
+      totals.sums[id(h)] = (totals.sums[id(h)] or 0) + (v or 0)
     end
-    run.totals[how] = total
+    run.totals[how] = totals
   end
+  local total = totals.sums[totals.id(g)]
   local v = read_value(run, how.share, g)
   if v ~= nil and total ~= 0 then return v / total end
 end
@@ -90,7 +110,9 @@ function M.query(self, spec)
                 row_masks = extras and extras.row_masks,
                 aggs = setmetatable({}, { __index = function(t, i)
                   local v = store:agg_values(i); t[i] = v; return v end }) }
-  local run = { raw = raw, reduced = {}, totals = {} }
+  local key_index = {}
+  for k, name in ipairs(out.names) do key_index[name] = k end
+  local run = { raw = raw, reduced = {}, totals = {}, store = store, key_index = key_index, key_names = out.names }
   if #out.reducers > 0 then run_reducers(ds, out.reducers, raw, run.reduced) end
   for i, a in ipairs(self.agg_list) do
     columns[#columns + 1] = a.name

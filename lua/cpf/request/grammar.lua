@@ -175,7 +175,9 @@ local function measure_agg(spec, text)
   end
   if fn == "share" then
     local inner, inner_name = measure_agg(table.concat(parts, ":", 2), text)
-    return query.share(inner), "share_" .. inner_name
+    local ok, share = pcall(query.share, inner)
+    if not ok then bad((errors.strip(share):gsub("^bad argument #1 to 'share' %((.*)%)$", "%1"))) end
+    return share, "share_" .. inner_name
   end
   if ONE_COLUMN_SET[fn] and #parts == 2 then
     refuse_column(fn, parts[2], text)
@@ -254,13 +256,14 @@ local function parse_over(text, option)
   return { column = parts[1], over = parts[2], n = number, text = text }
 end
 
--- "COL" or "COL:KEY,KEY" (--rank) -> column, by.
-local function parse_rank(text)
+-- "COL" or "COL:KEY,KEY" (--rank, --share) -> column, by.
+local function parse_rank(text, option)
+  option = option or "--rank"
   local column, by = text:match("^%s*([^:]-)%s*:(.*)$")
   column = column or trim(text)
-  if column == "" then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
+  if column == "" then usage(("%s '%s': expected COLUMN or COLUMN:KEY,..."):format(option, text)) end
   local keys = by and split_list { by } or nil
-  if by and #keys == 0 then usage(("--rank '%s': expected COLUMN or COLUMN:KEY,..."):format(text)) end
+  if by and #keys == 0 then usage(("%s '%s': expected COLUMN or COLUMN:KEY,..."):format(option, text)) end
   return { column = column, by = keys, text = text }
 end
 
