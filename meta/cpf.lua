@@ -104,9 +104,11 @@ function Query:agg(spec) end
 ---@return cpf.query
 function Query:order_by(...) end
 ---@param n integer
----@param opts? {per: string|string[]} the first n rows of each group of rows sharing those columns
+---@param opts? {per: string|string[], others: boolean} the first n rows (of each group with per); others: the rest folded into one "Autres" row
 ---@return cpf.query
 function Query:limit(n, opts) end
+---@return cpf.query with subtotal rows (two keys or more) and a total row, computed from their rows
+function Query:totals() end
 ---@param conds table<string, any> conditions on the result's columns, applied after aggregation
 ---@return cpf.query
 function Query:having(conds) end
@@ -147,9 +149,19 @@ function Result:with(spec) end
 ---@param opts? {how: "left"|"inner", columns: string[], many: boolean, suffix: string}
 ---@return cpf.result
 function Result:join(other, on, opts) end
----@param opts {over: string, by: string|string[]|nil}
+---@param opts {over: string, by: string|string[]|nil, lag: integer|nil}
 ---@return cpf.result with column_prec, column_evol and column_evol_pct
 function Result:change(column, opts) end
+---@param n integer the periods of the window
+---@param opts {over: string, by: string|string[]|nil, fn: "sum"|"mean"|nil}
+---@return cpf.result with column_glissant_N
+function Result:rolling(column, n, opts) end
+---@param opts? {within: string|string[]|nil}
+---@return cpf.result with column_part
+function Result:share(column, opts) end
+---@param i integer
+---@return "total"|"subtotal"|"others"|nil
+function Result:row_kind(i) end
 ---@param opts {over: string, by: string|string[]|nil}
 ---@return cpf.result with column_cumul
 function Result:cumsum(column, opts) end

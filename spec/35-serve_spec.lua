@@ -29,7 +29,7 @@ end
 -- the same question on the command line
 local function cli_args(params)
   local t = {}
-  for _, p in ipairs(params) do t[#t + 1] = "--" .. p[1] .. "=" .. q(p[2]) end
+  for _, p in ipairs(params) do t[#t + 1] = "--" .. p[1] .. (p[2] == true and "" or "=" .. q(p[2])) end
   return table.concat(t, " ")
 end
 
@@ -175,7 +175,8 @@ if _VERSION == "Lua 5.4" and not jit then
       local request = require "cpf.request"
       local examples = { join = "pop:region_lieu_formation", bar = "dossiers", title = "Titre" }
       local companions = { title = { { "format", "html" } }, bar = { { "format", "table" } },
-                           per = { { "limit", "2" } }, locale = { { "format", "markdown" } },
+                           per = { { "limit", "2" } }, others = { { "limit", "2" } },
+                           locale = { { "format", "markdown" } },
                            opt = { { "format", "markdown" } } }
       for _, f in ipairs(request.fields_of("http")) do
         local value = examples[f.name] or f.example
@@ -189,6 +190,7 @@ if _VERSION == "Lua 5.4" and not jit then
         local cli_params = {}
         for i, p in ipairs(params) do cli_params[i] = p end
         if f.name == "join" then cli_params[1] = { "join", ref_csv .. ":region_lieu_formation" } end
+        if f.shape == "flag" then cli_params[1] = { f.name, true } end -- --totals, no value
         local has_format = false
         for _, p in ipairs(params) do has_format = has_format or p[1] == "format" end
         if not has_format then cli_params[#cli_params + 1] = { "format", "json" } end

@@ -105,13 +105,13 @@ describe("locales", function()
       '<text x="99" y="16" text-anchor="end" font-weight="bold">Région</text>',
       '<line x1="107.0" y1="22" x2="107.0" y2="68" stroke="#888"/>',
       '<text x="99" y="39" text-anchor="end">Bretagne</text>',
-      '<rect x="107.0" y="27" width="433.0" height="16" fill="#4e79a7"><title>Bretagne: 20,0`%</title></rect>',
-      '<text x="544.0" y="39">20,0`%</text>',
+      '<rect x="107.0" y="27" width="473.0" height="16" fill="#4e79a7"><title>Bretagne: 20,0`%</title></rect>',
+      '<text x="584.0" y="39">20,0`%</text>',
       '<text x="99" y="61" text-anchor="end">Île-de-France</text>',
       '<rect x="107.0" y="49" width="0.0" height="16" fill="#4e79a7">'
         .. '<title>Île-de-France: 0,0`%</title></rect>',
       '<text x="111.0" y="61">0,0`%</text>',
-      '<text x="323.5" y="94" text-anchor="middle" font-weight="bold">Taux d&#39;annulation</text>',
+      '<text x="343.5" y="94" text-anchor="middle" font-weight="bold">Taux d&#39;annulation</text>',
       '</svg>',
     }, picked:format("svg", { locale = "fr" }))
     assert.are.equal(spaces {
@@ -120,14 +120,14 @@ describe("locales", function()
       '<text x="99" y="16" text-anchor="end" font-weight="bold">Region</text>',
       '<line x1="107.5" y1="22" x2="107.5" y2="68" stroke="#888"/>',
       '<text x="99" y="39" text-anchor="end">Bretagne</text>',
-      '<rect x="107.5" y="27" width="432.5" height="16" fill="#4e79a7">'
+      '<rect x="107.5" y="27" width="429.5" height="16" fill="#4e79a7">'
         .. '<title>Bretagne: €1,234,567.89</title></rect>',
-      '<text x="544.0" y="39">€1,234,567.89</text>',
+      '<text x="541.0" y="39">€1,234,567.89</text>',
       '<text x="99" y="61" text-anchor="end">Île-de-France</text>',
       '<rect x="107.0" y="49" width="0.5" height="16" fill="#4e79a7">'
         .. '<title>Île-de-France: -€1,500.00</title></rect>',
       '<text x="111.5" y="61">-€1,500.00</text>',
-      '<text x="323.5" y="94" text-anchor="middle" font-weight="bold">Amount committed</text>',
+      '<text x="322.0" y="94" text-anchor="middle" font-weight="bold">Amount committed</text>',
       '</svg>',
     }, picked:format("svg", { locale = "en", chart = { y = "montant" } }))
   end)

@@ -16,7 +16,7 @@ local function cpf_run(args) return h.run(h.cpf_command(args)) end
 -- What a field's example needs beside it to be answered (--title needs a format that has one).
 local COMPANIONS = {
   title = { "--format", "html" }, bar = { "--format", "table" }, per = { "--limit", "2" },
-  locale = { "--format", "markdown" }, opt = { "--format", "markdown" },
+  locale = { "--format", "markdown" }, opt = { "--format", "markdown" }, others = { "--limit", "2" },
 }
 
 describe("the request table", function()
@@ -63,7 +63,8 @@ describe("the request table", function()
       if f.name == "bar" then value = "dossiers" end
       if f.name == "title" then value = "Titre" end
       assert.is_string(value, f.name .. " has an example")
-      local args = { "query", q(path), f.name ~= "by" and "--by annee" or "", "--" .. f.name, q(value) }
+      local args = { "query", q(path), f.name ~= "by" and "--by annee" or "", "--" .. f.name,
+                     f.shape ~= "flag" and q(value) or "" }
       for _, c in ipairs(COMPANIONS[f.name] or {}) do args[#args + 1] = q(c) end
       local out, err, code = cpf_run(table.concat(args, " "))
       assert.are.equal(0, code, f.name .. ": " .. err)
@@ -71,7 +72,8 @@ describe("the request table", function()
       tested[f.name] = true
     end
     for _, name in ipairs { "where", "by", "measure", "sort", "limit", "per", "having", "join", "change", "cumsum",
-                            "rolling", "rank", "format", "bar", "title", "locale", "opt" } do
+                            "rolling", "share", "rank", "others", "totals", "format", "bar", "title", "locale",
+                            "opt" } do
       assert.is_true(tested[name], name)
     end
     -- the load fields and the command line's own
@@ -91,7 +93,7 @@ describe("the request table", function()
     for _, f in ipairs(request.fields_of("lua", "request")) do
       if f.example then
         local fields = { [f.name] = f.example, by = f.name ~= "by" and "annee" or nil }
-        if f.name == "per" then fields.limit = 2 end
+        if f.name == "per" or f.name == "others" then fields.limit = 2 end
         if f.name == "opt" or f.name == "locale" then fields.format = "markdown" end
         assert.is_truthy(request.parse(fields), f.name)
       end
@@ -125,7 +127,8 @@ describe("the request table", function()
     assert.is_truthy(doc:find(list, 1, true), "doc/cpf.txt lists:\n" .. list)
     local names = request.option_names("nvim")
     assert.are.same({ "--bar", "--by", "--change", "--cumsum", "--format", "--having", "--join", "--limit", "--locale",
-                      "--measure", "--opt", "--per", "--rank", "--rolling", "--sort", "--title", "--where" }, names)
+                      "--measure", "--opt", "--others", "--per", "--rank", "--rolling", "--share", "--sort", "--title",
+                      "--totals", "--where" }, names)
   end)
 
   it("completes every measure, aggregate form and virtual key the command line accepts", function()

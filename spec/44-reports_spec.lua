@@ -403,3 +403,112 @@ describe("shares within groups", function()
     assert.are.equal(want:format("csv"), out)
   end)
 end)
+
+describe("totals and Autres", function()
+  local path, ds, rows
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 17 }))
+    ds = assert(cpf.load(path))
+    rows = {}
+    for _, r in ds:rows() do rows[#rows + 1] = r end
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  -- Σ nb_dossiers, Σ montant_engage and the cancelled files of the rows `keep` keeps
+  local function sums(keep)
+    local d, m, c = 0, 0, 0
+    for _, r in ipairs(rows) do
+      if keep(r) then
+        d, m = d + r.nb_dossiers, m + r.montant_engage
+        if require("cpf.schema").families[r.statut_dossier] == "cancelled" then c = c + r.nb_dossiers end
+      end
+    end
+    return d, m, c
+  end
+  local function near(a, b) return a == b or math.abs(a - b) <= 1e-9 * math.max(math.abs(a), math.abs(b)) end
+
+  it("top 3 + Autres + Total: every measure of those rows computed from their rows, never a sum of ratios", function()
+    local res = ds:group_by("region_lieu_formation"):agg { "dossiers", "montant", "prix_moyen", "taux_annulation" }
+      :order_by("-dossiers"):limit(3, { others = true }):totals():run()
+    assert.are.equal(5, #res)
+    assert.are.same({ "others", "total" }, { res:row_kind(4), res:row_kind(5) })
+    assert.is_nil(res:row_kind(1))
+    local top = {}
+    for i = 1, 3 do top[res[i].region_lieu_formation] = true end
+    local d, m, c = sums(function(r) return not top[r.region_lieu_formation] end)
+    local autres = res[4]
+    assert.is_nil(autres.region_lieu_formation)
+    assert.are.equal(d, autres.dossiers)
+    assert.is_true(near(m, autres.montant))
+    assert.is_true(near(m / d, autres.prix_moyen)) -- Σ montant / Σ dossiers of the rows folded
+    assert.is_true(near(c / d, autres.taux_annulation))
+    local td, tm = sums(function() return true end)
+    assert.are.equal(td, res[5].dossiers)
+    assert.is_true(near(tm / td, res[5].prix_moyen))
+    assert.are.equal(td, res[1].dossiers + res[2].dossiers + res[3].dossiers + autres.dossiers) -- they add up
+  end)
+
+  it("subtotals after each group of the first key, the sort within each group, a total over every row kept", function()
+    local res = ds:where { annee = { 2023, 2024 } }:group_by("annee", "famille"):agg { "dossiers", "prix_moyen" }
+      :order_by("-dossiers"):having { dossiers = cpf.ge(50) }:totals():run()
+    local last_year, kinds = nil, {}
+    for i, r in ipairs(res) do
+      kinds[#kinds + 1] = res:row_kind(i) or "group"
+      if res:row_kind(i) == "subtotal" then
+        local d, m = sums(function(x) return x.date_validation and x.date_validation:sub(1, 4) == tostring(r.annee) end)
+        assert.are.equal(d, r.dossiers) -- the whole year, having or not
+        assert.is_true(near(m / d, r.prix_moyen))
+        assert.is_nil(r.famille)
+      elseif not res:row_kind(i) then
+        if last_year then assert.is_true(r.annee == last_year or res:row_kind(i - 1) == "subtotal") end
+        last_year = r.annee
+      end
+    end
+    assert.are.equal("total", kinds[#kinds])
+    local d = sums(function(x) return x.date_validation and (x.date_validation:sub(1, 4) == "2023"
+      or x.date_validation:sub(1, 4) == "2024") end)
+    assert.are.equal(d, res[#res].dossiers)
+  end)
+
+  it("folds the groups left out of each group with per", function()
+    local res = ds:where { annee = { 2023, 2024 } }:group_by("annee", "region_lieu_formation"):agg { "dossiers" }
+      :order_by("annee", "-dossiers"):limit(2, { per = "annee", others = true }):run()
+    for i, r in ipairs(res) do
+      if res:row_kind(i) == "others" then
+        local kept = {}
+        for j = 1, i - 1 do
+          if res[j].annee == r.annee and not res:row_kind(j) then kept[res[j].region_lieu_formation] = true end
+        end
+        local d = sums(function(x) return x.date_validation and x.date_validation:sub(1, 4) == tostring(r.annee)
+          and not kept[x.region_lieu_formation] end)
+        assert.are.equal(d, r.dossiers)
+      end
+    end
+    assert.are.equal("others needs a free key: the rows are folded by one key, and 'annee' and "
+      .. "'region_lieu_formation' are both free: give the others to per", (h.error_of(function()
+        ds:group_by("annee", "region_lieu_formation"):agg { "dossiers" }:limit(2, { others = true }):run()
+      end):gsub("^others: ", "others needs a free key: ")))
+  end)
+
+  it("are --others and --totals in the request language, shown as Total and Autres by the formats", function()
+    local out, err, code = h.run(h.cpf_command(("query %s --by region_lieu_formation --measure dossiers "
+      .. "--sort -dossiers --limit 2 --others --totals --format csv-fr --opt bom=false"):format(h.shell_quote(path))))
+    assert.are.equal(0, code, err)
+    local res = ds:group_by("region_lieu_formation"):agg { "dossiers" }:order_by("-dossiers")
+      :limit(2, { others = true }):totals():run()
+    assert.are.equal(("region_lieu_formation;dossiers\n%s;%d\n%s;%d\nAutres;%d\nTotal;%d\n"):format(
+      res[1].region_lieu_formation, res[1].dossiers, res[2].region_lieu_formation, res[2].dossiers, res[3].dossiers,
+      res[4].dossiers), out)
+    assert.are.equal(("region_lieu_formation,dossiers,row_kind\n%s,%d,group\n%s,%d,group\n,%d,others\n,%d,total\n")
+      :format(res[1].region_lieu_formation, res[1].dossiers, res[2].region_lieu_formation, res[2].dossiers,
+        res[3].dossiers, res[4].dossiers), res:format("csv", { row_kind = true }))
+    local md = res:format("markdown", { locale = "en" })
+    assert.is_truthy(md:find("| **Others** ", 1, true), md)
+    assert.is_truthy(md:find("| **Total** ", 1, true), md)
+    assert.is_truthy(res:format("html", { locale = "fr" }):find('<tr class="others"><td>Autres</td>', 1, true))
+    local _, e2, c2 = h.run(h.cpf_command(("query %s --by annee --others"):format(h.shell_quote(path))))
+    assert.are.equal(2, c2)
+    assert.are.equal("cpf: --others needs --limit N (the rows kept before Autres)\ntry 'cpf query --help'\n", e2)
+  end)
+end)

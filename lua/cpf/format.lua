@@ -14,7 +14,8 @@ local BUILTIN_ORDER = { "csv", "csv-fr", "tsv", "json", "jsonl", "markdown", "ta
 local BUILTIN = {
   csv = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8" },
   ["csv-fr"] = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8",
-                 defaults = { sep = ";", bom = true, decimal = ",", formula_guard = true, rounded = true } },
+                 defaults = { sep = ";", bom = true, decimal = ",", formula_guard = true, rounded = true,
+                              row_labels = "fr" } },
   tsv = { module = "cpf.format.delimited", name = "tsv", media = "text/tab-separated-values; charset=utf-8" },
   json = { module = "cpf.format.json", name = "json", media = "application/json; charset=utf-8" },
   jsonl = { module = "cpf.format.json", name = "jsonl", media = "application/x-ndjson; charset=utf-8" },

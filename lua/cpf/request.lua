@@ -12,8 +12,10 @@ local common = require "cpf.format.common"
 local errors = require "cpf.errors"
 local transform = require "cpf.transform"
 local format = require "cpf.format"
+local rollup = require "cpf.query.rollup"
 local grammar = require "cpf.request.grammar"
 local complete = require "cpf.request.complete"
+local words = require "cpf.request.words"
 
 local request = {}
 
@@ -148,6 +150,19 @@ end
 
 -- ---------------------------------------------------------------- the table of fields
 
+-- The funders' measures in --measure's help, from the schema's list of funders.
+local FUNDER_HELP
+do
+  local line = "  part_F share_F dossiers_F  (F: "
+  local lines = {}
+  for _, f in ipairs(schema.funders) do
+    if #line + #f + 1 > 70 then lines[#lines + 1] = (line:gsub(" $", "")) line = "  " end
+    line = line .. f .. " "
+  end
+  lines[#lines + 1] = (line:gsub(" $", ")   — the CPF measures"))
+  FUNDER_HELP = table.concat(lines, "\n")
+end
+
 -- Every field a request or a load may have, in the order of `cpf query --help`. Each entry:
 --   name      the field's name: the Lua table's key, the option --name, the HTTP parameter
 --   class     "request" (what to compute and how to show it: the command line, HTTP, Neovim
@@ -168,19 +183,6 @@ end
 --   pattern   its values may hold a ~ Lua pattern (cpf serve bounds them)
 --   tag       a load field that changes what is loaded: part of a cached snapshot's tag
 --   help_section "data" for a command-line field listed with the data options
--- The funders' measures in --measure's help, from the schema's list of funders.
-local FUNDER_HELP
-do
-  local words = "  part_F share_F dossiers_F  (F: "
-  local lines = {}
-  for _, f in ipairs(schema.funders) do
-    if #words + #f + 1 > 70 then lines[#lines + 1] = (words:gsub(" $", "")) words = "  " end
-    words = words .. f .. " "
-  end
-  lines[#lines + 1] = (words:gsub(" $", ")   — the CPF measures"))
-  FUNDER_HELP = table.concat(lines, "\n")
-end
-
 local FIELDS = {
   { name = "where", class = "request", shape = "repeat", arg = "COND", complete = "column", pattern = true,
     example = "annee>=2021", help = [[
@@ -256,6 +258,14 @@ add COL_part: each row's COL over the sum of its group's, the rows
 sharing KEYS (the whole result without); COL must add up]] },
   { name = "rank", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank", example = "dossiers",
     help = "add COL_rang: 1 for the largest, ties sharing (within KEYS)" },
+  { name = "others", class = "request", shape = "flag", example = "true", help = [[
+with --limit: fold the groups left out into one "Autres" row (one per
+group with --per), every measure computed from their rows]] },
+  { name = "totals", class = "request", shape = "flag", example = "true", help = [[
+add a subtotal row after each group of the first key (two keys or
+more) and a total row last, over every row the conditions keep, every
+measure computed from those rows (SQL's ROLLUP; a price is Σ montant /
+Σ dossiers, never a sum of prices)]] },
   { name = "format", class = "request", shape = "one", arg = "FORMAT", complete = "format", output = true,
     example = "csv", help = [[
 csv, csv-fr, tsv, json, jsonl, markdown, table (the default, also when
@@ -401,6 +411,20 @@ end
 FIELD.share.parse = function(req, values)
   for i, text in ipairs(values) do req.shares[i] = parse_rank(text, "--share") end
 end
+
+-- A flag's value: true from the command line and Neovim, true/false (or 1/0) as text over HTTP.
+local function flag_value(raw, option)
+  if raw == nil or raw == false or raw == "false" or raw == "0" then return false end
+  if raw == true or raw == "true" or raw == "1" then return true end
+  usage(("%s takes no value but true or false, got '%s'"):format(option, tostring(raw)))
+end
+
+FIELD.others.parse = function(req, _, raw, fields)
+  req.others = flag_value(raw, "--others")
+  if req.others and fields.limit == nil then usage("--others needs --limit N (the rows kept before Autres)") end
+end
+
+FIELD.totals.parse = function(req, _, raw) req.totals = flag_value(raw, "--totals") end
 
 FIELD.rank.parse = function(req, values)
   for i, text in ipairs(values) do req.ranks[i] = parse_rank(text) end
@@ -595,7 +619,8 @@ local function derive(self, res)
 end
 
 local function run(self, ds)
-  local res = derive(self, build_query(self, ds):run())
+  local q = build_query(self, ds)
+  local res = derive(self, q:run())
   local result_columns = res:columns()
   local sorts = {}
   for i, s in ipairs(self.sorts) do
@@ -613,6 +638,9 @@ local function run(self, ds)
   elseif self.limit then
     res = res:head(self.limit)
   end
+  -- the rows that stand for several groups: the query run again over the rows they cover
+  if self.others then res = rollup.others(q, res, self.per) end
+  if self.totals then res = rollup.totals(q, res) end
   return res
 end
 
@@ -647,88 +675,10 @@ function request.options_of(front, extra)
   return known, short
 end
 
---- Splits command-line words from args[first] into positionals and options: `known` maps each
---- long option name to "flag", "value" (the last one wins) or "list" (every value, in order);
---- `short` maps one-letter options to long names. "--name=value" works for values; after
---- "--" everything goes to rest. Returns positionals, options, rest, or nil, message.
-function request.read_args(args, first, known, short)
-  local pos, opts, rest = {}, {}, nil
-  short = short or {}
-  local i = first
-  while i <= #args do
-    local a = args[i]
-    local name, inline
-    if a == "--" then
-      rest = {}
-      for j = i + 1, #args do rest[#rest + 1] = args[j] end
-      break
-    elseif a == "--help" or a == "-h" then
-      opts.help = true
-    elseif a:sub(1, 2) == "--" then
-      name, inline = a:match("^%-%-([^=]+)=(.*)$")
-      if not name then name = a:sub(3) end
-    elseif a:match("^%-%a$") then
-      name = short[a:sub(2)]
-      if not name then return nil, ("unknown option '%s'"):format(a) end
-    else
-      pos[#pos + 1] = a
-    end
-    if name then
-      local kind = known[name]
-      local shown = inline and a:match("^[^=]*") or a
-      if not kind then return nil, ("unknown option '%s'"):format(shown) end
-      if kind == "flag" then
-        if inline then return nil, ("option '%s' takes no value"):format(shown) end
-        opts[name] = true
-      else
-        local v = inline
-        if v == nil then
-          i = i + 1
-          v = args[i]
-          if v == nil then return nil, ("option '%s' needs a value"):format(shown) end
-        end
-        if kind == "list" then
-          opts[name] = opts[name] or {}
-          opts[name][#opts[name] + 1] = v
-        else
-          opts[name] = v
-        end
-      end
-    end
-    i = i + 1
-  end
-  return pos, opts, rest or {}
-end
-
 -- ---------------------------------------------------------------- help
 
-local HELP_WIDTH = 17 -- the option column, after two spaces
-
---- The help of fields (a list of entries of request.fields), as `cpf query --help` prints it:
---- the option and its placeholder, the help text beside it (below it when the option is wider
---- than its column).
-function request.help(fields)
-  local lines = {}
-  local indent = (" "):rep(2 + HELP_WIDTH)
-  for _, f in ipairs(fields) do
-    local option = (f.short and "-" .. f.short .. ", " or "") .. "--" .. f.name .. (f.arg and " " .. f.arg or "")
-    local first = true
-    for line in (f.help .. "\n"):gmatch("([^\n]*)\n") do
-      if first then
-        if #option < HELP_WIDTH then
-          lines[#lines + 1] = "  " .. option .. (" "):rep(HELP_WIDTH - #option) .. line
-        else
-          lines[#lines + 1] = "  " .. option
-          lines[#lines + 1] = indent .. line
-        end
-        first = false
-      else
-        lines[#lines + 1] = indent .. line
-      end
-    end
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
+request.read_args = words.read_args
+request.help = words.help
 
 --- The data options of the command line's commands that load DATA ("data options:" and their
 --- help).

@@ -22,6 +22,9 @@ local LABELS = setmetatable({}, { __mode = "k" })
 -- result -> { [column] = "additive" } for the columns a query computed as sums or counts: what
 -- adds up across rows and periods (windows, totals); a ratio, a mean or a median does not
 local ADDITIVE = setmetatable({}, { __mode = "k" })
+-- result -> { [row] = "total" | "subtotal" | "others" }: the rows that stand for several groups
+-- (cpf.query.rollup), which the formats show as such
+local ROW_KINDS = setmetatable({}, { __mode = "k" })
 
 local result = {}
 
@@ -138,6 +141,12 @@ function result.additive(res)
   return t
 end
 function result.set_additive(res, t) ADDITIVE[res] = t end
+
+--- What row i stands for: nil for a group, "total", "subtotal" or "others" (q:totals(),
+--- q:limit(n, {others = true})).
+function Result:row_kind(i) return ROW_KINDS[self] and ROW_KINDS[self][i] or nil end
+--- Marks rows ({[i] = "total" | "subtotal" | "others"}), for cpf.query.rollup.
+function result.set_row_kinds(res, kinds) ROW_KINDS[res] = kinds end
 
 --- Sets a result's column titles ({column = {fr =, en =}}) and the order it is sorted by
 --- (for results derived from others, cpf.transform).

@@ -394,6 +394,44 @@ function option.locale(v)
   if v ~= "C" and not common.locales[v] then return 'must be "fr", "en" or "C"' end
 end
 
+-- The words of the rows that stand for several groups, by locale (C: English).
+local ROLLUP_WORDS = { fr = { total = "Total", subtotal = "Total", others = "Autres" },
+                       en = { total = "Total", subtotal = "Total", others = "Others" } }
+
+--- The key cell texts of the rows that stand for several groups (res:row_kind): a function
+--- (i, row, name) -> "Total" / "Autres" (fr; "Others" otherwise) for the first missing key of a
+--- total, subtotal or others row, nil for any other cell.
+function common.rollup_label(res, locale)
+  if not res.row_kind then return function() return nil end end
+  local words = ROLLUP_WORDS[locale] or ROLLUP_WORDS.en
+  local keys = res:keys()
+  return function(i, row, name)
+    local kind = res:row_kind(i)
+    if not kind then return nil end
+    for _, k in ipairs(keys) do
+      if row[k] == nil then return k == name and words[kind] or nil end
+    end
+    return nil
+  end
+end
+
+--- The result with a last column row_kind saying what each row stands for: "group", or
+--- "total", "subtotal", "others" (the machine formats' row_kind option); the result itself
+--- when it has no such column to add.
+function common.with_row_kind(res)
+  local columns = res:columns()
+  columns[#columns + 1] = "row_kind"
+  local rows = {}
+  for i, r in ipairs(res) do
+    local t = {}
+    for k, v in pairs(r) do t[k] = v end
+    t.row_kind = res.row_kind and res:row_kind(i) or "group"
+    rows[i] = t
+  end
+  -- cpf.result: loaded here, where a format adds the column (the formats never need it else)
+  return require("cpf.result").new(columns, rows, res:keys(), nil, res:kinds())
+end
+
 --- The display options of table, markdown, html and svg.
 function common.display_options(t)
   t.decimals = option.count(0, 9)

@@ -51,8 +51,8 @@ local function write_records(res, out, opts, field)
   local cells = {}
   for j, name in ipairs(columns) do cells[j] = field(name) end
   out:write(table.concat(cells, opts.sep), eol)
-  for _, row in ipairs(res) do
-    for j, name in ipairs(columns) do cells[j] = field(row[name], j) end
+  for i, row in ipairs(res) do
+    for j, name in ipairs(columns) do cells[j] = field(row[name], j, i, row, name) end
     out:write(table.concat(cells, opts.sep), eol)
   end
 end
@@ -63,16 +63,24 @@ local function check_sep(v)
   end
 end
 
+local function check_row_labels(v)
+  if v ~= false and v ~= "fr" and v ~= "en" then return 'must be false, "fr" or "en"' end
+end
+
 delimited.csv = {
   options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol,
-              formula_guard = option.boolean, rounded = option.boolean },
+              formula_guard = option.boolean, rounded = option.boolean, row_kind = option.boolean,
+              row_labels = check_row_labels },
   check = function(opts)
     if opts.decimal == "," and (opts.sep or ",") == "," then
       return "decimal ',' needs another separator than ',' (sep = ';')"
     end
   end,
   write = function(res, out, opts)
+    if opts.row_kind then res = common.with_row_kind(res) end
     local sep, decimal, guard = opts.sep or ",", opts.decimal, opts.formula_guard
+    -- a total or Autres row says so in its first missing key (csv-fr's default, in French)
+    local label = opts.row_labels and common.rollup_label(res, opts.row_labels) or function() return nil end
     local special = "[%" .. sep .. '"\r\n]'
     if sep:find("%w") then special = "[" .. sep .. '"\r\n]' end
     local one_column = #res:columns() == 1
@@ -82,8 +90,8 @@ delimited.csv = {
       local kinds = res:kinds()
       for j, name in ipairs(res:columns()) do decimals_of[j] = ROUNDED_DECIMALS[kinds[name] or "number"] end
     end
-    local function field(v, j)
-      local s = field_text(v, decimal, j and decimals_of[j])
+    local function field(v, j, i, row, name)
+      local s = i and label(i, row, name) or field_text(v, decimal, j and decimals_of[j])
       -- a spreadsheet shows '=1+2 as the text =1+2 instead of running it (formula_guard)
       if guard and type(v) == "string" and formula_like(s) then s = "'" .. s end
       -- an empty line is no record to a reader: a lone missing value is written ""
@@ -101,8 +109,9 @@ delimited.csv = {
 local TSV_ESCAPES = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\r"] = "\\r", ["\n"] = "\\n" }
 
 delimited.tsv = {
-  options = { bom = option.boolean, decimal = option.decimal, eol = option.eol },
+  options = { bom = option.boolean, decimal = option.decimal, eol = option.eol, row_kind = option.boolean },
   write = function(res, out, opts)
+    if opts.row_kind then res = common.with_row_kind(res) end
     local decimal = opts.decimal
     local function field(v)
       return (field_text(v, decimal):gsub("[\\\t\r\n]", TSV_ESCAPES))

@@ -261,6 +261,7 @@ table{border-collapse:collapse;font-size:.9rem}
 th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 th{border-bottom:2px solid #999}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.total td,tr.subtotal td,tr.others td{font-weight:bold}
 ]]
 
 local function html_cell(s)
@@ -280,13 +281,15 @@ function html.table_fragment(res, opts)
     parts[#parts + 1] = (c.numeric and '<th class="num">' or "<th>") .. html_cell(c.title) .. "</th>"
   end
   parts[#parts + 1] = "</tr>\n</thead>\n<tbody>\n"
-  for _, row in ipairs(res) do
-    parts[#parts + 1] = "<tr>"
+  local label = common.rollup_label(res, opts.locale)
+  for i, row in ipairs(res) do
+    local kind = res.row_kind and res:row_kind(i)
+    parts[#parts + 1] = kind and ('<tr class="%s">'):format(kind) or "<tr>" -- a total or Autres: bold
     for _, c in ipairs(info) do
       local v = row[c.name]
       local numeric = c.numeric or type(v) == "number"
       parts[#parts + 1] = (numeric and '<td class="num">' or "<td>")
-        .. html_cell(common.display_text(v, c.decimals, c.opts)) .. "</td>"
+        .. html_cell(label(i, row, c.name) or common.display_text(v, c.decimals, c.opts)) .. "</td>"
     end
     parts[#parts + 1] = "</tr>\n"
   end

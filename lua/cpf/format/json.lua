@@ -41,8 +41,9 @@ local function object_writer(res)
 end
 
 json.json = {
-  options = {},
-  write = function(res, out)
+  options = { row_kind = common.option.boolean },
+  write = function(res, out, opts)
+    if opts.row_kind then res = common.with_row_kind(res) end
     if #res == 0 then out:write("[]\n") return end
     local object = object_writer(res)
     out:write("[\n")
@@ -54,8 +55,9 @@ json.json = {
 }
 
 json.jsonl = {
-  options = {},
-  write = function(res, out)
+  options = { row_kind = common.option.boolean },
+  write = function(res, out, opts)
+    if opts.row_kind then res = common.with_row_kind(res) end
     local object = object_writer(res)
     for _, row in ipairs(res) do out:write(object(row), "\n") end
   end,

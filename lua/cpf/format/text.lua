@@ -9,14 +9,19 @@ local width = common.display_width
 
 local terminal_text = common.terminal_text
 
--- Each row's cell texts, per column info (numeric, decimals) from common.column_info.
-local function cell_texts(res, info, fix)
-  local rows = {}
+-- Each row's cell texts, per column info (numeric, decimals) from common.column_info; a total
+-- or "Autres" row says so in its first missing key (common.rollup_label), and `strong` (when
+-- given) marks its cells.
+local function cell_texts(res, info, fix, locale, strong)
+  local rows, label = {}, common.rollup_label(res, locale)
   for i, row in ipairs(res) do
     local cells = {}
     for j, c in ipairs(info) do
       local v = row[c.name]
-      cells[j] = fix(common.display_text(v, c.decimals, c.opts), type(v) == "number")
+      local s = label(i, row, c.name) or common.display_text(v, c.decimals, c.opts)
+      s = fix(s, type(v) == "number")
+      if strong and res:row_kind(i) and s ~= "" then s = strong(s) end
+      cells[j] = s
     end
     rows[i] = cells
   end
@@ -57,7 +62,7 @@ text.table = {
       header[j] = fix(info[j].title)
       widths[j] = width(header[j])
     end
-    local rows = cell_texts(res, info, fix)
+    local rows = cell_texts(res, info, fix, opts.locale)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)
@@ -113,7 +118,7 @@ text.markdown = {
       header[j] = markdown_cell(info[j].title)
       widths[j] = math.max(3, width(header[j]))
     end
-    local rows = cell_texts(res, info, markdown_cell)
+    local rows = cell_texts(res, info, markdown_cell, opts.locale, function(s) return "**" .. s .. "**" end)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)

@@ -197,9 +197,11 @@ function q.wmean(x, w) return agg { op = "wmean", column = x, column2 = w } end
 local function part_agg(v)
   if is_agg(v) then return v end
   if type(v) ~= "string" then return nil, ("got %s"):format(type(v)) end
-  local refusal = schema.measure_refusal(v)
+  if q.measures[v] then return q.measures[v] end
+  -- a measure cpf refuses (titulaires) at once; a column's sum is refused when it runs, as any
+  local refusal = not schema.by_name[v] and schema.measure_refusal(v)
   if refusal then return nil, refusal end
-  return q.measures[v] or q.sum(v)
+  return q.sum(v)
 end
 
 -- The aggregates whose values do not add up across groups: a share of one means nothing.
@@ -407,16 +409,30 @@ function Query:order_by(...)
   return n
 end
 
---- limit(n [, {per = column or {columns}}]): the first n rows in the query's order; with per,
---- the first n of each group of rows sharing those columns' values.
+--- limit(n [, {per = column or {columns}, others = true}]): the first n rows in the query's
+--- order; with per, the first n of each group of rows sharing those columns' values; with
+--- others, the groups left out folded into one "Autres" row (one per group with per), its
+--- measures computed from their rows (cpf.query.rollup).
 function Query:limit(count, opts)
   check_query(self, "limit")
   if type(count) ~= "number" or count < 0 or count ~= math.floor(count) then
     error("bad argument #1 to 'limit' (whole number expected)", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'limit' ({per = column} expected)", 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'limit' ({per = column, others = true} expected)", 2)
+  end
   local n = copy(self)
-  n.max_rows, n.limit_per = count, opts and opts.per
+  n.max_rows, n.limit_per, n.with_others = count, opts and opts.per, opts and opts.others and true or nil
+  return n
+end
+
+--- totals(): a subtotal row after each group of the first key (with two keys or more) and a
+--- grand total last, over every row the conditions keep (SQL's ROLLUP), each measure computed
+--- from those rows (cpf.query.rollup).
+function Query:totals()
+  check_query(self, "totals")
+  local n = copy(self)
+  n.with_totals = true
   return n
 end
 

@@ -173,6 +173,16 @@ function M.query(self, spec)
     if not ok3 then error(errors.is(derived) and derived.msg or derived, 0) end
     res = derived
   end
+  -- the rows that stand for several groups, computed from their rows (loaded when asked)
+  if self.with_others or self.with_totals then
+    local rollup = require "cpf.query.rollup" -- loaded on first use: most queries have neither
+    if self.with_others then
+      local per = self.limit_per
+      if type(per) == "string" then per = { per } end
+      res = rollup.others(self, res, per)
+    end
+    if self.with_totals then res = rollup.totals(self, res) end
+  end
   return res
 end
 

@@ -1,0 +1,89 @@
+-- cpf.request.words — the command line's words, as cpf query and :Cpf query read them: options
+-- (--name value, --name=value, flags, one-letter aliases, "--" and the rest) split from the
+-- positionals, and the help of a list of fields as `cpf query --help` prints it.
+local words = {}
+
+--- Splits command-line words from args[first] into positionals and options: `known` maps each
+--- long option name to "flag", "value" (the last one wins) or "list" (every value, in order);
+--- `short` maps one-letter options to long names. "--name=value" works for values; after
+--- "--" everything goes to rest. Returns positionals, options, rest, or nil, message.
+function words.read_args(args, first, known, short)
+  local pos, opts, rest = {}, {}, nil
+  short = short or {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    local name, inline
+    if a == "--" then
+      rest = {}
+      for j = i + 1, #args do rest[#rest + 1] = args[j] end
+      break
+    elseif a == "--help" or a == "-h" then
+      opts.help = true
+    elseif a:sub(1, 2) == "--" then
+      name, inline = a:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = a:sub(3) end
+    elseif a:match("^%-%a$") then
+      name = short[a:sub(2)]
+      if not name then return nil, ("unknown option '%s'"):format(a) end
+    else
+      pos[#pos + 1] = a
+    end
+    if name then
+      local kind = known[name]
+      local shown = inline and a:match("^[^=]*") or a
+      if not kind then return nil, ("unknown option '%s'"):format(shown) end
+      if kind == "flag" then
+        if inline then return nil, ("option '%s' takes no value"):format(shown) end
+        opts[name] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = args[i]
+          if v == nil then return nil, ("option '%s' needs a value"):format(shown) end
+        end
+        if kind == "list" then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = v
+        else
+          opts[name] = v
+        end
+      end
+    end
+    i = i + 1
+  end
+  return pos, opts, rest or {}
+end
+
+-- ---------------------------------------------------------------- help
+
+local HELP_WIDTH = 17 -- the option column, after two spaces
+
+--- The help of fields (a list of entries of request.fields), as `cpf query --help` prints it:
+--- the option and its placeholder, the help text beside it (below it when the option is wider
+--- than its column).
+function words.help(fields)
+  local lines = {}
+  local indent = (" "):rep(2 + HELP_WIDTH)
+  for _, f in ipairs(fields) do
+    local option = (f.short and "-" .. f.short .. ", " or "") .. "--" .. f.name .. (f.arg and " " .. f.arg or "")
+    local first = true
+    for line in (f.help .. "\n"):gmatch("([^\n]*)\n") do
+      if first then
+        if #option < HELP_WIDTH then
+          lines[#lines + 1] = "  " .. option .. (" "):rep(HELP_WIDTH - #option) .. line
+        else
+          lines[#lines + 1] = "  " .. option
+          lines[#lines + 1] = indent .. line
+        end
+        first = false
+      else
+        lines[#lines + 1] = indent .. line
+      end
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return words
