@@ -121,7 +121,8 @@ describe("cpf query", function()
         "--having 'nope=1': no column 'nope' in the result (annee, dossiers, montant)" },
       { "--by annee --change montant:nope", 1,
         "change: 'nope' is not a column of the result (its columns: annee, dossiers, montant)" },
-      { "--join x.csv", 2, "--join 'x.csv': expected FILE:COLUMN (COLUMN of both the result and the reference)" },
+      { "--join x.csv", 2, "--join 'x.csv': expected FILE:COLUMN (COLUMN of both the result and the reference) or "
+        .. "FILE:COLUMN=REFCOLUMN" },
       { "--join nofile.csv:annee", 1, "--join 'nofile.csv:annee': nofile.csv: cannot open: No such file or directory" },
     } do
       local o, e, code = cpf_run("query " .. q(fixture) .. " " .. case[1])

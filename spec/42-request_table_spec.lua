@@ -73,7 +73,7 @@ describe("the request table", function()
     end
     for _, name in ipairs { "where", "by", "measure", "sort", "limit", "per", "having", "join", "change", "cumsum",
                             "rolling", "share", "rank", "others", "totals", "format", "bar", "title", "locale",
-                            "opt" } do
+                            "opt", "with" } do
       assert.is_true(tested[name], name)
     end
     -- the load fields and the command line's own
@@ -128,7 +128,7 @@ describe("the request table", function()
     local names = request.option_names("nvim")
     assert.are.same({ "--bar", "--by", "--change", "--cumsum", "--format", "--having", "--join", "--limit", "--locale",
                       "--measure", "--opt", "--others", "--per", "--rank", "--rolling", "--share", "--sort", "--title",
-                      "--totals", "--where" }, names)
+                      "--totals", "--where", "--with" }, names)
   end)
 
   it("completes every measure, aggregate form and virtual key the command line accepts", function()

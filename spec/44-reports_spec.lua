@@ -512,3 +512,57 @@ describe("totals and Autres", function()
     assert.are.equal("cpf: --others needs --limit N (the rows kept before Autres)\ntry 'cpf query --help'\n", e2)
   end)
 end)
+
+describe("reference tables", function()
+  local path, ds, ref
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 18 }))
+    ds = assert(cpf.load(path))
+    ref = h.write_file("DEP;population\n01;660000\n35;1100000\n75;2100000\n", ".csv")
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  it("join on differently named columns and derive a column, from the request language", function()
+    local out, err, code = h.run(h.cpf_command(("query %s --by code_officiel_departement --measure montant "
+      .. "--where 'code_officiel_departement=01|35|75' --join %s:code_officiel_departement=DEP "
+      .. "--with 'eur_hab:money=montant / population' --format csv"):format(h.shell_quote(path), h.shell_quote(ref))))
+    assert.are.equal(0, code, err)
+    local res = ds:where { code_officiel_departement = { "01", "35", "75" } }:group_by("code_officiel_departement")
+      :agg { "montant" }:run()
+    local pop = { ["01"] = 660000, ["35"] = 1100000, ["75"] = 2100000 }
+    local want = { "code_officiel_departement,montant,population,eur_hab" }
+    for _, r in ipairs(res) do
+      local p = pop[r.code_officiel_departement]
+      local text = require("cpf.format.common").number_text
+      want[#want + 1] = ("%s,%s,%d,%s"):format(r.code_officiel_departement, text(r.montant), p, text(r.montant / p))
+    end
+    assert.are.equal(table.concat(want, "\n") .. "\n", out)
+  end)
+
+  it("--with computes + - * / and parentheses of result columns and numbers, and nothing else", function()
+    local request = require "cpf.request"
+    local req = assert(request.parse { by = "annee", measure = "dossiers,montant",
+      with = { "a=(montant + 1) * 2 / dossiers", "b = -dossiers - 1.5", "c=montant/0" } })
+    local res = assert(req:run(ds))
+    for _, r in ipairs(res) do
+      assert.are.equal((r.montant + 1) * 2 / r.dossiers, r.a)
+      assert.are.equal(-r.dossiers - 1.5, r.b)
+      assert.is_nil(r.c) -- a division by zero: no value
+    end
+    for text, msg in pairs {
+      ["x=os.exit()"] = "--with 'x=os.exit()': '.' does not continue the expression",
+      ["x=montant^2"] = "--with 'x=montant^2': '^' does not continue the expression",
+      ["x=(montant"] = "--with 'x=(montant': a ')' is missing",
+      ["x=montant +"] = "--with 'x=montant +': an operand is missing at the end",
+      ["=montant"] = "--with '=montant': expected NAME=EXPRESSION, e.g. eur_hab=montant/population",
+      ["x=#montant"] = "--with 'x=#montant': '#' is no number, column or '(' (the operators are + - * / and "
+        .. "parentheses)",
+    } do
+      assert.are.same({ nil, msg, "usage" }, { request.parse { by = "annee", with = text } })
+    end
+    req = assert(request.parse { by = "annee", with = "x=nope*2" })
+    assert.are.same({ nil, "--with 'x=nope*2': no column 'nope' in the result (annee, dossiers, montant)", "usage" },
+      { req:run(ds) })
+  end)
+end)

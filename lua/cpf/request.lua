@@ -129,11 +129,13 @@ local function parse_join(entry, i, settings)
       usage(("join '%s': a text join needs the front end's references; in Lua give {ref = a dataset or result, "
         .. "on = column}"):format(entry))
     end
+    local on = grammar.join_on(column)
+    if not on then usage(("--join '%s': expected FILE:COLUMN or FILE:COLUMN=REFCOLUMN"):format(entry)) end
     local found, err, kind = settings.reference(ref, entry)
     if not found then errors.raise(kind or "data", err) end
-    return { ref = found, on = column, text = entry }
+    return { ref = found, on = on, text = entry }
   end
-  if type(entry) ~= "table" or entry.ref == nil or type(entry.on) ~= "string" then
+  if type(entry) ~= "table" or entry.ref == nil or (type(entry.on) ~= "string" and type(entry.on) ~= "table") then
     usage(("join: entry %d must be {ref = a dataset or result, on = column}"):format(i))
   end
   return entry
@@ -237,7 +239,14 @@ their result name): --having 'dossiers>=100'; the grammar of --where]] },
   { name = "join", class = "request", shape = "repeat", arg = "FILE:COL", complete = "file", help = [[
 add the columns of a reference file (CSV or snapshot) whose COL matches
 the result's COL (every result row kept; values compared as stored);
-over HTTP, NAME:COL with a reference the server declares]] },
+FILE:COL=REFCOL when the reference names it REFCOL; over HTTP,
+NAME:COL with a reference the server declares]] },
+  { name = "with", class = "request", shape = "repeat", arg = "NAME=EXPR", complete = "result",
+    example = "par_dossier=montant/dossiers", help = [[
+add the column NAME (any text before the first '='; NAME:KIND= for a kind:
+count, money, rate, number) computed on each row from result columns,
+numbers, + - * / and parentheses (a division by zero: no value):
+--with 'eur_hab:money=montant/population']] },
   { name = "change", class = "request", shape = "repeat", arg = "COL:PERIOD[:LAG]", complete = "measure_over",
     example = "dossiers:annee", help = [[
 add COL_prec, COL_evol and COL_evol_pct: the value LAG periods before
@@ -396,6 +405,10 @@ FIELD.join.parse = function(req, values, _, _, settings)
   for i, entry in ipairs(values) do req.joins[i] = parse_join(entry, i, settings) end
 end
 
+FIELD.with.parse = function(req, values)
+  for i, text in ipairs(values) do req.withs[i] = grammar.parse_with(text) end
+end
+
 FIELD.change.parse = function(req, values)
   for i, text in ipairs(values) do req.changes[i] = parse_over(text, "--change") end
 end
@@ -481,7 +494,8 @@ local function parse_fields(fields, settings)
     end
   end
   local req = setmetatable({ wheres = {}, keys = {}, measures = {}, sorts = {}, havings = {}, changes = {},
-                             cumsums = {}, rollings = {}, shares = {}, ranks = {}, joins = {} }, Request)
+                             cumsums = {}, rollings = {}, shares = {}, ranks = {}, joins = {}, withs = {} },
+                           Request)
   for _, f in ipairs(FIELDS) do
     if f.class == "request" then f.parse(req, values_of(f, fields[f.name]), fields[f.name], fields, settings) end
   end
@@ -597,8 +611,8 @@ local function result_type(res, column)
 end
 
 -- What the request does to the query's result, in this order: --share (over every group),
--- --having, --join, --change, --cumsum, --rolling, --rank (so that --sort and --limit may name
--- the columns they add).
+-- --having, --join, --with, --change, --cumsum, --rolling, --rank (so that --sort and --limit
+-- may name the columns they add).
 local function derive(self, res)
   for _, s in ipairs(self.shares) do res = transform.share(res, s.column, { within = s.by }) end
   for _, w in ipairs(self.havings) do
@@ -611,6 +625,16 @@ local function derive(self, res)
     res = transform.where(res, { [w.column] = where_condition(w, result_type(res, w.column)) }, "having")
   end
   for _, j in ipairs(self.joins) do res = transform.join(res, j.ref, j.on) end
+  for _, w in ipairs(self.withs) do
+    local has = {}
+    for _, c in ipairs(res:columns()) do has[c] = true end
+    for _, c in ipairs(w.columns) do
+      if not has[c] then
+        usage(("--with '%s': no column '%s' in the result (%s)"):format(w.text, c, table.concat(res:columns(), ", ")))
+      end
+    end
+    res = transform.with(res, { { w.name, w.fn, w.kind } })
+  end
   for _, c in ipairs(self.changes) do res = transform.change(res, c.column, { over = c.over, lag = c.n }) end
   for _, c in ipairs(self.cumsums) do res = transform.cumsum(res, c.column, { over = c.over }) end
   for _, c in ipairs(self.rollings) do res = transform.rolling(res, c.column, c.n, { over = c.over }) end

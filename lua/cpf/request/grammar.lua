@@ -272,12 +272,138 @@ end
 function grammar.split_join(text)
   local ref, column = tostring(text):match("^(.+):([^:]+)$")
   if not ref or trim(column) == "" then
-    return nil, ("--join '%s': expected FILE:COLUMN (COLUMN of both the result and the reference)"):format(text)
+    return nil, ("--join '%s': expected FILE:COLUMN (COLUMN of both the result and the reference) or "
+      .. "FILE:COLUMN=REFCOLUMN"):format(text)
   end
   return ref, trim(column)
 end
 
+--- The key of a join: "COL" (a column of both sides) or "COL=REFCOL" (the result's COL matched
+--- with the reference's REFCOL) -> what res:join takes as `on`, or nil when malformed.
+function grammar.join_on(column)
+  local left, right = column:match("^([^=]+)=([^=]+)$")
+  if not left then return column:find("=", 1, true) == nil and column or nil end
+  left, right = trim(left), trim(right)
+  if left == "" or right == "" then return nil end
+  return { [left] = right }
+end
+
+-- ---------------------------------------------------------------- --with NAME=EXPR
+
+-- An expression of result columns: numbers, column names (letters, digits and _; any other
+-- name between double quotes), + - * / and parentheses — nothing else, so that a request over
+-- HTTP computes and never runs code. Parsed once into a tree; evaluated per row with no load().
+local function parse_expression(text, option, shown)
+  local pos, len = 1, #text
+  local function bad(why) usage(("%s '%s': %s"):format(option, shown or text, why)) end
+  local function skip() pos = text:find("[^ \t]", pos) or len + 1 end
+  local expr
+  local function primary()
+    skip()
+    local c = text:sub(pos, pos)
+    if c == "(" then
+      pos = pos + 1
+      local e = expr()
+      skip()
+      if text:sub(pos, pos) ~= ")" then bad("a ')' is missing") end
+      pos = pos + 1
+      return e
+    end
+    if c == "-" then pos = pos + 1 return { op = "neg", primary() } end
+    local number = text:match("^%d+%.?%d*", pos) or text:match("^%.%d+", pos)
+    if number then
+      pos = pos + #number
+      return { op = "number", value = tonumber(number) }
+    end
+    local name = text:match("^[%a_][%w_]*", pos)
+    if name then pos = pos + #name return { op = "column", name = name } end
+    if c == '"' then
+      local close = text:find('"', pos + 1, true)
+      if not close then bad("a closing '\"' is missing") end
+      name = text:sub(pos + 1, close - 1)
+      pos = close + 1
+      return { op = "column", name = name }
+    end
+    if c == "" then bad("an operand is missing at the end") end
+    bad(("'%s' is no number, column or '(' (the operators are + - * / and parentheses)"):format(c))
+  end
+  local function term()
+    local left = primary()
+    while true do
+      skip()
+      local c = text:sub(pos, pos)
+      if c ~= "*" and c ~= "/" then return left end
+      pos = pos + 1
+      left = { op = c, left, primary() }
+    end
+  end
+  function expr()
+    local left = term()
+    while true do
+      skip()
+      local c = text:sub(pos, pos)
+      if c ~= "+" and c ~= "-" then return left end
+      pos = pos + 1
+      left = { op = c, left, term() }
+    end
+  end
+  local tree = expr()
+  skip()
+  if pos <= len then bad(("'%s' does not continue the expression"):format(text:sub(pos, pos))) end
+  return tree
+end
+
+-- The columns an expression reads, in order of first use.
+local function expression_columns(tree, out, seen)
+  out, seen = out or {}, seen or {}
+  if tree.op == "column" then
+    if not seen[tree.name] then seen[tree.name] = true out[#out + 1] = tree.name end
+  else
+    for _, child in ipairs(tree) do expression_columns(child, out, seen) end
+  end
+  return out
+end
+
+-- The value of an expression for a row: nil when a column is missing or not a number, or a
+-- division by zero.
+local function evaluate(tree, row)
+  local op = tree.op
+  if op == "number" then return tree.value end
+  if op == "column" then
+    local v = row[tree.name]
+    return type(v) == "number" and v == v and v or nil
+  end
+  local a = evaluate(tree[1], row)
+  if a == nil then return nil end
+  if op == "neg" then return -a end
+  local b = evaluate(tree[2], row)
+  if b == nil then return nil end
+  if op == "+" then return a + b end
+  if op == "-" then return a - b end
+  if op == "*" then return a * b end
+  if b == 0 then return nil end
+  return a / b
+end
+
+local WITH_KINDS = { count = true, money = true, rate = true, number = true, key = true }
+
+--- "NAME=EXPR" or "NAME:KIND=EXPR" (--with) -> {name =, kind =, columns = {...}, fn = function(row)},
+--- NAME any text before the first '=' (a ':' in it gives the kind: count, money, rate, number).
+function grammar.parse_with(text)
+  local at = text:find("=", 1, true)
+  local head = at and trim(text:sub(1, at - 1)) or ""
+  if not at or head == "" then
+    usage(("--with '%s': expected NAME=EXPRESSION, e.g. eur_hab=montant/population"):format(text))
+  end
+  local name, kind = head:match("^(.-)%s*:%s*(%a+)$")
+  if name and WITH_KINDS[kind] then head = name else kind = nil end
+  local tree = parse_expression(text:sub(at + 1), "--with", text)
+  return { name = head, kind = kind, columns = expression_columns(tree), text = text,
+           fn = function(row) return evaluate(tree, row) end }
+end
+
 grammar.trim, grammar.texts, grammar.split_list, grammar.split_rename = trim, texts, split_list, split_rename
+grammar.parse_expression, grammar.evaluate = parse_expression, evaluate
 grammar.parse_where, grammar.where_condition, grammar.measure_agg = parse_where, where_condition, measure_agg
 grammar.agg_columns, grammar.text_options, grammar.parse_over, grammar.parse_rank =
   agg_columns, text_options, parse_over, parse_rank
