@@ -54,7 +54,9 @@ describe("cpf query", function()
       local out, err, code = cpf_run("query " .. q(generated) .. " --by famille,modalite_presence --measure"
         .. " dossiers,montant,prix_moyen,duree_moyenne,taux_annulation,share_opco --format " .. fmt)
       assert.are.equal(0, code, err)
-      assert.are.equal(res:format(fmt), out, fmt)
+      -- csv-fr is for people: its text keys in French order (À distance with the A)
+      local sorted = fmt == "csv-fr" and res:sorted("famille", "modalite_presence", { collation = "fr" }) or res
+      assert.are.equal(sorted:format(fmt), out, fmt)
     end
   end)
 

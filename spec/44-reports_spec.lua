@@ -566,3 +566,49 @@ describe("reference tables", function()
       { req:run(ds) })
   end)
 end)
+
+describe("French order", function()
+  local path
+  setup(function()
+    path = h.write_file("region_lieu_formation;nb_dossiers;montant_engage;date_validation;statut_dossier\n"
+      .. "Île-de-France;3;100;2024-01;Validé\nBretagne;1;10;2024-01;Validé\nHauts-de-France;2;50;2024-01;Validé\n"
+      .. "Normandie;4;70;2024-01;Validé\nÀ distance;5;20;2024-01;Validé\naquitaine;1;1;2024-01;Validé\n", ".csv")
+  end)
+  teardown(h.cleanup)
+
+  local function first_column(text, sep)
+    local out = {}
+    for line in text:gmatch("[^\n]+") do out[#out + 1] = line:match("^[^" .. sep .. "]*") end
+    return out
+  end
+
+  it("orders text keys French-wise in what people read, before the limit; the machine formats keep bytes", function()
+    local function run(args)
+      local out, err, code = h.run(h.cpf_command("query " .. h.shell_quote(path) .. " " .. args))
+      assert.are.equal(0, code, err)
+      return out
+    end
+    assert.are.same({ "region_lieu_formation", "À distance", "aquitaine", "Bretagne", "Hauts-de-France",
+                      "Île-de-France", "Normandie" },
+      first_column(run("--by region_lieu_formation --format csv-fr --opt bom=false"), ";"))
+    assert.are.same({ "region_lieu_formation", "Bretagne", "Hauts-de-France", "Normandie", "aquitaine", "À distance",
+                      "Île-de-France" }, first_column(run("--by region_lieu_formation --format csv"), ","))
+    local md = run("--by region_lieu_formation --format markdown --locale fr --limit 3")
+    assert.is_truthy(md:find("| À distance ", 1, true) and md:find("| Bretagne ", 1, true), md)
+    assert.is_nil(md:find("Normandie", 1, true))
+    local desc = run("--by region_lieu_formation --format markdown --locale fr --sort -region_lieu_formation --limit 2")
+    assert.is_truthy(desc:find("| Normandie ", 1, true) and desc:find("| Île-de-France ", 1, true), desc)
+  end)
+
+  it("is res:sorted(..., {collation = \"fr\"}) in Lua", function()
+    local ds = assert(cpf.load(path))
+    local res = ds:group_by("region_lieu_formation"):agg { "dossiers" }:run()
+    local names = {}
+    for i, r in ipairs(res:sorted("region_lieu_formation", { collation = "fr" })) do
+      names[i] = r.region_lieu_formation
+    end
+    assert.are.same({ "À distance", "aquitaine", "Bretagne", "Hauts-de-France", "Île-de-France", "Normandie" }, names)
+    assert.is_true(require("cpf.result").french_less("Hauts-de-France", "Île-de-France"))
+    ds:close()
+  end)
+end)

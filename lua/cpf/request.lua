@@ -656,7 +656,18 @@ local function run(self, ds)
     end
     sorts[i] = s:gsub("^%+", "")
   end
-  if #sorts > 0 then res = res:sorted(unpack(sorts)) end
+  -- collation is part of sorting: what people read in French (the display formats under locale
+  -- fr, csv-fr) is ordered French-wise before the limit, so that a table shows the first n of
+  -- the order it shows; the machine formats keep byte order
+  local out = self.output
+  local collation = (out.format == "csv-fr" or out.options.locale == "fr") and "fr" or nil
+  if collation and #sorts == 0 then -- the default order, by the keys, French-wise
+    for i, k in ipairs(res:keys()) do sorts[i] = k end
+  end
+  if #sorts > 0 then
+    sorts[#sorts + 1] = { collation = collation }
+    res = res:sorted(unpack(sorts))
+  end
   if self.per then
     res = transform.head_per(res, self.limit, self.per)
   elseif self.limit then

@@ -218,10 +218,39 @@ function result.sort_keys(columns, specs, level)
   return keys
 end
 
+-- French collation, first level: letters without their accents and case (Île-de-France sorts
+-- with the I, À distance with the A, œ as oe); the text's bytes break the ties.
+local BASE_LETTERS = {}
+for letters, base in pairs { ["àâäáãå"] = "a", ["ÀÂÄÁÃÅ"] = "a", ["çÇ"] = "c", ["éèêëÉÈÊË"] = "e",
+                             ["îïíìÎÏÍÌ"] = "i", ["ñÑ"] = "n", ["ôöóòõÔÖÓÒÕ"] = "o", ["ùûüúÙÛÜÚ"] = "u",
+                             ["ÿýŸÝ"] = "y", ["œŒ"] = "oe", ["æÆ"] = "ae" } do
+  for ch in letters:gmatch("[\192-\255][\128-\191]*") do BASE_LETTERS[ch] = base end
+end
+
+local french_keys = setmetatable({}, { __mode = "k" }) -- text -> its first-level key (a cache)
+local function french_key(s)
+  local k = french_keys[s]
+  if not k then
+    k = s:gsub("[\192-\255][\128-\191]*", BASE_LETTERS):lower()
+    french_keys[s] = k
+  end
+  return k
+end
+
+--- Whether text a sorts before text b in French: letters first, without accents and case
+--- (Hauts-de-France < Île-de-France < Normandie), then the bytes.
+function result.french_less(a, b)
+  local x, y = french_key(a), french_key(b)
+  if x ~= y then return x < y end
+  return a < b
+end
+
 -- The order of a column's values as the query sorts its keys: the key's own ranks (families,
--- buckets) first, then by value; the missing value last.
-local function key_less(self, name)
+-- buckets) first, then by value (text in French order with collation "fr"); the missing value
+-- last.
+local function key_less(self, name, collation)
   local rank = KEY_ORDER[self][name]
+  local french = collation == "fr"
   return function(a, b)
     if a == nil then return false end
     if b == nil then return true end
@@ -229,6 +258,7 @@ local function key_less(self, name)
       local x, y = rank[a] or math.huge, rank[b] or math.huge
       if x ~= y then return x < y end
     end
+    if french and type(a) == "string" and type(b) == "string" then return result.french_less(a, b) end
     return compare_values(a, b)
   end
 end
@@ -238,16 +268,29 @@ end
 --- orders rows or periods uses it: sorted in Lua, change, cumsum).
 function result.value_less(res, name) return key_less(res, name) end
 
+--- res:sorted(spec, ... [, {collation = "fr"}]): a sorted copy (specs: column names, "-name" for
+--- descending; families and buckets in their own order; nil last in both directions). With
+--- collation "fr", text in French order (accents and case set aside first), as the display
+--- formats under locale fr show it.
 function Result:sorted(...)
   local specs = { ... }
+  local collation
+  if type(specs[#specs]) == "table" then
+    local opts = table.remove(specs)
+    collation = opts.collation
+    if collation ~= nil and collation ~= "fr" and collation ~= "C" then
+      error("bad argument to 'sorted' (collation must be \"fr\" or \"C\")", 2)
+    end
+    if collation == "C" then collation = nil end
+  end
   local keys = result.sort_keys(COLUMNS[self], specs, 2)
-  if STORE[self] then -- the rows live in C: sorted there (stable, nil last, as below)
+  if STORE[self] and not collation then -- the rows live in C: sorted there (stable, nil last, as below)
     local view = STORE[self]:view(keys)
     if view then return from_view(self, view, specs) end
   end
   local rows, less = {}, {}
   for i, r in ipairs(self) do rows[i] = { r, i } end
-  for i, k in ipairs(keys) do less[i] = key_less(self, k.name) end -- families, buckets: their order
+  for i, k in ipairs(keys) do less[i] = key_less(self, k.name, collation) end -- families, buckets: their order
   table.sort(rows, function(x, y)
     for i, k in ipairs(keys) do
       local a, b = x[1][k.name], y[1][k.name]
