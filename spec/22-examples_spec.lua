@@ -10,7 +10,8 @@ local _ -- the values a test ignores
 
 local EXAMPLES = { "top10_certifications", "region_year_crosstab", "cancellation_by_department",
                    "funder_mix", "rncp_price_duration", "month_series", "custom_format",
-                   "euros_per_inhabitant", "top3_by_region", "year_over_year" }
+                   "euros_per_inhabitant", "top3_by_region", "year_over_year", "rolling_12_months",
+                   "funder_share_by_year", "top10_autres_total" }
 
 local CANCELLED = { ["Clos - Non Réalisé annulé titulaire"] = true, ["Clos - Non Réalisé annulé OF"] = true,
                     ["Dossier annulé gestionnaire"] = true, ["Rejeté"] = true }
@@ -595,5 +596,101 @@ describe("examples", function()
       expected[#expected + 1] = ('INSERT INTO t ("annee", "dossiers") VALUES (%d, %d);'):format(y, years[y])
     end
     assert.are.equal(table.concat(expected, "\n") .. "\n", qout)
+  end)
+  -- the rows of a CSV output (no quoted field in these), as lists of fields
+  local function csv_rows(text)
+    local out = {}
+    for line in text:gmatch("[^\n]+") do
+      local fields = {}
+      for f in (line .. ","):gmatch("(.-),") do fields[#fields + 1] = f end
+      out[#out + 1] = fields
+    end
+    return out
+  end
+  local function month_number(m) return tonumber(m:sub(1, 4)) * 12 + tonumber(m:sub(6, 7)) - 1 end
+
+  it("rolling_12_months: each region's amount over the 12 calendar months to each month, and a year before", function()
+    local out = run_example("rolling_12_months", "2025-06")
+    local t = csv_rows(out)
+    assert.are.same({ "region_lieu_formation", "mois", "montant", "montant_glissant_12", "montant_glissant_12_prec",
+                      "montant_glissant_12_evol", "montant_glissant_12_evol_pct" }, t[1])
+    local by, first = {}, {}
+    for _, r in ipairs(rows) do
+      if r.region then
+        local m = month_number(r.month)
+        by[r.region .. "|" .. m] = (by[r.region .. "|" .. m] or 0) + r.cents
+        if not first[r.region] or m < first[r.region] then first[r.region] = m end
+      end
+    end
+    local function window(region, m)
+      if m - 11 < first[region] then return nil end
+      local total = 0
+      for k = m - 11, m do total = total + (by[region .. "|" .. k] or 0) end
+      return total
+    end
+    assert.is_true(#t > 50)
+    for i = 2, #t do
+      local region, m = t[i][1], month_number(t[i][2])
+      assert.is_true(m >= month_number("2024-07") and m <= month_number("2025-06"))
+      local want = window(region, m)
+      assert.are.equal(want, t[i][4] ~= "" and cents_of(t[i][4]) or nil, region .. " " .. t[i][2])
+      -- the rolling value of the same month a year before: none when that month has no row
+      local before = by[region .. "|" .. (m - 12)] and window(region, m - 12) or nil
+      assert.are.equal(before, t[i][5] ~= "" and cents_of(t[i][5]) or nil, region .. " " .. t[i][2])
+      if want and before then assert.are.equal(want - before, cents_of(t[i][6])) end
+    end
+  end)
+
+  it("funder_share_by_year: each funder's share of each year's funding, funder x year", function()
+    local t = csv_rows(run_example("funder_share_by_year", "csv"))
+    local years = {}
+    for j = 2, #t[1] do years[j] = tonumber(t[1][j]) end
+    local part, total = {}, {}
+    for _, r in ipairs(rows) do
+      for _, f in ipairs(FUNDERS) do
+        part[f .. "|" .. r.year] = (part[f .. "|" .. r.year] or 0) + r.parts[f]
+        total[r.year] = (total[r.year] or 0) + r.parts[f]
+      end
+    end
+    assert.are.equal(#FUNDERS + 1, #t)
+    for i = 2, #t do
+      local f = t[i][1]
+      for j = 2, #t[i] do
+        local want = part[f .. "|" .. years[j]] / total[years[j]]
+        near(want, num(t[i][j]), 1e-12, f .. " " .. years[j])
+      end
+    end
+  end)
+
+  it("top10_autres_total: the 10 largest RNCP amounts, Autres and Total, each price Σ amount / Σ files", function()
+    local t = csv_rows(run_example("top10_autres_total", "2024 csv"))
+    assert.are.same({ "code_rncp", "dossiers", "montant", "prix_moyen", "row_kind" }, t[1])
+    local by = {}
+    local all_files, all_cents = 0, 0
+    for _, r in ipairs(rows) do
+      if r.year == 2024 and r.type == "RNCP" then
+        local c = by[r.rncp or ""] or { files = 0, cents = 0 }
+        by[r.rncp or ""] = c
+        c.files, c.cents = c.files + r.files, c.cents + r.cents
+        all_files, all_cents = all_files + r.files, all_cents + r.cents
+      end
+    end
+    assert.are.equal(13, #t)
+    local top_files, top_cents = 0, 0
+    for i = 2, 11 do
+      local c = by[t[i][1]]
+      assert.are.equal("group", t[i][5])
+      assert.are.equal(c.files, tonumber(t[i][2]))
+      assert.are.equal(c.cents, cents_of(t[i][3]))
+      top_files, top_cents = top_files + c.files, top_cents + c.cents
+    end
+    local autres, total = t[12], t[13]
+    assert.are.same({ "", "others" }, { autres[1], autres[5] })
+    assert.are.equal(all_files - top_files, tonumber(autres[2]))
+    assert.are.equal(all_cents - top_cents, cents_of(autres[3]))
+    near((all_cents - top_cents) / 100 / (all_files - top_files), num(autres[4]), 1e-12, "prix Autres")
+    assert.are.same({ "", "total" }, { total[1], total[5] })
+    assert.are.equal(all_files, tonumber(total[2]))
+    near(all_cents / 100 / all_files, num(total[4]), 1e-12, "prix Total")
   end)
 end)

@@ -25,6 +25,15 @@ local VALUE_KINDS = { count = true, money = true, rate = true, number = true }
 local PERIOD_NAMES = {}
 for name in pairs(schema.virtual_keys) do PERIOD_NAMES[name] = true end
 
+-- Money adds and subtracts in whole cents, as the query sums it: a window or a difference of
+-- amounts is exact to the cent (5677231.39, never 5677231.390000001).
+local function in_cents(v) return math.floor(v * 100 + 0.5) end
+local function adder(kind)
+  if kind ~= "money" then return function(a, b) return a + b end, function(a, b) return a - b end end
+  return function(a, b) return (in_cents(a) + in_cents(b)) / 100 end,
+         function(a, b) return (in_cents(a) - in_cents(b)) / 100 end
+end
+
 -- ---------------------------------------------------------------- conditions on values
 
 --- res:where{column = condition, ...}: the rows whose values pass every condition (the
@@ -241,6 +250,7 @@ function transform.change(res, column, opts)
   need_new(res, { prec, evol, pct }, what)
   local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local prec_v, evol_v, pct_v = {}, {}, {}
+  local _, sub = adder(res:kinds()[column])
   local values = cols[column]
   for _, g in ipairs(ordered_groups(res, cols, n, over, by, what)) do
     local pos, row_at = positions(g, cols[over])
@@ -251,7 +261,7 @@ function transform.change(res, column, opts)
         local previous = j and numeric(values[j], column, what)
         prec_v[i] = previous
         if v ~= nil and previous ~= nil then
-          evol_v[i] = v - previous
+          evol_v[i] = sub(v, previous)
           if previous ~= 0 then pct_v[i] = (v - previous) / previous end
         end
       end
@@ -276,11 +286,12 @@ function transform.cumsum(res, column, opts)
   need_new(res, { cumul }, what)
   local cols, n = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local values = {}
+  local add = adder(res:kinds()[column])
   for _, g in ipairs(ordered_groups(res, cols, n, over, by, what)) do
     local total
     for _, i in ipairs(g) do
       local v = numeric(cols[column][i], column, what)
-      if v ~= nil then total = (total or 0) + v end
+      if v ~= nil then total = add(total or 0, v) end
       if cols[over][i] ~= nil then values[i] = total end
     end
   end
@@ -322,6 +333,7 @@ function transform.rolling(res, column, n, opts)
   end
   local name = ("%s_glissant_%d"):format(column, n)
   need_new(res, { name }, what)
+  local add = adder(kind)
   local cols, count = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local values, out = cols[column], {}
   for _, g in ipairs(ordered_groups(res, cols, count, over, by, what)) do
@@ -335,7 +347,7 @@ function transform.rolling(res, column, n, opts)
         for q = p - n + 1, p do
           local j = row_at[q]
           local v = j and numeric(values[j], column, what)
-          if v ~= nil then total = (total or 0) + v end
+          if v ~= nil then total = add(total or 0, v) end
         end
         if total ~= nil and fn == "mean" then total = total / n end
         out[i] = total
