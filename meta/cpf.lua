@@ -162,6 +162,10 @@ function Result:share(column, opts) end
 ---@param i integer
 ---@return "total"|"subtotal"|"others"|nil
 function Result:row_kind(i) end
+---@return {column: string, value: any}[] the periods the extraction covers only in part
+function Result:partial() end
+---@return string|nil "YYYY-MM-DD", the latest date_chargement of a result grouped by a period
+function Result:extraction() end
 ---@param opts {over: string, by: string|string[]|nil}
 ---@return cpf.result with column_cumul
 function Result:cumsum(column, opts) end

@@ -2,7 +2,8 @@
 -- (issue 28): every command below gives the exit status, stdout and stderr that the code
 -- before that change gave (spec/fixtures/cli_bytes.txt, written by it). The changes meant are
 -- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42), csv-fr's
--- rounding and the charts' margins (spec/44, spec/20), --change's grammar with a lag (spec/21).
+-- rounding and the charts' margins (spec/44, spec/20), --change's grammar with a lag (spec/21),
+-- its calendar and its note on a partial period (spec/41, spec/44).
 local h = require "spec.helpers"
 -- luacheck: no max line length
 local gen = require "cpf.gen"
@@ -15,7 +16,6 @@ local COMMANDS = {
   [=[query DATA --by mois --measure count,median:prix_moyen,quantile:duree_moyenne:0.9 --format tsv]=],
   [=[query DATA --by 'Région=region_lieu_formation' --measure "Taux d'annulation=taux_annulation,Dossiers=dossiers" --sort -Dossiers --limit 3 --format markdown]=],
   [=[query DATA --where 'code_rncp^=3' --where 'famille!=cancelled' --measure distinct:code_rncp --opt 'thousands= ']=],
-  [=[query DATA --by annee,famille --having 'dossiers>=100' --change montant:annee --cumsum dossiers:annee --rank montant:famille --format csv]=],
   [=[query DATA --by region_lieu_formation,annee --sort region_lieu_formation,-montant --limit 2 --per region_lieu_formation --format jsonl]=],
   [=[query DATA --by annee --join REF:annee --format csv]=],
   [=[query DATA --by annee --bar montant --locale fr]=],

@@ -612,3 +612,43 @@ describe("French order", function()
     ds:close()
   end)
 end)
+
+describe("partial periods", function()
+  local path, ds, extraction
+  setup(function()
+    path = h.tmpname(".csv")
+    assert(gen.write(path, 3000, { seed = 19 }))
+    ds = assert(cpf.load(path))
+    extraction = ds:run { d = cpf.max "date_chargement" }[1].d
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  it("a result knows its extraction and the periods it does not cover whole", function()
+    assert.is_truthy(extraction:match("^%d%d%d%d%-%d%d%-%d%d$"))
+    local year = tonumber(extraction:sub(1, 4))
+    local m = tonumber(extraction:sub(6, 7))
+    local res = ds:group_by("annee", "trimestre"):agg { "dossiers" }:run():change("dossiers", { over = "annee" })
+    assert.are.equal(extraction, res:extraction())
+    local partial = {}
+    for _, p in ipairs(res:partial()) do partial[p.column] = p.value end
+    assert.are.equal(year, partial.annee)
+    local q = ("%d-T%d"):format(year, math.floor((m - 1) / 3) + 1)
+    local has_q = false
+    for _, r in ipairs(res) do has_q = has_q or r.trimestre == q end
+    assert.are.equal(has_q and q or nil, partial.trimestre)
+    assert.are.same({}, ds:group_by("famille"):agg { "dossiers" }:run():partial())
+  end)
+
+  it("is said on stderr when a request compares periods, and under a report's table", function()
+    local _, err, code = h.run(h.cpf_command(("query %s --by annee --measure dossiers --change dossiers:annee "
+      .. "--format csv"):format(h.shell_quote(path))))
+    assert.are.equal(0, code, err)
+    assert.are.equal(("cpf: note: annee %s is partial: the extraction of %s covers part of it, so its changes and "
+      .. "windows compare an incomplete period\n"):format(extraction:sub(1, 4), extraction), err)
+    local _, quiet = h.run(h.cpf_command(("query %s --by annee --format csv"):format(h.shell_quote(path))))
+    assert.are.equal("", quiet)
+    local page = cpf.report { title = "t", dataset = ds, sections = {
+      { title = "s", result = ds:group_by("annee"):agg { "dossiers" }:run(), chart = false } } }:format("markdown")
+    assert.is_truthy(page:find("Période partielle : " .. extraction:sub(1, 4), 1, true), page)
+  end)
+end)

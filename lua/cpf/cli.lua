@@ -324,10 +324,11 @@ function cli.demo(args)
   return 0
 end
 
--- The request run on the loaded data and written out: the exit status.
+-- The request run on the loaded data and written out (its notes on stderr): the exit status.
 local function answer(req, ds, where, opts, run_opts)
   local res, err, kind = req:run(ds, where, run_opts)
   if not res then return request_failure(err, kind) end
+  for _, note in ipairs(req:notes(res)) do io.stderr:write(errors.message(note), "\n") end
   local ok
   ok, err, kind = req:write(res, opts.output or io.stdout)
   if not ok then return request_failure(err, kind) end
@@ -362,7 +363,9 @@ function cli.query(args)
     local where = src.snapshot and pos[1] or (pos[1] .. ":1")
     local ok, cerr = req:check(src:columns(), where)
     if not ok then src:close() return fail(cerr) end
-    local ds, err = src:load(not src.snapshot and #columns > 0 and columns or nil)
+    local load = columns
+    if #columns > 0 and not src.snapshot then load = req:load_columns(src:columns()) end
+    local ds, err = src:load(not src.snapshot and #columns > 0 and load or nil)
     if not ds then return fail(err) end
     return answer(req, ds, where, opts, { checked = true })
   end

@@ -241,6 +241,7 @@ function M.query(words)
     if not text then notify(err) return end
     state.result = res
     M.show("query", text, req.output.format)
+    for _, note in ipairs(req:notes(res)) do notify(note, WARN) end
   end)
 end
 

@@ -97,6 +97,22 @@ end
 --- source_line), dataset =, locale = "fr" | "en" | "C", sections = { {title =, result =,
 --- chart = {x =, y =} or false, note =, labels =}, ... } } -> a report: report:format("html" |
 --- "markdown"), report:write(path [, format]) (the format from the extension: .md is markdown).
+-- The note a section gets when its result has periods the extraction covers only in part
+-- (res:partial): they count part of the period, and a change over them compares unequal spans.
+local function partial_note(res, locale)
+  local partial = res.partial and res:partial() or {}
+  if #partial == 0 then return nil end
+  local values = {}
+  for i, p in ipairs(partial) do values[i] = tostring(p.value) end
+  local date = long_date(res:extraction(), locale) or res:extraction()
+  if locale == "fr" then
+    return ("Période partielle : %s, l'extraction du %s n'en couvre qu'une partie (ses valeurs et ses évolutions "
+      .. "portent sur une période incomplète)."):format(table.concat(values, ", "), date)
+  end
+  return ("Partial period: %s, which the extraction of %s covers only in part (its values and changes cover an "
+    .. "incomplete period)."):format(table.concat(values, ", "), date)
+end
+
 function report.new(spec)
   local locale = check(spec)
   local self = setmetatable({ title = spec.title, subtitle = spec.subtitle, locale = locale, sections = {} }, Report)
@@ -106,7 +122,10 @@ function report.new(spec)
     self.source = report.source_line(spec.dataset, locale)
   end
   for i, s in ipairs(spec.sections) do
-    self.sections[i] = { title = s.title, result = s.result, chart = s.chart, note = s.note, labels = s.labels }
+    local note = s.note
+    local partial = partial_note(s.result, locale)
+    if partial then note = note and note .. " " .. partial or partial end
+    self.sections[i] = { title = s.title, result = s.result, chart = s.chart, note = note, labels = s.labels }
   end
   return self
 end

@@ -690,6 +690,37 @@ function Request:run(ds, where, opts)
   return protect(run, self, ds)
 end
 
+local PERIODS = { year = true, semester = true, quarter = true, month = true }
+
+--- The columns to load for the request from a file with `columns` (cpf.header's): those it
+--- reads, and the extraction's date column when it groups by a period (its last period may be
+--- partial: res:partial()).
+function Request:load_columns(columns)
+  local out = {}
+  for i, c in ipairs(self.columns) do out[i] = c end
+  local date = schema.source.date_column
+  for _, k in ipairs(self.keys) do
+    local v = schema.virtual_keys[k.column]
+    if v and PERIODS[v.kind] and schema.find_column(columns, date) then
+      out[#out + 1] = date
+      break
+    end
+  end
+  return out
+end
+
+--- What a person should know of a result before reading it: a note for each period the
+--- extraction covers only in part, when the request compares periods (--change, --rolling).
+function Request:notes(res)
+  local notes = {}
+  if #self.changes == 0 and #self.rollings == 0 then return notes end
+  for _, p in ipairs(res.partial and res:partial() or {}) do
+    notes[#notes + 1] = ("note: %s %s is partial: the extraction of %s covers part of it, so its changes and "
+      .. "windows compare an incomplete period"):format(p.column, tostring(p.value), res:extraction())
+  end
+  return notes
+end
+
 --- The result in the request's format, as text (Output:text).
 function Request:text(res) return self.output:text(res) end
 

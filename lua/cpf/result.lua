@@ -22,6 +22,10 @@ local LABELS = setmetatable({}, { __mode = "k" })
 -- result -> { [column] = "additive" } for the columns a query computed as sums or counts: what
 -- adds up across rows and periods (windows, totals); a ratio, a mean or a median does not
 local ADDITIVE = setmetatable({}, { __mode = "k" })
+-- result -> { periods = { [column] = "year" | "semester" | "quarter" | "month" }, extraction =
+-- "YYYY-MM-DD" }: the period keys of a query's result and the date of the extraction it was
+-- computed from (the latest date_chargement), which make some periods partial (res:partial)
+local PERIODS = setmetatable({}, { __mode = "k" })
 -- result -> { [row] = "total" | "subtotal" | "others" }: the rows that stand for several groups
 -- (cpf.query.rollup), which the formats show as such
 local ROW_KINDS = setmetatable({}, { __mode = "k" })
@@ -99,6 +103,7 @@ function result.from_view(res, view, columns, kinds, labels, order)
                                 order or ORDER[res])
   LABELS[out] = labels or LABELS[res]
   ADDITIVE[out] = ADDITIVE[res]
+  PERIODS[out] = PERIODS[res]
   return out
 end
 
@@ -141,6 +146,58 @@ function result.additive(res)
   return t
 end
 function result.set_additive(res, t) ADDITIVE[res] = t end
+
+--- Sets the period keys of a result and the date of its extraction (a query's run), and
+--- reads them (results derived from others keep them).
+function result.set_periods(res, info) PERIODS[res] = info end
+function result.periods(res) return PERIODS[res] end
+
+-- The period of `kind` that holds a date "YYYY-MM-DD", as a period key writes it, and whether
+-- the date is the period's last day (then the extraction covers it whole).
+local LAST_MONTH = { year = 12, semester = 6, quarter = 3, month = 1 }
+local function period_of(kind, date)
+  local y, m, d = date:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if not y then return nil end
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  local len = LAST_MONTH[kind]
+  local last_month = math.floor((m - 1) / len) * len + len
+  local days = ({ 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 })[last_month]
+  if last_month == 2 and ((y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0) then days = 29 end
+  local whole = m == last_month and d == days
+  if kind == "year" then return y, whole end
+  if kind == "month" then return ("%04d-%02d"):format(y, m), whole end
+  local n = math.floor((m - 1) / len) + 1
+  return ("%04d-%s%d"):format(y, kind == "quarter" and "T" or "S", n), whole
+end
+
+--- The periods of the result that its extraction does not cover whole: {{column =, value =},
+--- ...} — the year, semester, quarter and month holding the extraction date (the latest
+--- date_chargement), when the result has those keys and a row of that period; {} otherwise.
+--- Their values (and the changes and windows over them) count part of the period only.
+function Result:partial()
+  local info = PERIODS[self]
+  local out = {}
+  if not info or not info.extraction then return out end
+  local names = {}
+  for name in pairs(info.periods) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local value, whole = period_of(info.periods[name], info.extraction)
+    if value ~= nil and not whole then
+      for _, row in ipairs(self) do
+        if row[name] == value then out[#out + 1] = { column = name, value = value } break end
+      end
+    end
+  end
+  return out
+end
+
+--- The date of the extraction a query's result was computed from ("YYYY-MM-DD", the latest
+--- date_chargement), or nil.
+function Result:extraction()
+  local info = PERIODS[self]
+  return info and info.extraction
+end
 
 --- What row i stands for: nil for a group, "total", "subtotal" or "others" (q:totals(),
 --- q:limit(n, {others = true})).
@@ -309,6 +366,7 @@ function Result:sorted(...)
   ORDER[res] = specs
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
+  PERIODS[res] = PERIODS[self]
   return res
 end
 
@@ -335,6 +393,7 @@ function Result:head(n, opts)
   ORDER[res] = ORDER[self]
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
+  PERIODS[res] = PERIODS[self]
   return res
 end
 

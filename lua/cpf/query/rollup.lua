@@ -61,6 +61,7 @@ local function assemble(res, rows, kinds)
   result.set_labels(out, res:labels())
   result.set_order(out, res:order())
   result.set_additive(out, result.additive(res))
+  result.set_periods(out, result.periods(res))
   result.set_row_kinds(out, kinds)
   return out
 end

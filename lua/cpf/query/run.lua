@@ -4,12 +4,32 @@
 -- having and a limit per group are the result's own operations (cpf.transform, loaded when a
 -- query has them).
 local core = require "cpf.core"
+local schema = require "cpf.schema"
 local result = require "cpf.result"
 local errors = require "cpf.errors"
 local q = require "cpf.query.build"
 local compile = require "cpf.query.compile"
 
 local M = {}
+
+local PERIOD_KINDS = { year = true, semester = true, quarter = true, month = true }
+
+-- The date of a dataset's extraction: the latest value of the schema's date column
+-- (date_chargement), nil without it; computed once per dataset.
+local extraction_dates = setmetatable({}, { __mode = "k" })
+local function extraction_date(ds)
+  local known = extraction_dates[ds]
+  if known ~= nil then return known or nil end
+  local column = schema.source.date_column
+  local date = false
+  local info = ds:column(column)
+  if info and info.type == "date" then
+    local ok, res = pcall(function() return q.new(ds):agg { { "d", q.max(info.name) } }:run() end)
+    if ok and res[1] and res[1].d then date = res[1].d end
+  end
+  extraction_dates[ds] = date
+  return date or nil
+end
 
 -- A query's compiled plan, kept while the query lives (queries are immutable and bound to one
 -- dataset, which never changes): running a query again rebuilds no column map, mask or label
@@ -135,6 +155,11 @@ function M.query(self, spec)
       key_order[out.names[k]] = rank
     end
   end
+  -- the period keys, and the extraction's date that may leave the last period partial
+  local periods, any_period = {}, false
+  for k, key_spec in ipairs(out.keys) do
+    if PERIOD_KINDS[key_spec.kind] then periods[out.names[k]] = key_spec.kind any_period = true end
+  end
   local kinds = {}
   for _, n in ipairs(out.names) do kinds[n] = "key" end
   for _, a in ipairs(self.agg_list) do kinds[a.name] = q.value_kind(a.agg) end
@@ -149,6 +174,7 @@ function M.query(self, spec)
   end
   local res = result.from_store(columns, store, out.names, key_order, kinds,
                                 sorted_in_c and self.order or nil)
+  if any_period then result.set_periods(res, { periods = periods, extraction = extraction_date(ds) }) end
   -- sums and counts add up across rows and periods (windows, totals); ratios, means do not
   local additive = {}
   for _, a in ipairs(self.agg_list) do

@@ -40,6 +40,7 @@ local function derived(res, columns, rows, extra)
   result.set_labels(out, labels)
   result.set_order(out, res:order())
   result.set_additive(out, result.additive(res))
+  result.set_periods(out, result.periods(res))
   return out
 end
 
