@@ -272,8 +272,62 @@ static int looks_like_code(const char *s, size_t len) {
   return len > 1 && s[0] == '0' && (unsigned)(s[1] - '0') <= 9;
 }
 
-static cpf_type infer_type(const cpf_column *col) {
+/* The length of a thousands separator at s: a space, U+00A0 (C2 A0), U+202F (E2 80 AF), or '.'
+ * when the decimal mark is ','; 0 for none. */
+static size_t separator_at(const char *s, const char *end, char decimal_mark) {
+  if (s < end && (*s == ' ' || (*s == '.' && decimal_mark == ','))) return 1;
+  if (end - s >= 2 && (unsigned char)s[0] == 0xC2 && (unsigned char)s[1] == 0xA0) return 2;
+  if (end - s >= 3 && (unsigned char)s[0] == 0xE2 && (unsigned char)s[1] == 0x80 && (unsigned char)s[2] == 0xAF)
+    return 3;
+  return 0;
+}
+
+/* A number written with thousands separators (8 235 923, 1 234,5 with U+00A0 or U+202F, 1.234,5
+ * when the decimal mark is ','): its text without them, '.' as its mark, in out (cap bytes);
+ * *grouped says a separator was there, *fraction a decimal part. Groups after the first hold
+ * three digits. Returns the length written, 0 when the text is no such number. */
+static size_t ungroup_number(const char *s, size_t len, char decimal_mark, char *out, size_t cap, int *grouped,
+                             int *fraction) {
+  const char *end = s + len;
+  size_t n = 0, group = 0, groups = 0;
+  *grouped = *fraction = 0;
+  if (s < end && *s == '-') { if (n + 1 >= cap) return 0; out[n++] = *s++; }
+  while (s < end) {
+    size_t sep = separator_at(s, end, decimal_mark);
+    if ((unsigned)(*s - '0') <= 9) {
+      if (n + 1 >= cap) return 0;
+      out[n++] = *s++;
+      group++;
+    } else if (sep) {
+      if (group == 0 || (groups > 0 && group != 3) || group > 3) return 0;
+      groups++;
+      group = 0;
+      *grouped = 1;
+      s += sep;
+    } else {
+      break;
+    }
+  }
+  if (group == 0 || (groups > 0 && group != 3)) return 0;
+  if (s < end && (*s == (decimal_mark ? decimal_mark : ',') || (!decimal_mark && *s == '.'))) {
+    if (n + 1 >= cap) return 0;
+    out[n++] = '.';
+    s++;
+    if (s == end) return 0;
+    while (s < end && (unsigned)(*s - '0') <= 9) {
+      if (n + 1 >= cap) return 0;
+      out[n++] = *s++;
+    }
+    *fraction = 1;
+  }
+  if (s != end) return 0;
+  out[n] = 0;
+  return n;
+}
+
+static cpf_type infer_type(const cpf_column *col, int *grouped_type) {
   int all_integer = 1, all_number = 1, all_date = 1, all_month = 1;
+  int all_grouped = 1, any_grouped = 0, any_fraction = 0;
   uint32_t code, values = 0;
   for (code = 0; code < col->dict.count; code++) {
     size_t len;
@@ -292,18 +346,32 @@ static cpf_type infer_type(const cpf_column *col) {
       all_number = 0;
     if (all_date && parse_date(s, len, &i) != NUM_OK) all_date = 0;
     if (all_month && (len != 7 || parse_month(s, len, &i) != NUM_OK)) all_month = 0;
-    if (!all_integer && !all_number && !all_date && !all_month) return CPF_TYPE_STRING;
+    if (all_grouped) {
+      char buf[64];
+      int grouped, fraction;
+      if (looks_like_code(s, len) || ungroup_number(s, len, col->decimal_mark, buf, sizeof buf, &grouped,
+                                                    &fraction) == 0)
+        all_grouped = 0;
+      any_grouped |= grouped;
+      any_fraction |= fraction;
+    }
+    if (!all_integer && !all_number && !all_date && !all_month && !all_grouped) return CPF_TYPE_STRING;
   }
+  *grouped_type = 0;
   if (values == 0) return CPF_TYPE_STRING; /* nothing but missing values and blanks: text */
   if (all_integer) return CPF_TYPE_INTEGER;
   if (all_number) return CPF_TYPE_NUMBER;
+  if (all_grouped && any_grouped) { /* written with thousands separators throughout: numbers */
+    *grouped_type = 1;
+    return any_fraction ? CPF_TYPE_NUMBER : CPF_TYPE_INTEGER;
+  }
   if (all_date) return CPF_TYPE_DATE;
   return CPF_TYPE_MONTH;
 }
 
 /* Re-encode an inferred column: each distinct value is parsed once, rows are remapped; a
  * value of blanks only becomes missing. */
-static int convert_strings(cpf_column *col, cpf_type type) {
+static int convert_strings(cpf_column *col, cpf_type type, int grouped) {
   size_t n = col->dict.count ? col->dict.count : 1, row;
   int64_t *by_code = malloc(n * sizeof *by_code);
   int64_t *values = malloc((col->rows ? col->rows : 1) * sizeof *values);
@@ -316,6 +384,17 @@ static int convert_strings(cpf_column *col, cpf_type type) {
     double d;
     trim_blanks(&s, &len);
     if (len == 0) { blank[code] = 1; by_code[code] = 0; continue; }
+    if (grouped) { /* the text without its thousands separators, '.' as its mark */
+      char buf[64];
+      int g, f;
+      len = ungroup_number(s, len, col->decimal_mark, buf, sizeof buf, &g, &f);
+      if (type == CPF_TYPE_INTEGER) parse_integer(buf, len, '.', &by_code[code]);
+      else {
+        parse_number(buf, len, '.', col->locale_point, &d);
+        memcpy(&by_code[code], &d, sizeof d);
+      }
+      continue;
+    }
     switch (type) {
     case CPF_TYPE_INTEGER: parse_integer(s, len, 0, &by_code[code]); break;
     case CPF_TYPE_NUMBER:
@@ -369,9 +448,10 @@ static void *shrink(void *p, size_t bytes) {
 
 int column_finish(cpf_column *col, char *msg, size_t msgsize) {
   if (col->type == CPF_TYPE_AUTO) {
-    cpf_type type = infer_type(col);
+    int grouped;
+    cpf_type type = infer_type(col, &grouped);
     if (type == CPF_TYPE_STRING) col->type = CPF_TYPE_STRING;
-    else if (convert_strings(col, type) != 0) goto oom;
+    else if (convert_strings(col, type, grouped) != 0) goto oom;
   }
   if (col->type == CPF_TYPE_STRING) {
     dictionary_freeze(&col->dict);

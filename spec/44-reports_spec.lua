@@ -652,3 +652,26 @@ describe("partial periods", function()
     assert.is_truthy(page:find("Période partielle : " .. extraction:sub(1, 4), 1, true), page)
   end)
 end)
+
+describe("numbers written with thousands separators", function()
+  it("load as numbers when a column is written that way throughout (space, U+00A0, U+202F, '.' before ',')", function()
+    local path = h.write_file("code;population;surface;texte;postal\n"
+      .. "01;8 235 923;1 234,5;1 23;01 000\n"
+      .. "35;1\194\160100\194\160000;12,25;a b;35 000\n"
+      .. "75;2\226\128\175100\226\128\175000;105;x;75 001\n"
+      .. "2A;999;3 000;y;2A 000\n", ".csv")
+    local ds = assert(cpf.load(path))
+    local types = {}
+    for _, c in ipairs(ds:columns()) do types[c.name] = c.type end
+    assert.are.same({ code = "string", population = "integer", surface = "number", texte = "string",
+                      postal = "string" }, types)
+    assert.are.same({ 8235923, 1100000, 2100000, 999 },
+      { ds:get(1, "population"), ds:get(2, "population"), ds:get(3, "population"), ds:get(4, "population") })
+    assert.are.same({ 1234.5, 12.25, 105, 3000 },
+      { ds:get(1, "surface"), ds:get(2, "surface"), ds:get(3, "surface"), ds:get(4, "surface") })
+    ds:close()
+    local dots = assert(cpf.load(h.write_file("a;b\n1.234,5;x\n2.000;y\n", ".csv"), { decimal = "," }))
+    assert.are.same({ 1234.5, 2000 }, { dots:get(1, "a"), dots:get(2, "a") })
+    dots:close()
+  end)
+end)
