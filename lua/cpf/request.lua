@@ -258,9 +258,10 @@ missing), the difference, the relative change]] },
     help = "add COL_cumul: the running total over PERIOD within the other keys" },
   { name = "rolling", class = "request", shape = "repeat", arg = "COL:PERIOD:N", complete = "measure_over",
     example = "dossiers:annee:2", help = [[
-add COL_glissant_N: the sum of the N periods ending at each row's,
-within the other keys, on the calendar (an absent period adds nothing;
-no value before a full window); COL must add up (dossiers, montant...)]] },
+add COL_glissant_N: COL over the N periods ending at each row's, within
+the other keys, on the calendar (an absent period adds nothing; no value
+before a full window): a sum over the window, a price or a rate
+recomputed from its sums (Σ montant / Σ dossiers), a median refused]] },
   { name = "share", class = "request", shape = "repeat", arg = "COL[:KEYS]", complete = "rank",
     example = "dossiers:annee", help = [[
 add COL_part: each row's COL over the sum of its group's, the rows

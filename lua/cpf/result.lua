@@ -26,6 +26,8 @@ local ADDITIVE = setmetatable({}, { __mode = "k" })
 -- "YYYY-MM-DD" }: the period keys of a query's result and the date of the extraction it was
 -- computed from (the latest date_chargement), which make some periods partial (res:partial)
 local PERIODS = setmetatable({}, { __mode = "k" })
+-- result -> the query it came from (a window over a measure with components runs it again)
+local QUERY = setmetatable({}, { __mode = "k" })
 -- result -> { [row] = "total" | "subtotal" | "others" }: the rows that stand for several groups
 -- (cpf.query.rollup), which the formats show as such
 local ROW_KINDS = setmetatable({}, { __mode = "k" })
@@ -104,6 +106,7 @@ function result.from_view(res, view, columns, kinds, labels, order)
   LABELS[out] = labels or LABELS[res]
   ADDITIVE[out] = ADDITIVE[res]
   PERIODS[out] = PERIODS[res]
+  QUERY[out] = QUERY[res]
   return out
 end
 
@@ -150,6 +153,11 @@ function result.set_additive(res, t) ADDITIVE[res] = t end
 --- Sets the period keys of a result and the date of its extraction (a query's run), and
 --- reads them (results derived from others keep them).
 function result.set_periods(res, info) PERIODS[res] = info end
+
+--- The query a result came from (its keys and measures), nil for a result made in Lua; and
+--- setting it (a query's run; derived results keep it).
+function result.query_of(res) return QUERY[res] end
+function result.set_query(res, q) QUERY[res] = q end
 function result.periods(res) return PERIODS[res] end
 
 -- The period of `kind` that holds a date "YYYY-MM-DD", as a period key writes it, and whether
@@ -367,6 +375,7 @@ function Result:sorted(...)
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
   PERIODS[res] = PERIODS[self]
+  QUERY[res] = QUERY[self]
   return res
 end
 
@@ -394,6 +403,7 @@ function Result:head(n, opts)
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
   PERIODS[res] = PERIODS[self]
+  QUERY[res] = QUERY[self]
   return res
 end
 

@@ -9,6 +9,7 @@ local base = require "cpf.transform.base"
 local schema = require "cpf.schema"
 local build = require "cpf.query.build"
 local compile = require "cpf.query.compile"
+local rollup = require "cpf.query.rollup"
 
 local transform = {}
 
@@ -327,22 +328,51 @@ function transform.rolling(res, column, n, opts)
     fail(what, ("opts.fn must be \"sum\" or \"mean\", got %s"):format(tostring(fn)))
   end
   local kind = res:kinds()[column]
+  -- what the window sums, row by row: the column itself when it adds up, else the sums a
+  -- query's measure is made of (prix_moyen: Σ montant and Σ dossiers), recombined per window
+  local parts_of, combine, nparts
   if not adds_up(res, column) then
-    fail(what, ("'%s' does not add up across periods (a ratio, a mean, a median...): roll the sums it is "
-      .. "made of (montant and dossiers for prix_moyen) and divide"):format(column))
+    local query = result.query_of(res)
+    if query then parts_of, combine, nparts = rollup.component_values(query, res:keys(), column) end
+    if not parts_of then
+      fail(what, ("'%s' is no sum of its rows (a median, a distinct count...): a window cannot be made of it")
+        :format(column))
+    end
   end
   local name = ("%s_glissant_%d"):format(column, n)
   need_new(res, { name }, what)
   local add = adder(kind)
   local cols, count = read_columns(res, { column, over, (table.unpack or unpack)(by) })
   local values, out = cols[column], {}
+  local parts = {}
+  if parts_of then
+    local keys = res:keys()
+    local key_cols = read_columns(res, keys)
+    for i = 1, count do
+      local row = {}
+      for _, k in ipairs(keys) do row[k] = key_cols[k][i] end
+      parts[i] = parts_of(row)
+    end
+  end
   for _, g in ipairs(ordered_groups(res, cols, count, over, by, what)) do
     local pos, row_at = positions(g, cols[over])
     local first
     for _, p in pairs(pos) do if not first or p < first then first = p end end
     for _, i in ipairs(g) do
       local p = pos[i]
-      if p and p - n + 1 >= first then
+      if p and p - n + 1 >= first and parts_of then
+        local totals = {}
+        for q = p - n + 1, p do
+          local j = row_at[q]
+          for k = 1, nparts do
+            local v = j and parts[j] and parts[j][k]
+            if v ~= nil then totals[k] = (totals[k] or 0) + v end
+          end
+        end
+        local v = combine((table.unpack or unpack)(totals, 1, nparts))
+        if v ~= nil and fn == "mean" then v = v / n end
+        out[i] = v
+      elseif p and p - n + 1 >= first then
         local total
         for q = p - n + 1, p do
           local j = row_at[q]

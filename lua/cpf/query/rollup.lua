@@ -182,4 +182,75 @@ function rollup.totals(query, res)
   return assemble(res, out_rows, out_kinds)
 end
 
+-- ---------------------------------------------------------------- components
+
+local function both_present(a, b) return { [a] = q.not_null(), [b] = q.not_null() } end
+
+--- The sums a measure is made of, and how to make it from their totals over several groups (a
+--- window of periods): parts (aggregates that add up across groups), fn(total of each part...)
+--- -> the value. A ratio is Σa / Σb over the rows where both are present, a weighted mean
+--- Σ(x·w) / Σw, a mean Σx / count, a combination (taux_annulation) its function of its sums.
+--- nil for a measure that is no function of sums (a median, a distinct count, a minimum).
+function rollup.components(a)
+  local op = a.op
+  if op == "sum" or op == "count" or op == "count_values" then return { a }, function(x) return x end end
+  local function ratio(x, y) if x ~= nil and y ~= nil and y ~= 0 then return x / y end end
+  if op == "ratio" then
+    local both = both_present(a.column, a.column2)
+    return { q.filtered(q.sum(a.column), both), q.filtered(q.sum(a.column2), both) }, ratio
+  end
+  if op == "mean" then return { q.sum(a.column), q.count(a.column) }, ratio end
+  if op == "wmean" then
+    local weight = q.filtered(q.sum(a.column2), both_present(a.column, a.column2))
+    -- Σ(x·w) of a group is its weighted mean times its weights' sum
+    local product = q.combine({ a, weight }, function(v, w) if v ~= nil and w ~= nil then return v * w end end)
+    return { product, weight }, ratio
+  end
+  if op == "filtered" then
+    local parts, fn = rollup.components(a.inner)
+    if not parts then return nil end
+    local out = {}
+    for i, p in ipairs(parts) do out[i] = q.filtered(p, a.where) end
+    return out, fn
+  end
+  if op == "combine" then
+    local parts = {}
+    for i, p in ipairs(a.parts) do
+      local sub, fn = rollup.components(p)
+      if not sub or #sub ~= 1 or fn(1) ~= 1 then return nil end -- parts that are sums themselves
+      parts[i] = sub[1]
+    end
+    return parts, a.fn
+  end
+  return nil
+end
+
+--- The totals of each measure's components for each group of a query's result, by the groups'
+--- keys: a function(row) -> list of component values for that row's group, and the fn that
+--- makes the measure from their totals; nil when the measure is no function of sums.
+function rollup.component_values(query, names, measure)
+  local agg
+  for _, a in ipairs(query.agg_list) do if a.name == measure then agg = a.agg end end
+  if not agg then return nil end
+  local parts, fn = rollup.components(agg)
+  if not parts then return nil end
+  local n = base_query(query)
+  n.agg_list = {}
+  local spec = {}
+  for i, p in ipairs(parts) do spec[i] = { "\1part" .. i, p } end
+  local res = n:agg(spec):run()
+  local function id(row)
+    local t = {}
+    for i, k in ipairs(names) do t[i] = tostring(row[k]) .. "\0" .. type(row[k]) end
+    return table.concat(t, "\1")
+  end
+  local by_id = {}
+  for _, r in ipairs(res) do
+    local values = {}
+    for i = 1, #parts do values[i] = r["\1part" .. i] end
+    by_id[id(r)] = values
+  end
+  return function(row) return by_id[id(row)] end, fn, #parts
+end
+
 return rollup

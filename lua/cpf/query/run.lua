@@ -182,6 +182,7 @@ function M.query(self, spec)
     if op == "sum" or op == "count" or op == "count_values" then additive[a.name] = true end
   end
   result.set_additive(res, additive)
+  result.set_query(res, self)
   if not sorted_in_c then
     local ok2, sorted = pcall(res.sorted, res, (table.unpack or unpack)(self.order))
     if not ok2 then error(errors.strip(sorted), 0) end

@@ -41,6 +41,7 @@ local function derived(res, columns, rows, extra)
   result.set_order(out, res:order())
   result.set_additive(out, result.additive(res))
   result.set_periods(out, result.periods(res))
+  result.set_query(out, result.query_of(res))
   return out
 end
 
