@@ -1001,8 +1001,10 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     cpf_error_set(err, CPF_ERR_CANCELLED, "%s: load cancelled", path);
   if (!err->code && opts->progress) /* a cancel here sets err too */
     opts->progress(opts->progress_ud, src->size, src->size, ds->rows, err);
-  if (err->code) { dataset_free(ds); ds = NULL; }
 out_threads:
+  /* any failure, a merge table that could not be allocated included, returns no dataset: never
+   * a partial one with the error set */
+  if (err->code && ds) { dataset_free(ds); ds = NULL; }
   pthread_mutex_destroy(&shared.lock);
   for (k = 0; k < nchunks; k++) {
     if (!jobs[k].cols) continue;

@@ -94,7 +94,7 @@ static void parse_key(lua_State *L, int t, const cpf_dataset *ds, query_key *key
     int32_t *rank = plan_alloc(L, (n ? n : 1) * sizeof *rank, anchor);
     uint32_t outputs = key->kind == KEY_REMAP ? key->remap_outputs
                      : key->kind == KEY_BUCKET ? (uint32_t)key->nbounds + 1 : 0;
-    if (outputs == 0 || n != outputs) luaL_error(L, "query plan: %d ranks for %d labels", (int)n, (int)outputs);
+    if (n != outputs) luaL_error(L, "query plan: %d ranks for %d labels", (int)n, (int)outputs);
     for (i = 0; i < n; i++) {
       lua_rawgeti(L, -1, (int)i + 1);
       rank[i] = (int32_t)luaL_checknumber(L, -1);

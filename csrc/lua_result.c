@@ -48,7 +48,8 @@ static void free_owned(result_store *st) {
       if (st->codes) free(st->codes[k]);
       if (st->rank) free(st->rank[k]);
     }
-    for (k = 0; k < st->naggs; k++) {
+    /* an allocation that failed while the store was being filled leaves aggs NULL (naggs set) */
+    for (k = 0; st->aggs && k < st->naggs; k++) {
       free(st->aggs[k].integers);
       free(st->aggs[k].numbers);
       free(st->aggs[k].present);

@@ -184,7 +184,12 @@ static int source_load(lua_State *L) {
   box = new_dataset_box(L);
   memset(&err, 0, sizeof err);
   box->ds = loader_load(src, &opts, specs, ncols, &err);
+  if (box->ds != NULL && err.code) { /* never a partial dataset with an error: no dataset */
+    dataset_free(box->ds);
+    box->ds = NULL;
+  }
   if (box->ds == NULL) {
+    if (!err.code) cpf_error_set(&err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     return push_failure(L, &err);
   }
   return 1;
@@ -227,6 +232,11 @@ static int job_monitor(void *ud, size_t done, size_t total, size_t rows) {
 static void *job_thread(void *ud) {
   load_job *job = ud;
   job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
+  if (job->ds && job->err.code) { /* never a partial dataset with an error */
+    dataset_free(job->ds);
+    job->ds = NULL;
+  }
+  if (!job->ds && !job->err.code) cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", job->src.path);
   source_close(&job->src); /* the file and what was read of it, now rather than at __gc */
   pthread_mutex_lock(&job->lock);
   job->finished = 1;

@@ -673,6 +673,39 @@ static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8
   }
 }
 
+/* Whether a sum of this integer-like column over n rows may leave the 64-bit integers: only
+ * when its largest magnitude times the rows does (never for the CPF columns), and then the
+ * sums are added with a check (sum_integers_checked). */
+static int sum_may_overflow(const cpf_column *col, size_t n) {
+  uint64_t lo = col->min < 0 ? (uint64_t)0 - (uint64_t)col->min : (uint64_t)col->min;
+  uint64_t hi = col->max < 0 ? (uint64_t)0 - (uint64_t)col->max : (uint64_t)col->max;
+  uint64_t big = lo > hi ? lo : hi;
+  if (n == 0 || col->min > col->max) return n > 0; /* no extent known: check */
+  return big > (uint64_t)INT64_MAX / n;
+}
+
+/* The same sums as sum_integers, each addition checked: a running total that would leave the
+ * 64-bit integers is an error naming the column, never a wrapped sum. */
+static int sum_integers_checked(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
+                                uint64_t *sum, int64_t *count, size_t n, cpf_error *err) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    uint32_t g = gid[i];
+    int64_t s, v;
+    if (g == QUERY_NO_GROUP || (keep && !keep[i]) || is_missing(col, i)) continue;
+    s = (int64_t)sum[g];
+    v = column_integer_at(col, i);
+    if ((v > 0 && s > INT64_MAX - v) || (v < 0 && s < INT64_MIN - v)) {
+      cpf_error_set(err, CPF_ERR_DATA, "the sum of '%s' leaves the 64-bit integers (its values are too large to "
+                    "add up)", col->name);
+      return -1;
+    }
+    sum[g] = (uint64_t)(s + v);
+    count[g]++;
+  }
+  return 0;
+}
+
 #undef SUM_TERM
 #define SUM_TERM(x) (x)
 static void sum_numbers(const cpf_column *col, const uint32_t *gid, const uint8_t *keep,
@@ -1109,7 +1142,9 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
   case AGG_SUM:
   case AGG_MEAN:
     if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, keep, acc.dsum, acc.count, n, slot_rows, nslots);
-    else sum_integers(a, gid, keep, acc.isum, acc.count, n, slot_rows, nslots);
+    else if (sum_may_overflow(a, n)) {
+      if (sum_integers_checked(a, gid, keep, acc.isum, acc.count, n, err) != 0) goto done;
+    } else sum_integers(a, gid, keep, acc.isum, acc.count, n, slot_rows, nslots);
     break;
   case AGG_RATIO: {
     /* both sums over the rows where both values exist */
@@ -1117,12 +1152,20 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
     const uint8_t *rows = both ? both : keep;
     if (err->code) goto done;
     if (a->type == CPF_TYPE_NUMBER) sum_numbers(a, gid, rows, acc.dsum, acc.count, n, slot_rows, nslots);
-    else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
+    else if (sum_may_overflow(a, n)) {
+      if (sum_integers_checked(a, gid, rows, acc.isum, acc.count, n, err) != 0) { free(both); goto done; }
+    } else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
     {
       int64_t *count2 = calloc(nslots ? nslots : 1, sizeof *count2);
       if (!count2) { free(both); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
       if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n, slot_rows, nslots);
-      else sum_integers(b, gid, rows, acc.isum2, count2, n, slot_rows, nslots);
+      else if (sum_may_overflow(b, n)) {
+        if (sum_integers_checked(b, gid, rows, acc.isum2, count2, n, err) != 0) {
+          free(count2);
+          free(both);
+          goto done;
+        }
+      } else sum_integers(b, gid, rows, acc.isum2, count2, n, slot_rows, nslots);
       free(count2);
     }
     free(both);
@@ -1208,6 +1251,9 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
       break;
     default: break;
     }
+    /* a sum of doubles that overflowed, a ratio or mean over infinities: no value, never a
+     * NaN or an infinity in a result */
+    if (agg->out == OUT_NUMBER && agg->present[g] && !isfinite(agg->numbers[g])) agg->present[g] = 0;
   }
   rc = 0;
 done:

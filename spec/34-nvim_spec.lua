@@ -122,7 +122,10 @@ report { started = started, rows = #require("cpf.nvim").state.dataset, ticks = d
       script[#script + 1] = "report { got = got, notes = notes }"
       local r = nvim(table.concat(script, "\n"), out_file)
       assert.is_nil(r.lua_error)
-      assert.are.same({}, r.notes)
+      -- one warning: the --change query compares the extraction's partial year (as cpf query says)
+      assert.are.equal(1, #r.notes)
+      assert.are.equal(3, r.notes[1].level) -- vim.log.levels.WARN
+      assert.is_truthy(r.notes[1].msg:find("^cpf: note: annee %d+ is partial: the extraction of "), r.notes[1].msg)
       for i, qs in ipairs(queries) do
         local format = qs:find("--format") and "" or " --format table"
         local expected, err, code = cli("query " .. q(data) .. " " .. qs .. format)

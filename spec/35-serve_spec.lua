@@ -338,7 +338,10 @@ if _VERSION == "Lua 5.4" and not jit then
         { "/etc/passwd", 404 }, { "/query/../../etc/passwd", 404 }, { "/query.lua", 404 }, { "/admin", 404 },
         { "/query?where=libelle_formacode_principal~.-.-.-.-", 400 }, { "/query?where=code_rncp~(%d)%1", 400 },
         { "/query?where=code_rncp~%25b()", 400 }, { "/query?where=code_rncp~[", 400 },
+        { "/query?where=libelle_formacode_principal~%5E.%3F.%3F.%3F.%3F.%3F.%3F.%3F.%3F.%3F.%3F.%3F.%3F$", 400 },
+        { "/query?where=code_rncp~a%3Fb%2A", 400 },
         { "/%2e%2e/%2e%2e/etc/passwd", 400 }, { "/query?by=" .. ("y"):rep(70000), 414 },
+        { "/.cpf-400", 404 }, { "/.cpf-414", 404 }, -- nginx's internal locations: no way in
       }
       for _, t in ipairs(hostile) do
         local url = base .. t[1]
@@ -350,10 +353,10 @@ if _VERSION == "Lua 5.4" and not jit then
         assert.is_truthy(doc.object and type(doc.object.error) == "string", body)
         assert.is_nil(body:find(".lua:", 1, true), "no place in cpf's source: " .. body)
       end
-      for _, method in ipairs { "POST", "PUT", "DELETE", "PATCH" } do
-        local out = sh(("curl -s -o /dev/null -w '%%{http_code}' -X %s %s")
+      for _, method in ipairs { "POST", "PUT", "DELETE", "PATCH", "TRACE" } do
+        local out = sh(("curl -s -o /dev/null -w '%%{http_code} %%{content_type}' -X %s %s")
           :format(method, q(base .. "/query?by=annee")))
-        assert.are.equal("405", out, method)
+        assert.are.equal("405 application/json; charset=utf-8", out, method) -- TRACE: nginx's own, in JSON
       end
       assert.are.equal("", h.read_file(prefix .. "/logs/error.log"))
     end)

@@ -230,9 +230,10 @@ end
 
 -- ---------------------------------------------------------------- endpoints
 
--- A ~ pattern a server runs for anyone: short, and with at most one repetition (* + -) and no
+-- A ~ pattern a server runs for anyone: short, and with at most one quantifier (* + - ?) and no
 -- back-reference, balance or frontier, so that matching a value stays linear-ish (Lua's matcher
--- backtracks: ".-.-.-.-" against long values runs for minutes).
+-- backtracks: ".-.-.-.-" or "^.?.?.?...$" against long values runs for minutes, and each more
+-- quantifier multiplies that).
 local function check_pattern(settings, w)
   local pattern = w:match("~(.*)$")
   if not pattern then return end
@@ -246,9 +247,9 @@ local function check_pattern(settings, w)
     end
     return "x"
   end):gsub("%[.-%]", "x")
-  local _, repeats = plain:gsub("[%*%+%-]", "")
+  local _, repeats = plain:gsub("[%*%+%-%?]", "")
   if repeats > 1 then
-    refuse(400, ("--where '%s': a ~ pattern may repeat one item at most (one of * + -)"):format(shown))
+    refuse(400, ("--where '%s': a ~ pattern may repeat one item at most (one of * + - ?)"):format(shown))
   end
 end
 

@@ -239,11 +239,12 @@ end
 
 --- Value of column `name` in row i (1-based); nil when missing. Errors name what is wrong.
 function Result:get(i, name)
-  if type(i) ~= "number" or i ~= math.floor(i) then
-    error(("bad argument #1 to 'get' (row number expected, got %s)"):format(type(i)), 2)
+  if type(i) ~= "number" or i ~= math.floor(i) or i - i ~= 0 then
+    error(("bad argument #1 to 'get' (row number expected, got %s)"):format(type(i) == "number" and tostring(i)
+      or type(i)), 2)
   end
   if i < 1 or i > #self then
-    error(("row %d is out of range (the result has %d rows)"):format(i, #self), 2)
+    error(("row %s is out of range (the result has %d rows)"):format(("%.0f"):format(i), #self), 2)
   end
   if not has_column(self, name) then error(("unknown column '%s'"):format(tostring(name)), 2) end
   return self[i][name]
@@ -268,16 +269,17 @@ result.compare_values = compare_values
 --- The column specs of a sort ("montant", "-montant") checked against column names, as
 --- { {name =, desc =, column = index}, ... } (what a result store's view sorts by too); a bad
 --- one raises at `level` (0: without a position).
-function result.sort_keys(columns, specs, level)
+function result.sort_keys(columns, specs, level, fname)
+  fname = fname or "order_by"
   local keys = {}
   local function fail(msg) error(msg, level == 0 and 0 or level + 1) end
   for i, s in ipairs(specs) do
-    if type(s) ~= "string" then fail(("bad argument #%d to 'order_by' (column name expected)"):format(i)) end
+    if type(s) ~= "string" then fail(("bad argument #%d to '%s' (column name expected)"):format(i, fname)) end
     local desc = s:sub(1, 1) == "-"
     local name = desc and s:sub(2) or s
     local index
     for c, n in ipairs(columns) do if n == name then index = c end end
-    if not index then fail(("order_by: unknown column '%s'"):format(name)) end
+    if not index then fail(("%s: unknown column '%s'"):format(fname, name)) end
     keys[i] = { name = name, desc = desc, column = index }
   end
   return keys
@@ -348,7 +350,7 @@ function Result:sorted(...)
     end
     if collation == "C" then collation = nil end
   end
-  local keys = result.sort_keys(COLUMNS[self], specs, 2)
+  local keys = result.sort_keys(COLUMNS[self], specs, 3, "sorted")
   if STORE[self] and not collation then -- the rows live in C: sorted there (stable, nil last, as below)
     local view = STORE[self]:view(keys)
     if view then return from_view(self, view, specs) end
@@ -382,7 +384,7 @@ end
 --- The first n rows; with {per = column or {columns}}, the first n of each group of rows that
 --- share those columns' values.
 function Result:head(n, opts)
-  if type(n) ~= "number" or n < 0 or n ~= math.floor(n) then
+  if type(n) ~= "number" or n < 0 or n ~= math.floor(n) or n - n ~= 0 then
     error("bad argument #1 to 'head' (whole number expected)", 2)
   end
   if opts ~= nil then

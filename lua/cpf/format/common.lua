@@ -308,6 +308,7 @@ end
 function common.xml_escape(s)
   s = common.valid_utf8(tostring(s))
   s = s:gsub("[%z\1-\8\11\12\14-\31\127]", REPLACEMENT) -- no control character is XML (DEL neither)
+  s = s:gsub("\239\191[\190\191]", REPLACEMENT) -- nor U+FFFE and U+FFFF, which no XML reader takes
   return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
                                  ["'"] = "&#39;" }))
 end

@@ -168,8 +168,8 @@ local function test(c, v, what)
     return v:match(c.value) ~= nil
   end
   if op == "range" then
-    for _, b in ipairs { c.lo, c.hi } do
-      if b ~= nil and type(b) ~= type(v) then
+    for _, b in pairs { lo = c.lo, hi = c.hi } do -- either bound may be absent (cpf.lt has no lo)
+      if type(b) ~= type(v) then
         error(("%s: cannot compare %s values with %s %s"):format(what, type(v), type(b), tostring(b)), 0)
       end
     end

@@ -14,6 +14,13 @@ local M = {}
 
 local PERIOD_KINDS = { year = true, semester = true, quarter = true, month = true }
 
+-- A value computed in Lua as a result holds it: NaN and ±inf (a division by zero in a
+-- combine) are no value, as a ratio over zero is.
+local function finite(v)
+  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then return nil end
+  return v
+end
+
 -- The date of a dataset's extraction: the latest value of the schema's date column
 -- (date_chargement), nil without it; computed once per dataset.
 local extraction_dates = setmetatable({}, { __mode = "k" })
@@ -67,9 +74,9 @@ local function read_value(run, how, g)
   if how.combine then
     local args = {}
     for i, p in ipairs(how.combine) do args[i] = read_value(run, p, g) end
-    return how.fn((table.unpack or unpack)(args, 1, #how.combine))
+    return finite(how.fn((table.unpack or unpack)(args, 1, #how.combine)))
   end
-  if how.reduce then return run.reduced[how][g] end
+  if how.reduce then return finite(run.reduced[how][g]) end
   -- a share: the totals of the groups sharing the `within` keys' values (one total without)
   local totals = run.totals[how]
   if totals == nil then

@@ -1,0 +1,83 @@
+-- Reliability as SQLite tests it (issue 30), first step: no wrong number in a result (NaN, ±inf,
+-- a wrapped integer sum), a key function that keeps nothing, text no XML reader refuses, and
+-- misuse that fails at the call with a message naming the argument.
+local h = require "spec.helpers"
+local cpf = require "cpf"
+
+describe("results hold no wrong number", function()
+  it("a combine or reduce giving NaN or an infinity gives a missing value; so does a sum that overflows", function()
+    local ds = assert(cpf.load(h.write_file("k;v;w\na;1e308;1\na;1e308;2\nb;1;0\n", ".csv")))
+    local res = ds:group_by("k"):agg { { "inf", cpf.combine({ cpf.sum "w" }, function(x) return x / 0 end) },
+                                      { "nan", cpf.combine({ cpf.sum "w" }, function() return 0 / 0 end) },
+                                      { "s", cpf.sum "v" }, { "m", cpf.mean "v" }, { "n", cpf.count() } }:run()
+    for _, r in ipairs(res) do
+      assert.is_nil(r.inf)
+      assert.is_nil(r.nan)
+    end
+    assert.is_nil(res[1].s) -- 2e308 is no double
+    assert.is_nil(res[1].m)
+    assert.are.equal(1, res[2].s)
+    -- rank and head per group see no NaN
+    assert.are.same({ nil, nil }, { res:rank("inf")[1].inf_rang, res:rank("inf")[2].inf_rang })
+    assert.are.equal(2, #res:head(1, { per = "k" }))
+    ds:close()
+  end)
+
+  it("an integer sum that would leave the 64-bit integers is an error naming the column, never wrapped", function()
+    local ds = assert(cpf.load(h.write_file("k;v\na;9000000000000000000\na;9000000000000000000\nb;1\n", ".csv")))
+    assert.are.equal("the sum of 'v' leaves the 64-bit integers (its values are too large to add up)",
+      h.error_of(function() ds:group_by("k"):run { s = cpf.sum "v" } end))
+    local file = h.write_file("k;v\na;9000000000000000000\na;9000000000000000000\n", ".csv")
+    local out, err, code = h.run(h.cpf_command("query " .. h.shell_quote(file) .. " --by k --measure sum:v"))
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("cpf: the sum of 'v' leaves the 64-bit integers (its values are too large to add up)\n", err)
+    -- large values that do fit add up exactly
+    local fits = assert(cpf.load(h.write_file("k;v\na;4000000000000000000\na;-4000000000000000000\na;5\n", ".csv")))
+    assert.are.equal(5, fits:run { s = cpf.sum "v" }[1].s)
+    fits:close()
+    ds:close()
+  end)
+end)
+
+describe("keys and text", function()
+  it("a key function that maps every value to nil gives one group with a missing key", function()
+    local ds = assert(cpf.load(h.write_file("r;n\nx;1\ny;2\n", ".csv")))
+    local res = ds:group_by(cpf.key("r", function() return nil end, "k")):run { n = cpf.sum "n" }
+    assert.are.equal(1, #res)
+    assert.is_nil(res[1].k)
+    assert.are.equal(3, res[1].n)
+    ds:close()
+  end)
+
+  it("svg and html replace U+FFFE and U+FFFF, which no XML reader takes", function()
+    local res = cpf.result({ "a", "n" }, { { a = "x\239\191\190y\239\191\191", n = 1 } })
+    for _, fmt in ipairs { "svg", "html" } do
+      local text = res:format(fmt)
+      assert.is_nil(text:find("\239\191[\190\191]"), fmt)
+      assert.is_truthy(text:find("x\239\191\189y\239\191\189", 1, true), fmt) -- U+FFFD
+    end
+  end)
+end)
+
+describe("misuse", function()
+  local ds, res
+  setup(function()
+    ds = assert(cpf.load(h.write_file("region_lieu_formation;nb_dossiers\nBretagne;1\nCorse;2\n", ".csv")))
+    res = ds:group_by("region_lieu_formation"):run { n = cpf.sum "nb_dossiers" }
+  end)
+  teardown(function() ds:close() h.cleanup() end)
+
+  it("fails at the call with a message naming the argument", function()
+    for _, case in ipairs {
+      { function() ds:where { region_lieu_formation = cpf.lt(5) }:run { n = cpf.count() } end,
+        "where region_lieu_formation: cannot compare string values with number 5" },
+      { function() res:sorted("nope") end, "sorted: unknown column 'nope'" },
+      { function() res:head(math.huge) end, "bad argument #1 to 'head' (whole number expected)" },
+      { function() res:head(0 / 0) end, "bad argument #1 to 'head' (whole number expected)" },
+      { function() res:get(math.huge, "n") end, "bad argument #1 to 'get' (row number expected, got inf)" },
+    } do
+      assert.are.equal(case[2], h.error_of(case[1]))
+    end
+  end)
+end)
