@@ -26,7 +26,7 @@ static int builder_width(cpf_type type) {
 
 static char *copy_string(const char *s) {
   size_t n = strlen(s) + 1;
-  char *p = malloc(n);
+  char *p = cpf_malloc(n);
   if (p) memcpy(p, s, n);
   return p;
 }
@@ -42,8 +42,8 @@ int column_init(cpf_column *col, const char *name, const char *label, cpf_type t
   col->cap = expected_rows < 64 ? 64 : expected_rows;
   col->name = copy_string(name);
   col->label = copy_string(label);
-  col->data = malloc(col->cap * (size_t)col->width);
-  col->missing_bits = calloc(col->cap / 8 + 1, 1);
+  col->data = cpf_malloc(col->cap * (size_t)col->width);
+  col->missing_bits = cpf_calloc(col->cap / 8 + 1, 1);
   if (!col->name || !col->label || !col->data || !col->missing_bits) goto fail;
   if ((type == CPF_TYPE_STRING || type == CPF_TYPE_AUTO) && dictionary_init(&col->dict) != 0)
     goto fail;
@@ -65,11 +65,11 @@ void column_free(cpf_column *col) {
 
 static int column_grow(cpf_column *col) {
   size_t cap = col->cap * 2;
-  void *data = realloc(col->data, cap * (size_t)col->width);
+  void *data = cpf_realloc(col->data, cap * (size_t)col->width);
   uint8_t *bits;
   if (!data) return -1;
   col->data = data;
-  bits = realloc(col->missing_bits, cap / 8 + 1);
+  bits = cpf_realloc(col->missing_bits, cap / 8 + 1);
   if (!bits) return -1;
   memset(bits + col->cap / 8 + 1, 0, cap / 8 - col->cap / 8);
   col->missing_bits = bits;
@@ -81,7 +81,7 @@ static int column_grow(cpf_column *col) {
  * overwritten before it is read. Codes are unsigned, the other types signed. */
 static int widen(cpf_column *col, int width) {
   int is_code = col->type == CPF_TYPE_STRING || col->type == CPF_TYPE_AUTO;
-  void *data = realloc(col->data, col->cap * (size_t)width);
+  void *data = cpf_realloc(col->data, col->cap * (size_t)width);
   size_t i;
   if (!data) return -1;
   col->data = data;
@@ -259,9 +259,9 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
   }
   if (store_integer(col, row, v) != 0) goto oom;
   return 0;
-oom:
+oom: /* -2: no memory, not a bad value (the caller says so with the kind "memory") */
   snprintf(msg, msgsize, "out of memory");
-  return -1;
+  return -2;
 }
 
 /* ---- finishing ---- */
@@ -348,7 +348,7 @@ static cpf_type infer_type(const cpf_column *col, int *grouped_type) {
     if (all_month && (len != 7 || parse_month(s, len, &i) != NUM_OK)) all_month = 0;
     if (all_grouped) {
       char buf[64];
-      int grouped, fraction;
+      int grouped = 0, fraction = 0;
       if (looks_like_code(s, len) || ungroup_number(s, len, col->decimal_mark, buf, sizeof buf, &grouped,
                                                     &fraction) == 0)
         all_grouped = 0;
@@ -373,9 +373,9 @@ static cpf_type infer_type(const cpf_column *col, int *grouped_type) {
  * value of blanks only becomes missing. */
 static int convert_strings(cpf_column *col, cpf_type type, int grouped) {
   size_t n = col->dict.count ? col->dict.count : 1, row;
-  int64_t *by_code = malloc(n * sizeof *by_code);
-  int64_t *values = malloc((col->rows ? col->rows : 1) * sizeof *values);
-  unsigned char *blank = calloc(n, 1);
+  int64_t *by_code = cpf_malloc(n * sizeof *by_code);
+  int64_t *values = cpf_malloc((col->rows ? col->rows : 1) * sizeof *values);
+  unsigned char *blank = cpf_calloc(n, 1);
   uint32_t code;
   if (!by_code || !values || !blank) { free(by_code); free(values); free(blank); return -1; }
   for (code = 0; code < col->dict.count; code++) {
@@ -442,7 +442,7 @@ static void narrow_integers(cpf_column *col, int width) {
 }
 
 static void *shrink(void *p, size_t bytes) {
-  void *q = realloc(p, bytes ? bytes : 1);
+  void *q = cpf_realloc(p, bytes ? bytes : 1);
   return q ? q : p;
 }
 
@@ -481,7 +481,7 @@ int column_finish(cpf_column *col, char *msg, size_t msgsize) {
   return 0;
 oom:
   snprintf(msg, msgsize, "out of memory");
-  return -1;
+  return -2;
 }
 
 size_t column_memory(const cpf_column *col) {

@@ -85,6 +85,14 @@ size_t dictionary_memory(const cpf_dictionary *dict);
  * code of `from` (never empty); NULL when out of memory. */
 uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from);
 
+/* ---- alloc.c: every allocation of the core, and the test switch that fails one ---- */
+void *cpf_malloc(size_t n);
+void *cpf_calloc(size_t count, size_t size);
+void *cpf_realloc(void *p, size_t n);
+/* Tests only: make the nth allocation from now fail (0: none); what is left of the count. */
+void cpf_fail_allocation(long n);
+long cpf_allocations_left(void);
+
 /* ---- numparse.c: exact, locale-independent parsing ---- */
 typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;
 

@@ -68,8 +68,8 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
       }
     }
   }
-  ds = calloc(1, sizeof *ds);
-  if (!ds || !(ds->cols = calloc(parts[0]->ncols + 1, sizeof *ds->cols))) goto oom;
+  ds = cpf_calloc(1, sizeof *ds);
+  if (!ds || !(ds->cols = cpf_calloc(parts[0]->ncols + 1, sizeof *ds->cols))) goto oom;
   for (j = 0; j <= parts[0]->ncols; j++) {
     int is_source = j == parts[0]->ncols;
     const cpf_column *first = is_source ? NULL : &parts[0]->cols[j];

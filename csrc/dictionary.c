@@ -51,11 +51,11 @@ static uint32_t hash_bytes(const char *s, size_t len) {
 int dictionary_init(cpf_dictionary *dict) {
   memset(dict, 0, sizeof *dict);
   dict->cap = 64;
-  dict->offsets = malloc((dict->cap + 1) * sizeof *dict->offsets);
+  dict->offsets = cpf_malloc((dict->cap + 1) * sizeof *dict->offsets);
   dict->slot_mask = 127;
-  dict->slots = calloc(dict->slot_mask + 1, sizeof *dict->slots);
+  dict->slots = cpf_calloc(dict->slot_mask + 1, sizeof *dict->slots);
   dict->bytes_cap = 1024;
-  dict->bytes = malloc(dict->bytes_cap);
+  dict->bytes = cpf_malloc(dict->bytes_cap);
   if (!dict->offsets || !dict->slots || !dict->bytes) {
     dictionary_free(dict);
     return -1;
@@ -79,7 +79,7 @@ void dictionary_free(cpf_dictionary *dict) {
 
 static int grow_slots(cpf_dictionary *dict) {
   uint32_t new_mask = dict->slot_mask * 2 + 1, i;
-  uint64_t *slots = calloc((size_t)new_mask + 1, sizeof *slots);
+  uint64_t *slots = cpf_calloc((size_t)new_mask + 1, sizeof *slots);
   if (!slots) return -1;
   for (i = 0; i <= dict->slot_mask; i++) {
     uint64_t slot = dict->slots[i];
@@ -100,7 +100,7 @@ static uint32_t add_value(cpf_dictionary *dict, const char *s, size_t len) {
   if (code == UINT32_MAX - 1) return UINT32_MAX;
   if (code == dict->cap) {
     uint32_t cap = dict->cap * 2;
-    uint64_t *offsets = realloc(dict->offsets, ((size_t)cap + 1) * sizeof *offsets);
+    uint64_t *offsets = cpf_realloc(dict->offsets, ((size_t)cap + 1) * sizeof *offsets);
     if (!offsets) return UINT32_MAX;
     dict->offsets = offsets;
     dict->cap = cap;
@@ -109,7 +109,7 @@ static uint32_t add_value(cpf_dictionary *dict, const char *s, size_t len) {
     size_t cap = dict->bytes_cap * 2;
     char *bytes;
     while (cap < dict->bytes_len + len + 1) cap *= 2;
-    bytes = realloc(dict->bytes, cap);
+    bytes = cpf_realloc(dict->bytes, cap);
     if (!bytes) return UINT32_MAX;
     dict->bytes = bytes;
     dict->bytes_cap = cap;
@@ -163,17 +163,17 @@ void dictionary_freeze(cpf_dictionary *dict) {
   free(dict->slots);
   dict->slots = NULL;
   if (dict->cap > dict->count) { /* no value will be added: no spare offsets either */
-    uint64_t *offsets = realloc(dict->offsets, ((size_t)dict->count + 1) * sizeof *offsets);
+    uint64_t *offsets = cpf_realloc(dict->offsets, ((size_t)dict->count + 1) * sizeof *offsets);
     if (offsets) { dict->offsets = offsets; dict->cap = dict->count; }
   }
   if (dict->bytes_cap > dict->bytes_len) {
-    char *bytes = realloc(dict->bytes, dict->bytes_len ? dict->bytes_len : 1);
+    char *bytes = cpf_realloc(dict->bytes, dict->bytes_len ? dict->bytes_len : 1);
     if (bytes) { dict->bytes = bytes; dict->bytes_cap = dict->bytes_len; }
   }
 }
 
 uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from) {
-  uint32_t *remap = malloc(((size_t)from->count + 1) * sizeof *remap), c;
+  uint32_t *remap = cpf_malloc(((size_t)from->count + 1) * sizeof *remap), c;
   if (!remap) return NULL;
   for (c = 0; c < from->count; c++) {
     size_t len;

@@ -62,7 +62,7 @@ static int read_stream(const cpf_source *src, char **buf, size_t *len, size_t *c
     ssize_t n;
     if (*len == *cap) {
       size_t want = *cap ? *cap * 2 : (size_t)1 << 16;
-      char *bigger = realloc(*buf, want);
+      char *bigger = cpf_realloc(*buf, want);
       if (!bigger) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path); return -1; }
       *buf = bigger;
       *cap = want;
@@ -138,7 +138,7 @@ static void header_field(parse_state *st, const char *s, size_t len) {
   char *copy;
   if (st->header_count == st->header_cap) {
     size_t cap = st->header_cap ? st->header_cap * 2 : 64;
-    char **h = realloc(st->header, cap * sizeof *h);
+    char **h = cpf_realloc(st->header, cap * sizeof *h);
     if (!h) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
     st->header = h;
     st->header_cap = cap;
@@ -150,7 +150,7 @@ static void header_field(parse_state *st, const char *s, size_t len) {
                  st->header_count + 1, st->header_count + 1);
     return;
   }
-  copy = malloc(len + 1);
+  copy = cpf_malloc(len + 1);
   if (!copy) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
   memcpy(copy, s, len);
   copy[len] = '\0';
@@ -171,9 +171,12 @@ static void on_field(void *s, size_t len, void *data) {
                  st->field + 1, st->ncols);
   } else if (st->cols[st->field].skipped) {
     /* not asked for: passed over */
-  } else if (column_append(&st->cols[st->field], s, len, msg, sizeof msg) != 0) {
-    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1, "%s:%zu:%zu: %s: %s",
-                 st->path, st->record + 1, st->field + 1, st->cols[st->field].name, msg);
+  } else {
+    int rc = column_append(&st->cols[st->field], s, len, msg, sizeof msg);
+    if (rc == -2) cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path);
+    else if (rc != 0)
+      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1, "%s:%zu:%zu: %s: %s",
+                   st->path, st->record + 1, st->field + 1, st->cols[st->field].name, msg);
   }
   st->field++;
 }
@@ -211,6 +214,8 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
   }
   csv_set_delim(p, (unsigned char)sep);
   csv_set_space_func(p, never_blank);
+  csv_set_realloc_func(p, cpf_realloc); /* libcsv's field buffer counts with the core's */
+  csv_set_free_func(p, free);
   /* libcsv grows a field's buffer by this many bytes at a time (128 by default): a field of
    * megabytes would be copied thousands of times by an allocator that cannot grow in place */
   csv_set_blk_size(p, (size_t)64 << 10);
@@ -475,7 +480,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
   int regular, whole; /* whole: the prefix is all of the file */
   memset(src, 0, sizeof *src);
   src->fd = -1;
-  src->path = malloc(n);
+  src->path = cpf_malloc(n);
   if (!src->path) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); return -1; }
   memcpy(src->path, path, n);
   src->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -496,7 +501,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
   if (regular) {
     source_identity(&st, src);
     src->prefix_len = src->size < HEADER_PREFIX + 1 ? src->size : HEADER_PREFIX + 1;
-    src->prefix = malloc(src->prefix_len ? src->prefix_len : 1);
+    src->prefix = cpf_malloc(src->prefix_len ? src->prefix_len : 1);
     if (!src->prefix) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); return source_fail(src); }
     if (read_at(src, src->prefix, src->prefix_len, 0, err) != 0) return source_fail(src);
     whole = src->prefix_len == src->size;
@@ -549,9 +554,13 @@ int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *
   memset(&st, 0, sizeof st);
   st.path = src->path;
   st.err = err;
-  st.header = malloc(sizeof *st.header);
+  st.header = cpf_malloc(sizeof *st.header);
   st.header_cap = 1;
-  if (!st.header || parser_start(&p, *sep_found, src->path, err) != 0) {
+  if (!st.header) {
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
+    return -1;
+  }
+  if (parser_start(&p, *sep_found, src->path, err) != 0) {
     free(st.header);
     return -1;
   }
@@ -627,7 +636,7 @@ static int window_move(window *w, size_t pos, cpf_error *err) {
   const cpf_source *src = w->src;
   size_t keep = 0, end, want, stop;
   if (src->fd < 0) return 0; /* the whole file is in view */
-  if (!w->buf && !(w->buf = malloc(WINDOW_BYTES))) {
+  if (!w->buf && !(w->buf = cpf_malloc(WINDOW_BYTES))) {
     cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     return -1;
   }
@@ -748,7 +757,7 @@ static void chunk_parse(chunk_job *job) {
   st.record = 1; /* the header is record 1 */
   window_init(&w, src, job->last ? size : job->limit);
   /* the fast path reads the separators up to the last column asked for */
-  if (!(wanted = malloc((job->ncols ? job->ncols : 1) * sizeof *wanted))) {
+  if (!(wanted = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *wanted))) {
     cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     goto fail;
   }
@@ -846,8 +855,10 @@ static void merge_columns(merge_job *m) {
         cpf_error_set(&m->err, CPF_ERR_MEMORY, "%s: out of memory", m->path);
         break;
       }
-    if (!m->err.code && column_finish(&m->cols[j], msg, sizeof msg) != 0)
-      cpf_error_set(&m->err, CPF_ERR_DATA, "%s: %s", m->path, msg);
+    if (!m->err.code) {
+      int rc = column_finish(&m->cols[j], msg, sizeof msg);
+      if (rc != 0) cpf_error_set(&m->err, rc == -2 ? CPF_ERR_MEMORY : CPF_ERR_DATA, "%s: %s", m->path, msg);
+    }
   }
 }
 
@@ -897,9 +908,9 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   }
   expected = estimate_rows(src->prefix + begin, src->prefix_len - begin, src->size - begin) / nchunks
            + 64;
-  jobs = calloc(nchunks, sizeof *jobs);
-  threads = calloc(nchunks, sizeof *threads);
-  done = calloc(nchunks, sizeof *done);
+  jobs = cpf_calloc(nchunks, sizeof *jobs);
+  threads = cpf_calloc(nchunks, sizeof *threads);
+  done = cpf_calloc(nchunks, sizeof *done);
   if (!jobs || !threads || !done) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out; }
   memset(&shared, 0, sizeof shared);
   pthread_mutex_init(&shared.lock, NULL);
@@ -919,7 +930,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     job->last = k + 1 == nchunks;
     job->target = begin + (src->size - begin) / nchunks * k;
     job->limit = job->last ? src->size : begin + (src->size - begin) / nchunks * (k + 1);
-    job->cols = calloc(ncols ? ncols : 1, sizeof *job->cols);
+    job->cols = cpf_calloc(ncols ? ncols : 1, sizeof *job->cols);
     if (!job->cols) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
     for (j = 0; j < ncols; j++)
       if (specs[j].skip) {
@@ -962,7 +973,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   }
   if (err->code) goto out_threads;
   /* one dataset: chunk 0's builders take the other chunks' rows, in file order */
-  ds = calloc(1, sizeof *ds);
+  ds = cpf_calloc(1, sizeof *ds);
   if (!ds) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
   ds->cols = jobs[0].cols;
   ds->ncols = ncols;
@@ -970,7 +981,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   {
     /* columns are independent: merge and finish them on the same threads, column j on thread
      * j mod nchunks */
-    merge_job *merges = calloc(nchunks, sizeof *merges);
+    merge_job *merges = cpf_calloc(nchunks, sizeof *merges);
     size_t merge_started = 0;
     if (!merges) { cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path); goto out_threads; }
     for (k = 0; k < nchunks; k++) {

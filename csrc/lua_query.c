@@ -272,8 +272,8 @@ static int query_value_runs(lua_State *L) {
   lua_setmetatable(L, -2);
   memset(&err, 0, sizeof err); /* the distinct keys: the dataset's, computed once */
   if (query_distinct_keys(ds, (int)column - 1, &keys, &n, &err) != 0) return raise_failure(L, &err);
-  runs->lo = malloc((n ? n : 1) * sizeof *runs->lo);
-  runs->hi = malloc((n ? n : 1) * sizeof *runs->hi);
+  runs->lo = cpf_malloc((n ? n : 1) * sizeof *runs->lo);
+  runs->hi = cpf_malloc((n ? n : 1) * sizeof *runs->hi);
   if (!runs->lo || !runs->hi) return luaL_error(L, "out of memory");
   runs->column = (int)column - 1;
   runs->rows = ds->rows;

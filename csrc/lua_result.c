@@ -76,7 +76,7 @@ static result_store *check_store(lua_State *L, int idx) {
 }
 
 static void *store_alloc(lua_State *L, size_t bytes) {
-  void *p = calloc(bytes ? bytes : 1, 1);
+  void *p = cpf_calloc(bytes ? bytes : 1, 1);
   if (!p) luaL_error(L, "out of memory");
   return p;
 }

@@ -348,8 +348,8 @@ static int source_load_async(lua_State *L) {
   job->opts.monitor = job_monitor;
   job->opts.monitor_ud = job;
   for (i = 0; i < ncols; i++) bytes += strlen(specs[i].name) + strlen(specs[i].label) + 2;
-  job->specs = malloc((ncols ? ncols : 1) * sizeof *job->specs);
-  job->names = malloc(bytes ? bytes : 1);
+  job->specs = cpf_malloc((ncols ? ncols : 1) * sizeof *job->specs);
+  job->names = cpf_malloc(bytes ? bytes : 1);
   if (!job->specs || !job->names) {
     free(job->specs);
     free(job->names);

@@ -187,11 +187,26 @@ static int fixed_text(lua_State *L) {
   return 1;
 }
 
+/* core.fail_allocation(n): tests only — the nth allocation of the core from now fails (0: none).
+ * core.allocations_left() -> what is left of that count (0 once it failed or when off). */
+static int fail_allocation(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "a count from 0 expected");
+  cpf_fail_allocation((long)n);
+  return 0;
+}
+
+static int allocations_left(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)cpf_allocations_left());
+  return 1;
+}
+
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
   {"load_threads", load_threads},     {"exec", exec_program},           {"number_text", number_text},
-  {"fixed_text", fixed_text},         {NULL, NULL}};
+  {"fixed_text", fixed_text},         {"fail_allocation", fail_allocation},
+  {"allocations_left", allocations_left}, {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

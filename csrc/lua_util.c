@@ -10,6 +10,11 @@
 
 int push_failure(lua_State *L, const cpf_error *err) {
   lua_pushnil(L);
+  if (!err->code) { /* a failure no engine path named: only an allocation fails without a word */
+    lua_pushstring(L, "out of memory");
+    lua_pushstring(L, "memory");
+    return 3;
+  }
   lua_pushstring(L, err->message[0] ? err->message : "failed");
   lua_pushstring(L, cpf_error_kind(err->code));
   return 3;
@@ -39,7 +44,7 @@ void **scratch_hold(lua_State *L) {
 
 void *scratch_alloc(lua_State *L, size_t bytes) {
   void **box = scratch_hold(L);
-  *box = malloc(bytes ? bytes : 1);
+  *box = cpf_malloc(bytes ? bytes : 1);
   if (*box == NULL) luaL_error(L, "out of memory");
   return *box;
 }

@@ -74,8 +74,8 @@ int order_sort_keys(uint64_t *keys, size_t n, cpf_error *err) {
     small_sort(unused, keys, n);
     return 0;
   }
-  tmp_keys = malloc(n * sizeof *tmp_keys);
-  counts = malloc(DIGITS * sizeof *counts);
+  tmp_keys = cpf_malloc(n * sizeof *tmp_keys);
+  counts = cpf_malloc(DIGITS * sizeof *counts);
   if (!tmp_keys || !counts) {
     free(tmp_keys);
     free(counts);
@@ -138,11 +138,11 @@ int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *
     return 0;
   }
   /* strings and values interned by value: sort the codes the groups use, not the dictionary */
-  if (!(seen = calloc(card, 1))) goto oom;
+  if (!(seen = cpf_calloc(card, 1))) goto oom;
   for (i = 0; i < n; i++) seen[codes[i]] = 1;
   for (c = 0; c + 1 < card; c++) m += seen[c];
   if (col->type == CPF_TYPE_STRING) {
-    string_code *list = malloc((m ? m : 1) * sizeof *list);
+    string_code *list = cpf_malloc((m ? m : 1) * sizeof *list);
     if (!list) { free(seen); goto oom; }
     for (c = 0, m = 0; c + 1 < card; c++) {
       if (!seen[c]) continue;
@@ -153,7 +153,7 @@ int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *
     for (c = 0; c < m; c++) rank[list[c].code] = c;
     free(list);
   } else {
-    number_code *list = malloc((m ? m : 1) * sizeof *list);
+    number_code *list = cpf_malloc((m ? m : 1) * sizeof *list);
     if (!list) { free(seen); goto oom; }
     for (c = 0, m = 0; c + 1 < card; c++) {
       if (!seen[c]) continue;
@@ -208,10 +208,10 @@ static uint64_t spec_key(const order_spec *s, uint32_t g, int *missing) {
 
 int order_groups(uint32_t *perm, size_t n, const order_spec *specs, size_t nspecs,
                  cpf_error *err) {
-  uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
-  uint64_t *tmp_keys = malloc((n ? n : 1) * sizeof *tmp_keys);
-  uint32_t *tmp_perm = malloc((n ? n : 1) * sizeof *tmp_perm);
-  size_t *counts = n > 64 ? malloc(DIGITS * sizeof *counts) : NULL;
+  uint64_t *keys = cpf_malloc((n ? n : 1) * sizeof *keys);
+  uint64_t *tmp_keys = cpf_malloc((n ? n : 1) * sizeof *tmp_keys);
+  uint32_t *tmp_perm = cpf_malloc((n ? n : 1) * sizeof *tmp_perm);
+  size_t *counts = n > 64 ? cpf_malloc(DIGITS * sizeof *counts) : NULL;
   size_t s;
   if (!keys || !tmp_keys || !tmp_perm || (n > 64 && !counts)) {
     free(keys); free(tmp_keys); free(tmp_perm); free(counts);

@@ -54,8 +54,8 @@ int output_file_open(output_file *out, const char *path, cpf_error *err) {
   memset(out, 0, sizeof *out);
   out->fd = -1;
   if (check_target(path, err) != 0) return -1;
-  out->path = malloc(plen + 1);
-  tmp = malloc(size);
+  out->path = cpf_malloc(plen + 1);
+  tmp = cpf_malloc(size);
   if (!out->path || !tmp) {
     free(tmp);
     output_file_abort(out);

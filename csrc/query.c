@@ -45,7 +45,7 @@ static int64_t month_of_days(int64_t days) {
 }
 
 static void *alloc_rows(size_t n, size_t size, cpf_error *err) {
-  void *p = malloc((n ? n : 1) * size);
+  void *p = cpf_malloc((n ? n : 1) * size);
   if (!p) cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
   return p;
 }
@@ -334,8 +334,8 @@ int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_
   *count = 0;
   if (snapshot_check_column(ds, (size_t)column, err) != 0) return -1;
   if (!ds->distinct_keys) {
-    ds->distinct_keys = calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_keys);
-    ds->distinct_count = calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_count);
+    ds->distinct_keys = cpf_calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_keys);
+    ds->distinct_count = cpf_calloc(ds->ncols ? ds->ncols : 1, sizeof *ds->distinct_count);
     if (!ds->distinct_keys || !ds->distinct_count) {
       free(ds->distinct_keys);
       free(ds->distinct_count);
@@ -352,7 +352,7 @@ int query_distinct_keys(cpf_dataset *ds, int column, const uint64_t **out, size_
     if (order_sort_keys(keys, m, err) != 0) { free(keys); return -1; }
     for (i = 0; i < m; i++)
       if (u == 0 || keys[u - 1] != keys[i]) keys[u++] = keys[i];
-    fit = realloc(keys, (u ? u : 1) * sizeof *keys); /* the row-sized array shrinks to the values */
+    fit = cpf_realloc(keys, (u ? u : 1) * sizeof *keys); /* the row-sized array shrinks to the values */
     ds->distinct_keys[column] = fit ? fit : keys;
     ds->distinct_count[column] = u;
   }
@@ -550,9 +550,9 @@ static int combine_hashed(uint32_t *gid, const uint32_t *codes, size_t n, combin
   uint64_t *slots, mask;
   uint32_t count = 0;
   while (cap < 4 * (size_t)1024 && cap < 2 * n) cap *= 2;
-  slots = calloc(cap, sizeof *slots);
-  step->previous = malloc(64 * sizeof *step->previous);
-  step->code = malloc(64 * sizeof *step->code);
+  slots = cpf_calloc(cap, sizeof *slots);
+  step->previous = cpf_malloc(64 * sizeof *step->previous);
+  step->code = cpf_malloc(64 * sizeof *step->code);
   if (!slots || !step->previous || !step->code) goto oom;
   mask = cap - 1;
   for (i = 0; i < n; i++) {
@@ -564,8 +564,8 @@ static int combine_hashed(uint32_t *gid, const uint32_t *codes, size_t n, combin
       uint64_t s = slots[j];
       if (s == 0) { /* new pair: slot holds id + 1 in the low half, pair is re-read from arrays */
         if ((count & (count - 1)) == 0 && count >= 64) {
-          uint32_t *p = realloc(step->previous, (size_t)count * 2 * sizeof *p);
-          uint32_t *c = p ? realloc(step->code, (size_t)count * 2 * sizeof *c) : NULL;
+          uint32_t *p = cpf_realloc(step->previous, (size_t)count * 2 * sizeof *p);
+          uint32_t *c = p ? cpf_realloc(step->code, (size_t)count * 2 * sizeof *c) : NULL;
           if (p) step->previous = p;
           if (!c) goto oom;
           step->code = c;
@@ -575,7 +575,7 @@ static int combine_hashed(uint32_t *gid, const uint32_t *codes, size_t n, combin
         slots[j] = ++count;
         if ((size_t)count * 2 > cap) { /* grow: rehash every id */
           size_t newcap = cap * 2, id;
-          uint64_t *bigger = calloc(newcap, sizeof *bigger);
+          uint64_t *bigger = cpf_calloc(newcap, sizeof *bigger);
           if (!bigger) goto oom;
           for (id = 0; id < count; id++) {
             uint64_t pp = ((uint64_t)step->previous[id] << 32) | step->code[id], jj;
@@ -651,7 +651,7 @@ static void sum_integers(const cpf_column *col, const uint32_t *gid, const uint8
                          size_t nslots) {
   const uint8_t *mb = col->missing_bits;
   size_t i;
-  uint64_t *part = !keep && !mb && nslots <= 4096 ? calloc(4 * nslots, sizeof *part) : NULL;
+  uint64_t *part = !keep && !mb && nslots <= 4096 ? cpf_calloc(4 * nslots, sizeof *part) : NULL;
   if (part) {
     size_t g;
     switch (col->width) {
@@ -738,13 +738,13 @@ typedef struct {
 
 static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
   memset(acc, 0, sizeof *acc);
-  acc->isum = calloc(nslots, sizeof *acc->isum);
-  acc->isum2 = calloc(nslots, sizeof *acc->isum2);
-  acc->iext = calloc(nslots, sizeof *acc->iext);
-  acc->count = calloc(nslots, sizeof *acc->count);
-  acc->dsum = calloc(nslots, sizeof *acc->dsum);
-  acc->dsum2 = calloc(nslots, sizeof *acc->dsum2);
-  acc->seen = calloc(nslots, 1);
+  acc->isum = cpf_calloc(nslots, sizeof *acc->isum);
+  acc->isum2 = cpf_calloc(nslots, sizeof *acc->isum2);
+  acc->iext = cpf_calloc(nslots, sizeof *acc->iext);
+  acc->count = cpf_calloc(nslots, sizeof *acc->count);
+  acc->dsum = cpf_calloc(nslots, sizeof *acc->dsum);
+  acc->dsum2 = cpf_calloc(nslots, sizeof *acc->dsum2);
+  acc->seen = cpf_calloc(nslots, 1);
   if (!acc->isum || !acc->isum2 || !acc->iext || !acc->count || !acc->dsum || !acc->dsum2 ||
       !acc->seen) {
     cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
@@ -862,9 +862,9 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
   size_t n = ds->rows, i, j, g, a, nb = 16384, total = 0, ns = nq * slots; /* (a, g) at a * slots + g */
   uint64_t lo = UINT64_MAX, hi = 0, keys[KEY_BLOCK];
   unsigned shift = 0;
-  size_t *count = calloc(slots ? slots : 1, sizeof *count), *at = calloc(ns ? ns : 1, sizeof *at);
-  size_t *below = calloc(ns ? ns : 1, sizeof *below), *cand = calloc(ns ? ns : 1, sizeof *cand);
-  uint32_t *first = calloc(ns ? ns : 1, sizeof *first), *second = calloc(ns ? ns : 1, sizeof *second);
+  size_t *count = cpf_calloc(slots ? slots : 1, sizeof *count), *at = cpf_calloc(ns ? ns : 1, sizeof *at);
+  size_t *below = cpf_calloc(ns ? ns : 1, sizeof *below), *cand = cpf_calloc(ns ? ns : 1, sizeof *cand);
+  uint32_t *first = cpf_calloc(ns ? ns : 1, sizeof *first), *second = cpf_calloc(ns ? ns : 1, sizeof *second);
   uint32_t *hist = NULL;
   double *values = NULL;
   int rc = -1;
@@ -889,7 +889,7 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
   while (((hi - lo) >> shift) >= nb) shift++;
   /* clamped: a stored range that a damaged snapshot got wrong costs a wrong answer, not memory */
 #define BUCKET_OF(key) ((key) < lo ? 0 : (key) > hi ? nb - 1 : (size_t)(((key) - lo) >> shift))
-  if (!(hist = calloc(slots * nb, sizeof *hist))) goto oom;
+  if (!(hist = cpf_calloc(slots * nb, sizeof *hist))) goto oom;
   for (i = 0; i < n; i += KEY_BLOCK) { /* one histogram for every quantile of the column */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
@@ -918,7 +918,7 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
       total += cand[x];
     }
   }
-  if (!(values = malloc((total ? total : 1) * sizeof *values))) goto oom;
+  if (!(values = cpf_malloc((total ? total : 1) * sizeof *values))) goto oom;
   for (i = 0; i < n; i += KEY_BLOCK) { /* one pass copies the candidates of every quantile */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
@@ -961,14 +961,14 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   size_t n = ds->rows, i, g;
   if (nslots > 0) nslots--; /* the dropped rows' slot */
   if (nslots <= QUANTILE_MAX_SLOTS) return quantile_by_buckets(ds, gid, keep, &agg, 1, nslots, err);
-  size_t *start = calloc(nslots + 1, sizeof *start), *fill;
+  size_t *start = cpf_calloc(nslots + 1, sizeof *start), *fill;
   double *values;
   if (!start) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++)
     if (gid[i] < nslots && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
   for (g = 0; g < nslots; g++) start[g + 1] += start[g];
-  values = malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
-  fill = malloc((nslots ? nslots : 1) * sizeof *fill);
+  values = cpf_malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
+  fill = cpf_malloc((nslots ? nslots : 1) * sizeof *fill);
   if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   memcpy(fill, start, nslots * sizeof *fill);
   for (i = 0; i < n; i++)
@@ -1038,7 +1038,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     width = lo > hi ? 1 : (uint64_t)hi - (uint64_t)lo < DISTINCT_BITMAP_BITS ? (size_t)((uint64_t)hi - (uint64_t)lo) + 1 : 0;
   }
   if (width > 0 && nslots <= DISTINCT_BITMAP_BITS / width) {
-    uint8_t *bits = calloc((nslots * width + 7) / 8 + 1, 1);
+    uint8_t *bits = cpf_calloc((nslots * width + 7) / 8 + 1, 1);
     if (!bits) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
     distinct_by_bitmap(ds, gid, keep, agg, nslots, lo, width, bits);
     free(bits);
@@ -1046,7 +1046,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   }
   for (i = 0; i < n; i++) if (gid[i] < nslots) used++;
   while (cap < used * 2) cap *= 2;
-  set = calloc(cap, sizeof *set);
+  set = cpf_calloc(cap, sizeof *set);
   if (!set) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++) {
     uint64_t v, h, j;
@@ -1102,9 +1102,9 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
   uint8_t *keep = NULL;
   accumulators acc;
   int rc = -1;
-  agg->integers = calloc(nslots ? nslots : 1, sizeof *agg->integers);
-  agg->numbers = calloc(nslots ? nslots : 1, sizeof *agg->numbers);
-  agg->present = calloc(nslots ? nslots : 1, 1);
+  agg->integers = cpf_calloc(nslots ? nslots : 1, sizeof *agg->integers);
+  agg->numbers = cpf_calloc(nslots ? nslots : 1, sizeof *agg->numbers);
+  agg->present = cpf_calloc(nslots ? nslots : 1, 1);
   if (!agg->integers || !agg->numbers || !agg->present) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   if (agg->kind != AGG_COUNT && agg->kind != AGG_COUNT_VALUES && agg->kind != AGG_DISTINCT &&
       check_numeric(a, agg_names[agg->kind], err) != 0)
@@ -1156,7 +1156,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
       if (sum_integers_checked(a, gid, rows, acc.isum, acc.count, n, err) != 0) { free(both); goto done; }
     } else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
     {
-      int64_t *count2 = calloc(nslots ? nslots : 1, sizeof *count2);
+      int64_t *count2 = cpf_calloc(nslots ? nslots : 1, sizeof *count2);
       if (!count2) { free(both); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
       if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n, slot_rows, nslots);
       else if (sum_may_overflow(b, n)) {
@@ -1271,7 +1271,7 @@ static int quantiles_together(const cpf_dataset *ds, const uint32_t *gid, query_
   size_t k, j, nq;
   query_agg **list;
   if (slots > QUANTILE_MAX_SLOTS || naggs < 2) return 0;
-  if (!(list = malloc(naggs * sizeof *list))) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
+  if (!(list = cpf_malloc(naggs * sizeof *list))) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (k = 0; k < naggs; k++) {
     if (aggs[k].kind != AGG_QUANTILE || aggs[k].filter || aggs[k].numbers) continue;
     if (ds->cols[aggs[k].column].type == CPF_TYPE_STRING) continue; /* agg_run says why */
@@ -1281,9 +1281,9 @@ static int quantiles_together(const cpf_dataset *ds, const uint32_t *gid, query_
         list[nq++] = &aggs[j];
     if (nq < 2) continue;
     for (j = 0; j < nq; j++) { /* the arrays and output kind agg_run would give them */
-      list[j]->integers = calloc(slots + 1, sizeof *list[j]->integers);
-      list[j]->numbers = calloc(slots + 1, sizeof *list[j]->numbers);
-      list[j]->present = calloc(slots + 1, 1);
+      list[j]->integers = cpf_calloc(slots + 1, sizeof *list[j]->integers);
+      list[j]->numbers = cpf_calloc(slots + 1, sizeof *list[j]->numbers);
+      list[j]->present = cpf_calloc(slots + 1, 1);
       list[j]->out = OUT_NUMBER;
       list[j]->scale = 0;
       if (!list[j]->integers || !list[j]->numbers || !list[j]->present) {
@@ -1351,7 +1351,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   }
   /* Keys combine without looking at the selection (plain arithmetic, no branch); it is applied
    * once at the end, or just before a hashed step, which must not count dropped rows. */
-  steps = calloc(nkeys ? nkeys : 1, sizeof *steps);
+  steps = cpf_calloc(nkeys ? nkeys : 1, sizeof *steps);
   if (nkeys > 1 && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
   if (nkeys > 1 && !(codes = ds->scratch_codes)) goto done;
   if (!steps) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
@@ -1421,12 +1421,12 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       gid[i] = (gid[i] & ~drop) | ((uint32_t)nslots & drop);
     }
   }
-  slot_rows = calloc(nslots + 1, sizeof *slot_rows);
+  slot_rows = cpf_calloc(nslots + 1, sizeof *slot_rows);
   if (!slot_rows) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   if (nkeys == 0 && !sel) {
     slot_rows[0] = (int64_t)n; /* one group: no count per row */
   } else if (nslots < 4096) { /* few slots: four counters a slot, so that runs of one slot */
-    int64_t *part = calloc(4 * (nslots + 1), sizeof *part); /* do not wait on each other */
+    int64_t *part = cpf_calloc(4 * (nslots + 1), sizeof *part); /* do not wait on each other */
     if (!part) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
     for (i = 0; i + 4 <= n; i += 4) {
       part[gid[i]]++;
@@ -1446,13 +1446,13 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     if (!aggs[k].numbers && agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
-  res->rows = malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
-  res->key_codes = calloc(nkeys ? nkeys : 1, sizeof *res->key_codes);
+  res->rows = cpf_malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
+  res->key_codes = cpf_calloc(nkeys ? nkeys : 1, sizeof *res->key_codes);
   if (!res->rows || !res->key_codes) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   for (k = 0; k < nkeys; k++)
     if (!(res->key_codes[k] = alloc_rows(res->ngroups, sizeof(uint32_t), err))) goto done;
   res->nslots = nslots;
-  if (!(res->slot_group = calloc(nslots + 1, sizeof *res->slot_group))) {
+  if (!(res->slot_group = cpf_calloc(nslots + 1, sizeof *res->slot_group))) {
     cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
     goto done;
   }
@@ -1549,8 +1549,8 @@ int query_distinct(const cpf_dataset *ds, int column, query_distinct_value **out
   if (snapshot_check_column(ds, (size_t)column, err) != 0) return -1;
   if (col->type == CPF_TYPE_STRING) {
     /* one counter per code, and one for the rows without a value */
-    size_t *counts = calloc((size_t)col->dict.count + 1, sizeof *counts);
-    values = malloc(((size_t)col->dict.count + 1) * sizeof *values);
+    size_t *counts = cpf_calloc((size_t)col->dict.count + 1, sizeof *counts);
+    values = cpf_malloc(((size_t)col->dict.count + 1) * sizeof *values);
     if (!counts || !values) {
       free(counts);
       free(values);

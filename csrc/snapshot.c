@@ -99,7 +99,7 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   size_t j;
   memset(&w, 0, sizeof w);
   w.err = err;
-  table = calloc(ds->ncols ? ds->ncols : 1, sizeof *table);
+  table = cpf_calloc(ds->ncols ? ds->ncols : 1, sizeof *table);
   if (!table) {
     cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
     return -1;
@@ -519,7 +519,7 @@ int snapshot_check_columns(const cpf_dataset *ds, cpf_error *err) {
 }
 
 static char *copy_text(const unsigned char *base, uint64_t offset, uint64_t size) {
-  char *s = malloc((size_t)size);
+  char *s = cpf_malloc((size_t)size);
   if (s) memcpy(s, base + offset, (size_t)size);
   return s;
 }
@@ -593,9 +593,9 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
     cpf_error_set(err, CPF_ERR_DATA, "%s: %s", path, why);
     return NULL;
   }
-  ds = calloc(1, sizeof *ds);
-  if (!ds || !(ds->cols = calloc(h.ncols ? h.ncols : 1, sizeof *ds->cols)) ||
-      !(ranges = malloc((3 + 6 * h.ncols) * sizeof *ranges)))
+  ds = cpf_calloc(1, sizeof *ds);
+  if (!ds || !(ds->cols = cpf_calloc(h.ncols ? h.ncols : 1, sizeof *ds->cols)) ||
+      !(ranges = cpf_malloc((3 + 6 * h.ncols) * sizeof *ranges)))
     goto oom;
   ds->ncols = (size_t)h.ncols; /* zeroed columns free as nothing */
   ds->rows = (size_t)h.rows;
@@ -627,9 +627,9 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
   /* the values and checksums: on each column's first use (snapshot_check_column) */
   ds->snapshot_base = base;
   ds->snapshot_verify = verify;
-  if (!(ds->snapshot_path = malloc(strlen(path) + 1)) ||
-      !(ds->column_state = calloc(h.ncols ? h.ncols : 1, 1)) ||
-      !(ds->column_damage = calloc(h.ncols ? h.ncols : 1, sizeof *ds->column_damage)))
+  if (!(ds->snapshot_path = cpf_malloc(strlen(path) + 1)) ||
+      !(ds->column_state = cpf_calloc(h.ncols ? h.ncols : 1, 1)) ||
+      !(ds->column_damage = cpf_calloc(h.ncols ? h.ncols : 1, sizeof *ds->column_damage)))
     goto oom;
   memcpy(ds->snapshot_path, path, strlen(path) + 1);
   free(ranges);

@@ -74,6 +74,7 @@ build = {
         "csrc/lua_result.c",
         "csrc/lua_source.c",
         "csrc/lua_system.c",
+        "csrc/alloc.c",
         "csrc/loader.c",
         "csrc/dataset.c",
         "csrc/column.c",
