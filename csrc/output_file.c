@@ -1,9 +1,13 @@
 /* output_file.c — a file that replaces its target only once it is complete: written to a
- * temporary beside the target, created exclusively, then renamed over it. Used by every writer
- * of cpf (snapshots, results), so that a reader never sees half a file and nothing but a regular
- * file is ever replaced. */
+ * temporary beside the target, created exclusively, synced, renamed over it, the folder synced
+ * (as SQLite and PostgreSQL do), so that after a crash or a power cut the target is the old file
+ * or the new one, whole. Used by every writer of cpf (snapshots, results). A temporary is locked
+ * (flock) while written: the next write to the target removes the temporaries of writers that
+ * died (killed), never one still being written. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +51,59 @@ static int check_target(const char *path, cpf_error *err) {
   return 0;
 }
 
+/* The folder of a path ("." for a bare name), in buf. */
+static void folder_of(const char *path, char *buf, size_t size) {
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (!slash) { snprintf(buf, size, "."); return; }
+  if (n == 0) n = 1; /* "/x": the root */
+  if (n >= size) n = size - 1;
+  memcpy(buf, path, n);
+  buf[n] = 0;
+}
+
+/* Removes the temporaries of the target that a killed writer left ("TARGET.tmp.*", regular
+ * files whose lock nobody holds). Best effort: a temporary it cannot open or lock stays. */
+static void remove_dead_temporaries(const char *path) {
+  char folder[4096], *name;
+  const char *base = strrchr(path, '/');
+  size_t blen;
+  DIR *dir;
+  struct dirent *e;
+  base = base ? base + 1 : path;
+  blen = strlen(base);
+  folder_of(path, folder, sizeof folder);
+  if (!(dir = opendir(folder))) return;
+  name = cpf_malloc(strlen(folder) + 256 + 2);
+  if (!name) { closedir(dir); return; }
+  while ((e = readdir(dir)) != NULL) {
+    int fd;
+    struct stat st;
+    if (strncmp(e->d_name, base, blen) != 0 || strncmp(e->d_name + blen, ".tmp.", 5) != 0) continue;
+    sprintf(name, "%s/%s", folder, e->d_name);
+    fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;
+    /* a writer alive holds its lock: only a regular file nobody locks is a dead writer's */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(name);
+    close(fd);
+  }
+  free(name);
+  closedir(dir);
+}
+
+/* fsync of a path's folder: the rename itself durable. Best effort (a file system may refuse). */
+static void sync_folder(const char *path) {
+  char folder[4096];
+  int fd;
+  folder_of(path, folder, sizeof folder);
+  fd = open(folder, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) return;
+  (void)fsync(fd);
+  close(fd);
+}
+
 int output_file_open(output_file *out, const char *path, cpf_error *err) {
-  size_t plen = strlen(path), size = plen + 32;
+  size_t plen = strlen(path), size = plen + 48;
   unsigned attempt;
   char *tmp;
   memset(out, 0, sizeof *out);
@@ -63,13 +118,15 @@ int output_file_open(output_file *out, const char *path, cpf_error *err) {
     return -1;
   }
   memcpy(out->path, path, plen + 1);
+  remove_dead_temporaries(path);
   /* beside the target, so that the rename stays on one file system; O_EXCL: nothing already at
-   * that name, a symlink planted there included, is ever opened */
+   * that name, a symlink planted there included, is ever opened; the pid says whose it is */
   for (attempt = 0; attempt < 100 && out->fd < 0; attempt++) {
-    snprintf(tmp, size, "%s.tmp.%016llx", path, (unsigned long long)random_bits(attempt));
+    snprintf(tmp, size, "%s.tmp.%ld.%016llx", path, (long)getpid(), (unsigned long long)random_bits(attempt));
     out->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* the umask applies */
     if (out->fd < 0 && errno != EEXIST) break;
   }
+  if (out->fd >= 0) (void)flock(out->fd, LOCK_EX | LOCK_NB); /* ours while written: never cleaned up */
   if (out->fd < 0) {
     cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     free(tmp);
@@ -105,9 +162,14 @@ int output_file_commit(output_file *out, cpf_error *err) {
     cpf_error_set(err, CPF_ERR_IO, "output file is closed");
     return -1;
   }
-  /* close reports the write errors a network file system delays; the target is checked again:
-   * something else may have been put there while the file was written */
-  if (close(out->fd) != 0) {
+  /* on disk before it takes the target's name (a power cut must not leave the name on an empty
+   * file); close reports the write errors a network file system delays; the target is checked
+   * again: something else may have been put there while the file was written */
+  if (fsync(out->fd) != 0 && errno != EINVAL && errno != EROFS) {
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, strerror(errno));
+    failed = 1;
+  }
+  if (close(out->fd) != 0 && !failed) {
     cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, strerror(errno));
     failed = 1;
   }
@@ -121,6 +183,7 @@ int output_file_commit(output_file *out, cpf_error *err) {
     output_file_abort(out);
     return -1;
   }
+  sync_folder(out->path); /* the new name on disk too */
   free(out->tmp);
   out->tmp = NULL;
   output_file_abort(out); /* frees the path */

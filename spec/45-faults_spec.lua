@@ -81,3 +81,58 @@ describe("misuse", function()
     end
   end)
 end)
+
+describe("writers", function()
+  local dir, ds
+  setup(function()
+    dir = h.tmpname("-writers")
+    os.execute("mkdir -p " .. h.shell_quote(dir))
+    ds = assert(cpf.load(h.write_file("a;b\n1;2\n3;4\n", ".csv")))
+  end)
+  teardown(function() ds:close() os.execute("rm -rf " .. h.shell_quote(dir)) end)
+
+  local function temporaries(target)
+    local out, _, _ = h.run("ls -A " .. h.shell_quote(dir))
+    local t = {}
+    for name in out:gmatch("[^\n]+") do
+      if name:find(target:match("[^/]+$") .. ".tmp.", 1, true) == 1 then t[#t + 1] = name end
+    end
+    table.sort(t)
+    return t
+  end
+
+  it("remove the temporaries killed writers left, never one still being written", function()
+    local target = dir .. "/x.cpfsnap"
+    local dead = target .. ".tmp.99999.00000000deadbeef"
+    h.write_bytes(dead, ("x"):rep(1000)) -- a writer killed -9 left this, unlocked
+    local alive = target .. ".tmp.1.00000000a11ba11b"
+    h.write_bytes(alive, "being written")
+    -- another process writes it and holds its lock (flock, as a writer does)
+    local pid = (h.run(("sh -c 'exec 9>>\"$1\"; flock 9; exec sleep 30' sh %s >/dev/null 2>&1 & echo $!")
+      :format(h.shell_quote(alive)))):match("%d+")
+    os.execute("sleep 0.3")
+    assert.is_true(ds:save(target))
+    os.execute(("kill %s 2>/dev/null; sleep 0.2"):format(pid)) -- the writer holding the lock is gone
+    assert.are.same({ (alive:match("[^/]+$")) }, temporaries(target))
+    assert.is_true(ds:save(target)) -- its writer gone, the next write removes it
+    assert.are.same({}, temporaries(target))
+  end)
+
+  it("sync the file before its rename and the folder after it", function()
+    local strace = h.run("command -v strace")
+    if strace == "" then pending("strace is not installed") return end
+    local script = h.write_file(("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path "
+      .. "package.cpath = 'build/%s/?.so;' .. package.cpath local cpf = require 'cpf' "
+      .. "local ds = assert(cpf.load(%q)) assert(ds:save(%q)) assert(ds:group_by('a'):run():write(%q, 'csv'))")
+      :format(h.lua_name, h.write_file("a;b\n1;2\n", ".csv"), dir .. "/y.cpfsnap", dir .. "/y.csv"), ".lua")
+    local _, err = h.run(("strace -f -e trace=fsync,rename,renameat,renameat2 %s %s"):format(h.interpreter,
+      h.shell_quote(script)))
+    local calls = {}
+    for line in err:gmatch("[^\n]+") do
+      local call = line:match("(fsync)%(") or line:match("(rename%w*)%(")
+      if call then calls[#calls + 1] = call:match("^rename") and "rename" or call end
+    end
+    -- each writer: the file synced, renamed, the folder synced
+    assert.are.same({ "fsync", "rename", "fsync", "fsync", "rename", "fsync" }, calls)
+  end)
+end)
