@@ -18,7 +18,7 @@ MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibilit
 MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 # The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
-ENGINE_SOURCES = csrc/alloc.c csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/order.c \
+ENGINE_SOURCES = csrc/alloc.c csrc/io.c csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/order.c \
                  csrc/snapshot.c csrc/output_file.c csrc/error.c
 BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c
 SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
@@ -123,8 +123,8 @@ dist:
 	bash scripts/dist.sh "$(VERSION)" "$(DIST_DIR)" "$(DIST_URL)"
 
 # Everything slow: the suite (sanitizers included), the allocation-failure sweep over every
-# allocation (CPF_OOM_SWEEP=all; CI samples one in seven) on Lua 5.4 and under ASan, and a quick
-# benchmark.
+# allocation (CPF_OOM_SWEEP=all; CI samples one in seven) on Lua 5.4 and under ASan, writers
+# killed -9 100 times each instead of 8 (CPF_KILL_SWEEP=all), and a quick benchmark.
 check-all: test
-	CPF_OOM_SWEEP=all bash scripts/run-busted.sh lua5.4 asan
+	CPF_OOM_SWEEP=all CPF_KILL_SWEEP=all bash scripts/run-busted.sh lua5.4 asan
 	bash bench/run.sh --quick

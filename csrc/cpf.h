@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Every name the module's files share stays inside the module however it is built (LuaRocks'
  * builtin build passes no -fvisibility=hidden): only luaopen_cpf_core (core.c) is exported, so
@@ -92,6 +93,17 @@ void *cpf_realloc(void *p, size_t n);
 /* Tests only: make the nth allocation from now fail (0: none); what is left of the count. */
 void cpf_fail_allocation(long n);
 long cpf_allocations_left(void);
+
+/* ---- io.c: every read and write of a file, and the test switch that fails one ---- */
+ssize_t cpf_read(int fd, void *buf, size_t n);
+ssize_t cpf_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t cpf_write(int fd, const void *buf, size_t n);
+int cpf_fsync(int fd);
+void *cpf_mmap_file(int fd, size_t size); /* read-only, shared; MAP_FAILED on failure */
+/* Tests only: the nth read, write, fsync or map from now fails with error_number (0: every
+ * transfer from the nth on moves half of what was asked: short reads and writes); n = 0: off. */
+void cpf_fail_io(long n, int error_number);
+long cpf_io_left(void);
 
 /* ---- numparse.c: exact, locale-independent parsing ---- */
 typedef enum { NUM_OK = 0, NUM_BAD, NUM_RANGE, NUM_FRACTION } num_status;

@@ -40,7 +40,7 @@ static int source_changed(const cpf_source *src, cpf_error *err) {
 /* Reads [off, off + n) of a regular file; -1 with an error when the file is shorter now. */
 static int read_at(const cpf_source *src, char *buf, size_t n, size_t off, cpf_error *err) {
   while (n > 0) {
-    ssize_t got = pread(src->fd, buf, n, (off_t)off);
+    ssize_t got = cpf_pread(src->fd, buf, n, (off_t)off);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) {
       cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
@@ -67,7 +67,7 @@ static int read_stream(const cpf_source *src, char **buf, size_t *len, size_t *c
       *buf = bigger;
       *cap = want;
     }
-    n = read(src->fd, *buf + *len, (limit < *cap ? limit : *cap) - *len);
+    n = cpf_read(src->fd, *buf + *len, (limit < *cap ? limit : *cap) - *len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));

@@ -201,12 +201,30 @@ static int allocations_left(lua_State *L) {
   return 1;
 }
 
+/* core.fail_io(n, "EIO" | "ENOSPC" | "short"): tests only — the nth read, write, fsync or map
+ * of a file from now fails with that error, or starts short transfers (each moves half of what
+ * was asked, until switched off); n = 0 switches it off. core.io_left() -> what is left. */
+static int fail_io(lua_State *L) {
+  static const char *const kinds[] = {"EIO", "ENOSPC", "short", NULL};
+  static const int numbers[] = {EIO, ENOSPC, 0};
+  lua_Integer n = luaL_checkinteger(L, 1);
+  int kind = luaL_checkoption(L, 2, "EIO", kinds);
+  luaL_argcheck(L, n >= 0, 1, "a count from 0 expected");
+  cpf_fail_io((long)n, numbers[kind]);
+  return 0;
+}
+
+static int io_left(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)cpf_io_left());
+  return 1;
+}
+
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
   {"load_threads", load_threads},     {"exec", exec_program},           {"number_text", number_text},
   {"fixed_text", fixed_text},         {"fail_allocation", fail_allocation},
-  {"allocations_left", allocations_left}, {NULL, NULL}};
+  {"allocations_left", allocations_left}, {"fail_io", fail_io}, {"io_left", io_left}, {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

@@ -144,7 +144,7 @@ int output_file_write(output_file *out, const void *p, size_t n, cpf_error *err)
     return -1;
   }
   while (n > 0) {
-    ssize_t k = write(out->fd, s, n);
+    ssize_t k = cpf_write(out->fd, s, n);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) {
       cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, k < 0 ? strerror(errno) : "no space left");
@@ -165,7 +165,7 @@ int output_file_commit(output_file *out, cpf_error *err) {
   /* on disk before it takes the target's name (a power cut must not leave the name on an empty
    * file); close reports the write errors a network file system delays; the target is checked
    * again: something else may have been put there while the file was written */
-  if (fsync(out->fd) != 0 && errno != EINVAL && errno != EROFS) {
+  if (cpf_fsync(out->fd) != 0 && errno != EINVAL && errno != EROFS) {
     cpf_error_set(err, CPF_ERR_IO, "%s: cannot write: %s", out->path, strerror(errno));
     failed = 1;
   }

@@ -661,7 +661,7 @@ cpf_dataset *snapshot_open(const char *path, int verify, cpf_error *err) {
     close(fd);
     return NULL;
   }
-  map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0); /* shared: other processes share pages */
+  map = cpf_mmap_file(fd, size); /* shared: other processes share pages */
   close(fd);
   if (map == MAP_FAILED) { cpf_error_set(err, CPF_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
   ds = snapshot_open_bytes(map, size, path, verify, err);

@@ -75,6 +75,7 @@ build = {
         "csrc/lua_source.c",
         "csrc/lua_system.c",
         "csrc/alloc.c",
+        "csrc/io.c",
         "csrc/loader.c",
         "csrc/dataset.c",
         "csrc/column.c",

@@ -118,6 +118,57 @@ describe("writers", function()
     assert.are.same({}, temporaries(target))
   end)
 
+  -- Writers killed (-9) at random moments: the target is always the old file or the new one,
+  -- whole, and the next write removes the temporaries they left. CI kills each writer 8 times;
+  -- CPF_KILL_SWEEP=all (make check-all) 100 times.
+  local KILLS = os.getenv("CPF_KILL_SWEEP") == "all" and 100 or 8
+  local big = { "a;b;c" }
+  for i = 1, 60000 do big[#big + 1] = ("%d;%d;r%d"):format(i, i * 7 % 1000, i % 97) end
+  big = table.concat(big, "\n") .. "\n"
+  local killed_writers = {
+    snapshot = { suffix = ".cpfsnap", call = "assert(ds:save(target))" },
+    csv = { suffix = ".csv", call = "assert(ds:group_by('a', 'c'):run():write(target, 'csv'))" },
+  }
+  for name, writer in pairs(killed_writers) do
+    it(("killed at random moments leave the target old or new, whole (%s)"):format(name), function()
+      local source = h.write_file(big, ".csv")
+      local target = dir .. "/killed" .. writer.suffix
+      local script = h.write_file(("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path "
+        .. "package.cpath = 'build/%s/?.so;' .. package.cpath local cpf = require 'cpf' "
+        .. "local ds = assert(cpf.load(%q)) local target = %q while true do %s end")
+        :format(h.lua_name, source, target, writer.call), ".lua")
+      local function content(path)
+        if writer.suffix == ".csv" then return h.read_file(path) end
+        local opened = assert(cpf.open(path))
+        assert(opened:verify())
+        local n = #opened
+        opened:close()
+        return n
+      end
+      -- the old file: a small one; the new: what the writer writes
+      local small = assert(cpf.load(h.write_file("a;b;c\n1;2;r1\n", ".csv")))
+      local old_target, new_target = dir .. "/old" .. writer.suffix, dir .. "/new" .. writer.suffix
+      local write_to = load("local ds, target = ...; " .. writer.call)
+      write_to(small, old_target)
+      write_to(assert(cpf.load(source)), new_target)
+      local old, new = content(old_target), content(new_target)
+      write_to(small, target)
+      local seen = {}
+      for _ = 1, KILLS do
+        -- killed within its first 0.6 s: while it loads, writes or renames
+        local delay = ("0.%03d"):format(math.random(0, 600))
+        os.execute(("%s %s & pid=$!; sleep %s; kill -9 $pid; wait $pid 2>/dev/null")
+          :format(h.interpreter, h.shell_quote(script), delay))
+        local now = content(target)
+        assert.is_true(now == old or now == new, "killed after " .. delay .. " s: neither the old nor the new file")
+        seen[now == old and "old" or "new"] = true
+        write_to(small, target) -- the old file again; this write removes the killed ones' temporaries
+        assert.are.same({}, temporaries(target))
+      end
+      assert.is_true(seen.old or seen.new)
+    end)
+  end
+
   it("sync the file before its rename and the folder after it", function()
     local strace = h.run("command -v strace")
     if strace == "" then pending("strace is not installed") return end

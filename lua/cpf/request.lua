@@ -39,7 +39,6 @@ request.measure_forms = grammar.measure_forms
 local Output = {}
 Output.__index = Output
 
-
 local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
 
 -- settings.format: the front end's default format (the command line's table, HTTP's json);
@@ -115,9 +114,6 @@ function Output:describe(ds, name, top)
 end
 
 -- ---------------------------------------------------------------- --change, --cumsum, --rank, --join
-
-
-
 
 -- A join entry: {ref = a dataset or result, on = column} as it is, or the text REF:COLUMN with
 -- REF resolved by the front end's settings.reference(ref, text) -> dataset, or nil, message, kind.

@@ -24,7 +24,7 @@ local LABELS = setmetatable({}, { __mode = "k" })
 local ADDITIVE = setmetatable({}, { __mode = "k" })
 -- result -> { periods = { [column] = "year" | "semester" | "quarter" | "month" }, extraction =
 -- "YYYY-MM-DD" }: the period keys of a query's result and the date of the extraction it was
--- computed from (the latest date_chargement), which make some periods partial (res:partial)
+-- computed from (the latest value of the schema's date column), which make some periods partial (res:partial)
 local PERIODS = setmetatable({}, { __mode = "k" })
 -- result -> the query it came from (a window over a measure with components runs it again)
 local QUERY = setmetatable({}, { __mode = "k" })
@@ -180,7 +180,7 @@ end
 
 --- The periods of the result that its extraction does not cover whole: {{column =, value =},
 --- ...} — the year, semester, quarter and month holding the extraction date (the latest
---- date_chargement), when the result has those keys and a row of that period; {} otherwise.
+--- the schema's date column), when the result has those keys and a row of that period; {} otherwise.
 --- Their values (and the changes and windows over them) count part of the period only.
 function Result:partial()
   local info = PERIODS[self]
@@ -201,7 +201,7 @@ function Result:partial()
 end
 
 --- The date of the extraction a query's result was computed from ("YYYY-MM-DD", the latest
---- date_chargement), or nil.
+--- the schema's date column), or nil.
 function Result:extraction()
   local info = PERIODS[self]
   return info and info.extraction

@@ -22,7 +22,7 @@ local function finite(v)
 end
 
 -- The date of a dataset's extraction: the latest value of the schema's date column
--- (date_chargement), nil without it; computed once per dataset.
+-- (schema.source.date_column), nil without it; computed once per dataset.
 local extraction_dates = setmetatable({}, { __mode = "k" })
 local function extraction_date(ds)
   local known = extraction_dates[ds]
