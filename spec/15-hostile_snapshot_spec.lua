@@ -171,7 +171,8 @@ describe("hostile snapshots", function()
   it("find damage in any block of a long column (the checks read 8192 rows at a time)", function()
     local lines = { "code_rncp;grand_nombre;nb_dossiers" }
     for i = 1, 20001 do -- 20 001 bytes of 1-byte values: the last one after the 32-byte words
-      lines[#lines + 1] = ("RNCP%05d;%d;%d"):format(i % 300, i * 1000000000000, i % 10)
+      -- values past 2^32 (64-bit storage) whose sum stays within the 64-bit integers
+      lines[#lines + 1] = ("RNCP%05d;%d;%d"):format(i % 300, i * 10000000000, i % 10)
     end
     local long = h.write_file(table.concat(lines, "\n") .. "\n", ".csv")
     local saved = h.tmpname(".cpfsnap")

@@ -187,3 +187,42 @@ describe("writers", function()
     assert.are.same({ "fsync", "rename", "fsync", "fsync", "rename", "fsync" }, calls)
   end)
 end)
+
+-- Giant cells (issue 30, point 6): a value of megabytes is cut only by the terminal table (with
+-- "…", at max_width); every other format writes it whole, and none writes rows × its width.
+describe("giant cells", function()
+  local giant = ("y"):rep(4 * 1024 * 1024 - 1) .. "é"
+  local res
+  setup(function()
+    local ds = assert(cpf.load(h.write_file("a;b\nx;" .. giant .. "\nz;short\n", ".csv")))
+    res = ds:group_by("a", "b"):run { n = cpf.count() }
+  end)
+
+  it("are cut by the terminal table at max_width with an ellipsis", function()
+    local text = res:format("table")
+    assert.is_truthy(text:find(("y"):rep(39) .. "…", 1, true))
+    assert.is_true(#text < 400)
+    assert.is_truthy(res:format("table", { max_width = 10 }):find(" yyyyyyyyy… ", 1, true))
+  end)
+
+  it("are written whole by csv, json and markdown, the file as long as its values", function()
+    local csv = res:format("csv")
+    assert.are.equal("a,b,n\nx," .. giant .. ",1\nz,short,1\n", csv)
+    assert.is_truthy(res:format("json"):find(giant, 1, true))
+    local md = res:format("markdown")
+    assert.is_truthy(md:find("| x   | " .. giant .. " |   1 |", 1, true))
+    assert.is_true(#md < #giant + 1000, "markdown is " .. #md .. " bytes")
+  end)
+
+  it("cut where a multi-byte or wide character would pass the width, never inside one", function()
+    local common = require "cpf.format.common"
+    assert.are.equal("éé…", common.truncate("ééééé", 3))
+    assert.are.equal("ééé", common.truncate("ééé", 3))
+    assert.are.equal("日…", common.truncate("日本語", 4))
+    assert.are.equal("日本", common.truncate("日本", 4))
+    assert.are.equal("a…", common.truncate("a\255\255", 2))
+    assert.are.equal(4, common.display_width("日本"))
+    assert.is_true(common.display_width(("é"):rep(1000), 10) > 10)
+  end)
+end)
+

@@ -133,29 +133,34 @@ local function codepoint_width(cp)
   return 1
 end
 
---- Terminal columns taken by UTF-8 text; an invalid byte counts as one column.
-function common.display_width(s)
+--- Terminal columns taken by UTF-8 text; an invalid byte counts as one column. With `limit`,
+--- the walk stops once the width passes it (a giant cell is measured as far as it is shown):
+--- then any number above limit.
+function common.display_width(s, limit)
   if not s:find("[\128-\255]") then return #s end
   local w, i, n = 0, 1, #s
-  while i <= n do
+  limit = limit or math.huge
+  while i <= n and w <= limit do
     local cp, len = decode(s, i)
     if cp then w, i = w + codepoint_width(cp), i + len else w, i = w + 1, i + 1 end
   end
   return w
 end
 
---- s cut to at most max columns, ending with "…" when cut (never inside a character).
+--- s cut to at most max columns, ending with "…" when cut (never inside a character). One
+--- walk that stops at the cut: the time does not grow with what is cut off.
 function common.truncate(s, max)
-  if common.display_width(s) <= max then return s end
-  local w, i, n = 0, 1, #s
+  if #s <= max then return s end -- no character takes more columns than bytes
+  local w, i, n, cut = 0, 1, #s, nil
   while i <= n do
     local cp, len = decode(s, i)
     local cw = cp and codepoint_width(cp) or 1
-    len = len or 1
-    if w + cw > max - 1 then break end
+    len = cp and len or 1
+    if not cut and w + cw > max - 1 then cut = i end
     w, i = w + cw, i + len
+    if w > max then return s:sub(1, cut - 1) .. "…" end
   end
-  return s:sub(1, i - 1) .. "…"
+  return s
 end
 
 -- ---- columns and display numbers (table, markdown, html) ----

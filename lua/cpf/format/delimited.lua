@@ -2,6 +2,9 @@
 -- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tab, CR, LF and backslash in
 -- values are written \t, \r, \n and \\, as PostgreSQL, ClickHouse and Miller read them); numbers
 -- exact (rounded by kind on demand, csv-fr's default), optional BOM and decimal comma.
+local byte = string.byte
+-- the bytes %s matches: space, \t, \n, \v, \f, \r
+local is_space = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
 local common = require "cpf.format.common"
 local option = common.option
 
@@ -97,7 +100,8 @@ delimited.csv = {
       -- an empty line is no record to a reader: a lone missing value is written ""
       if one_column and s == "" then return '""' end
       -- quoted when it holds the separator, a quote or a line break, or would lose a space
-      if s:find(special) or s:find("^%s") or s:find("%s$") then
+      -- (the last byte is looked at directly: find("%s$") would try every position of the text)
+      if s:find(special) or s:find("^%s") or is_space[byte(s, -1)] then
         s = '"' .. s:gsub('"', '""') .. '"'
       end
       return s

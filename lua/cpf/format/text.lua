@@ -108,6 +108,8 @@ local function markdown_cell(s)
   return terminal_text(s)
 end
 
+local MARKDOWN_ALIGN = 80
+
 text.markdown = {
   options = common.display_options {},
   write = function(res, out, opts)
@@ -116,19 +118,21 @@ text.markdown = {
     local header, widths = {}, {}
     for j in ipairs(columns) do
       header[j] = markdown_cell(info[j].title)
-      widths[j] = math.max(3, width(header[j]))
+      widths[j] = math.max(3, math.min(width(header[j], MARKDOWN_ALIGN), MARKDOWN_ALIGN))
     end
     local rows = cell_texts(res, info, markdown_cell, opts.locale, function(s) return "**" .. s .. "**" end)
+    -- aligned up to MARKDOWN_ALIGN columns: a wider value is written whole but not padded to,
+    -- so the file stays as long as its values (never rows × the widest cell)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
-        local w = width(s)
+        local w = math.min(width(s, MARKDOWN_ALIGN), MARKDOWN_ALIGN)
         if w > widths[j] then widths[j] = w end
       end
     end
     local function line(cells)
       local parts = {}
       for j, s in ipairs(cells) do
-        local pad = (" "):rep(widths[j] - width(s))
+        local pad = (" "):rep(widths[j] - width(s, widths[j]))
         parts[j] = info[j].numeric and pad .. s or s .. pad
       end
       out:write("| ", table.concat(parts, " | "), " |\n")
