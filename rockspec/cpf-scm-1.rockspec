@@ -41,6 +41,7 @@ build = {
     ["cpf.gen"] = "lua/cpf/gen.lua",
     ["cpf.gen.data"] = "lua/cpf/gen/data.lua",
     ["cpf.cli"] = "lua/cpf/cli.lua",
+    ["cpf.serve_nginx"] = "lua/cpf/serve_nginx.lua",
     ["cpf.query"] = "lua/cpf/query.lua",
     ["cpf.query.build"] = "lua/cpf/query/build.lua",
     ["cpf.query.compile"] = "lua/cpf/query/compile.lua",

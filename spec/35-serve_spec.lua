@@ -428,6 +428,27 @@ if _VERSION == "Lua 5.4" and not jit then
       end
     end)
 
+    it("started by root, stops before serving when the workers' user cannot read the data", function()
+      local uid = sh("id -u"):match("%d+")
+      if uid ~= "0" then pending("runs as root only") return end
+      -- a snapshot in a folder only root can enter, as in root's home folder
+      local hidden = h.tmpname("-hidden")
+      os.execute("mkdir -m 700 " .. q(hidden))
+      local inside = hidden .. "/x.cpfsnap"
+      assert(os.execute(("cp %s %s"):format(q(snap), q(inside))))
+      local out, err, code = h.run("lua5.4 bin/cpf serve " .. q(inside) .. " --port 1")
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal(("cpf: nginx's workers run as 'nobody', who cannot read %s (DATA): make it and its "
+        .. "folders readable by 'nobody', move it, or give --user with a user who can read it\n"):format(inside), err)
+      out, err, code = h.run("lua5.4 bin/cpf serve " .. q(inside) .. " --port 1 --user cpf-no-such-user")
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal("cpf: nginx's workers would run as 'cpf-no-such-user', which is not a user here: "
+        .. "give --user NAME\n", err)
+      os.execute("rm -rf " .. q(hidden))
+    end)
+
     it("serves a dashboard page that headless Chromium renders with its charts", function()
       local status, page, ctype = get("/")
       assert.are.equal(200, status)

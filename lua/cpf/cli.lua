@@ -6,6 +6,7 @@ local request = require "cpf.request"
 local errors = require "cpf.errors"
 local format = require "cpf.format"
 local common = require "cpf.format.common"
+local serve_nginx = require "cpf.serve_nginx"
 
 local cli = {}
 
@@ -101,7 +102,7 @@ Bad requests get 400, 404 or 405 with {"error": "..."}.
                    snapshot) that requests join by name: join=NAME:COLUMN (repeatable;
                    a request never names a file)
   --user NAME      the workers' user when started by root (default: nginx's, nobody, which
-                   must be able to read cpf's files and the snapshot)
+                   must be able to read cpf's files and the snapshot: checked before serving)
 ]],
   query = [[
 usage: cpf query DATA... [--where COND]... [--by KEYS] [--measure MEASURES] [--sort COLS]
@@ -529,21 +530,6 @@ end
 
 -- ---------------------------------------------------------------- cpf serve
 
--- A path as require finds it: the first template of `path` whose file exists.
-local function find_module(name, path)
-  for template in path:gmatch("[^;]+") do
-    local file = template:gsub("%?", (name:gsub("%.", "/")))
-    local f = io.open(file, "rb")
-    if f then f:close() return file end
-  end
-end
-
-local function absolute(path)
-  if path:sub(1, 1) == "/" then return path end
-  local pwd = os.getenv("PWD") or io.popen("pwd"):read("*l")
-  return pwd .. "/" .. path
-end
-
 -- nginx.conf takes paths as quoted strings, and the shell commands below quote them: refuse what
 -- could end one, start a variable or run a command
 local function safe_path(path, what)
@@ -552,35 +538,6 @@ local function safe_path(path, what)
       :format(what, path))
   end
   return path
-end
-
--- The Lua directory of cpf and the C core built for LuaJIT (nginx's Lua): paths, or raises.
-local function luajit_build()
-  local init = find_module("cpf", package.path)
-  local lua_dir = init and absolute(init):match("^(.*)/cpf/init%.lua$")
-  if not lua_dir then error("cpf serve: cpf/init.lua is not found on package.path", 0) end
-  local core_so
-  if jit then core_so = find_module("cpf.core", package.cpath) end
-  if not core_so then
-    local checkout = lua_dir:match("^(.*)/lua$")
-    local built = checkout and checkout .. "/build/luajit/cpf/core.so"
-    local f = built and io.open(built, "rb")
-    if f then f:close() core_so = built end
-  end
-  if not core_so then
-    error("cpf serve needs the C core built for LuaJIT, which nginx's Lua module runs: make LUA=luajit in the "
-      .. "checkout, or install the rock for LuaJIT (README)", 0)
-  end
-  return lua_dir, absolute(core_so):match("^(.*)/cpf/core%.so$")
-end
-
-local NGINX_MODULES = "/usr/lib/nginx/modules"
-
-local function find_nginx()
-  for dir in ((os.getenv("PATH") or "") .. ":/usr/sbin:/usr/local/sbin"):gmatch("[^:]+") do
-    local f = io.open(dir .. "/nginx", "rb")
-    if f then f:close() return dir .. "/nginx" end
-  end
 end
 
 function cli.serve(args)
@@ -606,25 +563,26 @@ function cli.serve(args)
   local user = opts.user
   if user and not user:match("^[%w_][%w_.%-]*$") then usage(("--user must be a user name, got '%s'"):format(user)) end
 
-  local nginx = opts.nginx or find_nginx()
+  local nginx = opts.nginx or serve_nginx.find()
   local found = nginx and io.open(nginx, "rb")
   if found then found:close() end
-  -- OpenResty's nginx has the Lua module built in; Debian's loads it from NGINX_MODULES
-  local built_in = false
+  -- OpenResty's nginx has the Lua module built in; Debian's loads it from serve_nginx.MODULES
+  local built_in, build = false, ""
   if found then
     -- closed before the exec below: an unreaped shell would stay a zombie child of nginx's master
     local probe = io.popen(("'%s' -V 2>&1"):format(safe_path(nginx, "--nginx")))
-    built_in = probe:read("*a"):find("lua-nginx-module", 1, true) ~= nil
+    build = probe:read("*a")
     probe:close()
+    built_in = build:find("lua-nginx-module", 1, true) ~= nil
   end
-  local module = NGINX_MODULES .. "/ngx_http_lua_module.so"
+  local module = serve_nginx.MODULES .. "/ngx_http_lua_module.so"
   local m = not built_in and io.open(module, "rb")
   if m then m:close() end
   if not found or not (built_in or m) then
     return fail(("cpf serve needs nginx and its Lua module (%s): apt-get install nginx libnginx-mod-http-lua")
       :format(not found and (nginx or "nginx") .. " not found" or module .. " not found"))
   end
-  local lua_dir, core_dir = luajit_build()
+  local lua_dir, core_dir = serve_nginx.luajit_build()
   safe_path(lua_dir, "cpf's Lua directory")
   safe_path(core_dir, "cpf's C core directory")
 
@@ -634,15 +592,14 @@ function cli.serve(args)
     os.remove(prefix)
     prefix = prefix:gsub("/lua_", "/cpf-serve-")
   end
-  prefix = safe_path(absolute(prefix), "--prefix")
+  prefix = safe_path(serve_nginx.absolute(prefix), "--prefix")
   for _, dir in ipairs { prefix, prefix .. "/conf", prefix .. "/logs", prefix .. "/tmp" } do
-    local ok = os.execute("mkdir -p '" .. dir .. "'")
-    if not ok then return fail(dir .. ": cannot create the directory") end
+    if not serve_nginx.succeeds("mkdir -p '" .. dir .. "'") then return fail(dir .. ": cannot create the directory") end
   end
   local data = pos[1]
   local snapshot
   if cpf.is_snapshot(data) then
-    snapshot = absolute(data)
+    snapshot = serve_nginx.absolute(data)
   else
     snapshot = prefix .. "/data.cpfsnap"
     io.stderr:write(("cpf: converting %s to %s\n"):format(data, snapshot))
@@ -659,7 +616,7 @@ function cli.serve(args)
     if refs[name] then usage(("--ref: the reference '%s' is declared twice"):format(name)) end
     local path
     if cpf.is_snapshot(file) then
-      path = absolute(file)
+      path = serve_nginx.absolute(file)
     else
       path = prefix .. "/ref-" .. name .. ".cpfsnap"
       local ref, err = cpf.convert(file, path)
@@ -686,7 +643,7 @@ function cli.serve(args)
   write(prefix .. "/conf/nginx.conf", table.concat({
     "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
     built_in and "# the Lua module is built into this nginx" or
-      ('load_module "%s/ndk_http_module.so";\nload_module "%s";'):format(NGINX_MODULES, module),
+      ('load_module "%s/ndk_http_module.so";\nload_module "%s";'):format(serve_nginx.MODULES, module),
     user and ("user %s;"):format(user) or "# workers: nginx's default user when started by root (--user)",
     ("worker_processes %d;"):format(workers),
     ('pid "%s/logs/nginx.pid";'):format(prefix),
@@ -694,11 +651,9 @@ function cli.serve(args)
     "events { worker_connections 1024; }",
     "http {",
     ('  access_log "%s/logs/access.log";'):format(prefix),
-    ('  client_body_temp_path "%s/tmp/body";'):format(prefix),
-    ('  proxy_temp_path "%s/tmp/proxy";'):format(prefix),
-    ('  fastcgi_temp_path "%s/tmp/fastcgi";'):format(prefix),
-    ('  uwsgi_temp_path "%s/tmp/uwsgi";'):format(prefix),
-    ('  scgi_temp_path "%s/tmp/scgi";'):format(prefix),
+    (('  client_body_temp_path "P/tmp/body";\n  proxy_temp_path "P/tmp/proxy";\n  fastcgi_temp_path '
+      .. '"P/tmp/fastcgi";\n  uwsgi_temp_path "P/tmp/uwsgi";\n  scgi_temp_path "P/tmp/scgi";')
+      :gsub("P", function() return prefix end)),
     "  server_tokens off;",
     "  large_client_header_buffers 4 64k;",
     ('  lua_package_path "%s/?.lua;%s/?/init.lua;;";'):format(lua_dir, lua_dir),
@@ -707,42 +662,20 @@ function cli.serve(args)
     "  server {",
     ("    listen %s:%d;"):format(host:find(":") and not host:find("^%[") and "[" .. host .. "]" or host, port),
     "    location / { content_by_lua_block { require(\"cpf.resty\").handle() } }",
-    "    # what nginx itself refuses (a path that climbs above /, a method it does not take such as",
-    "    # TRACE, a body too large, a request line too long) in JSON too; the internal locations",
-    "    # answer only nginx's own redirects: reached from outside they are an unknown path",
-    "    error_page 400 /.cpf-400;",
-    "    error_page 404 /.cpf-404;",
-    "    error_page 405 /.cpf-405;",
-    "    error_page 413 /.cpf-413;",
-    "    error_page 414 /.cpf-414;",
-    "    location = /.cpf-400 {",
-    "      internal; default_type \"application/json; charset=utf-8\";",
-    "      add_header X-Content-Type-Options nosniff always;",
-    "      return 400 '{\"error\": \"bad request\"}\\n';",
-    "    }",
-    "    location = /.cpf-404 {",
-    "      internal; default_type \"application/json; charset=utf-8\";",
-    "      add_header X-Content-Type-Options nosniff always;",
-    "      return 404 '{\"error\": \"no such endpoint\"}\\n';",
-    "    }",
-    "    location = /.cpf-405 {",
-    "      internal; default_type \"application/json; charset=utf-8\";",
-    "      add_header X-Content-Type-Options nosniff always;",
-    "      return 405 '{\"error\": \"method not allowed: GET or HEAD\"}\\n';",
-    "    }",
-    "    location = /.cpf-413 {",
-    "      internal; default_type \"application/json; charset=utf-8\";",
-    "      add_header X-Content-Type-Options nosniff always;",
-    "      return 413 '{\"error\": \"request: the body is too large\"}\\n';",
-    "    }",
-    "    location = /.cpf-414 {",
-    "      internal; default_type \"application/json; charset=utf-8\";",
-    "      add_header X-Content-Type-Options nosniff always;",
-    "      return 414 '{\"error\": \"request: the request line is too long\"}\\n';",
-    "    }",
+    serve_nginx.error_pages(),
     "  }",
     "}",
     "" }, "\n"))
+  -- what the workers read (nginx's master opens the logs and makes the temporary folders)
+  local read_by_workers = { { snapshot, "DATA" }, { prefix .. "/conf/init_worker.lua", "the prefix" },
+    { lua_dir .. "/cpf/init.lua", "cpf's Lua directory" }, { core_dir .. "/cpf/core.so", "cpf's C core" } }
+  for _, name in ipairs(ref_names) do read_by_workers[#read_by_workers + 1] = { refs[name], "--ref " .. name } end
+  local workers_user = user or build:match("%-%-user=([%w_][%w_.%-]*)") or "nobody"
+  local cannot = serve_nginx.unreadable_by_workers(workers_user, read_by_workers)
+  if cannot then
+    if not opts.prefix then os.execute("rm -rf '" .. prefix .. "'") end -- the prefix made for nothing
+    return fail(cannot)
+  end
   io.stderr:write(("cpf: serving %s on http://%s:%d/ with %d worker%s (nginx prefix %s); Ctrl-C stops it\n")
     :format(data, host, port, workers, workers == 1 and "" or "s", prefix))
   local _, err = core.exec { nginx, "-p", prefix, "-e", prefix .. "/logs/error.log",
