@@ -76,7 +76,7 @@ check-tsan: sanitizer-builds
 # libFuzzer harnesses (Debian's clang) over the engine files, no Lua: csv_load loads any bytes
 # with one thread, several threads on tiny chunks and libcsv alone, which must agree;
 # snapshot_open takes any bytes, snapshot_mutate changes table fields and data and recomputes
-# the checksums. Each runs
+# the checksums; result_store (below) links Lua. Each runs
 # FUZZ_SECONDS on a copy of its seed corpus in build/fuzz (what it finds stays out of the
 # repository); crashes are written to build/fuzz/crash-<harness>-*.
 FUZZ_CC ?= clang
@@ -84,8 +84,16 @@ FUZZ_SECONDS ?= 300
 FUZZ_OPTIONS ?=
 FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
-FUZZERS = csv_load snapshot_open snapshot_mutate
+FUZZERS = csv_load snapshot_open snapshot_mutate result_store
 FUZZ_BINARIES = $(FUZZERS:%=build/fuzz/%)
+
+# result_store drives the result store and its transforms through the Lua API (its script,
+# fuzz/result_store.lua, reads the bytes as a query and result operations): Lua 5.4 linked in
+# with the bindings, the module's own sources.
+build/fuzz/result_store: fuzz/result_store.c fuzz/result_store.lua $(SOURCES) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -Icsrc -I/usr/include/lua5.4 \
+	  -I$(CSV_INCDIR) -o $@ fuzz/result_store.c $(SOURCES) -llua5.4 -L$(CSV_LIBDIR) -lcsv -lm -lpthread
 
 build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(ENGINE_SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
