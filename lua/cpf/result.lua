@@ -397,7 +397,9 @@ function Result:head(n, opts)
       error(res, 0)
     end
   end
-  if STORE[self] then return from_view(self, STORE[self]:view(nil, math.max(0, math.floor(n))), ORDER[self]) end
+  if STORE[self] then -- n beyond the rows is all of them (2^63 has no integer to pass on)
+    return from_view(self, STORE[self]:view(nil, math.max(0, math.floor(math.min(n, #self)))), ORDER[self])
+  end
   local out = {}
   for i = 1, math.min(n, #self) do out[i] = self[i] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
@@ -435,7 +437,8 @@ end
 --- in their own, other values ascending); column names are tostring(value), and a missing
 --- column_key value is the column "(missing)", last. Two values with one name are an error.
 function Result:pivot(row_key, column_key, measure)
-  for _, name in ipairs { row_key, column_key, measure } do
+  for i = 1, 3 do -- not ipairs: a nil argument would end the walk before it is checked
+    local name = select(i, row_key, column_key, measure)
     if not has_column(self, name) then error(("pivot: unknown column '%s'"):format(tostring(name)), 2) end
   end
   local MISSING = {} -- stands for the missing value where a table index cannot be nil

@@ -41,7 +41,9 @@ end
 --- condition constructors of a query's where: a value, a list, cpf.ge(100), cpf.not_(...), a
 --- function of the value...). A missing value passes no condition but cpf.is_null, as in SQL.
 function transform.where(res, conds, what)
-  what = what or "where"
+  -- `what` names the caller in messages: "having" from a query; anything else a user passed
+  -- through res:where is not a name
+  what = what == "having" and "having" or "where"
   if type(conds) ~= "table" then fail(what, ("{column = condition} expected, got %s"):format(type(conds))) end
   local list = {}
   for name, c in pairs(conds) do

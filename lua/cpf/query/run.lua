@@ -118,7 +118,15 @@ function M.query(self, spec)
   if getmetatable(self) ~= q.Query then
     error(("bad argument #1 to 'run' (query expected, got %s: call it as q:run(...))"):format(type(self)), 2)
   end
-  if spec ~= nil then return self:agg(spec):run() end
+  if spec ~= nil then
+    if type(spec) ~= "table" then
+      error(("bad argument #1 to 'run' (table of measures expected, got %s)"):format(type(spec)), 2)
+    end
+    -- agg's refusal raised at this caller's line, not at this file's
+    local ok, with_measures = pcall(self.agg, self, spec)
+    if not ok then error((tostring(with_measures):gsub("^[^:\n]*:%d+: ", "", 1)), 2) end
+    return with_measures:run()
+  end
   local ds = self.ds
   if ds:is_closed() then error("dataset is closed", 2) end
   local out = compiled[self]
