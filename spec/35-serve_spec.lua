@@ -428,6 +428,27 @@ if _VERSION == "Lua 5.4" and not jit then
       end
     end)
 
+    it("sends the command line's notes of partial periods as X-Cpf-Note headers", function()
+      local headers = h.tmpname(".headers")
+      local function notes_of(params)
+        sh(("curl -s -G -D %s -o /dev/null %s %s"):format(q(headers), curl_params(params), q(base .. "/query")))
+        local notes = {}
+        for line in h.read_file(headers):gmatch("[^\r\n]+") do
+          notes[#notes + 1] = line:match("^[Xx]%-[Cc]pf%-[Nn]ote: (.*)$")
+        end
+        return notes
+      end
+      local _, err = h.run("lua5.4 bin/cpf query " .. q(snap) .. " --by annee --measure dossiers "
+        .. "--change dossiers:annee --format csv")
+      local expected = {}
+      for line in err:gmatch("[^\n]+") do expected[#expected + 1] = (line:gsub("^cpf: ", "")) end
+      assert.is_true(#expected >= 1)
+      assert.are.same(expected, notes_of { { "by", "annee" }, { "measure", "dossiers" },
+                                           { "change", "dossiers:annee" }, { "format", "csv" } })
+      -- no change, no note
+      assert.are.same({}, notes_of { { "by", "annee" }, { "measure", "dossiers" }, { "format", "csv" } })
+    end)
+
     it("started by root, stops before serving when the workers' user cannot read the data", function()
       local uid = sh("id -u"):match("%d+")
       if uid ~= "0" then pending("runs as root only") return end

@@ -220,8 +220,19 @@ function Server:reference(name)
     :format(name:sub(1, 40), table.concat(names, ", ")), "usage"
 end
 
-local function answer(served, fmt, text)
-  local extra = { ETag = served.etag }
+-- The request's notes (a partial period its changes compare: what the command line writes on
+-- stderr) as X-Cpf-Note headers, one each; a byte a header cannot carry is %-escaped.
+local function note_headers(notes)
+  if #notes == 0 then return nil end
+  local values = {}
+  for i, note in ipairs(notes) do
+    values[i] = tostring(note):gsub("[^\32-\126]", function(c) return ("%%%02X"):format(c:byte()) end)
+  end
+  return values
+end
+
+local function answer(served, fmt, text, notes)
+  local extra = { ETag = served.etag, ["X-Cpf-Note"] = note_headers(notes or {}) }
   if fmt == "html" or fmt == "svg" then
     extra["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
   end
@@ -281,7 +292,7 @@ local function query(self, served, params)
   end
   local text, terr = req:text(res)
   if not text then refuse(400, terr) end
-  return answer(served, req.output.format, text)
+  return answer(served, req.output.format, text, req:notes(res))
 end
 
 local function describe(self, served, params)
