@@ -272,10 +272,12 @@ static int looks_like_code(const char *s, size_t len) {
   return len > 1 && s[0] == '0' && (unsigned)(s[1] - '0') <= 9;
 }
 
-/* The length of a thousands separator at s: a space, U+00A0 (C2 A0), U+202F (E2 80 AF), or '.'
- * when the decimal mark is ','; 0 for none. */
-static size_t separator_at(const char *s, const char *end, char decimal_mark) {
-  if (s < end && (*s == ' ' || (*s == '.' && decimal_mark == ','))) return 1;
+/* The length of a thousands separator at s; 0 for none. Inferred (thousands 0): a space,
+ * U+00A0 (C2 A0), U+202F (E2 80 AF), or '.' when the decimal mark is ','. Given: that byte, and
+ * for ' ' the two no-break spaces too. */
+static size_t separator_at(const char *s, const char *end, char decimal_mark, char thousands) {
+  if (thousands && thousands != ' ') return s < end && *s == thousands ? 1 : 0;
+  if (s < end && (*s == ' ' || (!thousands && *s == '.' && decimal_mark == ','))) return 1;
   if (end - s >= 2 && (unsigned char)s[0] == 0xC2 && (unsigned char)s[1] == 0xA0) return 2;
   if (end - s >= 3 && (unsigned char)s[0] == 0xE2 && (unsigned char)s[1] == 0x80 && (unsigned char)s[2] == 0xAF)
     return 3;
@@ -286,14 +288,14 @@ static size_t separator_at(const char *s, const char *end, char decimal_mark) {
  * when the decimal mark is ','): its text without them, '.' as its mark, in out (cap bytes);
  * *grouped says a separator was there, *fraction a decimal part. Groups after the first hold
  * three digits. Returns the length written, 0 when the text is no such number. */
-static size_t ungroup_number(const char *s, size_t len, char decimal_mark, char *out, size_t cap, int *grouped,
-                             int *fraction) {
+static size_t ungroup_number(const char *s, size_t len, char decimal_mark, char thousands, char *out, size_t cap,
+                             int *grouped, int *fraction) {
   const char *end = s + len;
   size_t n = 0, group = 0, groups = 0;
   *grouped = *fraction = 0;
   if (s < end && *s == '-') { if (n + 1 >= cap) return 0; out[n++] = *s++; }
   while (s < end) {
-    size_t sep = separator_at(s, end, decimal_mark);
+    size_t sep = separator_at(s, end, decimal_mark, thousands);
     if ((unsigned)(*s - '0') <= 9) {
       if (n + 1 >= cap) return 0;
       out[n++] = *s++;
@@ -327,7 +329,7 @@ static size_t ungroup_number(const char *s, size_t len, char decimal_mark, char 
 
 static cpf_type infer_type(const cpf_column *col, int *grouped_type) {
   int all_integer = 1, all_number = 1, all_date = 1, all_month = 1;
-  int all_grouped = 1, any_grouped = 0, any_fraction = 0;
+  int all_grouped = col->thousands != 'n', any_grouped = 0, any_fraction = 0;
   uint32_t code, values = 0;
   for (code = 0; code < col->dict.count; code++) {
     size_t len;
@@ -349,8 +351,8 @@ static cpf_type infer_type(const cpf_column *col, int *grouped_type) {
     if (all_grouped) {
       char buf[64];
       int grouped = 0, fraction = 0;
-      if (looks_like_code(s, len) || ungroup_number(s, len, col->decimal_mark, buf, sizeof buf, &grouped,
-                                                    &fraction) == 0)
+      if (looks_like_code(s, len) || ungroup_number(s, len, col->decimal_mark, col->thousands, buf, sizeof buf,
+                                                    &grouped, &fraction) == 0)
         all_grouped = 0;
       any_grouped |= grouped;
       any_fraction |= fraction;
@@ -387,7 +389,7 @@ static int convert_strings(cpf_column *col, cpf_type type, int grouped) {
     if (grouped) { /* the text without its thousands separators, '.' as its mark */
       char buf[64];
       int g, f;
-      len = ungroup_number(s, len, col->decimal_mark, buf, sizeof buf, &g, &f);
+      len = ungroup_number(s, len, col->decimal_mark, col->thousands, buf, sizeof buf, &g, &f);
       if (type == CPF_TYPE_INTEGER) parse_integer(buf, len, '.', &by_code[code]);
       else {
         parse_number(buf, len, '.', col->locale_point, &d);

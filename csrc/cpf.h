@@ -152,6 +152,8 @@ typedef struct {
   /* while loading */
   size_t cap;
   char decimal_mark;
+  char thousands;       /* 0: inferred (spaces, U+00A0, U+202F; '.' with a decimal comma); 'n': none;
+                         * else that separator (' ' also takes U+00A0 and U+202F) */
   char locale_point;    /* strtod's decimal point, read once before the load (numparse.c) */
   int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
   int skipped;          /* loading: a column not asked for, whose fields are passed over */
@@ -236,6 +238,7 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
 typedef struct {
   char sep;               /* 0: detect from the header */
   char decimal_mark;      /* '.', ',' or 0: either, unless sep is ',' */
+  char thousands;         /* as cpf_column's: 0 inferred, 'n' none, or the separator */
   int libcsv_only;        /* every line through libcsv, none through the quote-free path */
   size_t threads;         /* 0: one per core */
   size_t min_chunk;       /* bytes a chunk holds at least; 0: 4 MB, or 64 kB with threads given.

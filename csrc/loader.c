@@ -893,6 +893,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   if ((sep = source_separator(src, opts->sep, err)) == 0) return NULL;
   /* a decimal comma is only possible when the comma is not the separator */
   mark = opts->decimal_mark ? opts->decimal_mark : (sep == ',' ? '.' : 0);
+  /* a thousands separator given as '.' or ',' leaves the other mark for decimals */
+  if (!mark && (opts->thousands == '.' || opts->thousands == ',')) mark = opts->thousands == '.' ? ',' : '.';
   /* on the calling thread, or read by it before (load_async): localeconv is not thread-safe */
   point = opts->locale_point ? opts->locale_point : numparse_locale_point();
   /* the header's end again, now that the separator tells where its fields start */
@@ -940,6 +942,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
         goto out_threads;
       } else {
         job->cols[j].locale_point = point;
+        job->cols[j].thousands = opts->thousands;
       }
   }
   for (k = 1; k < nchunks; k++, started++)

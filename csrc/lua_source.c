@@ -122,6 +122,13 @@ static void read_load_options(lua_State *L, int t, cpf_load_options *opts) {
   memset(opts, 0, sizeof *opts);
   opts->sep = sep_option(L, t, "sep");
   opts->decimal_mark = sep_option(L, t, "decimal");
+  /* checked by cpf.load: "none" or one of ' ', '.', ',', "'" */
+  lua_getfield(L, t, "thousands");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *th = lua_tostring(L, -1);
+    opts->thousands = strcmp(th, "none") == 0 ? 'n' : th[0];
+  }
+  lua_pop(L, 1);
   opts->libcsv_only = table_flag(L, t, "libcsv_only");
   lua_getfield(L, t, "threads");
   if (!lua_isnil(L, -1)) {

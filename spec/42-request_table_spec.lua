@@ -192,10 +192,11 @@ describe("the request table", function()
       s:close()
       return tag
     end
-    local VALUES = { sep = ";", decimal = ".", types = { nb_dossiers = "number" }, parser = "libcsv",
+    local VALUES = { sep = ";", decimal = ".", thousands = "none", types = { nb_dossiers = "number" },
+                     parser = "libcsv",
                      columns = { "annee", "nb_dossiers" } }
     local fields = request.load_tag_fields()
-    assert.are.same({ "sep", "decimal", "types", "parser", "columns" }, fields)
+    assert.are.same({ "sep", "decimal", "thousands", "types", "parser", "columns" }, fields)
     local plain = tag_of {}
     assert.are.equal(plain, tag_of { threads = 1 }, "threads change nothing loaded")
     for _, name in ipairs(fields) do

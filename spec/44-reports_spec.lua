@@ -690,4 +690,33 @@ describe("numbers written with thousands separators", function()
     assert.are.same({ 1234.5, 2000 }, { dots:get(1, "a"), dots:get(2, "a") })
     dots:close()
   end)
+
+  it("follow thousands = / --thousands when it is given: that separator only, or none", function()
+    local path = h.write_file("a;b;c\n1 234;1'234;2.345\n12 345 678;12'345;1.000,5\n", ".csv")
+    local function typed(opts)
+      local ds = assert(cpf.load(path, opts))
+      local out = {}
+      for _, c in ipairs(ds:columns()) do
+        local v = ds:get(1, c.name)
+        out[#out + 1] = c.type .. " " .. (type(v) == "number" and ("%.10g"):format(v) or tostring(v))
+      end
+      ds:close()
+      return table.concat(out, ", ")
+    end
+    assert.are.equal("integer 1234, string 1'234, string 2.345", typed {})
+    assert.are.equal("string 1 234, string 1'234, string 2.345", typed { thousands = "none" })
+    assert.are.equal("string 1 234, integer 1234, string 2.345", typed { thousands = "'" })
+    -- '.' as the separator leaves ',' as the decimal mark: 2.345 is two thousand
+    assert.are.equal("string 1 234, string 1'234, number 2345", typed { thousands = "." })
+    assert.are.equal([[load: option 'thousands' must be " ", ".", ",", "'" or "none"]],
+      h.error_of(function() cpf.load(path, { thousands = "x" }) end))
+    assert.are.equal("load: option 'thousands' cannot be the decimal mark too",
+      h.error_of(function() cpf.load(path, { thousands = ",", decimal = "," }) end))
+    local out, err = h.run(h.cpf_command("query " .. path .. " --by c --measure lignes --thousands . --format csv"))
+    assert.are.equal("", err)
+    assert.are.equal("c,lignes\n1000.5,1\n2345,1\n", out)
+    out, err = h.run(h.cpf_command("query " .. path .. " --thousands x"))
+    assert.are.equal("", out)
+    assert.are.equal("cpf: --thousands must be ' ', '.', ',', \"'\" or none, got 'x'\ntry 'cpf query --help'\n", err)
+  end)
 end)

@@ -137,6 +137,14 @@ local function checked_load_options(opts, fname, path)
   if opts.decimal ~= nil and opts.decimal ~= "." and opts.decimal ~= "," then
     error(fname .. ": option 'decimal' must be \".\" or \",\"", 3)
   end
+  local th = opts.thousands
+  if th ~= nil and th ~= " " and th ~= "." and th ~= "," and th ~= "'" and th ~= "none" then
+    error(fname .. [[: option 'thousands' must be " ", ".", ",", "'" or "none"]], 3)
+  end
+  if th ~= nil and th ~= "none" and (th == opts.decimal or th == (opts.sep or "")) then
+    error(("%s: option 'thousands' cannot be the %s too"):format(fname, th == opts.decimal and "decimal mark"
+      or "separator"), 3)
+  end
   local threads = opts.threads
   if threads ~= nil
      and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
@@ -151,8 +159,8 @@ end
 -- The source of a CSV and the columns to load from it, with the core's load options:
 -- source, specs, core options, or nil, message, kind.
 local function core_options(sep, opts, progress)
-  return { sep = sep, decimal = opts.decimal, progress = progress, libcsv_only = opts.parser == "libcsv",
-           threads = opts.threads }
+  return { sep = sep, decimal = opts.decimal, thousands = opts.thousands, progress = progress,
+           libcsv_only = opts.parser == "libcsv", threads = opts.threads }
 end
 
 local function prepare_load(path, opts, progress)

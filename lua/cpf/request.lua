@@ -18,6 +18,8 @@ local complete = require "cpf.request.complete"
 local words = require "cpf.request.words"
 
 local request = {}
+request.read_args = words.read_args -- the command line's words and the help of fields
+request.help = words.help
 
 local unpack = table.unpack or unpack
 
@@ -301,6 +303,8 @@ example to register a format (repeatable)]] },
     help = "field separator (default: detected from the header line)" },
   { name = "decimal", class = "load", shape = "one", arg = "C", tag = true,
     help = "decimal mark, '.' or ',' (default: either, '.' when the separator is ',')" },
+  { name = "thousands", class = "load", shape = "one", arg = "C", tag = true,
+    help = [[thousands separator: ' ', '.', ',', "'" or none (default: inferred)]] },
   { name = "threads", class = "load", shape = "one", arg = "N",
     help = "load on N threads, 1 to 64 (default: one per core)" },
   { name = "cache", class = "load", shape = "flag", help = [[
@@ -455,6 +459,12 @@ FIELD.sep.parse_text = one_character("sep")
 FIELD.decimal.parse_text = function(v)
   v = one_character("decimal")(v)
   if v ~= "." and v ~= "," then usage("--decimal must be '.' or ','") end
+  return v
+end
+FIELD.thousands.parse_text = function(v)
+  if v ~= " " and v ~= "." and v ~= "," and v ~= "'" and v ~= "none" then
+    usage(("--thousands must be ' ', '.', ',', \"'\" or none, got '%s'"):format(v))
+  end
   return v
 end
 FIELD.threads.parse_text = function(v)
@@ -724,7 +734,7 @@ function Request:text(res) return self.output:text(res) end
 --- Writes the result in the request's format to a file handle or a path (Output:write).
 function Request:write(res, target) return self.output:write(res, target) end
 
--- ---------------------------------------------------------------- the command line's words
+-- ---------------------------------------------------------------- the command line's words, help, HTTP
 
 --- The option kinds request.read_args takes for a front end's fields (request.fields_of), with
 --- `extra` ({name = "flag" | "value" | "list"}) added: known, short.
@@ -737,11 +747,6 @@ function request.options_of(front, extra)
   for k, v in pairs(extra or {}) do known[k] = v end
   return known, short
 end
-
--- ---------------------------------------------------------------- help
-
-request.read_args = words.read_args
-request.help = words.help
 
 --- The data options of the command line's commands that load DATA ("data options:" and their
 --- help).
@@ -762,8 +767,6 @@ function request.field_list(front)
   end
   return table.concat(lines, "\n") .. "\n"
 end
-
--- ---------------------------------------------------------------- HTTP
 
 --- The HTTP parameters of a query: name -> "one" (may not repeat) or "list" (repeatable).
 function request.http_parameters()
