@@ -5,28 +5,34 @@
 
 #include "cpf.h"
 
-/* Allocations left before the one that fails: 0 (the default) never fails. Threads of a load
- * count through it too, so it is changed atomically where the compiler can. */
-static long fail_countdown = 0;
-
-static int should_fail(void) {
+/* A test switch's countdown (this file's and io.c's): the calls left before the one that fails,
+ * 0 for none. Threads of a load count through it too, so it changes atomically where the
+ * compiler can. */
+int cpf_countdown_hits(long *countdown) {
   long left;
-  if (fail_countdown <= 0) return 0;
+  if (*countdown <= 0) return 0;
 #if defined(__GNUC__)
-  left = __sync_sub_and_fetch(&fail_countdown, 1);
+  left = __sync_sub_and_fetch(countdown, 1);
 #else
-  left = --fail_countdown;
+  left = --*countdown;
 #endif
   return left == 0;
 }
 
-void cpf_fail_allocation(long n) {
+void cpf_countdown_set(long *countdown, long n) {
 #if defined(__GNUC__)
-  __sync_lock_test_and_set(&fail_countdown, n > 0 ? n : 0);
+  __sync_lock_test_and_set(countdown, n > 0 ? n : 0);
 #else
-  fail_countdown = n > 0 ? n : 0;
+  *countdown = n > 0 ? n : 0;
 #endif
 }
+
+/* Allocations left before the one that fails: 0 (the default) never fails. */
+static long fail_countdown = 0;
+
+static int should_fail(void) { return cpf_countdown_hits(&fail_countdown); }
+
+void cpf_fail_allocation(long n) { cpf_countdown_set(&fail_countdown, n); }
 
 long cpf_allocations_left(void) { return fail_countdown; }
 

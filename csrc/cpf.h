@@ -90,6 +90,9 @@ uint32_t *dictionary_merge(cpf_dictionary *into, const cpf_dictionary *from);
 void *cpf_malloc(size_t n);
 void *cpf_calloc(size_t count, size_t size);
 void *cpf_realloc(void *p, size_t n);
+/* The countdown of a test switch (alloc.c's, io.c's): 1 when this call is the nth, set to n. */
+int cpf_countdown_hits(long *countdown);
+void cpf_countdown_set(long *countdown, long n);
 /* Tests only: make the nth allocation from now fail (0: none); what is left of the count. */
 void cpf_fail_allocation(long n);
 long cpf_allocations_left(void);

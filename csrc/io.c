@@ -14,20 +14,9 @@ static long io_countdown = 0;
 static int io_errno = 0;
 static int io_short = 0;
 
-static int io_counts(void) {
-  long left;
-  if (io_countdown <= 0) return 0;
-#if defined(__GNUC__)
-  left = __sync_sub_and_fetch(&io_countdown, 1);
-#else
-  left = --io_countdown;
-#endif
-  return left == 0;
-}
-
 /* -1 with errno set when this call is the one to fail (or, for short transfers, starts them). */
 static int io_plan(void) {
-  if (!io_counts()) return 0;
+  if (!cpf_countdown_hits(&io_countdown)) return 0;
   if (io_errno) {
     errno = io_errno;
     return -1;
@@ -39,11 +28,7 @@ static int io_plan(void) {
 static size_t io_amount(size_t n) { return io_short && n > 1 ? n / 2 : n; }
 
 void cpf_fail_io(long n, int error_number) {
-#if defined(__GNUC__)
-  __sync_lock_test_and_set(&io_countdown, n > 0 ? n : 0);
-#else
-  io_countdown = n > 0 ? n : 0;
-#endif
+  cpf_countdown_set(&io_countdown, n);
   io_errno = error_number;
   io_short = 0;
 }

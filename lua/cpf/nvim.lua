@@ -8,6 +8,7 @@ local cpf = require "cpf"
 local request = require "cpf.request"
 local errors = require "cpf.errors"
 local common = require "cpf.format.common"
+local matching = require("cpf.request.complete").matching
 
 local M = {}
 
@@ -344,14 +345,6 @@ function M.command(line)
 end
 
 -- ---------------------------------------------------------------- completion
-
-local function matching(list, lead, prefix)
-  local out = {}
-  for _, item in ipairs(list) do
-    if item:sub(1, #lead) == lead then out[#out + 1] = (prefix or "") .. item end
-  end
-  return out
-end
 
 -- file names escaped as M.split reads them back (a blank, a quote or a backslash)
 local function files(lead)

@@ -15,6 +15,7 @@ local function sorted_keys(t)
   return out
 end
 
+--- The items of list that start with lead, each after prefix (Neovim's completion uses it too).
 local function matching(list, lead, prefix)
   local out = {}
   for _, item in ipairs(list) do
@@ -22,6 +23,7 @@ local function matching(list, lead, prefix)
   end
   return out
 end
+complete.matching = matching
 
 -- The names a key or condition can use: the columns (the CPF schema's without a dataset) and
 -- the virtual keys.
