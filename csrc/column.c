@@ -264,6 +264,17 @@ oom: /* -2: no memory, not a bad value (the caller says so with the kind "memory
   return -2;
 }
 
+void column_truncate(cpf_column *col, size_t rows, int drop_value) {
+  size_t row;
+  for (row = rows; row < col->rows; row++)
+    if (col->missing_bits && (col->missing_bits[row >> 3] >> (row & 7)) & 1) {
+      col->missing_bits[row >> 3] &= (uint8_t)~(1u << (row & 7));
+      col->missing--;
+    }
+  if (col->rows > rows) col->rows = rows;
+  if (drop_value && col->dict.count > 0) dictionary_drop_last(&col->dict);
+}
+
 /* ---- finishing ---- */
 
 static int looks_like_code(const char *s, size_t len) {

@@ -77,6 +77,8 @@ int dictionary_init(cpf_dictionary *dict);
 void dictionary_free(cpf_dictionary *dict);
 /* Code of the value, added if new; UINT32_MAX when out of memory. */
 uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len);
+/* Takes back the last value interned (while loading). */
+void dictionary_drop_last(cpf_dictionary *dict);
 /* Value of a code below count: always inside the bytes, "" when the offsets say otherwise. */
 const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *len);
 /* Drop the hash table once no value will be added (it is only needed while loading). */
@@ -167,6 +169,9 @@ int column_init(cpf_column *col, const char *name, const char *label, cpf_type t
 void column_free(cpf_column *col);
 /* Append one field; on bad data writes "expected ..., got ..." into msg and returns -1. */
 int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t msgsize);
+/* Takes back rows [rows, col->rows) appended while loading (a rejected record's values); a
+ * string column's last dictionary value too when drop_value says the record brought it. */
+void column_truncate(cpf_column *col, size_t rows, int drop_value);
 /* Finish loading: infer AUTO types, narrow widths, drop the builder's slack. */
 int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);
@@ -205,6 +210,33 @@ static inline double column_number_at(const cpf_column *col, size_t row) {
  * value (as == says). */
 static inline double normalize_zero(double d) { return d == 0 ? 0.0 : d; }
 
+/* ---- rejects.c: the records a load sets aside (on_error = "skip") ----
+ * Held as the entries of snapshot_format.h back to back: a snapshot stores them as they are. */
+typedef enum { CPF_REJECT_FIELDS = 1, CPF_REJECT_VALUE, CPF_REJECT_QUOTE } cpf_reject_kind;
+#define REJECT_TEXT_MAX 1000 /* bytes of a rejected record's text kept */
+
+typedef struct {
+  unsigned char *bytes;
+  size_t size, cap, count;
+  int mapped;           /* points into a snapshot's mapping: nothing to free */
+} cpf_rejects;
+
+/* Appends one entry; -1 when out of memory. text is cut to REJECT_TEXT_MAX bytes; file is ""
+ * for a dataset of one file. */
+int rejects_add(cpf_rejects *r, uint64_t line, uint64_t record, uint64_t column, uint64_t length,
+                cpf_reject_kind kind, const char *name, const char *message, const char *text,
+                size_t text_len, const char *file);
+/* The entry at byte `offset` of checked bytes (a snap_reject, its strings' lengths in it), its
+ * strings, and the next entry's offset. */
+size_t rejects_entry(const cpf_rejects *r, size_t offset, void *entry, const char **name,
+                     const char **message, const char **text, const char **file);
+/* Every entry of `from` added to `into`, as coming from `file` (concatenated datasets). */
+int rejects_append(cpf_rejects *into, const cpf_rejects *from, const char *file);
+/* NULL when bytes[0..size) hold exactly count well-formed entries, else what is wrong. */
+const char *rejects_check(const unsigned char *bytes, size_t size, size_t count);
+void rejects_free(cpf_rejects *r);
+const char *cpf_reject_kind_name(cpf_reject_kind kind); /* "fields", "value", "quote" */
+
 /* ---- dataset.c: columns of equal length ---- */
 typedef struct {
   size_t rows;
@@ -228,6 +260,7 @@ typedef struct {
   uint64_t **distinct_keys;    /* per column, once asked: query_distinct_keys */
   size_t *distinct_count;
   const char **column_damage;  /* per damaged column: what is wrong */
+  cpf_rejects rejects;         /* the records the load set aside (on_error = "skip") */
 } cpf_dataset;
 
 void dataset_free(cpf_dataset *ds);
@@ -258,6 +291,11 @@ typedef struct {
   /* The C library's decimal point (numparse_locale_point) read by the Lua thread before a load
    * on another thread (localeconv is not thread-safe); 0: loader_load reads it itself. */
   char locale_point;
+  /* on_error = "skip": a malformed record (a field count other than the header's, a value that
+   * does not parse as its column's type, a quote left open or followed by text) is set aside
+   * in the dataset's rejects and the load goes on; more than max_rejects stops it. */
+  int skip_bad_records;
+  size_t max_rejects;
 } cpf_load_options;
 
 typedef struct {

@@ -22,6 +22,7 @@ void dataset_free(cpf_dataset *ds) {
   free(ds->distinct_keys);
   free(ds->distinct_count);
   free(ds->column_damage);
+  rejects_free(&ds->rejects);
   free(ds);
 }
 
@@ -98,6 +99,8 @@ cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char
     if (column_finish(out, msg, sizeof msg) != 0) goto oom;
   }
   ds->rows = total;
+  for (p = 0; p < nparts; p++) /* the records each part set aside, named by their part */
+    if (rejects_append(&ds->rejects, &parts[p]->rejects, sources[p]) != 0) goto oom;
   return ds;
 oom:
   cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");

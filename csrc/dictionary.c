@@ -147,6 +147,33 @@ uint32_t dictionary_intern(cpf_dictionary *dict, const char *s, size_t len) {
   return code;
 }
 
+/* Takes back the last value added (a rejected record brought it): out of the table by moving
+ * up the entries that probed past its slot (linear probing's deletion), out of the arena. */
+void dictionary_drop_last(cpf_dictionary *dict) {
+  uint32_t code = dict->count - 1, mask = dict->slot_mask, i, j;
+  const char *v = dict->bytes + dict->offsets[code];
+  size_t len = (size_t)(dict->offsets[code + 1] - dict->offsets[code] - 1);
+  i = hash_bytes(v, len) & mask;
+  while (dict->slots[i] != 0 && SLOT_CODE(dict->slots[i]) != code) i = (i + 1) & mask;
+  if (dict->slots[i] == 0) return; /* not in the table: nothing was added */
+  for (;;) {
+    dict->slots[i] = 0;
+    for (j = (i + 1) & mask;; j = (j + 1) & mask) {
+      uint32_t home;
+      if (dict->slots[j] == 0) goto dropped;
+      home = SLOT_HASH(dict->slots[j]) & mask;
+      /* an entry whose home lies cyclically in (i, j] is still reachable: it stays */
+      if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+      dict->slots[i] = dict->slots[j];
+      i = j;
+      break;
+    }
+  }
+dropped:
+  dict->bytes_len = (size_t)dict->offsets[code];
+  dict->count = code;
+}
+
 const char *dictionary_value(const cpf_dictionary *dict, uint32_t code, size_t *len) {
   /* A mapped snapshot's offsets were checked at open, but the file can be rewritten under the
    * mapping: each is read once and the value kept inside the bytes (else read as ""). */

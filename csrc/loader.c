@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_usable_size */
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,6 +126,21 @@ static int only_blank(const char *p, size_t n) {
 }
 
 /* ---- parsing ---- */
+/* A record set aside, as a chunk finds it: its number in the chunk and its bytes in the file
+ * (the load makes them the file's record and line numbers, and reads its text, at the end). */
+typedef struct {
+  size_t record;     /* the chunk's data record, 1-based, rejected ones counted */
+  size_t start, end; /* the record's bytes, its last line break left out */
+  size_t column;     /* 1-based field; 0: the record as a whole */
+  cpf_reject_kind kind;
+  char message[400];
+} pending_reject;
+
+typedef struct {
+  pending_reject *items;
+  size_t count, cap;
+} pending_rejects;
+
 typedef struct {
   const char *path;
   cpf_column *cols;
@@ -132,7 +150,74 @@ typedef struct {
   char **header;     /* when only reading the header */
   size_t header_count, header_cap;
   cpf_error *err;
+  /* on_error = "skip": a bad record's values are taken back and the record set aside */
+  int skip;
+  int rejecting;     /* the current record is bad: its other fields are passed over */
+  int too_many;      /* more than max_rejects: the load stops */
+  pending_reject reject;    /* the current record's first fault */
+  size_t kept;       /* records kept: the rows the columns hold */
+  size_t record_start, line_end; /* the current record's first byte; its current line's end */
+  size_t *grown, ngrown; /* string columns whose dictionary took a new value in this record */
+  pending_rejects *rejects;
+  size_t max_rejects;
 } parse_state;
+
+/* Something wrong with the current record (what: its message without the position): the load's
+ * error, or with on_error = "skip" the record's fault, its first one kept. */
+static void bad_record(parse_state *st, cpf_reject_kind kind, size_t column, const char *what) {
+  if (!st->skip) {
+    if (column)
+      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, column, "%s:%zu:%zu: %s", st->path,
+                   st->record + 1, column, what);
+    else
+      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, 0, "%s:%zu: %s", st->path, st->record + 1, what);
+    return;
+  }
+  if (st->rejecting) return;
+  st->rejecting = 1;
+  st->reject.kind = kind;
+  st->reject.column = column;
+  snprintf(st->reject.message, sizeof st->reject.message, "%s", what);
+}
+
+/* The end of a bad record: its values taken back from the columns (a dictionary value it
+ * brought too, so that no value of a rejected record shows anywhere), the record listed. */
+static void reject_record(parse_state *st) {
+  size_t j, g;
+  pending_rejects *l = st->rejects;
+  for (j = 0; j < st->ncols; j++) {
+    int grew = 0;
+    if (st->cols[j].skipped || st->cols[j].rows <= st->kept) continue;
+    for (g = 0; g < st->ngrown; g++) grew |= st->grown[g] == j;
+    column_truncate(&st->cols[j], st->kept, grew);
+  }
+  st->ngrown = 0;
+  st->rejecting = 0;
+  if (l->count == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    pending_reject *items = cpf_realloc(l->items, cap * sizeof *items);
+    if (!items) { cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path); return; }
+    l->items = items;
+    l->cap = cap;
+  }
+  st->reject.record = st->record;
+  st->reject.start = st->record_start;
+  st->reject.end = st->line_end > st->record_start ? st->line_end : st->record_start;
+  l->items[l->count++] = st->reject;
+  if (l->count > st->max_rejects) {
+    st->too_many = 1; /* loader_load says so, with the first reject's line */
+    cpf_error_set(st->err, CPF_ERR_DATA, "%s: too many rejects", st->path);
+  }
+}
+
+/* A record is complete: kept, or set aside. */
+static void end_record(parse_state *st) {
+  if (st->rejecting) reject_record(st);
+  else if (st->record > 0) st->kept++;
+  st->ngrown = 0;
+  st->record++;
+  st->field = 0;
+}
 
 static void header_field(parse_state *st, const char *s, size_t len) {
   char *copy;
@@ -159,42 +244,48 @@ static void header_field(parse_state *st, const char *s, size_t len) {
 
 static void on_field(void *s, size_t len, void *data) {
   parse_state *st = data;
-  char msg[300];
+  char msg[300], what[400];
   if (st->err->code) return;
   if (st->record == 0) {
     if (st->header) header_field(st, s, len);
   } else if (st->header) {
     return; /* reading the header only: the rest of the block is not ours */
+  } else if (st->rejecting) {
+    /* a bad record's other fields: passed over */
   } else if (st->field >= st->ncols) {
-    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
-                 "%s:%zu:%zu: too many fields (the header has %zu)", st->path, st->record + 1,
-                 st->field + 1, st->ncols);
+    snprintf(what, sizeof what, "too many fields (the header has %zu)", st->ncols);
+    bad_record(st, CPF_REJECT_FIELDS, st->field + 1, what);
   } else if (st->cols[st->field].skipped) {
     /* not asked for: passed over */
   } else {
-    int rc = column_append(&st->cols[st->field], s, len, msg, sizeof msg);
-    if (rc == -2) cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path);
-    else if (rc != 0)
-      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1, "%s:%zu:%zu: %s: %s",
-                   st->path, st->record + 1, st->field + 1, st->cols[st->field].name, msg);
+    cpf_column *col = &st->cols[st->field];
+    uint32_t values = col->dict.count;
+    int rc = column_append(col, s, len, msg, sizeof msg);
+    if (rc == -2) {
+      cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path);
+    } else if (rc != 0) {
+      snprintf(what, sizeof what, "%s: %s", col->name, msg);
+      bad_record(st, CPF_REJECT_VALUE, st->field + 1, what);
+    } else if (st->skip && col->dict.count > values) {
+      st->grown[st->ngrown++] = st->field;
+    }
   }
   st->field++;
 }
 
 static void on_record(int c, void *data) {
   parse_state *st = data;
+  char what[100];
   (void)c;
   if (st->err->code || (st->header && st->record > 0)) return;
   if (st->record == 0 && st->header == NULL && st->field != st->ncols) {
     cpf_error_at(st->err, CPF_ERR_DATA, 1, 0, "%s:1: the header has %zu fields, %zu were expected",
                  st->path, st->field, st->ncols);
   } else if (st->record > 0 && st->field < st->ncols) {
-    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, 0,
-                 "%s:%zu: too few fields: %zu (the header has %zu)", st->path, st->record + 1,
-                 st->field, st->ncols);
+    snprintf(what, sizeof what, "too few fields: %zu (the header has %zu)", st->field, st->ncols);
+    bad_record(st, CPF_REJECT_FIELDS, 0, what);
   }
-  st->record++;
-  st->field = 0;
+  end_record(st);
 }
 
 /* No byte is a space to libcsv: it would trim spaces and tabs around unquoted fields, and text
@@ -202,6 +293,17 @@ static void on_record(int c, void *data) {
 static int never_blank(unsigned char c) {
   (void)c;
   return 0;
+}
+
+/* libcsv grows a field's buffer by a fixed block at a time: a field of megabytes would be
+ * reallocated, and copied, at every block. Asked for more, this gives twice as much, and the
+ * requests that follow fit in what was given: a few copies per field. */
+static void *field_realloc(void *p, size_t n) {
+#ifdef __GLIBC__
+  if (p && malloc_usable_size(p) >= n) return p;
+  if (n > ((size_t)1 << 20) && n < SIZE_MAX / 2) n *= 2;
+#endif
+  return cpf_realloc(p, n);
 }
 
 static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_error *err) {
@@ -214,7 +316,7 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
   }
   csv_set_delim(p, (unsigned char)sep);
   csv_set_space_func(p, never_blank);
-  csv_set_realloc_func(p, cpf_realloc); /* libcsv's field buffer counts with the core's */
+  csv_set_realloc_func(p, field_realloc); /* libcsv's field buffer counts with the core's */
   csv_set_free_func(p, free);
   /* libcsv grows a field's buffer by this many bytes at a time (128 by default): a field of
    * megabytes would be copied thousands of times by an allocator that cannot grow in place */
@@ -224,9 +326,7 @@ static int parser_start(struct csv_parser *p, char sep, const char *path, cpf_er
 
 static void parser_error(struct csv_parser *p, parse_state *st) {
   if (csv_error(p) == CSV_EPARSE)
-    cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
-                 "%s:%zu:%zu: malformed quoted field: text after its closing quote", st->path,
-                 st->record + 1, st->field + 1);
+    bad_record(st, CPF_REJECT_QUOTE, st->field + 1, "malformed quoted field: text after its closing quote");
   else
     cpf_error_set(st->err, csv_error(p) == CSV_ENOMEM ? CPF_ERR_MEMORY : CPF_ERR_DATA, "%s: %s",
                   st->path, csv_strerror(csv_error(p)));
@@ -266,12 +366,12 @@ static int parser_feed(struct csv_parser *p, parse_state *st, char sep, const ch
 
 static int parser_finish(struct csv_parser *p, parse_state *st) {
   if (!st->err->code && csv_fini(p, on_field, on_record, st) != 0 && !st->err->code) {
-    if (csv_error(p) == CSV_EPARSE)
-      cpf_error_at(st->err, CPF_ERR_DATA, st->record + 1, st->field + 1,
-                   "%s:%zu:%zu: unterminated quoted field: the file ends inside quotes", st->path,
-                   st->record + 1, st->field + 1);
-    else
+    if (csv_error(p) == CSV_EPARSE) {
+      bad_record(st, CPF_REJECT_QUOTE, st->field + 1, "unterminated quoted field: the file ends inside quotes");
+      if (st->skip) end_record(st); /* the record runs to the end of the file */
+    } else {
       parser_error(p, st);
+    }
   }
   csv_free(p);
   return st->err->code ? -1 : 0;
@@ -678,6 +778,9 @@ typedef struct {
   int last;          /* the last chunk: it ends with the file */
   int open_quote;    /* a chunk other than the last ended inside a quoted field */
   int stopped;       /* stopped because another chunk failed: no error of its own */
+  size_t kept;       /* records kept (records less the rejected ones) */
+  pending_rejects rejects; /* on_error = "skip": the records set aside, in file order */
+  int too_many;      /* more than max_rejects */
   load_shared *shared;
   cpf_error err;
 } chunk_job;
@@ -746,6 +849,8 @@ static void chunk_parse(chunk_job *job) {
   window w;
   int quotes = QUOTE_FIELD_START; /* QUOTE_OPEN: libcsv holds an open quoted field */
   int mid_line = 0;  /* libcsv has been given the first part of a line longer than the view */
+  int discard = 0;   /* the rest of a line longer than the view, after a rejected quote */
+  int parser_live = 0;
   uint32_t seps[MAX_PLAIN_FIELDS];
   size_t *wanted = NULL, nwanted = 0, want = 0, f;
   int plain = !job->opts->libcsv_only;
@@ -755,9 +860,13 @@ static void chunk_parse(chunk_job *job) {
   st.ncols = job->ncols;
   st.err = &job->err;
   st.record = 1; /* the header is record 1 */
+  st.skip = job->opts->skip_bad_records;
+  st.max_rejects = job->opts->max_rejects;
+  st.rejects = &job->rejects;
   window_init(&w, src, job->last ? size : job->limit);
   /* the fast path reads the separators up to the last column asked for */
-  if (!(wanted = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *wanted))) {
+  if (!(wanted = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *wanted)) ||
+      (st.skip && !(st.grown = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *st.grown)))) {
     cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     goto fail;
   }
@@ -768,16 +877,24 @@ static void chunk_parse(chunk_job *job) {
   if (job->index == 0) job->begin = job->target;
   else if (chunk_find_start(job, &w) != 0) goto fail;
   if (parser_start(&p, job->sep, src->path, &job->err) != 0) goto fail;
+  parser_live = 1;
   next_check = job->begin + PROGRESS_EVERY;
   for (pos = job->begin; pos < size && !job->err.code;) {
     const char *line;
     size_t len = 0, avail, nseps, content;
     int at_end;
-    if (!mid_line && !job->last && pos > job->limit) break;
+    if (!mid_line && !discard && !job->last && pos > job->limit) break;
     if ((pos < w.off || pos >= w.off + w.len) && window_move(&w, pos, &job->err) != 0) break;
     line = w.data + (pos - w.off);
     avail = w.off + w.len - pos;
     at_end = w.off + w.len == size;
+    if (discard) {
+      const char *nl = memchr(line, '\n', avail);
+      pos += nl ? (size_t)(nl - line) + 1 : avail;
+      discard = nl == NULL;
+      continue;
+    }
+    if (!mid_line && quotes != QUOTE_OPEN && st.field == 0) st.record_start = pos;
     if (!mid_line && quotes != QUOTE_OPEN && plain) {
       len = scan_plain_line(line, line + avail, job->sep, want, seps, &nseps, &content);
       if (len == avail && !at_end && line[len - 1] != '\n') {
@@ -792,12 +909,29 @@ static void chunk_parse(chunk_job *job) {
     if (len > 0 && nseps == 0 && content == 0) {
       /* an empty line: no record */
     } else if (len > 0 && nseps + 1 == job->ncols) {
+      st.line_end = pos + content;
       emit_plain_line(&st, line, seps, nseps, content, wanted, nwanted);
     } else { /* libcsv reads it, and tells what is wrong with a line of too few or many fields */
       const char *nl = memchr(line, '\n', avail);
       len = nl ? (size_t)(nl - line) + 1 : avail;
       mid_line = nl == NULL && !at_end;
-      if (parser_feed(&p, &st, job->sep, line, len) != 0 && !job->err.code) parser_error(&p, &st);
+      st.line_end = pos + len - (nl != NULL) - (nl != NULL && len > 1 && line[len - 2] == '\r');
+      if (parser_feed(&p, &st, job->sep, line, len) != 0 && !job->err.code) {
+        parser_error(&p, &st);
+        if (st.skip && !job->err.code) {
+          /* a quote libcsv refuses: the record ends with its line, and libcsv starts afresh */
+          end_record(&st);
+          csv_free(&p);
+          parser_live = 0;
+          if (parser_start(&p, job->sep, src->path, &job->err) != 0) break;
+          parser_live = 1;
+          quotes = QUOTE_FIELD_START;
+          discard = mid_line;
+          mid_line = 0;
+          pos += len;
+          continue;
+        }
+      }
       quote_scan(line, len, job->sep, &quotes);
     }
     pos += len;
@@ -811,19 +945,25 @@ static void chunk_parse(chunk_job *job) {
   }
   free(w.buf);
   w.buf = NULL;
-  if (!job->err.code && !job->last && quotes == QUOTE_OPEN) {
+  if (!parser_live) {
+    /* libcsv could not start afresh: the error says so */
+  } else if (!job->err.code && !job->last && quotes == QUOTE_OPEN) {
     /* the next chunk started inside this quoted field: the guess was wrong */
     job->open_quote = 1;
     csv_free(&p);
   } else if (job->err.code || job->stopped) {
     csv_free(&p);
   } else {
+    st.line_end = size;
     parser_finish(&p, &st);
   }
   job->records = st.record - 1;
+  job->kept = st.kept;
+  job->too_many = st.too_many;
 fail:
   free(w.buf);
   free(wanted);
+  free(st.grown);
   if (job->err.code || job->open_quote) {
     pthread_mutex_lock(&job->shared->lock);
     job->shared->stop = 1;
@@ -879,10 +1019,80 @@ static void free_columns(cpf_column *cols, size_t ncols) {
   free(cols);
 }
 
+/* ---- the records set aside, as the dataset lists them ---- */
+
+/* bytes [off, off + n) of the source */
+static int source_bytes(const cpf_source *src, char *buf, size_t n, size_t off, cpf_error *err) {
+  if (src->fd < 0) {
+    memcpy(buf, src->bytes + off, n);
+    return 0;
+  }
+  return read_at(src, buf, n, off, err);
+}
+
+/* Moves *line on by the line breaks in [*from, to), read a block at a time; *from becomes to. */
+static int count_lines(const cpf_source *src, char *buf, size_t *from, size_t to, size_t *line,
+                       cpf_error *err) {
+  while (*from < to) {
+    size_t n = to - *from < WINDOW_BYTES ? to - *from : WINDOW_BYTES;
+    const char *p = src->fd < 0 ? src->bytes + *from : buf, *end = p + n;
+    if (src->fd >= 0 && read_at(src, buf, n, *from, err) != 0) return -1;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { (*line)++; p++; }
+    *from += n;
+  }
+  return 0;
+}
+
+/* The chunks' rejects, in file order, into the dataset's: the record numbers of the whole file
+ * (the header being record 1), the physical line each starts on (one pass over the file up to
+ * the last of them: rejects are rare), its text (REJECT_TEXT_MAX bytes at most). */
+static int collect_rejects(cpf_rejects *out, const cpf_source *src, const chunk_job *jobs,
+                           size_t nchunks, const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
+  size_t k, i, records = 1, from = 0, line = 1;
+  char *buf = NULL, text[REJECT_TEXT_MAX];
+  int rc = 0;
+  if (src->fd >= 0 && !(buf = cpf_malloc(WINDOW_BYTES))) goto oom;
+  for (k = 0; k < nchunks && rc == 0; k++) {
+    for (i = 0; i < jobs[k].rejects.count; i++) {
+      const pending_reject *r = &jobs[k].rejects.items[i];
+      size_t n = r->end - r->start < REJECT_TEXT_MAX ? r->end - r->start : REJECT_TEXT_MAX;
+      const char *name = r->column >= 1 && r->column <= ncols ? specs[r->column - 1].name : "";
+      if (count_lines(src, buf, &from, r->start, &line, err) != 0 ||
+          source_bytes(src, text, n, r->start, err) != 0) { rc = -1; break; }
+      if (rejects_add(out, line, records + r->record, r->column, r->end - r->start, r->kind, name,
+                      r->message, text, n, "") != 0) goto oom;
+    }
+    records += jobs[k].records;
+  }
+  free(buf);
+  return rc;
+oom:
+  free(buf);
+  cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
+  return -1;
+}
+
+/* More rejects than max_rejects (one chunk read the file): the load's error, with the first. */
+static void too_many_rejects(const cpf_source *src, const cpf_load_options *opts, const chunk_job *job,
+                             cpf_error *err) {
+  const pending_reject *first = &job->rejects.items[0];
+  size_t from = 0, line = 1;
+  char *buf = src->fd >= 0 ? cpf_malloc(WINDOW_BYTES) : NULL;
+  if (src->fd >= 0 && !buf) {
+    cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
+    return;
+  }
+  if (count_lines(src, buf, &from, first->start, &line, err) == 0)
+    cpf_error_at(err, CPF_ERR_DATA, line, first->column,
+                 "%s: more than %zu malformed records (max_rejects), the first on line %zu: %s",
+                 src->path, opts->max_rejects, line, first->message);
+  free(buf);
+}
+
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   const char *path = src->path;
-  size_t begin, nchunks, k, j, expected, rows = 0;
+  size_t begin, nchunks, k, j, expected, rows = 0, rejected = 0;
   char sep, mark, point;
   chunk_job *jobs = NULL;
   pthread_t *threads = NULL;
@@ -951,7 +1161,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   for (k = 1; k <= started; k++) pthread_join(threads[k], NULL);
   for (k = started + 1; k < nchunks; k++) chunk_parse(&jobs[k]); /* no thread could start */
   for (k = 0; k < nchunks; k++) {
-    rows += jobs[k].records;
+    rows += jobs[k].kept;
+    rejected += jobs[k].rejects.count;
     open_quote |= jobs[k].open_quote;
     if (jobs[k].err.code || jobs[k].stopped) failed = 1;
     /* a data error is located again by a serial read (below); any other error (I/O, memory, a
@@ -960,7 +1171,12 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
   }
   /* a file that changed is that, whatever its new bytes made the chunks say */
   if (!err->code) source_unchanged(src, err);
-  if (!err->code && failed && nchunks == 1) *err = jobs[0].err;
+  if (!err->code && failed && nchunks == 1) {
+    if (jobs[0].too_many) too_many_rejects(src, opts, &jobs[0], err);
+    else *err = jobs[0].err;
+  }
+  /* each chunk kept under max_rejects, not all of them: the serial read finds the first ones */
+  if (!err->code && opts->skip_bad_records && rejected > opts->max_rejects) failed = 1;
   if (!err->code && (failed || open_quote)) {
     /* Chunk 0 starts right after the header, outside quotes. A chunk that started outside
      * quotes and ended outside quotes proves the next one started outside quotes too; so if
@@ -1011,6 +1227,8 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       if (!ds->cols[j].skipped) ds->cols[kept++] = ds->cols[j];
     ds->ncols = kept;
   }
+  if (!err->code && rejected > 0)
+    collect_rejects(&ds->rejects, src, jobs, nchunks, specs, ncols, err);
   if (!err->code && opts->monitor && opts->monitor(opts->monitor_ud, src->size, src->size, ds->rows))
     cpf_error_set(err, CPF_ERR_CANCELLED, "%s: load cancelled", path);
   if (!err->code && opts->progress) /* a cancel here sets err too */
@@ -1021,6 +1239,7 @@ out_threads:
   if (err->code && ds) { dataset_free(ds); ds = NULL; }
   pthread_mutex_destroy(&shared.lock);
   for (k = 0; k < nchunks; k++) {
+    free(jobs[k].rejects.items);
     if (!jobs[k].cols) continue;
     /* absorbed columns are already freed (zeroed): column_free is idempotent on them */
     free_columns(jobs[k].cols, ncols);

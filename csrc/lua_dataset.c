@@ -255,6 +255,47 @@ static int dataset_verify(lua_State *L) {
   return 1;
 }
 
+/* ds:rejects() -> { {line=, record=, column=, name=, kind=, message=, text=, length=, file=}, ... }:
+ * the records the load set aside (on_error = "skip"), in file order; column and name are nil
+ * for a fault of the record as a whole, file for a dataset of one file. */
+static int dataset_rejects(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  size_t offset = 0, n;
+  lua_createtable(L, (int)ds->rejects.count, 0);
+  for (n = 0; n < ds->rejects.count; n++) {
+    snap_reject e;
+    const char *name, *message, *text, *file;
+    offset = rejects_entry(&ds->rejects, offset, &e, &name, &message, &text, &file);
+    lua_createtable(L, 0, 9);
+    compat_pushint64(L, (int64_t)e.line);
+    lua_setfield(L, -2, "line");
+    compat_pushint64(L, (int64_t)e.record);
+    lua_setfield(L, -2, "record");
+    if (e.column > 0) {
+      compat_pushint64(L, (int64_t)e.column);
+      lua_setfield(L, -2, "column");
+    }
+    if (e.name_size > 0) {
+      lua_pushlstring(L, name, e.name_size);
+      lua_setfield(L, -2, "name");
+    }
+    lua_pushstring(L, cpf_reject_kind_name((cpf_reject_kind)e.kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushlstring(L, message, e.message_size);
+    lua_setfield(L, -2, "message");
+    lua_pushlstring(L, text, e.text_size);
+    lua_setfield(L, -2, "text");
+    compat_pushint64(L, (int64_t)e.length);
+    lua_setfield(L, -2, "length");
+    if (e.file_size > 0) {
+      lua_pushlstring(L, file, e.file_size);
+      lua_setfield(L, -2, "file");
+    }
+    lua_rawseti(L, -2, (int)n + 1);
+  }
+  return 1;
+}
+
 /* ds:is_snapshot() -> true when the dataset is a mapped snapshot */
 static int dataset_is_snapshot(lua_State *L) {
   lua_pushboolean(L, check_dataset(L, 1)->mapping != NULL);
@@ -314,7 +355,7 @@ static const luaL_Reg dataset_methods[] = {
   {"get", dataset_get},         {"row", dataset_row},             {"rows", dataset_rows},
   {"distinct", dataset_distinct}, {"memory", dataset_memory_l},   {"dictionary", dataset_dictionary},
   {"save", dataset_save}, {"is_snapshot", dataset_is_snapshot}, {"verify", dataset_verify},
-  {NULL, NULL}};
+  {"rejects", dataset_rejects}, {NULL, NULL}};
 
 static const luaL_Reg dataset_functions[] = {
   {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {NULL, NULL}};

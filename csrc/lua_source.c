@@ -130,6 +130,13 @@ static void read_load_options(lua_State *L, int t, cpf_load_options *opts) {
   }
   lua_pop(L, 1);
   opts->libcsv_only = table_flag(L, t, "libcsv_only");
+  /* checked by cpf.load: on_error "fail" or "skip", max_rejects a whole number */
+  lua_getfield(L, t, "on_error");
+  opts->skip_bad_records = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "skip") == 0;
+  lua_pop(L, 1);
+  lua_getfield(L, t, "max_rejects");
+  opts->max_rejects = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 1000;
+  lua_pop(L, 1);
   lua_getfield(L, t, "threads");
   if (!lua_isnil(L, -1)) {
     int64_t n = (int64_t)luaL_checknumber(L, -1);

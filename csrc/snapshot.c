@@ -91,6 +91,13 @@ static uint64_t write_block(writer *w, const void *p, size_t n) {
   return at;
 }
 
+/* The header's checksum: over the column table, the tag and the rejects. */
+static uint64_t header_checksum(const void *table, size_t table_size, const void *tag, size_t tag_size,
+                                const void *rejects, size_t rejects_size) {
+  uint64_t sum = snapshot_checksum(snapshot_checksum(0, table, table_size), tag, tag_size);
+  return rejects_size ? snapshot_checksum(sum, rejects, rejects_size) : sum;
+}
+
 int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size_t tag_len,
                   cpf_error *err) {
   snap_header h;
@@ -147,6 +154,9 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
     }
     t->checksum = sum;
   }
+  h.rejects_size = ds->rejects.size;
+  h.rejects_count = ds->rejects.count;
+  h.rejects_offset = write_block(&w, ds->rejects.bytes, h.rejects_size);
   h.table_size = (uint64_t)ds->ncols * sizeof *table;
   h.table_offset = write_block(&w, table, h.table_size);
   memcpy(h.magic, SNAP_MAGIC, 8);
@@ -155,7 +165,7 @@ int snapshot_save(const cpf_dataset *ds, const char *path, const char *tag, size
   h.rows = ds->rows;
   h.ncols = ds->ncols;
   h.file_size = w.offset;
-  h.checksum = snapshot_checksum(snapshot_checksum(0, table, h.table_size), tag, tag_len);
+  h.checksum = header_checksum(table, h.table_size, tag, tag_len, ds->rejects.bytes, h.rejects_size);
   free(table);
   /* the header, now complete, over the placeholder at the start */
   if (!w.failed && pwrite(w.out.fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
@@ -553,7 +563,7 @@ static int fill_column(const unsigned char *base, uint64_t rows, const snap_colu
 static const char *check_header(const snap_header *h, size_t size) {
   if (memcmp(h->magic, SNAP_MAGIC, 8) != 0) return "not a snapshot (no CPFSNAP header)";
   if (h->endian != SNAP_ENDIAN) return "written on a machine of the other byte order";
-  if (h->version != SNAP_VERSION) return "snapshot format version not supported";
+  if (h->version != SNAP_VERSION) return "snapshot format version not supported"; /* see snapshot_version */
   if (h->file_size != size) return h->file_size > size ? "truncated" : "trailing bytes after the end";
   if (h->ncols > SNAP_MAX_COLUMNS) return "bad header: too many columns";
   if (h->table_size != h->ncols * sizeof(snap_column))
@@ -561,6 +571,8 @@ static const char *check_header(const snap_header *h, size_t size) {
   if (!in_file(h->table_offset, h->table_size, size)) return "bad header: column table out of the file";
   if (h->table_offset % 8 != 0) return "bad header: misaligned column table";
   if (!in_file(h->tag_offset, h->tag_size, size)) return "bad header: tag out of the file";
+  if (!in_file(h->rejects_offset, h->rejects_size, size)) return "bad header: rejects out of the file";
+  if (h->rejects_count > h->rejects_size / sizeof(snap_reject)) return "bad header: more rejects than their bytes hold";
   if (h->rows > size) return "bad header: more rows than the file has bytes";
   if (h->ncols == 0 && h->rows != 0) return "bad header: rows without columns";
   return NULL;
@@ -576,6 +588,16 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
   const char *why;
   char layout[200];
   size_t j, nranges = 0;
+  if (size >= 16 && memcmp(base, SNAP_MAGIC, 8) == 0) {
+    /* another format's header may be shorter: its version first */
+    uint32_t version;
+    memcpy(&version, base + 8, sizeof version);
+    if (version != SNAP_VERSION && version > 0 && version < SNAP_VERSION) {
+      cpf_error_set(err, CPF_ERR_DATA, "%s: snapshot format %u: rebuild it with cpf convert", path,
+                    (unsigned)version);
+      return NULL;
+    }
+  }
   if (size < sizeof h) {
     cpf_error_set(err, CPF_ERR_DATA, "%s: not a snapshot: too short (%zu bytes)", path, size);
     return NULL;
@@ -586,25 +608,31 @@ cpf_dataset *snapshot_open_bytes(const void *bytes, size_t size, const char *pat
   }
   memcpy(&h, base, sizeof h);
   why = check_header(&h, size);
-  if (!why && h.checksum != snapshot_checksum(snapshot_checksum(0, base + h.table_offset, h.table_size),
-                                              base + h.tag_offset, h.tag_size))
+  if (!why && h.checksum != header_checksum(base + h.table_offset, h.table_size, base + h.tag_offset,
+                                            h.tag_size, base + h.rejects_offset, h.rejects_size))
     why = "checksum mismatch: the column table is damaged";
+  if (!why) why = rejects_check(base + h.rejects_offset, (size_t)h.rejects_size, (size_t)h.rejects_count);
   if (why) {
     cpf_error_set(err, CPF_ERR_DATA, "%s: %s", path, why);
     return NULL;
   }
   ds = cpf_calloc(1, sizeof *ds);
   if (!ds || !(ds->cols = cpf_calloc(h.ncols ? h.ncols : 1, sizeof *ds->cols)) ||
-      !(ranges = cpf_malloc((3 + 6 * h.ncols) * sizeof *ranges)))
+      !(ranges = cpf_malloc((4 + 6 * h.ncols) * sizeof *ranges)))
     goto oom;
   ds->ncols = (size_t)h.ncols; /* zeroed columns free as nothing */
   ds->rows = (size_t)h.rows;
   ds->tag = (const char *)(base + h.tag_offset);
   ds->tag_len = (size_t)h.tag_size;
+  ds->rejects.bytes = (unsigned char *)(base + h.rejects_offset);
+  ds->rejects.size = ds->rejects.cap = (size_t)h.rejects_size;
+  ds->rejects.count = (size_t)h.rejects_count;
+  ds->rejects.mapped = 1;
   table = (const snap_column *)(base + h.table_offset);
   add_range(ranges, &nranges, 0, sizeof h, 0, "header");
   add_range(ranges, &nranges, h.tag_offset, h.tag_size, 0, "tag");
   add_range(ranges, &nranges, h.table_offset, h.table_size, 0, "column table");
+  add_range(ranges, &nranges, h.rejects_offset, h.rejects_size, 0, "rejects");
   for (j = 0; j < h.ncols; j++) {
     const snap_column *t = &table[j];
     if ((why = check_entry(base, size, h.rows, t)) != NULL) {

@@ -1,7 +1,9 @@
 /* fuzz/csv_load.c — libFuzzer harness for the CSV loader: arbitrary bytes are loaded with one
  * thread, with several threads on small chunks, and through libcsv only (some columns passed
- * over, the last ones now and then); every way must give the same dataset (values, types,
- * missing values) or the same error message. */
+ * over, the last ones now and then; now and then with on_error = "skip"); every way must give
+ * the same dataset (values, types, missing values, the records set aside) or the same error
+ * message, and a dictionary holds each value once and only values some row has (a rejected
+ * record's values are taken back). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@
 
 /* One load of `path` with the given options: the dataset, or NULL with the message in err. */
 static cpf_dataset *load_with(const char *path, size_t threads, int libcsv_only, int skip_tail,
-                              cpf_error *err) {
+                              int skip_bad, cpf_error *err) {
   cpf_source src;
   cpf_dataset *ds = NULL;
   char **labels = NULL;
@@ -43,6 +45,8 @@ static cpf_dataset *load_with(const char *path, size_t threads, int libcsv_only,
   opts.threads = threads;
   opts.min_chunk = threads > 1 ? 16 : 0; /* a few lines a chunk: boundaries everywhere */
   opts.libcsv_only = libcsv_only;
+  opts.skip_bad_records = skip_bad;
+  opts.max_rejects = 50;
   ds = loader_load(&src, &opts, specs, count, err);
   free(specs);
   loader_free_header(labels, count);
@@ -70,6 +74,28 @@ static void same_column(const cpf_column *a, const cpf_column *b, size_t rows) {
   }
 }
 
+/* Each value of a string column's dictionary once, and used by a row. */
+static void sound_dictionary(const cpf_column *col, size_t rows) {
+  uint32_t n = col->dict.count, c, d;
+  unsigned char *used;
+  size_t r;
+  if (col->type != CPF_TYPE_STRING || n > 300) return;
+  used = calloc(n ? n : 1, 1);
+  if (!used) abort();
+  for (r = 0; r < rows; r++)
+    if (column_is_valid(col, r)) used[column_code_at(col, r)] = 1;
+  for (c = 0; c < n; c++) {
+    size_t lc, ld;
+    const char *vc = dictionary_value(&col->dict, c, &lc);
+    if (!used[c]) abort();
+    for (d = c + 1; d < n; d++) {
+      const char *vd = dictionary_value(&col->dict, d, &ld);
+      if (lc == ld && memcmp(vc, vd, lc) == 0) abort();
+    }
+  }
+  free(used);
+}
+
 static void same_outcome(cpf_dataset *a, const cpf_error *ea, cpf_dataset *b, const cpf_error *eb) {
   size_t j;
   if ((a == NULL) != (b == NULL)) abort();
@@ -78,7 +104,14 @@ static void same_outcome(cpf_dataset *a, const cpf_error *ea, cpf_dataset *b, co
     return;
   }
   if (a->rows != b->rows || a->ncols != b->ncols) abort();
-  for (j = 0; j < a->ncols; j++) same_column(&a->cols[j], &b->cols[j], a->rows);
+  if (a->rejects.count != b->rejects.count || a->rejects.size != b->rejects.size ||
+      (a->rejects.size && memcmp(a->rejects.bytes, b->rejects.bytes, a->rejects.size) != 0))
+    abort();
+  for (j = 0; j < a->ncols; j++) {
+    same_column(&a->cols[j], &b->cols[j], a->rows);
+    sound_dictionary(&a->cols[j], a->rows);
+    sound_dictionary(&b->cols[j], b->rows);
+  }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,14 +121,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int fd = mkstemp(path);
   cpf_error e1, e2, e3;
   cpf_dataset *one, *several, *libcsv;
-  int skip_tail;
+  int skip_tail, skip_bad;
   if (fd < 0) abort();
   if (size > 0 && write(fd, data, size) != (ssize_t)size) abort();
   close(fd);
   skip_tail = size > 0 && (data[size - 1] & 1);
-  one = load_with(path, 1, 0, skip_tail, &e1);
-  several = load_with(path, 4, 0, skip_tail, &e2);
-  libcsv = load_with(path, 1, 1, skip_tail, &e3);
+  skip_bad = size > 0 && (data[size - 1] & 2);
+  one = load_with(path, 1, 0, skip_tail, skip_bad, &e1);
+  several = load_with(path, 4, 0, skip_tail, skip_bad, &e2);
+  libcsv = load_with(path, 1, 1, skip_tail, skip_bad, &e3);
   same_outcome(one, &e1, several, &e2);
   same_outcome(one, &e1, libcsv, &e3);
   if (one) dataset_free(one);

@@ -1,5 +1,6 @@
 -- fuzz/make_corpus.lua — writes the fuzzers' seed corpora: small valid snapshots saved with
--- ds:save from spec/fixtures CSVs, plus one with every column type and missing values.
+-- ds:save from spec/fixtures CSVs, plus one with every column type and missing values and one
+-- with records set aside.
 -- Usage, from the repository root after `make`: lua5.4 fuzz/make_corpus.lua
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/" .. (jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))) .. "/?.so;" .. package.cpath
@@ -25,15 +26,25 @@ local function all_types_csv(path)
   f:close()
 end
 
-local tmp = os.tmpname()
+-- records set aside (on_error = "skip"): a snapshot that keeps its rejects
+local function rejects_csv(path)
+  local f = assert(io.open(path, "wb"))
+  f:write("date_validation;statut_dossier;nb_dossiers\n2024-01;Validé;3\n2024-02;Rejeté\n"
+    .. "2024-13;Validé;1\n2024-03;\"Val\"idé;2\n2024-04;Validé;x\n2024-05;Validé;4;5\n2024-06;Validé;7\n")
+  f:close()
+end
+
+local tmp, with_rejects = os.tmpname(), os.tmpname()
 all_types_csv(tmp)
-local sources = { { tmp, "all_types", "seed corpus" } }
+rejects_csv(with_rejects)
+local sources = { { tmp, "all_types", "seed corpus" }, { with_rejects, "rejects", "", { on_error = "skip" } } }
 for _, name in ipairs(fixtures) do sources[#sources + 1] = { "spec/fixtures/" .. name, name:gsub("%.csv$", ""), "" } end
 for _, harness in ipairs { "snapshot_open", "snapshot_mutate" } do
   os.execute("mkdir -p fuzz/corpus/" .. harness)
   for _, s in ipairs(sources) do
-    local ds = assert(cpf.load(s[1]))
+    local ds = assert(cpf.load(s[1], s[4]))
     assert(ds:save(("fuzz/corpus/%s/%s.cpfsnap"):format(harness, s[2]), s[3]))
   end
 end
 os.remove(tmp)
+os.remove(with_rejects)

@@ -30,7 +30,8 @@ static const field column_fields[] = {
 static const field header_fields[] = {
   HEADER_FIELD(version), HEADER_FIELD(endian), HEADER_FIELD(rows), HEADER_FIELD(ncols),
   HEADER_FIELD(table_offset), HEADER_FIELD(table_size), HEADER_FIELD(tag_offset),
-  HEADER_FIELD(tag_size), HEADER_FIELD(file_size),
+  HEADER_FIELD(tag_size), HEADER_FIELD(file_size), HEADER_FIELD(rejects_offset),
+  HEADER_FIELD(rejects_size), HEADER_FIELD(rejects_count),
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -117,9 +118,12 @@ static void reseal(uint8_t *data, size_t size) {
     t.checksum = sum;
     memcpy(entry, &t, sizeof t);
   }
-  if (in_file(h.table_offset, h.table_size, size) && in_file(h.tag_offset, h.tag_size, size)) {
+  if (in_file(h.table_offset, h.table_size, size) && in_file(h.tag_offset, h.tag_size, size) &&
+      in_file(h.rejects_offset, h.rejects_size, size)) {
     h.checksum = snapshot_checksum(snapshot_checksum(0, data + h.table_offset, (size_t)h.table_size),
                                    data + h.tag_offset, (size_t)h.tag_size);
+    if (h.rejects_size)
+      h.checksum = snapshot_checksum(h.checksum, data + h.rejects_offset, (size_t)h.rejects_size);
     memcpy(data, &h, sizeof h);
   }
 }

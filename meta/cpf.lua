@@ -11,6 +11,8 @@
 ---@field types? table<string, cpf.type> column types by canonical name
 ---@field progress? true|fun(bytes_done: number, bytes_total: number, rows: number): boolean?
 ---@field threads? integer 1 to 64; one per core by default
+---@field on_error? "fail"|"skip" "skip": malformed records set aside (ds:rejects()), not the load's end
+---@field max_rejects? integer at most this many set aside (1000)
 ---@field columns? string[] load only these columns
 ---@field cache? boolean reuse csv .. ".cpfsnap" while the CSV is unchanged
 ---@field parser? "auto"|"libcsv"
@@ -73,6 +75,10 @@ function Dataset:is_snapshot() end
 ---@return string|nil message
 ---@return string|nil kind
 function Dataset:verify() end
+
+--- The records a load with on_error = "skip" set aside, in file order (a snapshot keeps them).
+---@return {line: integer, record: integer, column: integer?, name: string?, kind: string, message: string, text: string, length: integer, file: string?}[]
+function Dataset:rejects() end
 ---@param path string
 ---@return true|nil ok, string? err
 function Dataset:save(path) end

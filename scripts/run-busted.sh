@@ -12,7 +12,8 @@
 #   fuzz             each libFuzzer harness of fuzz/ for 30 s on its corpus (make fuzz-smoke):
 #                    one test per harness, failed by any finding
 # The sanitizer builds instrument the module only: their runtimes are preloaded into the
-# interpreter, and any report fails the run.
+# interpreter, and any report fails the run. CPF_SANITIZED=1 tells the specs: the thread specs
+# then sample their thread counts (every count runs in the plain runs).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p build
@@ -25,11 +26,11 @@ for config in "$@"; do
   log="build/busted-$config.tap"
   case "$config" in
     asan)
-      ASAN_OPTIONS=detect_leaks=1 CPF_BUILD_DIR=build/asan \
+      ASAN_OPTIONS=detect_leaks=1 CPF_BUILD_DIR=build/asan CPF_SANITIZED=1 \
         LD_PRELOAD="$($CC -print-file-name=libasan.so) $($CC -print-file-name=libubsan.so)" \
         lua5.4 /usr/bin/busted -o TAP --exclude-tags=no_asan >"$log" 2>&1 ;;
     tsan)
-      TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" CPF_BUILD_DIR=build/tsan \
+      TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" CPF_BUILD_DIR=build/tsan CPF_SANITIZED=1 \
         LD_PRELOAD="$($CC -print-file-name=libtsan.so)" \
         lua5.4 /usr/bin/busted -o TAP --tags=threads --exclude-tags=no_tsan >"$log" 2>&1 ;;
     fuzz)

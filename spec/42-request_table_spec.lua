@@ -63,7 +63,7 @@ describe("the request table", function()
       if f.name == "bar" then value = "dossiers" end
       if f.name == "title" then value = "Titre" end
       assert.is_string(value, f.name .. " has an example")
-      local args = { "query", q(path), f.name ~= "by" and "--by annee" or "", "--" .. f.name,
+      local args = { "query", q(path), f.name ~= "by" and "--by annee" or "", "--" .. f.name:gsub("_", "-"),
                      f.shape ~= "flag" and q(value) or "" }
       for _, c in ipairs(COMPANIONS[f.name] or {}) do args[#args + 1] = q(c) end
       local out, err, code = cpf_run(table.concat(args, " "))
@@ -109,7 +109,7 @@ describe("the request table", function()
     local out, _, code = cpf_run("query --help")
     assert.are.equal(0, code)
     for _, f in ipairs(request.fields_of("cli")) do
-      assert.is_truthy(out:find("--" .. f.name, 1, true), f.name)
+      assert.is_truthy(out:find("--" .. f.name:gsub("_", "-"), 1, true), f.name)
       local first = f.help:match("^[^\n]*")
       assert.is_truthy(out:find(first, 1, true), f.name .. ": " .. first)
     end
@@ -193,10 +193,11 @@ describe("the request table", function()
       return tag
     end
     local VALUES = { sep = ";", decimal = ".", thousands = "none", types = { nb_dossiers = "number" },
-                     parser = "libcsv",
+                     parser = "libcsv", on_error = "skip", max_rejects = 5,
                      columns = { "annee", "nb_dossiers" } }
     local fields = request.load_tag_fields()
-    assert.are.same({ "sep", "decimal", "thousands", "types", "parser", "columns" }, fields)
+    assert.are.same({ "sep", "decimal", "thousands", "on_error", "max_rejects", "types", "parser", "columns" },
+                    fields)
     local plain = tag_of {}
     assert.are.equal(plain, tag_of { threads = 1 }, "threads change nothing loaded")
     for _, name in ipairs(fields) do

@@ -667,6 +667,42 @@ describe("partial periods", function()
       { title = "s", result = ds:group_by("annee"):agg { "dossiers" }:run(), chart = false } } }:format("markdown")
     assert.is_truthy(page:find("Période partielle : " .. extraction:sub(1, 4), 1, true), page)
   end)
+
+  it("marks each change and window value on a partial period with '*' in the display formats", function()
+    local year = tonumber(extraction:sub(1, 4))
+    local res = ds:group_by("annee"):agg { "dossiers", "montant" }:run()
+      :change("dossiers", { over = "annee" }):rolling("montant", 2, { over = "annee" })
+    local n = 0
+    for _, row in ipairs(res) do
+      for _, name in ipairs { "dossiers_evol", "dossiers_evol_pct", "montant_glissant_2" } do
+        if row.annee == year and row[name] ~= nil then n = n + 1 end
+      end
+    end
+    assert.are.equal(3, n, "the partial year has its three values")
+    local text = res:format("table", { locale = "fr" })
+    local stars = select(2, text:gsub("%*", ""))
+    assert.are.equal(4, stars, "three cells and the note") -- the cells, then the note's own
+    assert.are.equal(("* période incomplète : l'extraction du %s n'en couvre qu'une partie\n"):format(extraction),
+                     text:match("[^\n]*\n$"))
+    local last = text:match("\n([^\n]*)\n[^\n]*\n$") -- the partial year's row
+    assert.are.equal(tostring(year), last:match("^%s*(%d+)"))
+    assert.are.equal(3, select(2, last:gsub("%*", "")))
+    -- the previous period's value is whole: never marked; nor is any other year
+    for line in text:gmatch("[^\n]+") do
+      if line:match("^%s*%d%d%d%d ") and not line:match("^%s*" .. year) then assert.is_nil(line:find("*", 1, true)) end
+    end
+    local md = res:format("markdown")
+    assert.are.equal(("\n\n\\* partial period: the extraction of %s covers only part of it\n"):format(extraction),
+                     md:match("\n\n[^\n]*\n$"))
+    local html = res:format("html", { chart = false, locale = "en" })
+    assert.is_truthy(html:find(('<p class="note">* partial period: the extraction of %s covers only part of it</p>')
+      :format(extraction), 1, true))
+    -- machine formats keep the values as they are
+    assert.is_nil(res:format("csv"):find("*", 1, true))
+    -- without the partial year, nothing is marked
+    local whole = res:where { annee = cpf.lt(year) }
+    assert.is_nil(whole:format("table"):find("*", 1, true))
+  end)
 end)
 
 describe("numbers written with thousands separators", function()

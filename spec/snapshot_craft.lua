@@ -9,9 +9,10 @@ local craft = {}
 craft.header_fields = {
   { "magic", 0, 8 }, { "version", 8, 4 }, { "endian", 12, 4 }, { "rows", 16, 8 },
   { "ncols", 24, 8 }, { "table_offset", 32, 8 }, { "table_size", 40, 8 }, { "tag_offset", 48, 8 },
-  { "tag_size", 56, 8 }, { "file_size", 64, 8 }, { "checksum", 72, 8 },
+  { "tag_size", 56, 8 }, { "file_size", 64, 8 }, { "rejects_offset", 72, 8 }, { "rejects_size", 80, 8 },
+  { "rejects_count", 88, 8 }, { "checksum", 96, 8 },
 }
-craft.header_size = 80
+craft.header_size = 104
 
 craft.column_fields = {
   { "type", 0, 4 }, { "width", 4, 4 }, { "scale", 8, 4 }, { "reserved", 12, 4 },
@@ -96,6 +97,20 @@ local function in_file(bytes, offset, size)
   return offset >= 0 and size >= 0 and offset <= #bytes and size <= #bytes - offset
 end
 
+-- The header's checksum recomputed (over the column table, the tag and the rejects), when
+-- they lie in the file.
+local function header_sealed(bytes, hd)
+  if hd.table_offset and in_file(bytes, hd.table_offset, hd.table_size) and hd.tag_offset and
+     in_file(bytes, hd.tag_offset, hd.tag_size) and hd.rejects_offset and
+     in_file(bytes, hd.rejects_offset, hd.rejects_size) then
+    local sum = craft.checksum(craft.checksum(0, bytes, hd.table_offset, hd.table_size), bytes,
+                               hd.tag_offset, hd.tag_size)
+    if hd.rejects_size > 0 then sum = craft.checksum(sum, bytes, hd.rejects_offset, hd.rejects_size) end
+    bytes = put(bytes, 96, pack("=i8", sum))
+  end
+  return bytes
+end
+
 --- The bytes with every checksum recomputed from the table as it now stands: each column's
 --- (name, label, data, bitmap, dictionary: what snapshot_open sums for that entry), then the
 --- header's.
@@ -125,14 +140,7 @@ function craft.reseal(bytes)
     end
     if ok then bytes = put(bytes, c.entry + 144, pack("=i8", sum)) end
   end
-  local hd = snap.header
-  if hd.table_offset and in_file(bytes, hd.table_offset, hd.table_size) and hd.tag_offset and
-     in_file(bytes, hd.tag_offset, hd.tag_size) then
-    local sum = craft.checksum(craft.checksum(0, bytes, hd.table_offset, hd.table_size), bytes,
-                               hd.tag_offset, hd.tag_size)
-    bytes = put(bytes, 72, pack("=i8", sum))
-  end
-  return bytes
+  return header_sealed(bytes, snap.header)
 end
 
 --- The bytes with header field `name` set to `value`, checksums recomputed (unless the field is
@@ -151,10 +159,7 @@ function craft.with_column(bytes, j, name, value)
   bytes = put(bytes, c.entry + f[2], pack_field(f[3], value))
   if name ~= "checksum" then return craft.reseal(bytes) end
   -- only the header's checksum, over the table that now holds the changed column checksum
-  local hd = craft.parse(bytes).header
-  local sum = craft.checksum(craft.checksum(0, bytes, hd.table_offset, hd.table_size), bytes,
-                             hd.tag_offset, hd.tag_size)
-  return put(bytes, 72, pack("=i8", sum))
+  return header_sealed(bytes, craft.parse(bytes).header)
 end
 
 --- The bytes with `s` written at byte offset `at` (0-based), checksums recomputed.

@@ -239,6 +239,20 @@ local function load_dataset(paths, lo, output)
   return cpf.load(files[1], lo)
 end
 
+-- The records a load of CSV with --on-error skip set aside, on stderr: how many, and the first
+-- ones where an editor finds them (FILE:LINE:COLUMN). A snapshot's are listed by describe.
+local function note_rejects(ds, path)
+  local rejects = ds:rejects()
+  if #rejects == 0 or cpf.is_snapshot(path) then return end
+  io.stderr:write(("cpf: %d malformed record%s set aside (--on-error skip)%s\n"):format(#rejects,
+    #rejects > 1 and "s" or "", #rejects > 5 and ", the first 5:" or ":"))
+  for i = 1, math.min(5, #rejects) do
+    local r = rejects[i]
+    io.stderr:write(("  %s:%d%s: %s\n"):format(r.file or path, r.line, r.column and (":" .. r.column) or "",
+      r.message))
+  end
+end
+
 -- ---------------------------------------------------------------- plugins and output
 
 local function run_plugins(opts)
@@ -368,6 +382,7 @@ function cli.query(args)
     if #columns > 0 and not src.snapshot then load = req:load_columns(src:columns()) end
     local ds, err = src:load(not src.snapshot and #columns > 0 and load or nil)
     if not ds then return fail(err) end
+    note_rejects(ds, pos[1])
     return answer(req, ds, where, opts, { checked = true })
   end
   if not lo.cache and #columns > 0 then
@@ -385,6 +400,7 @@ function cli.query(args)
   end
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
+  note_rejects(ds, pos[1])
   return answer(req, ds, (#pos == 1 and cpf.is_snapshot(pos[1])) and pos[1] or (pos[1] .. ":1"), opts)
 end
 
@@ -407,6 +423,7 @@ function cli.describe(args)
   local out = output_settings(opts)
   local ds, err = load_dataset(pos, lo, opts.output)
   if not ds then return fail(err) end
+  note_rejects(ds, pos[1])
   local ok, kind
   if out.format == "table" then
     -- a title line, then the table (in the file too with -o)
@@ -456,6 +473,7 @@ function cli.convert(args)
     ds, err = cpf.convert(src, out, lo)
     if not ds then return fail(err) end
   end
+  note_rejects(ds, src)
   local elapsed = core.clock() - start
   if not opts.quiet then
     local human = cpf.human_bytes

@@ -145,6 +145,13 @@ local function checked_load_options(opts, fname, path)
     error(("%s: option 'thousands' cannot be the %s too"):format(fname, th == opts.decimal and "decimal mark"
       or "separator"), 3)
   end
+  if opts.on_error ~= nil and opts.on_error ~= "fail" and opts.on_error ~= "skip" then
+    error(fname .. [[: option 'on_error' must be "fail" or "skip"]], 3)
+  end
+  local max = opts.max_rejects
+  if max ~= nil and (type(max) ~= "number" or max ~= math.floor(max) or max < 0 or max >= 2^53) then
+    error(fname .. ": option 'max_rejects' must be a whole number from 0", 3)
+  end
   local threads = opts.threads
   if threads ~= nil
      and (type(threads) ~= "number" or threads ~= math.floor(threads) or threads < 1 or threads > 64) then
@@ -160,7 +167,8 @@ end
 -- source, specs, core options, or nil, message, kind.
 local function core_options(sep, opts, progress)
   return { sep = sep, decimal = opts.decimal, thousands = opts.thousands, progress = progress,
-           libcsv_only = opts.parser == "libcsv", threads = opts.threads }
+           libcsv_only = opts.parser == "libcsv", threads = opts.threads, on_error = opts.on_error,
+           max_rejects = opts.max_rejects }
 end
 
 local function prepare_load(path, opts, progress)

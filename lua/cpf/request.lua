@@ -8,14 +8,13 @@
 local cpf = require "cpf"
 local schema = require "cpf.schema"
 local query = require "cpf.query"
-local common = require "cpf.format.common"
 local errors = require "cpf.errors"
 local transform = require "cpf.transform"
-local format = require "cpf.format"
 local rollup = require "cpf.query.rollup"
 local grammar = require "cpf.request.grammar"
 local complete = require "cpf.request.complete"
 local words = require "cpf.request.words"
+local output = require "cpf.request.output"
 
 local request = {}
 request.read_args = words.read_args -- the command line's words and the help of fields
@@ -28,92 +27,13 @@ local protect = errors.protect
 
 local texts, split_list, split_rename = grammar.texts, grammar.split_list, grammar.split_rename
 local parse_where, where_condition, measure_agg = grammar.parse_where, grammar.where_condition, grammar.measure_agg
-local agg_columns, text_options = grammar.agg_columns, grammar.text_options
+local agg_columns = grammar.agg_columns
 local parse_over, parse_rank = grammar.parse_over, grammar.parse_rank
 local whole_number = grammar.whole_number
 --- A whole number >= 0 from a number or its text, else nil (the command line's options use it).
 request.whole_number = whole_number
 request.split_join = grammar.split_join
 request.measure_forms = grammar.measure_forms
-
--- ---------------------------------------------------------------- output settings
-
-local Output = {}
-Output.__index = Output
-
-local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
-
--- settings.format: the front end's default format (the command line's table, HTTP's json);
--- settings.format_options: {format = its default options}, under the request's own.
-local function parse_output(fields, settings)
-  local fmt = fields.format or settings.format or "table"
-  if type(fmt) ~= "string" then usage(("format: text expected, got %s"):format(type(fmt))) end
-  local fo = {}
-  -- the front end's own defaults for this format (HTTP: Unicode bars, its answers being UTF-8)
-  for k, v in pairs(settings.format_options and settings.format_options[fmt] or {}) do fo[k] = v end
-  if fields.opts ~= nil then
-    if type(fields.opts) ~= "table" then usage(("opts: table expected, got %s"):format(type(fields.opts))) end
-    for k, v in pairs(fields.opts) do fo[k] = v end
-  end
-  text_options(texts(fields.opt, "opt"), fo)
-  if fields.bar ~= nil then
-    if fmt ~= "table" then usage("--bar applies to the table format") end
-    fo.bar = fields.bar
-  end
-  if fields.title ~= nil then
-    if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
-    fo.title = fields.title
-  end
-  local locale = fields.locale
-  if locale == nil then locale = settings.locale end
-  if locale ~= nil then
-    if common.option.locale(locale) then -- the display formats' own check
-      usage(("--locale must be fr, en or C, got '%s'"):format(tostring(locale)))
-    end
-    -- the formats people read; the machine formats (csv, tsv, json...) never change
-    if DISPLAY_FORMATS[fmt] and fo.locale == nil then fo.locale = locale end
-  end
-  local names = format.names()
-  local known = false
-  for _, n in ipairs(names) do if n == fmt then known = true end end
-  if not known then usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", "))) end
-  return setmetatable({ format = fmt, options = fo }, Output)
-end
-
--- A format's raise: on its options for a built-in format (usage), else the format's own fault.
-local function format_failure(self, msg)
-  if format.is_builtin(self.format) then return nil, errors.strip(msg), "usage" end
-  return nil, tostring(msg), "callback"
-end
-
---- The result in the output's format, as text; nil, message, kind on failure.
-function Output:text(res)
-  local ok, text = pcall(res.format, res, self.format, self.options)
-  if not ok then return format_failure(self, text) end
-  return text
-end
-
---- Writes the result to a file handle or a path (atomically); true, or nil, message, kind.
-function Output:write(res, target)
-  local ok, done, err, kind = pcall(res.write, res, target, self.format, self.options)
-  if not ok then return format_failure(self, done) end
-  if not done then return nil, err, kind or "io" end
-  return true
-end
-
---- What `cpf describe`, :Cpf describe and /describe show in the table format: a title line
---- (`name`, the rows, the columns), then one row per column (ds:describe(top)), never cut to
---- the terminal's width; in another format the rows alone. The text, or nil, message, kind.
-function Output:describe(ds, name, top)
-  local res = ds:describe(top)
-  if self.format ~= "table" then return self:text(res) end
-  local options = {}
-  for k, v in pairs(self.options) do options[k] = v end
-  if options.max_width == nil then options.max_width = false end
-  local body, err, kind = setmetatable({ format = self.format, options = options }, Output):text(res)
-  if not body then return nil, err, kind end
-  return ("%s: %d rows, %d columns\n"):format(name, #ds, #ds:columns()) .. body
-end
 
 -- ---------------------------------------------------------------- --change, --cumsum, --rank, --join
 
@@ -175,7 +95,8 @@ end
 --   complete  what Neovim completes for the value: "column" (a column or virtual key),
 --             "keys" (a comma list of them), "sort" (signed result columns), "measures" (the
 --             CPF measures and aggregate forms), "measure_over" (MEASURE:PERIOD), "rank"
---             (MEASURE:KEYS), "result" (a result column), "format", "locale", "file"
+--             (MEASURE:KEYS), "result" (a result column), "format", "locale", "file",
+--             "on_error"
 --   help      the help text, its first line beside the option
 --   example   a value that works on any CPF file (the specs send each field with it)
 --   lua_only  a Lua value (a table, a function) that no text front end takes
@@ -305,6 +226,12 @@ example to register a format (repeatable)]] },
     help = "decimal mark, '.' or ',' (default: either, '.' when the separator is ',')" },
   { name = "thousands", class = "load", shape = "one", arg = "C", tag = true,
     help = [[thousands separator: ' ', '.', ',', "'" or none (default: inferred)]] },
+  { name = "on_error", class = "load", shape = "one", arg = "WHAT", tag = true, complete = "on_error",
+    help = [[
+fail (the default: a malformed record stops the load) or skip (set it aside
+and go on; ds:rejects() lists them, cpf describe counts them)]] },
+  { name = "max_rejects", class = "load", shape = "one", arg = "N", tag = true,
+    help = "with --on-error skip, the records set aside at most (default 1000)" },
   { name = "threads", class = "load", shape = "one", arg = "N",
     help = "load on N threads, 1 to 64 (default: one per core)" },
   { name = "cache", class = "load", shape = "flag", help = [[
@@ -444,7 +371,7 @@ FIELD.rank.parse = function(req, values)
   for i, text in ipairs(values) do req.ranks[i] = parse_rank(text) end
 end
 
--- the output settings are read together, once the others are (parse_output)
+-- the output settings are read together, once the others are (output.parse)
 for _, f in ipairs(FIELDS) do if f.output then f.parse = no_parse end end
 
 -- A load field's parser reads the command line's text as cpf.load's option.
@@ -466,6 +393,15 @@ FIELD.thousands.parse_text = function(v)
     usage(("--thousands must be ' ', '.', ',', \"'\" or none, got '%s'"):format(v))
   end
   return v
+end
+FIELD.on_error.parse_text = function(v)
+  if v ~= "fail" and v ~= "skip" then usage(("--on-error must be fail or skip, got '%s'"):format(v)) end
+  return v
+end
+FIELD.max_rejects.parse_text = function(v)
+  local n = whole_number(v)
+  if not n then usage(("--max-rejects must be a whole number, got '%s'"):format(v)) end
+  return n
 end
 FIELD.threads.parse_text = function(v)
   local n = whole_number(v)
@@ -506,7 +442,7 @@ local function parse_fields(fields, settings)
   for _, f in ipairs(FIELDS) do
     if f.class == "request" then f.parse(req, values_of(f, fields[f.name]), fields[f.name], fields, settings) end
   end
-  req.output = parse_output(fields, settings)
+  req.output = output.parse(fields, settings)
   -- the columns the request reads, and which option asked for each (for messages)
   req.columns, req.origin = {}, {}
   local function need(name, from)
@@ -546,7 +482,7 @@ function request.output(fields, settings)
       return nil, ("output: unknown field '%s'"):format(tostring(k)), "usage"
     end
   end
-  return protect(parse_output, fields, settings or {})
+  return protect(output.parse, fields, settings or {})
 end
 
 --- The request fields of a table of options (what request.read_args gives: request, load and
@@ -792,7 +728,7 @@ end
 --- The options a front end completes: "--where", "--by"... sorted.
 function request.option_names(front)
   local names = {}
-  for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name end
+  for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name:gsub("_", "-") end
   table.sort(names)
   return names
 end

@@ -239,6 +239,13 @@ local function whole_option(v, name, what, default)
   return v
 end
 
+-- A derived column's labels, recording the period column its values compare: a value on a
+-- period the extraction covers only in part is marked by the display formats (common.partial_marks).
+local function compares(labels, over)
+  labels.compares = over
+  return labels
+end
+
 --- res:change(column, {over =, by =, lag = 1}): column_prec (the value `lag` periods before,
 --- counted on the calendar: the previous year of 2022 is 2021 even when 2021 has no row, and
 --- its value is then missing; lag = 12 over months is the same month a year before),
@@ -274,9 +281,10 @@ function transform.change(res, column, opts)
   return with_columns(res, {
     { name = prec, values = prec_v, kind = kind,
       labels = labels_from(res, column, "%s, période précédente", "%s, previous period") },
-    { name = evol, values = evol_v, kind = kind, labels = labels_from(res, column, "Évolution (%s)", "Change (%s)") },
+    { name = evol, values = evol_v, kind = kind,
+      labels = compares(labels_from(res, column, "Évolution (%s)", "Change (%s)"), over) },
     { name = pct, values = pct_v, kind = "rate",
-      labels = labels_from(res, column, "Évolution en %% (%s)", "Change in %% (%s)") },
+      labels = compares(labels_from(res, column, "Évolution en %% (%s)", "Change in %% (%s)"), over) },
   })
 end
 
@@ -388,7 +396,8 @@ function transform.rolling(res, column, n, opts)
   end
   return with_columns(res, {
     { name = name, values = out, kind = (fn == "mean" and kind == "count") and "number" or kind or "number",
-      labels = labels_from(res, column, "%s, " .. n .. " périodes glissantes", "%s, rolling " .. n .. " periods") },
+      labels = compares(labels_from(res, column, "%s, " .. n .. " périodes glissantes",
+        "%s, rolling " .. n .. " periods"), over) },
   })
 end
 

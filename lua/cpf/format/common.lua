@@ -421,6 +421,34 @@ function common.rollup_label(res, locale)
   end
 end
 
+local PARTIAL_NOTES = { fr = "* période incomplète : l'extraction du %s n'en couvre qu'une partie",
+                        en = "* partial period: the extraction of %s covers only part of it" }
+
+--- The cells of change and rolling columns (their labels' `compares`: the period column they
+--- compare) on a period the extraction covers only in part (res:partial()): a function (row,
+--- name) -> true for such a cell, which the display formats mark with "*", and the note that
+--- explains the mark (in the locale; C: English). A result without such cells: a function
+--- always false.
+function common.partial_marks(res, locale)
+  local none = function() return false end
+  if not (res.partial and res.labels) then return none end
+  local partial = {}
+  for _, p in ipairs(res:partial()) do
+    partial[p.column] = partial[p.column] or {}
+    partial[p.column][p.value] = true
+  end
+  local over = {}
+  for name, l in pairs(res:labels()) do
+    if type(l) == "table" and l.compares and partial[l.compares] then over[name] = l.compares end
+  end
+  if next(over) == nil then return none end
+  local note = (PARTIAL_NOTES[locale] or PARTIAL_NOTES.en):format(res:extraction())
+  return function(row, name)
+    local o = over[name]
+    return o ~= nil and row[o] ~= nil and partial[o][row[o]] == true
+  end, note
+end
+
 --- The result with a last column row_kind saying what each row stands for: "group", or
 --- "total", "subtotal", "others" (the machine formats' row_kind option); the result itself
 --- when it has no such column to add.

@@ -282,18 +282,22 @@ function html.table_fragment(res, opts)
   end
   parts[#parts + 1] = "</tr>\n</thead>\n<tbody>\n"
   local label = common.rollup_label(res, opts.locale)
+  local marked, note = common.partial_marks(res, opts.locale)
+  local any
   for i, row in ipairs(res) do
     local kind = res.row_kind and res:row_kind(i)
     parts[#parts + 1] = kind and ('<tr class="%s">'):format(kind) or "<tr>" -- a total or Autres: bold
     for _, c in ipairs(info) do
       local v = row[c.name]
       local numeric = c.numeric or type(v) == "number"
-      parts[#parts + 1] = (numeric and '<td class="num">' or "<td>")
-        .. html_cell(label(i, row, c.name) or common.display_text(v, c.decimals, c.opts)) .. "</td>"
+      local s = label(i, row, c.name) or common.display_text(v, c.decimals, c.opts)
+      if v ~= nil and s ~= "" and marked(row, c.name) then s, any = s .. "*", true end -- on a partial period
+      parts[#parts + 1] = (numeric and '<td class="num">' or "<td>") .. html_cell(s) .. "</td>"
     end
     parts[#parts + 1] = "</tr>\n"
   end
   parts[#parts + 1] = "</tbody>\n</table>\n"
+  if any then parts[#parts + 1] = '<p class="note">' .. html_cell(note) .. "</p>\n" end
   return table.concat(parts)
 end
 

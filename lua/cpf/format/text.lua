@@ -11,21 +11,25 @@ local terminal_text = common.terminal_text
 
 -- Each row's cell texts, per column info (numeric, decimals) from common.column_info; a total
 -- or "Autres" row says so in its first missing key (common.rollup_label), and `strong` (when
--- given) marks its cells.
+-- given) marks its cells; a change on a partial period ends with "*" (common.partial_marks).
+-- Also the note explaining "*" when a cell has it.
 local function cell_texts(res, info, fix, locale, strong)
   local rows, label = {}, common.rollup_label(res, locale)
+  local marked, note = common.partial_marks(res, locale)
+  local any
   for i, row in ipairs(res) do
     local cells = {}
     for j, c in ipairs(info) do
       local v = row[c.name]
       local s = label(i, row, c.name) or common.display_text(v, c.decimals, c.opts)
       s = fix(s, type(v) == "number")
+      if v ~= nil and s ~= "" and marked(row, c.name) then s, any = s .. "*", true end
       if strong and res:row_kind(i) and s ~= "" then s = strong(s) end
       cells[j] = s
     end
     rows[i] = cells
   end
-  return rows
+  return rows, any and note or nil
 end
 
 local check_max_width = option.count(2)
@@ -62,7 +66,7 @@ text.table = {
       header[j] = fix(info[j].title)
       widths[j] = width(header[j])
     end
-    local rows = cell_texts(res, info, fix, opts.locale)
+    local rows, note = cell_texts(res, info, fix, opts.locale)
     for _, cells in ipairs(rows) do
       for j, s in ipairs(cells) do
         local w = width(s)
@@ -98,6 +102,7 @@ text.table = {
     for j, w in ipairs(widths) do rule[j] = ("-"):rep(w) end
     line(rule)
     for i, cells in ipairs(rows) do line(cells, res[i], bars[i]) end
+    if note then out:write(note, "\n") end
   end,
 }
 
@@ -120,7 +125,7 @@ text.markdown = {
       header[j] = markdown_cell(info[j].title)
       widths[j] = math.max(3, math.min(width(header[j], MARKDOWN_ALIGN), MARKDOWN_ALIGN))
     end
-    local rows = cell_texts(res, info, markdown_cell, opts.locale, function(s) return "**" .. s .. "**" end)
+    local rows, note = cell_texts(res, info, markdown_cell, opts.locale, function(s) return "**" .. s .. "**" end)
     -- aligned up to MARKDOWN_ALIGN columns: a wider value is written whole but not padded to,
     -- so the file stays as long as its values (never rows × the widest cell)
     for _, cells in ipairs(rows) do
@@ -144,6 +149,7 @@ text.markdown = {
     end
     out:write("|", table.concat(rule, "|"), "|\n")
     for _, cells in ipairs(rows) do line(cells) end
+    if note then out:write("\n", (note:gsub("^%*", "\\*")), "\n") end
   end,
 }
 

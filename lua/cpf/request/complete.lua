@@ -100,6 +100,7 @@ function COMPLETE.rank(lead, columns)
 end
 function COMPLETE.format(lead) return matching(format.names(), lead) end
 function COMPLETE.locale(lead) return matching({ "fr", "en", "C" }, lead) end
+function COMPLETE.on_error(lead) return matching({ "fail", "skip" }, lead) end
 
 --- The candidates of kind `kind` that extend `lead` ({} for a kind that completes nothing).
 function complete.value(kind, lead, columns)

@@ -23,6 +23,8 @@ function words.read_args(args, first, known, short)
     elseif a:sub(1, 2) == "--" then
       name, inline = a:match("^%-%-([^=]+)=(.*)$")
       if not name then name = a:sub(3) end
+      -- --on-error names the field on_error (a command's own --no-bom stays as it is)
+      if not known[name] and known[(name:gsub("%-", "_"))] then name = name:gsub("%-", "_") end
     elseif a:match("^%-%a$") then
       name = short[a:sub(2)]
       if not name then return nil, ("unknown option '%s'"):format(a) end
@@ -67,7 +69,8 @@ function words.help(fields)
   local lines = {}
   local indent = (" "):rep(2 + HELP_WIDTH)
   for _, f in ipairs(fields) do
-    local option = (f.short and "-" .. f.short .. ", " or "") .. "--" .. f.name .. (f.arg and " " .. f.arg or "")
+    local option = (f.short and "-" .. f.short .. ", " or "") .. "--" .. f.name:gsub("_", "-")
+      .. (f.arg and " " .. f.arg or "")
     local first = true
     for line in (f.help .. "\n"):gmatch("([^\n]*)\n") do
       if first then

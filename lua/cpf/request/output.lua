@@ -1,0 +1,92 @@
+-- cpf.request.output — a request's output settings (format, its options, bar, title, locale)
+-- read from its fields, and what writes a result with them: text, a file, or the describe table.
+local common = require "cpf.format.common"
+local errors = require "cpf.errors"
+local format = require "cpf.format"
+local grammar = require "cpf.request.grammar"
+
+local output = {}
+
+local function usage(msg) errors.raise("usage", msg) end
+local texts, text_options = grammar.texts, grammar.text_options
+
+local Output = {}
+Output.__index = Output
+
+local DISPLAY_FORMATS = { table = true, markdown = true, html = true, svg = true }
+
+-- settings.format: the front end's default format (the command line's table, HTTP's json);
+-- settings.format_options: {format = its default options}, under the request's own.
+function output.parse(fields, settings)
+  local fmt = fields.format or settings.format or "table"
+  if type(fmt) ~= "string" then usage(("format: text expected, got %s"):format(type(fmt))) end
+  local fo = {}
+  -- the front end's own defaults for this format (HTTP: Unicode bars, its answers being UTF-8)
+  for k, v in pairs(settings.format_options and settings.format_options[fmt] or {}) do fo[k] = v end
+  if fields.opts ~= nil then
+    if type(fields.opts) ~= "table" then usage(("opts: table expected, got %s"):format(type(fields.opts))) end
+    for k, v in pairs(fields.opts) do fo[k] = v end
+  end
+  text_options(texts(fields.opt, "opt"), fo)
+  if fields.bar ~= nil then
+    if fmt ~= "table" then usage("--bar applies to the table format") end
+    fo.bar = fields.bar
+  end
+  if fields.title ~= nil then
+    if fmt ~= "html" and fmt ~= "svg" then usage("--title applies to the html and svg formats") end
+    fo.title = fields.title
+  end
+  local locale = fields.locale
+  if locale == nil then locale = settings.locale end
+  if locale ~= nil then
+    if common.option.locale(locale) then -- the display formats' own check
+      usage(("--locale must be fr, en or C, got '%s'"):format(tostring(locale)))
+    end
+    -- the formats people read; the machine formats (csv, tsv, json...) never change
+    if DISPLAY_FORMATS[fmt] and fo.locale == nil then fo.locale = locale end
+  end
+  local names = format.names()
+  local known = false
+  for _, n in ipairs(names) do if n == fmt then known = true end end
+  if not known then usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", "))) end
+  return setmetatable({ format = fmt, options = fo }, Output)
+end
+
+-- A format's raise: on its options for a built-in format (usage), else the format's own fault.
+local function format_failure(self, msg)
+  if format.is_builtin(self.format) then return nil, errors.strip(msg), "usage" end
+  return nil, tostring(msg), "callback"
+end
+
+--- The result in the output's format, as text; nil, message, kind on failure.
+function Output:text(res)
+  local ok, text = pcall(res.format, res, self.format, self.options)
+  if not ok then return format_failure(self, text) end
+  return text
+end
+
+--- Writes the result to a file handle or a path (atomically); true, or nil, message, kind.
+function Output:write(res, target)
+  local ok, done, err, kind = pcall(res.write, res, target, self.format, self.options)
+  if not ok then return format_failure(self, done) end
+  if not done then return nil, err, kind or "io" end
+  return true
+end
+
+--- What `cpf describe`, :Cpf describe and /describe show in the table format: a title line
+--- (`name`, the rows, the columns, the records set aside), then one row per column (ds:describe(top)), never cut to
+--- the terminal's width; in another format the rows alone. The text, or nil, message, kind.
+function Output:describe(ds, name, top)
+  local res = ds:describe(top)
+  if self.format ~= "table" then return self:text(res) end
+  local options = {}
+  for k, v in pairs(self.options) do options[k] = v end
+  if options.max_width == nil then options.max_width = false end
+  local body, err, kind = setmetatable({ format = self.format, options = options }, Output):text(res)
+  if not body then return nil, err, kind end
+  local rejects = ds.rejects and #ds:rejects() or 0
+  return ("%s: %d rows, %d columns%s\n"):format(name, #ds, #ds:columns(),
+    rejects > 0 and (", %d malformed record%s set aside"):format(rejects, rejects > 1 and "s" or "") or "") .. body
+end
+
+return output
