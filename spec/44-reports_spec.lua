@@ -627,6 +627,46 @@ describe("French order", function()
     assert.is_true(require("cpf.result").french_less("Hauts-de-France", "Île-de-France"))
     ds:close()
   end)
+
+  it("is what the display formats under locale fr and csv-fr show from Lua, in the result's order", function()
+    local ds = assert(cpf.load(path))
+    local res = ds:group_by("region_lieu_formation"):agg { "dossiers" }:run()
+    local french = { "À distance", "aquitaine", "Bretagne", "Hauts-de-France", "Île-de-France", "Normandie" }
+    local function names_in(text, pattern)
+      local out = {}
+      for _, want in ipairs(french) do
+        local at = text:find(pattern:format(want), 1, true)
+        assert.is_truthy(at, want)
+        out[#out + 1] = { at, want }
+      end
+      table.sort(out, function(a, b) return a[1] < b[1] end)
+      for i, x in ipairs(out) do out[i] = x[2] end
+      return out
+    end
+    assert.are.same(french, names_in(res:format("table", { locale = "fr" }), "\n%s "))
+    assert.are.same(french, names_in(res:format("markdown", { locale = "fr" }), "| %s "))
+    assert.are.same(french, names_in(res:format("html", { locale = "fr", chart = false }), "<td>%s</td>"))
+    local csv_fr = first_column(res:format("csv-fr", { bom = false }), ";")
+    table.remove(csv_fr, 1) -- the header
+    assert.are.same(french, csv_fr)
+    -- the machine formats and other locales keep byte order; a result sorted otherwise keeps it
+    assert.are.same({ "region_lieu_formation", "Bretagne", "Hauts-de-France", "Normandie", "aquitaine", "À distance",
+                      "Île-de-France" }, first_column(res:format("csv"), ","))
+    local by_files = res:sorted("-dossiers")
+    local order = {}
+    for i, r in ipairs(by_files) do order[i] = r.region_lieu_formation end
+    assert.are.same(order, names_in(by_files:format("table", { locale = "fr" }), "\n%s "))
+    -- rows made in Lua keep the order they were given in
+    local mine = cpf.result({ "region_lieu_formation" }, { { region_lieu_formation = "Île-de-France" },
+                                                           { region_lieu_formation = "Bretagne" } })
+    local text = mine:format("table", { locale = "fr" })
+    assert.is_true(text:find("Île-de-France", 1, true) < text:find("Bretagne", 1, true))
+    -- cpf.report in French
+    local page = cpf.report { title = "t", locale = "fr", sections = { { title = "s", result = res, chart = false } } }
+      :format("markdown")
+    assert.are.same(french, names_in(page, "| %s "))
+    ds:close()
+  end)
 end)
 
 describe("partial periods", function()

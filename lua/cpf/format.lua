@@ -2,6 +2,7 @@
 -- custom), res:format to a string, res:write to a path (atomically) or a file handle.
 local core = require "cpf.core"
 local common = require "cpf.format.common"
+local result = require "cpf.result"
 
 local format = {}
 
@@ -10,19 +11,21 @@ local concat = table.concat
 -- Built-in formats, loaded on first use, in the order messages list them. A preset is a
 -- format with other defaults (the caller's options still win).
 local BUILTIN_ORDER = { "csv", "csv-fr", "tsv", "json", "jsonl", "markdown", "table", "html", "svg" }
--- media: the Content-Type an HTTP answer in this format has (cpf serve).
+-- media: the Content-Type an HTTP answer in this format has (cpf serve); display: a format people
+-- read, in French order under locale fr; french: always read in French (csv-fr).
 local BUILTIN = {
   csv = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8" },
   ["csv-fr"] = { module = "cpf.format.delimited", name = "csv", media = "text/csv; charset=utf-8",
                  defaults = { sep = ";", bom = true, decimal = ",", formula_guard = true, rounded = true,
-                              row_labels = "fr" } },
+                              row_labels = "fr" }, french = true },
   tsv = { module = "cpf.format.delimited", name = "tsv", media = "text/tab-separated-values; charset=utf-8" },
   json = { module = "cpf.format.json", name = "json", media = "application/json; charset=utf-8" },
   jsonl = { module = "cpf.format.json", name = "jsonl", media = "application/x-ndjson; charset=utf-8" },
-  markdown = { module = "cpf.format.text", name = "markdown", media = "text/markdown; charset=utf-8" },
-  table = { module = "cpf.format.text", name = "table", media = "text/plain; charset=utf-8" },
-  html = { module = "cpf.format.html", name = "html", media = "text/html; charset=utf-8" },
-  svg = { module = "cpf.format.html", name = "svg", media = "image/svg+xml; charset=utf-8" },
+  markdown = { display = true, module = "cpf.format.text", name = "markdown",
+               media = "text/markdown; charset=utf-8" },
+  table = { display = true, module = "cpf.format.text", name = "table", media = "text/plain; charset=utf-8" },
+  html = { display = true, module = "cpf.format.html", name = "html", media = "text/html; charset=utf-8" },
+  svg = { display = true, module = "cpf.format.html", name = "svg", media = "image/svg+xml; charset=utf-8" },
 }
 
 --- Whether a format is one of cpf's own (a custom format's failure is its own fault).
@@ -72,7 +75,7 @@ local function resolve(res, name, opts, fname, opts_arg, level)
     if not fn then
       error(("unknown format '%s' (%s)"):format(name, concat(format.names(), ", ")), level)
     end
-    return fn, opts or {}
+    return fn, opts or {}, res
   end
   local spec = require(builtin.module)[builtin.name] -- a built-in format's module loads on first use
   local merged = {}
@@ -86,7 +89,9 @@ local function resolve(res, name, opts, fname, opts_arg, level)
   end
   local err = spec.check and spec.check(merged, res)
   if err then error(name .. ": " .. err, level) end
-  return spec.write, merged
+  -- what people read in French shows text in French order (result.french_order)
+  if builtin.french or builtin.display and merged.locale == "fr" then res = result.french_order(res) end
+  return spec.write, merged, res
 end
 
 -- ---- out: what a format writes to ----
@@ -135,7 +140,8 @@ end
 
 --- The result in a format, as a string. Raises on a bad format name or option.
 function format.to_string(res, name, opts, level)
-  local fn, merged = resolve(res, name, opts, "format", 2, level or 1)
+  local fn, merged
+  fn, merged, res = resolve(res, name, opts, "format", 2, level or 1)
   local out = new_out(nil)
   fn(res, out, merged)
   return concat(out.parts, "", 1, out.n)
@@ -183,7 +189,8 @@ function format.write(res, target, name, opts, level)
      and not (type(target) == "table" and type(target.write) == "function") then
     error(("bad argument #1 to 'write' (path or file handle expected, got %s)"):format(type(target)), level - 1)
   end
-  local fn, merged = resolve(res, name, opts, "write", 3, level - 1)
+  local fn, merged
+  fn, merged, res = resolve(res, name, opts, "write", 3, level - 1)
   if type(target) == "string" then
     return write_path(res, target, fn, merged)
   end

@@ -8,6 +8,7 @@ local common = require "cpf.format.common"
 local html = require "cpf.format.html"
 local format = require "cpf.format"
 local errors = require "cpf.errors"
+local result = require "cpf.result"
 
 local report = {}
 
@@ -125,7 +126,9 @@ function report.new(spec)
     local note = s.note
     local partial = partial_note(s.result, locale)
     if partial then note = note and note .. " " .. partial or partial end
-    self.sections[i] = { title = s.title, result = s.result, chart = s.chart, note = note, labels = s.labels }
+    -- in French, text in French order (as the display formats under locale fr)
+    local res = locale == "fr" and result.french_order(s.result) or s.result
+    self.sections[i] = { title = s.title, result = res, chart = s.chart, note = note, labels = s.labels }
   end
   return self
 end

@@ -31,6 +31,7 @@ local QUERY = setmetatable({}, { __mode = "k" })
 -- result -> { [row] = "total" | "subtotal" | "others" }: the rows that stand for several groups
 -- (cpf.query.rollup), which the formats show as such
 local ROW_KINDS = setmetatable({}, { __mode = "k" })
+local FRENCH = setmetatable({}, { __mode = "k" }) -- result -> true: sorted with collation "fr"
 
 local result = {}
 
@@ -217,6 +218,9 @@ function result.set_row_kinds(res, kinds) ROW_KINDS[res] = kinds end
 --- (for results derived from others, cpf.transform).
 function result.set_labels(res, labels) LABELS[res] = labels end
 function result.set_order(res, order) ORDER[res] = order end
+--- The specs the result's rows are in the order of, as held: {} for a query's keys, nil when
+--- the order is not known (rows made in Lua).
+function result.order_of(res) return ORDER[res] end
 
 --- Names of the key columns (a copy).
 function Result:keys()
@@ -374,11 +378,30 @@ function Result:sorted(...)
   for i, pair in ipairs(rows) do out[i] = pair[1] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = specs
+  FRENCH[res] = collation == "fr" or nil
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
   PERIODS[res] = PERIODS[self]
   QUERY[res] = QUERY[self]
   return res
+end
+
+--- The result as the display formats show it under locale fr: in its own order, text in French
+--- order (res:sorted's collation "fr", stable), when that order is known — a query's (its keys,
+--- or its order_by), or one res:sorted made; a result of rows made in Lua, one with total or
+--- Autres rows (whose places no order says), or one sorted by a column it no longer has: as it is.
+function result.french_order(res)
+  local order = ORDER[res]
+  if order == nil or ROW_KINDS[res] or FRENCH[res] then return res end -- FRENCH: ordered so already
+  local specs, has = {}, {}
+  for _, c in ipairs(COLUMNS[res]) do has[c] = true end
+  for i, s in ipairs(#order > 0 and order or KEYS[res]) do
+    if type(s) ~= "string" or not has[(s:gsub("^[-+]", ""))] then return res end
+    specs[i] = s
+  end
+  if #specs == 0 then return res end
+  specs[#specs + 1] = { collation = "fr" }
+  return res:sorted((table.unpack or unpack)(specs))
 end
 
 --- The first n rows; with {per = column or {columns}}, the first n of each group of rows that
@@ -404,6 +427,7 @@ function Result:head(n, opts)
   for i = 1, math.min(n, #self) do out[i] = self[i] end
   local res = result.new(self:columns(), out, self:keys(), KEY_ORDER[self], KINDS[self])
   ORDER[res] = ORDER[self]
+  FRENCH[res] = FRENCH[self]
   LABELS[res] = LABELS[self]
   ADDITIVE[res] = ADDITIVE[self]
   PERIODS[res] = PERIODS[self]

@@ -59,7 +59,7 @@ end
 local function assemble(res, rows, kinds)
   local out = result.new(res:columns(), rows, res:keys(), result.key_order(res), res:kinds())
   result.set_labels(out, res:labels())
-  result.set_order(out, res:order())
+  result.set_order(out, result.order_of(res))
   result.set_additive(out, result.additive(res))
   result.set_periods(out, result.periods(res))
   result.set_row_kinds(out, kinds)

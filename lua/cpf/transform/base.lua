@@ -38,7 +38,7 @@ local function derived(res, columns, rows, extra)
   end
   local out = result.new(columns, rows, res:keys(), result.key_order(res), kinds)
   result.set_labels(out, labels)
-  result.set_order(out, res:order())
+  result.set_order(out, result.order_of(res))
   result.set_additive(out, result.additive(res))
   result.set_periods(out, result.periods(res))
   result.set_query(out, result.query_of(res))
