@@ -15,11 +15,11 @@ LIBFLAG ?= -shared
 # Only luaopen_cpf_core is visible; liblua is never linked into the module.
 MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibility=hidden \
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
-MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lm -lpthread
+MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
 
 # The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
 ENGINE_SOURCES = csrc/alloc.c csrc/io.c csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/order.c \
-                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/error.c
+                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/encoding.c csrc/file_kind.c csrc/error.c
 BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c
 SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
 HEADERS = csrc/cpf.h csrc/snapshot_format.h csrc/compat.h csrc/lua_bindings.h
@@ -31,6 +31,8 @@ MODULE = $(BUILD_DIR)/cpf/core.so
 all: $(MODULE)
 
 $(MODULE): $(SOURCES) $(HEADERS) Makefile
+	@test -f $(CSV_INCDIR)/csv.h || { echo "cpf needs libcsv's header $(CSV_INCDIR)/csv.h: apt-get install libcsv-dev (Debian, Ubuntu), dnf install libcsv-devel (Fedora), brew install libcsv (Homebrew); or give CSV_INCDIR= and CSV_LIBDIR=" >&2; exit 1; }
+	@printf '#include <zlib.h>\n' | $(CC) -E -I$(CSV_INCDIR) - >/dev/null 2>&1 || { echo "cpf needs zlib's header zlib.h: apt-get install zlib1g-dev (Debian, Ubuntu), dnf install zlib-devel (Fedora); Homebrew and macOS have it" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
@@ -93,12 +95,12 @@ FUZZ_BINARIES = $(FUZZERS:%=build/fuzz/%)
 build/fuzz/result_store: fuzz/result_store.c fuzz/result_store.lua $(SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -Icsrc -I/usr/include/lua5.4 \
-	  -I$(CSV_INCDIR) -o $@ fuzz/result_store.c $(SOURCES) -llua5.4 -L$(CSV_LIBDIR) -lcsv -lm -lpthread
+	  -I$(CSV_INCDIR) -o $@ fuzz/result_store.c $(SOURCES) -llua5.4 -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
 
 build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(ENGINE_SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -Icsrc -o $@ \
-	  fuzz/$*.c fuzz/fuzz_queries.c $(ENGINE_SOURCES) -L$(CSV_LIBDIR) -lcsv -lm -lpthread
+	  fuzz/$*.c fuzz/fuzz_queries.c $(ENGINE_SOURCES) -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
 
 fuzz-build: $(FUZZ_BINARIES)
 
@@ -124,11 +126,15 @@ screenshot: all
 # A release (scripts/dist.sh): DIST_DIR/cpf-$(VERSION).tar.gz from the tracked files, its rockspec
 # DIST_DIR/rockspec/cpf-$(VERSION)-1.rockspec (source: DIST_URL, by default the tarball's file://
 # path) and DIST_DIR/cpf-$(VERSION)-1.src.rock, which installs offline.
+# DIST_GIT=git+https://host/owner/cpf.git: the rockspec to publish fetches the tag vVERSION
+# from there; DIST_HOMEPAGE its homepage (default: DIST_GIT's address).
 VERSION ?=
 DIST_DIR ?= .
 DIST_URL ?=
+DIST_GIT ?=
+DIST_HOMEPAGE ?=
 dist:
-	bash scripts/dist.sh "$(VERSION)" "$(DIST_DIR)" "$(DIST_URL)"
+	bash scripts/dist.sh "$(VERSION)" "$(DIST_DIR)" "$(DIST_URL)" "$(DIST_GIT)" "$(DIST_HOMEPAGE)"
 
 # Everything slow: the suite (sanitizers included), the allocation-failure sweep over every
 # allocation (CPF_OOM_SWEEP=all; CI samples one in seven) on Lua 5.4 and under ASan, writers

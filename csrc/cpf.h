@@ -210,6 +210,15 @@ static inline double column_number_at(const cpf_column *col, size_t row) {
  * value (as == says). */
 static inline double normalize_zero(double d) { return d == 0 ? 0.0 : d; }
 
+/* ---- encoding.c: UTF-8 checked, or Windows-1252 / Latin-1 made UTF-8 ---- */
+typedef enum { CPF_ENCODING_UTF8 = 0, CPF_ENCODING_CP1252, CPF_ENCODING_LATIN1 } cpf_encoding;
+/* Where s[0..n) stops being valid UTF-8: n when it is valid throughout. */
+size_t utf8_invalid_at(const char *s, size_t n);
+/* s[0..n) in that encoding as UTF-8 into out (3 * n bytes at most); the length written. */
+size_t to_utf8(const char *s, size_t n, cpf_encoding encoding, char *out);
+/* Every value of a frozen dictionary made UTF-8 (distinct values stay distinct); -1: no memory. */
+int dictionary_to_utf8(cpf_dictionary *dict, cpf_encoding encoding);
+
 /* ---- rejects.c: the records a load sets aside (on_error = "skip") ----
  * Held as the entries of snapshot_format.h back to back: a snapshot stores them as they are. */
 typedef enum { CPF_REJECT_FIELDS = 1, CPF_REJECT_VALUE, CPF_REJECT_QUOTE } cpf_reject_kind;
@@ -270,6 +279,16 @@ int dataset_find_column(const cpf_dataset *ds, const char *name); /* index or -1
 cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char *const *sources,
                             cpf_error *err);
 
+/* ---- file_kind.c: gzip, and the files that are no CSV ---- */
+int is_gzip(const char *p, size_t n);
+/* What the first bytes say the file is when it is a kind cpf does not read (a workbook, an
+ * archive, a PDF, an HTML page...), with what to do; NULL for anything else. */
+const char *foreign_file_kind(const char *p, size_t n);
+/* The whole gzip stream: `already` (bytes of it read before), then fd read to its end,
+ * inflated into a malloc'd buffer (several members one after another too). */
+int inflate_file(int fd, const char *path, const char *already, size_t already_len, char **out,
+                 size_t *out_len, cpf_error *err);
+
 /* ---- loader.c ---- */
 typedef struct {
   char sep;               /* 0: detect from the header */
@@ -296,6 +315,9 @@ typedef struct {
    * in the dataset's rejects and the load goes on; more than max_rejects stops it. */
   int skip_bad_records;
   size_t max_rejects;
+  /* the file's text: UTF-8 (checked: a value that is not is an error naming its row, even with
+   * on_error = "skip"), or Windows-1252 / Latin-1, made UTF-8 */
+  cpf_encoding encoding;
 } cpf_load_options;
 
 typedef struct {

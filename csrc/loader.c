@@ -21,6 +21,7 @@
 #endif
 
 #include "cpf.h"
+#include "snapshot_format.h"
 
 #define PROGRESS_EVERY (16u << 20)
 
@@ -611,6 +612,27 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     src->prefix = src->bytes;
     src->prefix_len = src->size;
   }
+  if (is_gzip(src->prefix, src->prefix_len)) {
+    /* read whole into memory on this thread (the change check is the compressed file's, at the
+     * end of this read); then the rest as any source in memory */
+    char *bytes;
+    size_t size;
+    if (inflate_file(src->fd, path, regular ? NULL : src->bytes, regular ? 0 : src->size, &bytes, &size, err) != 0)
+      return source_fail(src);
+    if (regular && source_unchanged(src, err) != 0) { free(bytes); return source_fail(src); }
+    if (src->prefix != src->bytes) free(src->prefix);
+    free(src->bytes);
+    src->bytes = src->prefix = bytes;
+    src->size = src->prefix_len = size;
+    regular = 0;
+    whole = 1;
+  } else {
+    const char *foreign = foreign_file_kind(src->prefix, src->prefix_len);
+    if (foreign) {
+      cpf_error_set(err, CPF_ERR_DATA, "%s: %s", path, foreign);
+      return source_fail(src);
+    }
+  }
   src->start = bom_length(src->prefix, src->prefix_len);
   if (whole && only_blank(src->prefix + src->start, src->prefix_len - src->start)) {
     cpf_error_set(err, CPF_ERR_DATA, "%s: empty file: no header line", path);
@@ -1089,6 +1111,78 @@ static void too_many_rejects(const cpf_source *src, const cpf_load_options *opts
   free(buf);
 }
 
+/* ---- the text of the string columns ---- */
+
+/* The record of row `row` (0-based, of the rows kept): the header and the records set aside
+ * before it counted back in. */
+static size_t record_of_row(const cpf_rejects *rejects, size_t row) {
+  size_t record = row + 2, offset = 0, n;
+  for (n = 0; n < rejects->count; n++) {
+    snap_reject e;
+    const char *name, *message, *text, *file;
+    offset = rejects_entry(rejects, offset, &e, &name, &message, &text, &file);
+    if (e.record <= record) record++;
+  }
+  return record;
+}
+
+/* The string columns' text: made UTF-8 from the file's encoding, or checked to be UTF-8. A
+ * value that is not fails the load at its first row, with what to do: a file that is not UTF-8
+ * is refused whole (never loaded as bytes no condition can match), on_error = "skip" or not. */
+static int columns_text(cpf_dataset *ds, size_t ncols, const cpf_load_options *opts, const char *path,
+                        cpf_error *err) {
+  size_t j, first_row = SIZE_MAX, first_col = 0, len, i, k = 0;
+  uint32_t bad_code = 0, c;
+  char shown[60 * 4 + 1];
+  const char *v;
+  for (j = 0; j < ncols; j++) {
+    cpf_column *col = &ds->cols[j];
+    unsigned char *bad = NULL;
+    size_t r;
+    if (col->skipped || col->type != CPF_TYPE_STRING) continue;
+    if (opts->encoding != CPF_ENCODING_UTF8) {
+      if (dictionary_to_utf8(&col->dict, opts->encoding) != 0) {
+        cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
+        return -1;
+      }
+      continue;
+    }
+    for (c = 0; c < col->dict.count; c++) {
+      v = dictionary_value(&col->dict, c, &len);
+      if (utf8_invalid_at(v, len) == len) continue;
+      if (!bad && !(bad = cpf_calloc(col->dict.count, 1))) {
+        cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
+        return -1;
+      }
+      bad[c] = 1;
+    }
+    for (r = 0; bad && r < ds->rows && r < first_row; r++)
+      if (column_is_valid(col, r) && bad[column_code_at(col, r)]) {
+        first_row = r;
+        first_col = j;
+        bad_code = column_code_at(col, r);
+      }
+    free(bad);
+  }
+  if (first_row == SIZE_MAX) return 0;
+  /* the value as it is, a byte that is not UTF-8 as \xHH */
+  v = dictionary_value(&ds->cols[first_col].dict, bad_code, &len);
+  for (i = 0; i < len && i < 60;) {
+    size_t ok = utf8_invalid_at(v + i, len - i < 60 - i ? len - i : 60 - i);
+    memcpy(shown + k, v + i, ok);
+    k += ok;
+    i += ok;
+    if (i < len && i < 60) k += (size_t)snprintf(shown + k, 5, "\\x%02X", (unsigned char)v[i++]);
+  }
+  shown[k] = '\0';
+  cpf_error_at(err, CPF_ERR_DATA, record_of_row(&ds->rejects, first_row), first_col + 1,
+               "%s:%zu:%zu: %s: not UTF-8 text: \"%s%s\"; a French file that is not UTF-8 is most often "
+               "Windows-1252: load it with --encoding cp1252 (encoding = \"cp1252\")", path,
+               record_of_row(&ds->rejects, first_row), first_col + 1, ds->cols[first_col].name, shown,
+               len > 60 ? "..." : "");
+  return -1;
+}
+
 cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
                          const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   const char *path = src->path;
@@ -1221,14 +1315,15 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
     free(merges);
   }
   ds->rows = rows;
+  if (!err->code && rejected > 0)
+    collect_rejects(&ds->rejects, src, jobs, nchunks, specs, ncols, err);
+  if (!err->code) columns_text(ds, ncols, opts, path, err);
   { /* keep the columns asked for, in file order */
     size_t kept = 0;
     for (j = 0; j < ncols; j++)
       if (!ds->cols[j].skipped) ds->cols[kept++] = ds->cols[j];
     ds->ncols = kept;
   }
-  if (!err->code && rejected > 0)
-    collect_rejects(&ds->rejects, src, jobs, nchunks, specs, ncols, err);
   if (!err->code && opts->monitor && opts->monitor(opts->monitor_ud, src->size, src->size, ds->rows))
     cpf_error_set(err, CPF_ERR_CANCELLED, "%s: load cancelled", path);
   if (!err->code && opts->progress) /* a cancel here sets err too */

@@ -47,9 +47,19 @@ static int source_starts_with(lua_State *L) {
 }
 
 /* source:header([sep]) -> labels, separator | nil, message */
+/* The encoding option's value (checked by cpf.load): "cp1252", "latin1", else UTF-8. */
+static cpf_encoding encoding_of(const char *name) {
+  if (name && strcmp(name, "cp1252") == 0) return CPF_ENCODING_CP1252;
+  if (name && strcmp(name, "latin1") == 0) return CPF_ENCODING_LATIN1;
+  return CPF_ENCODING_UTF8;
+}
+
+/* source:header(sep, encoding) -> labels (UTF-8), separator | nil, message, kind: a header that
+ * is not UTF-8 is refused unless an encoding says how to read it. */
 static int source_header(lua_State *L) {
   cpf_source *src = check_source(L, 1);
   const char *sep_arg = luaL_optstring(L, 2, "");
+  cpf_encoding encoding = encoding_of(luaL_optstring(L, 3, "utf-8"));
   char sep_found = 0;
   char **labels = NULL;
   size_t count = 0, i;
@@ -58,6 +68,14 @@ static int source_header(lua_State *L) {
   if (loader_read_header(src, sep_arg[0], &labels, &count, &sep_found, &err) != 0) {
     return push_failure(L, &err);
   }
+  for (i = 0; encoding == CPF_ENCODING_UTF8 && i < count; i++)
+    if (utf8_invalid_at(labels[i], strlen(labels[i])) < strlen(labels[i])) {
+      cpf_error_at(&err, CPF_ERR_DATA, 1, i + 1, "%s:1:%zu: the header is not UTF-8 text; a French file that is "
+                   "not UTF-8 is most often Windows-1252: load it with --encoding cp1252 (encoding = \"cp1252\")",
+                   src->path, i + 1);
+      loader_free_header(labels, count);
+      return push_failure(L, &err);
+    }
   /* copy into Lua, then free: a Lua allocation error would leak them, so make room first */
   if (!lua_checkstack(L, 4)) {
     loader_free_header(labels, count);
@@ -65,7 +83,14 @@ static int source_header(lua_State *L) {
   }
   lua_createtable(L, (int)count, 0);
   for (i = 0; i < count; i++) {
-    lua_pushstring(L, labels[i]);
+    if (encoding == CPF_ENCODING_UTF8) {
+      lua_pushstring(L, labels[i]);
+    } else { /* a label is short (the header is within 1 MiB): its UTF-8 text on the stack */
+      size_t n = strlen(labels[i]);
+      char *out = lua_newuserdata(L, 3 * n + 1);
+      lua_pushlstring(L, out, to_utf8(labels[i], n, encoding, out));
+      lua_remove(L, -2);
+    }
     lua_rawseti(L, -2, (int)i + 1);
   }
   loader_free_header(labels, count);
@@ -133,6 +158,9 @@ static void read_load_options(lua_State *L, int t, cpf_load_options *opts) {
   /* checked by cpf.load: on_error "fail" or "skip", max_rejects a whole number */
   lua_getfield(L, t, "on_error");
   opts->skip_bad_records = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "skip") == 0;
+  lua_pop(L, 1);
+  lua_getfield(L, t, "encoding");
+  opts->encoding = encoding_of(lua_tostring(L, -1));
   lua_pop(L, 1);
   lua_getfield(L, t, "max_rejects");
   opts->max_rejects = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 1000;

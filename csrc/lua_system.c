@@ -64,6 +64,33 @@ static int file_kind(lua_State *L) {
 
 /* core.output_file(path) -> writer | nil, message: a temporary beside path, renamed over it by
  * writer:commit(); writer:abort() (or the collector) removes it. */
+/* core.make_dirs(path) -> true | nil, "path: reason", "io": the folder and its missing
+ * parents, as mkdir -p (an existing folder is fine) */
+static int make_dirs(lua_State *L) {
+  size_t len, i;
+  const char *path = luaL_checklstring(L, 1, &len);
+  char *p;
+  struct stat st;
+  if (len == 0) return luaL_argerror(L, 1, "empty path");
+  p = lua_newuserdata(L, len + 1);
+  memcpy(p, path, len + 1);
+  for (i = 1; i <= len; i++) {
+    if (i < len && p[i] != '/') continue;
+    p[i] = '\0';
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return push_stat_failure(L, p);
+    if (stat(p, &st) != 0) return push_stat_failure(L, p);
+    if (!S_ISDIR(st.st_mode)) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: not a folder", p);
+      lua_pushliteral(L, "io");
+      return 3;
+    }
+    if (i < len) p[i] = '/';
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int output_file_new(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   output_file *out = lua_newuserdata(L, sizeof *out);
@@ -224,7 +251,8 @@ static const luaL_Reg system_functions[] = {
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
   {"load_threads", load_threads},     {"exec", exec_program},           {"number_text", number_text},
   {"fixed_text", fixed_text},         {"fail_allocation", fail_allocation},
-  {"allocations_left", allocations_left}, {"fail_io", fail_io}, {"io_left", io_left}, {NULL, NULL}};
+  {"allocations_left", allocations_left}, {"fail_io", fail_io}, {"io_left", io_left},
+  {"make_dirs", make_dirs},           {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

@@ -31,6 +31,10 @@ external_dependencies = {
     header = "csv.h",
     library = "csv",
   },
+  ZLIB = {
+    header = "zlib.h",
+    library = "z",
+  },
 }
 
 build = {
@@ -51,6 +55,7 @@ build = {
     ["cpf.request.complete"] = "lua/cpf/request/complete.lua",
     ["cpf.request.words"] = "lua/cpf/request/words.lua",
     ["cpf.request.output"] = "lua/cpf/request/output.lua",
+    ["cpf.suggest"] = "lua/cpf/suggest.lua",
     ["cpf.query.rollup"] = "lua/cpf/query/rollup.lua",
     ["cpf.errors"] = "lua/cpf/errors.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
@@ -88,12 +93,14 @@ build = {
         "csrc/snapshot.c",
         "csrc/output_file.c",
         "csrc/rejects.c",
+        "csrc/encoding.c",
+        "csrc/file_kind.c",
         "csrc/error.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(CSV_INCDIR)" },
-      libdirs = { "$(CSV_LIBDIR)" },
-      libraries = { "csv", "m", "pthread" },
+      incdirs = { "$(CSV_INCDIR)", "$(ZLIB_INCDIR)" },
+      libdirs = { "$(CSV_LIBDIR)", "$(ZLIB_LIBDIR)" },
+      libraries = { "csv", "z", "m", "pthread" },
     },
   },
   install = {

@@ -8,7 +8,7 @@
 # `screenshot` adds Chromium (scripts/screenshot.sh).
 set -euo pipefail
 what=${1:-test}
-packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev)
+packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev zlib1g-dev)
 if [ "$what" = test ]; then
   packages+=(luajit2 libluajit2-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua-busted
              lua-check luarocks locales clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 neovim

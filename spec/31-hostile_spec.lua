@@ -45,8 +45,11 @@ local files = {
     err = "PATH:1:1: a NUL byte in the header (column 1's name)" },
   { "control bytes shown escaped", H .. "Validé;2\1\127;10.00\n",
     err = 'PATH:2:2: nb_dossiers: expected an integer, got "2\\x01\\x7F"' },
-  { "Latin-1 bytes kept as they are", H .. "Valid\233;2;10.00\n",
-    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "Valid\233", 2, 10 } } },
+  { "Latin-1 bytes refused as text that is not UTF-8", H .. "Valid\233;2;10.00\n",
+    err = 'PATH:2:1: statut_dossier: not UTF-8 text: "Valid\\xE9"; a French file that is not UTF-8 is most often '
+      .. 'Windows-1252: load it with --encoding cp1252 (encoding = "cp1252")' },
+  { "Latin-1 bytes read with encoding = latin1", H .. "Valid\233;2;10.00\n", { encoding = "latin1" },
+    cols = "statut_dossier:string nb_dossiers:integer montant_engage:decimal", rows = { { "Validé", 2, 10 } } },
   { "CR-only line endings", "statut_dossier;nb_dossiers\rValidé;2\rRejeté;3\r",
     cols = "statut_dossier:string nb_dossiers:integer", rows = { { "Validé", 2 }, { "Rejeté", 3 } } },
   { "CRLF and LF mixed", "statut_dossier;nb_dossiers\r\nValidé;2\nRejeté;3\r\n",

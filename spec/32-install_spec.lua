@@ -72,6 +72,22 @@ if _VERSION == "Lua 5.4" and not jit then
       sh("luarocks lint rockspec/cpf-scm-1.rockspec")
     end)
 
+    it("takes a git+https source at the tag and a homepage for the rockspec to publish (DIST_GIT)", function()
+      local out = tmp .. "/git"
+      sh(("make -s --no-print-directory dist VERSION=%s DIST_DIR=%s DIST_GIT=%s 2>/dev/null")
+        :format(version, q(out), "git+https://example.org/cpf/cpf.git"))
+      local text = h.read_file(out .. "/rockspec/cpf-" .. version .. "-1.rockspec")
+      assert.is_truthy(text:find('source = {\n  url = "git+https://example.org/cpf/cpf.git",\n  tag = "v'
+        .. version .. '",\n}', 1, true), text)
+      assert.is_truthy(text:find('homepage = "https://example.org/cpf/cpf"', 1, true), text)
+      sh("luarocks lint " .. q(out .. "/rockspec/cpf-" .. version .. "-1.rockspec"))
+      assert.is_truthy(io.open(out .. "/cpf-" .. version .. "-1.src.rock"), "the offline rock, from the tarball")
+      local _, err, code = h.run(("make -s --no-print-directory dist VERSION=%s DIST_DIR=%s DIST_GIT=http://x")
+        :format(version, q(out)))
+      assert.are_not.equal(0, code)
+      assert.is_truthy(err:find("make dist: DIST_GIT=git+https://... expected, got 'http://x'", 1, true), err)
+    end)
+
     it("refuses a version other than the module's, and one that is not x.y.z", function()
       local _, err, code = h.run("make -s --no-print-directory dist VERSION=9.9.9 DIST_DIR=" .. q(tmp .. "/bad"))
       assert.are_not.equal(0, code)

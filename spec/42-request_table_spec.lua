@@ -193,11 +193,11 @@ describe("the request table", function()
       return tag
     end
     local VALUES = { sep = ";", decimal = ".", thousands = "none", types = { nb_dossiers = "number" },
-                     parser = "libcsv", on_error = "skip", max_rejects = 5,
+                     parser = "libcsv", on_error = "skip", max_rejects = 5, encoding = "latin1",
                      columns = { "annee", "nb_dossiers" } }
     local fields = request.load_tag_fields()
-    assert.are.same({ "sep", "decimal", "thousands", "on_error", "max_rejects", "types", "parser", "columns" },
-                    fields)
+    assert.are.same({ "sep", "decimal", "thousands", "encoding", "on_error", "max_rejects", "types", "parser",
+                      "columns" }, fields)
     local plain = tag_of {}
     assert.are.equal(plain, tag_of { threads = 1 }, "threads change nothing loaded")
     for _, name in ipairs(fields) do

@@ -314,6 +314,8 @@ function cli.demo(args)
   local rows = opts.rows and whole_number(opts.rows) or 200000
   if not rows then return usage_error("--rows must be a whole number", "demo") end
   local dir = pos[1] or os.getenv("TMPDIR") or "/tmp"
+  local made, merr = core.make_dirs(dir) -- `cpf demo DIR` makes DIR
+  if not made then return fail(merr) end
   local path = dir .. "/cpf-demo.csv"
   io.stderr:write(("cpf: generating %d rows into %s\n"):format(rows, path))
   local ok, err = require("cpf.gen").write(path, rows, { seed = 2026 }) -- loaded for gen and demo only

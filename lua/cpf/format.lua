@@ -3,6 +3,7 @@
 local core = require "cpf.core"
 local common = require "cpf.format.common"
 local result = require "cpf.result"
+local suggest = require "cpf.suggest"
 
 local format = {}
 
@@ -73,7 +74,8 @@ local function resolve(res, name, opts, fname, opts_arg, level)
   if not builtin then
     local fn = custom[name]
     if not fn then
-      error(("unknown format '%s' (%s)"):format(name, concat(format.names(), ", ")), level)
+      error(("unknown format '%s' (%s)%s"):format(name, concat(format.names(), ", "),
+        suggest.hint(name, format.names())), level)
     end
     return fn, opts or {}, res
   end
@@ -170,6 +172,15 @@ end
 --- Writes a text to a path as write_path does (a temporary renamed over it once complete):
 --- true, or nil, message, kind.
 function format.write_text(path, text)
+  local file_kind = core.file_kind(path)
+  if file_kind == "fifo" or file_kind == "device" then -- written to, not replaced
+    local handle, err = io.open(path, "wb")
+    if not handle then return nil, err, "io" end
+    local ok, werr = handle:write(text)
+    handle:close()
+    if not ok then return nil, path .. ": " .. tostring(werr), "io" end
+    return true
+  end
   local file, err, kind = core.output_file(path)
   if not file then return nil, err, kind end
   local ok
@@ -192,7 +203,14 @@ function format.write(res, target, name, opts, level)
   local fn, merged
   fn, merged, res = resolve(res, name, opts, "write", 3, level - 1)
   if type(target) == "string" then
-    return write_path(res, target, fn, merged)
+    -- a FIFO or a character device (/dev/null, /dev/stdout) is written to, not replaced
+    local file_kind = core.file_kind(target)
+    if file_kind ~= "fifo" and file_kind ~= "device" then return write_path(res, target, fn, merged) end
+    local handle, err = io.open(target, "wb")
+    if not handle then return nil, err, "io" end
+    local ok, werr, wkind = format.write(res, handle, name, merged)
+    handle:close()
+    return ok, werr and target .. ": " .. werr, wkind
   end
   local out = new_out(target)
   fn(res, out, merged)

@@ -68,7 +68,7 @@ local load_cached, cache_tag -- defined with the snapshots below
 -- source, specs, separator, or nil, message, kind.
 -- The columns an open CSV source's header gives: specs, separator, or nil, message, kind.
 local function read_header(source, path, opts)
-  local labels, sep, kind = source:header(opts.sep)
+  local labels, sep, kind = source:header(opts.sep, opts.encoding)
   if not labels then return nil, sep, kind end
   local specs, err
   specs, err, kind = schema.resolve(labels, opts.types)
@@ -92,7 +92,7 @@ function cpf.header(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'header' (string expected, got %s)"):format(type(path)), 2)
   end
-  opts = check_options(opts, { sep = true, types = true }, "header")
+  opts = check_options(opts, { sep = true, types = true, encoding = true }, "header")
   local file, err = core.file_kind(path)
   if file ~= "regular" then
     if not file then return nil, err, "io" end
@@ -145,6 +145,10 @@ local function checked_load_options(opts, fname, path)
     error(("%s: option 'thousands' cannot be the %s too"):format(fname, th == opts.decimal and "decimal mark"
       or "separator"), 3)
   end
+  local enc = opts.encoding
+  if enc ~= nil and enc ~= "utf-8" and enc ~= "cp1252" and enc ~= "latin1" then
+    error(fname .. [[: option 'encoding' must be "utf-8", "cp1252" or "latin1"]], 3)
+  end
   if opts.on_error ~= nil and opts.on_error ~= "fail" and opts.on_error ~= "skip" then
     error(fname .. [[: option 'on_error' must be "fail" or "skip"]], 3)
   end
@@ -168,7 +172,7 @@ end
 local function core_options(sep, opts, progress)
   return { sep = sep, decimal = opts.decimal, thousands = opts.thousands, progress = progress,
            libcsv_only = opts.parser == "libcsv", threads = opts.threads, on_error = opts.on_error,
-           max_rejects = opts.max_rejects }
+           max_rejects = opts.max_rejects, encoding = opts.encoding }
 end
 
 local function prepare_load(path, opts, progress)

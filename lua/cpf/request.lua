@@ -15,6 +15,7 @@ local grammar = require "cpf.request.grammar"
 local complete = require "cpf.request.complete"
 local words = require "cpf.request.words"
 local output = require "cpf.request.output"
+local suggest = require "cpf.suggest"
 
 local request = {}
 request.read_args = words.read_args -- the command line's words and the help of fields
@@ -96,7 +97,7 @@ end
 --             "keys" (a comma list of them), "sort" (signed result columns), "measures" (the
 --             CPF measures and aggregate forms), "measure_over" (MEASURE:PERIOD), "rank"
 --             (MEASURE:KEYS), "result" (a result column), "format", "locale", "file",
---             "on_error"
+--             "on_error", "encoding"
 --   help      the help text, its first line beside the option
 --   example   a value that works on any CPF file (the specs send each field with it)
 --   lua_only  a Lua value (a table, a function) that no text front end takes
@@ -226,6 +227,9 @@ example to register a format (repeatable)]] },
     help = "decimal mark, '.' or ',' (default: either, '.' when the separator is ',')" },
   { name = "thousands", class = "load", shape = "one", arg = "C", tag = true,
     help = [[thousands separator: ' ', '.', ',', "'" or none (default: inferred)]] },
+  { name = "encoding", class = "load", shape = "one", arg = "ENC", tag = true, complete = "encoding",
+    help = [[the file's text: utf-8 (the default, checked), cp1252 (Windows-1252, what
+Excel writes in France) or latin1]] },
   { name = "on_error", class = "load", shape = "one", arg = "WHAT", tag = true, complete = "on_error",
     help = [[
 fail (the default: a malformed record stops the load) or skip (set it aside
@@ -394,6 +398,13 @@ FIELD.thousands.parse_text = function(v)
   end
   return v
 end
+FIELD.encoding.parse_text = function(v)
+  local known = { ["utf-8"] = "utf-8", utf8 = "utf-8", cp1252 = "cp1252", ["windows-1252"] = "cp1252",
+                  latin1 = "latin1", ["iso-8859-1"] = "latin1" }
+  local e = known[v:lower()]
+  if not e then usage(("--encoding must be utf-8, cp1252 or latin1, got '%s'"):format(v)) end
+  return e
+end
 FIELD.on_error.parse_text = function(v)
   if v ~= "fail" and v ~= "skip" then usage(("--on-error must be fail or skip, got '%s'"):format(v)) end
   return v
@@ -507,12 +518,37 @@ function request.load_options(opts)
   end)
 end
 
+-- The names a request may use for columns (names, labels, the virtual keys), for suggestions.
+local function column_names(columns)
+  local names = {}
+  for _, c in ipairs(columns) do
+    names[#names + 1] = c.name
+    if c.label and c.label ~= c.name then names[#names + 1] = c.label end
+  end
+  for name in pairs(schema.virtual_keys) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- A header read as one column that another separator would split: what to give.
+local function other_separator(columns)
+  if #columns ~= 1 or not columns[1].label then return "" end
+  for _, sep in ipairs { ";", ",", "\t", "|" } do
+    if columns[1].label:find(sep, 1, true) then
+      return ("; the header is one column, which '%s' splits: give --sep '%s'"):format(sep == "\t" and "\\t" or sep,
+        sep == "\t" and "\\t" or sep)
+    end
+  end
+  return ""
+end
+
 --- Whether the columns (ds:columns() or cpf.header()) have every column the request reads:
 --- true, or nil, "[where: ]unknown column 'x' (--where 'x=1')", "data".
 function Request:check(columns, where)
   for _, name in ipairs(self.columns) do
     if not schema.find_column(columns, name) then
-      return nil, ("%sunknown column '%s' (%s)"):format(where and where .. ": " or "", name, self.origin[name]), "data"
+      return nil, ("%sunknown column '%s' (%s)%s"):format(where and where .. ": " or "", name, self.origin[name],
+        suggest.hint(name, column_names(columns)) .. other_separator(columns)), "data"
     end
   end
   return true
@@ -585,6 +621,29 @@ local function derive(self, res)
   return res
 end
 
+-- A result's notes of --where values that match nothing (Request:notes).
+local UNMATCHED = setmetatable({}, { __mode = "k" })
+
+-- The --where values (= and !=) a text column has no row of — a typo, a missing accent: a note
+-- each, with the closest value it has; the answer itself is the same.
+local function unmatched_values(self, ds)
+  local notes, columns = {}, ds:columns()
+  for _, w in ipairs(self.wheres) do
+    local c = schema.find_column(columns, w.column)
+    if c and not c.virtual and c.type == "string" and (w.op == "=" or w.op == "!=") then
+      local values, has = ds:dictionary(c.name), {}
+      for _, v in ipairs(values) do has[v] = true end
+      for _, v in ipairs(grammar.split_values(w.value)) do
+        if v ~= "" and not has[v] then
+          notes[#notes + 1] = ("note: --where '%s': no row has %s '%s'%s"):format(w.text, c.name, v,
+            #values <= 50000 and suggest.hint(v, values) or "")
+        end
+      end
+    end
+  end
+  return notes
+end
+
 local function run(self, ds)
   local q = build_query(self, ds)
   local res = derive(self, q:run())
@@ -619,6 +678,7 @@ local function run(self, ds)
   -- the rows that stand for several groups: the query run again over the rows they cover
   if self.others then res = rollup.others(q, res, self.per) end
   if self.totals then res = rollup.totals(q, res) end
+  UNMATCHED[res] = unmatched_values(self, ds)
   return res
 end
 
@@ -652,10 +712,12 @@ function Request:load_columns(columns)
   return out
 end
 
---- What a person should know of a result before reading it: a note for each period the
---- extraction covers only in part, when the request compares periods (--change, --rolling).
+--- What a person should know of a result before reading it: a note for each --where value no
+--- row has (with the closest value the column has), and for each period the extraction covers
+--- only in part when the request compares periods (--change, --rolling).
 function Request:notes(res)
   local notes = {}
+  for i, note in ipairs(UNMATCHED[res] or {}) do notes[i] = note end
   if #self.changes == 0 and #self.rollings == 0 then return notes end
   for _, p in ipairs(res.partial and res:partial() or {}) do
     notes[#notes + 1] = ("note: %s %s is partial: the extraction of %s covers part of it, so its changes and "

@@ -3,6 +3,7 @@
 -- order_by, limit, having). Nothing here reads a dataset: cpf.query.compile turns a Query into
 -- a plan, cpf.query.run runs it (cpf.query puts the stages together).
 local schema = require "cpf.schema"
+local suggest = require "cpf.suggest"
 
 local q = {}
 
@@ -304,7 +305,12 @@ local function measure(name)
   local refusal = schema.measure_refusal(name)
   if refusal then error(refusal, 0) end
   local m = q.measures[name]
-  if not m then error(("unknown measure '%s'"):format(tostring(name)), 0) end
+  if not m then
+    local names = {}
+    for n in pairs(q.measures) do names[#names + 1] = n end
+    table.sort(names)
+    error(("unknown measure '%s'%s"):format(tostring(name), suggest.hint(name, names)), 0)
+  end
   return m
 end
 

@@ -5,6 +5,7 @@
 -- bounds on months and dates become ranges of stored values, keys and aggregates C structures.
 local core = require "cpf.core"
 local schema = require "cpf.schema"
+local suggest = require "cpf.suggest"
 local result = require "cpf.result"
 local q = require "cpf.query.build"
 
@@ -44,7 +45,11 @@ local function resolve_column(ctx, name, what)
   if info then
     error(("%s: '%s' is a key computed from the column '%s', not a column"):format(what, name, info.column.name), 0)
   end
-  error(("%s: unknown column '%s'"):format(what, name), 0)
+  local names = {}
+  for _, c in ipairs(ctx.column_list) do names[#names + 1] = c.name end
+  for key in pairs(schema.virtual_keys) do names[#names + 1] = key end
+  table.sort(names)
+  error(("%s: unknown column '%s'%s"):format(what, name, suggest.hint(name, names)), 0)
 end
 
 -- The constructors of the period keys a virtual name may compute.

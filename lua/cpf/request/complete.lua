@@ -101,6 +101,7 @@ end
 function COMPLETE.format(lead) return matching(format.names(), lead) end
 function COMPLETE.locale(lead) return matching({ "fr", "en", "C" }, lead) end
 function COMPLETE.on_error(lead) return matching({ "fail", "skip" }, lead) end
+function COMPLETE.encoding(lead) return matching({ "utf-8", "cp1252", "latin1" }, lead) end
 
 --- The candidates of kind `kind` that extend `lead` ({} for a kind that completes nothing).
 function complete.value(kind, lead, columns)

@@ -7,6 +7,7 @@ local schema = require "cpf.schema"
 local query = require "cpf.query.build"
 local common = require "cpf.format.common"
 local errors = require "cpf.errors"
+local suggest = require "cpf.suggest"
 
 local grammar = {}
 
@@ -171,6 +172,11 @@ local function measure_agg(spec, text)
     if query.measures[fn] then return query.measures[fn], fn end
     local refusal = schema.measure_refusal(fn)
     if refusal then bad(refusal) end
+    local names = { "count" }
+    for name in pairs(query.measures) do names[#names + 1] = name end
+    table.sort(names)
+    local close = suggest.closest(fn, names)
+    if close then bad(("unknown measure '%s' (did you mean '%s'?)"):format(fn, close)) end
     bad()
   end
   if fn == "share" then
@@ -405,6 +411,7 @@ end
 grammar.trim, grammar.texts, grammar.split_list, grammar.split_rename = trim, texts, split_list, split_rename
 grammar.parse_expression, grammar.evaluate = parse_expression, evaluate
 grammar.parse_where, grammar.where_condition, grammar.measure_agg = parse_where, where_condition, measure_agg
+grammar.split_values = split_values
 grammar.agg_columns, grammar.text_options, grammar.parse_over, grammar.parse_rank =
   agg_columns, text_options, parse_over, parse_rank
 

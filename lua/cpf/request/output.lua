@@ -4,6 +4,7 @@ local common = require "cpf.format.common"
 local errors = require "cpf.errors"
 local format = require "cpf.format"
 local grammar = require "cpf.request.grammar"
+local suggest = require "cpf.suggest"
 
 local output = {}
 
@@ -48,7 +49,9 @@ function output.parse(fields, settings)
   local names = format.names()
   local known = false
   for _, n in ipairs(names) do if n == fmt then known = true end end
-  if not known then usage(("unknown format '%s' (%s)"):format(fmt, table.concat(names, ", "))) end
+  if not known then
+    usage(("unknown format '%s' (%s)%s"):format(fmt, table.concat(names, ", "), suggest.hint(fmt, names)))
+  end
   return setmetatable({ format = fmt, options = fo }, Output)
 end
 
