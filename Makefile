@@ -28,7 +28,14 @@ MODULE = $(BUILD_DIR)/cpf/core.so
 .PHONY: all test bench demo clean lint check-asan check-tsan check-all screenshot dist sanitizer-builds \
         fuzz fuzz-smoke fuzz-build fuzz-list
 
-all: $(MODULE)
+all: $(MODULE) doc/tags
+
+# Neovim's help tags of doc/cpf.txt, as :helptags writes them (a plugin manager's build step runs
+# make, so :help cpf finds cpf's page, not Vim's :cpf[ile], without :helptags ALL)
+doc/tags: doc/cpf.txt
+	@awk 'BEGIN { print "!_TAG_FILE_ENCODING\tutf-8\t//" } { while (match($$0, /(^|[ \t])\*[^ \t*|]+\*([ \t]|$$)/)) { t = substr($$0, RSTART, RLENGTH); \
+	  gsub(/^[ \t]*\*|\*[ \t]*$$/, "", t); print t "\tcpf.txt\t/*" t "*"; $$0 = substr($$0, RSTART + RLENGTH) } }' \
+	  doc/cpf.txt | LC_ALL=C sort -u > $@
 
 $(MODULE): $(SOURCES) $(HEADERS) Makefile
 	@test -f $(CSV_INCDIR)/csv.h || { echo "cpf needs libcsv's header $(CSV_INCDIR)/csv.h: apt-get install libcsv-dev (Debian, Ubuntu), dnf install libcsv-devel (Fedora), brew install libcsv (Homebrew); or give CSV_INCDIR= and CSV_LIBDIR=" >&2; exit 1; }

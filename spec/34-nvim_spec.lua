@@ -115,11 +115,15 @@ report { started = started, rows = #require("cpf.nvim").state.dataset, ticks = d
       for i, qs in ipairs(queries) do
         script[#script + 1] = ("vim.cmd(%q)"):format("Cpf query " .. (i == 1 and data .. " " or "") .. qs)
         script[#script + 1] = "vim.wait(60000, function() return require('cpf.nvim').state.job == nil end, 5)"
-        script[#script + 1] = ("got[%d] = { name = vim.api.nvim_buf_get_name(0), lines = "
-          .. "vim.api.nvim_buf_get_lines(0, 0, -1, false), buftype = vim.bo.buftype, wrap = vim.wo.wrap, "
-          .. "filetype = vim.bo.filetype, modifiable = vim.bo.modifiable }"):format(i)
+        -- the first one's window opened without the cursor (the load ended in the background)
+        script[#script + 1] = ("local b = require('cpf.nvim').state.buffers.query "
+          .. "got[%d] = { name = vim.api.nvim_buf_get_name(b), lines = vim.api.nvim_buf_get_lines(b, 0, -1, false), "
+          .. "buftype = vim.bo[b].buftype, wrap = vim.wo[vim.fn.bufwinid(b)].wrap, filetype = vim.bo[b].filetype, "
+          .. "modifiable = vim.bo[b].modifiable, current = vim.api.nvim_get_current_buf() == b }"):format(i)
       end
-      script[#script + 1] = "report { got = got, notes = notes }"
+      script[#script + 1] = "local warnings = {} for _, n in ipairs(notes) do "
+        .. "if n.level >= vim.log.levels.WARN then warnings[#warnings + 1] = n end end"
+      script[#script + 1] = "report { got = got, notes = warnings }"
       local r = nvim(table.concat(script, "\n"), out_file)
       assert.is_nil(r.lua_error)
       -- one warning: the --change query compares the extraction's partial year (as cpf query says)
@@ -137,7 +141,67 @@ report { started = started, rows = #require("cpf.nvim").state.dataset, ticks = d
         assert.is_false(got.wrap)
         assert.is_false(got.modifiable)
         assert.are.equal(qs:find("markdown") and "markdown" or "", got.filetype)
+        assert.are.equal(i > 1, got.current, "only a query answered at once takes the cursor")
       end
+    end)
+
+    it("never takes the cursor or the keys typed in insert mode when a load ends in the background", function()
+      local r = nvim(([[
+vim.cmd("enew")
+local home_buf, home_win = vim.api.nvim_get_current_buf(), vim.api.nvim_get_current_win()
+local st = require("cpf.nvim").state
+vim.cmd("Cpf query %s --by annee --measure dossiers")
+local started = st.job ~= nil
+vim.api.nvim_feedkeys("i", "n", false)
+local typed, after = 0, 0
+local timer = vim.loop.new_timer()
+timer:start(5, 5, vim.schedule_wrap(function()
+  if st.job == nil and st.result then after = after + 1 end
+  if after > 20 then -- keys typed well after the answer came too
+    timer:stop()
+    local qbuf = st.buffers.query
+    report { started = started, typed = typed, lines = vim.api.nvim_buf_get_lines(home_buf, 0, -1, false),
+             mode = vim.api.nvim_get_mode().mode, home_buf = vim.api.nvim_get_current_buf() == home_buf,
+             home_win = vim.api.nvim_get_current_win() == home_win, shown = vim.fn.bufwinid(qbuf) ~= -1,
+             query = vim.api.nvim_buf_get_lines(qbuf, 0, -1, false), notes = notes }
+    return
+  end
+  vim.api.nvim_feedkeys("x", "n", false)
+  typed = typed + 1
+end))
+]]):format(data), out_file)
+      assert.is_nil(r.lua_error)
+      assert.is_true(r.started, "the load runs in the background")
+      assert.is_true(r.typed > 20)
+      assert.are.same({ ("x"):rep(r.typed) }, r.lines, "every key landed in the buffer being edited")
+      assert.are.equal("i", r.mode)
+      assert.is_true(r.home_buf and r.home_win, "the cursor stayed where it was")
+      assert.is_true(r.shown, "the answer is in a window")
+      assert.are.same(lines((cli("query " .. q(data) .. " --by annee --measure dossiers --format table"))), r.query)
+      local said = {}
+      for _, n in ipairs(r.notes) do said[#said + 1] = n.msg end
+      assert.are.same({ "cpf: query is in the window below (cpf://query)" }, said)
+    end)
+
+    it("says in one line that the C core is not built, and finds :help cpf with the tags make writes", function()
+      local bare = h.tmpname("-bare")
+      os.execute(("mkdir -p %s && cp -r plugin lua doc %s/"):format(q(bare), q(bare)))
+      finally(function() os.execute("rm -rf " .. q(bare)) end)
+      local r = nvim(([[
+vim.opt.runtimepath:prepend(%q)
+vim.g.loaded_cpf = nil
+vim.cmd("runtime plugin/cpf.lua")
+package.cpath = ""
+vim.cmd("Cpf query --by annee")
+vim.opt.runtimepath:remove(%q)
+vim.opt.runtimepath:prepend(%q)
+vim.cmd("help cpf")
+report { notes = notes, help = vim.fn.expand("%%:p") }
+]]):format(bare, bare, h.root), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.equal(1, #r.notes)
+      assert.are.equal("cpf: the C core is not built: run make LUA=luajit in " .. bare, r.notes[1].msg)
+      assert.are.equal(h.root .. "/doc/cpf.txt", r.help)
     end)
 
     it(":Cpf describe, :Cpf export and :Cpf run give the command line's bytes", function()
@@ -151,8 +215,10 @@ vim.cmd("Cpf query --by annee --measure dossiers,montant")
 vim.cmd("Cpf export csv-fr %s")
 vim.cmd("Cpf run %s/examples/region_year_crosstab.lua")
 vim.wait(60000, function() return require("cpf.nvim").state.run_exit ~= nil end, 10)
-report { describe = describe, run = vim.api.nvim_buf_get_lines(0, 0, -1, false),
-         run_name = vim.api.nvim_buf_get_name(0), exit = require("cpf.nvim").state.run_exit, notes = notes }
+local run_buf = require("cpf.nvim").state.buffers.run -- shown without the cursor: it ended in the background
+report { describe = describe, run = vim.api.nvim_buf_get_lines(run_buf, 0, -1, false),
+         run_name = vim.api.nvim_buf_get_name(run_buf), exit = require("cpf.nvim").state.run_exit,
+         notes = vim.tbl_filter(function(n) return not n.msg:find("window below", 1, true) end, notes) }
 ]]):format(data, exported, h.root), out_file)
       assert.is_nil(r.lua_error)
       assert.are.same(lines((cli("describe " .. q(data)))), r.describe)

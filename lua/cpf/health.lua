@@ -13,7 +13,7 @@ end
 local function find(name, path)
   for template in path:gmatch("[^;]+") do
     local file = template:gsub("%?", (name:gsub("%.", "/")))
-    if vim.loop.fs_stat(file) then return file end
+    if (vim.uv or vim.loop).fs_stat(file) then return file end
   end
 end
 

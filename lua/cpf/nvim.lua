@@ -12,15 +12,29 @@ local matching = require("cpf.request.complete").matching
 
 local M = {}
 
+-- The APIs of the running Neovim, chosen once: vim.uv and nvim_set_option_value where they
+-- exist (0.10 deprecates the others), vim.loop and nvim_buf/win_set_option on 0.7 to 0.9.
+local uv = vim.uv or vim.loop
+local NEW_OPTIONS = vim.fn.has("nvim-0.10") == 1
+local function set_buf_option(buf, name, value)
+  if NEW_OPTIONS then vim.api.nvim_set_option_value(name, value, { buf = buf })
+  else vim.api.nvim_buf_set_option(buf, name, value) end -- luacheck: ignore (deprecated in 0.10)
+end
+local function set_win_option(win, name, value)
+  if NEW_OPTIONS then vim.api.nvim_set_option_value(name, value, { win = win })
+  else vim.api.nvim_win_set_option(win, name, value) end -- luacheck: ignore (deprecated in 0.10)
+end
+
 local config = {
   buffer = "reuse",   -- "reuse": one cpf://KIND buffer per kind of output; "new": one per output
   format = "table",   -- the format of :Cpf query and :Cpf describe without --format
   poll_ms = 50,       -- how often a background load is polled (progress, then its answer)
   threads = nil,      -- loading threads (nil: one per core)
+  focus = true,       -- a command's output window takes the cursor when it is shown at once
 }
 
 --- require("cpf.nvim").setup{ buffer = "reuse"|"new", format = "table"|"markdown", poll_ms = 50,
---- threads = N }
+--- threads = N, focus = true|false }
 function M.setup(opts)
   for k, v in pairs(opts or {}) do
     if config[k] == nil and k ~= "threads" then
@@ -40,6 +54,7 @@ function M.setup(opts)
   if config.threads ~= nil and (type(config.threads) ~= "number" or config.threads < 1 or config.threads > 64) then
     error("cpf.nvim.setup: option 'threads' must be a whole number from 1 to 64", 2)
   end
+  if type(config.focus) ~= "boolean" then error("cpf.nvim.setup: option 'focus' must be true or false", 2) end
 end
 
 -- What :Cpf has open: the last opened dataset, the running load, the last result.
@@ -105,15 +120,36 @@ end
 local function set_lines(buf, text)
   local lines = {}
   for line in (text:gsub("\n$", "") .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
-  vim.api.nvim_buf_set_option(buf, "modifiable", true)
+  set_buf_option(buf, "modifiable", true)
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.api.nvim_buf_set_option(buf, "modifiable", false)
-  vim.api.nvim_buf_set_option(buf, "modified", false)
+  set_buf_option(buf, "modifiable", false)
+  set_buf_option(buf, "modified", false)
+end
+
+-- A window below the others showing buf, opened without entering it: the cursor, the mode and
+-- what the user types stay where they are.
+local function open_window(buf)
+  if NEW_OPTIONS then return vim.api.nvim_open_win(buf, false, { split = "below", win = -1 }) end
+  local back = vim.api.nvim_get_current_win()
+  vim.cmd("noautocmd botright split")
+  local win = vim.api.nvim_get_current_win()
+  vim.api.nvim_win_set_buf(win, buf)
+  vim.cmd(("noautocmd call win_gotoid(%d)"):format(back))
+  return win
+end
+
+-- Whether the user is typing: in insert, replace, command-line or terminal mode, or with keys
+-- waiting (typeahead); then a window must not take the cursor.
+local function typing()
+  local mode = vim.api.nvim_get_mode()
+  return mode.blocking or not mode.mode:match("^n") or vim.fn.getchar(1) ~= 0
 end
 
 --- Shows text in a scratch buffer cpf://KIND (reused) or cpf://KIND/N (config.buffer = "new"),
---- in a window of its own; returns the buffer.
-function M.show(kind, text, format)
+--- in a window of its own; returns the buffer. The window takes the cursor only when `focus` is
+--- true and the user is not typing: the output of a load that ends in the background never
+--- does (a notification says where it is).
+function M.show(kind, text, format, focus)
   state.outputs = state.outputs + 1
   local buf = config.buffer == "reuse" and state.buffers[kind]
   if not (buf and vim.api.nvim_buf_is_valid(buf)) then
@@ -121,20 +157,21 @@ function M.show(kind, text, format)
     local name = "cpf://" .. kind
     if config.buffer == "new" then name = name .. "/" .. state.outputs end
     vim.api.nvim_buf_set_name(buf, name)
-    vim.api.nvim_buf_set_option(buf, "buftype", "nofile")
-    vim.api.nvim_buf_set_option(buf, "bufhidden", "hide")
-    vim.api.nvim_buf_set_option(buf, "swapfile", false)
+    set_buf_option(buf, "buftype", "nofile")
+    set_buf_option(buf, "bufhidden", "hide")
+    set_buf_option(buf, "swapfile", false)
     state.buffers[kind] = buf
   end
   set_lines(buf, text)
-  vim.api.nvim_buf_set_option(buf, "filetype", format == "markdown" and "markdown" or "")
+  set_buf_option(buf, "filetype", format == "markdown" and "markdown" or "")
   local win = vim.fn.bufwinid(buf)
-  if win == -1 then
-    vim.cmd("botright split")
-    win = vim.api.nvim_get_current_win()
-    vim.api.nvim_win_set_buf(win, buf)
+  if win == -1 then win = open_window(buf) end
+  set_win_option(win, "wrap", false)
+  if focus and config.focus and not typing() then
+    vim.api.nvim_set_current_win(win)
+  elseif vim.api.nvim_get_current_win() ~= win then
+    vim.notify(("cpf: %s is in the window below (cpf://%s)"):format(kind, kind), INFO)
   end
-  vim.api.nvim_win_set_option(win, "wrap", false)
   return buf
 end
 
@@ -154,7 +191,7 @@ local function set_dataset(path, ds)
 end
 
 local function loaded_message(path, ds, started)
-  local took = started and ("in %.1f s"):format(vim.loop.hrtime() / 1e9 - started) or "(snapshot)"
+  local took = started and ("in %.1f s"):format(uv.hrtime() / 1e9 - started) or "(snapshot)"
   vim.api.nvim_echo({ { ("cpf: %s: %d rows × %d columns %s"):format(path, #ds, #ds:columns(), took) } }, false, {})
 end
 
@@ -173,13 +210,13 @@ function M.open(path, then_fn)
   if finished and ds then -- a snapshot, or a valid cache: at once
     set_dataset(path, ds)
     loaded_message(path, ds)
-    if then_fn then then_fn(ds) end
+    if then_fn then then_fn(ds, true) end
     return true
   end
   state.job = job
-  local started = vim.loop.hrtime() / 1e9
+  local started = uv.hrtime() / 1e9
   local name = vim.fn.fnamemodify(path, ":t")
-  state.timer = vim.loop.new_timer()
+  state.timer = uv.new_timer()
   state.timer:start(0, config.poll_ms, vim.schedule_wrap(function()
     if state.job ~= job then return end
     local done, a, b, c = job:poll()
@@ -193,7 +230,7 @@ function M.open(path, then_fn)
     if not a then notify(b, c == "cancelled" and WARN or ERROR) return end
     set_dataset(path, a)
     loaded_message(path, a, started)
-    if then_fn then then_fn(a) end
+    if then_fn then then_fn(a, false) end -- in the background: its output takes no cursor
   end))
   return true
 end
@@ -204,7 +241,8 @@ function M.cancel()
   state.job:cancel()
 end
 
--- The dataset of FILE (opened first when it is not the open one) or the open one, given to fn.
+-- The dataset of FILE (opened first when it is not the open one) or the open one, given to
+-- fn(ds, at_once): at_once is false when it comes from a load that ended in the background.
 local function with_dataset(path, fn)
   if path and path_of(path) ~= state.path then return M.open(path, fn) end
   if state.job then
@@ -212,7 +250,7 @@ local function with_dataset(path, fn)
     return
   end
   if not state.dataset then notify("no data is open: :Cpf open FILE first") return end
-  fn(state.dataset)
+  fn(state.dataset, true)
 end
 
 -- ---------------------------------------------------------------- commands
@@ -233,7 +271,7 @@ function M.query(words)
   if #files > 1 then notify("query takes one FILE (several files: cpf.load{...} in a script)") return end
   local req, rerr = request.from_options(opts, settings())
   if not req then notify(rerr) return end
-  with_dataset(files[1], function(ds)
+  with_dataset(files[1], function(ds, at_once)
     local path = state.path
     local res, err = req:run(ds, cpf.is_snapshot(path) and path or (path .. ":1"))
     if not res then notify(err) return end
@@ -241,7 +279,7 @@ function M.query(words)
     text, err = req:text(res)
     if not text then notify(err) return end
     state.result = res
-    M.show("query", text, req.output.format)
+    M.show("query", text, req.output.format, at_once)
     for _, note in ipairs(req:notes(res)) do notify(note, WARN) end
   end)
 end
@@ -249,11 +287,11 @@ end
 --- :Cpf describe [FILE]
 function M.describe(words)
   if #words > 1 then notify("describe takes one FILE") return end
-  with_dataset(words[1], function(ds)
+  with_dataset(words[1], function(ds, at_once)
     local out = assert(request.output { format = config.format })
     local text, err = out:describe(ds, state.path)
     if not text then notify(err) return end
-    M.show("describe", text, config.format)
+    M.show("describe", text, config.format, at_once)
   end)
 end
 
@@ -274,7 +312,7 @@ end
 local function bin_cpf()
   local here = debug.getinfo(1, "S").source:sub(2)
   local root = here:match("^(.*)/lua/cpf/nvim%.lua$")
-  if root and vim.loop.fs_stat(root .. "/bin/cpf") then return root .. "/bin/cpf" end
+  if root and uv.fs_stat(root .. "/bin/cpf") then return root .. "/bin/cpf" end
   local tree = here:match("^(.*)/share/lua/[%d.]+/cpf/nvim%.lua$")
   if tree then
     local found = vim.fn.glob(tree .. "/lib/luarocks/rocks-*/cpf/*/bin/cpf", false, true)
