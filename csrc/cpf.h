@@ -279,6 +279,18 @@ int dataset_find_column(const cpf_dataset *ds, const char *name); /* index or -1
 cpf_dataset *dataset_concat(cpf_dataset *const *parts, size_t nparts, const char *const *sources,
                             cpf_error *err);
 
+/* ---- describe.c: a column summed up (ds:describe) ---- */
+typedef struct {
+  size_t distinct;          /* values, missing not counted */
+  int has_range;            /* min, max set: a number, month or date column with a value */
+  int64_t min, max;         /* as stored: integers (decimals scaled), a double's bits */
+  size_t ntop;              /* text: the most frequent codes, most rows first, then by bytes */
+  uint32_t *top_codes;
+  size_t *top_counts;
+} column_summary;
+int describe_column(const cpf_dataset *ds, size_t j, size_t top, column_summary *out, cpf_error *err);
+void describe_free(column_summary *s);
+
 /* ---- file_kind.c: gzip, and the files that are no CSV ---- */
 int is_gzip(const char *p, size_t n);
 /* What the first bytes say the file is when it is a kind cpf does not read (a workbook, an

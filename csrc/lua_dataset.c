@@ -317,6 +317,53 @@ static int open_snapshot(lua_State *L) {
   return 2;
 }
 
+/* core.describe_column(ds, column, top) -> {distinct =, min =, max =, top = {{value =, count =}, ...}}:
+ * what ds:describe shows of a column (1-based), computed in C; raises on a damaged column */
+static int describe_column_l(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  lua_Integer j = luaL_checkinteger(L, 2), top = luaL_optinteger(L, 3, 0);
+  const cpf_column *col;
+  column_summary s;
+  cpf_error err;
+  size_t i;
+  luaL_argcheck(L, j >= 1 && (size_t)j <= ds->ncols, 2, "no such column");
+  luaL_argcheck(L, top >= 0, 3, "a whole number from 0 expected");
+  col = &ds->cols[j - 1];
+  memset(&err, 0, sizeof err);
+  if (describe_column(ds, (size_t)j - 1, (size_t)top, &s, &err) != 0) return raise_failure(L, &err);
+  lua_createtable(L, 0, 4);
+  compat_pushint64(L, (int64_t)s.distinct);
+  lua_setfield(L, -2, "distinct");
+  if (s.has_range) {
+    int k;
+    for (k = 0; k < 2; k++) {
+      int64_t v = k == 0 ? s.min : s.max;
+      if (col->type == CPF_TYPE_NUMBER) {
+        double d;
+        memcpy(&d, &v, sizeof d);
+        lua_pushnumber(L, d);
+      } else {
+        push_stored_integer(L, column_out_kind(col), col->scale, v);
+      }
+      lua_setfield(L, -2, k == 0 ? "min" : "max");
+    }
+  }
+  lua_createtable(L, (int)s.ntop, 0);
+  for (i = 0; i < s.ntop; i++) {
+    size_t len;
+    const char *v = dictionary_value(&col->dict, s.top_codes[i], &len);
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, v, len);
+    lua_setfield(L, -2, "value");
+    compat_pushint64(L, (int64_t)s.top_counts[i]);
+    lua_setfield(L, -2, "count");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "top");
+  describe_free(&s);
+  return 1;
+}
+
 /* ---- a dataset made of others ---- */
 
 /* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
@@ -358,7 +405,8 @@ static const luaL_Reg dataset_methods[] = {
   {"rejects", dataset_rejects}, {NULL, NULL}};
 
 static const luaL_Reg dataset_functions[] = {
-  {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {NULL, NULL}};
+  {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {"describe_column", describe_column_l},
+  {NULL, NULL}};
 
 void register_dataset_bindings(lua_State *L, int module) {
   new_userdata_type(L, DATASET_META, dataset_close, dataset_methods);

@@ -95,6 +95,7 @@ build = {
         "csrc/rejects.c",
         "csrc/encoding.c",
         "csrc/file_kind.c",
+        "csrc/describe.c",
         "csrc/error.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

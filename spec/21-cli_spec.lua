@@ -383,16 +383,16 @@ describe("cpf describe", function()
     -- the expected table as cpf prints it, one line of output per line here
     -- luacheck: push no max line length
     assert.are.equal(fixture .. ": 5 rows, 8 columns\n" .. table.concat({
-      "column                      label                       type     missing  distinct  min      max      top",
-      "--------------------------  --------------------------  -------  -------  --------  -------  -------  --------------------------------------------------------------------------",
-      "date_validation             date validation             month          0         4  2023-01  2024-06",
-      "statut_dossier              statut_dossier              string         0         4                    Validé (2), Clos - Réalisation Totale (1), Dossier annulé gestionnaire (1)",
-      "region_lieu_formation       region_lieu_formation       string         1         3                    Bretagne (2), Corse (1), Provence-Alpes-Côte d'Azur (1)",
-      "code_rncp                   code_rncp                   string         0         2                    35185 (3), -1 (2)",
-      "nb_dossiers                 nb_dossiers                 integer        0         4  1        4",
-      "montant_engage              montant_engage              decimal        0         5  250      4000.25",
-      "nb_dossiers_a_duree_connue  nb_dossiers_a_duree_connue  integer        0         4  0        4",
-      "duree_moyenne               duree_moyenne               number         2         3  8        20.5",
+      "column                      type     missing  distinct  min      max      top",
+      "--------------------------  -------  -------  --------  -------  -------  --------------------------",
+      "date_validation             month          0         4  2023-01  2024-06",
+      "statut_dossier              string         0         4                    Validé (2), …",
+      "region_lieu_formation       string         1         3                    Bretagne (2), Corse (1), …",
+      "code_rncp                   string         0         2                    35185 (3), -1 (2)",
+      "nb_dossiers                 integer        0         4  1        4",
+      "montant_engage              decimal        0         5  250      4000.25",
+      "nb_dossiers_a_duree_connue  integer        0         4  0        4",
+      "duree_moyenne               number         2         3  8        20.5",
     }, "\n") .. "\n", out)
     -- luacheck: pop
   end)

@@ -204,24 +204,43 @@ report { notes = notes, help = vim.fn.expand("%%:p") }
       assert.are.equal(h.root .. "/doc/cpf.txt", r.help)
     end)
 
+    it("cancels a describe running in the background with :Cpf cancel", function()
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+vim.cmd("Cpf describe")
+vim.cmd("Cpf cancel")
+vim.wait(200, function() return false end, 5)
+report { describing = require("cpf.nvim").state.describing ~= nil,
+         buffer = require("cpf.nvim").state.buffers.describe ~= nil, notes = notes }
+]]):format(data), out_file)
+      assert.is_nil(r.lua_error)
+      assert.is_false(r.describing)
+      assert.is_false(r.buffer, "no describe shown")
+      assert.are.equal("cpf: describe cancelled", r.notes[#r.notes].msg)
+    end)
+
     it(":Cpf describe, :Cpf export and :Cpf run give the command line's bytes", function()
       local exported = h.tmpname(".csv")
       local r = nvim(([[
 vim.cmd("Cpf open %s")
 vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
 vim.cmd("Cpf describe")
-local describe = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+local in_background = require("cpf.nvim").state.describing ~= nil
+vim.wait(60000, function() return require("cpf.nvim").state.describing == nil end, 5)
+local describe = vim.api.nvim_buf_get_lines(require("cpf.nvim").state.buffers.describe, 0, -1, false)
 vim.cmd("Cpf query --by annee --measure dossiers,montant")
 vim.cmd("Cpf export csv-fr %s")
 vim.cmd("Cpf run %s/examples/region_year_crosstab.lua")
 vim.wait(60000, function() return require("cpf.nvim").state.run_exit ~= nil end, 10)
 local run_buf = require("cpf.nvim").state.buffers.run -- shown without the cursor: it ended in the background
-report { describe = describe, run = vim.api.nvim_buf_get_lines(run_buf, 0, -1, false),
+report { describe = describe, in_background = in_background, run = vim.api.nvim_buf_get_lines(run_buf, 0, -1, false),
          run_name = vim.api.nvim_buf_get_name(run_buf), exit = require("cpf.nvim").state.run_exit,
          notes = vim.tbl_filter(function(n) return not n.msg:find("window below", 1, true) end, notes) }
 ]]):format(data, exported, h.root), out_file)
       assert.is_nil(r.lua_error)
       assert.are.same(lines((cli("describe " .. q(data)))), r.describe)
+      assert.is_true(r.in_background, ":Cpf describe runs in the background")
       assert.are.equal(cli("query " .. q(data) .. " --by annee --measure dossiers,montant --format csv-fr"),
         h.read_file(exported))
       assert.are.equal(0, r.exit)

@@ -60,7 +60,9 @@ describe("cpf.report", function()
     assert.are.equal(2, sections)
     assert.are.equal(1, svgs, "the second section has chart = false")
     assert.is_truthy(page:find("@page{size:A4", 1, true))
-    assert.is_truthy(page:find("section+section{break-before:page}", 1, true))
+    -- printed, sections flow on the page, none split across two
+    assert.is_truthy(page:find("section{break-inside:avoid-page}", 1, true))
+    assert.is_nil(page:find("break-before:page", 1, true))
     assert.is_truthy(page:find('<td class="num">1' .. N .. '234' .. N .. '567,89' .. S .. '€</td>', 1, true))
     assert.is_truthy(page:find('<p class="source">Source : Caisse des Dépôts', 1, true))
     assert.is_nil(page:find("<script", 1, true))
@@ -136,6 +138,19 @@ describe("cpf.report", function()
       assert.is_truthy(png, "no screenshot")
       assert.are.equal("\137PNG", png:read(4))
       png:close()
+      -- printed on A4, four short sections flow on one page (none forced onto a page of its own)
+      local short = h.root .. "/build/report-short.html"
+      local by_family = big:group_by("famille"):agg { "dossiers" }:run()
+      assert(cpf.report { title = "Quatre sections", dataset = big, sections = {
+        { title = "Un", result = by_family, chart = false }, { title = "Deux", result = by_family, chart = false },
+        { title = "Trois", result = by_family, chart = false }, { title = "Quatre", result = by_family, chart = false },
+      } }:write(short))
+      local pdf = h.tmpname(".pdf")
+      h.run(("chromium --headless --no-sandbox --disable-gpu --no-pdf-header-footer --print-to-pdf=%s file://%s "
+        .. "2>/dev/null"):format(pdf, short))
+      local pages = select(2, h.read_file(pdf):gsub("/Type%s*/Page[^s]", ""))
+      assert.are.equal(1, pages)
+      os.remove(short)
     end)
   end
 end)

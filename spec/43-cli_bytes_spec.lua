@@ -4,7 +4,8 @@
 -- tested where they are: --join's usage error (spec/21), cpf query --help (spec/42), csv-fr's
 -- rounding and the charts' margins (spec/44, spec/20), --change's grammar with a lag (spec/21),
 -- its calendar and its note on a partial period (spec/41, spec/44). Changed since, with the
--- fixture: the hint of a header that another separator splits (spec/50).
+-- fixture: the hint of a header that another separator splits (spec/50), describe's table
+-- within 100 characters (spec/21).
 local h = require "spec.helpers"
 -- luacheck: no max line length
 local gen = require "cpf.gen"

@@ -182,6 +182,22 @@ end)
 describe("small things", function()
   teardown(h.cleanup)
 
+  it("csv-fr --opt labels=true writes French titles and family names for a spreadsheet", function()
+    local path = h.write_file(CSV, ".csv")
+    local out, err, code = h.run(h.cpf_command("query " .. path .. " --by annee,famille --measure dossiers "
+      .. "--where annee=2021 --format csv-fr --opt labels=true --opt bom=false"))
+    assert.are.equal(0, code, err)
+    local ds = assert(cpf.load(path))
+    local want = { "Année;Famille de statut;Dossiers" }
+    local names = { validated = "Validés", cancelled = "Annulés" }
+    for _, r in ipairs(ds:group_by("annee", "famille"):where { annee = 2021 }:run { "dossiers" }) do
+      want[#want + 1] = ("%d;%s;%d"):format(r.annee, names[r.famille] or "", r.dossiers)
+    end
+    assert.are.equal(table.concat(want, "\n") .. "\n", out)
+    out = h.run(h.cpf_command("query " .. path .. " --by famille --measure dossiers --format csv --opt labels=true"))
+    assert.are.equal("Status family,Files", out:match("^[^\n]*"))
+  end)
+
   it("cpf demo DIR makes DIR", function()
     local dir = h.tmpname("-demo") .. "/a/b"
     finally(function() os.execute("rm -rf " .. h.shell_quote(dir:gsub("/a/b$", ""))) end)

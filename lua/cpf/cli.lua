@@ -414,6 +414,17 @@ for _, f in ipairs(request.fields_of("cli")) do
   end
 end
 
+-- A progress line on a terminal (not with -q) once describing takes a second: the columns done.
+local function describe_progress(opts)
+  if opts.quiet or not core.stderr_is_tty() then return nil end
+  local start, shown = core.clock(), false
+  return function(done, total)
+    if not shown and (done == total or core.clock() - start < 1) then return end
+    io.stderr:write(("\rcpf: describing: %d / %d columns"):format(done, total), done == total and "\n" or "")
+    shown = true
+  end
+end
+
 function cli.describe(args)
   local pos, opts, rest = read_args(args, data_options(DESCRIBE_OPTIONS))
   if opts.help then io.stdout:write(HELP.describe) return 0 end
@@ -430,7 +441,7 @@ function cli.describe(args)
   if out.format == "table" then
     -- a title line, then the table (in the file too with -o)
     local text
-    text, err, kind = out:describe(ds, table.concat(pos, ", "), top)
+    text, err, kind = out:describe(ds, table.concat(pos, ", "), top, describe_progress(opts))
     if not text then return request_failure(err, kind) end
     if opts.output then -- through a temporary renamed over it, as res:write does
       ok, err = format.write_text(opts.output, text)

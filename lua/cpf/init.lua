@@ -698,44 +698,36 @@ end
 --- max (numbers, months, dates) and, for text columns, the `top` (default 3) most frequent
 --- values with their row counts, cut to 32 characters (none with top = 0). What cpf describe,
 --- :Cpf describe and /describe show.
-function Dataset:describe(top)
+function Dataset:describe(top, progress)
   check_dataset(self, "describe")
   top = top or 3
   if type(top) ~= "number" or top < 0 or top ~= math.floor(top) then
     error("bad argument #1 to 'describe' (whole number expected)", 2)
   end
+  if progress ~= nil and type(progress) ~= "function" then
+    error("bad argument #2 to 'describe' (function expected)", 2)
+  end
   local common = require "cpf.format.common" -- the formats' helpers, loaded on first use
   local cols = self:columns()
-  local spec = {}
-  for i, c in ipairs(cols) do
-    if c.type ~= "string" then
-      spec[#spec + 1] = { "d" .. i, query.distinct(c.name) }
-      spec[#spec + 1] = { "min" .. i, query.min(c.name) }
-      spec[#spec + 1] = { "max" .. i, query.max(c.name) }
-    end
-  end
-  local stats = #spec > 0 and self:run(spec)[1] or {}
   local rows = {}
+  -- each column summed up in C (core.describe_column): one pass over its rows; between two
+  -- columns, progress(done, total) — a caller that must stay responsive can do the same itself
   for i, c in ipairs(cols) do
-    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing }
+    local d = core.describe_column(self, i, c.type == "string" and top or 0)
+    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing, distinct = d.distinct }
     if c.type == "string" then
-      row.distinct = #self:dictionary(i)
       if top > 0 then
         local t = {}
-        for _, e in ipairs(self:distinct(i)) do
-          if e.value ~= nil then
-            local v = common.truncate((e.value:gsub("%s+", " ")), 32)
-            t[#t + 1] = ("%s (%d)"):format(v, e.count)
-            if #t == top then break end
-          end
+        for k, e in ipairs(d.top) do
+          t[k] = ("%s (%d)"):format(common.truncate((e.value:gsub("%s+", " ")), 32), e.count)
         end
         row.top = table.concat(t, ", ")
       end
     else
-      row.distinct = stats["d" .. i] or 0
-      row.min, row.max = value_text(stats["min" .. i]), value_text(stats["max" .. i])
+      row.min, row.max = value_text(d.min), value_text(d.max)
     end
     rows[i] = row
+    if progress then progress(i, #cols) end
   end
   local names = { "column", "label", "type", "missing", "distinct", "min", "max" }
   if top > 0 then names[#names + 1] = "top" end

@@ -235,8 +235,13 @@ function M.open(path, then_fn)
   return true
 end
 
---- Stops the running load.
+--- Stops the running load, or describe.
 function M.cancel()
+  if state.describing then
+    state.describing = nil
+    notify("describe cancelled", WARN)
+    return
+  end
   if not state.job then notify("no load is running", WARN) return end
   state.job:cancel()
 end
@@ -284,14 +289,36 @@ function M.query(words)
   end)
 end
 
---- :Cpf describe [FILE]
+--- :Cpf describe [FILE]: in the background, a column at a time (a coroutine that yields
+--- between columns, resumed from a timer), so the editor stays responsive; :Cpf cancel stops it.
 function M.describe(words)
   if #words > 1 then notify("describe takes one FILE") return end
-  with_dataset(words[1], function(ds, at_once)
+  with_dataset(words[1], function(ds)
     local out = assert(request.output { format = config.format })
-    local text, err = out:describe(ds, state.path)
-    if not text then notify(err) return end
-    M.show("describe", text, config.format, at_once)
+    local path = state.path
+    local co = coroutine.create(function()
+      return out:describe(ds, path, nil, function(done, total) coroutine.yield(done, total) end)
+    end)
+    state.describing = co
+    local timer = uv.new_timer()
+    local function finish()
+      timer:stop()
+      timer:close()
+      if state.describing == co then state.describing = nil end
+    end
+    timer:start(0, 1, vim.schedule_wrap(function()
+      if state.describing ~= co then finish() return end -- cancelled
+      local ok, a, b = coroutine.resume(co)
+      if not ok then finish() notify(errors.strip(a)) return end
+      if coroutine.status(co) ~= "dead" then
+        vim.api.nvim_echo({ { ("cpf: describing %s  %d / %d columns"):format(vim.fn.fnamemodify(path, ":t"), a, b) } },
+          false, {})
+        return
+      end
+      finish()
+      if not a then notify(b) return end
+      M.show("describe", a, config.format, false)
+    end))
   end)
 end
 

@@ -1,7 +1,7 @@
 -- cpf.report — one page of several results, the report an analyst sends as it is: a title, a
 -- subtitle, sections (a title, a chart, the table, a note) and the source line, as one
--- self-contained HTML page (inline CSS, no script, nothing fetched; A4 when printed, a page per
--- section) or as Markdown. Numbers, labels and months follow the locale (fr by default).
+-- self-contained HTML page (inline CSS, no script, nothing fetched; A4 when printed, the sections
+-- flowing from page to page, none split) or as Markdown. Numbers, labels and months follow the locale (fr by default).
 local cpf = require "cpf"
 local schema = require "cpf.schema"
 local common = require "cpf.format.common"
@@ -141,7 +141,7 @@ h2{font-size:1.15rem;margin:1.6rem 0 .6rem}
 .note{color:#444;font-size:.9rem;max-width:48rem}
 footer{margin-top:2rem;border-top:1px solid #ccc;color:#555;font-size:.85rem}
 @page{size:A4;margin:15mm}
-@media print{body{margin:0}section{break-inside:avoid-page}section+section{break-before:page}}
+@media print{body{margin:0}section{break-inside:avoid-page}h2{break-after:avoid-page}}
 ]]
 
 local function html_page(self)

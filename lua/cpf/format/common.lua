@@ -218,6 +218,15 @@ end
 
 local KIND_DECIMALS = { count = 0, money = 2, rate = 1 }
 
+--- A column's title for readers in `locale` ("fr" or "en"): `titles[name]` (the labels option),
+--- else the result's own label of a derived column, else the schema's label of a CPF column or
+--- measure, else its name.
+function common.column_title(res, name, locale, titles)
+  if titles and titles[name] then return titles[name] end
+  local own = res.labels and res:labels()[name]
+  return own and own[locale] or (schema.labels[locale] or {})[name] or name
+end
+
 --- Per column: numeric (at least one number and nothing but numbers besides nil), the
 --- decimals its numbers are shown with: opts.decimals, or 0 when every number is whole, else
 --- 2 when the largest magnitude is at least 1, else 4 (shares and rates); and the options its

@@ -6,6 +6,7 @@ local byte = string.byte
 -- the bytes %s matches: space, \t, \n, \v, \f, \r
 local is_space = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
 local common = require "cpf.format.common"
+local schema = require "cpf.schema"
 local option = common.option
 
 local delimited = {}
@@ -73,7 +74,7 @@ end
 delimited.csv = {
   options = { sep = check_sep, bom = option.boolean, decimal = option.decimal, eol = option.eol,
               formula_guard = option.boolean, rounded = option.boolean, row_kind = option.boolean,
-              row_labels = check_row_labels },
+              row_labels = check_row_labels, labels = option.boolean },
   check = function(opts)
     if opts.decimal == "," and (opts.sep or ",") == "," then
       return "decimal ',' needs another separator than ',' (sep = ';')"
@@ -93,7 +94,13 @@ delimited.csv = {
       local kinds = res:kinds()
       for j, name in ipairs(res:columns()) do decimals_of[j] = ROUNDED_DECIMALS[kinds[name] or "number"] end
     end
+    -- labels (--opt labels=true): column titles and the values of the keys that have them
+    -- (status families, funders) in the language of row_labels (csv-fr: French), for people
+    local language = opts.labels and (opts.row_labels or "en")
+    local value_labels = language and schema.value_labels[language] or {}
     local function field(v, j, i, row, name)
+      if language and not i then v = common.column_title(res, v, language) end
+      if language and i and value_labels[name] and value_labels[name][v] then v = value_labels[name][v] end
       local s = i and label(i, row, name) or field_text(v, decimal, j and decimals_of[j])
       -- a spreadsheet shows '=1+2 as the text =1+2 instead of running it (formula_guard)
       if guard and type(v) == "string" and formula_like(s) then s = "'" .. s end

@@ -4,6 +4,7 @@ local common = require "cpf.format.common"
 local errors = require "cpf.errors"
 local format = require "cpf.format"
 local grammar = require "cpf.request.grammar"
+local result = require "cpf.result"
 local suggest = require "cpf.suggest"
 
 local output = {}
@@ -76,16 +77,64 @@ function Output:write(res, target)
   return true
 end
 
+-- The widest a line of the describe table gets, and the most its fixed columns take.
+local DESCRIBE_WIDTH = 100
+local DESCRIBE_CUT = { column = 30, min = 16, max = 16 }
+
+-- ds:describe's result as the table shows it: one line per column within DESCRIBE_WIDTH
+-- characters — the label left out (the other formats have it) and the cells cut with "…", the
+-- top values taking what the other columns leave.
+local function describe_table(res)
+  local names = { "column", "type", "missing", "distinct", "min", "max", "top" }
+  local rows, widths = {}, {}
+  for _, n in ipairs(names) do widths[n] = #n end
+  for i, r in ipairs(res) do
+    local row = {}
+    for _, n in ipairs(names) do
+      local v = r[n]
+      if type(v) == "string" and DESCRIBE_CUT[n] then v = common.truncate(v, DESCRIBE_CUT[n]) end
+      row[n] = v
+      local shown = v == nil and "" or (type(v) == "number" and tostring(v) or v)
+      if n ~= "top" then widths[n] = math.max(widths[n], common.display_width(shown)) end
+    end
+    rows[i] = row
+  end
+  local used = 0
+  for _, n in ipairs(names) do if n ~= "top" then used = used + widths[n] + 2 end end
+  -- the names give way first, down to 12 characters, so that the top values keep 20
+  local excess = used + 20 - DESCRIBE_WIDTH
+  if excess > 0 and widths.column > 12 then
+    local keep = math.max(12, widths.column - excess)
+    for _, row in ipairs(rows) do row.column = common.truncate(row.column, keep) end
+    used = used - (widths.column - keep)
+  end
+  local room = math.max(10, DESCRIBE_WIDTH - used)
+  for _, row in ipairs(rows) do
+    if row.top and common.display_width(row.top) > room then
+      -- whole "value (count)" entries while they fit, then "…"; the first one cut if it alone does not
+      local fit
+      for stop in row.top:gmatch("()%), ") do
+        if common.display_width(row.top:sub(1, stop)) + 3 > room then break end
+        fit = stop
+      end
+      row.top = fit and row.top:sub(1, fit) .. ", …" or common.truncate(row.top, room)
+    end
+  end
+  if not res:columns()[8] then table.remove(names) end -- top = 0: no top column
+  return result.new(names, rows, nil, nil, res:kinds())
+end
+
 --- What `cpf describe`, :Cpf describe and /describe show in the table format: a title line
---- (`name`, the rows, the columns, the records set aside), then one row per column (ds:describe(top)), never cut to
---- the terminal's width; in another format the rows alone. The text, or nil, message, kind.
-function Output:describe(ds, name, top)
-  local res = ds:describe(top)
+--- (`name`, the rows, the columns, the records set aside), then one line per column within
+--- 100 characters (describe_table); in another format ds:describe's rows, whole. The text, or
+--- nil, message, kind. progress(done, total) is called between columns (ds:describe).
+function Output:describe(ds, name, top, progress)
+  local res = ds:describe(top, progress)
   if self.format ~= "table" then return self:text(res) end
   local options = {}
   for k, v in pairs(self.options) do options[k] = v end
   if options.max_width == nil then options.max_width = false end
-  local body, err, kind = setmetatable({ format = self.format, options = options }, Output):text(res)
+  local body, err, kind = setmetatable({ format = self.format, options = options }, Output):text(describe_table(res))
   if not body then return nil, err, kind end
   local rejects = ds.rejects and #ds:rejects() or 0
   return ("%s: %d rows, %d columns%s\n"):format(name, #ds, #ds:columns(),
