@@ -44,7 +44,7 @@ $(MODULE): $(SOURCES) $(HEADERS) Makefile
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
 # The whole suite: under Lua 5.4, 5.3, 5.1 and LuaJIT, again under Lua 5.4 on the
-# AddressSanitizer + UBSan build, the thread specs on the ThreadSanitizer build, and 30 s of each
+# AddressSanitizer + UBSan build, the thread specs on the ThreadSanitizer build, and 20 s of each
 # fuzzer; one closing "N passed, N failed".
 test: sanitizer-builds fuzz-build
 	$(MAKE) LUA=lua5.4
@@ -145,7 +145,9 @@ dist:
 
 # Everything slow: the suite (sanitizers included), the allocation-failure sweep over every
 # allocation (CPF_OOM_SWEEP=all; CI samples one in seven) on Lua 5.4 and under ASan, writers
-# killed -9 100 times each instead of 8 (CPF_KILL_SWEEP=all), and a quick benchmark.
+# killed -9 100 times each instead of 8 (CPF_KILL_SWEEP=all), each fuzzer for 2 minutes instead
+# of 20 s, and a quick benchmark.
 check-all: test
 	CPF_OOM_SWEEP=all CPF_KILL_SWEEP=all bash scripts/run-busted.sh lua5.4 asan
+	CPF_FUZZ_SECONDS=120 bash scripts/run-busted.sh fuzz
 	bash bench/run.sh --quick

@@ -49,14 +49,17 @@ describe("cpf.core build", function()
     for k in pairs(_G) do assert.is_true(before[k], "new global " .. tostring(k)) end
   end)
 
-  it("builds from the same sources against Lua 5.1, 5.3, 5.4 and LuaJIT headers #no_asan", function()
-    for _, lua in ipairs { "lua5.1", "lua5.3", "lua5.4", "luajit" } do
-      local dir = h.tmpname("-build")
-      local _, err, code = h.run(("make -s LUA=%s BUILD_DIR=%s CFLAGS='-O0 -Werror'"):format(lua, dir))
-      assert.are.equal(0, code, lua .. ": " .. err)
-      os.execute("rm -rf " .. dir)
-    end
-  end)
+  -- a check of the sources, not of the interpreter: run once, under Lua 5.4
+  if _VERSION == "Lua 5.4" and not jit then
+    it("builds from the same sources against Lua 5.1, 5.3, 5.4 and LuaJIT headers #no_asan", function()
+      for _, lua in ipairs { "lua5.1", "lua5.3", "lua5.4", "luajit" } do
+        local dir = h.tmpname("-build")
+        local _, err, code = h.run(("make -s LUA=%s BUILD_DIR=%s CFLAGS='-O0 -Werror'"):format(lua, dir))
+        assert.are.equal(0, code, lua .. ": " .. err)
+        os.execute("rm -rf " .. dir)
+      end
+    end)
+  end
 
   it("compiles the engine files with a compiler that is not GNU C (-U__GNUC__)", function()
     -- cpf.h once left an #if defined(__GNUC__) open: without __GNUC__ the whole engine API

@@ -318,14 +318,21 @@ describe("hostile snapshots", function()
     return out
   end
 
+  -- under the sanitizers (ten times slower) one value in four is tried, shifting from column to
+  -- column, and two of the four data patterns; the plain runs try them all, and the snapshot
+  -- fuzzers mutate tables for longer
+  local sanitized = os.getenv("CPF_SANITIZED") == "1"
+
   it("refuse or survive any change of one field of a column's table entry", function()
     for j, c in ipairs(snap.columns) do
       local other = snap.columns[j % #snap.columns + 1]
       for _, f in ipairs(craft.column_fields) do
         local name = f[1]
         if name ~= "checksum" then
-          for _, v in ipairs(values_for(f[3], c[name], other[name])) do
-            check(craft.with_column(bytes, j, name, v), ("column %d: %s = %d"):format(j, name, v))
+          for k, v in ipairs(values_for(f[3], c[name], other[name])) do
+            if not sanitized or (k + j) % 4 == 0 then
+              check(craft.with_column(bytes, j, name, v), ("column %d: %s = %d"):format(j, name, v))
+            end
           end
         end
       end
@@ -353,17 +360,21 @@ describe("hostile snapshots", function()
       ones = function() return 255 end, high = function() return 128 end,
       ramp = function(i) return i * 37 end, zero = function() return 0 end,
     }
+    local names = { "high", "ones", "ramp", "zero" } -- in this order: pairs' would vary
     for j, c in ipairs(snap.columns) do
-      for pname, p in pairs(patterns) do
-        check(fill(bytes, c.data_offset, c.data_size, p), ("column %d: data %s"):format(j, pname))
-        if c.bits_size > 0 then
-          check(fill(bytes, c.bits_offset, c.bits_size, p), ("column %d: bitmap %s"):format(j, pname))
-        end
-        if c.type == craft.TYPE.string then
-          check(fill(bytes, c.dict_offsets_offset, c.dict_offsets_size, p),
-                ("column %d: dictionary offsets %s"):format(j, pname))
-          check(fill(bytes, c.dict_bytes_offset, c.dict_bytes_size, p),
-                ("column %d: dictionary bytes %s"):format(j, pname))
+      for k, pname in ipairs(names) do
+        local p = patterns[pname]
+        if not sanitized or (k + j) % 2 == 0 then
+          check(fill(bytes, c.data_offset, c.data_size, p), ("column %d: data %s"):format(j, pname))
+          if c.bits_size > 0 then
+            check(fill(bytes, c.bits_offset, c.bits_size, p), ("column %d: bitmap %s"):format(j, pname))
+          end
+          if c.type == craft.TYPE.string then
+            check(fill(bytes, c.dict_offsets_offset, c.dict_offsets_size, p),
+                  ("column %d: dictionary offsets %s"):format(j, pname))
+            check(fill(bytes, c.dict_bytes_offset, c.dict_bytes_size, p),
+                  ("column %d: dictionary bytes %s"):format(j, pname))
+          end
         end
       end
     end

@@ -110,7 +110,8 @@ describe("hostile text", function()
     assert(ds:save(path))
     -- the table cuts the top values to its width: markdown keeps them whole, escaped alike
     for _, format in ipairs { "table", "markdown" } do
-      local out, err, code = h.run(h.cpf_command("describe " .. h.shell_quote(path) .. " --top 100 --format " .. format))
+      local out, err, code = h.run(h.cpf_command(("describe %s --top 100 --format %s"):format(h.shell_quote(path),
+        format)))
       assert.are.equal(0, code, err)
       assert.is_nil(out:find("[%z\1-\9\11-\31\127]"), format)
       if format == "markdown" then assert.truthy(out:find("a\\x1B[2Jb", 1, true)) end

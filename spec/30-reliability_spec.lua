@@ -259,9 +259,10 @@ describe("res:write to a path", function()
     assert.are.equal(0, select(3, h.run("mkfifo " .. fifo)))
     for _, command in ipairs { "query spec/fixtures/q_small.csv", "describe spec/fixtures/q_small.csv" } do
       local want = h.run(h.cpf_command(command))
-      -- a reader on the FIFO's other end, as a pipeline would have
-      local _, err, code = h.run("cat " .. fifo .. " > " .. got .. " & " .. h.cpf_command(command .. " -o " .. fifo)
-        .. "; wait")
+      -- a reader on the FIFO's other end, as a pipeline would have (given up after a while if
+      -- cpf never opens it: a failure, not a hang)
+      local _, err, code = h.run("timeout 60 cat " .. fifo .. " > " .. got .. " & "
+        .. h.cpf_command(command .. " -o " .. fifo) .. "; wait")
       assert.are.equal(0, code, err)
       assert.are.equal(want, h.read_file(got), command)
       _, err, code = h.run(h.cpf_command(command .. " -o /dev/null"))

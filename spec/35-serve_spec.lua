@@ -80,7 +80,8 @@ if _VERSION == "Lua 5.4" and not jit then
       -- as root, nginx's workers run as nobody, who may not read a private checkout: --user
       local user = sh("id -u"):match("^0\n") and " --user root" or ""
       pid = sh(("lua5.4 bin/cpf serve %s --port %d --workers 2 --prefix %s --check-every 0.2%s --ref pop=%s "
-        .. ">%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), user, q(ref_csv), q(tmp .. "/serve.log")))
+        .. "--cors https://tableau.example >%s 2>&1 & echo $!"):format(q(snap), port, q(prefix), user, q(ref_csv),
+        q(tmp .. "/serve.log")))
         :match("%d+")
       for _ = 1, 100 do
         local _, _, code = h.run("curl -s -o /dev/null " .. q(base .. "/health"))
@@ -428,6 +429,51 @@ if _VERSION == "Lua 5.4" and not jit then
       end
     end)
 
+    it("compresses text answers over 1 kB for clients that ask, and compares ETags weakly", function()
+      local params = "?by=code_rncp&measure=dossiers&format=csv"
+      local headers = sh("curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' " .. q(base .. "/query" .. params))
+      assert.is_truthy(headers:find("Content-Encoding: gzip", 1, true), headers)
+      local weak = headers:match('ETag: (W/"[^"]+")')
+      assert.is_truthy(weak, headers)
+      -- the weak tag, alone or in a list, names the same answer
+      for _, value in ipairs { weak, '"x", ' .. weak, weak:sub(3), "*" } do
+        local status = get("/query", { { "by", "code_rncp" }, { "measure", "dossiers" }, { "format", "csv" } },
+          "-H " .. q("If-None-Match: " .. value))
+        assert.are.equal(304, status, value)
+      end
+      -- the same bytes once decompressed; a small answer goes out plain
+      local plain = sh("curl -s " .. q(base .. "/query" .. params))
+      assert.are.equal(plain, sh("curl -s --compressed " .. q(base .. "/query" .. params)))
+      assert.is_nil(sh("curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' " .. q(base .. "/health"))
+        :find("Content-Encoding", 1, true))
+    end)
+
+    it("answers 304 before running the query, once the request's columns are known", function()
+      local etag = sh("curl -s -D - -o /dev/null " .. q(base .. "/health")):match('ETag: ("[^"]+")')
+      -- a value the run would refuse: without If-None-Match a 400, with it a 304 (no run)
+      local params = { { "by", "annee" }, { "where", "nb_dossiers=abc" } }
+      local status, body = get("/query", params)
+      assert.are.equal(400, status, body)
+      assert.are.equal(304, (get("/query", params, "-H " .. q("If-None-Match: " .. etag))))
+    end)
+
+    it("lets a page of the --cors origin read its answers: preflight and headers", function()
+      local headers = sh("curl -s -D - -o /dev/null -X OPTIONS -H 'Origin: https://tableau.example' "
+        .. "-H 'Access-Control-Request-Method: GET' " .. q(base .. "/query?by=annee"))
+      assert.is_truthy(headers:match("^HTTP/1.1 204"), headers)
+      assert.is_truthy(headers:find("Access-Control-Allow-Origin: https://tableau.example", 1, true), headers)
+      assert.is_truthy(headers:find("Access-Control-Allow-Methods: GET, HEAD, OPTIONS", 1, true), headers)
+      headers = sh("curl -s -D - -o /dev/null " .. q(base .. "/query?by=annee"))
+      assert.is_truthy(headers:find("Access-Control-Allow-Origin: https://tableau.example", 1, true), headers)
+      assert.is_truthy(headers:find("Access-Control-Expose-Headers: ETag, X-Cpf-Note", 1, true), headers)
+      -- errors too: a page can read why
+      headers = sh("curl -s -D - -o /dev/null " .. q(base .. "/query?by=nope"))
+      assert.is_truthy(headers:find("Access-Control-Allow-Origin: https://tableau.example", 1, true), headers)
+      local _, err, code = h.run("lua5.4 bin/cpf serve " .. q(snap) .. " --cors 'javascript:x'")
+      assert.are.equal(2, code)
+      assert.is_truthy(err:find("--cors must be an origin (https://host[:port]) or *, got 'javascript:x'", 1, true))
+    end)
+
     it("sends the command line's notes of partial periods as X-Cpf-Note headers", function()
       local headers = h.tmpname(".headers")
       local function notes_of(params)
@@ -447,6 +493,13 @@ if _VERSION == "Lua 5.4" and not jit then
                                            { "change", "dossiers:annee" }, { "format", "csv" } })
       -- no change, no note
       assert.are.same({}, notes_of { { "by", "annee" }, { "measure", "dossiers" }, { "format", "csv" } })
+      -- a --where value no row has: the command line's note (its bytes past ASCII %-escaped)
+      _, err = h.run("lua5.4 bin/cpf query " .. q(snap) .. " --by annee --where statut_dossier=Valide --format csv")
+      local note = err:gsub("^cpf: ", ""):gsub("\n$", ""):gsub("[^\32-\126]", function(c)
+        return ("%%%02X"):format(c:byte())
+      end)
+      assert.are.same({ note },
+        notes_of { { "by", "annee" }, { "where", "statut_dossier=Valide" }, { "format", "csv" } })
     end)
 
     it("started by root, stops before serving when the workers' user cannot read the data", function()

@@ -69,7 +69,8 @@ loads it and prints a short report. --html also writes the report as one page in
   serve = [[
 usage: cpf serve DATA [--host 127.0.0.1] [--port 8080] [--workers N] [--prefix DIR]
                       [--max-rows N] [--max-request N] [--max-pattern N] [--check-every S]
-                      [--ref NAME=FILE]... [--user NAME] [--nginx PATH] [data options]
+                      [--ref NAME=FILE]... [--user NAME] [--nginx PATH] [--cors ORIGIN]
+                      [data options]
 
 Serves one dataset over HTTP with Debian's nginx and its Lua module (apt-get install nginx
 libnginx-mod-http-lua), in the foreground: this process becomes nginx's master, so a signal to
@@ -95,6 +96,8 @@ Bad requests get 400, 404 or 405 with {"error": "..."}.
   --max-rows N     rows a result may have (default 10000)
   --max-request N  bytes of a request's path and query string (default 4096)
   --max-pattern N  bytes of a ~ pattern in where (default 100)
+  --cors ORIGIN    let pages of ORIGIN (https://host[:port], or * for any) read the answers:
+                   Access-Control-Allow-Origin on them, preflight OPTIONS answered (default: none)
   --nginx PATH     the nginx to run (default: nginx on PATH or in /usr/sbin; OpenResty's, which
                    has the Lua module built in, works too)
   --check-every S  seconds between checks for a replaced snapshot (default 1)
@@ -575,7 +578,7 @@ function cli.serve(args)
   local known, short = data_options { host = "value", port = "value", workers = "value", prefix = "value",
                                ["max-rows"] = "value", ["check-every"] = "value", user = "value",
                                nginx = "value", ["max-request"] = "value", ["max-pattern"] = "value",
-                               ref = "list" }
+                               ref = "list", cors = "value" }
   local pos, opts = read_args(args, known, short)
   if opts.help then io.stdout:write(HELP.serve) return 0 end
   if #pos ~= 1 then usage("serve needs one DATA file") end
@@ -590,6 +593,10 @@ function cli.serve(args)
   local max_pattern = whole_option(opts, "max-pattern") or 100
   local check_every = tonumber(opts["check-every"] or "1")
   if not check_every or check_every <= 0 then usage("--check-every must be a number of seconds above 0") end
+  local cors = opts.cors
+  if cors and not (cors == "*" or cors:match("^https?://[%w%.%-]+:?%d*$")) then
+    usage(("--cors must be an origin (https://host[:port]) or *, got '%s'"):format(cors))
+  end
   local lo = load_options(opts)
   local user = opts.user
   if user and not user:match("^[%w_][%w_.%-]*$") then usage(("--user must be a user name, got '%s'"):format(user)) end
@@ -669,8 +676,9 @@ function cli.serve(args)
     f:close()
   end
   write(prefix .. "/conf/init_worker.lua", ("require(\"cpf.resty\").init_worker { snapshot = %q, "
-    .. "max_rows = %d, max_request = %d, max_pattern = %d, check_every = %s, refs = { %s } }\n")
-    :format(snapshot, max_rows, max_request, max_pattern, tostring(check_every), table.concat(ref_fields, ", ")))
+    .. "max_rows = %d, max_request = %d, max_pattern = %d, check_every = %s, refs = { %s }, cors = %s }\n")
+    :format(snapshot, max_rows, max_request, max_pattern, tostring(check_every), table.concat(ref_fields, ", "),
+      cors and ("%q"):format(cors) or "false"))
   write(prefix .. "/conf/nginx.conf", table.concat({
     "# written by cpf serve: nginx with its Lua module, serving " .. snapshot,
     built_in and "# the Lua module is built into this nginx" or
@@ -686,6 +694,12 @@ function cli.serve(args)
       .. '"P/tmp/fastcgi";\n  uwsgi_temp_path "P/tmp/uwsgi";\n  scgi_temp_path "P/tmp/scgi";')
       :gsub("P", function() return prefix end)),
     "  server_tokens off;",
+    -- text answers over 1 kB compressed for clients that ask (nginx makes the ETag weak then)
+    "  gzip on;",
+    "  gzip_min_length 1024;",
+    "  gzip_vary on;",
+    "  gzip_types text/csv text/tab-separated-values application/json application/x-ndjson text/markdown "
+      .. "text/plain image/svg+xml;",
     "  large_client_header_buffers 4 64k;",
     ('  lua_package_path "%s/?.lua;%s/?/init.lua;;";'):format(lua_dir, lua_dir),
     ('  lua_package_cpath "%s/?.so;;";'):format(core_dir),

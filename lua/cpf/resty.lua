@@ -45,6 +45,12 @@ local SETTINGS = {
   max_pattern = { 100, whole },       -- bytes of a ~ pattern of where
   title = { cpf.schema.source.title, function(v) if type(v) ~= "string" then return "must be a string" end end },
   refs = { {}, function(v) if type(v) ~= "table" then return "must be a table {name = snapshot path}" end end },
+  -- the origin whose pages may read the answers (CORS): "https://host[:port]", "*", or false
+  cors = { false, function(v)
+    if v ~= false and (type(v) ~= "string" or v == "" or v:find("[%c%s]")) then
+      return 'must be false, "*" or an origin such as "https://example.org"'
+    end
+  end },
   -- the location the endpoints are under ("/cpf": /cpf/query...), "" for the server's root
   prefix = { "", function(v)
     if type(v) ~= "string" or (v ~= "" and not v:match("^/[%w%-_/%.]*[^/]$")) then
@@ -169,7 +175,14 @@ local function send(status, content_type, body, extra)
   ngx.header["Content-Type"] = content_type
   ngx.header["X-Content-Type-Options"] = "nosniff"
   ngx.header["Cache-Control"] = "no-cache"
+  if ngx.ctx.cpf_cors then -- set by serve: a page of that origin may read this answer
+    ngx.header["Access-Control-Allow-Origin"] = ngx.ctx.cpf_cors
+    ngx.header["Access-Control-Expose-Headers"] = "ETag, X-Cpf-Note"
+    ngx.header["Vary"] = "Origin"
+  end
   for k, v in pairs(extra or {}) do ngx.header[k] = v end
+  -- the length known: nginx's gzip leaves answers under gzip_min_length as they are
+  if body then ngx.header["Content-Length"] = #body end
   if body then ngx.print(body) end -- nginx ends the request when the handler returns
 end
 
@@ -265,8 +278,16 @@ local function check_pattern(settings, w)
 end
 
 -- a matching If-None-Match, once the request is known to be right
+-- Whether If-None-Match names the served dataset's ETag: a list, "*", and weak tags compared
+-- weakly (nginx's gzip makes the ETag it sends weak: W/"...").
 local function not_modified(served)
-  if ngx.var.http_if_none_match == served.etag then
+  local header = ngx.var.http_if_none_match
+  if not header then return false end
+  local matches = header:match("^%s*%*%s*$") ~= nil
+  for tag in header:gmatch('%s*(W?/?"[^"]*")') do
+    if tag:gsub("^W/", "") == served.etag then matches = true end
+  end
+  if matches then
     send(304, JSON, nil, { ETag = served.etag })
     return true
   end
@@ -281,11 +302,13 @@ local function query(self, served, params)
   end
   local req, err = request.parse(params, self.request_settings)
   if not req then refuse(400, err) end
-  local res, rerr = req:run(served.ds)
-  if not res then refuse(400, rerr) end
-  -- only now: a request is answered 304 once it is known to be right (an unknown column, a bad
-  -- value is found by the run)
+  local ok, cerr = req:check(served.ds:columns())
+  if not ok then refuse(400, cerr) end
+  -- before the query runs: the same request on the same snapshot gives the same bytes (a client
+  -- holds this ETag from an answer to it), so a 304 costs no query
   if not_modified(served) then return end
+  local res, rerr = req:run(served.ds, nil, { checked = true })
+  if not res then refuse(400, rerr) end
   if #res > settings.max_rows then
     refuse(400, ("the result has %d rows, more than this server's limit of %d: add limit=N or narrow the question")
       :format(#res, settings.max_rows))
@@ -337,6 +360,11 @@ local function serve(self)
   local method = ngx.req.get_method()
   local uri = ngx.var.uri
   local prefix = settings.prefix
+  ngx.ctx.cpf_cors = settings.cors or nil
+  if method == "OPTIONS" and settings.cors then -- a browser's preflight: what a page may ask
+    return send(204, JSON, nil, { ["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS",
+      ["Access-Control-Allow-Headers"] = "If-None-Match", ["Access-Control-Max-Age"] = "86400" })
+  end
   local route = uri:sub(1, #prefix) == prefix and ROUTES[uri:sub(#prefix + 1) == "" and "/" or uri:sub(#prefix + 1)]
   if not route then
     refuse(404, ("no such endpoint '%s' (%s/query, %s/describe, %s/health, %s/)")
