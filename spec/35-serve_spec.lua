@@ -221,6 +221,9 @@ if _VERSION == "Lua 5.4" and not jit then
         port = port + 1
       end
       h.write_bytes(dir .. "/conf/servers.lua", "return {}\n")
+      -- b serves a copy of the file, as another machine behind a proxy would
+      local copy = dir .. "/copy.cpfsnap"
+      sh(("cp %s %s"):format(q(snap), q(copy)))
       local root = h.root or "."
       local as_root = sh("id -u"):match("^0\n") and "user root;" or ""
       h.write_bytes(dir .. "/conf/nginx.conf", table.concat({
@@ -236,7 +239,7 @@ if _VERSION == "Lua 5.4" and not jit then
         "  init_worker_by_lua_block {",
         "    local servers, resty = require 'servers', require 'cpf.resty'",
         ("    servers.a = assert(resty.new { snapshot = %q, prefix = '/a', max_rows = 3 })"):format(snap),
-        ("    servers.b = assert(resty.new { snapshot = %q, prefix = '/b/cpf' })"):format(snap),
+        ("    servers.b = assert(resty.new { snapshot = %q, prefix = '/b/cpf' })"):format(copy),
         "    for _, s in pairs(servers) do assert(s:open()) assert(s:watch()) end",
         "  }",
         ("  server { listen 127.0.0.1:%d;"):format(port),
@@ -268,6 +271,10 @@ if _VERSION == "Lua 5.4" and not jit then
       code, body = at(lib .. "/a/nope")
       assert.are.equal("404", code)
       assert.is_truthy(body:find("(/a/query, /a/describe, /a/health, /a/)", 1, true), body)
+      -- a copy of the snapshot has the ETag of the original: any machine answers If-None-Match
+      local function etag(url) return sh("curl -s -D - -o /dev/null " .. q(url)):match('ETag: ("[^"]+")') end
+      assert.is_truthy(etag(base .. "/health"))
+      assert.are.equal(etag(base .. "/health"), etag(lib .. "/b/cpf/health"))
     end)
 
     it("sends nosniff and an ETag from the snapshot, and 304 when it matches", function()
@@ -446,6 +453,20 @@ if _VERSION == "Lua 5.4" and not jit then
       assert.are.equal(plain, sh("curl -s --compressed " .. q(base .. "/query" .. params)))
       assert.is_nil(sh("curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' " .. q(base .. "/health"))
         :find("Content-Encoding", 1, true))
+    end)
+
+    it("sends a large answer in pieces as it is written, with the command line's bytes", function()
+      local params = { { "by", "mois,departement_lieu_formation" }, { "measure", "dossiers,montant" },
+                       { "format", "csv" } }
+      local status, body = get("/query", params)
+      assert.are.equal(200, status, body)
+      local lines = select(2, body:gsub("\n", "")) - 1
+      assert.is_true(lines > 5000 and lines <= 10000, lines .. " rows: between the pieces' threshold and max_rows")
+      assert.are.equal(cli(("query %s --by mois,departement_lieu_formation --measure dossiers,montant --format csv")
+        :format(q(snap))), body)
+      local headers = sh("curl -s -G -D - -o /dev/null " .. curl_params(params) .. " " .. q(base .. "/query"))
+      assert.is_truthy(headers:find("Transfer-Encoding: chunked", 1, true), headers)
+      assert.is_nil(headers:find("Content-Length", 1, true), headers)
     end)
 
     it("answers 304 before running the query, once the request's columns are known", function()

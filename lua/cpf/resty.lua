@@ -60,6 +60,7 @@ local SETTINGS = {
 }
 
 local JSON = format.media_type("json") -- errors and /health
+local STREAMED_ROWS = 5000 -- a result of more rows is sent in pieces as it is written (query)
 
 -- The parameters of each endpoint: "list" may repeat, "one" may not. A query's are the request
 -- fields of the request table.
@@ -98,13 +99,24 @@ function _M.new(opts)
   return self
 end
 
+-- What names a snapshot's content: its header (which holds the checksum of its column table,
+-- and so of every column's), the same on every machine that serves a copy of the file — so
+-- that behind a proxy, any machine answers a client's If-None-Match; its signature otherwise.
+local function content_id(path, signature)
+  local f = io.open(path, "rb")
+  local header = f and f:read(104)
+  if f then f:close() end
+  if header and #header == 104 and header:sub(1, 8) == core.snapshot_magic then return header end
+  return signature
+end
+
 local function open_served(settings)
   local path = settings.snapshot
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
   local ds, oerr = cpf.open(path)
   if not ds then return nil, oerr end
-  local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. signature):sub(1, 20) .. '"'
+  local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. content_id(path, signature)):sub(1, 20) .. '"'
   return { ds = ds, signature = signature, etag = etag, users = 0 }
 end
 
@@ -170,6 +182,8 @@ end
 
 -- ---------------------------------------------------------------- responses
 
+-- body: a string (sent with its length), nil (headers only), or a function(print) that sends
+-- the body in pieces (chunked: a large answer is never held whole).
 local function send(status, content_type, body, extra)
   ngx.status = status
   ngx.header["Content-Type"] = content_type
@@ -181,6 +195,7 @@ local function send(status, content_type, body, extra)
     ngx.header["Vary"] = "Origin"
   end
   for k, v in pairs(extra or {}) do ngx.header[k] = v end
+  if type(body) == "function" then return body() end
   -- the length known: nginx's gzip leaves answers under gzip_min_length as they are
   if body then ngx.header["Content-Length"] = #body end
   if body then ngx.print(body) end -- nginx ends the request when the handler returns
@@ -312,6 +327,23 @@ local function query(self, served, params)
   if #res > settings.max_rows then
     refuse(400, ("the result has %d rows, more than this server's limit of %d: add limit=N or narrow the question")
       :format(#res, settings.max_rows))
+  end
+  if #res > STREAMED_ROWS then
+    -- a large answer goes out as the format writes it (format.write's pieces), never whole in
+    -- memory; a failure midway aborts the connection: the client sees a cut answer, never a
+    -- complete-looking one
+    local fmt = req.output.format
+    return answer(served, fmt, function()
+      local written, werr = req:write(res, { write = function(_, piece)
+        local sent, perr = ngx.print(piece)
+        if not sent then return nil, perr end
+        return true
+      end })
+      if not written then
+        ngx.log(ngx.ERR, "cpf: an answer cut midway: ", tostring(werr))
+        return ngx.exit(ngx.ERROR)
+      end
+    end, req:notes(res))
   end
   local text, terr = req:text(res)
   if not text then refuse(400, terr) end
