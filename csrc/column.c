@@ -1,5 +1,6 @@
 /* column.c — one column of the store: append typed values while loading, then settle the
  * type (inference for unknown columns) and narrow the storage to the smallest width. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,22 @@ oom: /* -2: no memory, not a bad value (the caller says so with the kind "memory
   return -2;
 }
 
+void column_restore_decimal(cpf_column *col, int scale) {
+  static const double pow10[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+  int64_t *v = col->data;
+  size_t i;
+  if (scale < 0 || scale > 9) return;
+  if (col->type == CPF_TYPE_NUMBER) { /* made doubles: each value back to its cents, in place */
+    double *d = col->data;
+    for (i = 0; i < col->rows; i++) v[i] = column_is_valid(col, i) ? (int64_t)llround(d[i] * pow10[scale]) : 0;
+    col->type = CPF_TYPE_DECIMAL;
+  } else if (col->scale > scale) { /* raised: each value divided back, exactly */
+    int64_t factor = (int64_t)pow10[col->scale - scale];
+    for (i = 0; i < col->rows; i++) v[i] /= factor;
+  }
+  col->scale = scale;
+}
+
 void column_truncate(cpf_column *col, size_t rows, int drop_value) {
   size_t row;
   for (row = rows; row < col->rows; row++)
@@ -460,6 +477,12 @@ static void *shrink(void *p, size_t bytes) {
 }
 
 int column_finish(cpf_column *col, char *msg, size_t msgsize) {
+  /* text of another encoding made UTF-8 before the type is inferred from it (a Windows-1252
+   * U+00A0 between thousands is one byte until then) */
+  if (col->encoding && (col->type == CPF_TYPE_STRING || col->type == CPF_TYPE_AUTO) && col->dict.offsets) {
+    if (dictionary_to_utf8(&col->dict, (cpf_encoding)col->encoding) != 0) goto oom;
+    col->encoding = 0;
+  }
   if (col->type == CPF_TYPE_AUTO) {
     int grouped;
     cpf_type type = infer_type(col, &grouped);

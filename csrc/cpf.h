@@ -160,6 +160,7 @@ typedef struct {
   char thousands;       /* 0: inferred (spaces, U+00A0, U+202F; '.' with a decimal comma); 'n': none;
                          * else that separator (' ' also takes U+00A0 and U+202F) */
   char locale_point;    /* strtod's decimal point, read once before the load (numparse.c) */
+  int encoding;         /* cpf_encoding of the file's text: made UTF-8 by column_finish, first */
   int mapped;           /* arrays and names point into a snapshot's mapping: nothing to free */
   int skipped;          /* loading: a column not asked for, whose fields are passed over */
 } cpf_column;
@@ -172,6 +173,9 @@ int column_append(cpf_column *col, const char *s, size_t len, char *msg, size_t 
 /* Takes back rows [rows, col->rows) appended while loading (a rejected record's values); a
  * string column's last dictionary value too when drop_value says the record brought it. */
 void column_truncate(cpf_column *col, size_t rows, int drop_value);
+/* Undoes a rescale a rejected record caused: a decimal column whose scale was raised, or that
+ * became doubles, back to int64 values at `scale` (the rows it holds, the record's taken back). */
+void column_restore_decimal(cpf_column *col, int scale);
 /* Finish loading: infer AUTO types, narrow widths, drop the builder's slack. */
 int column_finish(cpf_column *col, char *msg, size_t msgsize);
 size_t column_memory(const cpf_column *col);

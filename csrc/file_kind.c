@@ -102,6 +102,9 @@ int inflate_file(int fd, const char *path, const char *already, size_t already_l
       }
     }
     if (member_done) { /* another member may follow (files concatenated with cat) */
+      /* zeros after the last member (padding some tools write) are no member: passed over,
+       * as gzip -d does */
+      while (z.avail_in > 0 && *z.next_in == 0) { z.next_in++; z.avail_in--; }
       if (z.avail_in == 0) {
         if (ended) break;
         continue;

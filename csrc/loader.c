@@ -159,6 +159,9 @@ typedef struct {
   size_t kept;       /* records kept: the rows the columns hold */
   size_t record_start, line_end; /* the current record's first byte; its current line's end */
   size_t *grown, ngrown; /* string columns whose dictionary took a new value in this record */
+  size_t stopped_at;     /* parser_feed: the byte of its piece where libcsv stopped */
+  struct { size_t column; int scale; } *rescaled; /* decimal columns this record rescaled */
+  size_t nrescaled;
   pending_rejects *rejects;
   size_t max_rejects;
 } parse_state;
@@ -192,7 +195,10 @@ static void reject_record(parse_state *st) {
     for (g = 0; g < st->ngrown; g++) grew |= st->grown[g] == j;
     column_truncate(&st->cols[j], st->kept, grew);
   }
+  for (g = st->nrescaled; g-- > 0;) /* the first change last: back to the scale before it */
+    column_restore_decimal(&st->cols[st->rescaled[g].column], st->rescaled[g].scale);
   st->ngrown = 0;
+  st->nrescaled = 0;
   st->rejecting = 0;
   if (l->count == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
@@ -216,6 +222,7 @@ static void end_record(parse_state *st) {
   if (st->rejecting) reject_record(st);
   else if (st->record > 0) st->kept++;
   st->ngrown = 0;
+  st->nrescaled = 0;
   st->record++;
   st->field = 0;
 }
@@ -261,7 +268,16 @@ static void on_field(void *s, size_t len, void *data) {
   } else {
     cpf_column *col = &st->cols[st->field];
     uint32_t values = col->dict.count;
+    int scale = col->scale;
+    cpf_type type = col->type;
     int rc = column_append(col, s, len, msg, sizeof msg);
+    /* a decimal value with more digits (or an exponent) changed the whole column: undone too
+     * if the record is set aside (reject_record) */
+    if (st->skip && (col->scale != scale || col->type != type)) {
+      st->rescaled[st->nrescaled].column = st->field;
+      st->rescaled[st->nrescaled].scale = scale;
+      st->nrescaled++;
+    }
     if (rc == -2) {
       cpf_error_set(st->err, CPF_ERR_MEMORY, "%s: out of memory", st->path);
     } else if (rc != 0) {
@@ -349,6 +365,7 @@ static int parser_feed(struct csv_parser *p, parse_state *st, char sep, const ch
   size_t pos = 0;
   for (;;) {
     pos += csv_parse(p, s + pos, len - pos, on_field, on_record, st);
+    st->stopped_at = pos; /* where a refusal stopped it (on_error = "skip" resumes after it) */
     if (pos == len || st->err->code) return 0;
     if (csv_error(p) != CSV_EPARSE) return -1;
     if (s[pos] == '"') {
@@ -358,6 +375,7 @@ static int parser_feed(struct csv_parser *p, parse_state *st, char sep, const ch
       pos++;
     } else if (is_blank_char(s[pos], sep)) {
       while (pos < len && is_blank_char(s[pos], sep)) pos++;
+      st->stopped_at = pos;
       if (pos < len && s[pos] != sep && s[pos] != '\r' && s[pos] != '\n') return -1;
     } else {
       return -1;
@@ -872,6 +890,8 @@ static void chunk_parse(chunk_job *job) {
   int quotes = QUOTE_FIELD_START; /* QUOTE_OPEN: libcsv holds an open quoted field */
   int mid_line = 0;  /* libcsv has been given the first part of a line longer than the view */
   int discard = 0;   /* the rest of a line longer than the view, after a rejected quote */
+  int after_lf = 1;  /* pos follows a '\n' (or the chunk's start): where a chunk may end, since
+                      * the next starts after a '\n' (a piece may end at a lone CR too) */
   int parser_live = 0;
   uint32_t seps[MAX_PLAIN_FIELDS];
   size_t *wanted = NULL, nwanted = 0, want = 0, f;
@@ -888,7 +908,8 @@ static void chunk_parse(chunk_job *job) {
   window_init(&w, src, job->last ? size : job->limit);
   /* the fast path reads the separators up to the last column asked for */
   if (!(wanted = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *wanted)) ||
-      (st.skip && !(st.grown = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *st.grown)))) {
+      (st.skip && !(st.grown = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *st.grown))) ||
+      (st.skip && !(st.rescaled = cpf_malloc((job->ncols ? job->ncols : 1) * sizeof *st.rescaled)))) {
     cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     goto fail;
   }
@@ -905,7 +926,7 @@ static void chunk_parse(chunk_job *job) {
     const char *line;
     size_t len = 0, avail, nseps, content;
     int at_end;
-    if (!mid_line && !discard && !job->last && pos > job->limit) break;
+    if (!mid_line && !discard && after_lf && !job->last && pos > job->limit) break;
     if ((pos < w.off || pos >= w.off + w.len) && window_move(&w, pos, &job->err) != 0) break;
     line = w.data + (pos - w.off);
     avail = w.off + w.len - pos;
@@ -913,6 +934,7 @@ static void chunk_parse(chunk_job *job) {
     if (discard) {
       const char *nl = memchr(line, '\n', avail);
       pos += nl ? (size_t)(nl - line) + 1 : avail;
+      after_lf = nl != NULL;
       discard = nl == NULL;
       continue;
     }
@@ -934,29 +956,45 @@ static void chunk_parse(chunk_job *job) {
       st.line_end = pos + content;
       emit_plain_line(&st, line, seps, nseps, content, wanted, nwanted);
     } else { /* libcsv reads it, and tells what is wrong with a line of too few or many fields */
+      /* up to the line's end: LF, CRLF, or a lone CR, which libcsv also takes for a record's
+       * end (a piece per record there too: a reject's place is its own) */
       const char *nl = memchr(line, '\n', avail);
+      const char *cr = memchr(line, '\r', nl ? (size_t)(nl - line) : avail);
+      if (cr && cr + 1 != nl) nl = cr;
       len = nl ? (size_t)(nl - line) + 1 : avail;
       mid_line = nl == NULL && !at_end;
-      st.line_end = pos + len - (nl != NULL) - (nl != NULL && len > 1 && line[len - 2] == '\r');
+      st.line_end = pos + len - (nl != NULL) - (nl != NULL && *nl == '\n' && len > 1 && line[len - 2] == '\r');
       if (parser_feed(&p, &st, job->sep, line, len) != 0 && !job->err.code) {
         parser_error(&p, &st);
         if (st.skip && !job->err.code) {
-          /* a quote libcsv refuses: the record ends with its line, and libcsv starts afresh */
+          /* a quote libcsv refuses: the record ends at the next line break (CR, LF or CRLF,
+           * as libcsv ends records), the records after it in this piece are read again, and
+           * libcsv starts afresh */
+          size_t resume = st.stopped_at;
+          while (resume < len && line[resume] != '\n' && line[resume] != '\r') resume++;
+          st.line_end = pos + resume; /* the record's text, its line break left out */
+          if (resume < len) {
+            resume += 1 + (line[resume] == '\r' && resume + 1 < len && line[resume + 1] == '\n');
+            discard = 0;
+          } else {
+            discard = mid_line; /* the rest of a line longer than the view */
+          }
           end_record(&st);
           csv_free(&p);
           parser_live = 0;
           if (parser_start(&p, job->sep, src->path, &job->err) != 0) break;
           parser_live = 1;
           quotes = QUOTE_FIELD_START;
-          discard = mid_line;
           mid_line = 0;
-          pos += len;
+          pos += resume;
+          after_lf = resume > 0 && line[resume - 1] == '\n';
           continue;
         }
       }
       quote_scan(line, len, job->sep, &quotes);
     }
     pos += len;
+    after_lf = len > 0 && line[len - 1] == '\n';
     if (pos >= next_check && !job->err.code) {
       next_check += PROGRESS_EVERY;
       if (chunk_checkpoint(job, pos, st.record - 1)) {
@@ -986,6 +1024,7 @@ fail:
   free(w.buf);
   free(wanted);
   free(st.grown);
+  free(st.rescaled);
   if (job->err.code || job->open_quote) {
     pthread_mutex_lock(&job->shared->lock);
     job->shared->stop = 1;
@@ -1052,14 +1091,20 @@ static int source_bytes(const cpf_source *src, char *buf, size_t n, size_t off, 
   return read_at(src, buf, n, off, err);
 }
 
-/* Moves *line on by the line breaks in [*from, to), read a block at a time; *from becomes to. */
+/* Moves *line on by the line breaks in [*from, to), read a block at a time, as an editor counts
+ * them: LF, CRLF and a lone CR each end a line (*cr: the last byte seen was a CR, across
+ * blocks and calls); *from becomes to. */
 static int count_lines(const cpf_source *src, char *buf, size_t *from, size_t to, size_t *line,
-                       cpf_error *err) {
+                       int *cr, cpf_error *err) {
   while (*from < to) {
-    size_t n = to - *from < WINDOW_BYTES ? to - *from : WINDOW_BYTES;
-    const char *p = src->fd < 0 ? src->bytes + *from : buf, *end = p + n;
+    size_t n = to - *from < WINDOW_BYTES ? to - *from : WINDOW_BYTES, i;
+    const char *p = src->fd < 0 ? src->bytes + *from : buf;
     if (src->fd >= 0 && read_at(src, buf, n, *from, err) != 0) return -1;
-    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { (*line)++; p++; }
+    for (i = 0; i < n; i++) {
+      if (p[i] == '\n') { if (!*cr) (*line)++; *cr = 0; }
+      else if (p[i] == '\r') { (*line)++; *cr = 1; }
+      else *cr = 0;
+    }
     *from += n;
   }
   return 0;
@@ -1072,14 +1117,14 @@ static int collect_rejects(cpf_rejects *out, const cpf_source *src, const chunk_
                            size_t nchunks, const cpf_column_spec *specs, size_t ncols, cpf_error *err) {
   size_t k, i, records = 1, from = 0, line = 1;
   char *buf = NULL, text[REJECT_TEXT_MAX];
-  int rc = 0;
+  int rc = 0, cr = 0;
   if (src->fd >= 0 && !(buf = cpf_malloc(WINDOW_BYTES))) goto oom;
   for (k = 0; k < nchunks && rc == 0; k++) {
     for (i = 0; i < jobs[k].rejects.count; i++) {
       const pending_reject *r = &jobs[k].rejects.items[i];
       size_t n = r->end - r->start < REJECT_TEXT_MAX ? r->end - r->start : REJECT_TEXT_MAX;
       const char *name = r->column >= 1 && r->column <= ncols ? specs[r->column - 1].name : "";
-      if (count_lines(src, buf, &from, r->start, &line, err) != 0 ||
+      if (count_lines(src, buf, &from, r->start, &line, &cr, err) != 0 ||
           source_bytes(src, text, n, r->start, err) != 0) { rc = -1; break; }
       if (rejects_add(out, line, records + r->record, r->column, r->end - r->start, r->kind, name,
                       r->message, text, n, "") != 0) goto oom;
@@ -1099,12 +1144,13 @@ static void too_many_rejects(const cpf_source *src, const cpf_load_options *opts
                              cpf_error *err) {
   const pending_reject *first = &job->rejects.items[0];
   size_t from = 0, line = 1;
+  int cr = 0;
   char *buf = src->fd >= 0 ? cpf_malloc(WINDOW_BYTES) : NULL;
   if (src->fd >= 0 && !buf) {
     cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", src->path);
     return;
   }
-  if (count_lines(src, buf, &from, first->start, &line, err) == 0)
+  if (count_lines(src, buf, &from, first->start, &line, &cr, err) == 0)
     cpf_error_at(err, CPF_ERR_DATA, line, first->column,
                  "%s: more than %zu malformed records (max_rejects), the first on line %zu: %s",
                  src->path, opts->max_rejects, line, first->message);
@@ -1126,7 +1172,8 @@ static size_t record_of_row(const cpf_rejects *rejects, size_t row) {
   return record;
 }
 
-/* The string columns' text: made UTF-8 from the file's encoding, or checked to be UTF-8. A
+/* The string columns' text, in a UTF-8 file, checked to be UTF-8 (another encoding was made
+ * UTF-8 by column_finish, before the types were inferred). A
  * value that is not fails the load at its first row, with what to do: a file that is not UTF-8
  * is refused whole (never loaded as bytes no condition can match), on_error = "skip" or not. */
 static int columns_text(cpf_dataset *ds, size_t ncols, const cpf_load_options *opts, const char *path,
@@ -1139,14 +1186,8 @@ static int columns_text(cpf_dataset *ds, size_t ncols, const cpf_load_options *o
     cpf_column *col = &ds->cols[j];
     unsigned char *bad = NULL;
     size_t r;
-    if (col->skipped || col->type != CPF_TYPE_STRING) continue;
-    if (opts->encoding != CPF_ENCODING_UTF8) {
-      if (dictionary_to_utf8(&col->dict, opts->encoding) != 0) {
-        cpf_error_set(err, CPF_ERR_MEMORY, "%s: out of memory", path);
-        return -1;
-      }
-      continue;
-    }
+    /* another encoding: made UTF-8 already, by column_finish */
+    if (col->skipped || col->type != CPF_TYPE_STRING || opts->encoding != CPF_ENCODING_UTF8) continue;
     for (c = 0; c < col->dict.count; c++) {
       v = dictionary_value(&col->dict, c, &len);
       if (utf8_invalid_at(v, len) == len) continue;
@@ -1247,6 +1288,7 @@ cpf_dataset *loader_load(const cpf_source *src, const cpf_load_options *opts,
       } else {
         job->cols[j].locale_point = point;
         job->cols[j].thousands = opts->thousands;
+        job->cols[j].encoding = (int)opts->encoding;
       }
   }
   for (k = 1; k < nchunks; k++, started++)

@@ -49,11 +49,32 @@ int rejects_add(cpf_rejects *r, uint64_t line, uint64_t record, uint64_t column,
   return 0;
 }
 
+/* A size read from an entry, bounded by what the entry may hold and by the bytes left: a
+ * snapshot rewritten in place after its check (as dictionary_value allows for) may say anything. */
+static uint32_t bounded(uint32_t size, uint32_t max, size_t *room) {
+  if (size > max) size = max;
+  if (size > *room) size = (uint32_t)*room;
+  *room -= size;
+  return size;
+}
+
 size_t rejects_entry(const cpf_rejects *r, size_t offset, void *entry, const char **name,
                      const char **message, const char **text, const char **file) {
   snap_reject *e = entry;
-  const char *s = (const char *)r->bytes + offset + sizeof *e;
+  const char *s;
+  size_t room;
+  memset(e, 0, sizeof *e);
+  if (offset > r->size || r->size - offset < sizeof *e) { /* nothing left: an empty entry */
+    *name = *message = *text = *file = "";
+    return r->size;
+  }
+  s = (const char *)r->bytes + offset + sizeof *e;
   memcpy(e, r->bytes + offset, sizeof *e);
+  room = r->size - offset - sizeof *e;
+  e->name_size = bounded(e->name_size, 4096, &room);
+  e->message_size = bounded(e->message_size, 4096, &room);
+  e->text_size = bounded(e->text_size, REJECT_TEXT_MAX, &room);
+  e->file_size = bounded(e->file_size, 4096, &room);
   *name = s;
   *message = s + e->name_size;
   *text = s + e->name_size + e->message_size;
@@ -89,7 +110,7 @@ const char *rejects_check(const unsigned char *bytes, size_t size, size_t count)
     if (e.kind < CPF_REJECT_FIELDS || e.kind > CPF_REJECT_QUOTE) return "rejects: an unknown kind";
     if (e.text_size > REJECT_TEXT_MAX || e.name_size > 4096 || e.message_size > 4096 || e.file_size > 4096)
       return "rejects: a text longer than a reject holds";
-    if (e.record < 2 || e.line < 2 || e.length < e.text_size) return "rejects: a position outside the data";
+    if (e.record < 2 || e.line < 1 || e.length < e.text_size) return "rejects: a position outside the data";
     strings = (size_t)e.name_size + e.message_size + e.text_size + e.file_size;
     if (size - offset - sizeof e < strings) return "rejects: an entry runs past their end";
     offset += padded(sizeof e + strings);

@@ -44,6 +44,21 @@ describe("parallel load #threads", function()
     end
   end)
 
+  it("gives the same dataset when lone CRs end some records and LFs others", function()
+    local out = { "statut_dossier;nb_dossiers;extra\n" }
+    for i = 1, 20000 do
+      out[#out + 1] = ("Validé;%d;%s%s"):format(i % 50, i % 7 == 0 and '"a\rb"' or "x", i % 3 == 0 and "\r" or "\n")
+    end
+    local path = h.write_file(table.concat(out))
+    local one = assert(cpf.load(path, { threads = 1 }))
+    assert.are.equal(20000, #one)
+    for _, t in ipairs(counts({ 2, 3, 5 }, { 3 })) do
+      for _, parser in ipairs { "auto", "libcsv" } do
+        same_dataset(one, assert(cpf.load(path, { threads = t, parser = parser })), t .. " threads, " .. parser)
+      end
+    end
+  end)
+
   it("gives the same dataset on files with quoted line breaks everywhere, LF and CRLF", function()
     for _, crlf in ipairs { false, true } do
       local path = h.write_file(nasty_csv(30000, crlf))

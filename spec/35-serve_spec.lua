@@ -469,6 +469,24 @@ if _VERSION == "Lua 5.4" and not jit then
       assert.is_nil(headers:find("Content-Length", 1, true), headers)
     end)
 
+    it("releases the dataset of an answer cut midway: a replaced snapshot is closed, never kept mapped", function()
+      -- clients that go away while a large answer is being sent (head closes the pipe early)
+      for _ = 1, 4 do
+        sh("curl -s -N " .. q(base .. "/query?by=mois,departement_lieu_formation&measure=dossiers,montant&format=csv")
+          .. " | head -c 100 > /dev/null")
+      end
+      -- the same snapshot renamed over itself, as cpf convert replaces one
+      sh(("cp %s %s.new && mv %s.new %s"):format(q(snap), q(snap), q(snap), q(snap)))
+      for _ = 1, 20 do
+        get("/health")
+        os.execute("sleep 0.1")
+      end
+      for w in sh("pgrep -P " .. pid):gmatch("%d+") do
+        local maps = h.read_file("/proc/" .. w .. "/maps")
+        assert.is_nil(maps:find(snap .. " (deleted)", 1, true), "worker " .. w .. " still maps the replaced file")
+      end
+    end)
+
     it("answers 304 before running the query, once the request's columns are known", function()
       local etag = sh("curl -s -D - -o /dev/null " .. q(base .. "/health")):match('ETag: ("[^"]+")')
       -- a value the run would refuse: without If-None-Match a 400, with it a 304 (no run)

@@ -120,6 +120,65 @@ describe("records set aside (on_error = \"skip\")", function()
                     { r[1].line, r[1].record, r[1].column, r[1].kind, r[1].message })
   end)
 
+  it("places the records of a file with CR line endings, and a refused quote ends at the next line break", function()
+    for _, eol in ipairs { "\r", "\r\n", "\n" } do
+      local text = table.concat({ "a;b;c", "1;x;2", "2;y;3", '3;"x"y;z', "4;w;5", "5;v", "6;u;7" }, eol) .. eol
+      for _, opts in ipairs { { threads = 1 }, { threads = 3 }, { threads = 1, parser = "libcsv" } } do
+        opts.on_error = "skip"
+        local ds = assert(cpf.load(h.write_file(text, ".csv"), opts))
+        local what = ("%q %s"):format(eol, opts.parser or opts.threads)
+        assert.are.equal(4, #ds, what)
+        assert.are.same({ 1, 2, 4, 6 }, { ds:get(1, "a"), ds:get(2, "a"), ds:get(3, "a"), ds:get(4, "a") }, what)
+        local r = ds:rejects()
+        assert.are.same({ 4, 4, "quote", '3;"x"y;z' }, { r[1].line, r[1].record, r[1].kind, r[1].text }, what)
+        assert.are.same({ 6, 6, "fields", "5;v" }, { r[2].line, r[2].record, r[2].kind, r[2].text }, what)
+        -- and its snapshot opens again
+        local snap = h.tmpname(".cpfsnap")
+        assert(ds:save(snap))
+        assert.are.same(r, assert(cpf.open(snap)):rejects(), what)
+      end
+    end
+  end)
+
+  it("reads a snapshot's rejects rewritten in place within their bytes, never past them", function()
+    local text = HEADER .. "\n2021-01;Validé;Corse;1;2,00\n2021-01;Validé\n2021-02;Validé;Corse;x;2,00\n"
+    local ds = assert(cpf.load(h.write_file(text, ".csv"), { on_error = "skip" }))
+    local snap = h.tmpname(".cpfsnap")
+    assert(ds:save(snap))
+    local opened = assert(cpf.open(snap))
+    assert(opened:verify())
+    -- the first entry's four sizes set to 2^32 - 1 under the mapping (an external tool's write)
+    local bytes = h.read_file(snap)
+    local at = bytes:find("too few fields", 1, true) - 1 - 56 -- the entry's header precedes its strings
+    local f = assert(io.open(snap, "r+b"))
+    f:seek("set", at + 36)
+    f:write(("\255"):rep(16))
+    f:close()
+    local r = opened:rejects()
+    assert.are.equal(2, #r)
+    for _, e in ipairs(r) do
+      assert.is_true(#e.text <= 1000 and #e.message <= 4096 and #(e.name or "") <= 4096)
+    end
+    -- concatenated (cpf.load of several files copies each part's rejects)
+    local both = assert(require("cpf.core").concat({ opened, opened }, { "a", "b" }))
+    assert.are.equal(4, #both:rejects())
+  end)
+
+  it("takes back the rescale of a decimal column that a rejected record caused", function()
+    local good = HEADER .. "\n2021-01;Validé;Corse;1;2,50\n2021-02;Validé;Corse;2;12,25\n"
+    local want = assert(cpf.load(h.write_file(good, ".csv")))
+    for _, bad in ipairs { "1,5e3", "0,123456789", "0,1234" } do
+      for _, threads in ipairs { 1, 2 } do
+        local text = good .. ("2021-05;Validé;Corse;2;%s;de trop\n2021-03;Validé;Bretagne;3;7,75\n"):format(bad)
+        local ds = assert(cpf.load(h.write_file(text, ".csv"), { on_error = "skip", threads = threads }))
+        local clean = assert(cpf.load(h.write_file(good .. "2021-03;Validé;Bretagne;3;7,75\n", ".csv")))
+        h.same_dataset(clean, ds, bad)
+        assert.are.equal(want:column("montant_engage").type, ds:column("montant_engage").type, bad)
+        assert.are.equal(1, #ds:rejects())
+      end
+    end
+  end)
+
   it("keeps 1000 bytes of a long record's text and its full length", function()
     local long = "2021-01;Validé;" .. ("x"):rep(5000) .. ";1"
     local ds = assert(cpf.load(h.write_file(HEADER .. "\n" .. long .. "\n", ".csv"), { on_error = "skip" }))

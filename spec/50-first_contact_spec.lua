@@ -42,6 +42,10 @@ describe("files that explain themselves", function()
     local a, b = h.write_file(head, ".part"), h.write_file(tail, ".part")
     assert.are.equal(0, select(3, h.run(("(gzip -c %s; gzip -c %s) > %s"):format(a, b, two))))
     h.same_dataset(want, assert(cpf.load(two)), "two members")
+    -- zeros after the last member (padding), as gzip -d passes them over
+    local padded = h.tmpname(".csv.gz")
+    h.write_bytes(padded, h.read_file(gz) .. ("\0"):rep(512))
+    h.same_dataset(want, assert(cpf.load(padded)), "padded")
     local out, err, code = h.run("cat " .. gz .. " | " .. h.cpf_command("query - --by annee --format csv"))
     assert.are.equal(0, code, err)
     assert.are.equal((h.run(h.cpf_command("query " .. path .. " --by annee --format csv"))), out)
@@ -116,6 +120,10 @@ describe("files that explain themselves", function()
     assert.are.equal(header .. ":1:1: the header is not UTF-8 text; a French file that is not UTF-8 is most often "
       .. "Windows-1252: load it with --encoding cp1252 (encoding = \"cp1252\")", err)
     assert.are.equal("Région", assert(cpf.load(header, { encoding = "cp1252" })):columns()[1].label)
+    -- a Windows-1252 no-break space between thousands: numbers, as in a UTF-8 file
+    local grouped = h.write_file("a;b\nx;1\160234\ny;5\160678\n", ".csv")
+    local g = assert(cpf.load(grouped, { encoding = "cp1252" }))
+    assert.are.same({ "integer", 1234, 5678 }, { g:column("b").type, g:get(1, "b"), g:get(2, "b") })
     -- Windows-1252's own characters between 0x80 and 0x9F
     local euro = h.write_file(to_cp1252("a;b\n€;l’été\n"), ".csv")
     local e = assert(cpf.load(euro, { encoding = "cp1252" }))

@@ -114,9 +114,15 @@ local function open_served(settings)
   local path = settings.snapshot
   local signature, err = core.file_signature(path)
   if not signature then return nil, err end
+  local id = content_id(path, signature)
   local ds, oerr = cpf.open(path)
   if not ds then return nil, oerr end
-  local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. content_id(path, signature)):sub(1, 20) .. '"'
+  -- replaced between the header read and the open: the ETag would name another file
+  if core.file_signature(path) ~= signature then
+    ds:close()
+    return nil, path .. ": replaced while it was being opened (the next check serves it)"
+  end
+  local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. id):sub(1, 20) .. '"'
   return { ds = ds, signature = signature, etag = etag, users = 0 }
 end
 
@@ -336,11 +342,17 @@ local function query(self, served, params)
     return answer(served, fmt, function()
       local written, werr = req:write(res, { write = function(_, piece)
         local sent, perr = ngx.print(piece)
+        -- waits until the client took it: a client that reads slowly never makes the worker
+        -- hold the whole answer
+        if sent then sent, perr = ngx.flush(true) end
         if not sent then return nil, perr end
         return true
       end })
       if not written then
         ngx.log(ngx.ERR, "cpf: an answer cut midway: ", tostring(werr))
+        -- ngx.exit does not come back: the dataset is released here, not after serve's pcall
+        release(served)
+        ngx.ctx.cpf_released = true
         return ngx.exit(ngx.ERROR)
       end
     end, req:notes(res))
@@ -420,7 +432,7 @@ local function serve(self)
     elseif uri == "/health" then return health(served)
     else return dashboard(self, served) end
   end)
-  release(served)
+  if not ngx.ctx.cpf_released then release(served) end
   if not ok then error(err, 0) end
 end
 
