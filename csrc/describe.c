@@ -1,67 +1,33 @@
 /* describe.c — a column summed up for ds:describe (cpf describe, :Cpf describe, /describe): its
- * distinct values, its range and its most frequent text values, in one pass over its rows (a
- * sort of their keys for numbers) and without a value per row reaching Lua. */
+ * distinct values, its range and its most frequent text values (query_distinct's counts), in
+ * one pass over its rows (a sort of their keys for numbers) and without a value per row
+ * reaching Lua. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpf.h"
 
-typedef struct {
-  uint32_t code;
-  size_t count;
-} code_count;
-
-static const cpf_dictionary *sort_dict; /* qsort's comparison has no context argument */
-
-/* more rows first, then the value's bytes (as ds:distinct orders them) */
-static int by_count(const void *pa, const void *pb) {
-  const code_count *a = pa, *b = pb;
-  size_t la, lb, n;
-  const char *sa, *sb;
-  int c;
-  if (a->count != b->count) return a->count < b->count ? 1 : -1;
-  sa = dictionary_value(sort_dict, a->code, &la);
-  sb = dictionary_value(sort_dict, b->code, &lb);
-  n = la < lb ? la : lb;
-  c = memcmp(sa, sb, n);
-  return c != 0 ? c : (la > lb) - (la < lb);
-}
-
-static int describe_text(const cpf_column *col, size_t rows, size_t top, column_summary *out,
-                         cpf_error *err) {
-  size_t *counts = cpf_calloc((size_t)col->dict.count + 1, sizeof *counts), i, n = 0;
-  code_count *values = NULL;
-  if (!counts) goto oom;
-  for (i = 0; i < rows; i++) { /* a code past the dictionary (damaged data): no value */
-    uint32_t code = column_code_at(col, i);
-    counts[column_is_valid(col, i) && code < col->dict.count ? code : col->dict.count]++;
+/* Text: query_distinct's counts (ds:distinct's order: most rows first, then by bytes), the
+ * rows without a value left out. */
+static int describe_text(const cpf_dataset *ds, size_t j, size_t top, column_summary *out, cpf_error *err) {
+  query_distinct_value *values;
+  size_t n, i, k = 0;
+  if (query_distinct(ds, (int)j, &values, &n, err) != 0) return -1;
+  for (i = 0; i < n; i++) out->distinct += !values[i].missing;
+  out->ntop = top < out->distinct ? top : out->distinct;
+  if (out->ntop > 0 && (!(out->top_codes = cpf_malloc(out->ntop * sizeof *out->top_codes)) ||
+                        !(out->top_counts = cpf_malloc(out->ntop * sizeof *out->top_counts)))) {
+    free(values);
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+    return -1;
   }
-  for (i = 0; i < col->dict.count; i++) n += counts[i] != 0;
-  out->distinct = n;
-  if (top > 0 && n > 0) {
-    size_t k = 0;
-    if (!(values = cpf_malloc(n * sizeof *values))) goto oom;
-    for (i = 0; i < col->dict.count; i++)
-      if (counts[i]) { values[k].code = (uint32_t)i; values[k].count = counts[i]; k++; }
-    sort_dict = &col->dict; /* the loading threads never describe: one caller at a time */
-    qsort(values, n, sizeof *values, by_count);
-    out->ntop = top < n ? top : n;
-    if (!(out->top_codes = cpf_malloc(out->ntop * sizeof *out->top_codes)) ||
-        !(out->top_counts = cpf_malloc(out->ntop * sizeof *out->top_counts)))
-      goto oom;
-    for (i = 0; i < out->ntop; i++) {
-      out->top_codes[i] = values[i].code;
-      out->top_counts[i] = values[i].count;
-    }
+  for (i = 0; i < n && k < out->ntop; i++) {
+    if (values[i].missing) continue;
+    out->top_codes[k] = (uint32_t)values[i].value;
+    out->top_counts[k++] = values[i].count;
   }
   free(values);
-  free(counts);
   return 0;
-oom:
-  free(values);
-  free(counts);
-  cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
-  return -1;
 }
 
 /* Integers, months and dates in a narrow range: a bitmap of the values seen; anything else
@@ -118,7 +84,7 @@ int describe_column(const cpf_dataset *ds, size_t j, size_t top, column_summary 
   const cpf_column *col = &ds->cols[j];
   memset(out, 0, sizeof *out);
   if (snapshot_check_column(ds, j, err) != 0) return -1;
-  if (col->type == CPF_TYPE_STRING) return describe_text(col, ds->rows, top, out, err);
+  if (col->type == CPF_TYPE_STRING) return describe_text(ds, j, top, out, err);
   return describe_numbers(col, ds->rows, out, err);
 }
 

@@ -51,6 +51,9 @@ int table_flag(lua_State *L, int t, const char *field);
 /* An integer-like stored value: an integer, a number for a decimal (v / 10^scale), "YYYY-MM"
  * for a month, "YYYY-MM-DD" for a date. */
 void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v);
+/* A value of col as query_key_value and describe_column give it: a double's bits for a number
+ * column, else an integer-like value (push_stored_integer). */
+void push_stored_value(lua_State *L, const cpf_column *col, int64_t v);
 /* Sets `functions` into the table at index t. */
 void set_functions(lua_State *L, int t, const luaL_Reg *functions);
 /* Creates the metatable `name` with __gc and an __index table of `methods`; leaves it on the

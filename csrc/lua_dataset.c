@@ -337,14 +337,7 @@ static int describe_column_l(lua_State *L) {
   if (s.has_range) {
     int k;
     for (k = 0; k < 2; k++) {
-      int64_t v = k == 0 ? s.min : s.max;
-      if (col->type == CPF_TYPE_NUMBER) {
-        double d;
-        memcpy(&d, &v, sizeof d);
-        lua_pushnumber(L, d);
-      } else {
-        push_stored_integer(L, column_out_kind(col), col->scale, v);
-      }
+      push_stored_value(L, col, k == 0 ? s.min : s.max);
       lua_setfield(L, -2, k == 0 ? "min" : "max");
     }
   }

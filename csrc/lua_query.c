@@ -281,13 +281,7 @@ static int query_value_runs(lua_State *L) {
     int64_t v = query_key_value(col, keys[i]);
     int keep;
     lua_pushvalue(L, 3);
-    if (col->type == CPF_TYPE_NUMBER) {
-      double d;
-      memcpy(&d, &v, sizeof d);
-      lua_pushnumber(L, d);
-    } else {
-      push_stored_integer(L, column_out_kind(col), col->scale, v);
-    }
+    push_stored_value(L, col, v);
     lua_call(L, 1, 1);
     keep = lua_toboolean(L, -1);
     lua_pop(L, 1);

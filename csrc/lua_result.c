@@ -135,11 +135,10 @@ void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, u
     size_t len;
     const char *s = dictionary_value(&col->dict, code, &len);
     lua_pushlstring(L, s, len);
-  } else if (key->by_value) {
-    union { int64_t i; double d; } v;
+  } else if (key->by_value) { /* the value's 8 bytes: a double's, or an integer */
+    int64_t v;
     memcpy(&v, dictionary_value(&key->values, code, NULL), sizeof v);
-    if (col->type == CPF_TYPE_NUMBER) lua_pushnumber(L, v.d);
-    else push_stored_integer(L, column_out_kind(col), col->scale, v.i);
+    push_stored_value(L, col, v);
   } else {
     push_stored_integer(L, column_out_kind(col), col->scale, key->base + code);
   }

@@ -4,6 +4,8 @@
  * only through this one (and the query binding hands its run to the result store). */
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "lua_bindings.h"
 
 /* ---- engine errors ---- */
@@ -72,6 +74,16 @@ void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v) {
   case OUT_MONTH: format_month(v, buf); lua_pushstring(L, buf); break;
   case OUT_DATE: format_date(v, buf); lua_pushstring(L, buf); break;
   default: compat_pushint64(L, v); break;
+  }
+}
+
+void push_stored_value(lua_State *L, const cpf_column *col, int64_t v) {
+  if (col->type == CPF_TYPE_NUMBER) {
+    double d;
+    memcpy(&d, &v, sizeof d);
+    lua_pushnumber(L, d);
+  } else {
+    push_stored_integer(L, column_out_kind(col), col->scale, v);
   }
 }
 

@@ -177,7 +177,7 @@ local function fail(msg)
 end
 
 -- A usage error raised from deep inside a command: caught by main.
-local function usage(msg) errors.raise("usage", msg) end
+local usage = errors.usage
 
 local whole_number = request.whole_number
 

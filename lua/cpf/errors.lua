@@ -22,6 +22,8 @@ end
 
 --- Raises an error value (without a position: the message is the whole text).
 function errors.raise(kind, msg, extra) error(errors.new(kind, msg, extra), 0) end
+--- Raises a usage error (a request or command line that is wrong) with msg.
+function errors.usage(msg) errors.raise("usage", msg) end
 
 --- Whether a raised value is one of cpf's error values.
 function errors.is(e) return getmetatable(e) == Error end

@@ -169,13 +169,20 @@ local function write_path(res, path, fn, opts)
   return file:commit()
 end
 
+-- A FIFO or a character device (/dev/null, /dev/stdout) is written to, not replaced: its handle,
+-- opened for writing; false for any other path (write_path); nil, message if it cannot be opened.
+local function device_handle(path)
+  local kind = core.file_kind(path)
+  if kind ~= "fifo" and kind ~= "device" then return false end
+  return io.open(path, "wb")
+end
+
 --- Writes a text to a path as write_path does (a temporary renamed over it once complete):
 --- true, or nil, message, kind.
 function format.write_text(path, text)
-  local file_kind = core.file_kind(path)
-  if file_kind == "fifo" or file_kind == "device" then -- written to, not replaced
-    local handle, err = io.open(path, "wb")
-    if not handle then return nil, err, "io" end
+  local handle, herr = device_handle(path)
+  if handle == nil then return nil, herr, "io" end
+  if handle then
     local ok, werr = handle:write(text)
     handle:close()
     if not ok then return nil, path .. ": " .. tostring(werr), "io" end
@@ -203,11 +210,9 @@ function format.write(res, target, name, opts, level)
   local fn, merged
   fn, merged, res = resolve(res, name, opts, "write", 3, level - 1)
   if type(target) == "string" then
-    -- a FIFO or a character device (/dev/null, /dev/stdout) is written to, not replaced
-    local file_kind = core.file_kind(target)
-    if file_kind ~= "fifo" and file_kind ~= "device" then return write_path(res, target, fn, merged) end
-    local handle, err = io.open(target, "wb")
-    if not handle then return nil, err, "io" end
+    local handle, herr = device_handle(target)
+    if handle == nil then return nil, herr, "io" end
+    if not handle then return write_path(res, target, fn, merged) end
     local ok, werr, wkind = format.write(res, handle, name, merged)
     handle:close()
     return ok, werr and target .. ": " .. werr, wkind

@@ -23,7 +23,7 @@ request.help = words.help
 
 local unpack = table.unpack or unpack
 
-local function usage(msg) errors.raise("usage", msg) end
+local usage = errors.usage
 local protect = errors.protect
 
 local texts, split_list, split_rename = grammar.texts, grammar.split_list, grammar.split_rename

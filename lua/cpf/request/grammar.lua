@@ -11,7 +11,7 @@ local suggest = require "cpf.suggest"
 
 local grammar = {}
 
-local function usage(msg) errors.raise("usage", msg) end
+local usage = errors.usage
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 

@@ -9,7 +9,7 @@ local suggest = require "cpf.suggest"
 
 local output = {}
 
-local function usage(msg) errors.raise("usage", msg) end
+local usage = errors.usage
 local texts, text_options = grammar.texts, grammar.text_options
 
 local Output = {}
