@@ -13,6 +13,7 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L);
 CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   int module;
   register_util_types(L);
+  register_job_bindings(L);
   lua_newtable(L);
   module = lua_gettop(L);
   register_dataset_bindings(L, module);

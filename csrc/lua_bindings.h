@@ -1,10 +1,13 @@
 /* lua_bindings.h — what the binding files (core.c, lua_*.c) share: the userdata types, the
  * helpers of lua_util.c that turn engine values and errors into Lua values, the result store
  * the query binding hands its run to, and each file's registration. A binding file calls
- * another's functions only through lua_util.c (and lua_query.c into lua_result.c's store).
+ * another's functions only through lua_util.c and lua_job.c (and lua_query.c into lua_result.c's
+ * store).
  * Only the binding files include it: the engine (cpf.h) never sees a Lua header. */
 #ifndef CPF_LUA_BINDINGS_H
 #define CPF_LUA_BINDINGS_H
+
+#include <pthread.h>
 
 #include "compat.h"
 #include "cpf.h"
@@ -17,7 +20,7 @@
 #define DATASET_META "cpf.dataset"
 #define SCRATCH_META "cpf.scratch"
 #define SOURCE_META "cpf.source"
-#define LOAD_JOB_META "cpf.load_job"
+#define JOB_META "cpf.job"
 #define OUTPUT_META "cpf.output_file"
 #define RESULT_STORE_META "cpf.result_store"
 #define VALUE_RUNS_META "cpf.value_runs"
@@ -66,6 +69,30 @@ dataset_box *new_dataset_box(lua_State *L);
 /* The userdata types of the helpers (scratch memory), before any binding registers. */
 void register_util_types(lua_State *L);
 
+/* ---- lua_job.c: work on a thread of its own that Lua polls ---- */
+/* A job of a kind is a struct that starts with a lua_job: job_new(L, sizeof (struct), &kind)
+ * pushes a zeroed one, the caller fills in what the thread needs, then job_start. */
+typedef struct lua_job lua_job;
+typedef struct {
+  void (*work)(lua_job *job);                /* on the thread: calls no Lua, stores its answer */
+  int (*answer)(lua_State *L, lua_job *job); /* pushes poll's answer after true (joined) */
+  void (*release)(lua_job *job);             /* frees what the job holds (joined; any state) */
+} lua_job_kind;
+struct lua_job {
+  const lua_job_kind *kind;
+  pthread_mutex_t lock;
+  int made;                     /* the lock exists and the job was not collected yet */
+  int cancel, finished;         /* under lock */
+  size_t done, total, count;    /* under lock: the work's last figures (job_report) */
+  pthread_t thread;
+  int running;                  /* a thread was started and not yet joined */
+};
+lua_job *job_new(lua_State *L, size_t size, const lua_job_kind *kind);
+int job_start(lua_job *job); /* 0, or -1 when no thread could start */
+/* From the thread: publishes its figures; true when the job was cancelled. */
+int job_report(lua_job *job, size_t done, size_t total, size_t count);
+int job_cancelled(lua_job *job);
+
 /* ---- lua_result.c: the result store ---- */
 /* The Lua value a key code stands for; nil for the "no value" code; the code itself for
  * remap/bucket keys, whose labels the Lua side knows. */
@@ -83,6 +110,7 @@ void register_query_bindings(lua_State *L, int module);  /* lua_query.c */
 void register_result_bindings(lua_State *L, int module); /* lua_result.c */
 void register_source_bindings(lua_State *L, int module); /* lua_source.c */
 void register_system_bindings(lua_State *L, int module); /* lua_system.c */
+void register_job_bindings(lua_State *L);                /* lua_job.c: no functions */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,8 +1,11 @@
 /* lua_dataset.c — the dataset userdata: its length, columns, values, rows, dictionaries,
  * distinct values, memory, save and close; and the module functions that make one from others
  * (concat) or from a snapshot (open_snapshot). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lua_bindings.h"
 #include "snapshot_format.h"
@@ -317,43 +320,195 @@ static int open_snapshot(lua_State *L) {
   return 2;
 }
 
-/* core.describe_column(ds, column, top) -> {distinct =, min =, max =, top = {{value =, count =}, ...}}:
- * what ds:describe shows of a column (1-based), computed in C; raises on a damaged column */
+typedef struct {
+  const char *text;
+  size_t len;
+} text_ref;
+
+/* A column's summary as Lua sees it: {distinct =, min =, max =, top = {{value =, count =}, ...}};
+ * shape: the column's type and scale (push_stored_value reads nothing else), top: the texts of
+ * s->top_codes. */
+static void push_summary(lua_State *L, const cpf_column *shape, const column_summary *s, const text_ref *top) {
+  size_t i;
+  lua_createtable(L, 0, 4);
+  compat_pushint64(L, (int64_t)s->distinct);
+  lua_setfield(L, -2, "distinct");
+  if (s->has_range) {
+    int k;
+    for (k = 0; k < 2; k++) {
+      push_stored_value(L, shape, k == 0 ? s->min : s->max);
+      lua_setfield(L, -2, k == 0 ? "min" : "max");
+    }
+  }
+  lua_createtable(L, (int)s->ntop, 0);
+  for (i = 0; i < s->ntop; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, top[i].text, top[i].len);
+    lua_setfield(L, -2, "value");
+    compat_pushint64(L, (int64_t)s->top_counts[i]);
+    lua_setfield(L, -2, "count");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "top");
+}
+
+/* core.describe_column(ds, column, top) -> the column's summary (push_summary): what
+ * ds:describe shows of a column (1-based), computed in C; raises on a damaged column */
 static int describe_column_l(lua_State *L) {
   cpf_dataset *ds = check_dataset(L, 1);
   lua_Integer j = luaL_checkinteger(L, 2), top = luaL_optinteger(L, 3, 0);
   const cpf_column *col;
   column_summary s;
+  text_ref *texts;
   cpf_error err;
   size_t i;
   luaL_argcheck(L, j >= 1 && (size_t)j <= ds->ncols, 2, "no such column");
   luaL_argcheck(L, top >= 0, 3, "a whole number from 0 expected");
   col = &ds->cols[j - 1];
+  /* before s, as it may raise; at most one text per dictionary entry */
+  texts = lua_newuserdata(L, ((size_t)top < col->dict.count ? (size_t)top : col->dict.count + 1) * sizeof *texts);
   memset(&err, 0, sizeof err);
   if (describe_column(ds, (size_t)j - 1, (size_t)top, &s, &err) != 0) return raise_failure(L, &err);
-  lua_createtable(L, 0, 4);
-  compat_pushint64(L, (int64_t)s.distinct);
-  lua_setfield(L, -2, "distinct");
-  if (s.has_range) {
-    int k;
-    for (k = 0; k < 2; k++) {
-      push_stored_value(L, col, k == 0 ? s.min : s.max);
-      lua_setfield(L, -2, k == 0 ? "min" : "max");
-    }
-  }
-  lua_createtable(L, (int)s.ntop, 0);
-  for (i = 0; i < s.ntop; i++) {
-    size_t len;
-    const char *v = dictionary_value(&col->dict, s.top_codes[i], &len);
-    lua_createtable(L, 0, 2);
-    lua_pushlstring(L, v, len);
-    lua_setfield(L, -2, "value");
-    compat_pushint64(L, (int64_t)s.top_counts[i]);
-    lua_setfield(L, -2, "count");
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  lua_setfield(L, -2, "top");
+  for (i = 0; i < s.ntop; i++) texts[i].text = dictionary_value(&col->dict, s.top_codes[i], &texts[i].len);
+  push_summary(L, col, &s, texts);
   describe_free(&s);
+  return 1;
+}
+
+/* ---- core.describe_job: every column's summary on a thread of its own (a lua_job) ----
+ * The thread opens the snapshot again, its own dataset: nothing of the caller's dataset (its
+ * first-use checks, its scratch) is shared with the thread, and the caller may close it at
+ * any time. Its header must be the caller's, else the file was replaced in between. What it
+ * finds is copied out and its dataset closed before it ends: a finished job maps nothing. The
+ * thread runs at a lower priority: a server's requests go first. Its figures: columns done,
+ * columns in all. */
+typedef struct {
+  cpf_column shape;          /* type and scale only */
+  column_summary s;
+  text_ref *top;             /* s.ntop texts, in one block with their bytes */
+} described_column;
+
+typedef struct {
+  lua_job job;
+  char *path;
+  int verify;
+  size_t top;
+  snap_header header;        /* the caller's snapshot's */
+  described_column *columns;
+  size_t ncols;
+  cpf_error err;
+} describe_job;
+
+static int describe_one(const cpf_dataset *ds, size_t j, size_t top, described_column *d, cpf_error *err) {
+  const cpf_column *col = &ds->cols[j];
+  size_t i, bytes = 0;
+  char *p;
+  d->shape.type = col->type;
+  d->shape.scale = col->scale;
+  if (describe_column(ds, j, col->type == CPF_TYPE_STRING ? top : 0, &d->s, err) != 0) return -1;
+  for (i = 0; i < d->s.ntop; i++) {
+    size_t len;
+    dictionary_value(&col->dict, d->s.top_codes[i], &len);
+    bytes += len;
+  }
+  if (!(d->top = cpf_malloc(d->s.ntop * sizeof *d->top + bytes + 1))) {
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+    return -1;
+  }
+  p = (char *)(d->top + d->s.ntop);
+  for (i = 0; i < d->s.ntop; i++) {
+    const char *v = dictionary_value(&col->dict, d->s.top_codes[i], &d->top[i].len);
+    d->top[i].text = memcpy(p, v, d->top[i].len);
+    p += d->top[i].len;
+  }
+  return 0;
+}
+
+static void describe_work(lua_job *base) {
+  describe_job *job = (describe_job *)base;
+  cpf_dataset *ds;
+  size_t j;
+#ifdef __linux__
+  /* On Linux a thread's nice value is its own: requests on the host's loop go first */
+  errno = 0;
+  {
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) setpriority(PRIO_PROCESS, 0, nice_now + 10 > 19 ? 19 : nice_now + 10);
+  }
+#endif
+  if (!(ds = snapshot_open(job->path, job->verify, &job->err))) return;
+  if (memcmp(ds->snapshot_base, &job->header, sizeof job->header) != 0) {
+    cpf_error_set(&job->err, CPF_ERR_IO, "%s: the snapshot was replaced while it was being described", job->path);
+  } else if (!(job->columns = cpf_calloc(ds->ncols ? ds->ncols : 1, sizeof *job->columns))) {
+    cpf_error_set(&job->err, CPF_ERR_MEMORY, "out of memory");
+  } else {
+    job->ncols = ds->ncols;
+    for (j = 0; j < ds->ncols; j++) {
+      if (job_report(base, j, ds->ncols, 0)) {
+        cpf_error_set(&job->err, CPF_ERR_CANCELLED, "describe cancelled");
+        break;
+      }
+      if (describe_one(ds, j, job->top, &job->columns[j], &job->err) != 0) break;
+    }
+    if (!job->err.code) job_report(base, j, j, 0);
+  }
+  dataset_free(ds);
+}
+
+static void describe_release(lua_job *base) {
+  describe_job *job = (describe_job *)base;
+  size_t j;
+  for (j = 0; j < job->ncols; j++) {
+    describe_free(&job->columns[j].s);
+    free(job->columns[j].top);
+  }
+  free(job->columns);
+  job->columns = NULL;
+  job->ncols = 0;
+  free(job->path);
+  job->path = NULL;
+}
+
+/* {summary, ...} (push_summary's, one per column) | nil, message, kind */
+static int describe_answer(lua_State *L, lua_job *base) {
+  describe_job *job = (describe_job *)base;
+  size_t j;
+  if (job->err.code) return push_failure(L, &job->err);
+  lua_createtable(L, (int)job->ncols, 0);
+  for (j = 0; j < job->ncols; j++) {
+    const described_column *d = &job->columns[j];
+    push_summary(L, &d->shape, &d->s, d->top);
+    lua_rawseti(L, -2, (int)j + 1);
+  }
+  return 1;
+}
+
+static const lua_job_kind describe_kind = {describe_work, describe_answer, describe_release};
+
+/* core.describe_job(ds, top) -> job (poll: false, columns_done, columns | true, {summary, ...}
+ * | true, nil, message, kind) | nil, message for a dataset not opened from a snapshot file */
+static int describe_job_l(lua_State *L) {
+  cpf_dataset *ds = check_dataset(L, 1);
+  lua_Integer top = luaL_optinteger(L, 2, 0);
+  describe_job *job;
+  cpf_error err;
+  luaL_argcheck(L, top >= 0, 2, "a whole number from 0 expected");
+  memset(&err, 0, sizeof err);
+  if (!ds->mapping || !ds->snapshot_path) {
+    cpf_error_set(&err, CPF_ERR_USAGE, "describe_async: the dataset was not opened from a snapshot file (ds:describe)");
+    return push_failure(L, &err);
+  }
+  job = (describe_job *)job_new(L, sizeof *job, &describe_kind);
+  if (!(job->path = cpf_malloc(strlen(ds->snapshot_path) + 1))) return luaL_error(L, "not enough memory");
+  memcpy(job->path, ds->snapshot_path, strlen(ds->snapshot_path) + 1);
+  memcpy(&job->header, ds->snapshot_base, sizeof job->header);
+  job->verify = ds->snapshot_verify;
+  job->top = (size_t)top;
+  job->job.total = ds->ncols;
+  if (job_start(&job->job) != 0) {
+    cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a thread to describe it", ds->snapshot_path);
+    return push_failure(L, &err);
+  }
   return 1;
 }
 
@@ -399,6 +554,7 @@ static const luaL_Reg dataset_methods[] = {
 
 static const luaL_Reg dataset_functions[] = {
   {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {"describe_column", describe_column_l},
+  {"describe_job", describe_job_l},
   {NULL, NULL}};
 
 void register_dataset_bindings(lua_State *L, int module) {

@@ -2,8 +2,6 @@
  * header record, source:load(columns, options) loads it into a dataset, calling the progress
  * callback between chunks; source:load_async(columns, options) starts the same load on a
  * thread of its own and returns a job to poll. */
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,42 +235,27 @@ static int source_load(lua_State *L) {
   return 1;
 }
 
-/* ---- source:load_async: the same load on a thread of its own ----
+/* ---- source:load_async: the same load on a thread of its own (a lua_job) ----
  * The job owns everything the thread reads: the source (moved out of its userdata), copies of
- * the column names and labels, the options. The thread calls no Lua: the monitor publishes the
- * figures under the job's lock, and poll reads them. Collecting the job (or closing its Lua
- * state) cancels the load and joins the thread before anything is freed. */
+ * the column names and labels, the options. Its figures: bytes read, bytes in all, rows. */
 typedef struct {
-  pthread_mutex_t lock;
-  int cancel;                 /* under lock: set by cancel and __gc, read by the monitor */
-  int finished;               /* under lock: the thread has stored its answer */
-  size_t done, total, rows;   /* under lock: the monitor's last figures */
-  pthread_t thread;
-  int running;                /* a thread was started and not yet joined */
+  lua_job job;
   int taken;                  /* the dataset was handed to Lua */
   cpf_source src;
   cpf_column_spec *specs;
   size_t ncols;
   char *names;                /* the specs' names and labels, one block */
   cpf_load_options opts;
-  cpf_dataset *ds;            /* the thread's answer: written before finished, read after */
+  cpf_dataset *ds;            /* the thread's answer */
   cpf_error err;
 } load_job;
 
-static int job_monitor(void *ud, size_t done, size_t total, size_t rows) {
-  load_job *job = ud;
-  int cancel;
-  pthread_mutex_lock(&job->lock);
-  job->done = done;
-  job->total = total;
-  job->rows = rows;
-  cancel = job->cancel;
-  pthread_mutex_unlock(&job->lock);
-  return cancel;
+static int load_monitor(void *ud, size_t done, size_t total, size_t rows) {
+  return job_report(ud, done, total, rows);
 }
 
-static void *job_thread(void *ud) {
-  load_job *job = ud;
+static void load_work(lua_job *base) {
+  load_job *job = (load_job *)base;
   job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
   if (job->ds && job->err.code) { /* never a partial dataset with an error */
     dataset_free(job->ds);
@@ -280,30 +263,10 @@ static void *job_thread(void *ud) {
   }
   if (!job->ds && !job->err.code) cpf_error_set(&job->err, CPF_ERR_MEMORY, "%s: out of memory", job->src.path);
   source_close(&job->src); /* the file and what was read of it, now rather than at __gc */
-  pthread_mutex_lock(&job->lock);
-  job->finished = 1;
-  pthread_mutex_unlock(&job->lock);
-  return NULL;
 }
 
-static load_job *check_job(lua_State *L) {
-  return luaL_checkudata(L, 1, LOAD_JOB_META);
-}
-
-static void job_join(load_job *job) {
-  if (job->running) {
-    pthread_join(job->thread, NULL);
-    job->running = 0;
-  }
-}
-
-static int job_gc(lua_State *L) {
-  load_job *job = check_job(L);
-  if (job->specs == NULL && !job->running) return 0; /* never started, or already freed */
-  pthread_mutex_lock(&job->lock);
-  job->cancel = 1;
-  pthread_mutex_unlock(&job->lock);
-  job_join(job);
+static void load_release(lua_job *base) {
+  load_job *job = (load_job *)base;
   if (job->ds && !job->taken) dataset_free(job->ds);
   job->ds = NULL;
   source_close(&job->src);
@@ -311,66 +274,30 @@ static int job_gc(lua_State *L) {
   free(job->names);
   job->specs = NULL;
   job->names = NULL;
-  pthread_mutex_destroy(&job->lock);
-  return 0;
 }
 
-/* The answer of a finished job (joined): true, dataset | true, nil, message, kind. */
-static int job_answer(lua_State *L, load_job *job) {
-  lua_pushboolean(L, 1);
+/* dataset | nil, message, kind */
+static int load_answer(lua_State *L, lua_job *base) {
+  load_job *job = (load_job *)base;
   if (job->ds && !job->taken) {
     dataset_box *box = new_dataset_box(L);
     box->ds = job->ds;
     job->taken = 1;
-    return 2;
+    return 1;
   }
   if (job->taken) {
     cpf_error err;
     memset(&err, 0, sizeof err);
     cpf_error_set(&err, CPF_ERR_USAGE, "load job: its dataset was already returned");
-    return 1 + push_failure(L, &err);
+    return push_failure(L, &err);
   }
-  return 1 + push_failure(L, &job->err);
+  return push_failure(L, &job->err);
 }
 
-/* job:poll() -> false, bytes_done, bytes_total, rows | true, dataset | true, nil, message, kind */
-static int job_poll(lua_State *L) {
-  load_job *job = check_job(L);
-  int finished;
-  size_t done, total, rows;
-  pthread_mutex_lock(&job->lock);
-  finished = job->finished;
-  done = job->done, total = job->total, rows = job->rows;
-  pthread_mutex_unlock(&job->lock);
-  if (!finished) {
-    lua_pushboolean(L, 0);
-    compat_pushint64(L, (int64_t)done);
-    compat_pushint64(L, (int64_t)total);
-    compat_pushint64(L, (int64_t)rows);
-    return 4;
-  }
-  job_join(job);
-  return job_answer(L, job);
-}
+static const lua_job_kind load_kind = {load_work, load_answer, load_release};
 
-/* job:wait() -> as poll, once the load has ended */
-static int job_wait(lua_State *L) {
-  load_job *job = check_job(L);
-  job_join(job);
-  return job_answer(L, job);
-}
-
-/* job:cancel(): the load stops at its next checkpoint (a few MB) and answers "load cancelled";
- * a finished job keeps its answer. */
-static int job_cancel(lua_State *L) {
-  load_job *job = check_job(L);
-  pthread_mutex_lock(&job->lock);
-  job->cancel = 1;
-  pthread_mutex_unlock(&job->lock);
-  return 0;
-}
-
-/* source:load_async(columns, opts) -> job: the source is the job's from now on (closed here). */
+/* source:load_async(columns, opts) -> job (poll: false, bytes_done, bytes_total, rows | true,
+ * dataset | true, nil, message, kind): the source is the job's from now on (closed here). */
 static int source_load_async(lua_State *L) {
   cpf_source *src = check_source(L, 1);
   size_t ncols, i, bytes = 0;
@@ -383,20 +310,15 @@ static int source_load_async(lua_State *L) {
   ncols = compat_rawlen(L, 2);
   specs = lua_newuserdata(L, (ncols ? ncols : 1) * sizeof *specs); /* index 4 */
   read_specs(L, 2, specs, ncols);
-  job = lua_newuserdata(L, sizeof *job); /* index 5 */
-  memset(job, 0, sizeof *job);
+  job = (load_job *)job_new(L, sizeof *job, &load_kind); /* index 5 */
   job->src.fd = -1;
   read_load_options(L, 3, &job->opts);
-  job->opts.monitor = job_monitor;
+  job->opts.monitor = load_monitor;
   job->opts.monitor_ud = job;
   for (i = 0; i < ncols; i++) bytes += strlen(specs[i].name) + strlen(specs[i].label) + 2;
   job->specs = cpf_malloc((ncols ? ncols : 1) * sizeof *job->specs);
   job->names = cpf_malloc(bytes ? bytes : 1);
-  if (!job->specs || !job->names) {
-    free(job->specs);
-    free(job->names);
-    return luaL_error(L, "not enough memory");
-  }
+  if (!job->specs || !job->names) return luaL_error(L, "not enough memory");
   for (i = 0, p = job->names; i < ncols; i++) {
     size_t n = strlen(specs[i].name) + 1, m = strlen(specs[i].label) + 1;
     job->specs[i] = specs[i];
@@ -405,37 +327,18 @@ static int source_load_async(lua_State *L) {
     p += n + m;
   }
   job->ncols = ncols;
-  pthread_mutex_init(&job->lock, NULL);
-  luaL_getmetatable(L, LOAD_JOB_META);
-  lua_setmetatable(L, -2); /* from here __gc frees what the job holds */
   job->src = *src; /* moved: the source userdata is closed, without closing the file */
   memset(src, 0, sizeof *src);
   src->fd = -1;
-  job->total = job->src.size; /* what poll says before the first checkpoint */
+  job->job.total = job->src.size; /* what poll says before the first checkpoint */
   job->opts.locale_point = numparse_locale_point(); /* here: localeconv is not thread-safe */
-  {
-    /* Signals are the host's business (Neovim's, nginx's): the thread starts with them blocked
-     * (and the loader's threads inherit that), so that no handler of the host ever runs on it;
-     * faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) stay deliverable, to the host's crash handlers. */
-    sigset_t blocked, old;
-    int started;
-    sigfillset(&blocked);
-    sigdelset(&blocked, SIGSEGV);
-    sigdelset(&blocked, SIGBUS);
-    sigdelset(&blocked, SIGFPE);
-    sigdelset(&blocked, SIGILL);
-    pthread_sigmask(SIG_BLOCK, &blocked, &old);
-    started = pthread_create(&job->thread, NULL, job_thread, job) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!started) {
-      cpf_error err;
-      memset(&err, 0, sizeof err);
-      cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a loading thread", job->src.path);
-      source_close(&job->src); /* the file now, not at the next collection */
-      return push_failure(L, &err);
-    }
+  if (job_start(&job->job) != 0) {
+    cpf_error err;
+    memset(&err, 0, sizeof err);
+    cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a loading thread", job->src.path);
+    source_close(&job->src); /* the file now, not at the next collection */
+    return push_failure(L, &err);
   }
-  job->running = 1;
   return 1;
 }
 
@@ -444,15 +347,10 @@ static const luaL_Reg source_methods[] = {{"header", source_header},  {"load", s
                                           {"load_async", source_load_async}, {"close", source_close_l},
                                           {NULL, NULL}};
 
-static const luaL_Reg job_methods[] = {
-  {"poll", job_poll}, {"wait", job_wait}, {"cancel", job_cancel}, {NULL, NULL}};
-
 static const luaL_Reg source_functions[] = {{"open", open_source}, {NULL, NULL}};
 
 void register_source_bindings(lua_State *L, int module) {
   new_userdata_type(L, SOURCE_META, source_close_l, source_methods);
-  lua_pop(L, 1);
-  new_userdata_type(L, LOAD_JOB_META, job_gc, job_methods);
   lua_pop(L, 1);
   set_functions(L, module, source_functions);
 }

@@ -61,6 +61,10 @@ function Dataset:dictionary(column) end
 ---@param top? integer the most frequent text values shown (default 3; 0: none)
 ---@return cpf.result
 function Dataset:describe(top) end
+---The same description on a thread of its own, for a dataset opened from a snapshot file.
+---@param top? integer
+---@return cpf.describe_job|nil job, string? err, "usage"|nil kind
+function Dataset:describe_async(top) end
 ---@return integer bytes
 function Dataset:memory() end
 function Dataset:close() end
@@ -201,6 +205,17 @@ function load_job:poll() end
 function load_job:wait() end
 ---Stops the load at its next checkpoint; poll then answers "path: load cancelled", "cancelled".
 function load_job:cancel() end
+
+---@class cpf.describe_job
+local describe_job = {}
+---false, columns_done, columns while it runs; then true, result or true, nil, message, kind.
+---@return boolean finished, cpf.result|integer|nil, string|integer|nil, string|nil
+function describe_job:poll() end
+---Blocks until the description is made; returns what poll returns then.
+---@return boolean finished, cpf.result|nil res, string? err, string? kind
+function describe_job:wait() end
+---Stops at the next column; poll then answers "describe cancelled", "cancelled".
+function describe_job:cancel() end
 
 ---@class cpf
 ---@field _VERSION string

@@ -15,6 +15,18 @@ local function poll_until_done(job)
   end
 end
 
+-- A process that starts jobs (the Lua code `start`, with cpf loaded) and exits at once, closing
+-- its Lua state while they run: the jobs are cancelled and joined, and it exits cleanly.
+local function exits_cleanly(start)
+  local script = ("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path "
+    .. "package.cpath = '%s/?.so;' .. package.cpath local cpf = require 'cpf' %s "
+    .. "io.write('started') os.exit(0, true)"):format(os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name), start)
+  local out, err, code = h.run(h.interpreter .. " -e " .. h.shell_quote(script))
+  assert.are.equal("started", out)
+  assert.are.equal("", err)
+  assert.are.equal(0, code)
+end
+
 describe("cpf.load_async #threads", function()
   local path -- 60 000 generated rows, about 17 MB: several chunks on two threads
 
@@ -155,15 +167,91 @@ describe("cpf.load_async #threads", function()
   end)
 
   it("lets its Lua state close while it loads: the process exits cleanly #no_tsan", function()
-    local script = ("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path "
-      .. "package.cpath = '%s/?.so;' .. package.cpath "
-      .. "local cpf = require 'cpf' "
-      .. "jobs = { assert(cpf.load_async(%q, { threads = 2 })), assert(cpf.load_async(%q)) } "
-      .. "io.write('started') os.exit(0, true)")
-      :format(os.getenv("CPF_BUILD_DIR") or ("build/" .. h.lua_name), path, path)
-    local out, err, code = h.run(h.interpreter .. " -e " .. h.shell_quote(script))
-    assert.are.equal("started", out)
-    assert.are.equal("", err)
-    assert.are.equal(0, code)
+    exits_cleanly(("jobs = { assert(cpf.load_async(%q, { threads = 2 })), assert(cpf.load_async(%q)) }")
+      :format(path, path))
+  end)
+end)
+
+-- ds:describe_async: a snapshot's description on a thread of its own (cpf serve computes
+-- /describe so, off the worker's event loop).
+describe("ds:describe_async #threads", function()
+  local csv, snap
+
+  lazy_setup(function()
+    csv = h.tmpname(".csv")
+    assert(gen.write(csv, 30000, { seed = 33 }))
+    snap = h.tmpname(".cpfsnap")
+    local ds = assert(cpf.load(csv))
+    assert(ds:save(snap))
+    ds:close()
+  end)
+  lazy_teardown(h.cleanup)
+
+  it("answers ds:describe's result, for every top, with the columns done on the way", function()
+    for _, top in ipairs { 0, 3, 10 } do
+      local ds = assert(cpf.open(snap))
+      local job = assert(ds:describe_async(top))
+      local seen, res, err = poll_until_done(job)
+      assert.is_nil(err)
+      assert.are.equal(ds:describe(top):format("json"), res:format("json"), "top " .. top)
+      for _, p in ipairs(seen) do
+        assert.are.equal(#ds:columns(), p.total)
+        assert.is_true(p.done >= 0 and p.done <= p.total)
+      end
+      -- asked again: the same answer
+      assert.are.equal(res, select(2, job:poll()))
+      assert.are.equal(res, select(2, job:wait()))
+      ds:close()
+    end
+  end)
+
+  it("goes on when its dataset is closed: the thread has its own", function()
+    local ds = assert(cpf.open(snap))
+    local expected = ds:describe(3):format("csv")
+    local job = assert(ds:describe_async())
+    ds:close()
+    local finished, res = job:wait()
+    assert.is_true(finished)
+    assert.are.equal(expected, res:format("csv"))
+  end)
+
+  it("stops when cancelled, with the kind 'cancelled' (or has its answer when it ended first)", function()
+    local ds = assert(cpf.open(snap))
+    local job = assert(ds:describe_async(3))
+    job:cancel()
+    local finished, res, err, kind = job:wait()
+    assert.is_true(finished)
+    if res then
+      assert.are.equal(ds:describe(3):format("csv"), res:format("csv"))
+    else
+      assert.are.same({ "describe cancelled", "cancelled" }, { err, kind })
+    end
+    ds:close()
+  end)
+
+  it("refuses a snapshot replaced since its dataset was opened, and a dataset of no snapshot file", function()
+    local path = h.tmpname(".cpfsnap")
+    local f = assert(io.open(path, "wb")) -- in Lua: no subprocess under ThreadSanitizer
+    f:write(h.read_file(snap))
+    f:close()
+    local ds = assert(cpf.open(path))
+    local other = assert(cpf.load(csv, { columns = { "annee", "montant_engage" } }))
+    assert(other:save(path .. ".new"))
+    assert(os.rename(path .. ".new", path))
+    local finished, res, err, kind = assert(ds:describe_async()):wait()
+    assert.is_true(finished)
+    assert.is_nil(res)
+    assert.are.same({ path .. ": the snapshot was replaced while it was being described", "io" }, { err, kind })
+    assert.are.same({ nil, "describe_async: the dataset was not opened from a snapshot file (ds:describe)", "usage" },
+      { other:describe_async() })
+    assert.has_error(function() ds:describe_async(-1) end,
+      "bad argument #1 to 'describe_async' (whole number expected)")
+    ds:close()
+    other:close()
+  end)
+
+  it("lets its Lua state close while it runs: the process exits cleanly #no_tsan", function()
+    exits_cleanly(("ds = cpf.open(%q) jobs = { assert(ds:describe_async(3)), assert(ds:describe_async(0)) }")
+      :format(snap))
   end)
 end)

@@ -220,6 +220,22 @@ report { describing = require("cpf.nvim").state.describing ~= nil,
       assert.are.equal("cpf: describe cancelled", r.notes[#r.notes].msg)
     end)
 
+    it(":Cpf describe of a snapshot runs on a thread of its own, with the command line's bytes", function()
+      local snap = h.tmpname(".cpfsnap")
+      cli(("convert %s %s"):format(q(data), q(snap)))
+      local r = nvim(([[
+vim.cmd("Cpf open %s")
+vim.cmd("Cpf describe")
+local in_background = require("cpf.nvim").state.describing ~= nil
+vim.wait(60000, function() return require("cpf.nvim").state.describing == nil end, 5)
+report { describe = vim.api.nvim_buf_get_lines(require("cpf.nvim").state.buffers.describe, 0, -1, false),
+         in_background = in_background, notes = notes }
+]]):format(snap), out_file)
+      assert.is_nil(r.lua_error)
+      assert.are.same(lines((cli("describe " .. q(snap)))), r.describe)
+      assert.is_true(r.in_background, ":Cpf describe runs in the background")
+    end)
+
     it(":Cpf describe, :Cpf export and :Cpf run give the command line's bytes", function()
       local exported = h.tmpname(".csv")
       local r = nvim(([[

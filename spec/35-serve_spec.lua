@@ -139,9 +139,39 @@ if _VERSION == "Lua 5.4" and not jit then
         assert.are.equal(cli(("query %s %s"):format(q(snap), cli_args(params))), body, format)
         assert.is_truthy(ctype:find("charset=utf-8", 1, true), ctype)
       end
-      local _, describe = get("/describe", { { "format", "csv" } })
-      assert.are.equal(cli("describe " .. q(snap) .. " --format csv"), describe)
     end)
+
+    it("describes the snapshot once, on a thread: 503 with Retry-After until it is ready, then the CLI's bytes",
+      function()
+        -- a new snapshot swapped in: each worker starts describing it, and answers meanwhile
+        local swapped = tmp .. "/swapped.cpfsnap"
+        cli(("convert %s %s"):format(q(tmp .. "/data.csv"), q(swapped)))
+        sh(("mv %s %s && sleep 0.3"):format(q(swapped), q(snap))) -- the watch checks every 0.2 s
+        local waiting, ready = 0, {}
+        for _ = 1, 300 do
+          local headers = h.tmpname(".headers")
+          local status, body = get("/describe", { { "format", "csv" } }, "-D " .. q(headers))
+          local head = h.read_file(headers)
+          if status == 503 then
+            waiting = waiting + 1
+            assert.is_truthy(head:find("\r\nRetry%-After: 2\r\n"), head)
+            assert.is_truthy(body:match('^{"error": "the description of this snapshot is being computed %(%d+ of 37 '
+              .. 'columns done%): try again in a moment"}\n$'), body)
+          else
+            assert.are.equal(200, status, body)
+            ready[#ready + 1] = body
+            if #ready == 3 then break end
+          end
+          os.execute("sleep 0.05")
+        end
+        assert.are.equal(3, #ready, "the new snapshot's description was never ready")
+        local expected = cli("describe " .. q(snap) .. " --format csv")
+        for _, body in ipairs(ready) do assert.are.equal(expected, body) end
+        local status, json_text = get("/describe", { { "format", "json" } })
+        assert.are.equal(200, status)
+        assert.are.equal(cli("describe " .. q(snap) .. " --format json"), json_text)
+        print(("# /describe answered 503 %d time(s) while the new snapshot was described"):format(waiting))
+      end)
 
     it("answers having, per, change, cumsum, rank and a declared join with the command line's bytes", function()
       local queries = {

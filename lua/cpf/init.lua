@@ -688,50 +688,23 @@ function Dataset:column(name)
 end
 
 -- Text of a min/max value: exact numbers, months and dates as they are.
-local function value_text(v)
-  if type(v) == "number" then return cpf.formats.number_text(v) or tostring(v) end
-  return v
-end
-
 --- The description of a dataset, any delimited file's: one row per column with its name, label
 --- (the header as written), type, missing and distinct counts (missing not counted), min and
 --- max (numbers, months, dates) and, for text columns, the `top` (default 3) most frequent
 --- values with their row counts, cut to 32 characters (none with top = 0). What cpf describe,
---- :Cpf describe and /describe show.
+--- :Cpf describe and /describe show. progress(done, total) is called between two columns.
 function Dataset:describe(top, progress)
   check_dataset(self, "describe")
-  top = top or 3
-  if type(top) ~= "number" or top < 0 or top ~= math.floor(top) then
-    error("bad argument #1 to 'describe' (whole number expected)", 2)
-  end
-  if progress ~= nil and type(progress) ~= "function" then
-    error("bad argument #2 to 'describe' (function expected)", 2)
-  end
-  local common = require "cpf.format.common" -- the formats' helpers, loaded on first use
-  local cols = self:columns()
-  local rows = {}
-  -- each column summed up in C (core.describe_column): one pass over its rows; between two
-  -- columns, progress(done, total) — a caller that must stay responsive can do the same itself
-  for i, c in ipairs(cols) do
-    local d = core.describe_column(self, i, c.type == "string" and top or 0)
-    local row = { column = c.name, label = c.label, type = c.type, missing = c.missing, distinct = d.distinct }
-    if c.type == "string" then
-      if top > 0 then
-        local t = {}
-        for k, e in ipairs(d.top) do
-          t[k] = ("%s (%d)"):format(common.truncate((e.value:gsub("%s+", " ")), 32), e.count)
-        end
-        row.top = table.concat(t, ", ")
-      end
-    else
-      row.min, row.max = value_text(d.min), value_text(d.max)
-    end
-    rows[i] = row
-    if progress then progress(i, #cols) end
-  end
-  local names = { "column", "label", "type", "missing", "distinct", "min", "max" }
-  if top > 0 then names[#names + 1] = "top" end
-  return cpf.result(names, rows)
+  -- cpf.describe and the formats' helpers it needs load on first use
+  return require("cpf.describe").describe(self, top, progress)
+end
+
+--- The same description computed on a thread of its own, for a dataset opened from a
+--- snapshot file: a job (job:poll() -> false, columns_done, columns | true, description |
+--- true, nil, message, kind; job:wait(); job:cancel()), or nil, message for another dataset.
+function Dataset:describe_async(top)
+  check_dataset(self, "describe_async")
+  return require("cpf.describe").describe_async(self, top) -- loaded on first use, as above
 end
 
 -- ds:get, ds:distinct and ds:dictionary (written in C) hand a name that is not canonical to

@@ -238,6 +238,7 @@ end
 --- Stops the running load, or describe.
 function M.cancel()
   if state.describing then
+    state.describing.cancel()
     state.describing = nil
     notify("describe cancelled", WARN)
     return
@@ -289,28 +290,45 @@ function M.query(words)
   end)
 end
 
---- :Cpf describe [FILE]: in the background, a column at a time (a coroutine that yields
---- between columns, resumed from a timer), so the editor stays responsive; :Cpf cancel stops it.
+--- :Cpf describe [FILE]: in the background, so the editor stays responsive: a snapshot's on
+--- a thread of its own (ds:describe_async, polled from a timer), another dataset's a column
+--- at a time (a coroutine that yields between columns, resumed from a timer); :Cpf cancel
+--- stops it.
 function M.describe(words)
   if #words > 1 then notify("describe takes one FILE") return end
   with_dataset(words[1], function(ds)
     local out = assert(request.output { format = config.format })
     local path = state.path
-    local co = coroutine.create(function()
-      return out:describe(ds, path, nil, function(done, total) coroutine.yield(done, total) end)
-    end)
-    state.describing = co
+    local job = ds:is_snapshot() and ds:describe_async() or nil
+    local step -- -> false, columns done, columns | true, text | true, nil, message
+    if job then
+      step = function()
+        local finished, res, err = job:poll()
+        if finished and res then return true, out:description(ds, path, res) end
+        return finished, res, err
+      end
+    else
+      local co = coroutine.create(function()
+        return out:describe(ds, path, nil, function(done, total) coroutine.yield(done, total) end)
+      end)
+      step = function()
+        local ok, a, b = coroutine.resume(co)
+        if not ok then return true, nil, errors.strip(a) end
+        return coroutine.status(co) == "dead", a, b
+      end
+    end
+    local running = { cancel = function() if job then job:cancel() end end }
+    state.describing = running
     local timer = uv.new_timer()
     local function finish()
       timer:stop()
       timer:close()
-      if state.describing == co then state.describing = nil end
+      if state.describing == running then state.describing = nil end
     end
-    timer:start(0, 1, vim.schedule_wrap(function()
-      if state.describing ~= co then finish() return end -- cancelled
-      local ok, a, b = coroutine.resume(co)
-      if not ok then finish() notify(errors.strip(a)) return end
-      if coroutine.status(co) ~= "dead" then
+    timer:start(0, job and 50 or 1, vim.schedule_wrap(function()
+      if state.describing ~= running then finish() return end -- cancelled
+      local finished, a, b = step()
+      if not finished then
         vim.api.nvim_echo({ { ("cpf: describing %s  %d / %d columns"):format(vim.fn.fnamemodify(path, ":t"), a, b) } },
           false, {})
         return

@@ -123,12 +123,21 @@ local function open_served(settings)
     return nil, path .. ": replaced while it was being opened (the next check serves it)"
   end
   local etag = '"' .. ngx.md5(cpf._VERSION .. "\0" .. id):sub(1, 20) .. '"'
-  return { ds = ds, signature = signature, etag = etag, users = 0 }
+  -- /describe's answer, computed once per snapshot on a thread of its own (off the worker's
+  -- event loop, at a lower priority than requests) from now on: describe polls it
+  local job, jerr = ds:describe_async(3)
+  return { ds = ds, signature = signature, etag = etag, users = 0, description_job = job,
+           description_error = jerr, description_texts = {} }
 end
 
 local function release(served)
   served.users = served.users - 1
-  if served.retired and served.users == 0 and not served.ds:is_closed() then served.ds:close() end
+  if served.retired and served.users == 0 and not served.ds:is_closed() then
+    served.ds:close()
+    -- a description still being computed stops at its next column (its thread is joined
+    -- when the job is collected)
+    if served.description_job then served.description_job:cancel() end
+  end
 end
 
 local function inode(signature) return signature and signature:match("dev=%d+;ino=%d+") end
@@ -362,12 +371,39 @@ local function query(self, served, params)
   return answer(served, req.output.format, text, req:notes(res))
 end
 
+-- The description of the served snapshot (ds:describe(3)) as its job computed it: until the
+-- job is done, a 503 with Retry-After (a client tries again; /health and queries meanwhile
+-- answer as usual).
+local function description(served)
+  if served.description then return served.description end
+  local job = served.description_job
+  if not job then refuse(500, "cannot describe the snapshot: " .. tostring(served.description_error)) end
+  local finished, res, err, kind = job:poll()
+  if not finished then
+    errors.raise("io", ("the description of this snapshot is being computed (%d of %d columns done): "
+      .. "try again in a moment"):format(res, err), { status = 503, headers = { ["Retry-After"] = "2" } })
+  end
+  if not res then
+    -- replaced while described: the next check serves the new file, with its own description
+    if kind == "io" then refuse(503, "cannot describe the snapshot: " .. err) end
+    refuse(500, "cannot describe the snapshot: " .. err)
+  end
+  served.description, served.description_job = res, nil
+  return res
+end
+
+-- Each format's text is made once per snapshot.
 local function describe(self, served, params)
   local out, err = request.output({ format = params.format }, self.request_settings)
   if not out then refuse(400, err) end
   if not_modified(served) then return end
-  local text, terr = out:text(served.ds:describe(3))
-  if not text then refuse(400, terr) end
+  local text = served.description_texts[out.format]
+  if not text then
+    local terr
+    text, terr = out:text(description(served))
+    if not text then refuse(400, terr) end
+    served.description_texts[out.format] = text
+  end
   return answer(served, out.format, text)
 end
 
@@ -384,15 +420,15 @@ local function dashboard_page(settings, ds)
 end
 
 -- A dataset that is not the CPF export (no year, region or funders) gets its columns instead.
-local function columns_page(settings, ds)
-  return ds:describe(3):format("html", { title = settings.title, chart = false })
+local function columns_page(settings, served)
+  return description(served):format("html", { title = settings.title, chart = false })
 end
 
 local function dashboard(self, served)
   if not_modified(served) then return end
   if not served.dashboard then
     local ok, page = pcall(dashboard_page, self.settings, served.ds)
-    served.dashboard = ok and page or columns_page(self.settings, served.ds)
+    served.dashboard = ok and page or columns_page(self.settings, served)
   end
   return answer(served, "html", served.dashboard)
 end
@@ -440,7 +476,7 @@ end
 function Server:handle()
   local ok, err = pcall(serve, self)
   if ok then return end
-  if errors.is(err) and err.status then return fail(err.status, err.msg) end
+  if errors.is(err) and err.status then return fail(err.status, err.msg, err.headers) end
   ngx.log(ngx.ERR, "cpf: ", tostring(err))
   return fail(500, "internal error")
 end

@@ -129,7 +129,11 @@ end
 --- 100 characters (describe_table); in another format ds:describe's rows, whole. The text, or
 --- nil, message, kind. progress(done, total) is called between columns (ds:describe).
 function Output:describe(ds, name, top, progress)
-  local res = ds:describe(top, progress)
+  return self:description(ds, name, ds:describe(top, progress))
+end
+
+--- The same text from a description already made (res: ds:describe's or describe_async's).
+function Output:description(ds, name, res)
   if self.format ~= "table" then return self:text(res) end
   local options = {}
   for k, v in pairs(self.options) do options[k] = v end
