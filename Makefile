@@ -15,12 +15,12 @@ LIBFLAG ?= -shared
 # Only luaopen_cpf_core is visible; liblua is never linked into the module.
 MODULE_CFLAGS = $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -fPIC -fvisibility=hidden \
                 -I$(LUA_INCDIR) -I$(CSV_INCDIR)
-MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
+MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lz -lcurl -lm -lpthread
 
 # The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
 ENGINE_SOURCES = csrc/alloc.c csrc/io.c csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/order.c \
-                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/encoding.c csrc/file_kind.c csrc/describe.c csrc/error.c
-BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c csrc/lua_job.c
+                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/encoding.c csrc/file_kind.c csrc/describe.c csrc/http.c csrc/error.c
+BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c csrc/lua_job.c csrc/lua_fetch.c
 SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
 HEADERS = csrc/cpf.h csrc/snapshot_format.h csrc/compat.h csrc/lua_bindings.h
 MODULE = $(BUILD_DIR)/cpf/core.so
@@ -40,6 +40,7 @@ doc/tags: doc/cpf.txt
 $(MODULE): $(SOURCES) $(HEADERS) Makefile
 	@test -f $(CSV_INCDIR)/csv.h || { echo "cpf needs libcsv's header $(CSV_INCDIR)/csv.h: apt-get install libcsv-dev (Debian, Ubuntu), dnf install libcsv-devel (Fedora), brew install libcsv (Homebrew); or give CSV_INCDIR= and CSV_LIBDIR=" >&2; exit 1; }
 	@printf '#include <zlib.h>\n' | $(CC) -E -I$(CSV_INCDIR) - >/dev/null 2>&1 || { echo "cpf needs zlib's header zlib.h: apt-get install zlib1g-dev (Debian, Ubuntu), dnf install zlib-devel (Fedora); Homebrew and macOS have it" >&2; exit 1; }
+	@printf '#include <curl/curl.h>\n' | $(CC) -E -I$(CSV_INCDIR) - >/dev/null 2>&1 || { echo "cpf needs libcurl's header curl/curl.h (cpf fetch): apt-get install libcurl4-openssl-dev (Debian, Ubuntu), dnf install libcurl-devel (Fedora), brew install curl (Homebrew)" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MODULE_CFLAGS) $(LIBFLAG) -o $@ $(SOURCES) $(MODULE_LIBS)
 
@@ -102,12 +103,12 @@ FUZZ_BINARIES = $(FUZZERS:%=build/fuzz/%)
 build/fuzz/result_store: fuzz/result_store.c fuzz/result_store.lua $(SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -pthread -Icsrc -I/usr/include/lua5.4 \
-	  -I$(CSV_INCDIR) -o $@ fuzz/result_store.c $(SOURCES) -llua5.4 -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
+	  -I$(CSV_INCDIR) -o $@ fuzz/result_store.c $(SOURCES) -llua5.4 -L$(CSV_LIBDIR) -lcsv -lz -lcurl -lm -lpthread
 
 build/fuzz/%: fuzz/%.c fuzz/fuzz_queries.c fuzz/fuzz.h $(ENGINE_SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARNINGS) -D_POSIX_C_SOURCE=200809L -Icsrc -o $@ \
-	  fuzz/$*.c fuzz/fuzz_queries.c $(ENGINE_SOURCES) -L$(CSV_LIBDIR) -lcsv -lz -lm -lpthread
+	  fuzz/$*.c fuzz/fuzz_queries.c $(ENGINE_SOURCES) -L$(CSV_LIBDIR) -lcsv -lz -lcurl -lm -lpthread
 
 fuzz-build: $(FUZZ_BINARIES)
 

@@ -21,5 +21,6 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   register_result_bindings(L, module);
   register_source_bindings(L, module);
   register_system_bindings(L, module);
+  register_fetch_bindings(L, module);
   return 1;
 }

@@ -295,6 +295,34 @@ typedef struct {
 int describe_column(const cpf_dataset *ds, size_t j, size_t top, column_summary *out, cpf_error *err);
 void describe_free(column_summary *s);
 
+/* ---- http.c: one HTTP GET with libcurl (cpf fetch) ---- */
+typedef struct {
+  const char *url;
+  const char *path;           /* NULL: the body in memory (at most max_body bytes); else the file
+                               * the body goes to, resumed from its end when if_range names it */
+  size_t max_body;
+  const char *if_range;       /* the ETag or Last-Modified of what path holds, or NULL */
+  const char *validator_path; /* where the answer's ETag or Last-Modified is written, or NULL */
+  const char *user_agent;
+  int retries;                /* more attempts after a cut transfer, a 5xx, a 429 */
+  double backoff;             /* seconds before the first retry, doubled each time */
+  double max_wait;            /* the longest Retry-After waited out */
+  long stall_seconds;         /* a transfer under 1 byte/s for this long is cut (60) */
+  /* called during the transfer and between attempts; nonzero stops it ("cancelled") */
+  int (*monitor)(void *ud, size_t done, size_t total, size_t attempt);
+  void *monitor_ud;
+} http_request;
+typedef struct {
+  long status;
+  char *body;                 /* in memory: the body, NUL-terminated */
+  size_t body_len;
+  char etag[256], last_modified[128], content_type[128];
+  uint64_t size;              /* to a file: its bytes at the end */
+  size_t attempts, resumed, restarted;
+} http_response;
+int http_get(const http_request *req, http_response *res, cpf_error *err);
+void http_response_free(http_response *res);
+
 /* ---- file_kind.c: gzip, and the files that are no CSV ---- */
 int is_gzip(const char *p, size_t n);
 /* What the first bytes say the file is when it is a kind cpf does not read (a workbook, an

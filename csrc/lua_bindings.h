@@ -111,6 +111,7 @@ void register_result_bindings(lua_State *L, int module); /* lua_result.c */
 void register_source_bindings(lua_State *L, int module); /* lua_source.c */
 void register_system_bindings(lua_State *L, int module); /* lua_system.c */
 void register_job_bindings(lua_State *L);                /* lua_job.c: no functions */
+void register_fetch_bindings(lua_State *L, int module);  /* lua_fetch.c */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,6 +1,7 @@
 /* lua_system.c — what the Lua layer asks of the operating system: a file's signature, kind and
  * identity, output files (a temporary renamed over its target once complete), a monotonic
  * clock and whether stderr is a terminal. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -246,13 +247,58 @@ static int io_left(lua_State *L) {
   return 1;
 }
 
+/* core.sleep(seconds): waits (cpf.fetch between two polls of its job). */
+static int sleep_l(lua_State *L) {
+  double seconds = (double)luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (seconds <= 0) return 0;
+  ts.tv_sec = (time_t)seconds;
+  ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return 0;
+}
+
+/* core.list_dir(path) -> {name, ...} (sorted by the caller; "." and ".." left out) | nil, message */
+static int list_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  struct dirent *e;
+  int n = 0;
+  if (!d) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* core.hard_link(from, to) -> true | nil, message: a second name for a file (cpf-latest) */
+static int hard_link(lua_State *L) {
+  const char *from = luaL_checkstring(L, 1), *to = luaL_checkstring(L, 2);
+  if (link(from, to) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", to, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg system_functions[] = {
   {"file_signature", file_signature}, {"same_file", same_file}, {"file_kind", file_kind},
   {"output_file", output_file_new},   {"clock", monotonic_clock}, {"stderr_is_tty", stderr_is_tty},
   {"load_threads", load_threads},     {"exec", exec_program},           {"number_text", number_text},
   {"fixed_text", fixed_text},         {"fail_allocation", fail_allocation},
   {"allocations_left", allocations_left}, {"fail_io", fail_io}, {"io_left", io_left},
-  {"make_dirs", make_dirs},           {NULL, NULL}};
+  {"make_dirs", make_dirs},           {"sleep", sleep_l}, {"list_dir", list_dir}, {"hard_link", hard_link},
+  {NULL, NULL}};
 
 void register_system_bindings(lua_State *L, int module) {
   /* a writer never committed leaves no temporary */

@@ -240,6 +240,14 @@ function Report:write(path, name) end
 ---@param spec table
 ---@return cpf.report
 function cpf.report(spec) end
+---The current extraction from the portal into a history folder.
+---@param opts {dir: string, url?: string, retries?: integer, backoff?: number, max_wait?: number, threads?: integer, progress?: fun(step: string, done: integer, total: integer, attempt: integer)}
+---@return {status: "new"|"unchanged", date: string, snapshot: string, rows: integer, bytes?: integer, resumed?: integer, attempts?: integer}|nil answer, string? err, "io"|"data"|"cancelled"|nil kind
+function cpf.fetch(opts) end
+---The same as a job to poll: poll() -> false, step, done, total, attempt | true, answer | true, nil, message, kind.
+---@param opts {dir: string, url?: string, retries?: integer, backoff?: number, max_wait?: number, threads?: integer}
+---@return table job
+function cpf.fetch_async(opts) end
 ---A background load: cpf's threads read the CSV, the job is polled from Lua.
 ---@param path string
 ---@param opts? cpf.load_options without progress

@@ -35,6 +35,11 @@ external_dependencies = {
     header = "zlib.h",
     library = "z",
   },
+  -- cpf fetch: libcurl (Debian's libcurl4-openssl-dev). Its header is looked for by the
+  -- compiler only: Debian puts it under /usr/include/<multiarch>/, where LuaRocks does not look
+  CURL = {
+    library = "curl",
+  },
 }
 
 build = {
@@ -57,6 +62,8 @@ build = {
     ["cpf.request.output"] = "lua/cpf/request/output.lua",
     ["cpf.suggest"] = "lua/cpf/suggest.lua",
     ["cpf.describe"] = "lua/cpf/describe.lua",
+    ["cpf.fetch"] = "lua/cpf/fetch.lua",
+    ["cpf.cli.history"] = "lua/cpf/cli/history.lua",
     ["cpf.query.rollup"] = "lua/cpf/query/rollup.lua",
     ["cpf.errors"] = "lua/cpf/errors.lua",
     ["cpf.result"] = "lua/cpf/result.lua",
@@ -83,6 +90,8 @@ build = {
         "csrc/lua_source.c",
         "csrc/lua_system.c",
         "csrc/lua_job.c",
+        "csrc/lua_fetch.c",
+        "csrc/http.c",
         "csrc/alloc.c",
         "csrc/io.c",
         "csrc/loader.c",
@@ -102,8 +111,8 @@ build = {
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "$(CSV_INCDIR)", "$(ZLIB_INCDIR)" },
-      libdirs = { "$(CSV_LIBDIR)", "$(ZLIB_LIBDIR)" },
-      libraries = { "csv", "z", "m", "pthread" },
+      libdirs = { "$(CSV_LIBDIR)", "$(ZLIB_LIBDIR)", "$(CURL_LIBDIR)" },
+      libraries = { "csv", "z", "curl", "m", "pthread" },
     },
   },
   install = {

@@ -4,15 +4,16 @@
 # its sanitizer and libFuzzer runtimes (the fuzzers; the check that the engine compiles without
 # __GNUC__), the sanitizer runtimes of gcc (libasan, libubsan, libtsan), Neovim (the plugin's
 # tests), nginx with its Lua module, curl and Chromium (cpf serve's tests), strace (the writers'
-# fsync and rename, spec/45) and the fr_FR.UTF-8 locale;
+# fsync and rename, spec/45), Python (the stand-in portal of cpf fetch's tests) and the
+# fr_FR.UTF-8 locale;
 # `screenshot` adds Chromium (scripts/screenshot.sh).
 set -euo pipefail
 what=${1:-test}
-packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev zlib1g-dev)
+packages=(gcc make libc6-dev binutils lua5.4 liblua5.4-dev libcsv-dev zlib1g-dev libcurl4-openssl-dev)
 if [ "$what" = test ]; then
   packages+=(luajit2 libluajit2-5.1-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev lua-busted
              lua-check luarocks locales clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 neovim
-             nginx libnginx-mod-http-lua curl chromium strace)
+             nginx libnginx-mod-http-lua curl chromium strace python3)
 fi
 if [ "$what" = screenshot ]; then packages+=(chromium); fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -37,7 +37,7 @@ describe("rockspec/cpf-scm-1.rockspec", function()
 
   teardown(h.cleanup)
 
-  it("is a builtin rockspec for cpf with libcsv and zlib as external dependencies", function()
+  it("is a builtin rockspec for cpf with libcsv, zlib and libcurl as external dependencies", function()
     assert.are.equal("3.0", spec.rockspec_format)
     assert.are.equal("cpf", spec.package)
     assert.are.equal("scm-1", spec.version)
@@ -45,12 +45,13 @@ describe("rockspec/cpf-scm-1.rockspec", function()
     assert.are.same({ "lua >= 5.1" }, spec.dependencies)
     assert.are.same({ header = "csv.h", library = "csv" }, spec.external_dependencies.CSV)
     assert.are.same({ header = "zlib.h", library = "z" }, spec.external_dependencies.ZLIB)
+    assert.are.same({ library = "curl" }, spec.external_dependencies.CURL)
     assert.are.same({ cpf = "bin/cpf" }, spec.build.install.bin)
     assert.are.same({ "doc", "examples", "meta" }, spec.build.copy_directories)
     assert.are.equal("MIT", spec.description.license)
     local core = spec.build.modules["cpf.core"]
     assert.are.same({ "$(CSV_INCDIR)", "$(ZLIB_INCDIR)" }, core.incdirs)
-    assert.are.same({ "$(CSV_LIBDIR)", "$(ZLIB_LIBDIR)" }, core.libdirs)
+    assert.are.same({ "$(CSV_LIBDIR)", "$(ZLIB_LIBDIR)", "$(CURL_LIBDIR)" }, core.libdirs)
     assert.are.equal("csv", core.libraries[1])
   end)
 

@@ -7,6 +7,7 @@ local errors = require "cpf.errors"
 local format = require "cpf.format"
 local common = require "cpf.format.common"
 local serve_nginx = require "cpf.serve_nginx"
+local history = require "cpf.cli.history"
 
 local cli = {}
 
@@ -28,6 +29,8 @@ commands:
                       generate a file and print a short report on it (and as a page)
   serve DATA [--host H] [--port P] [--workers N] [--prefix DIR]
                       answer queries over HTTP (nginx with its Lua module)
+  fetch DIR [--url BASE]
+                      download the current extraction from the portal into a history folder
   --version           print the version
   --help, COMMAND --help, help COMMAND
 
@@ -726,6 +729,12 @@ function cli.serve(args)
   local _, err = core.exec { nginx, "-p", prefix, "-e", prefix .. "/logs/error.log",
                                             "-c", prefix .. "/conf/nginx.conf", "-g", "daemon off;" }
   return fail("cannot run nginx: " .. tostring(err))
+end
+
+-- The history folder's commands (cpf.cli.history), with this file's helpers.
+HELP.fetch = history.HELP.fetch
+function cli.fetch(args)
+  return history.fetch(args, { read_args = read_args, usage = usage, fail = fail, whole_option = whole_option })
 end
 
 function cli.main(args)

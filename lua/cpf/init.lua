@@ -754,6 +754,12 @@ local function format_function(name)
   -- loaded on first use, as the dataset's preview above
   return function(...) return require("cpf.format")[name](...) end
 end
+--- The current extraction from the portal into a history folder (cpf.fetch, loaded on first
+--- use): cpf.fetch{dir =, url =, retries =, progress =} -> answer | nil, message, kind;
+--- cpf.fetch_async{...} -> a job to poll.
+function cpf.fetch(opts) return require("cpf.fetch").fetch(opts) end
+function cpf.fetch_async(opts) return require("cpf.fetch").fetch_async(opts) end
+
 cpf.formats = { register = format_function "register", names = format_function "names",
                 number_text = format_function "number_text" }
 cpf.bar = format_function "bar"

@@ -247,6 +247,14 @@ column)]] },
   { name = "progress", class = "load", lua_only = true, help = "a function, or true for a line on stderr" },
   { name = "quiet", class = "cli", shape = "flag", short = "q", help_section = "data",
     help = "no progress line (shown on a terminal when a load takes over a second)" },
+  -- cpf fetch DIR, cpf.fetch{dir = DIR, ...} (with the load's threads and a progress function)
+  { name = "dir", class = "fetch", lua_only = true, help = "the history folder (cpf fetch's DIR)" },
+  { name = "url", class = "fetch", shape = "one", arg = "BASE",
+    help = "the portal's address (default: the publisher's)" },
+  { name = "retries", class = "fetch", shape = "one", arg = "N",
+    help = "attempts after a cut transfer, a 429 or a 5xx" },
+  { name = "backoff", class = "fetch", lua_only = true, help = "seconds before the first retry, doubled each time" },
+  { name = "max_wait", class = "fetch", lua_only = true, help = "the longest Retry-After waited out, seconds" },
 }
 request.fields = FIELDS
 
@@ -255,8 +263,8 @@ for _, f in ipairs(FIELDS) do FIELD[f.name] = f end
 request.field = FIELD
 
 -- The front ends each class belongs to.
-local FRONTS = { request = { cli = true, http = true, nvim = true, lua = true },
-                 load = { cli = true, lua = true }, cli = { cli = true } }
+local FRONTS = { request = { cli = true, http = true, nvim = true, lua = true }, load = { cli = true, lua = true },
+                 cli = { cli = true }, fetch = { cli = true, lua = true } }
 
 --- Whether a field is taken by a front end: "cli", "http", "nvim" or "lua".
 function request.takes(front, field)
@@ -732,46 +740,9 @@ function Request:text(res) return self.output:text(res) end
 --- Writes the result in the request's format to a file handle or a path (Output:write).
 function Request:write(res, target) return self.output:write(res, target) end
 
--- ---------------------------------------------------------------- the command line's words, help, HTTP
-
---- The option kinds request.read_args takes for a front end's fields (request.fields_of), with
---- `extra` ({name = "flag" | "value" | "list"}) added: known, short.
-function request.options_of(front, extra)
-  local known, short = {}, {}
-  for _, f in ipairs(request.fields_of(front)) do
-    known[f.name] = f.shape == "flag" and "flag" or f.shape == "one" and "value" or "list"
-    if f.short then short[f.short] = f.name end
-  end
-  for k, v in pairs(extra or {}) do known[k] = v end
-  return known, short
-end
-
---- The data options of the command line's commands that load DATA ("data options:" and their
---- help).
-function request.data_help()
-  local fields = {}
-  for _, f in ipairs(request.fields_of("cli")) do
-    if f.class == "load" or f.help_section == "data" then fields[#fields + 1] = f end
-  end
-  return "data options:\n" .. request.help(fields)
-end
-
---- The options a :Cpf query takes, as doc/cpf.txt lists them (a spec holds the two together).
-function request.field_list(front)
-  local lines = {}
-  for _, f in ipairs(request.fields_of(front, "request")) do
-    lines[#lines + 1] = ("        --%s%s%s"):format(f.name, f.arg and " " .. f.arg or "",
-      f.shape == "repeat" and " (repeatable)" or "")
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
-
---- The HTTP parameters of a query: name -> "one" (may not repeat) or "list" (repeatable).
-function request.http_parameters()
-  local out = {}
-  for _, f in ipairs(request.fields_of("http")) do out[f.name] = f.shape == "repeat" and "list" or "one" end
-  return out
-end
+-- the command line's words and help, the HTTP parameters: request.options_of, data_help,
+-- field_list, http_parameters, option_names (cpf.request.words)
+words.front_helpers(request)
 
 -- ---------------------------------------------------------------- completion
 
@@ -785,14 +756,6 @@ function request.complete(field, lead, columns)
   if not f then return {} end
   if f.complete == "file" then return nil end
   return complete.value(f.complete, lead, columns)
-end
-
---- The options a front end completes: "--where", "--by"... sorted.
-function request.option_names(front)
-  local names = {}
-  for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name:gsub("_", "-") end
-  table.sort(names)
-  return names
 end
 
 return request

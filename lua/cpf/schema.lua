@@ -295,6 +295,12 @@ end
 schema.source = { date_column = "date_chargement", publisher = "Caisse des Dépôts",
                   title = "Mon Compte Formation – formations engagées" }
 
+-- Where cpf fetch finds the extractions: the publisher's Opendatasoft portal (Explore API
+-- v2.1), the dataset's identifier there, and the export it asks for (';', the BOM, the
+-- columns' labels as headers, gzip).
+schema.portal = { url = "https://opendata.caissedesdepots.fr", dataset = "moncompteformation_formations_engagees",
+                  export_query = "delimiter=%3B&with_bom=true&use_labels=true&compressed=true" }
+
 -- ---------------------------------------------------------------- measures
 
 -- The columns whose values must not be added across rows, and why. One holder appears in

@@ -1,6 +1,7 @@
 -- cpf.request.words — the command line's words, as cpf query and :Cpf query read them: options
 -- (--name value, --name=value, flags, one-letter aliases, "--" and the rest) split from the
--- positionals, and the help of a list of fields as `cpf query --help` prints it.
+-- positionals, and the help of a list of fields as `cpf query --help` prints it; the helpers
+-- built on the request table for each front end (front_helpers).
 local words = {}
 
 --- Splits command-line words from args[first] into positionals and options: `known` maps each
@@ -87,6 +88,57 @@ function words.help(fields)
     end
   end
   return table.concat(lines, "\n") .. "\n"
+end
+
+--- Adds to the request module the helpers built on its table of fields (request.fields_of,
+--- request.help): what each front end's words, help and HTTP parameters are.
+function words.front_helpers(request)
+  --- The option kinds request.read_args takes for a front end's fields (request.fields_of), with
+  --- `extra` ({name = "flag" | "value" | "list"}) added: known, short.
+  function request.options_of(front, extra)
+    local known, short = {}, {}
+    for _, f in ipairs(request.fields_of(front)) do
+      known[f.name] = f.shape == "flag" and "flag" or f.shape == "one" and "value" or "list"
+      if f.short then short[f.short] = f.name end
+    end
+    for k, v in pairs(extra or {}) do known[k] = v end
+    return known, short
+  end
+
+  --- The data options of the command line's commands that load DATA ("data options:" and their
+  --- help).
+  function request.data_help()
+    local fields = {}
+    for _, f in ipairs(request.fields_of("cli")) do
+      if f.class == "load" or f.help_section == "data" then fields[#fields + 1] = f end
+    end
+    return "data options:\n" .. request.help(fields)
+  end
+
+  --- The options a :Cpf query takes, as doc/cpf.txt lists them (a spec holds the two together).
+  function request.field_list(front)
+    local lines = {}
+    for _, f in ipairs(request.fields_of(front, "request")) do
+      lines[#lines + 1] = ("        --%s%s%s"):format(f.name, f.arg and " " .. f.arg or "",
+        f.shape == "repeat" and " (repeatable)" or "")
+    end
+    return table.concat(lines, "\n") .. "\n"
+  end
+
+  --- The HTTP parameters of a query: name -> "one" (may not repeat) or "list" (repeatable).
+  function request.http_parameters()
+    local out = {}
+    for _, f in ipairs(request.fields_of("http")) do out[f.name] = f.shape == "repeat" and "list" or "one" end
+    return out
+  end
+
+  --- The options a front end completes: "--where", "--by"... sorted.
+  function request.option_names(front)
+    local names = {}
+    for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name:gsub("_", "-") end
+    table.sort(names)
+    return names
+  end
 end
 
 return words

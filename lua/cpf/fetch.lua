@@ -1,0 +1,409 @@
+-- cpf.fetch — the current extraction from the publisher's portal (schema.portal: Opendatasoft,
+-- Explore API v2.1) into a history folder: the catalog entry is read first and the export downloaded
+-- only when the extraction changed; the gzip export goes to a temporary file in the folder,
+-- resumed where it stopped (on a retry or the next run); what arrived is checked (gzip
+-- complete, the CPF header, the portal's row count) before it becomes a snapshot named by its
+-- extraction date, renamed in, and cpf-latest.cpfsnap follows it.
+--
+-- Each transfer runs on a thread of its own (core.http_job, libcurl), the load on the
+-- loader's (cpf.load_async): fetch_async's job is polled, so that a host's loop stays free.
+-- The folder holds, per extraction, cpf-YYYY-MM-DD.cpfsnap and cpf-YYYY-MM-DD.json (what the
+-- portal said), and while a download is under way .cpf-fetch.* files.
+local core = require "cpf.core"
+local schema = require "cpf.schema"
+
+local M = {}
+
+M.LATEST = "cpf-latest.cpfsnap"
+
+-- ---------------------------------------------------------------- JSON (the catalog entry)
+
+-- A strict reader of one JSON value: the value, or nil, message.
+local function json_decode(s)
+  local pos = 1
+  local function fail(what) error(("%s at byte %d"):format(what, pos), 0) end
+  local function space() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
+  local value
+  local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+  local function utf8_char(c)
+    if c < 0x80 then return string.char(c) end
+    if c < 0x800 then return string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64) end
+    return string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
+  end
+  local function text()
+    local out = {}
+    pos = pos + 1
+    while true do
+      local stop = s:find('["\\]', pos)
+      if not stop then fail("an unfinished string") end
+      out[#out + 1] = s:sub(pos, stop - 1)
+      pos = stop + 1
+      if s:sub(stop, stop) == '"' then return table.concat(out) end
+      local e = s:sub(pos, pos)
+      if e == "u" then
+        local hex = s:sub(pos + 1, pos + 4)
+        if not hex:match("^%x%x%x%x$") then fail("a bad \\u escape") end
+        out[#out + 1] = utf8_char(tonumber(hex, 16))
+        pos = pos + 5
+      elseif escapes[e] then
+        out[#out + 1] = escapes[e]
+        pos = pos + 1
+      else
+        fail("a bad escape")
+      end
+    end
+  end
+  function value()
+    space()
+    local c = s:sub(pos, pos)
+    if c == "{" then
+      local t = {}
+      pos = pos + 1
+      space()
+      if s:sub(pos, pos) == "}" then pos = pos + 1 return t end
+      while true do
+        space()
+        if s:sub(pos, pos) ~= '"' then fail("a key expected") end
+        local k = text()
+        space()
+        if s:sub(pos, pos) ~= ":" then fail("':' expected") end
+        pos = pos + 1
+        t[k] = value()
+        space()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then return t end
+        if d ~= "," then fail("',' or '}' expected") end
+      end
+    elseif c == "[" then
+      local t = {}
+      pos = pos + 1
+      space()
+      if s:sub(pos, pos) == "]" then pos = pos + 1 return t end
+      while true do
+        t[#t + 1] = value()
+        space()
+        local d = s:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then return t end
+        if d ~= "," then fail("',' or ']' expected") end
+      end
+    elseif c == '"' then
+      return text()
+    end
+    local word = s:match("^[%w%.%+%-]+", pos)
+    if not word then fail("a value expected") end
+    pos = pos + #word
+    if word == "true" then return true end
+    if word == "false" then return false end
+    if word == "null" then return nil end
+    local n = tonumber(word)
+    if not n or not word:match("^%-?%d") then fail("a bad value '" .. word:sub(1, 20) .. "'") end
+    return n
+  end
+  local ok, v = pcall(function()
+    local v = value()
+    space()
+    if pos <= #s then fail("text after the value") end
+    return v
+  end)
+  if not ok then return nil, v end
+  return v
+end
+M.json_decode = json_decode
+
+local function json_string(s)
+  return '"' .. tostring(s):gsub('[%c"\\]', function(c)
+    return ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n" })[c] or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+-- ---------------------------------------------------------------- files of the folder
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- Written to a temporary name then renamed: a reader never sees half of it.
+local function write_file(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(text)
+  local closed, cerr = f:close()
+  if not ok or not closed then
+    os.remove(tmp)
+    return nil, ("%s: %s"):format(path, tostring(werr or cerr))
+  end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then os.remove(tmp) return nil, rerr end
+  return true
+end
+
+-- What the folder knows of an extraction (cpf-DATE.json), as written by record().
+local function metadata_text(meta, date, etag)
+  return ('{"extraction": %s, "modified": %s, "data_processed": %s, "records_count": %d, "etag": %s}\n')
+    :format(json_string(date), json_string(meta.modified), json_string(meta.data_processed or ""),
+      meta.records_count, json_string(etag or ""))
+end
+
+--- The extractions a history folder holds, oldest first: {date =, snapshot =, modified =,
+--- records_count =, etag =}; those whose snapshot is missing are left out.
+function M.extractions(dir)
+  local names = core.list_dir(dir)
+  local out = {}
+  for _, name in ipairs(names or {}) do
+    local date = name:match("^cpf%-(%d%d%d%d%-%d%d%-%d%d)%.json$")
+    local snapshot = date and dir .. "/cpf-" .. date .. ".cpfsnap"
+    local meta = date and json_decode(read_file(dir .. "/" .. name) or "")
+    if meta and read_file(snapshot) ~= nil then
+      out[#out + 1] = { date = date, snapshot = snapshot, modified = meta.modified,
+                        records_count = meta.records_count, etag = meta.etag }
+    end
+  end
+  table.sort(out, function(a, b) return a.date < b.date end)
+  return out
+end
+
+-- ---------------------------------------------------------------- the steps
+
+-- Runs a core job to its end from inside the fetch's coroutine: yields (step, done, total,
+-- attempt) while it runs; then what it answers.
+local running -- the fetch job whose coroutine runs: await keeps its core job there (cancel)
+local function await(step, job, err, kind)
+  if not job then return nil, err, kind end
+  running.current = job
+  while true do
+    local finished, a, b, c, d = job:poll()
+    if finished then return a, b, c, d end
+    coroutine.yield(step, a, b, c)
+  end
+end
+
+local function fail(msg, kind) error({ fetch_error = msg, kind = kind or "io" }, 0) end
+
+-- The portal's catalog entry: {modified =, data_processed =, records_count =}.
+local function read_metadata(opts, url)
+  local answer, err, kind = await("metadata", core.http_job { url = url, max_body = 4 * 1024 * 1024,
+    retries = opts.retries, backoff = opts.backoff, max_wait = opts.max_wait })
+  if not answer then fail(err, kind) end
+  local doc, jerr = json_decode(answer.body or "")
+  if not doc then
+    fail(("%s: the answer is not JSON (%s): is --url the portal's address?"):format(url, jerr), "data")
+  end
+  local d = type(doc.metas) == "table" and type(doc.metas.default) == "table" and doc.metas.default or {}
+  for _, field in ipairs { "modified", "records_count" } do
+    if d[field] == nil then
+      fail(("%s: the answer has no metas.default.%s: is --url the portal's address?"):format(url, field), "data")
+    end
+  end
+  if type(d.records_count) ~= "number" or d.records_count < 0 or d.records_count % 1 ~= 0 then
+    fail(("%s: metas.default.records_count is not a count of rows"):format(url), "data")
+  end
+  return { modified = tostring(d.modified), data_processed = d.data_processed and tostring(d.data_processed),
+           records_count = d.records_count }
+end
+
+-- The day the extraction was made: the latest value of the file's column that dates it
+-- (schema.source.date_column), else the portal's data_processed, else modified.
+local function extraction_date(ds, meta)
+  local date_column = schema.source.date_column
+  if ds:column(date_column) then
+    local latest
+    for _, v in ipairs(ds:distinct(date_column)) do
+      local d = v.value and tostring(v.value):match("^(%d%d%d%d%-%d%d%-%d%d)")
+      if d and (not latest or d > latest) then latest = d end
+    end
+    if latest then return latest end
+  end
+  local day = "^(%d%d%d%d%-%d%d%-%d%d)"
+  local from = (meta.data_processed or ""):match(day) or meta.modified:match(day)
+  if not from then
+    fail(("the extraction has no %s and the portal no date: cannot name it"):format(date_column), "data")
+  end
+  return from
+end
+
+-- The header is the CPF export's when most of the schema's columns are in it.
+local function check_header(ds, url)
+  local known, names = 0, {}
+  for _, c in ipairs(ds:columns()) do names[c.name] = true end
+  local expected = 0
+  for _, c in ipairs(schema.columns) do
+    if not c.virtual then
+      expected = expected + 1
+      if names[c.name] then known = known + 1 end
+    end
+  end
+  if known * 4 < expected * 3 then
+    fail(("%s: the export's header is not the CPF file's (%d of its %d columns): is --url the %s portal?")
+      :format(url, known, expected, schema.source.publisher), "data")
+  end
+end
+
+local function fetch(opts)
+  local dir = opts.dir
+  local base = (opts.url or schema.portal.url):gsub("/+$", "")
+  local made, merr = core.make_dirs(dir)
+  if not made then fail(merr) end
+  local meta_url = base .. "/api/explore/v2.1/catalog/datasets/" .. schema.portal.dataset
+  local meta = read_metadata(opts, meta_url)
+  -- unchanged: an extraction of the folder has the same modified date and row count
+  for _, e in ipairs(M.extractions(dir)) do
+    if e.modified == meta.modified and e.records_count == meta.records_count then
+      return { status = "unchanged", date = e.date, snapshot = e.snapshot, rows = meta.records_count }
+    end
+  end
+  -- the download, resumed when the partial file is of this same extraction
+  local part, part_meta, validator = dir .. "/.cpf-fetch.csv.gz", dir .. "/.cpf-fetch.json", dir .. "/.cpf-fetch.etag"
+  local this = metadata_text(meta, "")
+  if read_file(part_meta) ~= this then
+    os.remove(part)
+    os.remove(validator)
+    local ok, werr = write_file(part_meta, this)
+    if not ok then fail(werr) end
+  end
+  local export_url = meta_url .. "/exports/csv?" .. schema.portal.export_query
+  local known = read_file(validator)
+  local dl, err, kind = await("download", core.http_job { url = export_url, path = part,
+    if_range = known and known:match("^[^\n]+"), validator_path = validator,
+    retries = opts.retries, backoff = opts.backoff, max_wait = opts.max_wait })
+  if not dl then fail(err, kind) end
+  local function discard(msg)
+    -- what arrived is not the export: the next run downloads it again
+    os.remove(part)
+    os.remove(validator)
+    os.remove(part_meta)
+    fail(msg, "data")
+  end
+  local start = (read_file(part) or ""):sub(1, 200):lower()
+  if dl.content_type:lower():match("^text/html") or start:find("<html", 1, true) then
+    discard(("%s: the portal answered an HTML page, not the export (Content-Type %s)"):format(export_url,
+      dl.content_type ~= "" and dl.content_type or "none"))
+  end
+  if core.file_kind(part) ~= "regular" or (read_file(part) or ""):sub(1, 2) ~= "\31\139" then
+    discard(("%s: the answer is not a gzip file (Content-Type %s)"):format(export_url,
+      dl.content_type ~= "" and dl.content_type or "none"))
+  end
+  -- loading it checks the gzip stream is whole and every record
+  local cpf = require "cpf" -- the public API, which requires nothing of this module
+  local ds, lerr = await("load", cpf.load_async(part, { threads = opts.threads }))
+  if not ds then discard(("%s: %s"):format(export_url, lerr)) end
+  check_header(ds, export_url)
+  if #ds ~= meta.records_count then
+    local rows = #ds
+    ds:close()
+    discard(("%s: the export has %d rows, the portal says %d: incomplete, run cpf fetch again")
+      :format(export_url, rows, meta.records_count))
+  end
+  local date = extraction_date(ds, meta)
+  local snapshot = dir .. "/cpf-" .. date .. ".cpfsnap"
+  coroutine.yield("save", 0, 0, 0)
+  local saved, serr = ds:save(snapshot, "fetched " .. meta.modified)
+  ds:close()
+  if not saved then fail(serr) end
+  local ok, werr = write_file(dir .. "/cpf-" .. date .. ".json", metadata_text(meta, date, dl.etag))
+  if not ok then fail(werr) end
+  -- cpf-latest.cpfsnap: a second name of the newest extraction, renamed in
+  local extractions = M.extractions(dir)
+  local newest = extractions[#extractions]
+  if newest and newest.date == date then
+    local tmp = dir .. "/.cpf-latest.tmp"
+    os.remove(tmp)
+    local linked, lerr2 = core.hard_link(snapshot, tmp)
+    if not linked then fail(lerr2) end
+    local renamed, rerr = os.rename(tmp, dir .. "/" .. M.LATEST)
+    if not renamed then fail(rerr) end
+  end
+  os.remove(part)
+  os.remove(validator)
+  os.remove(part_meta)
+  return { status = "new", date = date, snapshot = snapshot, rows = meta.records_count, bytes = dl.size,
+           resumed = dl.resumed, attempts = dl.attempts }
+end
+
+-- ---------------------------------------------------------------- the job
+
+local Job = {}
+Job.__index = Job
+
+--- job:poll() -> false, step, done, total, attempt while it runs ("metadata", "download",
+--- "load", "save"); true, answer | true, nil, message, kind once it ended.
+function Job:poll()
+  if self.answer then return true, self.answer[1], self.answer[2], self.answer[3] end
+  local outer = running
+  running = self
+  local ok, step, a, b, c = coroutine.resume(self.co)
+  running = outer
+  if ok and coroutine.status(self.co) ~= "dead" then
+    if self.cancelled then
+      self.answer = { nil, "fetch cancelled", "cancelled" }
+      return true, nil, "fetch cancelled", "cancelled"
+    end
+    return false, step, a, b, c
+  end
+  if ok then self.answer = { step }
+  elseif type(step) == "table" and step.fetch_error then self.answer = { nil, step.fetch_error, step.kind }
+  else self.answer = { nil, tostring(step), "io" } end
+  return true, self.answer[1], self.answer[2], self.answer[3]
+end
+
+--- job:cancel(): stops at the next step or poll (a transfer within a tenth of a second).
+function Job:cancel()
+  self.cancelled = true
+  if self.current then self.current:cancel() end
+end
+
+--- job:wait(progress): polls until it ends, calling progress(step, done, total, attempt).
+function Job:wait(progress, interval)
+  while true do
+    local finished, a, b, c, d = self:poll()
+    if finished then return a, b, c end
+    if progress then progress(a, b, c, d) end
+    core.sleep(interval or 0.1)
+  end
+end
+
+-- The options: the request table's fetch fields (cpf.request), the load's threads, and a
+-- progress function for cpf.fetch; each of one Lua type.
+local TYPES = { dir = "string", url = "string", retries = "number", backoff = "number", max_wait = "number",
+                threads = "number", progress = "function" }
+local FIELDS
+local function fields()
+  if not FIELDS then
+    FIELDS = { threads = TYPES.threads, progress = TYPES.progress }
+    -- the request language loads with the first fetch
+    for _, f in ipairs(require("cpf.request").fields_of("lua", "fetch")) do FIELDS[f.name] = TYPES[f.name] end
+  end
+  return FIELDS
+end
+
+--- cpf.fetch_async{dir =, url =, retries =, backoff =, max_wait =, threads =} -> job.
+function M.fetch_async(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'fetch_async' (table expected)", 2) end
+  for k, v in pairs(opts) do
+    local want = fields()[k]
+    if not want then error(("fetch: unknown option '%s'"):format(tostring(k)), 2) end
+    if type(v) ~= want then error(("fetch: option '%s' must be a %s"):format(k, want), 2) end
+  end
+  if not opts.dir then error("fetch: option 'dir' (the history folder) is required", 2) end
+  if opts.url and not opts.url:match("^https?://[^/%s]+") then
+    error(("fetch: option 'url' must be an http:// or https:// address, got '%s'"):format(opts.url), 2)
+  end
+  local job = setmetatable({}, Job)
+  job.co = coroutine.create(function() return fetch(opts) end)
+  return job
+end
+
+--- cpf.fetch{dir =, url =, progress =, ...} -> answer | nil, message, kind; answer: {status =
+--- "new" | "unchanged", date =, snapshot =, rows =, bytes =, resumed =, attempts =}.
+function M.fetch(opts)
+  local job = M.fetch_async(opts)
+  return job:wait(opts.progress)
+end
+
+return M
