@@ -240,6 +240,25 @@ function Report:write(path, name) end
 ---@param spec table
 ---@return cpf.report
 function cpf.report(spec) end
+---A history folder: hist:extractions(), hist:path(which), hist:open(which).
+---@param dir string
+---@return table|nil history, string? err, string? kind
+function cpf.history(dir) end
+---The data file a path stands for: a history folder's latest extraction, else the path.
+---@param path string
+---@return string
+function cpf.history_path(path) end
+---What changed between two extractions, per key: M_prec, M, M_evol and change.
+---@param old cpf.dataset
+---@param new cpf.dataset
+---@param opts? {where?: string|string[], by?: string, measure?: string}
+---@return cpf.result|nil res, string? err, string? kind
+function cpf.changes(old, new, opts) end
+---Each validation month's files by status family, recent cohorts flagged.
+---@param ds cpf.dataset
+---@param opts? {where?: string|string[], recent_months?: integer}
+---@return cpf.result|nil res, string? err, string? kind
+function cpf.cohorts(ds, opts) end
 ---The current extraction from the portal into a history folder.
 ---@param opts {dir: string, url?: string, retries?: integer, backoff?: number, max_wait?: number, threads?: integer, progress?: fun(step: string, done: integer, total: integer, attempt: integer)}
 ---@return {status: "new"|"unchanged", date: string, snapshot: string, rows: integer, bytes?: integer, resumed?: integer, attempts?: integer}|nil answer, string? err, "io"|"data"|"cancelled"|nil kind

@@ -29,7 +29,7 @@ describe("the request table", function()
   teardown(function() h.cleanup() end)
 
   it("gives every field a class, a shape, help, and a parser for each of its front ends", function()
-    local classes = { request = true, load = true, cli = true, fetch = true }
+    local classes = { request = true, load = true, cli = true, fetch = true, history = true }
     local shapes = { flag = true, one = true, list = true, ["repeat"] = true }
     local seen = {}
     for _, f in ipairs(request.fields) do

@@ -126,6 +126,21 @@ describe("cpf fetch", function()
     assert.are.equal(3100, #assert(cpf.open(dir .. "/cpf-latest.cpfsnap")))
   end)
 
+  it("keeps the newest N extractions with --keep N", function()
+    local dir = h.tmpname("-history")
+    publish("may", "2026-05-05T06:00:00+00:00")
+    assert(cpf.fetch { dir = dir, url = base })
+    publish("june", "2026-06-04T06:00:00+00:00")
+    local _, err, code = cli(("fetch %s --url %s --keep 1"):format(q(dir), base))
+    assert.are.equal(0, code, err)
+    assert.are.equal(("cpf: wrote %s/cpf-2026-06-03.cpfsnap: the extraction of 2026-06-03, 3100 rows (%s downloaded)\n"
+      .. "cpf: removed the extractions of 2026-05-04 (--keep 1)\n"):format(dir,
+      cpf.human_bytes(#h.read_file(portal .. "/export.csv.gz"))), err)
+    assert.are.same({ "cpf-2026-06-03.cpfsnap", "cpf-2026-06-03.json", "cpf-latest.cpfsnap" }, listing(dir))
+    assert.has_error(function() cpf.fetch { dir = dir, keep = 0 } end,
+      "fetch: option 'keep' must be a whole number from 1")
+  end)
+
   it("resumes a transfer cut midway where it stopped (Range, If-Range), within the run and on the next", function()
     local dir = h.tmpname("-history")
     publish("may", "2026-05-05T06:00:00+00:00", { script = { "cut:20000" } })

@@ -31,6 +31,10 @@ commands:
                       answer queries over HTTP (nginx with its Lua module)
   fetch DIR [--url BASE]
                       download the current extraction from the portal into a history folder
+  history DIR         the extractions a history folder holds: rows, files, amount
+  changes DIR [OLD NEW] [--by KEYS] [--measure MEASURES]
+                      what changed between two extractions, per key
+  cohorts DATA        each validation month's files by status family, recent ones flagged
   --version           print the version
   --help, COMMAND --help, help COMMAND
 
@@ -640,7 +644,8 @@ function cli.serve(args)
   local data = pos[1]
   local snapshot
   if cpf.is_snapshot(data) then
-    snapshot = serve_nginx.absolute(data)
+    -- a history folder: its cpf-latest.cpfsnap, which cpf fetch replaces by a rename (swapped in)
+    snapshot = serve_nginx.absolute(cpf.history_path(data))
   else
     snapshot = prefix .. "/data.cpfsnap"
     io.stderr:write(("cpf: converting %s to %s\n"):format(data, snapshot))
@@ -732,9 +737,18 @@ function cli.serve(args)
 end
 
 -- The history folder's commands (cpf.cli.history), with this file's helpers.
-HELP.fetch = history.HELP.fetch
-function cli.fetch(args)
-  return history.fetch(args, { read_args = read_args, usage = usage, fail = fail, whole_option = whole_option })
+local function output_fields()
+  local fields = {}
+  for _, f in ipairs(request.fields_of("cli")) do if f.output then fields[#fields + 1] = f end end
+  return fields
+end
+local HISTORY_TOOLS = { read_args = read_args, usage = usage, fail = fail, whole_option = whole_option,
+  fail_now = function(msg) errors.raise("io", msg) end,
+  output_settings = output_settings, output_fields = output_fields,
+  output_options = function() return DESCRIBE_OPTIONS end }
+for _, command in ipairs { "fetch", "history", "changes", "cohorts" } do
+  HELP[command] = history.HELP[command]
+  cli[command] = function(args) return history[command](args, HISTORY_TOOLS) end
 end
 
 function cli.main(args)

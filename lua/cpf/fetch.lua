@@ -11,163 +11,12 @@
 -- portal said), and while a download is under way .cpf-fetch.* files.
 local core = require "cpf.core"
 local schema = require "cpf.schema"
+local history = require "cpf.history"
+local json = require "cpf.format.json"
 
 local M = {}
 
-M.LATEST = "cpf-latest.cpfsnap"
-
--- ---------------------------------------------------------------- JSON (the catalog entry)
-
--- A strict reader of one JSON value: the value, or nil, message.
-local function json_decode(s)
-  local pos = 1
-  local function fail(what) error(("%s at byte %d"):format(what, pos), 0) end
-  local function space() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
-  local value
-  local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
-  local function utf8_char(c)
-    if c < 0x80 then return string.char(c) end
-    if c < 0x800 then return string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64) end
-    return string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
-  end
-  local function text()
-    local out = {}
-    pos = pos + 1
-    while true do
-      local stop = s:find('["\\]', pos)
-      if not stop then fail("an unfinished string") end
-      out[#out + 1] = s:sub(pos, stop - 1)
-      pos = stop + 1
-      if s:sub(stop, stop) == '"' then return table.concat(out) end
-      local e = s:sub(pos, pos)
-      if e == "u" then
-        local hex = s:sub(pos + 1, pos + 4)
-        if not hex:match("^%x%x%x%x$") then fail("a bad \\u escape") end
-        out[#out + 1] = utf8_char(tonumber(hex, 16))
-        pos = pos + 5
-      elseif escapes[e] then
-        out[#out + 1] = escapes[e]
-        pos = pos + 1
-      else
-        fail("a bad escape")
-      end
-    end
-  end
-  function value()
-    space()
-    local c = s:sub(pos, pos)
-    if c == "{" then
-      local t = {}
-      pos = pos + 1
-      space()
-      if s:sub(pos, pos) == "}" then pos = pos + 1 return t end
-      while true do
-        space()
-        if s:sub(pos, pos) ~= '"' then fail("a key expected") end
-        local k = text()
-        space()
-        if s:sub(pos, pos) ~= ":" then fail("':' expected") end
-        pos = pos + 1
-        t[k] = value()
-        space()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == "}" then return t end
-        if d ~= "," then fail("',' or '}' expected") end
-      end
-    elseif c == "[" then
-      local t = {}
-      pos = pos + 1
-      space()
-      if s:sub(pos, pos) == "]" then pos = pos + 1 return t end
-      while true do
-        t[#t + 1] = value()
-        space()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == "]" then return t end
-        if d ~= "," then fail("',' or ']' expected") end
-      end
-    elseif c == '"' then
-      return text()
-    end
-    local word = s:match("^[%w%.%+%-]+", pos)
-    if not word then fail("a value expected") end
-    pos = pos + #word
-    if word == "true" then return true end
-    if word == "false" then return false end
-    if word == "null" then return nil end
-    local n = tonumber(word)
-    if not n or not word:match("^%-?%d") then fail("a bad value '" .. word:sub(1, 20) .. "'") end
-    return n
-  end
-  local ok, v = pcall(function()
-    local v = value()
-    space()
-    if pos <= #s then fail("text after the value") end
-    return v
-  end)
-  if not ok then return nil, v end
-  return v
-end
-M.json_decode = json_decode
-
-local function json_string(s)
-  return '"' .. tostring(s):gsub('[%c"\\]', function(c)
-    return ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n" })[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
-end
-
--- ---------------------------------------------------------------- files of the folder
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- Written to a temporary name then renamed: a reader never sees half of it.
-local function write_file(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(text)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    return nil, ("%s: %s"):format(path, tostring(werr or cerr))
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp) return nil, rerr end
-  return true
-end
-
--- What the folder knows of an extraction (cpf-DATE.json), as written by record().
-local function metadata_text(meta, date, etag)
-  return ('{"extraction": %s, "modified": %s, "data_processed": %s, "records_count": %d, "etag": %s}\n')
-    :format(json_string(date), json_string(meta.modified), json_string(meta.data_processed or ""),
-      meta.records_count, json_string(etag or ""))
-end
-
---- The extractions a history folder holds, oldest first: {date =, snapshot =, modified =,
---- records_count =, etag =}; those whose snapshot is missing are left out.
-function M.extractions(dir)
-  local names = core.list_dir(dir)
-  local out = {}
-  for _, name in ipairs(names or {}) do
-    local date = name:match("^cpf%-(%d%d%d%d%-%d%d%-%d%d)%.json$")
-    local snapshot = date and dir .. "/cpf-" .. date .. ".cpfsnap"
-    local meta = date and json_decode(read_file(dir .. "/" .. name) or "")
-    if meta and read_file(snapshot) ~= nil then
-      out[#out + 1] = { date = date, snapshot = snapshot, modified = meta.modified,
-                        records_count = meta.records_count, etag = meta.etag }
-    end
-  end
-  table.sort(out, function(a, b) return a.date < b.date end)
-  return out
-end
+local read_file, write_file = history.read_file, history.write_file
 
 -- ---------------------------------------------------------------- the steps
 
@@ -191,7 +40,7 @@ local function read_metadata(opts, url)
   local answer, err, kind = await("metadata", core.http_job { url = url, max_body = 4 * 1024 * 1024,
     retries = opts.retries, backoff = opts.backoff, max_wait = opts.max_wait })
   if not answer then fail(err, kind) end
-  local doc, jerr = json_decode(answer.body or "")
+  local doc, jerr = json.decode(answer.body or "")
   if not doc then
     fail(("%s: the answer is not JSON (%s): is --url the portal's address?"):format(url, jerr), "data")
   end
@@ -253,14 +102,15 @@ local function fetch(opts)
   local meta_url = base .. "/api/explore/v2.1/catalog/datasets/" .. schema.portal.dataset
   local meta = read_metadata(opts, meta_url)
   -- unchanged: an extraction of the folder has the same modified date and row count
-  for _, e in ipairs(M.extractions(dir)) do
+  for _, e in ipairs(history.extractions(dir)) do
     if e.modified == meta.modified and e.records_count == meta.records_count then
       return { status = "unchanged", date = e.date, snapshot = e.snapshot, rows = meta.records_count }
     end
   end
   -- the download, resumed when the partial file is of this same extraction
   local part, part_meta, validator = dir .. "/.cpf-fetch.csv.gz", dir .. "/.cpf-fetch.json", dir .. "/.cpf-fetch.etag"
-  local this = metadata_text(meta, "")
+  -- what the partial file is a download of: the catalog entry's modified date and rows
+  local this = ("%s\n%d\n"):format(meta.modified, meta.records_count)
   if read_file(part_meta) ~= this then
     os.remove(part)
     os.remove(validator)
@@ -301,29 +151,22 @@ local function fetch(opts)
       :format(export_url, rows, meta.records_count))
   end
   local date = extraction_date(ds, meta)
-  local snapshot = dir .. "/cpf-" .. date .. ".cpfsnap"
+  local snapshot = history.snapshot_path(dir, date)
   coroutine.yield("save", 0, 0, 0)
   local saved, serr = ds:save(snapshot, "fetched " .. meta.modified)
   ds:close()
   if not saved then fail(serr) end
-  local ok, werr = write_file(dir .. "/cpf-" .. date .. ".json", metadata_text(meta, date, dl.etag))
+  local ok, werr = history.record(dir, date, meta, dl.etag)
   if not ok then fail(werr) end
-  -- cpf-latest.cpfsnap: a second name of the newest extraction, renamed in
-  local extractions = M.extractions(dir)
-  local newest = extractions[#extractions]
-  if newest and newest.date == date then
-    local tmp = dir .. "/.cpf-latest.tmp"
-    os.remove(tmp)
-    local linked, lerr2 = core.hard_link(snapshot, tmp)
-    if not linked then fail(lerr2) end
-    local renamed, rerr = os.rename(tmp, dir .. "/" .. M.LATEST)
-    if not renamed then fail(rerr) end
-  end
+  -- cpf-latest.cpfsnap names the newest extraction (this one, unless an older was fetched)
+  local linked, link_err = history.link_latest(dir)
+  if not linked then fail(link_err) end
+  local gone = opts.keep and history.keep(dir, opts.keep) or {}
   os.remove(part)
   os.remove(validator)
   os.remove(part_meta)
   return { status = "new", date = date, snapshot = snapshot, rows = meta.records_count, bytes = dl.size,
-           resumed = dl.resumed, attempts = dl.attempts }
+           resumed = dl.resumed, attempts = dl.attempts, removed = gone }
 end
 
 -- ---------------------------------------------------------------- the job
@@ -371,7 +214,7 @@ end
 -- The options: the request table's fetch fields (cpf.request), the load's threads, and a
 -- progress function for cpf.fetch; each of one Lua type.
 local TYPES = { dir = "string", url = "string", retries = "number", backoff = "number", max_wait = "number",
-                threads = "number", progress = "function" }
+                keep = "number", threads = "number", progress = "function" }
 local FIELDS
 local function fields()
   if not FIELDS then
@@ -391,6 +234,9 @@ function M.fetch_async(opts)
     if type(v) ~= want then error(("fetch: option '%s' must be a %s"):format(k, want), 2) end
   end
   if not opts.dir then error("fetch: option 'dir' (the history folder) is required", 2) end
+  if opts.keep and (opts.keep < 1 or opts.keep % 1 ~= 0) then
+    error("fetch: option 'keep' must be a whole number from 1", 2)
+  end
   if opts.url and not opts.url:match("^https?://[^/%s]+") then
     error(("fetch: option 'url' must be an http:// or https:// address, got '%s'"):format(opts.url), 2)
   end

@@ -4,6 +4,7 @@ local core = require "cpf.core"
 local schema = require "cpf.schema"
 local query = require "cpf.query"
 local result = require "cpf.result"
+local history = require "cpf.history"
 
 local cpf = {
   _VERSION = "0.1.0",
@@ -193,8 +194,11 @@ function cpf.load(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
-  local progress
+  local progress, data, herr, hkind
   opts, progress = checked_load_options(opts, "load", path)
+  data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
+  if not data then return nil, herr, hkind end
+  path = data
   if opts.cache then return load_cached(path, opts) end
   local source, specs, core_opts = prepare_load(path, opts, progress)
   if not source then return nil, specs, core_opts end
@@ -219,8 +223,11 @@ function cpf.source(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'source' (string expected, got %s)"):format(type(path)), 2)
   end
-  local progress
+  local progress, data, herr, hkind
   opts, progress = checked_load_options(opts, "source", path)
+  data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
+  if not data then return nil, herr, hkind end
+  path = data
   if opts.cache or opts.columns then
     error(("source: option '%s' is not for source (cache: cpf.load; columns: src:load)")
       :format(opts.cache and "cache" or "columns"), 2)
@@ -343,6 +350,9 @@ function cpf.load_async(path, opts)
   if opts.progress ~= nil then
     error("load_async: option 'progress' is not for load_async: job:poll() gives the progress", 2)
   end
+  local data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
+  if not data then return nil, herr, hkind end
+  path = data
   if cpf.is_snapshot(path) then
     local ds, err, kind = cpf.open(path)
     if not ds then return nil, err, kind end
@@ -496,6 +506,7 @@ function cpf.is_snapshot(path)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'is_snapshot' (string expected, got %s)"):format(type(path)), 2)
   end
+  path = history.data_path(path) or path -- a history folder: its latest extraction
   if path:match("%.cpfsnap$") then return true end
   if core.file_kind(path) ~= "regular" then return false end
   local f = io.open(path, "rb")
@@ -513,7 +524,9 @@ function cpf.open(path, opts)
     error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
   end
   opts = check_options(opts, { verify = true }, "open")
-  local ds, err, kind = core.open_snapshot(path, opts.verify ~= false)
+  local data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
+  if not data then return nil, herr, hkind end
+  local ds, err, kind = core.open_snapshot(data, opts.verify ~= false)
   if not ds then return nil, err, kind end
   return ds
 end
@@ -754,6 +767,18 @@ local function format_function(name)
   -- loaded on first use, as the dataset's preview above
   return function(...) return require("cpf.format")[name](...) end
 end
+--- A history folder (cpf fetch DIR): hist:extractions(), hist:path(which), hist:open(which)
+--- (which: "latest", "previous" or a date YYYY-MM-DD). cpf.history(DIR) -> history | nil,
+--- message, kind.
+function cpf.history(dir) return history.open(dir) end
+--- What changed between two extractions (datasets): cpf.changes(old, new, {where =, by =,
+--- measure =}) -> a result with M_prec, M, M_evol per measure and `change` (cpf.changes).
+function cpf.changes(old, new, opts) return require("cpf.changes").compare(old, new, opts) end -- on first use
+--- Each validation month's files by status family: cpf.cohorts(ds, {where =, recent_months =}).
+function cpf.cohorts(ds, opts) return require("cpf.changes").cohorts(ds, opts) end -- on first use
+--- The data file a path stands for: a history folder's latest extraction, else the path.
+function cpf.history_path(path) return history.data_path(path) or path end
+
 --- The current extraction from the portal into a history folder (cpf.fetch, loaded on first
 --- use): cpf.fetch{dir =, url =, retries =, progress =} -> answer | nil, message, kind;
 --- cpf.fetch_async{...} -> a job to poll.

@@ -34,6 +34,7 @@ local function long_date(text, locale)
   local names = MONTHS[locale] or MONTHS.en
   return ("%d %s %s"):format(tonumber(d), names[tonumber(m)], y)
 end
+report.long_date = long_date
 
 --- The source line of a dataset: who publishes the data, the extraction's date (the latest
 --- value of the schema's date column) and the rows.

@@ -253,6 +253,10 @@ column)]] },
     help = "the portal's address (default: the publisher's)" },
   { name = "retries", class = "fetch", shape = "one", arg = "N",
     help = "attempts after a cut transfer, a 429 or a 5xx" },
+  { name = "keep", class = "fetch", shape = "one", arg = "N", help = "keep the newest N extractions, delete the rest" },
+  -- cpf cohorts, cpf.cohorts(ds, {...})
+  { name = "recent_months", class = "history", shape = "one", arg = "N",
+    help = "a cohort is recent while younger than N months at the extraction (12)" },
   { name = "backoff", class = "fetch", lua_only = true, help = "seconds before the first retry, doubled each time" },
   { name = "max_wait", class = "fetch", lua_only = true, help = "the longest Retry-After waited out, seconds" },
 }
@@ -264,7 +268,7 @@ request.field = FIELD
 
 -- The front ends each class belongs to.
 local FRONTS = { request = { cli = true, http = true, nvim = true, lua = true }, load = { cli = true, lua = true },
-                 cli = { cli = true }, fetch = { cli = true, lua = true } }
+                 cli = { cli = true }, fetch = { cli = true, lua = true }, history = { cli = true, lua = true } }
 
 --- Whether a field is taken by a front end: "cli", "http", "nvim" or "lua".
 function request.takes(front, field)

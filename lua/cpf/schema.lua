@@ -181,10 +181,15 @@ schema.labels = {
 schema.value_labels = {
   fr = { famille = { validated = "Validés", in_training = "En formation", left_training = "Sortis de formation",
                      completed = "Terminés", cancelled = "Annulés" },
-         financeur = {} },
+         financeur = {},
+         -- what cpf changes says of a row between two extractions
+         change = { added = "Apparu", removed = "Disparu", revised = "Révisé", unchanged = "Inchangé" },
+         cohort = { recent = "Récente", closed = "Close" } },
   en = { famille = { validated = "Validated", in_training = "In training", left_training = "Left training",
                      completed = "Completed", cancelled = "Cancelled" },
-         financeur = {} },
+         financeur = {},
+         change = { added = "Added", removed = "Removed", revised = "Revised", unchanged = "Unchanged" },
+         cohort = { recent = "Recent", closed = "Closed" } },
 }
 for locale, names in pairs(FUNDER_NAMES) do -- as a value, a name starts with a capital
   for f, name in pairs(names) do schema.value_labels[locale].financeur[f] = (name:gsub("^%l", string.upper)) end

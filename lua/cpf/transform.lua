@@ -26,14 +26,7 @@ local VALUE_KINDS = { count = true, money = true, rate = true, number = true }
 local PERIOD_NAMES = {}
 for name in pairs(schema.virtual_keys) do PERIOD_NAMES[name] = true end
 
--- Money adds and subtracts in whole cents, as the query sums it: a window or a difference of
--- amounts is exact to the cent (5677231.39, never 5677231.390000001).
-local function in_cents(v) return math.floor(v * 100 + 0.5) end
-local function adder(kind)
-  if kind ~= "money" then return function(a, b) return a + b end, function(a, b) return a - b end end
-  return function(a, b) return (in_cents(a) + in_cents(b)) / 100 end,
-         function(a, b) return (in_cents(a) - in_cents(b)) / 100 end
-end
+local adder = base.adder
 
 -- ---------------------------------------------------------------- conditions on values
 

@@ -198,6 +198,15 @@ local function numeric(v, column, what)
   return v
 end
 
+-- Money adds and subtracts in whole cents, as the query sums it: a window or a difference of
+-- amounts is exact to the cent (5677231.39, never 5677231.390000001).
+local function in_cents(v) return math.floor(v * 100 + 0.5) end
+local function adder(kind)
+  if kind ~= "money" then return function(a, b) return a + b end, function(a, b) return a - b end end
+  return function(a, b) return (in_cents(a) + in_cents(b)) / 100 end,
+         function(a, b) return (in_cents(a) - in_cents(b)) / 100 end
+end
+
 -- Labels of a column derived from `column`: fr and en, from its label in each locale.
 local function labels_from(res, column, fr, en)
   return { fr = fr:format(label_of(res, column, "fr")), en = en:format(label_of(res, column, "en")) }
@@ -224,5 +233,6 @@ base.groups_of = groups_of
 base.need_new = need_new
 base.numeric = numeric
 base.labels_from = labels_from
+base.adder = adder
 
 return base
