@@ -328,10 +328,11 @@ int is_gzip(const char *p, size_t n);
 /* What the first bytes say the file is when it is a kind cpf does not read (a workbook, an
  * archive, a PDF, an HTML page...), with what to do; NULL for anything else. */
 const char *foreign_file_kind(const char *p, size_t n);
-/* The whole gzip stream: `already` (bytes of it read before), then fd read to its end,
- * inflated into a malloc'd buffer (several members one after another too). */
-int inflate_file(int fd, const char *path, const char *already, size_t already_len, char **out,
-                 size_t *out_len, cpf_error *err);
+/* The gzip stream: `already` (bytes of it read before), then fd read on, inflated into a
+ * malloc'd buffer (several members one after another too), to its end, or until `limit` bytes
+ * came out (*complete = 0 then: the header of a file is read before its load). */
+int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit, char **out,
+                 size_t *out_len, int *complete, cpf_error *err);
 
 /* ---- loader.c ---- */
 typedef struct {
@@ -383,14 +384,19 @@ typedef struct {
   size_t prefix_len;
   size_t start;       /* after the BOM */
   size_t data_start;  /* after the header record */
-  uint64_t inode;     /* with size and mtime: the file must be the same after the load */
+  size_t file_size;   /* the file's bytes at open (a gzip file's compressed size) */
+  uint64_t inode;     /* with file_size and mtime: the file must be the same after the load */
   int64_t mtime_sec;
   long mtime_nsec;
   int is_open;
+  int gzip_pending;   /* a gzip file whose prefix only is inflated: source_inflate does the rest */
 } cpf_source;
 
 int source_open(cpf_source *src, const char *path, cpf_error *err);
 void source_close(cpf_source *src);
+/* A gzip file inflated whole into memory, where source_open inflated its header only: on the
+ * thread that loads it (load_async's), never on the host's. Nothing to do for another file. */
+int source_inflate(cpf_source *src, cpf_error *err);
 
 /* The header's fields (malloc'd array of malloc'd strings) and the separator found. */
 int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *count,

@@ -69,12 +69,13 @@ static void zlib_free(voidpf opaque, voidpf p) {
 
 #define INFLATE_INPUT ((size_t)1 << 20)
 
-int inflate_file(int fd, const char *path, const char *already, size_t already_len, char **out,
-                 size_t *out_len, cpf_error *err) {
+int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit, char **out,
+                 size_t *out_len, int *complete, cpf_error *err) {
   z_stream z;
   char *in = NULL, *buf = NULL;
   size_t len = 0, cap = 0;
   int rc = Z_OK, ended = 0, fed_already = already_len == 0, member_done = 0;
+  *complete = 1;
   memset(&z, 0, sizeof z);
   z.zalloc = zlib_alloc;
   z.zfree = zlib_free;
@@ -123,6 +124,10 @@ int inflate_file(int fd, const char *path, const char *already, size_t already_l
     z.avail_out = (uInt)((cap - len) > UINT32_MAX ? UINT32_MAX : cap - len);
     rc = inflate(&z, Z_NO_FLUSH);
     len = (size_t)((char *)z.next_out - buf);
+    if (len >= limit && !(rc == Z_STREAM_END && ended && z.avail_in == 0)) { /* enough: the rest later */
+      *complete = 0;
+      break;
+    }
     if (rc == Z_STREAM_END) member_done = 1;
     else if (rc == Z_MEM_ERROR) goto oom;
     else if (rc == Z_DATA_ERROR || rc == Z_STREAM_ERROR || rc == Z_NEED_DICT) goto damaged;

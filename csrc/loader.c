@@ -84,7 +84,7 @@ static int read_stream(const cpf_source *src, char **buf, size_t *len, size_t *c
 }
 
 static void source_identity(const struct stat *st, cpf_source *src) {
-  src->size = (size_t)st->st_size;
+  src->size = src->file_size = (size_t)st->st_size;
   src->inode = (uint64_t)st->st_ino;
   src->mtime_sec = (int64_t)st->st_mtim.tv_sec;
   src->mtime_nsec = (long)st->st_mtim.tv_nsec;
@@ -100,7 +100,7 @@ static int source_unchanged(const cpf_source *src, cpf_error *err) {
     return -1;
   }
   source_identity(&st, &now);
-  if (now.size != src->size || now.inode != src->inode || now.mtime_sec != src->mtime_sec ||
+  if (now.file_size != src->file_size || now.inode != src->inode || now.mtime_sec != src->mtime_sec ||
       now.mtime_nsec != src->mtime_nsec)
     return source_changed(src, err);
   return 0;
@@ -631,19 +631,27 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     src->prefix_len = src->size;
   }
   if (is_gzip(src->prefix, src->prefix_len)) {
-    /* read whole into memory on this thread (the change check is the compressed file's, at the
-     * end of this read); then the rest as any source in memory */
+    /* a regular file: its header's bytes inflated now, the rest by source_inflate on the thread
+     * that loads it; a stream (read whole already): inflated whole now. Then it is a source in
+     * memory. */
     char *bytes;
     size_t size;
-    if (inflate_file(src->fd, path, regular ? NULL : src->bytes, regular ? 0 : src->size, &bytes, &size, err) != 0)
+    int complete;
+    if (regular && lseek(src->fd, 0, SEEK_SET) != 0) {
+      cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
       return source_fail(src);
-    if (regular && source_unchanged(src, err) != 0) { free(bytes); return source_fail(src); }
+    }
+    if (inflate_file(src->fd, path, regular ? NULL : src->bytes, regular ? 0 : src->size,
+                     regular ? HEADER_PREFIX + 1 : SIZE_MAX, &bytes, &size, &complete, err) != 0)
+      return source_fail(src);
+    if (regular && complete && source_unchanged(src, err) != 0) { free(bytes); return source_fail(src); }
     if (src->prefix != src->bytes) free(src->prefix);
     free(src->bytes);
     src->bytes = src->prefix = bytes;
     src->size = src->prefix_len = size;
-    regular = 0;
-    whole = 1;
+    src->gzip_pending = !complete;
+    whole = complete;
+    if (complete) regular = 0;
   } else {
     const char *foreign = foreign_file_kind(src->prefix, src->prefix_len);
     if (foreign) {
@@ -674,6 +682,27 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
     src->fd = -1;
   }
   src->is_open = 1;
+  return 0;
+}
+
+int source_inflate(cpf_source *src, cpf_error *err) {
+  char *bytes;
+  size_t size;
+  int complete;
+  if (!src->gzip_pending) return 0;
+  if (lseek(src->fd, 0, SEEK_SET) != 0) {
+    cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
+    return -1;
+  }
+  if (inflate_file(src->fd, src->path, NULL, 0, SIZE_MAX, &bytes, &size, &complete, err) != 0) return -1;
+  /* the change check is the compressed file's, at the end of this read */
+  if (source_unchanged(src, err) != 0) { free(bytes); return -1; }
+  free(src->bytes);
+  src->bytes = src->prefix = bytes;
+  src->size = src->prefix_len = size;
+  src->gzip_pending = 0;
+  close(src->fd);
+  src->fd = -1;
   return 0;
 }
 

@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
   cpf_dataset *ds; /* NULL once closed */
+  int saving;      /* a save job writes it (core.save_job): ds:close() waits for none, it refuses */
 } dataset_box;
 
 /* ---- lua_util.c ---- */

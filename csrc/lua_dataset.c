@@ -14,9 +14,19 @@
 
 static int dataset_close(lua_State *L) {
   dataset_box *box = luaL_checkudata(L, 1, DATASET_META);
+  /* a save job holds the dataset (and keeps it from the collector) until it ended */
+  if (box->saving) return luaL_error(L, "dataset: a save job is writing it: close it once the job ended");
   dataset_free(box->ds); /* idempotent: __gc, :close() and __close may all run */
   box->ds = NULL;
   return 0;
+}
+
+/* __gc: a dataset a save job still writes is left to the job (only a closing Lua state can
+ * collect both at once, the job being joined by its own __gc) */
+static int dataset_gc(lua_State *L) {
+  dataset_box *box = luaL_checkudata(L, 1, DATASET_META);
+  if (box->saving) return 0;
+  return dataset_close(L);
 }
 
 static int dataset_len(lua_State *L) {
@@ -512,6 +522,81 @@ static int describe_job_l(lua_State *L) {
   return 1;
 }
 
+/* ---- core.save_job: ds:save on a thread of its own (a lua_job) ----
+ * For cpf.fetch inside a host: a snapshot of 0.6 GB takes seconds to write. The job keeps the
+ * dataset's userdata (its uservalue) so that the collector leaves it, and ds:close() refuses
+ * while it writes. Its figures: none. */
+typedef struct {
+  lua_job job;
+  dataset_box *box;
+  char *path, *tag;
+  size_t tag_len;
+  int answered;
+  cpf_error err;
+} save_job;
+
+static void save_work(lua_job *base) {
+  save_job *job = (save_job *)base;
+  if (snapshot_check_columns(job->box->ds, &job->err) == 0)
+    snapshot_save(job->box->ds, job->path, job->tag, job->tag_len, &job->err);
+}
+
+static void save_release(lua_job *base) {
+  save_job *job = (save_job *)base;
+  if (job->box && !job->answered) job->box->saving--; /* the job's uservalue still holds it */
+  job->answered = 1;
+  free(job->path);
+  free(job->tag);
+  job->path = job->tag = NULL;
+}
+
+/* true | nil, message, kind; the dataset is free again */
+static int save_answer(lua_State *L, lua_job *base) {
+  save_job *job = (save_job *)base;
+  if (!job->answered) {
+    job->box->saving--;
+    job->answered = 1;
+  }
+  if (job->err.code) return push_failure(L, &job->err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const lua_job_kind save_kind = {save_work, save_answer, save_release};
+
+/* core.save_job(ds, path [, tag]) -> job (poll: false, 0, 0, 0 | true, true | true, nil,
+ * message, kind): ds:save on a thread; the dataset must not be queried meanwhile */
+static int save_job_l(lua_State *L) {
+  dataset_box *box = luaL_checkudata(L, 1, DATASET_META);
+  const char *path = luaL_checkstring(L, 2);
+  size_t tag_len = 0;
+  const char *tag = luaL_optlstring(L, 3, "", &tag_len);
+  save_job *job;
+  if (box->ds == NULL) return luaL_error(L, "dataset is closed");
+  job = (save_job *)job_new(L, sizeof *job, &save_kind);
+  lua_createtable(L, 1, 0); /* the job's uservalue: the dataset, kept while the job lives */
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  compat_setuservalue(L, -2);
+  if (!(job->path = cpf_malloc(strlen(path) + 1)) || !(job->tag = cpf_malloc(tag_len + 1)))
+    return luaL_error(L, "not enough memory");
+  memcpy(job->path, path, strlen(path) + 1);
+  memcpy(job->tag, tag, tag_len);
+  job->tag[tag_len] = '\0';
+  job->tag_len = tag_len;
+  job->box = box;
+  box->saving++;
+  if (job_start(&job->job) != 0) {
+    cpf_error err;
+    box->saving--;
+    job->answered = 1;
+    memset(&err, 0, sizeof err);
+    cpf_error_set(&err, CPF_ERR_MEMORY, "%s: cannot start a thread to write it", path);
+    return push_failure(L, &err);
+  }
+  return 1;
+}
+
 /* ---- a dataset made of others ---- */
 
 /* core.concat({ds, ...}, {source, ...}) -> dataset | nil, message */
@@ -554,11 +639,11 @@ static const luaL_Reg dataset_methods[] = {
 
 static const luaL_Reg dataset_functions[] = {
   {"concat", concat_datasets}, {"open_snapshot", open_snapshot}, {"describe_column", describe_column_l},
-  {"describe_job", describe_job_l},
+  {"describe_job", describe_job_l}, {"save_job", save_job_l},
   {NULL, NULL}};
 
 void register_dataset_bindings(lua_State *L, int module) {
-  new_userdata_type(L, DATASET_META, dataset_close, dataset_methods);
+  new_userdata_type(L, DATASET_META, dataset_gc, dataset_methods);
   lua_pushcfunction(L, dataset_close);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, dataset_len);

@@ -223,7 +223,7 @@ static int source_load(lua_State *L) {
   read_specs(L, 2, specs, ncols);
   box = new_dataset_box(L);
   memset(&err, 0, sizeof err);
-  box->ds = loader_load(src, &opts, specs, ncols, &err);
+  if (source_inflate(src, &err) == 0) box->ds = loader_load(src, &opts, specs, ncols, &err);
   if (box->ds != NULL && err.code) { /* never a partial dataset with an error: no dataset */
     dataset_free(box->ds);
     box->ds = NULL;
@@ -256,7 +256,9 @@ static int load_monitor(void *ud, size_t done, size_t total, size_t rows) {
 
 static void load_work(lua_job *base) {
   load_job *job = (load_job *)base;
-  job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
+  /* a gzip file inflated here, on the job's thread */
+  if (source_inflate(&job->src, &job->err) == 0)
+    job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
   if (job->ds && job->err.code) { /* never a partial dataset with an error */
     dataset_free(job->ds);
     job->ds = NULL;

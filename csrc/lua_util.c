@@ -117,6 +117,7 @@ cpf_dataset *check_dataset(lua_State *L, int idx) {
 dataset_box *new_dataset_box(lua_State *L) {
   dataset_box *box = lua_newuserdata(L, sizeof *box);
   box->ds = NULL;
+  box->saving = 0;
   luaL_getmetatable(L, DATASET_META);
   lua_setmetatable(L, -2);
   return box;

@@ -66,6 +66,7 @@ build = {
     ["cpf.history"] = "lua/cpf/history.lua",
     ["cpf.changes"] = "lua/cpf/changes.lua",
     ["cpf.cli.history"] = "lua/cpf/cli/history.lua",
+    ["cpf.cli.serve"] = "lua/cpf/cli/serve.lua",
     ["cpf.query.rollup"] = "lua/cpf/query/rollup.lua",
     ["cpf.errors"] = "lua/cpf/errors.lua",
     ["cpf.result"] = "lua/cpf/result.lua",

@@ -220,6 +220,33 @@ report { describing = require("cpf.nvim").state.describing ~= nil,
       assert.are.equal("cpf: describe cancelled", r.notes[#r.notes].msg)
     end)
 
+    it(":Cpf fetch downloads the current extraction in the background, then :Cpf open DIR opens it", function()
+      local portal = h.tmpname("-portal")
+      assert(require("cpf.core").make_dirs(portal))
+      local small = h.tmpname(".csv")
+      assert(gen.write(small, 2000, { seed = 35 }))
+      assert(os.execute(("gzip -c %s > %s"):format(q(small), q(portal .. "/export.csv.gz"))))
+      h.write_bytes(portal .. "/metadata.json",
+        '{"metas": {"default": {"modified": "2026-05-05T06:00:00+00:00", "records_count": 2000}}}')
+      local base, pid = h.start_portal(portal)
+      local dir = h.tmpname("-history")
+      local ok, r = pcall(nvim, ([[
+vim.cmd("Cpf fetch %s --url %s")
+local in_background = require("cpf.nvim").state.fetching ~= nil
+vim.wait(60000, function() return require("cpf.nvim").state.fetching == nil end, 10)
+vim.cmd("Cpf open %s")
+vim.wait(60000, function() return require("cpf.nvim").state.job == nil end, 5)
+report { in_background = in_background, rows = #require("cpf.nvim").state.dataset, notes = notes }
+]]):format(dir, base, dir), out_file)
+      os.execute("kill " .. pid)
+      assert(ok, r)
+      assert.is_nil(r.lua_error)
+      assert.is_true(r.in_background)
+      assert.are.equal(2000, r.rows)
+      assert.are.equal(("cpf: wrote %s/cpf-2026-05-04.cpfsnap: the extraction of 2026-05-04, 2000 rows"):format(dir),
+        r.notes[1].msg)
+    end)
+
     it(":Cpf describe of a snapshot runs on a thread of its own, with the command line's bytes", function()
       local snap = h.tmpname(".cpfsnap")
       cli(("convert %s %s"):format(q(data), q(snap)))
@@ -289,7 +316,7 @@ report { notes = notes }
         lines(bad_err)[1],
         lines(by_err)[1],
         lines(limit_err)[1],
-        "cpf: unknown subcommand 'frobnicate' (open, query, describe, run, export, cancel)",
+        "cpf: unknown subcommand 'frobnicate' (open, query, describe, run, export, fetch, cancel)",
         "cpf: /tmp/cpf-no-such-`touch /tmp/cpf-nvim-pwned`-%.csv: cannot open: No such file or directory",
         "cpf: unterminated ' in the command line",
       }, (function() local t = {} for i, n in ipairs(r.notes) do t[i] = n.msg end return t end)())
@@ -314,7 +341,7 @@ report { subs = c("Cpf "), by = c("Cpf query --by "), by_list = c("Cpf query --b
          inline = c("Cpf query --by=annee,reg"), spaced = require("cpf.nvim").complete("%s/a", "Cpf open %s/a", 999) }
 ]]):format(data, spaced_dir, spaced_dir), out_file)
       assert.is_nil(r.lua_error)
-      assert.are.same({ "open", "query", "describe", "run", "export", "cancel" }, r.subs)
+      assert.are.same({ "open", "query", "describe", "run", "export", "fetch", "cancel" }, r.subs)
       local columns = assert(require("cpf").load(data)):columns()
       local expected = {}
       for _, col in ipairs(columns) do expected[#expected + 1] = col.name end
@@ -344,7 +371,7 @@ report { options = c("Cpf query --"), measure = c("Cpf query --measure "), by = 
          format = c("Cpf query --format "), rank = c("Cpf query --rank mon") }
 ]]):format(data), out_file)
       assert.is_nil(r.lua_error)
-      assert.are.same(request.option_names("nvim"), r.options)
+      assert.are.same(request.option_names("nvim", "request"), r.options)
       local columns = assert(require("cpf").load(data)):columns()
       assert.are.same(request.complete("measure", "", columns), r.measure)
       assert.are.same(request.complete("by", "", columns), r.by)
@@ -376,7 +403,7 @@ local tags_error = vim.v.errmsg
 vim.opt.runtimepath:prepend(%q)
 local helps = {}
 for _, tag in ipairs { "cpf", ":Cpf", ":Cpf-open", ":Cpf-query", ":Cpf-describe", ":Cpf-run", ":Cpf-export",
-                       ":Cpf-cancel", "cpf.setup()", "cpf-results" } do
+                       ":Cpf-fetch", ":Cpf-cancel", "cpf.setup()", "cpf-results" } do
   vim.cmd("help " .. tag)
   helps[#helps + 1] = vim.fn.expand("%%:t") .. " " .. tostring(vim.fn.getline("."):find(tag, 1, true) ~= nil)
   vim.cmd("close")

@@ -40,8 +40,8 @@ describe("the request table", function()
       assert.is_string(f.help, f.name)
       if f.class == "request" then assert.is_function(f.parse, f.name) end
       if f.class == "load" and not f.lua_only then assert.is_function(f.parse_text, f.name) end
-      if request.takes("nvim", f) and f.shape ~= "flag" and f.name ~= "title" and f.name ~= "limit"
-         and f.name ~= "opt" then
+      if request.takes("nvim", f) and f.class == "request" and f.shape ~= "flag" and f.name ~= "title"
+         and f.name ~= "limit" and f.name ~= "opt" then
         assert.is_string(f.complete, f.name .. " completes something")
       end
     end
@@ -125,7 +125,7 @@ describe("the request table", function()
     local doc = h.read_file("doc/cpf.txt")
     local list = request.field_list("nvim")
     assert.is_truthy(doc:find(list, 1, true), "doc/cpf.txt lists:\n" .. list)
-    local names = request.option_names("nvim")
+    local names = request.option_names("nvim", "request")
     assert.are.same({ "--bar", "--by", "--change", "--cumsum", "--format", "--having", "--join", "--limit", "--locale",
                       "--measure", "--opt", "--others", "--per", "--rank", "--rolling", "--share", "--sort", "--title",
                       "--totals", "--where", "--with" }, names)

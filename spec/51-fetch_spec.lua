@@ -67,15 +67,7 @@ describe("cpf fetch", function()
     local other = h.tmpname(".csv")
     h.write_bytes(other, "a;b\n" .. ("1;2\n"):rep(3000))
     csvs.other = { path = other, rows = 3000 }
-    -- without the sanitizers' runtime the tests may preload
-    pid = sh(("env -u LD_PRELOAD python3 spec/portal/portal.py %s > %s 2>&1 & echo $!")
-      :format(q(portal), q(portal .. "/port"))):match("%d+")
-    for _ = 1, 100 do
-      local port = (io.open(portal .. "/port") and h.read_file(portal .. "/port") or ""):match("^(%d+)\n")
-      if port then base = "http://127.0.0.1:" .. port break end
-      os.execute("sleep 0.05")
-    end
-    assert(base, "the stand-in portal did not start")
+    base, pid = h.start_portal(portal)
   end)
 
   lazy_teardown(function()
@@ -256,6 +248,77 @@ describe("cpf fetch", function()
     for _, step in ipairs(steps) do
       assert.is_truthy(({ metadata = true, download = true, load = true, save = true })[step], step)
     end
+  end)
+
+  it("cpf serve DIR --fetch fetches into DIR, serves it, and swaps in a new extraction #no_asan", function()
+    local dir = h.tmpname("-served") .. "/history"
+    sh("make -s LUA=luajit")
+    publish("may", "2026-05-05T06:00:00+00:00")
+    local port = 20000 + (os.time() * 7) % 20000
+    for _ = 1, 50 do
+      local _, _, code = h.run(("curl -s -o /dev/null --max-time 1 http://127.0.0.1:%d/"):format(port))
+      if code == 7 then break end
+      port = port + 1
+    end
+    local prefix = h.tmpname("-prefix")
+    local user = sh("id -u"):match("^0\n") and " --user root" or ""
+    local server = sh(("lua5.4 bin/cpf serve %s --fetch --url %s --fetch-every 1 --port %d --workers 2 --prefix %s"
+      .. " --check-every 0.2%s > %s 2>&1 & echo $!"):format(q(dir), base, port, q(prefix), user,
+      q(prefix .. ".log"))):match("%d+")
+    local function rows()
+      local out = h.run(("curl -s http://127.0.0.1:%d/health"):format(port))
+      return tonumber(out:match('"rows": (%d+)'))
+    end
+    local ok, err = pcall(function()
+      local seen
+      for _ = 1, 300 do
+        seen = rows()
+        if seen then break end
+        os.execute("sleep 0.1")
+      end
+      assert.are.equal(3000, seen, h.read_file(prefix .. ".log") .. (io.open(prefix .. "/logs/error.log")
+        and h.read_file(prefix .. "/logs/error.log") or ""))
+      publish("june", "2026-06-04T06:00:00+00:00")
+      for _ = 1, 300 do
+        seen = rows()
+        if seen == 3100 then break end
+        os.execute("sleep 0.1")
+      end
+      assert.are.equal(3100, seen)
+      assert.are.same({ "cpf-2026-05-04.cpfsnap", "cpf-2026-05-04.json", "cpf-2026-06-03.cpfsnap",
+                        "cpf-2026-06-03.json", "cpf-latest.cpfsnap" }, listing(dir))
+      local log = h.read_file(prefix .. "/logs/error.log")
+      assert.is_nil(log:find("[error]", 1, true), log)
+      assert.is_nil(log:find("[alert]", 1, true), log)
+    end)
+    os.execute("kill " .. server .. " 2>/dev/null; sleep 0.3")
+    assert(ok, err)
+  end)
+
+  it("fails cleanly at every allocation of a transfer (libcurl's go through the core's)", function()
+    publish("may", "2026-05-05T06:00:00+00:00")
+    local url = base .. "/api/explore/v2.1/catalog/datasets/moncompteformation_formations_engagees"
+    local want = assert(select(2, core.http_job { url = url }:wait())).body
+    local n, failed, _ = 1, 0, nil
+    while true do
+      core.fail_allocation(n)
+      local made, job = pcall(core.http_job, { url = url, retries = 0 })
+      local answer, err, kind
+      if made then _, answer, err, kind = job:wait() end
+      local left = core.allocations_left()
+      core.fail_allocation(0)
+      if left > 0 then break end
+      if not made then
+        assert.is_truthy(tostring(job):find("not enough memory", 1, true), tostring(job)) -- the job's own copies
+      elseif answer then
+        assert.are.equal(want, answer.body, "allocation " .. n)
+      else
+        failed = failed + 1
+        assert.is_truthy(kind == "memory" or kind == "io", ("allocation %d: %s %s"):format(n, tostring(err), kind))
+      end
+      n = n + 1
+    end
+    assert.is_true(n > 20 and failed > 0, ("%d allocations, %d failed"):format(n, failed))
   end)
 
   it("runs as a job to poll, which a cancel stops", function()

@@ -80,8 +80,8 @@ describe("a history folder", function()
     assert.are.equal(by_file, by_dir)
     local empty = h.tmpname("-empty")
     assert(require("cpf.core").make_dirs(empty))
-    assert.are.same({ nil, empty .. ": a folder that holds no extraction (no cpf-latest.cpfsnap: cpf fetch " .. empty
-      .. " makes one)", "usage" }, { cpf.open(empty) })
+    -- a folder with none: refused as a folder is
+    assert.are.same({ nil, empty .. ": not a snapshot: not a regular file", "io" }, { cpf.open(empty) })
   end)
 
   it("cpf history lists each extraction's rows, files and amount", function()

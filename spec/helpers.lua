@@ -262,6 +262,21 @@ function helpers.run(command)
   return out, helpers.read_file(err_file), tonumber(helpers.read_file(code_file))
 end
 
+-- The stand-in for the portal (spec/portal/portal.py) serving `dir` on 127.0.0.1, outside the
+-- sanitizers' runtime the tests may preload: its base address and its pid (kill it).
+function helpers.start_portal(dir)
+  local pid = helpers.run(("env -u LD_PRELOAD python3 spec/portal/portal.py %s > %s 2>&1 & echo $!")
+    :format(helpers.shell_quote(dir), helpers.shell_quote(dir .. "/port"))):match("%d+")
+  for _ = 1, 100 do
+    local f = io.open(dir .. "/port")
+    local port = f and f:read("*a"):match("^(%d+)\n")
+    if f then f:close() end
+    if port then return "http://127.0.0.1:" .. port, pid end
+    os.execute("sleep 0.05")
+  end
+  error("the stand-in portal did not start: " .. (helpers.read_file(dir .. "/port") or ""))
+end
+
 -- Two row tables with the same keys and equal values (NaN equal to NaN).
 function helpers.same_row(a, b)
   for k, v in pairs(a) do

@@ -5,8 +5,9 @@
 -- complete, the CPF header, the portal's row count) before it becomes a snapshot named by its
 -- extraction date, renamed in, and cpf-latest.cpfsnap follows it.
 --
--- Each transfer runs on a thread of its own (core.http_job, libcurl), the load on the
--- loader's (cpf.load_async): fetch_async's job is polled, so that a host's loop stays free.
+-- Each transfer runs on a thread of its own (core.http_job, libcurl), the load (with the
+-- gzip inflation) on the loader's (cpf.load_async), the snapshot's writing on its own
+-- (core.save_job): fetch_async's job is polled, so that a host's loop stays free.
 -- The folder holds, per extraction, cpf-YYYY-MM-DD.cpfsnap and cpf-YYYY-MM-DD.json (what the
 -- portal said), and while a download is under way .cpf-fetch.* files.
 local core = require "cpf.core"
@@ -152,10 +153,10 @@ local function fetch(opts)
   end
   local date = extraction_date(ds, meta)
   local snapshot = history.snapshot_path(dir, date)
-  coroutine.yield("save", 0, 0, 0)
-  local saved, serr = ds:save(snapshot, "fetched " .. meta.modified)
+  -- written on a thread of its own too (seconds for the real file)
+  local saved, serr, skind = await("save", core.save_job(ds, snapshot, "fetched " .. meta.modified))
   ds:close()
-  if not saved then fail(serr) end
+  if not saved then fail(serr, skind) end
   local ok, werr = history.record(dir, date, meta, dl.etag)
   if not ok then fail(werr) end
   -- cpf-latest.cpfsnap names the newest extraction (this one, unless an older was fetched)

@@ -40,14 +40,13 @@ function M.write_file(path, text)
   return true
 end
 
---- The data file a path stands for: a history folder's latest extraction, any other path
---- itself; nil, message, "usage" for a folder that holds none.
+--- The data file a path stands for: a history folder's latest extraction (a folder that holds
+--- DIR/cpf-latest.cpfsnap), any other path itself (a folder then fails as a file would).
 function M.data_path(path)
   if core.file_kind(path) ~= "directory" then return path end
   local latest = path:gsub("(.)/+$", "%1") .. "/" .. M.LATEST
   if core.file_kind(latest) == "regular" then return latest end
-  return nil, ("%s: a folder that holds no extraction (no %s: cpf fetch %s makes one)"):format(path, M.LATEST, path),
-    "usage"
+  return path
 end
 
 --- The extractions a history folder holds, oldest first: {date =, snapshot =, metadata =,

@@ -194,11 +194,9 @@ function cpf.load(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'load' (string expected, got %s)"):format(type(path)), 2)
   end
-  local progress, data, herr, hkind
+  local progress
   opts, progress = checked_load_options(opts, "load", path)
-  data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
-  if not data then return nil, herr, hkind end
-  path = data
+  path = history.data_path(path) -- a history folder: its latest extraction
   if opts.cache then return load_cached(path, opts) end
   local source, specs, core_opts = prepare_load(path, opts, progress)
   if not source then return nil, specs, core_opts end
@@ -223,11 +221,9 @@ function cpf.source(path, opts)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'source' (string expected, got %s)"):format(type(path)), 2)
   end
-  local progress, data, herr, hkind
+  local progress
   opts, progress = checked_load_options(opts, "source", path)
-  data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
-  if not data then return nil, herr, hkind end
-  path = data
+  path = history.data_path(path) -- a history folder: its latest extraction
   if opts.cache or opts.columns then
     error(("source: option '%s' is not for source (cache: cpf.load; columns: src:load)")
       :format(opts.cache and "cache" or "columns"), 2)
@@ -350,9 +346,7 @@ function cpf.load_async(path, opts)
   if opts.progress ~= nil then
     error("load_async: option 'progress' is not for load_async: job:poll() gives the progress", 2)
   end
-  local data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
-  if not data then return nil, herr, hkind end
-  path = data
+  path = history.data_path(path) -- a history folder: its latest extraction
   if cpf.is_snapshot(path) then
     local ds, err, kind = cpf.open(path)
     if not ds then return nil, err, kind end
@@ -506,7 +500,7 @@ function cpf.is_snapshot(path)
   if type(path) ~= "string" then
     error(("bad argument #1 to 'is_snapshot' (string expected, got %s)"):format(type(path)), 2)
   end
-  path = history.data_path(path) or path -- a history folder: its latest extraction
+  path = history.data_path(path) -- a history folder: its latest extraction
   if path:match("%.cpfsnap$") then return true end
   if core.file_kind(path) ~= "regular" then return false end
   local f = io.open(path, "rb")
@@ -524,9 +518,8 @@ function cpf.open(path, opts)
     error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
   end
   opts = check_options(opts, { verify = true }, "open")
-  local data, herr, hkind = history.data_path(path) -- a history folder: its latest extraction
-  if not data then return nil, herr, hkind end
-  local ds, err, kind = core.open_snapshot(data, opts.verify ~= false)
+  -- a history folder: its latest extraction
+  local ds, err, kind = core.open_snapshot(history.data_path(path), opts.verify ~= false)
   if not ds then return nil, err, kind end
   return ds
 end
@@ -777,7 +770,8 @@ function cpf.changes(old, new, opts) return require("cpf.changes").compare(old, 
 --- Each validation month's files by status family: cpf.cohorts(ds, {where =, recent_months =}).
 function cpf.cohorts(ds, opts) return require("cpf.changes").cohorts(ds, opts) end -- on first use
 --- The data file a path stands for: a history folder's latest extraction, else the path.
-function cpf.history_path(path) return history.data_path(path) or path end
+function cpf.history_path(path) return history.data_path(path) end
+cpf.history_latest = history.LATEST -- "cpf-latest.cpfsnap", in a history folder
 
 --- The current extraction from the portal into a history folder (cpf.fetch, loaded on first
 --- use): cpf.fetch{dir =, url =, retries =, progress =} -> answer | nil, message, kind;

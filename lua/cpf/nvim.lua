@@ -235,8 +235,63 @@ function M.open(path, then_fn)
   return true
 end
 
---- Stops the running load, or describe.
+--- :Cpf fetch DIR [--url BASE] [--retries N] [--keep N]: the current extraction into the
+--- history folder DIR in the background (cpf.fetch_async: its transfers, load and writing on
+--- threads of their own, polled from a timer), progress in the message area; :Cpf cancel stops
+--- it (a next :Cpf fetch resumes the download).
+function M.fetch(words)
+  local known, short = request.options_of("nvim", nil, "fetch")
+  local dirs, opts = request.read_args(words, 1, known, short)
+  if not dirs then notify(opts) return end
+  if #dirs ~= 1 then notify("fetch needs one DIR (a history folder)") return end
+  if state.fetching then notify("a fetch is running: wait for it or :Cpf cancel", WARN) return end
+  local numbers = {}
+  for _, name in ipairs { "retries", "keep" } do
+    if opts[name] then
+      numbers[name] = request.whole_number(opts[name])
+      if not numbers[name] then notify(("--%s must be a whole number, got '%s'"):format(name, opts[name])) return end
+    end
+  end
+  local dir = path_of(dirs[1])
+  local ok, job = pcall(cpf.fetch_async, { dir = dir, url = opts.url, retries = numbers.retries, keep = numbers.keep })
+  if not ok then notify(errors.strip(job)) return end
+  state.fetching = job
+  local timer = uv.new_timer()
+  local function finish()
+    timer:stop()
+    timer:close()
+    if state.fetching == job then state.fetching = nil end
+  end
+  timer:start(0, 100, vim.schedule_wrap(function()
+    if state.fetching ~= job then finish() return end -- cancelled
+    local finished, a, b, c, d = job:poll()
+    if not finished then
+      local text = ("cpf: fetch %s: %s"):format(vim.fn.fnamemodify(dir, ":t"), a)
+      if a == "download" then
+        text = text .. " " .. cpf.human_bytes(b) .. (c > 0 and (" of %s"):format(cpf.human_bytes(c)) or "")
+          .. (d > 1 and (", attempt %d"):format(d) or "")
+      end
+      vim.api.nvim_echo({ { text } }, false, {})
+      return
+    end
+    finish()
+    if not a then notify("fetch: " .. b, c == "cancelled" and WARN or ERROR) return end
+    if a.status == "unchanged" then
+      notify(("%s already holds the current extraction (%s, %d rows)"):format(dir, a.date, a.rows), INFO)
+    else
+      notify(("wrote %s: the extraction of %s, %d rows"):format(a.snapshot, a.date, a.rows), INFO)
+    end
+  end))
+end
+
+--- Stops the running load, describe or fetch.
 function M.cancel()
+  if state.fetching then
+    state.fetching:cancel()
+    state.fetching = nil
+    notify("fetch cancelled", WARN)
+    return
+  end
   if state.describing then
     state.describing.cancel()
     state.describing = nil
@@ -270,7 +325,7 @@ end
 
 --- :Cpf query [FILE] OPTIONS: the request fields of `cpf query` (not its data options).
 function M.query(words)
-  local files, opts, rest = request.read_args(words, 1, request.options_of("nvim"))
+  local files, opts, rest = request.read_args(words, 1, request.options_of("nvim", nil, "request"))
   if not files then notify(opts) return end
   if opts.help then notify(":help cpf-query for the options", INFO) return end
   for _, a in ipairs(rest) do files[#files + 1] = a end
@@ -404,7 +459,7 @@ function M.run(words)
   if id <= 0 then notify("cannot start " .. vim.v.progpath) end
 end
 
-local SUBCOMMANDS = { "open", "query", "describe", "run", "export", "cancel" }
+local SUBCOMMANDS = { "open", "query", "describe", "run", "export", "fetch", "cancel" }
 
 --- :Cpf SUBCOMMAND ARGS (the text after :Cpf).
 function M.command(line)
@@ -419,8 +474,9 @@ function M.command(line)
     elseif sub == "describe" then M.describe(words)
     elseif sub == "run" then M.run(words)
     elseif sub == "export" then M.export(words)
+    elseif sub == "fetch" then M.fetch(words)
     elseif sub == "cancel" then M.cancel()
-    elseif sub == nil then notify("usage: :Cpf open|query|describe|run|export|cancel (:help cpf)")
+    elseif sub == nil then notify("usage: :Cpf open|query|describe|run|export|fetch|cancel (:help cpf)")
     else notify(("unknown subcommand '%s' (%s)"):format(sub, table.concat(SUBCOMMANDS, ", "))) end
   end)
   -- a fault of cpf's own still reads as a message, not a traceback
@@ -447,6 +503,10 @@ function M.complete(lead, line, pos)
   if #words <= 2 then return matching(SUBCOMMANDS, lead) end
   local sub, n, prev = words[2], #words - 2, words[#words - 1]
   if sub == "open" or sub == "describe" or sub == "run" then return files(lead) end
+  if sub == "fetch" then
+    if lead:sub(1, 1) == "-" then return matching(request.option_names("nvim", "fetch"), lead) end
+    return files(lead)
+  end
   if sub == "export" then
     if n == 1 then return matching(cpf.formats.names(), lead) end
     return files(lead)
@@ -463,7 +523,7 @@ function M.complete(lead, line, pos)
       if not found then return matching(files(lead), "", inline) end
       return matching(found, "", inline)
     end
-    if lead:sub(1, 1) == "-" then return matching(request.option_names("nvim"), lead) end
+    if lead:sub(1, 1) == "-" then return matching(request.option_names("nvim", "request"), lead) end
     return files(lead)
   end
   return {}

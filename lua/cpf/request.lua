@@ -268,7 +268,8 @@ request.field = FIELD
 
 -- The front ends each class belongs to.
 local FRONTS = { request = { cli = true, http = true, nvim = true, lua = true }, load = { cli = true, lua = true },
-                 cli = { cli = true }, fetch = { cli = true, lua = true }, history = { cli = true, lua = true } }
+                 cli = { cli = true }, fetch = { cli = true, nvim = true, lua = true },
+                 history = { cli = true, lua = true } }
 
 --- Whether a field is taken by a front end: "cli", "http", "nvim" or "lua".
 function request.takes(front, field)

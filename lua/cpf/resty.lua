@@ -51,6 +51,15 @@ local SETTINGS = {
       return 'must be false, "*" or an origin such as "https://example.org"'
     end
   end },
+  -- false, or {dir =, url =, every = 86400}: one worker fetches the current extraction into the
+  -- history folder dir every `every` seconds (cpf.fetch); snapshot is then dir's cpf-latest
+  fetch = { false, function(v)
+    if v == false then return end
+    if type(v) ~= "table" or type(v.dir) ~= "string" or (v.url ~= nil and type(v.url) ~= "string")
+       or (v.every ~= nil and (type(v.every) ~= "number" or v.every < 1)) then
+      return "must be false or {dir = FOLDER, url = BASE (optional), every = SECONDS (1 or more)}"
+    end
+  end },
   -- the location the endpoints are under ("/cpf": /cpf/query...), "" for the server's root
   prefix = { "", function(v)
     if type(v) ~= "string" or (v ~= "" and not v:match("^/[%w%-_/%.]*[^/]$")) then
@@ -185,6 +194,38 @@ function Server:open()
   end
   if first then return nil, first end
   return true
+end
+
+--- Fetches the current extraction into the fetch setting's folder now, then every `every`
+--- seconds (cpf.fetch_async: the transfer, the load and the snapshot's writing on threads of
+--- their own, polled each second from an ngx timer; never on the event loop). A new extraction
+--- replaces the folder's cpf-latest.cpfsnap by a rename, which every worker's check swaps in.
+--- Call it in one worker only (init_worker does, in worker 0). true, or nil, message.
+function Server:fetch_every()
+  local f = self.settings.fetch
+  if not f then return nil, "cpf.resty: no fetch setting" end
+  local function run(premature)
+    if premature then return end
+    -- the whole fetch in this one timer (its coroutine is resumed where it was made, as
+    -- ngx_lua wants), polled every second; ngx.sleep leaves the event loop to the requests
+    local job = cpf.fetch_async { dir = f.dir, url = f.url }
+    while true do
+      local finished, answer, err = job:poll()
+      if finished then
+        if answer and answer.status == "new" then
+          ngx.log(ngx.NOTICE, "cpf: fetched the extraction of ", answer.date, " (", answer.rows, " rows) into ",
+            answer.snapshot)
+        elseif not answer then
+          ngx.log(ngx.ERR, "cpf: fetch: ", err)
+        end
+        break
+      end
+      if ngx.worker.exiting() then job:cancel() return end
+      ngx.sleep(1)
+    end
+    ngx.timer.at(f.every or 86400, run)
+  end
+  return ngx.timer.at(0, run)
 end
 
 --- Starts the check for a replaced snapshot every check_every seconds (an ngx timer): true,
@@ -492,9 +533,16 @@ function _M.init_worker(opts)
   local server, err = _M.new(opts)
   if not server then error(err, 2) end
   local ok, oerr = server:open()
-  if not ok then ngx.log(ngx.ERR, "cpf: ", oerr) end
+  -- a history folder fetched into holds no snapshot before its first fetch: 503 until then
+  if not ok and not (server.settings.fetch and not core.file_signature(server.settings.snapshot)) then
+    ngx.log(ngx.ERR, "cpf: ", oerr)
+  end
   local watching, werr = server:watch()
   if not watching then ngx.log(ngx.ERR, "cpf: cannot start the snapshot check: ", werr) end
+  if server.settings.fetch and ngx.worker.id() == 0 then -- one worker fetches for all
+    local fetching, ferr = server:fetch_every()
+    if not fetching then ngx.log(ngx.ERR, "cpf: cannot start fetching: ", ferr) end
+  end
   default = server
 end
 

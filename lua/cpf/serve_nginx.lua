@@ -78,6 +78,7 @@ end
 -- readable by that user, or every request would get 503 once the server says it is serving.
 -- Returns the message naming the first one that is not, or nil (not root, or all readable; the
 -- check needs util-linux's runuser, which Debian always has).
+-- files[i][3] == "write": that one (a folder) must be writable too (cpf serve --fetch).
 function serve_nginx.unreadable_by_workers(user, files)
   local id = io.popen("id -u 2>/dev/null")
   local uid = id:read("*l")
@@ -87,6 +88,11 @@ function serve_nginx.unreadable_by_workers(user, files)
     return ("nginx's workers would run as '%s', which is not a user here: give --user NAME"):format(user)
   end
   for _, file in ipairs(files) do
+    if file[3] == "write" and not serve_nginx.succeeds(("runuser -u '%s' -- test -w '%s' 2>/dev/null")
+        :format(user, file[1])) then
+      return ("nginx's workers run as '%s', who cannot write %s (%s): make it writable by '%s', or give --user "
+        .. "with a user who can"):format(user, file[1], file[2], user)
+    end
     if not serve_nginx.succeeds(("runuser -u '%s' -- test -r '%s' 2>/dev/null"):format(user, file[1])) then
       return ("nginx's workers run as '%s', who cannot read %s (%s): make it and its folders readable by '%s', "
         .. "move it, or give --user with a user who can read it"):format(user, file[1], file[2], user)

@@ -93,11 +93,12 @@ end
 --- Adds to the request module the helpers built on its table of fields (request.fields_of,
 --- request.help): what each front end's words, help and HTTP parameters are.
 function words.front_helpers(request)
-  --- The option kinds request.read_args takes for a front end's fields (request.fields_of), with
-  --- `extra` ({name = "flag" | "value" | "list"}) added: known, short.
-  function request.options_of(front, extra)
+  --- The option kinds request.read_args takes for a front end's fields (request.fields_of; of
+  --- one class only with `class`), with `extra` ({name = "flag" | "value" | "list"}) added:
+  --- known, short.
+  function request.options_of(front, extra, class)
     local known, short = {}, {}
-    for _, f in ipairs(request.fields_of(front)) do
+    for _, f in ipairs(request.fields_of(front, class)) do
       known[f.name] = f.shape == "flag" and "flag" or f.shape == "one" and "value" or "list"
       if f.short then short[f.short] = f.name end
     end
@@ -132,10 +133,11 @@ function words.front_helpers(request)
     return out
   end
 
-  --- The options a front end completes: "--where", "--by"... sorted.
-  function request.option_names(front)
+  --- The options a front end completes (of one class only with `class`): "--where", "--by"...
+  --- sorted.
+  function request.option_names(front, class)
     local names = {}
-    for _, f in ipairs(request.fields_of(front)) do names[#names + 1] = "--" .. f.name:gsub("_", "-") end
+    for _, f in ipairs(request.fields_of(front, class)) do names[#names + 1] = "--" .. f.name:gsub("_", "-") end
     table.sort(names)
     return names
   end
