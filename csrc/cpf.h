@@ -331,8 +331,13 @@ const char *foreign_file_kind(const char *p, size_t n);
 /* The gzip stream: `already` (bytes of it read before), then fd read on, inflated into a
  * malloc'd buffer (several members one after another too), to its end, or until `limit` bytes
  * came out (*complete = 0 then: the header of a file is read before its load). */
-int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit, char **out,
-                 size_t *out_len, int *complete, cpf_error *err);
+typedef struct {
+  int (*fn)(void *ud, size_t done, size_t total, size_t rows); /* nonzero: stop ("load cancelled") */
+  void *ud;
+  size_t total; /* the compressed file's bytes */
+} inflate_monitor;
+int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit,
+                 const inflate_monitor *monitor, char **out, size_t *out_len, int *complete, cpf_error *err);
 
 /* ---- loader.c ---- */
 typedef struct {
@@ -396,7 +401,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err);
 void source_close(cpf_source *src);
 /* A gzip file inflated whole into memory, where source_open inflated its header only: on the
  * thread that loads it (load_async's), never on the host's. Nothing to do for another file. */
-int source_inflate(cpf_source *src, cpf_error *err);
+int source_inflate(cpf_source *src, const cpf_load_options *opts, cpf_error *err);
 
 /* The header's fields (malloc'd array of malloc'd strings) and the separator found. */
 int loader_read_header(const cpf_source *src, char sep, char ***labels, size_t *count,

@@ -69,12 +69,13 @@ static void zlib_free(voidpf opaque, voidpf p) {
 
 #define INFLATE_INPUT ((size_t)1 << 20)
 
-int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit, char **out,
-                 size_t *out_len, int *complete, cpf_error *err) {
+int inflate_file(int fd, const char *path, const char *already, size_t already_len, size_t limit,
+                 const inflate_monitor *monitor, char **out, size_t *out_len, int *complete, cpf_error *err) {
   z_stream z;
   char *in = NULL, *buf = NULL;
   size_t len = 0, cap = 0;
   int rc = Z_OK, ended = 0, fed_already = already_len == 0, member_done = 0;
+  size_t read_so_far = 0;
   *complete = 1;
   memset(&z, 0, sizeof z);
   z.zalloc = zlib_alloc;
@@ -100,6 +101,12 @@ int inflate_file(int fd, const char *path, const char *already, size_t already_l
         if (n == 0) ended = 1;
         z.next_in = (Bytef *)in;
         z.avail_in = (uInt)n;
+        read_so_far += (size_t)n;
+        /* a block of the compressed file read: the figures, and a cancel is heard */
+        if (monitor && monitor->fn && monitor->fn(monitor->ud, read_so_far, monitor->total, 0)) {
+          cpf_error_set(err, CPF_ERR_CANCELLED, "%s: load cancelled", path);
+          goto fail;
+        }
       }
     }
     if (member_done) { /* another member may follow (files concatenated with cat) */

@@ -41,7 +41,7 @@ typedef struct {
   int fd;                    /* the download's file, or -1: the body in memory */
   uint64_t have;             /* bytes the file held when the attempt started (its Range) */
   int restart;               /* a 200 to a Range: the file starts again from zero */
-  int body_started;
+  long long range_total;     /* a 416's Content-Range: bytes * /N, or -1 */
   char error_body[512];      /* the start of a refused answer's body, for the message */
   size_t error_len;
   double retry_after;
@@ -68,7 +68,8 @@ static int header_is(const char *line, size_t n, const char *name) {
 /* A validator names the file being downloaded: written beside it as soon as the answer
  * arrives, so that a run killed midway resumes it next time (If-Range). */
 static void save_validator(attempt *a) {
-  const char *v = a->res->etag[0] ? a->res->etag : a->res->last_modified;
+  /* If-Range takes a strong validator only: a weak ETag (W/"...") would never match */
+  const char *v = a->res->etag[0] && strncmp(a->res->etag, "W/", 2) != 0 ? a->res->etag : a->res->last_modified;
   char tmp[4096];
   FILE *f;
   copy_value(a->validator, sizeof a->validator, v, strlen(v)); /* "" when the server named none */
@@ -96,10 +97,32 @@ static size_t on_header(char *line, size_t size, size_t count, void *ud) {
   } else if (header_is(line, n, "Content-Type")) {
     copy_value(res->content_type, sizeof res->content_type, line + 13, n - 13);
   } else if (header_is(line, n, "Retry-After")) {
-    char v[64];
+    char v[64], *end;
+    double secs;
     copy_value(v, sizeof v, line + 12, n - 12);
-    a->retry_after = strtod(v, NULL); /* seconds; an HTTP date is not waited for */
+    secs = strtod(v, &end);
+    if (end != v && *end == '\0') a->retry_after = secs;
+    else { /* an HTTP date: the seconds until then */
+      time_t when = curl_getdate(v, NULL);
+      if (when != (time_t)-1) a->retry_after = difftime(when, time(NULL)) > 0 ? difftime(when, time(NULL)) : 0;
+    }
+  } else if (header_is(line, n, "Content-Range")) {
+    char v[128];
+    const char *slash;
+    copy_value(v, sizeof v, line + 14, n - 14);
+    slash = strchr(v, '/');
+    a->range_total = slash ? strtoll(slash + 1, NULL, 10) : -1;
   } else if ((n == 2 && line[0] == '\r') || (n == 1 && line[0] == '\n')) {
+    if (res->status == 200 && a->fd >= 0 && a->have > 0) {
+      /* the whole file to a Range (the server ignores ranges, or what the file holds changed):
+       * the download starts again from zero, before any of its bytes is written */
+      if (ftruncate(a->fd, 0) != 0 || lseek(a->fd, 0, SEEK_SET) != 0) {
+        a->write_failed = errno;
+        return 0;
+      }
+      a->restart = 1;
+      a->have = 0;
+    }
     if ((res->status == 200 || res->status == 206) && a->fd >= 0) save_validator(a);
   }
   return n;
@@ -130,17 +153,6 @@ static size_t on_body(char *data, size_t size, size_t count, void *ud) {
     res->body_len += n;
     res->body[res->body_len] = '\0';
     return n;
-  }
-  if (!a->body_started) {
-    a->body_started = 1;
-    if (res->status == 200 && a->have > 0) { /* the server sends the whole file: from zero */
-      if (ftruncate(a->fd, 0) != 0 || lseek(a->fd, 0, SEEK_SET) != 0) {
-        a->write_failed = errno;
-        return 0;
-      }
-      a->restart = 1;
-      a->have = 0;
-    }
   }
   while (done < n) {
     ssize_t w = cpf_write(a->fd, data + done, n - done);
@@ -200,7 +212,7 @@ static int attempt_once(CURL *curl, attempt *a, double *wait) {
   const http_request *req = a->req;
   http_response *res = a->res;
   struct curl_slist *headers = NULL;
-  char range_header[600];
+  char range_header[600], range_text[32];
   CURLcode code;
   struct stat st;
   if (a->fd >= 0) {
@@ -219,12 +231,20 @@ static int attempt_once(CURL *curl, attempt *a, double *wait) {
     }
     lseek(a->fd, 0, SEEK_END);
   }
-  a->body_started = a->restart = 0;
+  a->restart = 0;
+  a->range_total = -1;
   a->error_len = 0;
   a->retry_after = -1;
   a->write_failed = 0;
   res->status = 0;
-  curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)a->have);
+  /* the range asked as is (CURLOPT_RANGE): with a resume offset libcurl would refuse a 200,
+   * which must restart the download instead */
+  if (a->have > 0) {
+    snprintf(range_text, sizeof range_text, "%llu-", (unsigned long long)a->have);
+    curl_easy_setopt(curl, CURLOPT_RANGE, range_text);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_RANGE, NULL);
+  }
   if (a->have > 0) {
     snprintf(range_header, sizeof range_header, "If-Range: %s", a->validator);
     if (!(headers = curl_slist_append(NULL, range_header))) {
@@ -273,6 +293,11 @@ static int attempt_once(CURL *curl, attempt *a, double *wait) {
     *wait = a->retry_after >= 0 ? a->retry_after : req->backoff;
     if (*wait > req->max_wait) *wait = req->max_wait;
     return 1;
+  }
+  if (res->status == 416 && a->have > 0 && a->range_total == (long long)a->have) {
+    memset(a->err, 0, sizeof *a->err); /* the file was whole already (a run that stopped after it) */
+    res->status = 200;
+    return 0;
   }
   if (res->status == 416 && a->have > 0) { /* the file is not what the server has: from zero */
     if (ftruncate(a->fd, 0) != 0) {
@@ -345,7 +370,7 @@ int http_get(const http_request *req, http_response *res, cpf_error *err) {
     if (res->attempts > (size_t)req->retries) break; /* err says the last failure */
     if (wait < 0) {
       wait = backoff;
-      backoff *= 2;
+      backoff = backoff * 2 > req->max_wait ? req->max_wait : backoff * 2;
     }
     if (wait_cancellable(&a, wait)) {
       cpf_error_set(err, CPF_ERR_CANCELLED, "%s: download cancelled", req->url);

@@ -642,7 +642,7 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
       return source_fail(src);
     }
     if (inflate_file(src->fd, path, regular ? NULL : src->bytes, regular ? 0 : src->size,
-                     regular ? HEADER_PREFIX + 1 : SIZE_MAX, &bytes, &size, &complete, err) != 0)
+                     regular ? HEADER_PREFIX + 1 : SIZE_MAX, NULL, &bytes, &size, &complete, err) != 0)
       return source_fail(src);
     if (regular && complete && source_unchanged(src, err) != 0) { free(bytes); return source_fail(src); }
     if (src->prefix != src->bytes) free(src->prefix);
@@ -685,16 +685,20 @@ int source_open(cpf_source *src, const char *path, cpf_error *err) {
   return 0;
 }
 
-int source_inflate(cpf_source *src, cpf_error *err) {
+int source_inflate(cpf_source *src, const cpf_load_options *opts, cpf_error *err) {
   char *bytes;
   size_t size;
   int complete;
+  inflate_monitor monitor;
   if (!src->gzip_pending) return 0;
+  monitor.fn = opts ? opts->monitor : NULL; /* load_async's: its job's figures and its cancel */
+  monitor.ud = opts ? opts->monitor_ud : NULL;
+  monitor.total = src->file_size;
   if (lseek(src->fd, 0, SEEK_SET) != 0) {
     cpf_error_set(err, CPF_ERR_IO, "%s: cannot read: %s", src->path, strerror(errno));
     return -1;
   }
-  if (inflate_file(src->fd, src->path, NULL, 0, SIZE_MAX, &bytes, &size, &complete, err) != 0) return -1;
+  if (inflate_file(src->fd, src->path, NULL, 0, SIZE_MAX, &monitor, &bytes, &size, &complete, err) != 0) return -1;
   /* the change check is the compressed file's, at the end of this read */
   if (source_unchanged(src, err) != 0) { free(bytes); return -1; }
   free(src->bytes);

@@ -102,11 +102,17 @@ static int http_job_l(lua_State *L) {
   job->req.if_range = copy_field(L, 1, "if_range", &job->strings[2]);
   job->req.validator_path = copy_field(L, 1, "validator_path", &job->strings[3]);
   job->req.user_agent = copy_field(L, 1, "user_agent", &job->strings[4]);
-  job->req.max_body = (size_t)number_field(L, 1, "max_body", 1 << 20);
-  job->req.retries = (int)number_field(L, 1, "retries", 5);
-  job->req.backoff = number_field(L, 1, "backoff", 2);
-  job->req.max_wait = number_field(L, 1, "max_wait", 300);
-  job->req.stall_seconds = (long)number_field(L, 1, "stall_seconds", 60);
+  {
+    /* bounded here, whatever the caller checked: a count or a pause never wraps nor waits days */
+    double max_body = number_field(L, 1, "max_body", 1 << 20), retries = number_field(L, 1, "retries", 5);
+    double backoff = number_field(L, 1, "backoff", 2), max_wait = number_field(L, 1, "max_wait", 300);
+    double stall = number_field(L, 1, "stall_seconds", 60);
+    job->req.max_body = max_body >= 1 && max_body <= 1e9 ? (size_t)max_body : (size_t)1 << 20;
+    job->req.retries = retries >= 0 && retries <= 100 ? (int)retries : retries > 100 ? 100 : 0;
+    job->req.backoff = backoff >= 0 && backoff <= 86400 ? backoff : 2;
+    job->req.max_wait = max_wait >= 0 && max_wait <= 86400 ? max_wait : 300;
+    job->req.stall_seconds = stall >= 1 && stall <= 86400 ? (long)stall : 60;
+  }
   job->req.monitor = http_monitor;
   job->req.monitor_ud = job;
   if (job_start(&job->job) != 0) {

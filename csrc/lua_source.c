@@ -223,7 +223,7 @@ static int source_load(lua_State *L) {
   read_specs(L, 2, specs, ncols);
   box = new_dataset_box(L);
   memset(&err, 0, sizeof err);
-  if (source_inflate(src, &err) == 0) box->ds = loader_load(src, &opts, specs, ncols, &err);
+  if (source_inflate(src, &opts, &err) == 0) box->ds = loader_load(src, &opts, specs, ncols, &err);
   if (box->ds != NULL && err.code) { /* never a partial dataset with an error: no dataset */
     dataset_free(box->ds);
     box->ds = NULL;
@@ -257,7 +257,7 @@ static int load_monitor(void *ud, size_t done, size_t total, size_t rows) {
 static void load_work(lua_job *base) {
   load_job *job = (load_job *)base;
   /* a gzip file inflated here, on the job's thread */
-  if (source_inflate(&job->src, &job->err) == 0)
+  if (source_inflate(&job->src, &job->opts, &job->err) == 0)
     job->ds = loader_load(&job->src, &job->opts, job->specs, job->ncols, &job->err);
   if (job->ds && job->err.code) { /* never a partial dataset with an error */
     dataset_free(job->ds);
@@ -332,7 +332,8 @@ static int source_load_async(lua_State *L) {
   job->src = *src; /* moved: the source userdata is closed, without closing the file */
   memset(src, 0, sizeof *src);
   src->fd = -1;
-  job->job.total = job->src.size; /* what poll says before the first checkpoint */
+  /* what poll says before the first checkpoint: the file's bytes (a gzip file's compressed) */
+  job->job.total = job->src.gzip_pending ? job->src.file_size : job->src.size;
   job->opts.locale_point = numparse_locale_point(); /* here: localeconv is not thread-safe */
   if (job_start(&job->job) != 0) {
     cpf_error err;

@@ -47,7 +47,7 @@ static cpf_dataset *load_with(const char *path, size_t threads, int libcsv_only,
   opts.libcsv_only = libcsv_only;
   opts.skip_bad_records = skip_bad;
   opts.max_rejects = 50;
-  if (source_inflate(&src, err) == 0) ds = loader_load(&src, &opts, specs, count, err);
+  if (source_inflate(&src, &opts, err) == 0) ds = loader_load(&src, &opts, specs, count, err);
   free(specs);
   loader_free_header(labels, count);
   source_close(&src);

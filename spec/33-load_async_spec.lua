@@ -173,6 +173,15 @@ describe("cpf.load_async #threads", function()
     local finished, ds = job:wait()
     assert.is_true(finished)
     h.same_dataset(assert(cpf.load(path, { threads = 1 })), ds, "gzip in the background")
+    -- a cancel is heard while it inflates (or the load ended first)
+    local early = assert(cpf.load_async(gz))
+    early:cancel()
+    local _, got, cerr, ckind = early:wait()
+    if got then
+      assert.are.equal(#ds, #got)
+    else
+      assert.are.same({ gz .. ": load cancelled", "cancelled" }, { cerr, ckind })
+    end
     -- cut: the open still succeeds (its header is whole), the job finds the end missing
     local bytes = h.read_file(gz)
     h.write_bytes(gz, bytes:sub(1, math.floor(#bytes * 0.6)))

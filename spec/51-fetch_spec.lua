@@ -166,12 +166,41 @@ describe("cpf fetch", function()
     h.same_dataset(assert(cpf.load(csvs.may.path)), assert(cpf.open(answer.snapshot)), "restarted")
   end)
 
+  it("restarts from zero when the server ignores the Range, and takes a whole partial file as done", function()
+    local dir = h.tmpname("-history")
+    publish("may", "2026-05-05T06:00:00+00:00", { script = { "cut:20000", "norange" } })
+    local answer = assert(cpf.fetch { dir = dir, url = base, backoff = 0.05 })
+    assert.are.same({ 0, 1 }, { answer.resumed, answer.restarted })
+    h.same_dataset(assert(cpf.load(csvs.may.path)), assert(cpf.open(answer.snapshot)), "restarted")
+    -- a run that stopped after the download (before the snapshot): the next asks the bytes
+    -- after the end, gets 416 with the size, and goes on without downloading again
+    dir = h.tmpname("-history")
+    assert(core.make_dirs(dir))
+    local gz = h.read_file(portal .. "/export.csv.gz")
+    h.write_bytes(dir .. "/.cpf-fetch.csv.gz", gz)
+    h.write_bytes(dir .. "/.cpf-fetch.json", "2026-05-05T06:00:00+00:00\n3000\n")
+    local etag = '"' .. h.run("md5sum " .. q(portal .. "/export.csv.gz")):sub(1, 16) .. '"'
+    h.write_bytes(dir .. "/.cpf-fetch.etag", etag .. "\n")
+    publish("may", "2026-05-05T06:00:00+00:00")
+    answer = assert(cpf.fetch { dir = dir, url = base })
+    assert.are.equal(("bytes=%d-"):format(#gz), requests()[2].range)
+    assert.are.equal(etag, requests()[2].if_range)
+    assert.are.equal(3000, #assert(cpf.open(answer.snapshot)))
+    -- a lost cpf-latest (a run that stopped before linking it) comes back with the next run
+    os.remove(dir .. "/cpf-latest.cpfsnap")
+    assert.are.equal("unchanged", assert(cpf.fetch { dir = dir, url = base }).status)
+    assert.is_true(core.same_file(answer.snapshot, dir .. "/cpf-latest.cpfsnap"))
+    assert.are.same({ "cpf-2026-05-04.cpfsnap", "cpf-2026-05-04.json", "cpf-latest.cpfsnap" }, listing(dir))
+  end)
+
   it("waits out a 429 and retries a 500, then succeeds", function()
     local dir = h.tmpname("-history")
-    publish("may", "2026-05-05T06:00:00+00:00", { script = { "429:1", "500" } })
+    publish("may", "2026-05-05T06:00:00+00:00", { script = { "429:1", "500", "429date:1" } })
     local answer = assert(cpf.fetch { dir = dir, url = base, backoff = 0.05 })
-    assert.are.equal(3, answer.attempts)
-    assert.are.equal(4, #requests())
+    assert.are.equal(4, answer.attempts)
+    assert.are.equal(5, #requests())
+    assert.has_error(function() cpf.fetch { dir = dir, retries = -1 } end,
+      "fetch: option 'retries' must be a whole number from 0 to 100")
   end)
 
   it("fails clearly, leaving no snapshot, on every bad answer", function()
@@ -254,17 +283,26 @@ describe("cpf fetch", function()
     local dir = h.tmpname("-served") .. "/history"
     sh("make -s LUA=luajit")
     publish("may", "2026-05-05T06:00:00+00:00")
-    local port = 20000 + (os.time() * 7) % 20000
-    for _ = 1, 50 do
-      local _, _, code = h.run(("curl -s -o /dev/null --max-time 1 http://127.0.0.1:%d/"):format(port))
-      if code == 7 then break end
-      port = port + 1
-    end
     local prefix = h.tmpname("-prefix")
     local user = sh("id -u"):match("^0\n") and " --user root" or ""
-    local server = sh(("lua5.4 bin/cpf serve %s --fetch --url %s --fetch-every 1 --port %d --workers 2 --prefix %s"
-      .. " --check-every 0.2%s > %s 2>&1 & echo $!"):format(q(dir), base, port, q(prefix), user,
-      q(prefix .. ".log"))):match("%d+")
+    local port, server
+    -- another spec may have seeded math.random: this run's own entropy (a table's address)
+    math.randomseed(os.time() + tonumber(tostring({}):match("(%x%x%x%x%x%x)$") or "0", 16))
+    -- a free port, then the server's own answer: another run on this machine may have taken
+    -- the same port at the same moment (its nginx then fails to bind and exits: try another)
+    for _ = 1, 20 do
+      port = 20000 + math.random(0, 39999)
+      local _, _, code = h.run(("curl -s -o /dev/null --max-time 1 http://127.0.0.1:%d/"):format(port))
+      if code == 7 then
+        server = sh(("lua5.4 bin/cpf serve %s --fetch --url %s --fetch-every 1 --port %d --workers 2 --prefix %s"
+          .. " --check-every 0.2%s > %s 2>&1 & echo $!"):format(q(dir), base, port, q(prefix), user,
+          q(prefix .. ".log"))):match("%d+")
+        os.execute("sleep 0.5")
+        if select(3, h.run("kill -0 " .. server)) == 0 then break end
+        server = nil
+      end
+    end
+    assert(server, "no port to serve on")
     local function rows()
       local out = h.run(("curl -s http://127.0.0.1:%d/health"):format(port))
       return tonumber(out:match('"rows": (%d+)'))

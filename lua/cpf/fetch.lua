@@ -19,6 +19,15 @@ local M = {}
 
 local read_file, write_file = history.read_file, history.write_file
 
+-- The first n bytes of a file (never the whole export into Lua).
+local function head_of(path, n)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read(n) or ""
+  f:close()
+  return s
+end
+
 -- ---------------------------------------------------------------- the steps
 
 -- Runs a core job to its end from inside the fetch's coroutine: yields (step, done, total,
@@ -102,14 +111,21 @@ local function fetch(opts)
   if not made then fail(merr) end
   local meta_url = base .. "/api/explore/v2.1/catalog/datasets/" .. schema.portal.dataset
   local meta = read_metadata(opts, meta_url)
-  -- unchanged: an extraction of the folder has the same modified date and row count
+  local part, part_meta, validator = dir .. "/.cpf-fetch.csv.gz", dir .. "/.cpf-fetch.json", dir .. "/.cpf-fetch.etag"
+  -- unchanged: an extraction of the folder has the same modified date and row count; what a
+  -- run that stopped after writing it left undone is done now (cpf-latest, --keep, cleaning up)
   for _, e in ipairs(history.extractions(dir)) do
     if e.modified == meta.modified and e.records_count == meta.records_count then
+      local linked, link_err = history.link_latest(dir)
+      if not linked then fail(link_err) end
+      if opts.keep then history.keep(dir, opts.keep) end
+      os.remove(part)
+      os.remove(validator)
+      os.remove(part_meta)
       return { status = "unchanged", date = e.date, snapshot = e.snapshot, rows = meta.records_count }
     end
   end
   -- the download, resumed when the partial file is of this same extraction
-  local part, part_meta, validator = dir .. "/.cpf-fetch.csv.gz", dir .. "/.cpf-fetch.json", dir .. "/.cpf-fetch.etag"
   -- what the partial file is a download of: the catalog entry's modified date and rows
   local this = ("%s\n%d\n"):format(meta.modified, meta.records_count)
   if read_file(part_meta) ~= this then
@@ -131,12 +147,12 @@ local function fetch(opts)
     os.remove(part_meta)
     fail(msg, "data")
   end
-  local start = (read_file(part) or ""):sub(1, 200):lower()
+  local start = head_of(part, 200):lower()
   if dl.content_type:lower():match("^text/html") or start:find("<html", 1, true) then
     discard(("%s: the portal answered an HTML page, not the export (Content-Type %s)"):format(export_url,
       dl.content_type ~= "" and dl.content_type or "none"))
   end
-  if core.file_kind(part) ~= "regular" or (read_file(part) or ""):sub(1, 2) ~= "\31\139" then
+  if core.file_kind(part) ~= "regular" or head_of(part, 2) ~= "\31\139" then
     discard(("%s: the answer is not a gzip file (Content-Type %s)"):format(export_url,
       dl.content_type ~= "" and dl.content_type or "none"))
   end
@@ -167,7 +183,7 @@ local function fetch(opts)
   os.remove(validator)
   os.remove(part_meta)
   return { status = "new", date = date, snapshot = snapshot, rows = meta.records_count, bytes = dl.size,
-           resumed = dl.resumed, attempts = dl.attempts, removed = gone }
+           resumed = dl.resumed, restarted = dl.restarted, attempts = dl.attempts, removed = gone }
 end
 
 -- ---------------------------------------------------------------- the job
@@ -179,12 +195,17 @@ Job.__index = Job
 --- "load", "save"); true, answer | true, nil, message, kind once it ended.
 function Job:poll()
   if self.answer then return true, self.answer[1], self.answer[2], self.answer[3] end
+  if self.cancelled and self.step ~= "save" then -- never a next step once cancelled
+    self.answer = { nil, "fetch cancelled", "cancelled" }
+    return true, nil, "fetch cancelled", "cancelled"
+  end
   local outer = running
   running = self
   local ok, step, a, b, c = coroutine.resume(self.co)
   running = outer
   if ok and coroutine.status(self.co) ~= "dead" then
-    if self.cancelled then
+    self.step = step
+    if self.cancelled and step ~= "save" then
       self.answer = { nil, "fetch cancelled", "cancelled" }
       return true, nil, "fetch cancelled", "cancelled"
     end
@@ -196,10 +217,11 @@ function Job:poll()
   return true, self.answer[1], self.answer[2], self.answer[3]
 end
 
---- job:cancel(): stops at the next step or poll (a transfer within a tenth of a second).
+--- job:cancel(): stops at the next poll (a transfer within a tenth of a second: the next run
+--- resumes it); a snapshot being written is finished first (the job then answers as usual).
 function Job:cancel()
   self.cancelled = true
-  if self.current then self.current:cancel() end
+  if self.current and self.step ~= "save" then self.current:cancel() end
 end
 
 --- job:wait(progress): polls until it ends, calling progress(step, done, total, attempt).
@@ -237,6 +259,14 @@ function M.fetch_async(opts)
   if not opts.dir then error("fetch: option 'dir' (the history folder) is required", 2) end
   if opts.keep and (opts.keep < 1 or opts.keep % 1 ~= 0) then
     error("fetch: option 'keep' must be a whole number from 1", 2)
+  end
+  if opts.retries and (opts.retries < 0 or opts.retries > 100 or opts.retries % 1 ~= 0) then
+    error("fetch: option 'retries' must be a whole number from 0 to 100", 2)
+  end
+  for _, name in ipairs { "backoff", "max_wait" } do
+    if opts[name] and not (opts[name] >= 0 and opts[name] <= 86400) then
+      error(("fetch: option '%s' must be a number of seconds from 0 to 86400"):format(name), 2)
+    end
   end
   if opts.url and not opts.url:match("^https?://[^/%s]+") then
     error(("fetch: option 'url' must be an http:// or https:// address, got '%s'"):format(opts.url), 2)

@@ -382,7 +382,10 @@ function M.describe(words)
     end
     timer:start(0, job and 50 or 1, vim.schedule_wrap(function()
       if state.describing ~= running then finish() return end -- cancelled
-      local finished, a, b = step()
+      -- an error (the dataset closed by another :Cpf open meanwhile) ends it: never a timer
+      -- that raises again at every tick
+      local ok, finished, a, b = pcall(step)
+      if not ok then finish() notify(errors.strip(finished)) return end
       if not finished then
         vim.api.nvim_echo({ { ("cpf: describing %s  %d / %d columns"):format(vim.fn.fnamemodify(path, ":t"), a, b) } },
           false, {})

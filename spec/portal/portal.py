@@ -9,12 +9,16 @@ request meets is read from DIR/script (one word a line, consumed in order; "ok" 
   500       500 Internal Server Error
   html      200 with an HTML page instead of the export
   noetag    the export without ETag (and without Range support)
+  norange   the export with its ETag, whole: Range ignored (a 200 to a Range)
+  429date:S 429 Too Many Requests with Retry-After: an HTTP date S seconds ahead
 Every request is logged in DIR/requests.log: method, path, Range and If-Range.
 usage: portal.py DIR  (prints the port it listens on, then serves until killed)"""
+import email.utils
 import hashlib
 import http.server
 import os
 import sys
+import time
 
 DIR = sys.argv[1]
 BASE = "/api/explore/v2.1/catalog/datasets/moncompteformation_formations_engagees"
@@ -62,6 +66,9 @@ class Portal(http.server.BaseHTTPRequestHandler):
         if path != BASE + "/exports/csv":
             return self.send_body(404, "application/json", b'{"error": "not found"}')
         step = next_step()
+        if step.startswith("429date:"):
+            when = email.utils.formatdate(time.time() + int(step[8:]), usegmt=True)
+            return self.send_body(429, "application/json", b'{"error": "too many requests"}', {"Retry-After": when})
         if step.startswith("429:"):
             return self.send_body(429, "application/json", b'{"error": "too many requests"}',
                                   {"Retry-After": step[4:]})
@@ -77,7 +84,7 @@ class Portal(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
         status, start = 200, 0
-        if rng and step != "noetag" and rng.startswith("bytes=") and (if_range is None or if_range == etag):
+        if rng and step not in ("noetag", "norange") and rng.startswith("bytes=") and (if_range is None or if_range == etag):
             start = int(rng[6:].split("-")[0])
             if start >= len(data):
                 return self.send_body(416, "text/plain", b"", {"Content-Range": "bytes */%d" % len(data)})
