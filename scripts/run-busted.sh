@@ -9,7 +9,7 @@
 #                    the preloaded runtime breaks) under Lua 5.4 on build/tsan (ThreadSanitizer)
 #   lint             luacheck over lua/, bin/, plugin/, spec/, examples/ and bench/ (.luacheckrc): one test
 #                    per directory, failed by any warning
-#   fuzz             each libFuzzer harness of fuzz/ for 20 s (CPF_FUZZ_SECONDS) on its corpus:
+#   fuzz             each libFuzzer harness of fuzz/ for 15 s (CPF_FUZZ_SECONDS) on its corpus:
 #                    one test per harness, failed by any finding
 # The sanitizer builds instrument the module only: their runtimes are preloaded into the
 # interpreter, and any report fails the run. CPF_SANITIZED=1 tells the specs: the thread specs
@@ -21,7 +21,7 @@ mkdir -p build
 CC=${CC:-cc}
 # cpf fetch's specs talk to a stand-in portal on 127.0.0.1: never through a proxy the machine has
 export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
-fuzz_seconds=${CPF_FUZZ_SECONDS:-20} # per harness; make check-all gives each 120
+fuzz_seconds=${CPF_FUZZ_SECONDS:-15} # per harness; make check-all gives each 120
 
 total_passed=0
 total_failed=0

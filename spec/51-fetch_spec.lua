@@ -8,6 +8,10 @@ local gen = require "cpf.gen"
 
 local q = h.shell_quote
 
+-- Plain Lua over the C transfer: run under Lua 5.4, 5.1, LuaJIT and ASan; Lua 5.3 adds
+-- nothing 5.4 does not cover, and CI time goes to the other stages.
+if _VERSION == "Lua 5.3" then return end
+
 local function sh(cmd)
   local out, err, code = h.run(cmd)
   assert(code == 0, cmd .. "\n" .. out .. err)
@@ -195,7 +199,7 @@ describe("cpf fetch", function()
 
   it("waits out a 429 and retries a 500, then succeeds", function()
     local dir = h.tmpname("-history")
-    publish("may", "2026-05-05T06:00:00+00:00", { script = { "429:1", "500", "429date:1" } })
+    publish("may", "2026-05-05T06:00:00+00:00", { script = { "429:0", "500", "429date:0" } })
     local answer = assert(cpf.fetch { dir = dir, url = base, backoff = 0.05 })
     assert.are.equal(4, answer.attempts)
     assert.are.equal(5, #requests())
@@ -279,7 +283,9 @@ describe("cpf fetch", function()
     end
   end)
 
-  it("cpf serve DIR --fetch fetches into DIR, serves it, and swaps in a new extraction #no_asan", function()
+  -- nginx runs the luajit build whatever runs this spec: once, under Lua 5.4
+  local serve_it = (_VERSION == "Lua 5.4" and not jit) and it or pending
+  serve_it("cpf serve DIR --fetch fetches into DIR, serves it, and swaps in a new extraction #no_asan", function()
     local dir = h.tmpname("-served") .. "/history"
     sh("make -s LUA=luajit")
     publish("may", "2026-05-05T06:00:00+00:00")
@@ -354,7 +360,7 @@ describe("cpf fetch", function()
         failed = failed + 1
         assert.is_truthy(kind == "memory" or kind == "io", ("allocation %d: %s %s"):format(n, tostring(err), kind))
       end
-      n = n + 1
+      n = n + (os.getenv("CPF_SANITIZED") and 4 or 1) -- sampled under the sanitizers
     end
     assert.is_true(n > 20 and failed > 0, ("%d allocations, %d failed"):format(n, failed))
   end)
