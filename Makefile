@@ -149,6 +149,6 @@ dist:
 # killed -9 100 times each instead of 8 (CPF_KILL_SWEEP=all), each fuzzer for 2 minutes instead
 # of 20 s, and a quick benchmark.
 check-all: test
-	CPF_OOM_SWEEP=all CPF_KILL_SWEEP=all bash scripts/run-busted.sh lua5.4 asan
+	CPF_OOM_SWEEP=all CPF_KILL_SWEEP=all CPF_INSTALL_SWEEP=all bash scripts/run-busted.sh lua5.4 asan
 	CPF_FUZZ_SECONDS=120 bash scripts/run-busted.sh fuzz
 	bash bench/run.sh --quick
