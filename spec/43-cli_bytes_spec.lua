@@ -65,7 +65,8 @@ local function answers(data, ref)
   return out
 end
 
-describe("cpf query's bytes", function()
+-- #no_asan: the command's bytes, in processes of their own (see spec/21)
+describe("cpf query's bytes #no_asan", function()
   it("are those the command line gave before the request table", function()
     local dir = h.tmpname("-bytes")
     os.execute("mkdir -p " .. h.shell_quote(dir))
