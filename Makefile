@@ -19,8 +19,8 @@ MODULE_LIBS = -L$(CSV_LIBDIR) -lcsv -lz -lcurl -lm -lpthread
 
 # The engine (plain C, no Lua header: the fuzzers build it alone) and the Lua bindings.
 ENGINE_SOURCES = csrc/alloc.c csrc/io.c csrc/loader.c csrc/dataset.c csrc/column.c csrc/dictionary.c csrc/numparse.c csrc/query.c csrc/order.c \
-                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/encoding.c csrc/file_kind.c csrc/describe.c csrc/http.c csrc/error.c
-BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c csrc/lua_job.c csrc/lua_fetch.c
+                 csrc/snapshot.c csrc/output_file.c csrc/rejects.c csrc/encoding.c csrc/file_kind.c csrc/describe.c csrc/http.c csrc/writer.c csrc/error.c
+BINDING_SOURCES = csrc/core.c csrc/lua_util.c csrc/lua_dataset.c csrc/lua_query.c csrc/lua_result.c csrc/lua_source.c csrc/lua_system.c csrc/lua_job.c csrc/lua_fetch.c csrc/lua_writer.c
 SOURCES = $(BINDING_SOURCES) $(ENGINE_SOURCES)
 HEADERS = csrc/cpf.h csrc/snapshot_format.h csrc/compat.h csrc/lua_bindings.h
 MODULE = $(BUILD_DIR)/cpf/core.so

@@ -22,5 +22,6 @@ CPF_EXPORT int luaopen_cpf_core(lua_State *L) {
   register_source_bindings(L, module);
   register_system_bindings(L, module);
   register_fetch_bindings(L, module);
+  register_writer_bindings(L, module);
   return 1;
 }

@@ -140,6 +140,34 @@ void format_date(int64_t days, char *buf);
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 void civil_from_days(int64_t days, int64_t *year, int *month, int *day);
 
+/* ---- writer.c: the text of the machine formats, cell by cell ---- */
+/* A growing buffer (cpf_realloc): each function below returns 0, or -1 out of memory. */
+typedef struct {
+  char *data;
+  size_t len, cap;
+} text_buffer;
+int text_reserve(text_buffer *b, size_t extra);
+int text_append(text_buffer *b, const char *s, size_t n);
+void text_free(text_buffer *b);
+#define NUMBER_TEXT_SIZE 400 /* any number's text below, with its terminating zero */
+size_t integer_text(int64_t v, char *buf);
+/* format_shortest's text; 0 (no text) for NaN and infinities */
+size_t double_text(double v, char locale_point, char *buf);
+/* a non-whole finite v with at most `decimals` (0 to 9) decimals, trailing zeros dropped, or
+ * its double_text when that is no longer */
+size_t rounded_text(double v, int decimals, char locale_point, char *buf);
+typedef struct {
+  char sep;
+  int one_column; /* a lone empty cell is written "" (an empty line is no record) */
+} csv_style;
+/* A csv cell: quoted when it holds the separator, a quote or a line break or starts or ends
+ * with a space; guard_mark puts the ' of the formula guard before it. */
+int csv_cell(text_buffer *b, const char *s, size_t n, int guard_mark, const csv_style *st);
+/* A tsv cell: backslash, tab, CR and LF written \\, \t, \r and \n; never quoted. */
+int tsv_cell(text_buffer *b, const char *s, size_t n);
+/* A JSON string, quoted, escaped, each byte that is not UTF-8 made U+FFFD. */
+int json_string(text_buffer *b, const char *s, size_t n);
+
 /* ---- column.c: one column of the store ---- */
 typedef struct {
   char *name;           /* canonical name */

@@ -55,6 +55,8 @@ int table_flag(lua_State *L, int t, const char *field);
 /* An integer-like stored value: an integer, a number for a decimal (v / 10^scale), "YYYY-MM"
  * for a month, "YYYY-MM-DD" for a date. */
 void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v);
+/* The decimal a scaled integer stands for, as the double Lua reads (v / 10^scale). */
+double scaled_value(int scale, int64_t v);
 /* A value of col as query_key_value and describe_column give it: a double's bits for a number
  * column, else an integer-like value (push_stored_integer). */
 void push_stored_value(lua_State *L, const cpf_column *col, int64_t v);
@@ -95,6 +97,39 @@ int job_report(lua_job *job, size_t done, size_t total, size_t count);
 int job_cancelled(lua_job *job);
 
 /* ---- lua_result.c: the result store ---- */
+/* A query's result kept columnar: what lua_result.c builds and lua_writer.c reads. */
+typedef struct {
+  out_kind out;
+  int scale;
+  int64_t *integers;
+  double *numbers;
+  uint8_t *present;
+} store_agg;
+
+typedef enum { SOURCE_KEY, SOURCE_AGG, SOURCE_VALUES } column_source;
+
+typedef struct {
+  column_source source;
+  size_t index; /* key or aggregate number, from 0; SOURCE_VALUES: Lua array in values[col] */
+} store_column;
+
+typedef struct {
+  size_t ngroups;  /* groups the query found */
+  size_t count;    /* rows of the result: ngroups, fewer after a limit */
+  uint32_t *order; /* row i of the result is group order[i] */
+  int owner;       /* frees the arrays below; a view (store:view) shares its parent's */
+  int own_cols;    /* a view with columns of its own (store:extend) frees its cols */
+  size_t nkeys, naggs, ncols;
+  uint32_t **codes, **rank, *cardinality; /* per key: code per group, rank per code */
+  store_agg *aggs;
+  store_column *cols;
+} result_store;
+
+/* The uservalue of a store: the Lua side of what it holds. */
+#define UV_NAMES 1  /* column names, in order */
+#define UV_LABELS 2 /* per key: code + 1 -> its Lua value */
+#define UV_VALUES 3 /* per column computed in Lua: group + 1 -> value */
+#define UV_PARENT 4 /* a view: the store whose arrays it reads */
 /* The Lua value a key code stands for; nil for the "no value" code; the code itself for
  * remap/bucket keys, whose labels the Lua side knows. */
 void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code);
@@ -113,6 +148,7 @@ void register_source_bindings(lua_State *L, int module); /* lua_source.c */
 void register_system_bindings(lua_State *L, int module); /* lua_system.c */
 void register_job_bindings(lua_State *L);                /* lua_job.c: no functions */
 void register_fetch_bindings(lua_State *L, int module);  /* lua_fetch.c */
+void register_writer_bindings(lua_State *L, int module); /* lua_writer.c */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

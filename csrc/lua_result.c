@@ -8,39 +8,6 @@
 
 #include "lua_bindings.h"
 
-typedef struct {
-  out_kind out;
-  int scale;
-  int64_t *integers;
-  double *numbers;
-  uint8_t *present;
-} store_agg;
-
-typedef enum { SOURCE_KEY, SOURCE_AGG, SOURCE_VALUES } column_source;
-
-typedef struct {
-  column_source source;
-  size_t index; /* key or aggregate number, from 0; SOURCE_VALUES: Lua array in values[col] */
-} store_column;
-
-typedef struct {
-  size_t ngroups;  /* groups the query found */
-  size_t count;    /* rows of the result: ngroups, fewer after a limit */
-  uint32_t *order; /* row i of the result is group order[i] */
-  int owner;       /* frees the arrays below; a view (store:view) shares its parent's */
-  int own_cols;    /* a view with columns of its own (store:extend) frees its cols */
-  size_t nkeys, naggs, ncols;
-  uint32_t **codes, **rank, *cardinality; /* per key: code per group, rank per code */
-  store_agg *aggs;
-  store_column *cols;
-} result_store;
-
-/* The uservalue of a store: the Lua side of what it holds. */
-#define UV_NAMES 1  /* column names, in order */
-#define UV_LABELS 2 /* per key: code + 1 -> its Lua value */
-#define UV_VALUES 3 /* per column computed in Lua: group + 1 -> value */
-#define UV_PARENT 4 /* a view: the store whose arrays it reads */
-
 static void free_owned(result_store *st) {
   size_t k;
   if (st->owner) {

@@ -65,11 +65,13 @@ int table_flag(lua_State *L, int t, const char *field) {
 
 static const double pow10_double[10] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 
+double scaled_value(int scale, int64_t v) { return (double)v / pow10_double[scale]; }
+
 void push_stored_integer(lua_State *L, out_kind out, int scale, int64_t v) {
   char buf[32];
   switch (out) {
   case OUT_SCALED: /* both exact below 2^53: the division gives the double nearest the decimal */
-    lua_pushnumber(L, (lua_Number)v / pow10_double[scale]);
+    lua_pushnumber(L, (lua_Number)scaled_value(scale, v));
     break;
   case OUT_MONTH: format_month(v, buf); lua_pushstring(L, buf); break;
   case OUT_DATE: format_date(v, buf); lua_pushstring(L, buf); break;

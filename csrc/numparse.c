@@ -261,9 +261,10 @@ size_t format_fixed(double v, int decimals, char *buf, size_t size) {
   return c_point(buf, (size_t)n < size ? (size_t)n : size - 1);
 }
 
-size_t format_shortest(double v, char locale_point, char *buf, size_t size) {
+/* The first k (1 to 17) whose "%.{k}g" text reads back as v: the definition of the text, and
+ * the path of the doubles the fast one below does not take. */
+static size_t shortest_by_trial(double v, char locale_point, char *buf, size_t size) {
   int digits;
-  if (v == floor(v) && fabs(v) <= 9007199254740992.0) return format_fixed(v == 0 ? 0.0 : v, 0, buf, size);
   for (digits = 1; digits <= 17; digits++) {
     double back;
     int n = snprintf(buf, size, "%.*g", digits, v);
@@ -277,4 +278,96 @@ size_t format_shortest(double v, char locale_point, char *buf, size_t size) {
     if (n < 0) { buf[0] = 0; return 0; }
     return c_point(buf, (size_t)n < size ? (size_t)n : size - 1);
   }
+}
+
+/* v's first k significant digits, correctly rounded, and the exponent of the first: the C
+ * library's "%.{k-1}e" read back (whatever decimal point the locale writes). */
+static int digits_of(double v, int k, char *digits, int *exponent) {
+  char text[48];
+  int n = snprintf(text, sizeof text, "%.*e", k - 1, v), i = 0, got = 0;
+  if (n <= 0 || n >= (int)sizeof text) return -1;
+  for (; i < n && text[i] != 'e'; i++)
+    if (text[i] >= '0' && text[i] <= '9' && got < k) digits[got++] = text[i];
+  if (i == n || got != k) return -1;
+  *exponent = atoi(text + i + 1);
+  return 0;
+}
+
+/* The 17 digits d17 (exponent x) rounded to k: 0 when they end exactly halfway, where only the
+ * binary value knows which way the C library rounds (the caller asks it then). */
+static int round_digits(const char *d17, int x, int k, char *out, int *out_x) {
+  int i, rest_zero = 1;
+  for (i = k + 1; i < 17; i++) rest_zero &= d17[i] == '0';
+  if (d17[k] == '5' && rest_zero) return 0;
+  memcpy(out, d17, (size_t)k);
+  *out_x = x;
+  if (d17[k] >= '5') {
+    for (i = k - 1; i >= 0 && out[i] == '9'; i--) out[i] = '0';
+    if (i < 0) { out[0] = '1'; (*out_x)++; }
+    else out[i]++;
+  }
+  return 1;
+}
+
+/* "%.{precision}g" of the decimal d[0].d[1..n-1] x 10^x as the C library writes it in the C
+ * locale: trailing zeros dropped, fixed notation for exponents from -4 to precision - 1. */
+static size_t g_text(int negative, const char *d, int n, int x, int precision, char *buf) {
+  char *p = buf;
+  int i;
+  while (n > 1 && d[n - 1] == '0') n--;
+  if (negative) *p++ = '-';
+  if (x >= -4 && x < precision) {
+    if (x < 0) {
+      *p++ = '0';
+      *p++ = '.';
+      for (i = 0; i < -x - 1; i++) *p++ = '0';
+      memcpy(p, d, (size_t)n);
+      p += n;
+    } else {
+      for (i = 0; i <= x; i++) *p++ = i < n ? d[i] : '0';
+      if (n > x + 1) {
+        *p++ = '.';
+        memcpy(p, d + x + 1, (size_t)(n - x - 1));
+        p += n - x - 1;
+      }
+    }
+  } else {
+    *p++ = d[0];
+    if (n > 1) {
+      *p++ = '.';
+      memcpy(p, d + 1, (size_t)(n - 1));
+      p += n - 1;
+    }
+    p += sprintf(p, "e%c%02d", x < 0 ? '-' : '+', x < 0 ? -x : x);
+  }
+  *p = 0;
+  return (size_t)(p - buf);
+}
+
+/* The text of shortest_by_trial with one call to the C library instead of up to 17: a normal
+ * double rounded to 15 digits that reads back as itself has no shorter text (two decimals of
+ * at most 15 digits never round to the same double), so its digits without the trailing zeros
+ * are the answer; else 16 digits, else 17. */
+size_t format_shortest(double v, char locale_point, char *buf, size_t size) {
+  char d17[17], dk[17];
+  int x, xk, k;
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+    if (v == 0) { memcpy(buf, "0", 2); return 1; }
+    return (size_t)sprintf(buf, "%lld", (long long)v);
+  }
+  if (size < 48 || v != v || v - v != 0 || fabs(v) < 1e-300 || digits_of(v, 17, d17, &x) != 0)
+    return shortest_by_trial(v, locale_point, buf, size);
+  for (k = 15; k <= 16; k++) {
+    double back;
+    size_t len;
+    if (!round_digits(d17, x, k, dk, &xk) && digits_of(v, k, dk, &xk) != 0)
+      return shortest_by_trial(v, locale_point, buf, size);
+    len = g_text(v < 0, dk, k, xk, k, buf);
+    if (parse_number(buf, len, '.', locale_point, &back) == NUM_OK && back == v) {
+      int n = k;
+      while (n > 1 && dk[n - 1] == '0') n--;
+      return k == 15 ? g_text(v < 0, dk, n, xk, n, buf) : len;
+    }
+  }
+  return g_text(v < 0, d17, 17, x, 17, buf);
 }

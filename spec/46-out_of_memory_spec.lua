@@ -93,4 +93,44 @@ describe("out of memory", function()
     assert.are.equal(path .. ": out of memory", err)
     assert.are.equal("memory", kind)
   end)
+
+  it("fails cleanly at every allocation of the C writers, to a string and to a file that keeps its bytes", function()
+    core.fail_allocation(0)
+    local ds = assert(cpf.load(path))
+    -- a label long enough that the writers' buffer grows several times
+    local res = ds:group_by("region_lieu_formation", "annee", "code_rncp"):agg { "dossiers", "montant" }
+      :run():with { { "long", function(row) return ("x"):rep(2000) .. tostring(row.dossiers) end, "key" } }
+    local out = h.tmpname(".txt")
+    for _, name in ipairs { "csv", "csv-fr", "tsv", "json", "jsonl" } do
+      local wanted = res:format(name)
+      for _, to_file in ipairs { false, true } do
+        local n, failures = 1, 0
+        while true do
+          h.write_bytes(out, "before")
+          core.fail_allocation(n)
+          local ok, got, msg -- res:write returns nil, message for a file it could not make
+          if to_file then ok, got, msg = pcall(res.write, res, out, name)
+          else ok, got = pcall(res.format, res, name) end
+          local left = core.allocations_left()
+          core.fail_allocation(0)
+          if left > 0 then
+            assert.is_true(ok, tostring(got))
+            assert.are.equal(wanted, to_file and h.read_file(out) or got)
+            break
+          end
+          failures = failures + 1
+          if ok and got then -- a failure taken care of (output_file's own): the bytes are right
+            assert.are.equal(wanted, to_file and h.read_file(out) or got, name .. " allocation " .. n)
+          else
+            local text = ok and msg or got
+            assert.are.equal("out of memory", tostring(text):match("out of memory"), tostring(text))
+            assert.are.equal("before", h.read_file(out), name .. " allocation " .. n)
+          end
+          n = n + 1
+        end
+        assert.is_true(failures >= 3, name .. ": the sweep reached the writers' buffer")
+      end
+    end
+    ds:close()
+  end)
 end)

@@ -130,6 +130,22 @@ function Out:flush()
   self.parts, self.n = {}, 0
 end
 
+-- A query's result on Lua 5.3+ builds its row tables only when read: the C writers read the
+-- others from its result store. On 5.1 and LuaJIT every row table exists: they read those.
+local LAZY_ROWS = _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2"
+
+--- out:rows(res, spec): the built-in machine formats' rows, written by the C writers
+--- (core.write_rows) from the spec the format made, in pieces of about 64 kB sent on at once.
+function Out:rows(res, spec)
+  local store = LAZY_ROWS and result.store_of(res) or nil
+  core.write_rows(res, store, spec, function(piece)
+    local n = self.n + 1
+    self.parts[n], self.n = piece, n
+    if self.target then self:flush() end
+    return not self.err
+  end)
+end
+
 local function new_out(target)
   return setmetatable({ parts = {}, n = 0, target = target }, Out)
 end

@@ -213,6 +213,8 @@ end
 function Result:row_kind(i) return ROW_KINDS[self] and ROW_KINDS[self][i] or nil end
 --- Marks rows ({[i] = "total" | "subtotal" | "others"}), for cpf.query.rollup.
 function result.set_row_kinds(res, kinds) ROW_KINDS[res] = kinds end
+--- The marked rows of a result ({[i] = kind}; {} when none): what the writers label.
+function result.row_kinds(res) return ROW_KINDS[res] or {} end
 
 --- Sets a result's column titles ({column = {fr =, en =}}) and the order it is sorted by
 --- (for results derived from others, cpf.transform).

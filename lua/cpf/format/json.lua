@@ -21,37 +21,12 @@ local function string_text(s)
 end
 json.string_text = string_text
 
-local function value_text(v)
-  if v == nil then return "null" end
-  local t = type(v)
-  if t == "number" then return common.number_text(v) or "null" end -- NaN, ±inf: null
-  if t == "boolean" then return tostring(v) end
-  return string_text(tostring(v))
-end
-
--- One object per row; the keys are written once, escaped.
-local function object_writer(res)
-  local columns = res:columns()
-  local keys = {}
-  for j, name in ipairs(columns) do keys[j] = string_text(name) .. ":" end
-  local parts = {}
-  return function(row)
-    for j, name in ipairs(columns) do parts[j] = keys[j] .. value_text(row[name]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-end
-
+-- The rows are written by the C writers (core.write_rows, csrc/writer.c), with the same rules.
 json.json = {
   options = { row_kind = common.option.boolean },
   write = function(res, out, opts)
     if opts.row_kind then res = common.with_row_kind(res) end
-    if #res == 0 then out:write("[]\n") return end
-    local object = object_writer(res)
-    out:write("[\n")
-    for i, row in ipairs(res) do
-      out:write(object(row), i < #res and ",\n" or "\n")
-    end
-    out:write("]\n")
+    out:rows(res, { format = "json", columns = res:columns() })
   end,
 }
 
@@ -59,11 +34,9 @@ json.jsonl = {
   options = { row_kind = common.option.boolean },
   write = function(res, out, opts)
     if opts.row_kind then res = common.with_row_kind(res) end
-    local object = object_writer(res)
-    for _, row in ipairs(res) do out:write(object(row), "\n") end
+    out:rows(res, { format = "jsonl", columns = res:columns() })
   end,
 }
-
 
 --- A strict reader of one JSON text (cpf fetch reads the portal's catalog entry with it): the
 --- value (objects and arrays as tables, null as nil), or nil, message.
