@@ -1,7 +1,9 @@
 /* alloc.c — every allocation of the core (and libcsv's) goes through here, so that a test can
  * make the Nth one fail and check that each failure ends in "out of memory", never a crash or
  * a partial answer. The only process-wide state of the core: the test switch, off by default. */
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpf.h"
 
@@ -41,3 +43,96 @@ void *cpf_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
 void *cpf_calloc(size_t count, size_t size) { return should_fail() ? NULL : calloc(count, size); }
 
 void *cpf_realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
+
+/* ---- a dataset's pool of result arrays ---- */
+
+/* Each block starts with its size, so that it can be given back without it. */
+typedef union {
+  size_t bytes;
+  long double align_float; /* C99 has no max_align_t: the widest types */
+  void *align_pointer;
+  int64_t align_integer;
+} block_header;
+
+#define POOL_BLOCKS 64
+
+struct cpf_pool {
+  int refs;
+  int open;            /* its dataset is alive: given-back blocks are worth keeping */
+  size_t kept, max;    /* bytes of the kept blocks, and their bound */
+  size_t count;
+  block_header *blocks[POOL_BLOCKS];
+};
+
+cpf_pool *pool_new(size_t max_bytes) {
+  cpf_pool *pool = cpf_calloc(1, sizeof *pool);
+  if (!pool) return NULL;
+  pool->refs = 1;
+  pool->open = 1;
+  pool->max = max_bytes;
+  return pool;
+}
+
+cpf_pool *pool_ref(cpf_pool *pool) {
+  if (pool) pool->refs++;
+  return pool;
+}
+
+static void pool_empty(cpf_pool *pool) {
+  while (pool->count > 0) free(pool->blocks[--pool->count]);
+  pool->kept = 0;
+}
+
+void pool_unref(cpf_pool *pool) {
+  if (!pool) return;
+  if (--pool->refs == 0) {
+    pool_empty(pool);
+    free(pool);
+  }
+}
+
+void pool_close(cpf_pool *pool) {
+  if (!pool) return;
+  pool->open = 0;
+  pool_empty(pool);
+  pool_unref(pool);
+}
+
+/* A block of at least `bytes` (contents undefined): the smallest kept one that holds it without
+ * wasting more than half, else a new one. */
+void *pool_alloc(cpf_pool *pool, size_t bytes) {
+  block_header *h = NULL;
+  size_t i, best = POOL_BLOCKS;
+  if (bytes == 0) bytes = 1;
+  for (i = 0; pool && i < pool->count; i++) {
+    size_t have = pool->blocks[i]->bytes;
+    if (have >= bytes && have / 2 <= bytes && (best == POOL_BLOCKS || have < pool->blocks[best]->bytes)) best = i;
+  }
+  if (best < POOL_BLOCKS) {
+    h = pool->blocks[best];
+    pool->blocks[best] = pool->blocks[--pool->count];
+    pool->kept -= h->bytes;
+    return h + 1;
+  }
+  if (bytes > (size_t)-1 - sizeof *h || !(h = cpf_malloc(sizeof *h + bytes))) return NULL;
+  h->bytes = bytes;
+  return h + 1;
+}
+
+void *pool_calloc(cpf_pool *pool, size_t bytes) {
+  void *p = pool_alloc(pool, bytes);
+  if (p) memset(p, 0, bytes ? bytes : 1);
+  return p;
+}
+
+void pool_free(cpf_pool *pool, void *p) {
+  block_header *h;
+  if (!p) return;
+  h = (block_header *)p - 1;
+  if (pool && pool->open && pool->count < POOL_BLOCKS && pool->kept + h->bytes <= pool->max) {
+    pool->blocks[pool->count++] = h;
+    pool->kept += h->bytes;
+    return;
+  }
+  free(h);
+}

@@ -14,6 +14,8 @@ void dataset_free(cpf_dataset *ds) {
   free(ds->scratch_gid);
   free(ds->scratch_codes);
   free(ds->scratch_selection);
+  for (i = 0; i < sizeof ds->scratch_slots / sizeof ds->scratch_slots[0]; i++) free(ds->scratch_slots[i]);
+  pool_close(ds->pool);
   if (ds->mapping) munmap(ds->mapping, ds->mapping_size);
   free(ds->snapshot_path);
   free(ds->column_state);

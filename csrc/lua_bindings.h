@@ -123,6 +123,7 @@ typedef struct {
   uint32_t **codes, **rank, *cardinality; /* per key: code per group, rank per code */
   store_agg *aggs;
   store_column *cols;
+  cpf_pool *pool; /* an owner's: where its key codes and aggregates' arrays go back */
 } result_store;
 
 /* The uservalue of a store: the Lua side of what it holds. */

@@ -3,6 +3,7 @@
  * Lua values of the key codes used. Lua rows are built only when read (store:fill): a block of
  * rows at a time for a lazy result on Lua 5.3+, all of them at once where a table cannot be lazy
  * (Lua 5.1 and LuaJIT ignore __len on tables). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,24 +13,26 @@ static void free_owned(result_store *st) {
   size_t k;
   if (st->owner) {
     for (k = 0; k < st->nkeys; k++) {
-      if (st->codes) free(st->codes[k]);
+      if (st->codes) pool_free(st->pool, st->codes[k]);
       if (st->rank) free(st->rank[k]);
     }
     /* an allocation that failed while the store was being filled leaves aggs NULL (naggs set) */
     for (k = 0; st->aggs && k < st->naggs; k++) {
-      free(st->aggs[k].integers);
-      free(st->aggs[k].numbers);
-      free(st->aggs[k].present);
+      pool_free(st->pool, st->aggs[k].integers);
+      pool_free(st->pool, st->aggs[k].numbers);
+      pool_free(st->pool, st->aggs[k].present);
     }
     free(st->codes);
     free(st->rank);
     free(st->cardinality);
     free(st->aggs);
     free(st->cols);
-  } else if (st->own_cols) {
-    free(st->cols);
+    pool_free(st->pool, st->order);
+    pool_unref(st->pool);
+  } else {
+    if (st->own_cols) free(st->cols);
+    free(st->order);
   }
-  free(st->order);
   memset(st, 0, sizeof *st);
 }
 
@@ -70,7 +73,7 @@ static result_store *new_store(lua_State *L) {
 static void sort_rows(lua_State *L, result_store *st, const order_spec *specs, size_t nspecs) {
   cpf_error err;
   memset(&err, 0, sizeof err);
-  if (order_groups(st->order, st->count, specs, nspecs, &err) != 0) raise_failure(L, &err);
+  if (order_groups(st->pool, st->order, st->count, specs, nspecs, &err) != 0) raise_failure(L, &err);
 }
 
 void push_key_value(lua_State *L, const cpf_dataset *ds, const query_key *key, uint32_t code) {
@@ -120,10 +123,11 @@ int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, qu
   cpf_error err;
   memset(&err, 0, sizeof err);
   st->owner = 1;
+  st->pool = pool_ref(res->pool); /* the arrays go back to it */
   st->ngroups = st->count = res->ngroups;
   st->nkeys = nkeys;
   st->naggs = naggs;
-  st->order = store_alloc(L, res->ngroups * sizeof *st->order);
+  if (!(st->order = pool_calloc(st->pool, res->ngroups * sizeof *st->order))) luaL_error(L, "out of memory");
   for (g = 0; g < res->ngroups; g++) st->order[g] = (uint32_t)g;
   st->codes = store_alloc(L, (nkeys ? nkeys : 1) * sizeof *st->codes);
   st->rank = store_alloc(L, (nkeys ? nkeys : 1) * sizeof *st->rank);
@@ -185,6 +189,14 @@ int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, qu
   }
   sort_rows(L, st, specs, nkeys);
   lua_pop(L, 2); /* the scratch and the uservalue: the store on top */
+  /* Lua's collector sees a small userdata: tell it what the store holds outside its heap, so
+   * that the results a script drops are collected at the pace of their real size — not all at
+   * once after gigabytes, each query meanwhile touching fresh pages */
+  {
+    size_t bytes = res->ngroups * sizeof *st->order + res->nslots * naggs * (2 * sizeof(int64_t) + 1);
+    for (k = 0; k < nkeys; k++) bytes += res->ngroups * sizeof(uint32_t) + keys[k].cardinality * sizeof(uint32_t);
+    if (bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes / 1024 < INT_MAX ? bytes / 1024 : INT_MAX));
+  }
   return 1;
 }
 
@@ -408,6 +420,7 @@ static result_store *new_view(lua_State *L, int idx) {
   *view = *st;
   view->owner = 0;
   view->own_cols = 0;
+  view->pool = NULL; /* the parent's arrays, given back by the parent */
   view->order = NULL; /* until copied: the gc must not free the parent's */
   view->order = store_alloc(L, (st->count ? st->count : 1) * sizeof *view->order);
   memcpy(view->order, st->order, st->count * sizeof *view->order);

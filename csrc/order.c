@@ -206,15 +206,15 @@ static uint64_t spec_key(const order_spec *s, uint32_t g, int *missing) {
   return s->desc ? ~v : v;
 }
 
-int order_groups(uint32_t *perm, size_t n, const order_spec *specs, size_t nspecs,
+int order_groups(cpf_pool *pool, uint32_t *perm, size_t n, const order_spec *specs, size_t nspecs,
                  cpf_error *err) {
-  uint64_t *keys = cpf_malloc((n ? n : 1) * sizeof *keys);
-  uint64_t *tmp_keys = cpf_malloc((n ? n : 1) * sizeof *tmp_keys);
-  uint32_t *tmp_perm = cpf_malloc((n ? n : 1) * sizeof *tmp_perm);
+  uint64_t *keys = pool_alloc(pool, n * sizeof *keys);
+  uint64_t *tmp_keys = pool_alloc(pool, n * sizeof *tmp_keys);
+  uint32_t *tmp_perm = pool_alloc(pool, n * sizeof *tmp_perm);
   size_t *counts = n > 64 ? cpf_malloc(DIGITS * sizeof *counts) : NULL;
   size_t s;
   if (!keys || !tmp_keys || !tmp_perm || (n > 64 && !counts)) {
-    free(keys); free(tmp_keys); free(tmp_perm); free(counts);
+    pool_free(pool, keys); pool_free(pool, tmp_keys); pool_free(pool, tmp_perm); free(counts);
     cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
     return -1;
   }
@@ -232,9 +232,9 @@ int order_groups(uint32_t *perm, size_t n, const order_spec *specs, size_t nspec
     if (present <= 64) small_sort(perm, keys, present);
     else radix_sort(perm, keys, present, tmp_perm, tmp_keys, counts);
   }
-  free(keys);
-  free(tmp_keys);
-  free(tmp_perm);
+  pool_free(pool, keys);
+  pool_free(pool, tmp_keys);
+  pool_free(pool, tmp_perm);
   free(counts);
   return 0;
 }

@@ -50,6 +50,42 @@ static void *alloc_rows(size_t n, size_t size, cpf_error *err) {
   return p;
 }
 
+/* ---- the per-group work arrays, kept by the dataset between queries ---- */
+
+/* Which of the dataset's kept arrays (cpf_dataset.scratch_slots) a use takes. */
+enum { SCRATCH_SLOT_ROWS, SCRATCH_PART, SCRATCH_ISUM, SCRATCH_ISUM2, SCRATCH_IEXT, SCRATCH_COUNT, SCRATCH_DSUM,
+       SCRATCH_DSUM2, SCRATCH_SEEN, SCRATCH_COUNT2 };
+/* Kept up to this size (a dense key of 2^20 slots at 8 bytes); larger ones are freed after use. */
+#define SCRATCH_KEEP_BYTES ((size_t)8 << 20)
+/* What a dataset's pool keeps of its collected results' arrays (cpf_pool). */
+#define RESULT_POOL_BYTES ((size_t)64 << 20)
+
+/* A zeroed array of `bytes` for this query: the dataset's kept one when it is large enough
+ * (zeroing resident pages costs a tenth of touching new ones), else a new one that the dataset
+ * keeps in its place. A query runs alone on its dataset (no Lua runs inside query_run), and each
+ * use below ends before the next of the same kind starts. */
+static void *scratch_take(cpf_dataset *ds, int which, size_t bytes, cpf_error *err) {
+  void *p;
+  if (bytes == 0) bytes = 1;
+  if (ds->scratch_slots[which] && bytes <= ds->scratch_slot_bytes[which]) {
+    memset(ds->scratch_slots[which], 0, bytes);
+    return ds->scratch_slots[which];
+  }
+  p = cpf_calloc(bytes, 1);
+  if (!p) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return NULL; }
+  if (bytes <= SCRATCH_KEEP_BYTES) {
+    free(ds->scratch_slots[which]);
+    ds->scratch_slots[which] = p;
+    ds->scratch_slot_bytes[which] = bytes;
+  }
+  return p;
+}
+
+/* Gives back what scratch_take gave: freed unless the dataset keeps it. */
+static void scratch_give(cpf_dataset *ds, int which, void *p) {
+  if (p != ds->scratch_slots[which]) free(p);
+}
+
 /* ---- keys ---- */
 
 /* Give the rows without a value the "no value" code: a walk over the bitmap's set bytes only,
@@ -736,26 +772,27 @@ typedef struct {
   uint8_t *seen;
 } accumulators;
 
-static int agg_prepare(accumulators *acc, size_t nslots, cpf_error *err) {
+static int agg_prepare(cpf_dataset *ds, accumulators *acc, size_t nslots, cpf_error *err) {
   memset(acc, 0, sizeof *acc);
-  acc->isum = cpf_calloc(nslots, sizeof *acc->isum);
-  acc->isum2 = cpf_calloc(nslots, sizeof *acc->isum2);
-  acc->iext = cpf_calloc(nslots, sizeof *acc->iext);
-  acc->count = cpf_calloc(nslots, sizeof *acc->count);
-  acc->dsum = cpf_calloc(nslots, sizeof *acc->dsum);
-  acc->dsum2 = cpf_calloc(nslots, sizeof *acc->dsum2);
-  acc->seen = cpf_calloc(nslots, 1);
-  if (!acc->isum || !acc->isum2 || !acc->iext || !acc->count || !acc->dsum || !acc->dsum2 ||
-      !acc->seen) {
-    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+  if (!(acc->isum = scratch_take(ds, SCRATCH_ISUM, nslots * sizeof *acc->isum, err)) ||
+      !(acc->isum2 = scratch_take(ds, SCRATCH_ISUM2, nslots * sizeof *acc->isum2, err)) ||
+      !(acc->iext = scratch_take(ds, SCRATCH_IEXT, nslots * sizeof *acc->iext, err)) ||
+      !(acc->count = scratch_take(ds, SCRATCH_COUNT, nslots * sizeof *acc->count, err)) ||
+      !(acc->dsum = scratch_take(ds, SCRATCH_DSUM, nslots * sizeof *acc->dsum, err)) ||
+      !(acc->dsum2 = scratch_take(ds, SCRATCH_DSUM2, nslots * sizeof *acc->dsum2, err)) ||
+      !(acc->seen = scratch_take(ds, SCRATCH_SEEN, nslots, err)))
     return -1;
-  }
   return 0;
 }
 
-static void agg_release(accumulators *acc) {
-  free(acc->isum); free(acc->isum2); free(acc->iext); free(acc->count);
-  free(acc->dsum); free(acc->dsum2); free(acc->seen);
+static void agg_release(cpf_dataset *ds, accumulators *acc) {
+  scratch_give(ds, SCRATCH_ISUM, acc->isum);
+  scratch_give(ds, SCRATCH_ISUM2, acc->isum2);
+  scratch_give(ds, SCRATCH_IEXT, acc->iext);
+  scratch_give(ds, SCRATCH_COUNT, acc->count);
+  scratch_give(ds, SCRATCH_DSUM, acc->dsum);
+  scratch_give(ds, SCRATCH_DSUM2, acc->dsum2);
+  scratch_give(ds, SCRATCH_SEEN, acc->seen);
 }
 
 /* A total order, NaN last: qsort is undefined with a comparison that is not one, and a number
@@ -1093,7 +1130,7 @@ static int check_numeric(const cpf_column *col, const char *what, cpf_error *err
 static const char *const agg_names[] = {"count", "count", "sum", "mean", "min", "max", "ratio",
                                         "wmean", "distinct", "quantile"};
 
-static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *slot_rows,
+static int agg_run(cpf_dataset *ds, const uint32_t *gid, const int64_t *slot_rows,
                    query_agg *agg, size_t nslots,
                    cpf_error *err) {
   size_t n = ds->rows, i, g;
@@ -1102,9 +1139,9 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
   uint8_t *keep = NULL;
   accumulators acc;
   int rc = -1;
-  agg->integers = cpf_calloc(nslots ? nslots : 1, sizeof *agg->integers);
-  agg->numbers = cpf_calloc(nslots ? nslots : 1, sizeof *agg->numbers);
-  agg->present = cpf_calloc(nslots ? nslots : 1, 1);
+  agg->integers = pool_calloc(ds->pool, nslots * sizeof *agg->integers);
+  agg->numbers = pool_calloc(ds->pool, nslots * sizeof *agg->numbers);
+  agg->present = pool_calloc(ds->pool, nslots);
   if (!agg->integers || !agg->numbers || !agg->present) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   if (agg->kind != AGG_COUNT && agg->kind != AGG_COUNT_VALUES && agg->kind != AGG_DISTINCT &&
       check_numeric(a, agg_names[agg->kind], err) != 0)
@@ -1129,7 +1166,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
     free(keep);
     return rc;
   }
-  if (agg_prepare(&acc, nslots ? nslots : 1, err) != 0) goto done;
+  if (agg_prepare(ds, &acc, nslots ? nslots : 1, err) != 0) goto done;
   switch (agg->kind) {
   case AGG_COUNT:
     for (i = 0; i < n; i++)
@@ -1156,17 +1193,17 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
       if (sum_integers_checked(a, gid, rows, acc.isum, acc.count, n, err) != 0) { free(both); goto done; }
     } else sum_integers(a, gid, rows, acc.isum, acc.count, n, slot_rows, nslots);
     {
-      int64_t *count2 = cpf_calloc(nslots ? nslots : 1, sizeof *count2);
-      if (!count2) { free(both); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
+      int64_t *count2 = scratch_take(ds, SCRATCH_COUNT2, nslots * sizeof *count2, err);
+      if (!count2) { free(both); goto done; }
       if (b->type == CPF_TYPE_NUMBER) sum_numbers(b, gid, rows, acc.dsum2, count2, n, slot_rows, nslots);
       else if (sum_may_overflow(b, n)) {
         if (sum_integers_checked(b, gid, rows, acc.isum2, count2, n, err) != 0) {
-          free(count2);
+          scratch_give(ds, SCRATCH_COUNT2, count2);
           free(both);
           goto done;
         }
       } else sum_integers(b, gid, rows, acc.isum2, count2, n, slot_rows, nslots);
-      free(count2);
+      scratch_give(ds, SCRATCH_COUNT2, count2);
     }
     free(both);
     break;
@@ -1257,7 +1294,7 @@ static int agg_run(const cpf_dataset *ds, const uint32_t *gid, const int64_t *sl
   }
   rc = 0;
 done:
-  agg_release(&acc);
+  agg_release(ds, &acc);
   free(keep);
   return rc;
 }
@@ -1281,9 +1318,9 @@ static int quantiles_together(const cpf_dataset *ds, const uint32_t *gid, query_
         list[nq++] = &aggs[j];
     if (nq < 2) continue;
     for (j = 0; j < nq; j++) { /* the arrays and output kind agg_run would give them */
-      list[j]->integers = cpf_calloc(slots + 1, sizeof *list[j]->integers);
-      list[j]->numbers = cpf_calloc(slots + 1, sizeof *list[j]->numbers);
-      list[j]->present = cpf_calloc(slots + 1, 1);
+      list[j]->integers = pool_calloc(ds->pool, (slots + 1) * sizeof *list[j]->integers);
+      list[j]->numbers = pool_calloc(ds->pool, (slots + 1) * sizeof *list[j]->numbers);
+      list[j]->present = pool_calloc(ds->pool, slots + 1);
       list[j]->out = OUT_NUMBER;
       list[j]->scale = 0;
       if (!list[j]->integers || !list[j]->numbers || !list[j]->present) {
@@ -1342,6 +1379,11 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   int rc = -1, applied = 0; /* applied: dropped rows already hold QUERY_NO_GROUP */
   memset(res, 0, sizeof *res);
   if (check_query_columns(ds, where, keys, nkeys, aggs, naggs, err) != 0) return -1;
+  if (!ds->pool && !(ds->pool = pool_new(RESULT_POOL_BYTES))) {
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+    return -1;
+  }
+  res->pool = pool_ref(ds->pool);
   if (!ds->scratch_gid) ds->scratch_gid = alloc_rows(n, sizeof *gid, err);
   if (!(gid = ds->scratch_gid)) goto done;
   if (where) {
@@ -1421,13 +1463,12 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
       gid[i] = (gid[i] & ~drop) | ((uint32_t)nslots & drop);
     }
   }
-  slot_rows = cpf_calloc(nslots + 1, sizeof *slot_rows);
-  if (!slot_rows) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
+  if (!(slot_rows = scratch_take(ds, SCRATCH_SLOT_ROWS, (nslots + 1) * sizeof *slot_rows, err))) goto done;
   if (nkeys == 0 && !sel) {
     slot_rows[0] = (int64_t)n; /* one group: no count per row */
   } else if (nslots < 4096) { /* few slots: four counters a slot, so that runs of one slot */
-    int64_t *part = cpf_calloc(4 * (nslots + 1), sizeof *part); /* do not wait on each other */
-    if (!part) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
+    int64_t *part = scratch_take(ds, SCRATCH_PART, 4 * (nslots + 1) * sizeof *part, err); /* do not wait */
+    if (!part) goto done;                                                                 /* on each other */
     for (i = 0; i + 4 <= n; i += 4) {
       part[gid[i]]++;
       part[nslots + 1 + gid[i + 1]]++;
@@ -1437,7 +1478,7 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     for (; i < n; i++) part[gid[i]]++;
     for (g = 0; g <= nslots; g++)
       slot_rows[g] = part[g] + part[nslots + 1 + g] + part[2 * (nslots + 1) + g] + part[3 * (nslots + 1) + g];
-    free(part);
+    scratch_give(ds, SCRATCH_PART, part);
   } else {
     for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   }
@@ -1446,13 +1487,16 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
     if (!aggs[k].numbers && agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
-  res->rows = cpf_malloc((res->ngroups ? res->ngroups : 1) * sizeof *res->rows);
+  res->rows = pool_calloc(ds->pool, res->ngroups * sizeof *res->rows);
   res->key_codes = cpf_calloc(nkeys ? nkeys : 1, sizeof *res->key_codes);
   if (!res->rows || !res->key_codes) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
   for (k = 0; k < nkeys; k++)
-    if (!(res->key_codes[k] = alloc_rows(res->ngroups, sizeof(uint32_t), err))) goto done;
+    if (!(res->key_codes[k] = pool_calloc(ds->pool, res->ngroups * sizeof(uint32_t)))) {
+      cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+      goto done;
+    }
   res->nslots = nslots;
-  if (!(res->slot_group = cpf_calloc(nslots + 1, sizeof *res->slot_group))) {
+  if (!(res->slot_group = pool_calloc(ds->pool, (nslots + 1) * sizeof *res->slot_group))) {
     cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
     goto done;
   }
@@ -1486,25 +1530,26 @@ done:
   if (steps)
     for (k = 0; k < nkeys; k++) { free(steps[k].previous); free(steps[k].code); }
   free(steps);
-  free(slot_rows);
+  if (slot_rows) scratch_give(ds, SCRATCH_SLOT_ROWS, slot_rows);
   return rc;
 }
 
 void query_result_free(query_result *res, size_t nkeys, query_agg *aggs, size_t naggs) {
   size_t k;
   if (res->key_codes)
-    for (k = 0; k < nkeys; k++) free(res->key_codes[k]);
+    for (k = 0; k < nkeys; k++) pool_free(res->pool, res->key_codes[k]);
   free(res->key_codes);
-  free(res->rows);
-  free(res->slot_group);
+  pool_free(res->pool, res->rows);
+  pool_free(res->pool, res->slot_group);
   for (k = 0; k < naggs; k++) {
-    free(aggs[k].integers);
-    free(aggs[k].numbers);
-    free(aggs[k].present);
+    pool_free(res->pool, aggs[k].integers);
+    pool_free(res->pool, aggs[k].numbers);
+    pool_free(res->pool, aggs[k].present);
     aggs[k].integers = NULL;
     aggs[k].numbers = NULL;
     aggs[k].present = NULL;
   }
+  pool_unref(res->pool);
   memset(res, 0, sizeof *res);
 }
 
