@@ -14,7 +14,7 @@
 // Lines: {"tool":"chdb","mode":M,"threads":N,"seconds":S,...}
 import { START, now, parseArgs, readHeader, normalise, columnType, sqlString, quoteIdent, sqlColumns, emit,
   maxrssKb, warm, summarise, main, checkRef, REF_COLUMNS } from './peer_lib.mjs';
-import { CLASSES, ONESHOT_SQL } from './classes.mjs';
+import { CLASSES, ONESHOT_SQL, EXPORT_SQL } from './classes.mjs';
 
 // quantileExactInclusive: linear interpolation between the exact order
 // statistics, R's type 7 (PERCENTILE.INC), as cpf.quantile.
@@ -71,6 +71,14 @@ main('chdb', async () => {
   const source = csvSource(opts.file, header);
   const json = (sql) => JSON.parse(session.query(sql, 'JSONCompact'));
 
+  if (opts.mode === 'export') { // the session's CSV dialect (';') on output too; NULL as an empty field
+    session.query("SET format_csv_null_representation = ''");
+    session.query(`${EXPORT_SQL(c, source)} INTO OUTFILE ${sqlString(opts.out)} TRUNCATE FORMAT CSVWithNames`);
+    const seconds = now() - START;
+    emit({ tool: 'chdb', mode: 'export', threads: opts.threads, seconds, out: opts.out, maxrss_kb: maxrssKb() });
+    session.close();
+    return;
+  }
   if (opts.mode === 'oneshot') {
     const out = json(ONESHOT_SQL(c, source));
     const names = out.meta.map((m) => m.name);

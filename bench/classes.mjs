@@ -226,6 +226,10 @@ export const CLASSES = [
 
 // The one-shot query: files, amount and average price by region and year,
 // and the row count (the totals check of bench/report.lua).
+// The export class: rncp_month's query, its rows written to a CSV file by the engine.
+export const EXPORT_SQL = (c, from) => byCodeMonth('code_rncp').sql(c, null, from);
+export const exportPolars = (pl, lf, c) => byCodeMonth('code_rncp').polars(pl, lf, c);
+
 export const ONESHOT_SQL = (c, from) => `
   SELECT ${REGION(c)}, ${YEAR(c)}, ${DOSSIERS(c)}, ${MONTANT(c)}, ${PRIX(c)}, count(*) AS lignes
   FROM ${from} GROUP BY ALL`;

@@ -5,16 +5,17 @@
 -- sides, or the answer check of bench/report.lua fails.
 --
 -- Each class is built and run once untimed (warm-up; with --answers, its answer is written to
--- DIR/<class>.cpf.tsv), then 7 times `build(ds):run()` (a fresh query each time: compiling it is
--- part of answering, as a peer parses and plans its SQL each time) and 7 times the same followed
--- by reading every cell of the result once, so that a lazy result cannot look faster than it is.
+-- DIR/<class>.cpf.tsv), then N times (--runs: default 7, bench/run.sh asks 15) `build(ds):run()` (a
+-- fresh query each time: compiling it is part of answering, as a peer parses and plans its SQL
+-- each time), N times the same followed by reading every cell of the result once, so that a lazy
+-- result cannot look faster than it is, and N times the same followed by res:format("csv").
 -- A class with `after(res)` (a result's own method: join, change, cumsum) has it applied to the
 -- query's result inside the timed part: the timed unit is then `after(build(ds):run())`.
 -- join_ref joins to the reference table bench/ref_rncp.lua writes beside FILE (lib.ref_path),
 -- loaded once, untimed, when the class first runs (as the peers load theirs).
 -- Prints one JSON line per class:
 --   {"tool":"cpf","mode":"warm","class":C,"seconds":S,"min_seconds":S,"read_seconds":S,
---    "read_min_seconds":S,"groups":G,"rows":R,"maxrss_kb":K}
+--    "read_min_seconds":S,"csv_seconds":S,"csv_min_seconds":S,"groups":G,"rows":R,"maxrss_kb":K}
 -- seconds = median of the 7 runs; groups = rows of the result.
 -- Usage (from the repository root):
 --   lua5.4 bench/cpf_query.lua FILE [--answers DIR] [--runs N] [--only CLASS,CLASS...]
@@ -222,9 +223,11 @@ for _, class in ipairs(CLASSES) do
     if answers then write_answer(answers, class, res) end
     local s, s_min = timed(runs, function() res = answer() end)
     local r, r_min = timed(runs, function() read_all(answer()) end)
+    local c, c_min = timed(runs, function() answer():format("csv") end)
     print(('{"tool":"cpf","mode":"warm","class":"%s","lua":"%s","seconds":%.6f,"min_seconds":%.6f,'
-      .. '"read_seconds":%.6f,"read_min_seconds":%.6f,"groups":%d,"rows":%d,"maxrss_kb":%d}'):format(
-      class.name, jit and "luajit" or _VERSION, s, s_min, r, r_min, #res, #ds, lib.status_kb("VmHWM")))
+      .. '"read_seconds":%.6f,"read_min_seconds":%.6f,"csv_seconds":%.6f,"csv_min_seconds":%.6f,"groups":%d,'
+      .. '"rows":%d,"maxrss_kb":%d}'):format(class.name, jit and "luajit" or _VERSION, s, s_min, r, r_min, c, c_min,
+      #res, #ds, lib.status_kb("VmHWM")))
     io.stdout:flush()
   end
 end

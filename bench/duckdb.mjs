@@ -6,10 +6,11 @@
 //            line), then each class of bench/classes.mjs on t; a timed run is
 //            runAndReadAll: the result materialised, as DuckDB hands it to JS.
 //            join_ref's reference table: CREATE TABLE ref, once, untimed.
+//   export   new instance + COPY (rncp_month's query on read_csv) TO --out.
 // Lines: {"tool":"duckdb","mode":M,"threads":N,"seconds":S,...}
 import { START, now, parseArgs, readHeader, normalise, sqlString, sqlColumns, TEXT_COLUMNS, emit, maxrssKb,
   warm, summarise, main, checkRef, REF_COLUMNS } from './peer_lib.mjs';
-import { CLASSES, ONESHOT_SQL } from './classes.mjs';
+import { CLASSES, ONESHOT_SQL, EXPORT_SQL } from './classes.mjs';
 
 // Why these options:
 // - delim/quote/escape/header: the Opendatasoft export (';', '"' doubled).
@@ -55,6 +56,12 @@ main('duckdb', async () => {
   const instance = await DuckDBInstance.create(':memory:', { threads: String(opts.threads) });
   const connection = await instance.connect();
 
+  if (opts.mode === 'export') {
+    await connection.run(`COPY (${EXPORT_SQL(c, source)}) TO ${sqlString(opts.out)} (HEADER, DELIMITER ',')`);
+    const seconds = now() - START;
+    emit({ tool: 'duckdb', mode: 'export', threads: opts.threads, seconds, out: opts.out, maxrss_kb: maxrssKb() });
+    return;
+  }
   if (opts.mode === 'oneshot') {
     const reader = await connection.runAndReadAll(ONESHOT_SQL(c, source));
     const rows = reader.getRowObjectsJS();

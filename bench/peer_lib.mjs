@@ -3,8 +3,8 @@
 // names, the column types, timing, the answer files and the JSON lines.
 //
 // Every driver takes the same arguments:
-//   node bench/<engine>.mjs FILE [--mode oneshot|warm] [--threads N]
-//        [--answers DIR] [--runs N] [--only CLASS,CLASS...]
+//   node bench/<engine>.mjs FILE [--mode oneshot|warm|export] [--threads N]
+//        [--answers DIR] [--runs N] [--only CLASS,CLASS...] [--out PATH]
 //   node bench/<engine>.mjs --probe
 //     oneshot  fresh process: files, amount and average price by region and
 //              year straight from the CSV; "seconds" from the script's first
@@ -14,6 +14,10 @@
 //              then every query class of bench/classes.mjs: one untimed run
 //              (warm-up; its answer goes to DIR/<class>.<engine>.tsv with
 //              --answers), then N timed runs (default 7), median and min.
+//     export   fresh process: files and amount by code_rncp and month
+//              (rncp_month) straight from the CSV, written to the CSV file
+//              --out PATH by the engine's own writer (DuckDB COPY, polars
+//              writeCSV, chDB INTO OUTFILE); "seconds" as for oneshot.
 //     --probe  imports the engine's package and prints its version: run.sh
 //              calls it first and reports a peer that fails it as missing.
 import { openSync, readSync, closeSync, writeFileSync, existsSync } from 'node:fs';
@@ -29,11 +33,11 @@ export const START = now();
 export function parseArgs(engine, argv = process.argv.slice(2)) {
   const usage = (message) => {
     if (message) process.stderr.write(`${engine}.mjs: ${message}\n`);
-    process.stderr.write(`usage: node bench/${engine}.mjs FILE [--mode oneshot|warm] [--threads N]`
-      + ' [--answers DIR] [--runs N] [--only CLASS,...] | --probe\n');
+    process.stderr.write(`usage: node bench/${engine}.mjs FILE [--mode oneshot|warm|export] [--threads N]`
+      + ' [--answers DIR] [--runs N] [--only CLASS,...] [--out PATH] | --probe\n');
     process.exit(2);
   };
-  const opts = { file: null, mode: 'warm', threads: 2, answers: null, runs: 7, only: null, probe: false };
+  const opts = { file: null, mode: 'warm', threads: 2, answers: null, runs: 7, only: null, probe: false, out: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--mode') opts.mode = argv[++i];
@@ -42,13 +46,15 @@ export function parseArgs(engine, argv = process.argv.slice(2)) {
     else if (a === '--runs') opts.runs = Number(argv[++i]);
     else if (a === '--only') opts.only = new Set(String(argv[++i] ?? '').split(',').filter(Boolean));
     else if (a === '--probe') opts.probe = true;
+    else if (a === '--out') opts.out = argv[++i];
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else if (opts.file === null) opts.file = a;
     else usage(`unexpected argument ${a}`);
   }
   if (opts.probe) return opts;
   if (opts.file === null) usage('missing FILE');
-  if (!['oneshot', 'warm'].includes(opts.mode)) usage(`unknown mode ${opts.mode}`);
+  if (!['oneshot', 'warm', 'export'].includes(opts.mode)) usage(`unknown mode ${opts.mode}`);
+  if (opts.mode === 'export' && !opts.out) usage('--mode export wants --out PATH');
   if (!Number.isInteger(opts.threads) || opts.threads < 1) usage('--threads wants a positive integer');
   if (!Number.isInteger(opts.runs) || opts.runs < 1) usage('--runs wants a positive integer');
   return opts;

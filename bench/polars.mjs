@@ -12,7 +12,7 @@
 // Lines: {"tool":"polars","mode":M,"threads":N,"seconds":S,...}
 import { START, now, parseArgs, readHeader, columnNames, normalise, columnType, emit, maxrssKb, warm,
   summarise, main, checkRef, REF_COLUMNS } from './peer_lib.mjs';
-import { CLASSES, oneshotPolars } from './classes.mjs';
+import { CLASSES, oneshotPolars, exportPolars } from './classes.mjs';
 
 main('polars', async () => {
   const opts = parseArgs('polars');
@@ -36,6 +36,12 @@ main('polars', async () => {
   // missing value (missingIsNull / not missingUtf8IsEmptyString), as in cpf.
   const csvOptions = { sep: ';', quoteChar: '"', hasHeader: true, schema };
 
+  if (opts.mode === 'export') {
+    exportPolars(pl, pl.scanCSV(opts.file, csvOptions), c).collectSync().writeCSV(opts.out);
+    const seconds = now() - START;
+    emit({ tool: 'polars', mode: 'export', threads: opts.threads, seconds, out: opts.out, maxrss_kb: maxrssKb() });
+    return;
+  }
   if (opts.mode === 'oneshot') {
     const lf = pl.scanCSV(opts.file, csvOptions);
     const df = oneshotPolars(pl, lf, c).collectSync();

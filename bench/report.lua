@@ -73,6 +73,7 @@ local meta, failures, peers, missing, failed_class = {}, {}, {}, {}, {}
 local groups, order = {}, {}                 -- process rows
 local warm, classes = {}, {}                 -- warm[class][engine] = { lines }, classes in order
 local oneshots = {}                          -- oneshots[engine .. threads] = { lines }
+local exports = {}                           -- exports[engine] = { lines }: the export class
 
 local function add_class(class)
   if not warm[class] then
@@ -97,6 +98,9 @@ for line in io.lines(path) do
       local w = add_class(t.class)
       w[t.tool] = w[t.tool] or {}
       table.insert(w[t.tool], t)
+    elseif t.mode == "export" then
+      exports[t.tool] = exports[t.tool] or {}
+      table.insert(exports[t.tool], t)
     elseif t.tool == "cpf_oneshot" or t.mode == "oneshot" then
       local engine = t.tool == "cpf_oneshot" and "cpf" or t.tool
       local k = engine .. (t.threads or "")
@@ -298,10 +302,12 @@ say("Data loaded once per process; each class run once untimed (its answer check
   .. " then timed; milliseconds, median over the rounds of each round's median. cpf run = `q:run()`,"
   .. " cpf run+read = the same, then every cell of the result read once.")
 say()
-say(("| class | rows | cpf run | cpf run+read | DuckDB | polars | chDB | fastest peer | run / fastest"
-  .. " | run+read / fastest | target ≤ %s | answers |"):format(TARGET_WARM))
-say("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|---|---|")
+say(("| class | rows | cpf run (min) | cpf run+read (min) | cpf run+csv (min) | med/min | DuckDB | polars | chDB"
+  .. " | fastest peer | run / fastest | run+read / fastest | target ≤ %s | answers |"):format(TARGET_WARM))
+say("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|---|---|")
 local passed, judged = 0, 0
+local steady, timed_classes = 0, 0 -- cpf classes whose median is within STEADY × their minimum
+local STEADY = 1.25
 for _, class in ipairs(classes) do
   local w = warm[class]
   local function cell_of(e, field)
@@ -327,8 +333,17 @@ for _, class in ipairs(classes) do
   end
   if answers[class].cpf_note then bad[#bad + 1] = "cpf" end
   local agree = #bad > 0 and ("**DIFFERS** (" .. table.concat(bad, ", ") .. ")") or "agree"
-  say(("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(class,
-    fmt("%d", median_of(w.cpf, "groups")), cell_of("cpf", "seconds"), cell_of("cpf", "read_seconds"),
+  local function with_min(field, min_field)
+    return ("%s (%s)"):format(cell_of("cpf", field), ms(min_of(w.cpf, min_field)) or "n/a")
+  end
+  local spread = ratio(median_of(w.cpf, "seconds"), min_of(w.cpf, "min_seconds"))
+  if spread then
+    timed_classes = timed_classes + 1
+    if spread <= STEADY then steady = steady + 1 end
+  end
+  say(("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(class,
+    fmt("%d", median_of(w.cpf, "groups")), with_min("seconds", "min_seconds"),
+    with_min("read_seconds", "read_min_seconds"), with_min("csv_seconds", "csv_min_seconds"), fmt("%.2f", spread),
     cell_of("duckdb", "seconds"), cell_of("polars", "seconds"), cell_of("chdb", "seconds"),
     best_e and NAME[best_e] or "n/a", fmt("%.2f", r), fmt("%.2f", ratio(read, best)), verdict, agree))
 end
@@ -341,11 +356,15 @@ local function peak(e)
   end
   return worst
 end
-say(("| peak RSS, MiB | | %s | | %s | %s | %s | | | | | |"):format(mib(peak("cpf")),
+say(("| peak RSS, MiB | | %s | | | | %s | %s | %s | | | | | |"):format(mib(peak("cpf")),
   missing.duckdb and "missing" or mib(peak("duckdb")), missing.polars and "missing" or mib(peak("polars")),
   missing.chdb and "missing" or mib(peak("chdb"))))
 say()
 say(("%d of %d classes within the target (cpf run ≤ %s × the fastest peer)."):format(passed, judged, TARGET_WARM))
+say()
+say(("Steady runs: %d of %d classes have their cpf median within %s × their minimum (med/min: the median over"
+  .. " the rounds of each round's median, over the smallest run of all; %s timed runs a round)."):format(
+  steady, timed_classes, STEADY, fmt("%d", meta.cpf_warm_runs or meta.warm_runs)))
 say()
 say("What the classes are (same rows, same order on every engine: cpf's default order, keys ascending,"
   .. " missing values last; SQL `ORDER BY ... NULLS LAST`):")
@@ -503,6 +522,84 @@ say("- peak RSS: median over runs of each process's high-water mark (maxrss / Vm
   .. " node's includes the runtime itself.")
 say()
 
+-- ------------------------------------------------------------------ export
+-- An export file: header and rows, each a list of cells (the separator read from the header line:
+-- ',' or ';'; fields quoted with '"', doubled inside; no line break inside a field here).
+local function read_export(file)
+  local f = file and io.open(file, "rb")
+  if not f then return nil end
+  local rows, sep = {}, nil
+  for line in f:lines() do
+    line = line:gsub("\r$", "")
+    sep = sep or (line:find(";", 1, true) and ";" or ",")
+    local cells, i = {}, 1
+    while i <= #line + 1 do
+      if line:sub(i, i) == '"' then
+        local j, text = i + 1, {}
+        while true do
+          local q = line:find('"', j, true) or #line + 1
+          text[#text + 1] = line:sub(j, q - 1)
+          if line:sub(q + 1, q + 1) == '"' then text[#text + 1] = '"'; j = q + 2 else i = q + 1; break end
+        end
+        cells[#cells + 1] = table.concat(text)
+      else
+        local k = line:find(sep, i, true) or #line + 1
+        cells[#cells + 1] = line:sub(i, k - 1)
+        i = k
+      end
+      i = i + 1 -- the separator
+    end
+    rows[#rows + 1] = cells
+  end
+  f:close()
+  return rows
+end
+local EXPORT_KINDS = { "key", "key", "count", "money" }
+-- "agree" or "differs: ..." against cpf's file: same header, rows, keys and files exactly, amounts
+-- within a cent (same_cell), an empty cell a missing value.
+local function check_export(ref, ans)
+  if not ref then return "no cpf file" end
+  if not ans then return "no file" end
+  if #ans ~= #ref then return ("differs: %d rows, cpf %d"):format(#ans - 1, #ref - 1) end
+  for i = 2, #ref do
+    for j, kind in ipairs(EXPORT_KINDS) do
+      local a, b = ans[i][j], ref[i][j]
+      a, b = a ~= "" and a or nil, b ~= "" and b or nil
+      if not same_cell(b, a, kind) then
+        return ("differs: row %d column %d: %s, cpf %s"):format(i - 1, j, short(tostring(a)), short(tostring(b)))
+      end
+    end
+  end
+  return "agree"
+end
+local function export_time(e) return os_time(exports[e]) end
+local export_ref = read_export(exports.cpf and exports.cpf[1].out)
+say("## Export: code_rncp × month to a CSV file")
+say()
+say("A new process reads the CSV, groups code_rncp × month (files, amount) and writes the rows to a CSV file with"
+  .. " the engine's own writer: cpf `cpf query FILE --by code_rncp,mois --measure dossiers,montant --format csv"
+  .. " -o OUT`, DuckDB `COPY (SELECT …) TO OUT`, polars `scanCSV … collectSync().writeCSV(OUT)`, chDB"
+  .. " `SELECT … INTO OUTFILE OUT FORMAT CSVWithNames`; whole process timed from outside. Files compared"
+  .. " with cpf's: keys and files exactly, amounts within a cent.")
+say()
+say("| engine | runs | process s (median) | min | × cpf | peak RSS MiB | file |")
+say("|---|--:|--:|--:|--:|--:|---|")
+for _, e in ipairs(ENGINES) do
+  local lines = exports[e]
+  if lines or (e ~= "cpf" and missing[e]) then
+    local s = export_time(e)
+    say(("| %s | %d | %s | %s | %s | %s | %s |"):format(NAME[e], lines and #lines or 0,
+      (e ~= "cpf" and missing[e]) and "missing" or fmt("%.3f", s),
+      fmt("%.3f", lines and (min_of(lines, "process_seconds") or min_of(lines, "seconds"))),
+      fmt("%.2f", ratio(s, export_time("cpf"))), mib(median_of(lines or {}, "maxrss_kb")),
+      e == "cpf" and "reference" or check_export(export_ref, read_export(lines and lines[1].out))))
+    if e ~= "cpf" and lines and check_export(export_ref, read_export(lines[1].out)) ~= "agree" then
+      checks_ok = false
+    end
+  end
+end
+say()
+
 -- ----------------------------------------------------------------- targets
 local csv_bytes = median(cpf, "csv_bytes") or meta.csv_bytes
 say("## Targets")
@@ -547,6 +644,29 @@ target("Lua-function condition on the amount (gt_fn) / `cpf.gt` (gt_filter)",
   ratio(warm_med("gt_fn", "cpf"), warm_med("gt_filter", "cpf")), 1.5, nil,
   ratio(warm_min("gt_fn", "cpf"), warm_min("gt_filter", "cpf")))
 target("three keys (region, modalite, year), cpf seconds", warm_med("three_keys", "cpf"), 0.05, "%.4f")
+target(("warm classes whose cpf median ≤ %s × their minimum (of %d)"):format(STEADY, timed_classes),
+  timed_classes > 0 and steady or nil, timed_classes > 0 and timed_classes or nil, "%d", nil, true)
+local function warm_field(class, e, field) return median_of(warm[class] and warm[class][e], field) end
+local function warm_field_min(class, e, field) return min_of(warm[class] and warm[class][e], field) end
+target("rncp_month: cpf run + every cell read / chDB (its answer as text)",
+  ratio(warm_field("rncp_month", "cpf", "read_seconds"), warm_med("rncp_month", "chdb")), 0.5, nil,
+  ratio(warm_field_min("rncp_month", "cpf", "read_min_seconds"), warm_min("rncp_month", "chdb")))
+target("rncp_month: cpf run + format(\"csv\") / chDB (its answer as text)",
+  ratio(warm_field("rncp_month", "cpf", "csv_seconds"), warm_med("rncp_month", "chdb")), 0.5, nil,
+  ratio(warm_field_min("rncp_month", "cpf", "csv_min_seconds"), warm_min("rncp_month", "chdb")))
+local function export_min(e)
+  return exports[e] and (min_of(exports[e], "process_seconds") or min_of(exports[e], "seconds"))
+end
+target("export: cpf query -o out.csv / DuckDB COPY (process)", ratio(export_time("cpf"), export_time("duckdb")), 0.5,
+  nil, ratio(export_min("cpf"), export_min("duckdb")))
+do
+  local best_export
+  for _, e in ipairs(PEERS) do
+    local t = export_time(e)
+    if t and (not best_export or t < best_export) then best_export = t end
+  end
+  target("export: cpf / fastest peer (process)", ratio(export_time("cpf"), best_export), nil)
+end
 target(("cpf one-shot 2 threads / fastest peer one-shot 2 threads (process)"), os_ratio, TARGET_ONESHOT)
 target("cpf one-shot 2 threads / DuckDB one-shot 2 threads (process)", ratio(cpf_os, os_time(oneshots.duckdb2)), 0.5)
 target("cpf one-shot 1 thread / DuckDB one-shot 1 thread (process)",

@@ -75,6 +75,7 @@ die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 ROWS=2000000
 RUNS=2
 WARM_RUNS=7
+CPF_WARM_RUNS=15   # cpf's classes: 15 runs, the steadiness target's count (median <= 1.25 x minimum)
 PURE_RUNS=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -184,8 +185,8 @@ cat "$CSV" >/dev/null
 
 # Answers of this run only: a stale file of an earlier run is never compared.
 ANSWERS=bench/out/answers
-rm -rf "$ANSWERS"
-mkdir -p "$ANSWERS"
+rm -rf "$ANSWERS" bench/out/exports
+mkdir -p "$ANSWERS" bench/out/exports
 
 # ------------------------------------------------------------- measurements
 # Each m_<name> prints JSON lines on stdout (the peers' own output, as is);
@@ -197,7 +198,7 @@ m_cpf_load_luajit()   { luajit bench/cpf_load.lua "$CSV"; }
 m_cpf_oneshot_1t()    { lua5.4 bench/cpf_oneshot.lua "$CSV" 1; }
 m_cpf_oneshot_2t()    { lua5.4 bench/cpf_oneshot.lua "$CSV" 2; }
 # shellcheck disable=SC2046  # answers_arg is two words or none
-m_cpf_query()         { lua5.4 bench/cpf_query.lua "$CSV" --runs "$WARM_RUNS" $(answers_arg "$1"); }
+m_cpf_query()         { lua5.4 bench/cpf_query.lua "$CSV" --runs "$CPF_WARM_RUNS" $(answers_arg "$1"); }
 m_duckdb_oneshot_1t() { node bench/duckdb.mjs "$CSV" --threads 1 --mode oneshot; }
 m_duckdb_oneshot_2t() { node bench/duckdb.mjs "$CSV" --threads 2 --mode oneshot; }
 # shellcheck disable=SC2046
@@ -209,6 +210,18 @@ m_chdb_oneshot()      { node bench/chdb.mjs "$CSV" --threads 2 --mode oneshot; }
 # shellcheck disable=SC2046
 m_chdb_warm()         { node bench/chdb.mjs "$CSV" --threads 2 --mode warm --runs "$WARM_RUNS" $(answers_arg "$1"); }
 m_pure_lua()          { lua5.4 bench/pure_lua.lua "$CSV"; }
+# The export class: code_rncp x month written to a CSV file by each engine (bench/report.lua
+# compares the files with cpf's); the whole process is the figure (ONESHOTS).
+EXPORTS=bench/out/exports
+m_cpf_export() {
+  local out="$EXPORTS/export.cpf.csv" t0=$EPOCHREALTIME
+  lua5.4 bin/cpf query "$CSV" --by code_rncp,mois --measure dossiers,montant --format csv -o "$out" || return
+  printf '{"tool":"cpf","mode":"export","threads":2,"seconds":%s,"out":%s}\n' \
+    "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }')" "$(json_str "$out")"
+}
+m_duckdb_export()     { node bench/duckdb.mjs "$CSV" --threads 2 --mode export --out "$EXPORTS/export.duckdb.csv"; }
+m_polars_export()     { node bench/polars.mjs "$CSV" --threads 2 --mode export --out "$EXPORTS/export.polars.csv"; }
+m_chdb_export()       { node bench/chdb.mjs "$CSV" --threads 2 --mode export --out "$EXPORTS/export.chdb.csv"; }
 
 # Order of the round. The report has its own order (by section).
 MEASUREMENTS=(libcsv_raw cpf_load_lua54 cpf_load_luajit cpf_oneshot_1t cpf_oneshot_2t)
@@ -218,19 +231,20 @@ for script in bench/cpf_*.lua; do
   case "$script" in bench/cpf_load.lua|bench/cpf_oneshot.lua|bench/cpf_query.lua) continue ;; esac
   MEASUREMENTS+=("script:$script")
 done
-MEASUREMENTS+=(cpf_query)
+MEASUREMENTS+=(cpf_query cpf_export)
 # A peer's rows only when it loaded.
 peer_present() { [ -z "${MISSING[$1]+x}" ]; }
-peer_present duckdb && MEASUREMENTS+=(duckdb_oneshot_1t duckdb_oneshot_2t duckdb_warm)
-peer_present polars && MEASUREMENTS+=(polars_oneshot polars_warm)
-peer_present chdb && MEASUREMENTS+=(chdb_oneshot chdb_warm)
+peer_present duckdb && MEASUREMENTS+=(duckdb_oneshot_1t duckdb_oneshot_2t duckdb_warm duckdb_export)
+peer_present polars && MEASUREMENTS+=(polars_oneshot polars_warm polars_export)
+peer_present chdb && MEASUREMENTS+=(chdb_oneshot chdb_warm chdb_export)
 MEASUREMENTS+=(pure_lua)
 
 # Runs per measurement: K unless listed here.
 declare -A RUNS_OF=([pure_lua]=$PURE_RUNS)
 # Whole-process figures: timed from outside too (fork to exit).
 declare -A ONESHOTS=([cpf_oneshot_1t]=1 [cpf_oneshot_2t]=1 [duckdb_oneshot_1t]=1 [duckdb_oneshot_2t]=1
-                     [polars_oneshot]=1 [chdb_oneshot]=1)
+                     [polars_oneshot]=1 [chdb_oneshot]=1 [cpf_export]=1 [duckdb_export]=1 [polars_export]=1
+                     [chdb_export]=1)
 
 JSONL="bench/out/results-$TAG.jsonl"
 : >"$JSONL"
@@ -251,7 +265,8 @@ fi
   printf ',"nproc":%s,"cpu":%s,"mem_kb":%s,"loadavg":%s' "$(nproc)" "$(json_str "${CPU_MODEL:-unknown}")" \
     "${MEM_KB:-0}" "$(json_str "$LOADAVG")"
   printf ',"file":%s,"rows":%s,"csv_bytes":%s' "$(json_str "$CSV")" "$ROWS" "$CSV_BYTES"
-  printf ',"runs":%s,"warm_runs":%s,"pure_runs":%s,"git":%s' "$RUNS" "$WARM_RUNS" "$PURE_RUNS" "$(json_str "$GIT_REV")"
+  printf ',"runs":%s,"warm_runs":%s,"cpf_warm_runs":%s,"pure_runs":%s,"git":%s' "$RUNS" "$WARM_RUNS" \
+    "$CPF_WARM_RUNS" "$PURE_RUNS" "$(json_str "$GIT_REV")"
   printf ',"answers":%s' "$(json_str "$ANSWERS")"
   # Name and version only (the -v banners go on with copyright notices).
   printf ',"lua":%s,"luajit":%s' "$(json_str "$(lua5.4 -v 2>&1 | head -n 1 | cut -d' ' -f1,2)")" \
