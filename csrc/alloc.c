@@ -62,7 +62,12 @@ struct cpf_pool {
   size_t kept, max;    /* bytes of the kept blocks, and their bound */
   size_t count;
   block_header *blocks[POOL_BLOCKS];
+  size_t out;          /* bytes handed out and not given back: live results, and uncollected ones */
+  size_t collect_at;   /* pool_wants_collection's threshold of `out` */
 };
+
+/* What pool_wants_collection waits for at first, and at least. */
+#define POOL_COLLECT_MIN ((size_t)16 << 20)
 
 cpf_pool *pool_new(size_t max_bytes) {
   cpf_pool *pool = cpf_calloc(1, sizeof *pool);
@@ -70,6 +75,7 @@ cpf_pool *pool_new(size_t max_bytes) {
   pool->refs = 1;
   pool->open = 1;
   pool->max = max_bytes;
+  pool->collect_at = POOL_COLLECT_MIN;
   return pool;
 }
 
@@ -112,10 +118,11 @@ void *pool_alloc(cpf_pool *pool, size_t bytes) {
     h = pool->blocks[best];
     pool->blocks[best] = pool->blocks[--pool->count];
     pool->kept -= h->bytes;
-    return h + 1;
+  } else {
+    if (bytes > (size_t)-1 - sizeof *h || !(h = cpf_malloc(sizeof *h + bytes))) return NULL;
+    h->bytes = bytes;
   }
-  if (bytes > (size_t)-1 - sizeof *h || !(h = cpf_malloc(sizeof *h + bytes))) return NULL;
-  h->bytes = bytes;
+  if (pool) pool->out += h->bytes;
   return h + 1;
 }
 
@@ -129,10 +136,27 @@ void pool_free(cpf_pool *pool, void *p) {
   block_header *h;
   if (!p) return;
   h = (block_header *)p - 1;
+  if (pool) pool->out -= h->bytes < pool->out ? h->bytes : pool->out;
   if (pool && pool->open && pool->count < POOL_BLOCKS && pool->kept + h->bytes <= pool->max) {
     pool->blocks[pool->count++] = h;
     pool->kept += h->bytes;
     return;
   }
   free(h);
+}
+
+/* Lua's collector does not see the blocks: a result it has not collected yet holds them, and in
+ * generational mode (lua5.4's own) a step never reaches the old results. So a full collection
+ * when the blocks handed out have grown past twice what was live after the last one, plus the
+ * Lua heap then (the work of a collection is the heap's size: this keeps it in proportion to
+ * what the queries allocate). */
+int pool_wants_collection(const cpf_pool *pool) {
+  return pool && pool->out > pool->collect_at;
+}
+
+void pool_collected(cpf_pool *pool, size_t lua_heap_bytes) {
+  size_t at;
+  if (!pool) return;
+  at = 2 * pool->out + lua_heap_bytes;
+  pool->collect_at = at > POOL_COLLECT_MIN ? at : POOL_COLLECT_MIN;
 }

@@ -114,6 +114,10 @@ void pool_close(cpf_pool *pool);
 void *pool_alloc(cpf_pool *pool, size_t bytes); /* contents undefined */
 void *pool_calloc(cpf_pool *pool, size_t bytes);
 void pool_free(cpf_pool *pool, void *p);
+/* Whether the results holding the pool's blocks should be collected now (a full collection of
+ * the Lua state), and the figures after it: see alloc.c. */
+int pool_wants_collection(const cpf_pool *pool);
+void pool_collected(cpf_pool *pool, size_t lua_heap_bytes);
 
 /* ---- io.c: every read and write of a file, and the test switch that fails one ---- */
 ssize_t cpf_read(int fd, void *buf, size_t n);

@@ -196,6 +196,10 @@ int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, qu
     size_t bytes = res->ngroups * sizeof *st->order + res->nslots * naggs * (2 * sizeof(int64_t) + 1);
     for (k = 0; k < nkeys; k++) bytes += res->ngroups * sizeof(uint32_t) + keys[k].cardinality * sizeof(uint32_t);
     if (bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes / 1024 < INT_MAX ? bytes / 1024 : INT_MAX));
+    if (pool_wants_collection(st->pool)) { /* a step may not reach old results (generational mode) */
+      lua_gc(L, LUA_GCCOLLECT, 0);
+      pool_collected(st->pool, (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024);
+    }
   }
   return 1;
 }
