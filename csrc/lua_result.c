@@ -290,14 +290,41 @@ static void push_cell(lua_State *L, const result_store *st, const row_context *c
   }
 }
 
-static void push_row(lua_State *L, const result_store *st, const row_context *cx, uint32_t g) {
+/* The stack slots of a row build, per column: its name, and the table its cells come from (a
+ * key's labels by code, a Lua-computed column's values by group; 0 for an aggregate). Pushed
+ * once per fill, so that each cell costs one lookup. */
+static int push_columns(lua_State *L, const result_store *st, const row_context *cx) {
+  int base = lua_gettop(L) + 1;
+  size_t c;
+  luaL_checkstack(L, (int)(2 * st->ncols + 4), "result store: too many columns");
+  for (c = 0; c < st->ncols; c++) {
+    const store_column *col = &st->cols[c];
+    lua_rawgeti(L, cx->names, (int)c + 1);
+    if (col->source == SOURCE_KEY) lua_rawgeti(L, cx->labels, (int)col->index + 1);
+    else if (col->source == SOURCE_VALUES) lua_rawgeti(L, cx->values, (int)c + 1);
+    else lua_pushnil(L);
+  }
+  return base;
+}
+
+/* Pushes the row table of group g: the cells that have a value, under their column names. */
+static void push_row(lua_State *L, const result_store *st, int columns, uint32_t g) {
   size_t c;
   lua_createtable(L, 0, (int)st->ncols);
   for (c = 0; c < st->ncols; c++) {
-    push_cell(L, st, cx, c, g);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
-    lua_rawgeti(L, cx->names, (int)c + 1);
-    lua_insert(L, -2);
+    const store_column *col = &st->cols[c];
+    int name = columns + 2 * (int)c;
+    if (col->source == SOURCE_AGG) {
+      const store_agg *a = &st->aggs[col->index];
+      if (!a->present[g]) continue;
+      lua_pushvalue(L, name);
+      if (a->out == OUT_NUMBER) lua_pushnumber(L, a->numbers[g]);
+      else push_stored_integer(L, a->out, a->scale, a->integers[g]);
+    } else {
+      lua_pushvalue(L, name);
+      lua_rawgeti(L, name + 1, col->source == SOURCE_KEY ? (int)st->codes[col->index][g] + 1 : (int)g + 1);
+      if (lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
+    }
     lua_rawset(L, -3);
   }
 }
@@ -309,7 +336,7 @@ static int store_fill(lua_State *L) {
   result_store *st = check_store(L, 1);
   row_context cx;
   size_t i, from = 1, to;
-  int partial = !lua_isnoneornil(L, 3);
+  int partial = !lua_isnoneornil(L, 3), columns;
   luaL_checktype(L, 2, LUA_TTABLE);
   to = st->count;
   if (partial) {
@@ -319,13 +346,14 @@ static int store_fill(lua_State *L) {
   }
   lua_settop(L, 2);
   push_context(L, 1, &cx);
+  columns = push_columns(L, st, &cx);
   for (i = from; i <= to; i++) {
     if (partial) {
       lua_rawgeti(L, 2, (int)i);
       if (!lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
       lua_pop(L, 1);
     }
-    push_row(L, st, &cx, st->order[i - 1]);
+    push_row(L, st, columns, st->order[i - 1]);
     lua_rawseti(L, 2, (int)i);
   }
   lua_settop(L, 2);

@@ -56,7 +56,7 @@ local STORE = setmetatable({}, { __mode = "k" })
 -- tables, so there the store fills every row at once (in C).
 local LAZY = _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2"
 
-local BLOCK = 128 -- rows built by one read of a row not built yet: ipairs then reads them raw
+local BLOCK = 512 -- rows built by one read of a row not built yet: ipairs then reads them raw
 local Lazy = {
   __index = function(self, k)
     if type(k) ~= "number" then return Result[k] end
