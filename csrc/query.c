@@ -926,7 +926,7 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
   while (((hi - lo) >> shift) >= nb) shift++;
   /* clamped: a stored range that a damaged snapshot got wrong costs a wrong answer, not memory */
 #define BUCKET_OF(key) ((key) < lo ? 0 : (key) > hi ? nb - 1 : (size_t)(((key) - lo) >> shift))
-  if (!(hist = cpf_calloc(slots * nb, sizeof *hist))) goto oom;
+  if (!(hist = pool_calloc(ds->pool, slots * nb * sizeof *hist))) goto oom;
   for (i = 0; i < n; i += KEY_BLOCK) { /* one histogram for every quantile of the column */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
@@ -955,7 +955,7 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
       total += cand[x];
     }
   }
-  if (!(values = cpf_malloc((total ? total : 1) * sizeof *values))) goto oom;
+  if (!(values = pool_alloc(ds->pool, total * sizeof *values))) goto oom;
   for (i = 0; i < n; i += KEY_BLOCK) { /* one pass copies the candidates of every quantile */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
@@ -983,7 +983,9 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
 oom:
   cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
 done:
-  free(count); free(at); free(below); free(cand); free(first); free(second); free(hist); free(values);
+  free(count); free(at); free(below); free(cand); free(first); free(second);
+  pool_free(ds->pool, hist);
+  pool_free(ds->pool, values);
   return rc;
 }
 #undef QUANTILE_ROW
@@ -998,15 +1000,21 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
   size_t n = ds->rows, i, g;
   if (nslots > 0) nslots--; /* the dropped rows' slot */
   if (nslots <= QUANTILE_MAX_SLOTS) return quantile_by_buckets(ds, gid, keep, &agg, 1, nslots, err);
-  size_t *start = cpf_calloc(nslots + 1, sizeof *start), *fill;
+  size_t *start = pool_calloc(ds->pool, (nslots + 1) * sizeof *start), *fill;
   double *values;
   if (!start) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++)
     if (gid[i] < nslots && (!keep || keep[i]) && !is_missing(col, i)) start[gid[i] + 1]++;
   for (g = 0; g < nslots; g++) start[g + 1] += start[g];
-  values = cpf_malloc((start[nslots] ? start[nslots] : 1) * sizeof *values);
-  fill = cpf_malloc((nslots ? nslots : 1) * sizeof *fill);
-  if (!values || !fill) { free(start); free(values); free(fill); cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
+  values = pool_alloc(ds->pool, start[nslots] * sizeof *values);
+  fill = pool_alloc(ds->pool, nslots * sizeof *fill);
+  if (!values || !fill) {
+    pool_free(ds->pool, start);
+    pool_free(ds->pool, values);
+    pool_free(ds->pool, fill);
+    cpf_error_set(err, CPF_ERR_MEMORY, "out of memory");
+    return -1;
+  }
   memcpy(fill, start, nslots * sizeof *fill);
   for (i = 0; i < n; i++)
     if (gid[i] < nslots && (!keep || keep[i]) && !is_missing(col, i))
@@ -1017,9 +1025,9 @@ static int agg_quantile(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     agg->numbers[g] = quantile_from(values + start[g], m, (size_t)floor((double)(m - 1) * agg->q), m, agg->q);
     agg->present[g] = 1;
   }
-  free(start);
-  free(values);
-  free(fill);
+  pool_free(ds->pool, start);
+  pool_free(ds->pool, values);
+  pool_free(ds->pool, fill);
   return 0;
 }
 
@@ -1075,15 +1083,15 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
     width = lo > hi ? 1 : (uint64_t)hi - (uint64_t)lo < DISTINCT_BITMAP_BITS ? (size_t)((uint64_t)hi - (uint64_t)lo) + 1 : 0;
   }
   if (width > 0 && nslots <= DISTINCT_BITMAP_BITS / width) {
-    uint8_t *bits = cpf_calloc((nslots * width + 7) / 8 + 1, 1);
+    uint8_t *bits = pool_calloc(ds->pool, (nslots * width + 7) / 8 + 1);
     if (!bits) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
     distinct_by_bitmap(ds, gid, keep, agg, nslots, lo, width, bits);
-    free(bits);
+    pool_free(ds->pool, bits);
     return 0;
   }
   for (i = 0; i < n; i++) if (gid[i] < nslots) used++;
   while (cap < used * 2) cap *= 2;
-  set = cpf_calloc(cap, sizeof *set);
+  set = pool_calloc(ds->pool, cap * sizeof *set);
   if (!set) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); return -1; }
   for (i = 0; i < n; i++) {
     uint64_t v, h, j;
@@ -1105,7 +1113,7 @@ static int agg_distinct(const cpf_dataset *ds, const uint32_t *gid, const uint8_
       if (set[j][0] == (uint64_t)gid[i] + 1 && set[j][1] == v) break;
     }
   }
-  free(set);
+  pool_free(ds->pool, set);
   return 0;
 }
 
