@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Every name the module's files share stays inside the module however it is built (LuaRocks'
@@ -614,7 +615,13 @@ int order_rank_key(const cpf_dataset *ds, const query_key *key, const uint32_t *
 /* A double's place in the total order of compare_doubles (query.c) as an unsigned integer:
  * its bits with -0 as 0, negatives below positives, NaN after everything. The top bits grow
  * with the value's logarithm (what the quantiles' buckets rely on). */
-uint64_t order_double_key(double d);
+static inline uint64_t order_double_key(double d) { /* inline: the quantiles call it for every row */
+  uint64_t bits;
+  if (d != d) return UINT64_MAX;
+  if (d == 0) d = 0; /* -0.0 ties with 0.0, as Lua's == says */
+  memcpy(&bits, &d, sizeof bits);
+  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
+}
 /* Sorts keys[0..n) ascending in place (radix). */
 int order_sort_keys(uint64_t *keys, size_t n, cpf_error *err);
 

@@ -176,14 +176,6 @@ oom:
 
 /* ---- sorting the groups ---- */
 
-uint64_t order_double_key(double d) {
-  uint64_t bits;
-  if (d != d) return UINT64_MAX;
-  if (d == 0) d = 0; /* -0.0 ties with 0.0, as Lua's == says */
-  memcpy(&bits, &d, sizeof bits);
-  return (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
-}
-
 /* The key of group g for one spec; *missing set when the group has no value (it goes last,
  * whatever the direction, as Result:sorted puts nil last). */
 static uint64_t spec_key(const order_spec *s, uint32_t g, int *missing) {

@@ -869,10 +869,18 @@ static void block_keys(const cpf_column *col, size_t start, size_t count, uint64
     for (i = 0; i < count; i++) out[i] = order_double_key(v[i]);
     return;
   }
+  /* order_double_key without its NaN and -0 cases, which an integer times unit never is:
+   * branch-free, so that the compiler can vectorize the loop */
 #define KEYS_OF(T)                                                               \
   {                                                                              \
     const T *v = (const T *)col->data + start;                                   \
-    for (i = 0; i < count; i++) out[i] = order_double_key((double)v[i] * unit); \
+    for (i = 0; i < count; i++) {                                                \
+      double d = (double)v[i] * unit;                                            \
+      uint64_t bits, negative;                                                   \
+      memcpy(&bits, &d, sizeof bits);                                            \
+      negative = 0 - (bits >> 63);                                               \
+      out[i] = bits ^ (negative | (uint64_t)1 << 63);                           \
+    }                                                                            \
   }
   switch (col->width) {
   case 1: KEYS_OF(int8_t) break;
@@ -883,8 +891,39 @@ static void block_keys(const cpf_column *col, size_t start, size_t count, uint64
 #undef KEYS_OF
 }
 
+/* block_keys' key of one stored integer of a column with that unit. */
+static uint64_t integer_order_key(int64_t v, double unit) {
+  double d = (double)v * unit;
+  uint64_t bits, negative;
+  memcpy(&bits, &d, sizeof bits);
+  negative = 0 - (bits >> 63);
+  return bits ^ (negative | (uint64_t)1 << 63);
+}
+
+/* The stored integers of [min, max] whose keys fall in [klo, khi] (the keys grow with the
+ * integers): *vlo..*vhi, found by bisection; 0 when there is none. */
+static int integer_range_of_keys(int64_t min, int64_t max, double unit, uint64_t klo, uint64_t khi,
+                                 int64_t *vlo, int64_t *vhi) {
+  int64_t a = min, b = max;
+  if (min > max || integer_order_key(max, unit) < klo || integer_order_key(min, unit) > khi) return 0;
+  while (a < b) { /* the first integer with a key >= klo */
+    int64_t m = a + (int64_t)(((uint64_t)b - (uint64_t)a) / 2);
+    if (integer_order_key(m, unit) >= klo) b = m; else a = m + 1;
+  }
+  *vlo = a;
+  b = max;
+  while (a < b) { /* the last integer with a key <= khi */
+    int64_t m = a + (int64_t)(((uint64_t)b - (uint64_t)a + 1) / 2);
+    if (integer_order_key(m, unit) <= khi) a = m; else b = m - 1;
+  }
+  *vhi = a;
+  return *vlo <= *vhi;
+}
+
 /* Whether row i takes part in a quantile of `slots` slots. */
-#define QUANTILE_ROW(i) (gid[i] < slots && (!keep || keep[i]) && (!mb || !((mb[(i) >> 3] >> ((i) & 7)) & 1)))
+#define QUANTILE_ROW(i) \
+  ((!gid || gid[i] < slots) && (!keep || keep[i]) && (!mb || !((mb[(i) >> 3] >> ((i) & 7)) & 1)))
+#define QUANTILE_SLOT(i) (gid ? (size_t)gid[i] : 0)
 
 #define QUANTILE_MAX_SLOTS 1024
 
@@ -930,8 +969,11 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
   for (i = 0; i < n; i += KEY_BLOCK) { /* one histogram for every quantile of the column */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
-    for (j = 0; j < m; j++)
-      if (QUANTILE_ROW(i + j)) hist[(size_t)gid[i + j] * nb + BUCKET_OF(keys[j])]++;
+    if (!gid && !keep && !mb) /* every row, one group (a median of all rows): the plain loop */
+      for (j = 0; j < m; j++) hist[BUCKET_OF(keys[j])]++;
+    else
+      for (j = 0; j < m; j++)
+        if (QUANTILE_ROW(i + j)) hist[QUANTILE_SLOT(i + j) * nb + BUCKET_OF(keys[j])]++;
   }
   /* each quantile and group: the buckets of its statistics k and k + 1, the values before */
   for (g = 0; g < slots; g++) {
@@ -956,12 +998,50 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
     }
   }
   if (!(values = pool_alloc(ds->pool, total * sizeof *values))) goto oom;
+  if (!gid && !keep && !mb && col->type != CPF_TYPE_NUMBER && nq <= 4 && col->min <= col->max) {
+    /* every row, one group, an integer-like column (a median of all rows): each quantile's
+     * candidates are the integers of a range, compared as they are stored */
+    int64_t vlo[4], vhi[4];
+    double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
+    int any[4];
+    for (a = 0; a < nq; a++) { /* buckets first..second; the end ones take what the clamp put in them */
+      uint64_t klo = first[a] == 0 ? 0 : lo + ((uint64_t)first[a] << shift);
+      uint64_t khi = second[a] >= nb - 1 ? UINT64_MAX : lo + ((uint64_t)(second[a] + 1) << shift) - 1;
+      any[a] = integer_range_of_keys(col->min, col->max, unit, klo, khi, &vlo[a], &vhi[a]);
+      if (any[a] && first[a] == 0) vlo[a] = INT64_MIN;
+      if (any[a] && second[a] >= nb - 1) vhi[a] = INT64_MAX;
+    }
+    uint64_t span[4];
+    for (a = 0; a < nq; a++) span[a] = any[a] ? (uint64_t)vhi[a] - (uint64_t)vlo[a] : 0;
+    /* one unsigned comparison a value: rarely true, so predicted (v >= vlo alone is true for half
+     * the rows of a median) */
+#define CANDIDATES_OF(T)                                                                  \
+    {                                                                                     \
+      const T *v = (const T *)col->data;                                                  \
+      for (a = 0; a < nq; a++) {                                                          \
+        uint64_t from = (uint64_t)vlo[a], width = span[a];                                \
+        double *out = values + at[a];                                                     \
+        if (!any[a]) continue;                                                            \
+        for (i = 0; i < n; i++)                                                           \
+          if ((uint64_t)(int64_t)v[i] - from <= width) *out++ = value_as_double(col, i);  \
+        at[a] = (size_t)(out - values);                                                   \
+      }                                                                                   \
+    }
+    switch (col->width) {
+    case 1: CANDIDATES_OF(int8_t) break;
+    case 2: CANDIDATES_OF(int16_t) break;
+    case 4: CANDIDATES_OF(int32_t) break;
+    default: CANDIDATES_OF(int64_t) break;
+    }
+#undef CANDIDATES_OF
+    n = 0; /* the general pass below has nothing left to do */
+  }
   for (i = 0; i < n; i += KEY_BLOCK) { /* one pass copies the candidates of every quantile */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;
     block_keys(col, i, m, keys);
     for (j = 0; j < m; j++) {
       uint32_t b;
-      size_t gg = gid[i + j];
+      size_t gg = QUANTILE_SLOT(i + j);
       if (!QUANTILE_ROW(i + j)) continue;
       b = (uint32_t)BUCKET_OF(keys[j]);
       for (a = 0; a < nq; a++) {
@@ -989,6 +1069,7 @@ done:
   return rc;
 }
 #undef QUANTILE_ROW
+#undef QUANTILE_SLOT
 #undef BUCKET_OF
 
 /* Quantile q of each slot's values, linear between order statistics (R type 7, numpy default).
@@ -1138,7 +1219,9 @@ static int check_numeric(const cpf_column *col, const char *what, cpf_error *err
 static const char *const agg_names[] = {"count", "count", "sum", "mean", "min", "max", "ratio",
                                         "wmean", "distinct", "quantile"};
 
-static int agg_run(cpf_dataset *ds, const uint32_t *gid, const int64_t *slot_rows,
+/* all_rows: gid puts every row in slot 0 (a query without keys or condition), which the
+ * quantiles read without gid. */
+static int agg_run(cpf_dataset *ds, const uint32_t *gid, int all_rows, const int64_t *slot_rows,
                    query_agg *agg, size_t nslots,
                    cpf_error *err) {
   size_t n = ds->rows, i, g;
@@ -1164,7 +1247,7 @@ static int agg_run(cpf_dataset *ds, const uint32_t *gid, const int64_t *slot_row
   agg->scale = 0;
   if (agg->kind == AGG_QUANTILE) {
     agg->out = OUT_NUMBER;
-    rc = agg_quantile(ds, gid, keep, agg, nslots, err);
+    rc = agg_quantile(ds, all_rows ? NULL : gid, keep, agg, nslots, err);
     free(keep);
     return rc;
   }
@@ -1490,9 +1573,10 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   } else {
     for (i = 0; i < n; i++) slot_rows[gid[i]]++;
   }
-  if (quantiles_together(ds, gid, aggs, naggs, nslots, err) != 0) goto done;
+  if (quantiles_together(ds, nkeys == 0 && !sel ? NULL : gid, aggs, naggs, nslots, err) != 0) goto done;
   for (k = 0; k < naggs; k++)
-    if (!aggs[k].numbers && agg_run(ds, gid, slot_rows, &aggs[k], nslots + 1, err) != 0) goto done;
+    if (!aggs[k].numbers && agg_run(ds, gid, nkeys == 0 && !sel, slot_rows, &aggs[k], nslots + 1, err) != 0)
+      goto done;
   /* keep the slots that have rows (a query without keys always has its one group) */
   for (g = 0; g < nslots; g++) res->ngroups += slot_rows[g] > 0 || nkeys == 0;
   res->rows = pool_calloc(ds->pool, res->ngroups * sizeof *res->rows);

@@ -58,6 +58,38 @@ describe("quantiles", function()
     end
   end)
 
+  -- all rows of a column without a missing value, no key: the candidates of each quantile read
+  -- as a range of stored integers (decimals and integers of every width), one quantile or several
+  it("equal the sorted values' quantiles over all the rows of an integer or decimal column", function()
+    for _, case in ipairs {
+      { "decimal", function() return math.random(0, 100000) / 100 end },
+      { "decimal", function() return math.random() < 0.6 and 500 or math.random(0, 100000) / 100 end },
+      { "decimal", function() return -math.random(0, 100000) / 100 end },
+      { "decimal", function() return (math.random() < 0.5 and -1 or 1) * math.random(0, 10 ^ 9) / 100 end },
+      { "integer", function() return math.random(-100, 100) end },
+      { "integer", function() return math.random(-30000, 30000) end },
+      { "integer", function() return math.random(0, 3) == 0 and 7 or math.random(-2 ^ 40, 2 ^ 40) end },
+    } do
+      math.randomseed(39)
+      local lines, values = { "valeur" }, {}
+      for i = 1, 30001 do
+        local v = case[2]()
+        lines[#lines + 1] = case[1] == "decimal" and ("%.2f"):format(v) or ("%d"):format(v)
+        values[i] = tonumber(lines[#lines])
+      end
+      table.sort(values)
+      local ds = assert(cpf.load(h.write_file(table.concat(lines, "\n") .. "\n"),
+        { sep = ";", types = { valeur = case[1] } }))
+      local one = ds:query():agg { m = cpf.median "valeur" }:run()[1]
+      local several = ds:query():agg { a = cpf.quantile("valeur", 0), b = cpf.quantile("valeur", 0.37),
+                                       c = cpf.quantile("valeur", 0.9), d = cpf.quantile("valeur", 1) }:run()[1]
+      assert.are.equal(r7(values, 0.5), one.m, case[1])
+      assert.are.same({ r7(values, 0), r7(values, 0.37), r7(values, 0.9), r7(values, 1) },
+        { several.a, several.b, several.c, several.d }, case[1])
+      ds:close()
+    end
+  end)
+
   -- few groups, counted by buckets: every 4th row 0 and the others spread, most values equal
   -- (one bucket holds the statistics), a heavy tie near the top, negative values
   it("equal the sorted values' quantiles on skewed, tied and negative values", function()
