@@ -678,7 +678,16 @@ target("cpf one-shot 1 thread / DuckDB one-shot 1 thread (process)",
 target("cpf one-shot peak RSS / DuckDB one-shot peak RSS, 2 threads",
   ratio(median_of(oneshots.cpf2, "maxrss_kb"), duck_rss), nil)
 local snap = row("cpf_snapshot", "open_report")
-target("cpf snapshot open + report, seconds", median(snap, "seconds"), 0.1, "%.4f")
+target("cpf snapshot open + report in a fresh process, seconds", median(snap, "seconds"), 0.02, "%.4f",
+  minimum(snap, "seconds"))
+target("cpf snapshot open + report in a fresh process, peak RSS MiB", median(snap, "maxrss_kb") and
+  median(snap, "maxrss_kb") / 1024, 50, "%.0f")
+local load2 = find(function(g) return g.tool == "cpf_load" and g.lua ~= "luajit" and g.threads == 2 end)
+target("cpf load 2 threads / 1 thread (Lua 5.4)", ratio(median(load2, "seconds"), cpf_s), 0.6, nil,
+  min_ratio(load2, cpf))
+local wc = find(function(g) return g.tool == "wc_lines" end)
+target("cpf load 2 threads / `wc -l` of the file (the machine's reading speed)",
+  ratio(median(load2, "seconds"), median(wc, "seconds")), 4, "%.1f", min_ratio(load2, wc))
 target("cpf snapshot open + report / cpf CSV load", ratio(median(snap, "seconds"), cpf_s), 0.1, "%.3f")
 target("cpf RSS after load / DuckDB peak RSS after load (2 threads)",
   ratio(rss, median(row("duckdb", "load", 2), "maxrss_kb")), 0.5)

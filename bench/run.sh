@@ -193,6 +193,13 @@ mkdir -p "$ANSWERS" bench/out/exports
 # $1 is the round. The warm processes write their answers in round 1 only.
 answers_arg() { [ "$1" = 1 ] && printf -- '--answers %s' "$ANSWERS"; }
 m_libcsv_raw()        { bench/libcsv_raw "$CSV"; }
+# The machine's reading speed of the file from the page cache: `wc -l`, the whole process.
+# (no "rows": a quoted field may hold a line break, so lines are not records)
+m_wc_lines() {
+  local t0=$EPOCHREALTIME
+  wc -l <"$CSV" >/dev/null || return
+  printf '{"tool":"wc_lines","seconds":%s}\n' "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }')"
+}
 m_cpf_load_lua54()    { lua5.4 bench/cpf_load.lua "$CSV"; }
 m_cpf_load_luajit()   { luajit bench/cpf_load.lua "$CSV"; }
 m_cpf_oneshot_1t()    { lua5.4 bench/cpf_oneshot.lua "$CSV" 1; }
@@ -224,7 +231,7 @@ m_polars_export()     { node bench/polars.mjs "$CSV" --threads 2 --mode export -
 m_chdb_export()       { node bench/chdb.mjs "$CSV" --threads 2 --mode export --out "$EXPORTS/export.chdb.csv"; }
 
 # Order of the round. The report has its own order (by section).
-MEASUREMENTS=(libcsv_raw cpf_load_lua54 cpf_load_luajit cpf_oneshot_1t cpf_oneshot_2t)
+MEASUREMENTS=(wc_lines libcsv_raw cpf_load_lua54 cpf_load_luajit cpf_oneshot_1t cpf_oneshot_2t)
 # Generic pickup of the other bench/cpf_*.lua scripts (sorted by the glob).
 for script in bench/cpf_*.lua; do
   [ -f "$script" ] || continue
