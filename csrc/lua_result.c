@@ -195,10 +195,16 @@ int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, qu
   {
     size_t bytes = res->ngroups * sizeof *st->order + res->nslots * naggs * (2 * sizeof(int64_t) + 1);
     for (k = 0; k < nkeys; k++) bytes += res->ngroups * sizeof(uint32_t) + keys[k].cardinality * sizeof(uint32_t);
-    if (bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes / 1024 < INT_MAX ? bytes / 1024 : INT_MAX));
-    if (pool_wants_collection(st->pool)) { /* a step may not reach old results (generational mode) */
+    int running = 1;
+#ifdef LUA_GCISRUNNING
+    running = lua_gc(L, LUA_GCISRUNNING, 0); /* a script that stopped the collector keeps it so */
+#endif
+    if (running && bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes / 1024 < INT_MAX ? bytes / 1024 : INT_MAX));
+    if (running && pool_wants_collection(st->pool)) { /* a step may not reach old results (generational) */
+      int kb;
       lua_gc(L, LUA_GCCOLLECT, 0);
-      pool_collected(st->pool, (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024);
+      kb = lua_gc(L, LUA_GCCOUNT, 0); /* -1 inside a finalizer, where no collection runs */
+      pool_collected(st->pool, kb > 0 ? (size_t)kb * 1024 : 0);
     }
   }
   return 1;

@@ -1,20 +1,42 @@
-/* lua_writer.c — core.write_rows: a result written in csv, tsv, json or jsonl by C, in pieces
- * of about 64 kB handed to a Lua function (a file, an HTTP answer, a string's parts). Every
+/* lua_writer.c — core.row_writer: a result written in csv, tsv, json or jsonl by C, in pieces
+ * of about 64 kB that Lua asks for one at a time (w:next()) and sends on (a file, an HTTP answer,
+ * a string's parts): the sending runs in Lua, so a target that yields (cpf serve's ngx.flush)
+ * can. Every
  * result takes this path: the rows a query's result store holds are read from its arrays (a
  * key's text made once per code), a row table Lua built or read (a result made in Lua, or a
  * row of a query's result already read, which its reader may have changed) from the table.
  * The spec (format.lua) carries what depends on the options: separator, titles, decimals,
  * value labels, the words of total and Autres rows. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include "lua_bindings.h"
 
-#define WRITER_BUFFER_META "cpf.writer_buffer"
+#define ROW_WRITER_META "cpf.row_writer"
 #define PIECE_BYTES 65536
 
 typedef enum { FORMAT_CSV, FORMAT_TSV, FORMAT_JSON, FORMAT_JSONL } row_format;
 
+/* What a row writer keeps between pieces: its userdata (the decimals follow it), whose
+ * uservalue holds the Lua side (UV_* below). */
+typedef struct {
+  row_format format;
+  text_buffer out;
+  char sep;
+  char eol[2];
+  size_t eol_len, ncols;
+  int decimal_comma, guard, bom;
+  size_t count, next; /* rows to write, the next one (from 1) */
+  int stage;          /* 0: the header is next, 1: rows, 2: the end is written */
+  int decimals[1];    /* per column (ncols of them): the decimals a rounded csv keeps, -1 for none */
+} row_writer;
+
+/* The uservalue of a row writer. */
+enum { W_RES = 1, W_STORE, W_NAMES, W_TITLES, W_VALUE_LABELS, W_OVERRIDES, W_CACHES, W_KEYS, W_LABELS, W_VALUES,
+       W_SLOTS = W_VALUES };
+
+/* A row writer at work in one call of next(): its state, and the stack slots of its Lua side. */
 typedef struct {
   lua_State *L;
   row_format format;
@@ -24,13 +46,14 @@ typedef struct {
   char locale_point;
   const char *eol;
   size_t eol_len, ncols;
-  int *decimals; /* per column: the decimals a rounded csv keeps, -1 for none */
-  /* stack slots */
-  int res, store, names, value_labels, overrides, caches, emit, keys, labels, values;
+  const int *decimals;
+  /* stack slots; 0 for what the writer does not have */
+  int res, names, titles, value_labels, overrides, caches, keys, labels, values;
 } writer;
 
-static int buffer_gc(lua_State *L) {
-  text_free(luaL_checkudata(L, 1, WRITER_BUFFER_META));
+static int writer_gc(lua_State *L) {
+  row_writer *rw = luaL_checkudata(L, 1, ROW_WRITER_META);
+  text_free(&rw->out);
   return 0;
 }
 
@@ -269,20 +292,6 @@ static void end_row(writer *w) {
   else if (w->format != FORMAT_JSON) check(w, text_append(w->out, w->eol, w->eol_len));
 }
 
-/* Hands the buffer to emit when it holds a piece (or at the end): false when emit says stop. */
-static int hand_on(writer *w, int last) {
-  lua_State *L = w->L;
-  int go;
-  if (w->out->len == 0 || (!last && w->out->len < PIECE_BYTES)) return 1;
-  lua_pushvalue(L, w->emit);
-  lua_pushlstring(L, w->out->data, w->out->len);
-  w->out->len = 0;
-  lua_call(L, 1, 1);
-  go = lua_isnil(L, -1) || lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return go;
-}
-
 static void write_row(writer *w, const result_store *st, size_t i) {
   lua_State *L = w->L;
   size_t c;
@@ -321,136 +330,213 @@ static void write_row(writer *w, const result_store *st, size_t i) {
   lua_settop(L, row - 1);
 }
 
-/* A slot of the stack holding spec[name] when it is a table, else 0. */
-static int table_slot(lua_State *L, int spec, const char *name) {
+/* spec[name] into the uservalue at uv's slot k when it is a table, else false. */
+static void keep_table(lua_State *L, int spec, const char *name, int uv, int k) {
   lua_getfield(L, spec, name);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);
+  }
+  lua_rawseti(L, uv, k);
+}
+
+/* core.row_writer(res, store | nil, spec) -> a writer whose w:next() gives the text in pieces of
+ * about 64 kB, then nil. spec: format ("csv", "tsv", "json", "jsonl"), columns (names), and for
+ * csv and tsv titles, sep, eol, bom, decimal_comma, formula_guard, decimals (by column),
+ * value_labels (by column), overrides ({[row] = {[column] = text}}: total and Autres rows). */
+static int row_writer_new(lua_State *L) {
+  static const char *const formats[] = {"csv", "tsv", "json", "jsonl", NULL};
+  row_writer *rw;
+  result_store *st = NULL;
+  size_t c, ncols, n;
+  const char *s;
+  int format, uv;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnil(L, 2)) st = luaL_checkudata(L, 2, RESULT_STORE_META);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_getfield(L, 3, "format");
+  format = luaL_checkoption(L, -1, NULL, formats);
+  lua_pop(L, 1);
+  lua_getfield(L, 3, "columns");
+  if (!lua_istable(L, -1)) luaL_error(L, "row_writer: spec.columns expected");
+  ncols = compat_rawlen(L, -1);
+  lua_pop(L, 1);
+  if (st && st->ncols != ncols) luaL_error(L, "row_writer: the store has %d columns", (int)st->ncols);
+  if (ncols > (size_t)INT_MAX / sizeof(int)) luaL_error(L, "row_writer: too many columns");
+  rw = lua_newuserdata(L, sizeof *rw + (ncols ? ncols : 1) * sizeof(int)); /* 4 */
+  memset(rw, 0, sizeof *rw);
+  luaL_getmetatable(L, ROW_WRITER_META);
+  lua_setmetatable(L, -2);
+  rw->format = (row_format)format;
+  rw->ncols = ncols;
+  lua_getfield(L, 3, "sep");
+  s = lua_tolstring(L, -1, &n);
+  rw->sep = rw->format == FORMAT_TSV ? '\t' : s && n == 1 ? s[0] : ',';
+  lua_pop(L, 1);
+  lua_getfield(L, 3, "eol");
+  s = lua_tolstring(L, -1, &n);
+  if (s && n == 2) { memcpy(rw->eol, s, 2); rw->eol_len = 2; } else { rw->eol[0] = '\n'; rw->eol_len = 1; }
+  lua_pop(L, 1);
+  rw->decimal_comma = table_flag(L, 3, "decimal_comma");
+  rw->guard = table_flag(L, 3, "formula_guard");
+  rw->bom = table_flag(L, 3, "bom");
+  lua_getfield(L, 3, "decimals");
+  for (c = 0; c < ncols; c++) {
+    rw->decimals[c] = -1;
+    if (!lua_istable(L, -1)) continue;
+    lua_rawgeti(L, -1, (int)c + 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) rw->decimals[c] = (int)lua_tointeger(L, -1);
+    if (rw->decimals[c] > 9) rw->decimals[c] = 9;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  /* the Lua side, kept with the writer */
+  lua_createtable(L, W_SLOTS, 0); /* 5 */
+  uv = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, uv, W_RES);
+  if (st) lua_pushvalue(L, 2); else lua_pushboolean(L, 0);
+  lua_rawseti(L, uv, W_STORE);
+  lua_getfield(L, 3, "columns");
+  lua_rawseti(L, uv, W_NAMES);
+  keep_table(L, 3, "titles", uv, W_TITLES);
+  keep_table(L, 3, "value_labels", uv, W_VALUE_LABELS);
+  keep_table(L, 3, "overrides", uv, W_OVERRIDES);
+  lua_createtable(L, (int)ncols, 0); /* a cache of each key column's cell texts, by code */
+  for (c = 0; c < ncols; c++) {
+    lua_newtable(L);
+    lua_rawseti(L, -2, (int)c + 1);
+  }
+  lua_rawseti(L, uv, W_CACHES);
+  lua_pushboolean(L, 0); /* the JSON keys, made with the header */
+  lua_rawseti(L, uv, W_KEYS);
+  if (st) {
+    compat_getuservalue(L, 2);
+    lua_rawgeti(L, -1, UV_LABELS);
+    lua_rawseti(L, uv, W_LABELS);
+    lua_rawgeti(L, -1, UV_VALUES);
+    lua_rawseti(L, uv, W_VALUES);
+    lua_pop(L, 1);
+  }
+  /* the rows: a store's, then (as ipairs) the row tables up to the first missing one — all of
+   * a result made in Lua, those a script appended to a query's */
+  for (rw->count = st ? st->count : 0;; rw->count++) {
+    lua_rawgeti(L, 1, (int)rw->count + 1);
+    if (lua_isnil(L, -1)) break;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  rw->next = 1;
+  compat_setuservalue(L, 4);
+  return 1;
+}
+
+/* The header: the BOM, csv and tsv titles, JSON's opening (and its keys, escaped once). */
+static void write_header(writer *w, const row_writer *rw, int uv) {
+  lua_State *L = w->L;
+  size_t c, n;
+  const char *s;
+  if (rw->bom) check(w, text_append(w->out, "\xEF\xBB\xBF", 3));
+  if (w->format == FORMAT_CSV || w->format == FORMAT_TSV) {
+    int titles = w->titles ? w->titles : w->names;
+    for (c = 0; c < w->ncols; c++) {
+      put_separator(w, c);
+      lua_rawgeti(L, titles, (int)c + 1);
+      s = lua_tolstring(L, -1, &n);
+      if (!s) luaL_error(L, "row_writer: column title %d is no string", (int)c + 1);
+      put_text(w, s, n, 1);
+      lua_pop(L, 1);
+    }
+    check(w, text_append(w->out, w->eol, w->eol_len));
+    return;
+  }
+  lua_createtable(L, (int)w->ncols, 0);
+  for (c = 0; c < w->ncols; c++) {
+    size_t before = w->out->len;
+    lua_rawgeti(L, w->names, (int)c + 1);
+    s = lua_tolstring(L, -1, &n);
+    if (!s) luaL_error(L, "row_writer: column name %d is no string", (int)c + 1);
+    check(w, json_string(w->out, s, n));
+    check(w, text_append(w->out, ":", 1));
+    lua_pushlstring(L, w->out->data + before, w->out->len - before);
+    lua_rawseti(L, -3, (int)c + 1);
+    w->out->len = before;
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, uv, W_KEYS);
+  w->keys = lua_gettop(L);
+  if (w->format == FORMAT_JSON) check(w, text_append(w->out, rw->count ? "[\n" : "[]\n", rw->count ? 2 : 3));
+}
+
+/* A slot of the stack holding the uservalue's slot k when it is a table, else 0. */
+static int slot_of(lua_State *L, int uv, int k) {
+  lua_rawgeti(L, uv, k);
   if (lua_istable(L, -1)) return lua_gettop(L);
   lua_pop(L, 1);
   return 0;
 }
 
-/* core.write_rows(res, store | nil, spec, emit) -> true, or false when emit returned false. */
-static int write_rows(lua_State *L) {
-  static const char *const formats[] = {"csv", "tsv", "json", "jsonl", NULL};
-  writer w;
+/* w:next() -> the next piece of the text (about 64 kB, rows whole), or nil after the last. */
+static int row_writer_next(lua_State *L) {
+  row_writer *rw = luaL_checkudata(L, 1, ROW_WRITER_META);
   result_store *st = NULL;
-  size_t c, i, count;
-  const char *s;
-  size_t n;
+  writer w;
+  int uv;
+  if (rw->stage == 2) return 0;
+  lua_settop(L, 1);
+  luaL_checkstack(L, 40, "row_writer");
+  compat_getuservalue(L, 1);
+  uv = lua_gettop(L);
   memset(&w, 0, sizeof w);
   w.L = L;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnil(L, 2)) st = luaL_checkudata(L, 2, RESULT_STORE_META);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  luaL_checktype(L, 4, LUA_TFUNCTION);
-  lua_settop(L, 4);
-  luaL_checkstack(L, 40, "write_rows");
-  w.res = 1;
-  w.store = 2;
-  w.emit = 4;
-  lua_getfield(L, 3, "format");
-  w.format = (row_format)luaL_checkoption(L, -1, NULL, formats);
-  lua_pop(L, 1);
-  w.names = table_slot(L, 3, "columns");
-  if (!w.names) luaL_error(L, "write_rows: spec.columns expected");
-  w.ncols = compat_rawlen(L, w.names);
-  if (st && st->ncols != w.ncols) luaL_error(L, "write_rows: the store has %d columns", (int)st->ncols);
-  lua_getfield(L, 3, "sep");
-  s = lua_tolstring(L, -1, &n);
-  w.csv.sep = w.format == FORMAT_TSV ? '\t' : s && n == 1 ? s[0] : ',';
-  lua_pop(L, 1);
-  w.csv.one_column = w.ncols == 1;
-  lua_getfield(L, 3, "eol");
-  w.eol = lua_tolstring(L, -1, &w.eol_len);
-  if (!w.eol) { w.eol = "\n"; w.eol_len = 1; }
-  lua_pop(L, 1); /* the spec holds the string */
-  w.decimal_comma = table_flag(L, 3, "decimal_comma");
-  w.guard = table_flag(L, 3, "formula_guard");
+  w.format = rw->format;
+  w.out = &rw->out;
+  w.csv.sep = rw->sep;
+  w.csv.one_column = rw->ncols == 1;
+  w.decimal_comma = rw->decimal_comma;
+  w.guard = rw->guard;
   w.locale_point = numparse_locale_point();
-  w.value_labels = table_slot(L, 3, "value_labels");
-  w.overrides = table_slot(L, 3, "overrides");
-  w.decimals = scratch_alloc(L, (w.ncols ? w.ncols : 1) * sizeof *w.decimals);
-  {
-    int decimals = table_slot(L, 3, "decimals");
-    for (c = 0; c < w.ncols; c++) {
-      w.decimals[c] = -1;
-      if (!decimals) continue;
-      lua_rawgeti(L, decimals, (int)c + 1);
-      if (lua_type(L, -1) == LUA_TNUMBER) w.decimals[c] = (int)lua_tointeger(L, -1);
-      if (w.decimals[c] > 9) w.decimals[c] = 9;
-      lua_pop(L, 1);
-    }
+  w.eol = rw->eol;
+  w.eol_len = rw->eol_len;
+  w.ncols = rw->ncols;
+  w.decimals = rw->decimals;
+  w.res = slot_of(L, uv, W_RES);
+  lua_rawgeti(L, uv, W_STORE);
+  if (!lua_isboolean(L, -1)) st = luaL_checkudata(L, -1, RESULT_STORE_META);
+  w.names = slot_of(L, uv, W_NAMES);
+  w.titles = slot_of(L, uv, W_TITLES);
+  w.value_labels = slot_of(L, uv, W_VALUE_LABELS);
+  w.overrides = slot_of(L, uv, W_OVERRIDES);
+  w.caches = slot_of(L, uv, W_CACHES);
+  w.keys = slot_of(L, uv, W_KEYS);
+  w.labels = slot_of(L, uv, W_LABELS);
+  w.values = slot_of(L, uv, W_VALUES);
+  rw->out.len = 0;
+  if (rw->stage == 0) {
+    write_header(&w, rw, uv);
+    rw->stage = 1;
   }
-  w.out = lua_newuserdata(L, sizeof *w.out);
-  memset(w.out, 0, sizeof *w.out);
-  luaL_getmetatable(L, WRITER_BUFFER_META);
-  lua_setmetatable(L, -2);
-  /* a cache of each key column's cell texts, by code */
-  lua_createtable(L, (int)w.ncols, 0);
-  w.caches = lua_gettop(L);
-  for (c = 0; c < w.ncols; c++) {
-    lua_newtable(L);
-    lua_rawseti(L, w.caches, (int)c + 1);
+  while (rw->next <= rw->count && rw->out.len < PIECE_BYTES) {
+    if (w.format == FORMAT_JSON && rw->next > 1) check(&w, text_append(w.out, ",\n", 2));
+    write_row(&w, st, rw->next);
+    rw->next++;
   }
-  if (st) {
-    compat_getuservalue(L, 2);
-    lua_rawgeti(L, -1, UV_LABELS);
-    w.labels = lua_gettop(L);
-    lua_rawgeti(L, -2, UV_VALUES);
-    w.values = lua_gettop(L);
+  if (rw->next > rw->count) {
+    if (w.format == FORMAT_JSON && rw->count) check(&w, text_append(w.out, "\n]\n", 3));
+    rw->stage = 2;
   }
-  /* the header: csv and tsv titles; JSON keys, escaped once */
-  if (table_flag(L, 3, "bom")) check(&w, text_append(w.out, "\xEF\xBB\xBF", 3));
-  if (w.format == FORMAT_CSV || w.format == FORMAT_TSV) {
-    int titles = table_slot(L, 3, "titles");
-    if (!titles) titles = w.names;
-    for (c = 0; c < w.ncols; c++) {
-      put_separator(&w, c);
-      lua_rawgeti(L, titles, (int)c + 1);
-      s = lua_tolstring(L, -1, &n);
-      if (!s) luaL_error(L, "write_rows: column title %d is no string", (int)c + 1);
-      put_text(&w, s, n, 1);
-      lua_pop(L, 1);
-    }
-    check(&w, text_append(w.out, w.eol, w.eol_len));
-  } else {
-    lua_createtable(L, (int)w.ncols, 0);
-    w.keys = lua_gettop(L);
-    for (c = 0; c < w.ncols; c++) {
-      size_t before = w.out->len;
-      lua_rawgeti(L, w.names, (int)c + 1);
-      s = lua_tolstring(L, -1, &n);
-      if (!s) luaL_error(L, "write_rows: column name %d is no string", (int)c + 1);
-      check(&w, json_string(w.out, s, n));
-      check(&w, text_append(w.out, ":", 1));
-      lua_pushlstring(L, w.out->data + before, w.out->len - before);
-      lua_rawseti(L, w.keys, (int)c + 1);
-      w.out->len = before;
-      lua_pop(L, 1);
-    }
-  }
-  /* the rows: a store's, then (as ipairs) the row tables up to the first missing one — all of
-   * a result made in Lua, those a script appended to a query's */
-  for (count = st ? st->count : 0;; count++) {
-    lua_rawgeti(L, 1, (int)count + 1);
-    if (lua_isnil(L, -1)) break;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (w.format == FORMAT_JSON) check(&w, text_append(w.out, count ? "[\n" : "[]\n", count ? 2 : 3));
-  for (i = 1; i <= count; i++) {
-    if (w.format == FORMAT_JSON && i > 1) check(&w, text_append(w.out, ",\n", 2));
-    write_row(&w, st, i);
-    if (!hand_on(&w, 0)) { lua_pushboolean(L, 0); return 1; }
-  }
-  if (w.format == FORMAT_JSON && count) check(&w, text_append(w.out, "\n]\n", 3));
-  lua_pushboolean(L, hand_on(&w, 1));
+  if (rw->out.len == 0) return 0;
+  lua_pushlstring(L, rw->out.data, rw->out.len);
+  rw->out.len = 0;
   return 1;
 }
 
 void register_writer_bindings(lua_State *L, int module) {
-  static const luaL_Reg functions[] = {{"write_rows", write_rows}, {NULL, NULL}};
-  new_userdata_type(L, WRITER_BUFFER_META, buffer_gc, functions + 1);
+  static const luaL_Reg functions[] = {{"row_writer", row_writer_new}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"next", row_writer_next}, {NULL, NULL}};
+  new_userdata_type(L, ROW_WRITER_META, writer_gc, methods);
   lua_pop(L, 1);
   set_functions(L, module, functions);
 }

@@ -906,14 +906,15 @@ static int integer_range_of_keys(int64_t min, int64_t max, double unit, uint64_t
                                  int64_t *vlo, int64_t *vhi) {
   int64_t a = min, b = max;
   if (min > max || integer_order_key(max, unit) < klo || integer_order_key(min, unit) > khi) return 0;
-  while (a < b) { /* the first integer with a key >= klo */
+  while (a < b) { /* the first integer with a key >= klo (the lower middle) */
     int64_t m = a + (int64_t)(((uint64_t)b - (uint64_t)a) / 2);
     if (integer_order_key(m, unit) >= klo) b = m; else a = m + 1;
   }
   *vlo = a;
   b = max;
-  while (a < b) { /* the last integer with a key <= khi */
-    int64_t m = a + (int64_t)(((uint64_t)b - (uint64_t)a + 1) / 2);
+  while (a < b) { /* the last integer with a key <= khi; the upper middle, without a + 1 that
+                    * would overflow over the whole int64 range */
+    int64_t m = b - (int64_t)(((uint64_t)b - (uint64_t)a) / 2);
     if (integer_order_key(m, unit) <= khi) a = m; else b = m - 1;
   }
   *vhi = a;
@@ -1003,7 +1004,9 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
      * candidates are the integers of a range, compared as they are stored */
     int64_t vlo[4], vhi[4];
     double unit = col->type == CPF_TYPE_DECIMAL ? 1 / pow10_table[col->scale] : 1;
-    int any[4];
+    int any[4], done;
+    size_t cand_start[4];
+    for (a = 0; a < nq; a++) cand_start[a] = at[a];
     for (a = 0; a < nq; a++) { /* buckets first..second; the end ones take what the clamp put in them */
       uint64_t klo = first[a] == 0 ? 0 : lo + ((uint64_t)first[a] << shift);
       uint64_t khi = second[a] >= nb - 1 ? UINT64_MAX : lo + ((uint64_t)(second[a] + 1) << shift) - 1;
@@ -1034,7 +1037,13 @@ static int quantile_by_buckets(const cpf_dataset *ds, const uint32_t *gid, const
     default: CANDIDATES_OF(int64_t) break;
     }
 #undef CANDIDATES_OF
-    n = 0; /* the general pass below has nothing left to do */
+    /* each quantile must have found its histogram's count: values outside the stored range (a
+     * snapshot changed under its checks) land in the end buckets, not in the range; then the
+     * general pass below copies them as the histogram counted them */
+    for (a = 0, done = 1; a < nq; a++) done &= at[a] - cand_start[a] == cand[a];
+    if (done) n = 0; /* the general pass below has nothing left to do */
+    else
+      for (a = 0; a < nq; a++) at[a] = cand_start[a];
   }
   for (i = 0; i < n; i += KEY_BLOCK) { /* one pass copies the candidates of every quantile */
     size_t m = n - i < KEY_BLOCK ? n - i : KEY_BLOCK;

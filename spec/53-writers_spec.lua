@@ -466,3 +466,40 @@ describe("the shortest text of a double", function()
     assert.are.same({}, wrong)
   end)
 end)
+
+-- cpf serve streams a large answer through a target whose write yields (ngx.flush(true) waits
+-- for the client): the pieces leave the C writer one at a time, from a Lua loop, so that the
+-- yield never crosses a C call (it once raised "attempt to yield across a C-call boundary").
+describe("a target whose write yields", function()
+  it("gets every piece, the bytes of a plain write, from a result made in Lua and a query's", function()
+    local rows = {}
+    for i = 1, 20000 do rows[i] = { i = i, s = ("ligne %d, \"x\""):format(i) } end
+    local path = h.tmpname(".csv")
+    assert(gen.write(path, 20000, { seed = 53 }))
+    local ds = assert(cpf.load(path))
+    local results = { cpf.result({ "i", "s" }, rows, { "i" }),
+                      ds:group_by("code_rncp", "mois"):agg { "dossiers", "montant" }:run() }
+    for r, res in ipairs(results) do
+      for _, name in ipairs(FORMATS) do
+        local want, got, resumes = res:format(name), {}, 0
+        local co = coroutine.create(function()
+          return res:write({ write = function(_, piece)
+            got[#got + 1] = piece
+            coroutine.yield()
+            return true
+          end }, name)
+        end)
+        local ok, value
+        repeat
+          ok, value = coroutine.resume(co)
+          resumes = resumes + 1
+        until not ok or coroutine.status(co) == "dead"
+        assert.is_true(ok, tostring(value))
+        assert.is_true(value)
+        assert.is_true(resumes > 2, ("%s result %d: %d resumes"):format(name, r, resumes))
+        assert.are.equal(want, table.concat(got), ("%s result %d"):format(name, r))
+      end
+    end
+    ds:close()
+  end)
+end)

@@ -135,15 +135,18 @@ end
 local LAZY_ROWS = _VERSION ~= "Lua 5.1" and _VERSION ~= "Lua 5.2"
 
 --- out:rows(res, spec): the built-in machine formats' rows, written by the C writers
---- (core.write_rows) from the spec the format made, in pieces of about 64 kB sent on at once.
+--- (core.row_writer) from the spec the format made, in pieces of about 64 kB sent on at once —
+--- from this Lua loop, so that a target whose write yields (cpf serve) can.
 function Out:rows(res, spec)
-  local store = LAZY_ROWS and result.store_of(res) or nil
-  core.write_rows(res, store, spec, function(piece)
+  local writer = core.row_writer(res, LAZY_ROWS and result.store_of(res) or nil, spec)
+  for piece in writer.next, writer do
     local n = self.n + 1
     self.parts[n], self.n = piece, n
-    if self.target then self:flush() end
-    return not self.err
-  end)
+    if self.target then
+      self:flush()
+      if self.err then return end -- the target failed: the rest would go nowhere
+    end
+  end
 end
 
 local function new_out(target)
