@@ -116,7 +116,7 @@ describe("quantiles", function()
     assert.are.equal(500.5, snap:run { m = cpf.median "v" }[1].m)
     local f = assert(io.open(file, "r+b")) -- another program rewrites the values in place
     f:seek("set", column.data_offset)
-    f:write(string.pack("<i" .. column.width, 30000):rep(column.data_size // column.width))
+    f:write(string.pack("<i" .. column.width, 30000):rep(math.floor(column.data_size / column.width)))
     f:close()
     for _ = 1, 3 do assert.are.equal("number", type(snap:run { m = cpf.median "v" }[1].m)) end
     snap:close()
