@@ -308,6 +308,7 @@ typedef struct {
    * query cost more page faults than the query's own work. */
   uint32_t *scratch_gid, *scratch_codes;
   uint8_t *scratch_selection;
+  int scratch_gid_zero; /* scratch_gid holds 0 for every row (a query without keys or selection) */
   /* The per-group work arrays of a query (counts, sums: query.c's scratch_take), kept likewise
    * up to SCRATCH_KEEP_BYTES each; freed with the dataset. */
   void *scratch_slots[10];

@@ -1497,7 +1497,13 @@ int query_run(cpf_dataset *ds, query_cond *where, query_key *keys, size_t nkeys,
   if (nkeys > 1 && !ds->scratch_codes) ds->scratch_codes = alloc_rows(n, sizeof *codes, err);
   if (nkeys > 1 && !(codes = ds->scratch_codes)) goto done;
   if (!steps) { cpf_error_set(err, CPF_ERR_MEMORY, "out of memory"); goto done; }
-  if (nkeys == 0) memset(gid, 0, n * sizeof *gid);
+  if (nkeys == 0 && !sel) { /* every row in slot 0: what the last such query left, unless another wrote gid */
+    if (!ds->scratch_gid_zero) memset(gid, 0, n * sizeof *gid);
+    ds->scratch_gid_zero = 1;
+  } else {
+    ds->scratch_gid_zero = 0;
+    if (nkeys == 0) memset(gid, 0, n * sizeof *gid);
+  }
   for (k = 0; k < nkeys; k++) {
     uint32_t card;
     if (k == 0) { /* the first key's codes are the group ids */

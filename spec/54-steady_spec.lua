@@ -54,6 +54,16 @@ describe("warm runs on one dataset", function()
     assert.are.equal(text, res:format("json"))
   end)
 
+  it("answer a query without keys the same after queries that group or select (their row work array)", function()
+    local total = ds:agg { "dossiers", "montant", m = cpf.median "montant_engage" }:run():format("csv")
+    for i = 1, 6 do
+      if i % 2 == 0 then ds:group_by("code_rncp"):agg { "dossiers" }:run()
+      else ds:where { famille = "validated" }:agg { "dossiers" }:run() end
+      assert.are.equal(total, ds:agg { "dossiers", "montant", m = cpf.median "montant_engage" }:run():format("csv"),
+        "after query " .. i)
+    end
+  end)
+
   it("outlive their dataset's close", function()
     local other = assert(cpf.load(path))
     local res = query(other)
