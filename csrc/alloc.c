@@ -64,7 +64,12 @@ struct cpf_pool {
   block_header *blocks[POOL_BLOCKS];
   size_t out;          /* bytes handed out and not given back: live results, and uncollected ones */
   size_t collect_at;   /* pool_wants_collection's threshold of `out` */
+  size_t unhinted;     /* results' bytes not yet told to Lua's collector (pool_hint) */
 };
+
+/* What pool_hint gathers before it asks for a step: a step is a whole young collection in
+ * generational mode, out of proportion to a small result. */
+#define POOL_HINT_BYTES ((size_t)4 << 20)
 
 /* What pool_wants_collection waits for at first, and at least. */
 #define POOL_COLLECT_MIN ((size_t)16 << 20)
@@ -159,4 +164,14 @@ void pool_collected(cpf_pool *pool, size_t lua_heap_bytes) {
   if (!pool) return;
   at = 2 * pool->out + lua_heap_bytes;
   pool->collect_at = at > POOL_COLLECT_MIN ? at : POOL_COLLECT_MIN;
+}
+
+size_t pool_hint(cpf_pool *pool, size_t bytes) {
+  size_t due;
+  if (!pool) return bytes;
+  pool->unhinted += bytes;
+  if (pool->unhinted < POOL_HINT_BYTES) return 0;
+  due = pool->unhinted;
+  pool->unhinted = 0;
+  return due;
 }

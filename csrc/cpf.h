@@ -118,6 +118,9 @@ void pool_free(cpf_pool *pool, void *p);
 /* Whether the results holding the pool's blocks should be collected now (a full collection of
  * the Lua state), and the figures after it: see alloc.c. */
 int pool_wants_collection(const cpf_pool *pool);
+/* The bytes to tell Lua's collector about now: `bytes` of a new result gathered with the
+ * previous ones' until they make 4 MB, then all of them (0 meanwhile). */
+size_t pool_hint(cpf_pool *pool, size_t bytes);
 void pool_collected(cpf_pool *pool, size_t lua_heap_bytes);
 
 /* ---- io.c: every read and write of a file, and the test switch that fails one ---- */

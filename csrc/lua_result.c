@@ -199,6 +199,7 @@ int push_result_store(lua_State *L, const cpf_dataset *ds, query_result *res, qu
 #ifdef LUA_GCISRUNNING
     running = lua_gc(L, LUA_GCISRUNNING, 0); /* a script that stopped the collector keeps it so */
 #endif
+    bytes = pool_hint(st->pool, bytes);
     if (running && bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(bytes / 1024 < INT_MAX ? bytes / 1024 : INT_MAX));
     if (running && pool_wants_collection(st->pool)) { /* a step may not reach old results (generational) */
       int kb;
