@@ -2,7 +2,7 @@
 -- spreadsheets on demand, csv-fr's default) and tsv (never quoted: tab, CR, LF and backslash in
 -- values are written \t, \r, \n and \\, as PostgreSQL, ClickHouse and Miller read them); numbers
 -- exact (rounded by kind on demand, csv-fr's default), optional BOM and decimal comma.
--- The cells are written by the C writers (core.write_rows, csrc/writer.c): this module turns the
+-- The cells are written by the C writers (core.row_writer, csrc/writer.c): this module turns the
 -- options into what they need.
 local common = require "cpf.format.common"
 local result = require "cpf.result"

@@ -21,7 +21,7 @@ local function string_text(s)
 end
 json.string_text = string_text
 
--- The rows are written by the C writers (core.write_rows, csrc/writer.c), with the same rules.
+-- The rows are written by the C writers (core.row_writer, csrc/writer.c), with the same rules.
 json.json = {
   options = { row_kind = common.option.boolean },
   write = function(res, out, opts)
